@@ -1,0 +1,32 @@
+# Floodgate. `make help` lists the targets.
+GO       ?= go
+BIN      := bin/floodgate
+FUZZTIME ?= 5s
+export GOFLAGS ?= -buildvcs=false
+
+.PHONY: help build test vet unit fuzz bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+build: ## build bin/floodgate
+	$(GO) build -o $(BIN) ./cmd/floodgate
+
+test: vet unit fuzz ## everything CI runs: vet, tests with -race, a short fuzz run of every decoder
+
+vet: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+unit: ## unit and integration tests, with the race detector
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+fuzz: ## run each fuzz target for FUZZTIME (default 5s)
+	@set -e; for dir in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+	  for f in $$(grep -h '^func Fuzz' $$dir/*_test.go | sed 's/func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
+	    echo "fuzz $$dir $$f"; $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$dir; \
+	  done; done
+
+clean: ## remove build and run outputs
+	rm -rf bin reports/out

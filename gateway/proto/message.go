@@ -1,0 +1,440 @@
+package proto
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+const (
+	// Version is the protocol version a client announces in LOGIN.
+	Version = 1
+
+	// MaxTokenLen is the largest login token accepted in LOGIN, in bytes.
+	MaxTokenLen = 512
+)
+
+// Body sizes: the whole body of fixed-layout frames, the fixed prefix of the
+// others.
+const (
+	loginFixed  = 9  // version u8 | uid u64
+	loginOKSize = 36 // session, epoch, last_seq u64 | heartbeat, idle, max_frame u32
+	errorFixed  = 10 // code u16 | ref u64
+	pingSize    = 8  // ts i64
+	sendFixed   = 24 // client_msg_id, to u64 | client_ts i64
+	sendAckSize = 16 // client_msg_id, msg_id u64
+	pushFixed   = 32 // seq, msg_id, from u64 | client_ts i64
+	pushAckSize = 8  // seq u64
+	syncSize    = 12 // after_seq u64 | limit u32
+	syncEndSize = 24 // up_to, head, oldest u64
+	kickFixed   = 7  // reason u8 | code u16 | retry_after_ms u32
+)
+
+// wantSize is the error for a fixed-layout body of the wrong size.
+func wantSize(t Type, body []byte, want int) error {
+	return fmt.Errorf("%w: %v body is %d bytes, want %d", ErrMalformed, t, len(body), want)
+}
+
+// wantMin is the error for a body shorter than its type's fixed part.
+func wantMin(t Type, body []byte, want int) error {
+	return fmt.Errorf("%w: %v body is %d bytes, want at least %d", ErrMalformed, t, len(body), want)
+}
+
+// tail returns body[off:] with its capacity clipped, so that appending to a
+// decoded field can never overwrite the bytes that follow it in a read buffer.
+func tail(body []byte, off int) []byte { return body[off:len(body):len(body)] }
+
+// Login is the body of LOGIN, the first frame a client sends.
+type Login struct {
+	Version uint8  // protocol version; must be Version, Append writes it as is
+	UID     uint64 // the user logging in
+	Token   []byte // login token for UID, 1..MaxTokenLen bytes of ASCII
+}
+
+// Decode parses a LOGIN body into m. Token aliases body. It fails with
+// ErrUnsupportedVersion if the version byte is not Version, whatever follows
+// it, and with ErrMalformed if the body is shorter than its fixed part or the
+// token is empty or longer than MaxTokenLen. The token's content is not
+// checked here; Signer.Verify does that. On error m is unchanged.
+func (m *Login) Decode(body []byte) error {
+	if len(body) == 0 {
+		return wantMin(TypeLogin, body, loginFixed+1)
+	}
+	if body[0] != Version {
+		return fmt.Errorf("%w %d", ErrUnsupportedVersion, body[0])
+	}
+	if len(body) < loginFixed {
+		return wantMin(TypeLogin, body, loginFixed+1)
+	}
+	if n := len(body) - loginFixed; n < 1 || n > MaxTokenLen {
+		return fmt.Errorf("%w: LOGIN token is %d bytes, want 1..%d", ErrMalformed, n, MaxTokenLen)
+	}
+	*m = Login{Version: body[0], UID: binary.BigEndian.Uint64(body[1:]), Token: tail(body, loginFixed)}
+	return nil
+}
+
+// Append appends the complete LOGIN frame to dst.
+func (m *Login) Append(dst []byte) []byte {
+	dst, b := appendFrame(dst, TypeLogin, loginFixed, len(m.Token))
+	b[0] = m.Version
+	binary.BigEndian.PutUint64(b[1:], m.UID)
+	return append(dst, m.Token...)
+}
+
+// Size reports the size of the complete LOGIN frame.
+func (m *Login) Size() int { return HeaderSize + loginFixed + len(m.Token) }
+
+// LoginOK is the body of LOGIN_OK, the server's answer to a valid LOGIN.
+type LoginOK struct {
+	Session       uint64 // server-assigned id of this connection, for diagnostics
+	Epoch         uint64 // identifies the user's seq space; a change means seqs restarted
+	LastSeq       uint64 // the user's newest seq at login, 0 if none
+	HeartbeatMS   uint32 // the client sends PING at this interval
+	IdleTimeoutMS uint32 // the server kicks after this long without an inbound frame
+	MaxFrame      uint32 // largest length field accepted and sent by the server
+}
+
+// Decode parses a LOGIN_OK body into m; it fails with ErrMalformed unless the
+// body is exactly 36 bytes. On error m is unchanged.
+func (m *LoginOK) Decode(body []byte) error {
+	if len(body) != loginOKSize {
+		return wantSize(TypeLoginOK, body, loginOKSize)
+	}
+	*m = LoginOK{
+		Session:       binary.BigEndian.Uint64(body[0:]),
+		Epoch:         binary.BigEndian.Uint64(body[8:]),
+		LastSeq:       binary.BigEndian.Uint64(body[16:]),
+		HeartbeatMS:   binary.BigEndian.Uint32(body[24:]),
+		IdleTimeoutMS: binary.BigEndian.Uint32(body[28:]),
+		MaxFrame:      binary.BigEndian.Uint32(body[32:]),
+	}
+	return nil
+}
+
+// Append appends the complete LOGIN_OK frame to dst.
+func (m *LoginOK) Append(dst []byte) []byte {
+	dst, b := appendFrame(dst, TypeLoginOK, loginOKSize, 0)
+	binary.BigEndian.PutUint64(b[0:], m.Session)
+	binary.BigEndian.PutUint64(b[8:], m.Epoch)
+	binary.BigEndian.PutUint64(b[16:], m.LastSeq)
+	binary.BigEndian.PutUint32(b[24:], m.HeartbeatMS)
+	binary.BigEndian.PutUint32(b[28:], m.IdleTimeoutMS)
+	binary.BigEndian.PutUint32(b[32:], m.MaxFrame)
+	return dst
+}
+
+// Size reports the size of the complete LOGIN_OK frame.
+func (m *LoginOK) Size() int { return HeaderSize + loginOKSize }
+
+// Error is the body of ERROR, a non-fatal failure of one request.
+type Error struct {
+	Code    Code   // a request error code (40–59)
+	Ref     uint64 // client_msg_id of the request it refers to, 0 if none
+	Message []byte // optional UTF-8 description for humans
+}
+
+// Decode parses an ERROR body into m. Message aliases body. It fails with
+// ErrMalformed if the body is shorter than 10 bytes. On error m is unchanged.
+func (m *Error) Decode(body []byte) error {
+	if len(body) < errorFixed {
+		return wantMin(TypeError, body, errorFixed)
+	}
+	*m = Error{Code: Code(binary.BigEndian.Uint16(body)), Ref: binary.BigEndian.Uint64(body[2:]), Message: tail(body, errorFixed)}
+	return nil
+}
+
+// Append appends the complete ERROR frame to dst.
+func (m *Error) Append(dst []byte) []byte { return appendError(dst, m.Code, m.Ref, m.Message) }
+
+// Size reports the size of the complete ERROR frame.
+func (m *Error) Size() int { return HeaderSize + errorFixed + len(m.Message) }
+
+// AppendError appends a complete ERROR frame to dst without building an
+// Error first.
+func AppendError(dst []byte, c Code, ref uint64, msg string) []byte {
+	return appendError(dst, c, ref, msg)
+}
+
+func appendError[S string | []byte](dst []byte, c Code, ref uint64, msg S) []byte {
+	dst, b := appendFrame(dst, TypeError, errorFixed, len(msg))
+	binary.BigEndian.PutUint16(b, uint16(c))
+	binary.BigEndian.PutUint64(b[2:], ref)
+	return append(dst, msg...)
+}
+
+// Ping is the body of PING, the client's heartbeat.
+type Ping struct {
+	TS int64 // opaque to the server, echoed in PONG
+}
+
+// Decode parses a PING body into m; it fails with ErrMalformed unless the
+// body is exactly 8 bytes. On error m is unchanged.
+func (m *Ping) Decode(body []byte) error {
+	if len(body) != pingSize {
+		return wantSize(TypePing, body, pingSize)
+	}
+	m.TS = int64(binary.BigEndian.Uint64(body))
+	return nil
+}
+
+// Append appends the complete PING frame to dst.
+func (m *Ping) Append(dst []byte) []byte {
+	dst, b := appendFrame(dst, TypePing, pingSize, 0)
+	binary.BigEndian.PutUint64(b, uint64(m.TS))
+	return dst
+}
+
+// Size reports the size of the complete PING frame.
+func (m *Ping) Size() int { return HeaderSize + pingSize }
+
+// Pong is the body of PONG, the server's answer to PING.
+type Pong struct {
+	TS int64 // the TS of the PING being answered
+}
+
+// Decode parses a PONG body into m; it fails with ErrMalformed unless the
+// body is exactly 8 bytes. On error m is unchanged.
+func (m *Pong) Decode(body []byte) error {
+	if len(body) != pingSize {
+		return wantSize(TypePong, body, pingSize)
+	}
+	m.TS = int64(binary.BigEndian.Uint64(body))
+	return nil
+}
+
+// Append appends the complete PONG frame to dst.
+func (m *Pong) Append(dst []byte) []byte {
+	dst, b := appendFrame(dst, TypePong, pingSize, 0)
+	binary.BigEndian.PutUint64(b, uint64(m.TS))
+	return dst
+}
+
+// Size reports the size of the complete PONG frame.
+func (m *Pong) Size() int { return HeaderSize + pingSize }
+
+// Send is the body of SEND, a message from the client to another user.
+type Send struct {
+	ClientMsgID uint64 // chosen by the client, echoed in SEND_ACK or ERROR
+	To          uint64 // recipient uid
+	ClientTS    int64  // sender's timestamp, opaque to the server, copied into PUSH
+	Payload     []byte // message content, opaque to the server
+}
+
+// Decode parses a SEND body into m. Payload aliases body. It fails with
+// ErrMalformed if the body is shorter than 24 bytes. On error m is unchanged.
+func (m *Send) Decode(body []byte) error {
+	if len(body) < sendFixed {
+		return wantMin(TypeSend, body, sendFixed)
+	}
+	*m = Send{
+		ClientMsgID: binary.BigEndian.Uint64(body[0:]),
+		To:          binary.BigEndian.Uint64(body[8:]),
+		ClientTS:    int64(binary.BigEndian.Uint64(body[16:])),
+		Payload:     tail(body, sendFixed),
+	}
+	return nil
+}
+
+// Append appends the complete SEND frame to dst.
+func (m *Send) Append(dst []byte) []byte {
+	dst, b := appendFrame(dst, TypeSend, sendFixed, len(m.Payload))
+	binary.BigEndian.PutUint64(b[0:], m.ClientMsgID)
+	binary.BigEndian.PutUint64(b[8:], m.To)
+	binary.BigEndian.PutUint64(b[16:], uint64(m.ClientTS))
+	return append(dst, m.Payload...)
+}
+
+// Size reports the size of the complete SEND frame.
+func (m *Send) Size() int { return HeaderSize + sendFixed + len(m.Payload) }
+
+// SendAck is the body of SEND_ACK: the message of one SEND is stored.
+type SendAck struct {
+	ClientMsgID uint64 // the SEND's client_msg_id
+	MsgID       uint64 // server-assigned message id, also carried by the PUSH
+}
+
+// Decode parses a SEND_ACK body into m; it fails with ErrMalformed unless the
+// body is exactly 16 bytes. On error m is unchanged.
+func (m *SendAck) Decode(body []byte) error {
+	if len(body) != sendAckSize {
+		return wantSize(TypeSendAck, body, sendAckSize)
+	}
+	*m = SendAck{ClientMsgID: binary.BigEndian.Uint64(body[0:]), MsgID: binary.BigEndian.Uint64(body[8:])}
+	return nil
+}
+
+// Append appends the complete SEND_ACK frame to dst.
+func (m *SendAck) Append(dst []byte) []byte {
+	dst, b := appendFrame(dst, TypeSendAck, sendAckSize, 0)
+	binary.BigEndian.PutUint64(b[0:], m.ClientMsgID)
+	binary.BigEndian.PutUint64(b[8:], m.MsgID)
+	return dst
+}
+
+// Size reports the size of the complete SEND_ACK frame.
+func (m *SendAck) Size() int { return HeaderSize + sendAckSize }
+
+// Push is the body of PUSH, a message delivered to its recipient, live or
+// replayed by SYNC.
+type Push struct {
+	Seq      uint64 // recipient's sequence number: 1, 2, 3, … without holes
+	MsgID    uint64 // server-assigned message id (as in the sender's SEND_ACK)
+	From     uint64 // sender uid
+	ClientTS int64  // the sender's ClientTS
+	Payload  []byte // the sender's payload
+}
+
+// Decode parses a PUSH body into m. Payload aliases body. It fails with
+// ErrMalformed if the body is shorter than 32 bytes. On error m is unchanged.
+func (m *Push) Decode(body []byte) error {
+	if len(body) < pushFixed {
+		return wantMin(TypePush, body, pushFixed)
+	}
+	*m = Push{
+		Seq:      binary.BigEndian.Uint64(body[0:]),
+		MsgID:    binary.BigEndian.Uint64(body[8:]),
+		From:     binary.BigEndian.Uint64(body[16:]),
+		ClientTS: int64(binary.BigEndian.Uint64(body[24:])),
+		Payload:  tail(body, pushFixed),
+	}
+	return nil
+}
+
+// Append appends the complete PUSH frame to dst.
+func (m *Push) Append(dst []byte) []byte {
+	dst, b := appendFrame(dst, TypePush, pushFixed, len(m.Payload))
+	binary.BigEndian.PutUint64(b[0:], m.Seq)
+	binary.BigEndian.PutUint64(b[8:], m.MsgID)
+	binary.BigEndian.PutUint64(b[16:], m.From)
+	binary.BigEndian.PutUint64(b[24:], uint64(m.ClientTS))
+	return append(dst, m.Payload...)
+}
+
+// Size reports the size of the complete PUSH frame.
+func (m *Push) Size() int { return HeaderSize + pushFixed + len(m.Payload) }
+
+// PushAck is the body of PUSH_ACK, the client's cumulative acknowledgement.
+type PushAck struct {
+	Seq uint64 // the client holds every seq <= Seq
+}
+
+// Decode parses a PUSH_ACK body into m; it fails with ErrMalformed unless the
+// body is exactly 8 bytes. On error m is unchanged.
+func (m *PushAck) Decode(body []byte) error {
+	if len(body) != pushAckSize {
+		return wantSize(TypePushAck, body, pushAckSize)
+	}
+	m.Seq = binary.BigEndian.Uint64(body)
+	return nil
+}
+
+// Append appends the complete PUSH_ACK frame to dst.
+func (m *PushAck) Append(dst []byte) []byte {
+	dst, b := appendFrame(dst, TypePushAck, pushAckSize, 0)
+	binary.BigEndian.PutUint64(b, m.Seq)
+	return dst
+}
+
+// Size reports the size of the complete PUSH_ACK frame.
+func (m *PushAck) Size() int { return HeaderSize + pushAckSize }
+
+// Sync is the body of SYNC, the client's request to replay stored messages.
+type Sync struct {
+	AfterSeq uint64 // replay seqs > AfterSeq, in order
+	Limit    uint32 // at most this many; 0 means the server's default
+}
+
+// Decode parses a SYNC body into m; it fails with ErrMalformed unless the
+// body is exactly 12 bytes. On error m is unchanged.
+func (m *Sync) Decode(body []byte) error {
+	if len(body) != syncSize {
+		return wantSize(TypeSync, body, syncSize)
+	}
+	*m = Sync{AfterSeq: binary.BigEndian.Uint64(body), Limit: binary.BigEndian.Uint32(body[8:])}
+	return nil
+}
+
+// Append appends the complete SYNC frame to dst.
+func (m *Sync) Append(dst []byte) []byte {
+	dst, b := appendFrame(dst, TypeSync, syncSize, 0)
+	binary.BigEndian.PutUint64(b, m.AfterSeq)
+	binary.BigEndian.PutUint32(b[8:], m.Limit)
+	return dst
+}
+
+// Size reports the size of the complete SYNC frame.
+func (m *Sync) Size() int { return HeaderSize + syncSize }
+
+// SyncEnd is the body of SYNC_END, which closes the replay of one SYNC.
+type SyncEnd struct {
+	UpTo   uint64 // last seq replayed by this SYNC, or its AfterSeq if none was
+	Head   uint64 // the user's newest seq
+	Oldest uint64 // oldest seq still retained, Head+1 if none is; seqs in (AfterSeq, Oldest) are lost
+}
+
+// Decode parses a SYNC_END body into m; it fails with ErrMalformed unless the
+// body is exactly 24 bytes. On error m is unchanged.
+func (m *SyncEnd) Decode(body []byte) error {
+	if len(body) != syncEndSize {
+		return wantSize(TypeSyncEnd, body, syncEndSize)
+	}
+	*m = SyncEnd{UpTo: binary.BigEndian.Uint64(body[0:]), Head: binary.BigEndian.Uint64(body[8:]), Oldest: binary.BigEndian.Uint64(body[16:])}
+	return nil
+}
+
+// Append appends the complete SYNC_END frame to dst.
+func (m *SyncEnd) Append(dst []byte) []byte {
+	dst, b := appendFrame(dst, TypeSyncEnd, syncEndSize, 0)
+	binary.BigEndian.PutUint64(b[0:], m.UpTo)
+	binary.BigEndian.PutUint64(b[8:], m.Head)
+	binary.BigEndian.PutUint64(b[16:], m.Oldest)
+	return dst
+}
+
+// Size reports the size of the complete SYNC_END frame.
+func (m *SyncEnd) Size() int { return HeaderSize + syncEndSize }
+
+// Kick is the body of KICK, always the last frame before the server closes
+// the connection.
+type Kick struct {
+	Reason       Reason // broad cause
+	Code         Code   // specific cause
+	RetryAfterMS uint32 // wait at least this long before reconnecting; 0 = no hint
+	Message      []byte // optional UTF-8 description for humans
+}
+
+// Decode parses a KICK body into m. Message aliases body. It fails with
+// ErrMalformed if the body is shorter than 7 bytes. On error m is unchanged.
+func (m *Kick) Decode(body []byte) error {
+	if len(body) < kickFixed {
+		return wantMin(TypeKick, body, kickFixed)
+	}
+	*m = Kick{
+		Reason:       Reason(body[0]),
+		Code:         Code(binary.BigEndian.Uint16(body[1:])),
+		RetryAfterMS: binary.BigEndian.Uint32(body[3:]),
+		Message:      tail(body, kickFixed),
+	}
+	return nil
+}
+
+// Append appends the complete KICK frame to dst.
+func (m *Kick) Append(dst []byte) []byte {
+	return appendKick(dst, m.Reason, m.Code, m.RetryAfterMS, m.Message)
+}
+
+// Size reports the size of the complete KICK frame.
+func (m *Kick) Size() int { return HeaderSize + kickFixed + len(m.Message) }
+
+// AppendKick appends a complete KICK frame to dst without building a Kick
+// first. Use c.KickReason() for r when c is a fatal code.
+func AppendKick(dst []byte, r Reason, c Code, retryAfterMS uint32, msg string) []byte {
+	return appendKick(dst, r, c, retryAfterMS, msg)
+}
+
+func appendKick[S string | []byte](dst []byte, r Reason, c Code, retryAfterMS uint32, msg S) []byte {
+	dst, b := appendFrame(dst, TypeKick, kickFixed, len(msg))
+	b[0] = byte(r)
+	binary.BigEndian.PutUint16(b[1:], uint16(c))
+	binary.BigEndian.PutUint32(b[3:], retryAfterMS)
+	return append(dst, msg...)
+}

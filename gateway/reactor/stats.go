@@ -1,0 +1,113 @@
+package reactor
+
+import (
+	"math/bits"
+	"sync/atomic"
+)
+
+// BatchBuckets is the number of buckets in Stats.EpollBatch: events returned per
+// epoll_wait, bucket i counting batches of size in [2^(i-1), 2^i) (bucket 0: empty
+// wake-ups), the last bucket everything larger.
+const BatchBuckets = 10
+
+// loopStats are one epoller's counters. They sit in the loop so that the hot path
+// increments a cache line only its own goroutine (and its connections' writers) touch.
+type loopStats struct {
+	_            [64]byte // keep other loops' counters off this cache line
+	waits        atomic.Uint64
+	events       atomic.Uint64
+	batch        [BatchBuckets]atomic.Uint64
+	staleEvents  atomic.Uint64
+	bytesIn      atomic.Uint64
+	bytesOut     atomic.Uint64
+	framesIn     atomic.Uint64
+	readRequeues atomic.Uint64
+	readPauses   atomic.Uint64
+	outBytes     atomic.Int64 // queued outbound bytes now
+	deferred     atomic.Int64 // deferred frame bytes waiting for workers now
+	closed       [numReasons]atomic.Uint64
+}
+
+func (s *loopStats) observeBatch(n int) {
+	s.waits.Add(1)
+	s.events.Add(uint64(n))
+	s.batch[min(bits.Len(uint(n)), BatchBuckets-1)].Add(1)
+}
+
+// acceptStats are the accept loops' counters.
+type acceptStats struct {
+	accepted     atomic.Uint64
+	dialed       atomic.Uint64
+	rejected     atomic.Uint64 // over the connection limit: BUSY
+	acceptErrors atomic.Uint64 // EMFILE, ENFILE, ENOBUFS, ENOMEM...: each one backed off
+	throttled    atomic.Uint64 // accepts delayed by the accept-rate limit
+}
+
+// Stats is a snapshot of the reactor's counters (totals since start unless noted).
+type Stats struct {
+	Conns        int64  // connections now, including closing ones
+	MaxConns     int    // the admission limit in force
+	Accepted     uint64 // connections admitted by the accept loops
+	Dialed       uint64 // outbound connections started
+	RejectedBusy uint64 // connections refused over the limit (BUSY farewell)
+	AcceptErrors uint64 // accept failures that forced a back-off (EMFILE, ENFILE, ...)
+	Throttled    uint64 // accepts delayed by the accept-rate limit
+	// Closed counts torn-down connections by reason, indexed by Reason.
+	Closed         [numReasons]uint64
+	BytesIn        uint64
+	BytesOut       uint64
+	FramesIn       uint64
+	OutboundQueued int64 // bytes queued for slow sockets now
+	DeferredQueued int64 // bytes of deferred frames waiting for workers now
+	WorkerQueue    int   // connections waiting for a worker now
+	EpollWaits     uint64
+	EpollEvents    uint64
+	// EpollBatch is the histogram of events per epoll_wait (see BatchBuckets).
+	EpollBatch   [BatchBuckets]uint64
+	StaleEvents  uint64 // events dropped because their slot's generation moved on
+	ReadRequeues uint64 // reads cut short by the per-event byte cap and requeued
+	ReadPauses   uint64 // times a connection stopped reading (output high watermark, deferred backlog)
+}
+
+// ClosedBy returns how many connections were torn down for reason r.
+func (s *Stats) ClosedBy(r Reason) uint64 {
+	if int(r) >= len(s.Closed) {
+		return 0
+	}
+	return s.Closed[r]
+}
+
+// Stats returns a snapshot of the counters. Safe from any goroutine; each counter is
+// read atomically, the set as a whole is not a single instant.
+func (r *Reactor) Stats() Stats {
+	s := Stats{
+		Conns:        r.conns.Load(),
+		MaxConns:     r.maxConns,
+		Accepted:     r.astats.accepted.Load(),
+		Dialed:       r.astats.dialed.Load(),
+		RejectedBusy: r.astats.rejected.Load(),
+		AcceptErrors: r.astats.acceptErrors.Load(),
+		Throttled:    r.astats.throttled.Load(),
+		WorkerQueue:  len(r.workq),
+	}
+	for _, l := range r.loops {
+		ls := &l.stats
+		s.EpollWaits += ls.waits.Load()
+		s.EpollEvents += ls.events.Load()
+		for i := range ls.batch {
+			s.EpollBatch[i] += ls.batch[i].Load()
+		}
+		s.StaleEvents += ls.staleEvents.Load()
+		s.BytesIn += ls.bytesIn.Load()
+		s.BytesOut += ls.bytesOut.Load()
+		s.FramesIn += ls.framesIn.Load()
+		s.ReadRequeues += ls.readRequeues.Load()
+		s.ReadPauses += ls.readPauses.Load()
+		s.OutboundQueued += ls.outBytes.Load()
+		s.DeferredQueued += ls.deferred.Load()
+		for i := range ls.closed {
+			s.Closed[i] += ls.closed[i].Load()
+		}
+	}
+	return s
+}
