@@ -21,6 +21,7 @@ vet: ## gofmt and go vet
 
 unit: ## unit and integration tests, with the race detector
 	$(GO) test -race -count=1 -timeout 15m ./...
+	cd bench/peers && $(GO) test -race -count=1 ./...
 
 fuzz: ## run each fuzz target for FUZZTIME (default 5s)
 	@set -e; for dir in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \

@@ -78,6 +78,7 @@ func (a *acceptor) stop() {
 }
 
 func (a *acceptor) run() {
+	defer a.drainBacklog()
 	events := make([]unix.EpollEvent, 2)
 	for {
 		n, err := unix.EpollWait(a.epfd, events, -1)
@@ -127,6 +128,21 @@ func (a *acceptor) acceptAll() bool {
 		if !a.sleep(backoff) {
 			return false
 		}
+	}
+}
+
+// drainBacklog accepts what is still in the listen queue when the loop stops and
+// says the shutdown farewell to it: closing a listener resets the connections in its
+// backlog, which their clients (handshake done, maybe a LOGIN sent) would see as a
+// crash rather than a shutdown.
+func (a *acceptor) drainBacklog() {
+	for range a.r.cfg.Backlog {
+		nfd, _, errno := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(a.lfd), 0, 0,
+			unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+		if errno != 0 {
+			return
+		}
+		a.r.reject(int(nfd), ReasonShutdown)
 	}
 }
 

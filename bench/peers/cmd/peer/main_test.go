@@ -1,0 +1,201 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/floodgate/floodgate/gateway/admin"
+)
+
+// childEnv makes the test binary act as the peer command (see TestMain), so
+// the tests exercise the real process: flags, READY line, signals, exit code.
+const childEnv = "PEER_TEST_RUN_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func TestEcho(t *testing.T) {
+	for _, server := range []string{"netstd", "gnet", "nbio"} {
+		t.Run(server, func(t *testing.T) {
+			t.Parallel()
+			admin := freeAddr(t)
+			addr := startPeer(t, "-server", server, "-addr", "127.0.0.1:0", "-admin", admin, "-loops", "2")
+
+			var wg sync.WaitGroup
+			for i := range 4 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if err := echoClient(addr, i); err != nil {
+						t.Errorf("client %d: %v", i, err)
+					}
+				}()
+			}
+			wg.Wait()
+			checkAdmin(t, admin)
+		})
+	}
+}
+
+func TestBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{},
+		{"-server", "nginx"},
+		{"-server", "gnet", "-loops", "0"},
+		{"-server", "nbio", "extra"},
+	} {
+		if _, err := parseFlags(args); err == nil {
+			t.Errorf("parseFlags(%q) succeeded", args)
+		}
+	}
+}
+
+// startPeer runs the peer command with args, waits for its READY line and
+// returns the echo address. At cleanup it sends SIGTERM and requires a clean
+// exit within 2 s; the process is killed if anything goes wrong.
+func startPeer(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), childEnv+"=1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			default:
+				t.Errorf("extra stdout line %q", sc.Text())
+			}
+		}
+		close(lines)
+		exited <- cmd.Wait() // after stdout is drained, as Wait requires
+	}()
+	t.Cleanup(func() {
+		defer cmd.Process.Kill() // no-op once the process has exited
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Errorf("SIGTERM: %v", err)
+		}
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("peer exited with %v; stderr:\n%s", err, &stderr)
+			}
+		case <-time.After(2 * time.Second):
+			t.Errorf("peer still running 2 s after SIGTERM")
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+
+	select {
+	case line := <-lines:
+		server := args[1]
+		addr, ok := strings.CutPrefix(line, "READY "+server+" ")
+		if !ok {
+			t.Fatalf("readiness line %q", line)
+		}
+		return addr
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no READY line after 10 s; stderr:\n%s", &stderr)
+	}
+	return ""
+}
+
+// echoClient sends small, 1 KiB and 64 KiB messages and checks that each
+// comes back unchanged.
+func echoClient(addr string, id int) error {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		return err
+	}
+	for _, size := range []int{1, 13, 1 << 10, 64 << 10, 1 << 10} {
+		msg := make([]byte, size)
+		for i := range msg {
+			msg[i] = byte(i*7 + id)
+		}
+		// Write concurrently with reading: a 64 KiB message need not fit in
+		// the socket buffers while nobody reads the echo.
+		werr := make(chan error, 1)
+		go func() {
+			_, err := c.Write(msg)
+			werr <- err
+		}()
+		got := make([]byte, size)
+		_, rerr := io.ReadFull(c, got)
+		if err := errors.Join(<-werr, rerr); err != nil {
+			return fmt.Errorf("%d-byte message: %w", size, err)
+		}
+		if !bytes.Equal(got, msg) {
+			return fmt.Errorf("%d-byte message came back altered", size)
+		}
+	}
+	return nil
+}
+
+// checkAdmin checks that the peer serves the memstats endpoint on admin.
+func checkAdmin(t *testing.T, addr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/debug/memstats", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m admin.MemStats
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Goroutines == 0 || m.HeapInuse == 0 {
+		t.Errorf("implausible memstats %+v", m)
+	}
+}
+
+// freeAddr returns a loopback address that was free a moment ago, for the
+// admin listener, whose bound address the peer does not report.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+)
+
+// logFlags are the logging flags every long-running role takes.
+type logFlags struct {
+	level, format string
+}
+
+func (l *logFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&l.level, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&l.format, "log-format", "text", "log format: text or json")
+}
+
+func (l *logFlags) logger(w io.Writer) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(l.level)); err != nil {
+		return nil, fmt.Errorf("-log-level %q: %w", l.level, err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch l.format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("-log-format %q: want text or json", l.format)
+}
+
+// secretFlags locate the cluster secret: a file, or the FLOODGATE_SECRET variable.
+// There is deliberately no flag taking the secret itself: it would show in ps.
+type secretFlags struct{ file string }
+
+func (s *secretFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&s.file, "secret-file", "", "file holding the cluster secret (default: $FLOODGATE_SECRET)")
+}
+
+func (s *secretFlags) load() ([]byte, error) {
+	if s.file != "" {
+		b, err := os.ReadFile(s.file)
+		if err != nil {
+			return nil, fmt.Errorf("reading the secret: %w", err)
+		}
+		return []byte(strings.TrimSpace(string(b))), nil
+	}
+	if v := os.Getenv("FLOODGATE_SECRET"); v != "" {
+		return []byte(v), nil
+	}
+	return nil, errors.New("no cluster secret: give -secret-file or set FLOODGATE_SECRET")
+}
+
+// parse parses a subcommand's flags; it returns an exit code > 0 when the caller
+// should stop (0 after -h).
+func parse(fs *flag.FlagSet, args []string, stderr io.Writer) (stop bool, code int) {
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return true, 0
+		}
+		return true, 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "%s: unexpected arguments %q\n", fs.Name(), fs.Args())
+		return true, 2
+	}
+	return false, 0
+}

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/floodgate/floodgate/gateway/client"
+	"github.com/floodgate/floodgate/gateway/proto"
+)
+
+// buildBinary compiles floodgate once per test binary run.
+var buildBinary = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "floodgate-bin-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "floodgate")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		return "", errors.New(string(out))
+	}
+	return bin, nil
+})
+
+func binary(t *testing.T) string {
+	t.Helper()
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatalf("go build: %v", err)
+	}
+	return bin
+}
+
+func TestUsageAndUnknownCommand(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := dispatch([]string{"nope"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), `unknown command "nope"`) {
+		t.Fatalf("code %d, stderr %q", code, errb.String())
+	}
+	errb.Reset()
+	if code := dispatch([]string{"token", "-uid", "0"}, &out, &errb); code != 2 {
+		t.Fatalf("token -uid 0: code %d", code)
+	}
+}
+
+func TestTokenVerifiesUnderTheSameSecret(t *testing.T) {
+	t.Setenv("FLOODGATE_SECRET", "a-secret-of-sixteen+")
+	var out, errb bytes.Buffer
+	if code := dispatch([]string{"token", "-uid", "77", "-ttl", "1h"}, &out, &errb); code != 0 {
+		t.Fatalf("code %d: %s", code, errb.String())
+	}
+	s, _ := proto.NewSigner([]byte("a-secret-of-sixteen+"))
+	if err := s.Verify(bytes.TrimSpace(out.Bytes()), 77, time.Now()); err != nil {
+		t.Fatalf("minted token does not verify: %v (%q)", err, out.String())
+	}
+}
+
+// The gateway command end to end: READY line, login with a minted token, metrics,
+// the file-limit log line, and SIGTERM → KICK SHUTDOWN → exit 0 within the bound.
+func TestGatewayCommandServesAndStopsOnSIGTERM(t *testing.T) {
+	bin := binary(t)
+	cmd := exec.Command(bin, "gateway", "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-shutdown-timeout", "2s")
+	cmd.Env = append(os.Environ(), "FLOODGATE_SECRET=a-secret-of-sixteen+")
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	ready := make(chan []string, 1)
+	go func() {
+		line, _ := bufio.NewReader(stdout).ReadString('\n')
+		ready <- strings.Fields(line)
+		io.Copy(io.Discard, stdout)
+	}()
+	var f []string
+	select {
+	case f = <-ready:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no READY line; stderr:\n%s", stderr.String())
+	}
+	if len(f) != 4 || f[0] != "READY" || f[1] != "gateway" {
+		t.Fatalf("READY line %q", f)
+	}
+	addr, adminAddr := f[2], f[3]
+
+	tokCmd := exec.Command(bin, "token", "-uid", "5", "-ttl", "1m")
+	tokCmd.Env = cmd.Env
+	tok, err := tokCmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.Dial(addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.NetConn().SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := c.Login(5, bytes.TrimSpace(tok)); err != nil {
+		t.Fatalf("login: %v", err)
+	}
+
+	resp, err := http.Get("http://" + adminAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`floodgate_reactor_connections{gateway="gw-1"} 1`, `floodgate_gateway_sessions{gateway="gw-1"} 1`, `floodgate_gateway_logins_total{gateway="gw-1",result="ok"} 1`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if !strings.Contains(stderr.String(), "nofile_hard=") {
+		t.Errorf("the effective RLIMIT_NOFILE is not logged:\n%s", stderr.String())
+	}
+
+	start := time.Now()
+	cmd.Process.Signal(syscall.SIGTERM)
+	var kick *client.KickError
+	for {
+		fr, err := c.Next()
+		if err != nil {
+			t.Fatalf("before the KICK: %v", err)
+		}
+		if errors.As(client.AsError(fr), &kick) {
+			break
+		}
+	}
+	if kick.Reason != proto.ReasonShutdown {
+		t.Fatalf("kick %v, want SHUTDOWN", kick)
+	}
+	c.Close()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("gateway did not exit within 5s of SIGTERM")
+	}
+	t.Logf("SIGTERM to exit: %v", time.Since(start))
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

@@ -1,0 +1,133 @@
+package msg
+
+import (
+	"context"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+)
+
+// memShards spreads users over independently locked maps.
+const memShards = 256
+
+// Memory is the in-process Store: sharded maps of per-user inboxes.
+type Memory struct {
+	epoch     uint64
+	limit     int // messages retained per user
+	nextID    atomic.Uint64
+	evictions atomic.Uint64
+	stored    atomic.Int64 // messages retained now
+	shards    [memShards]memShard
+}
+
+type memShard struct {
+	mu    sync.Mutex
+	users map[uint64]*inbox
+}
+
+// inbox is one user's retained messages: msgs[i] has seq first+i.
+type inbox struct {
+	head  uint64
+	first uint64 // seq of msgs[0]; head+1 when empty
+	msgs  []Message
+}
+
+// NewMemory returns an empty store that retains at most perUser messages per user
+// (evicting the oldest unacknowledged ones beyond that; see Evictions).
+func NewMemory(perUser int) *Memory {
+	m := &Memory{epoch: rand.Uint64() | 1, limit: max(perUser, 1)}
+	for i := range m.shards {
+		m.shards[i].users = make(map[uint64]*inbox)
+	}
+	return m
+}
+
+func (m *Memory) shard(uid uint64) *memShard { return &m.shards[uid%memShards] }
+
+// Append implements Store.
+func (m *Memory) Append(_ context.Context, msg *Message) error {
+	if msg.To == 0 {
+		return ErrNoRecipient
+	}
+	msg.ID = m.nextID.Add(1)
+	stored := *msg
+	stored.Payload = append([]byte(nil), msg.Payload...)
+	sh := m.shard(msg.To)
+	sh.mu.Lock()
+	ib := sh.users[msg.To]
+	if ib == nil {
+		ib = &inbox{first: 1}
+		sh.users[msg.To] = ib
+	}
+	ib.head++
+	stored.Seq, msg.Seq = ib.head, ib.head
+	if len(ib.msgs) == m.limit {
+		ib.msgs[0] = Message{}
+		ib.msgs = ib.msgs[1:]
+		ib.first++
+		m.evictions.Add(1)
+		m.stored.Add(-1)
+	}
+	ib.msgs = append(ib.msgs, stored)
+	sh.mu.Unlock()
+	m.stored.Add(1)
+	return nil
+}
+
+// Ack implements Store.
+func (m *Memory) Ack(_ context.Context, uid, seq uint64) error {
+	sh := m.shard(uid)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	ib := sh.users[uid]
+	if ib == nil || seq < ib.first {
+		return nil
+	}
+	n := int(min(seq, ib.head) - ib.first + 1)
+	clear(ib.msgs[:n])
+	ib.msgs = ib.msgs[n:]
+	ib.first += uint64(n)
+	m.stored.Add(-int64(n))
+	if len(ib.msgs) == 0 {
+		ib.msgs = nil // an acknowledged inbox holds no backing array
+	}
+	return nil
+}
+
+// Range implements Store.
+func (m *Memory) Range(_ context.Context, uid, after uint64, limit int) ([]Message, Window, error) {
+	sh := m.shard(uid)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	ib := sh.users[uid]
+	if ib == nil {
+		return nil, Window{Epoch: m.epoch, Head: 0, Oldest: 1}, nil
+	}
+	w := Window{Epoch: m.epoch, Head: ib.head, Oldest: ib.first}
+	from := 0
+	if after >= ib.first {
+		from = int(min(after-ib.first+1, uint64(len(ib.msgs))))
+	}
+	out := ib.msgs[from:]
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return append([]Message(nil), out...), w, nil
+}
+
+// Window implements Store.
+func (m *Memory) Window(_ context.Context, uid uint64) (Window, error) {
+	sh := m.shard(uid)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if ib := sh.users[uid]; ib != nil {
+		return Window{Epoch: m.epoch, Head: ib.head, Oldest: ib.first}, nil
+	}
+	return Window{Epoch: m.epoch, Head: 0, Oldest: 1}, nil
+}
+
+// Evictions returns how many unacknowledged messages were evicted by the per-user limit.
+func (m *Memory) Evictions() uint64 { return m.evictions.Load() }
+
+// Stored returns how many messages are retained now.
+func (m *Memory) Stored() int64 { return m.stored.Load() }

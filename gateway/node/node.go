@@ -1,0 +1,426 @@
+// Package node is the gateway process's core: it holds client connections on the
+// reactor and speaks the client protocol — LOGIN, PING, SEND, PUSH, PUSH_ACK, SYNC,
+// KICK — delegating storage, the session directory and routing to a Backend.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/floodgate/floodgate/gateway/msg"
+	"github.com/floodgate/floodgate/gateway/proto"
+	"github.com/floodgate/floodgate/gateway/reactor"
+	"github.com/floodgate/floodgate/gateway/reactor/reactorprom"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config configures a Node.
+type Config struct {
+	// ID names this gateway in metrics, logs and (later) the session directory.
+	ID string
+	// Reactor is the connection engine's configuration. Handler, Framer and
+	// Farewell are set by the node; IdleTimeout defaults to 3 × Heartbeat.
+	Reactor reactor.Config
+	// Heartbeat is the PING interval announced to clients in LOGIN_OK; default 30s.
+	Heartbeat time.Duration
+	// MaxFrame is the largest frame length accepted and announced; default
+	// proto.DefaultMaxFrame.
+	MaxFrame int
+	// SyncLimit caps the messages one SYNC replays; default 256.
+	SyncLimit int
+	// RequestTimeout bounds each backend call; default 5s.
+	RequestTimeout time.Duration
+	// Signer verifies LOGIN tokens. Required unless Echo.
+	Signer *proto.Signer
+	// Backend is the rest of the stack. Required unless Echo.
+	Backend Backend
+	// Echo answers every frame with itself, without parsing it: a pure reactor
+	// benchmark mode.
+	Echo bool
+	// Registry receives the node's and the reactor's metrics; nil for none.
+	Registry prometheus.Registerer
+	Logger   *slog.Logger
+}
+
+// Node is one gateway.
+type Node struct {
+	cfg      Config
+	log      *slog.Logger
+	r        *reactor.Reactor
+	sessions *sessions
+	nextID   atomic.Uint64
+	m        *metrics
+	scratch  sync.Pool // *[]byte for encoding outbound frames
+}
+
+// New builds a node and its reactor (binding the listeners).
+func New(cfg Config) (*Node, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = 30 * time.Second
+	}
+	if cfg.MaxFrame <= 0 {
+		cfg.MaxFrame = proto.DefaultMaxFrame
+	}
+	if cfg.MaxFrame < proto.MinMaxFrame {
+		return nil, fmt.Errorf("node: max frame %d is below the protocol minimum %d", cfg.MaxFrame, proto.MinMaxFrame)
+	}
+	if cfg.SyncLimit <= 0 {
+		cfg.SyncLimit = 256
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 5 * time.Second
+	}
+	if !cfg.Echo && (cfg.Signer == nil || cfg.Backend == nil) {
+		return nil, errors.New("node: a Signer and a Backend are required (or Echo)")
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger.With("gateway", cfg.ID), sessions: newSessions()}
+	n.scratch.New = func() any { b := make([]byte, 0, 512); return &b }
+	reg := cfg.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry() // counted, not exported
+	}
+	labels := prometheus.Labels{"gateway": cfg.ID}
+	n.m = newMetrics(reg, labels, func() float64 { return float64(n.sessions.len()) })
+
+	rc := cfg.Reactor
+	maxFrame := cfg.MaxFrame
+	rc.Framer = func(b []byte) (int, error) { return proto.FrameSize(b, maxFrame) }
+	rc.Farewell = n.farewell
+	rc.Logger = n.log
+	if rc.IdleTimeout == 0 {
+		rc.IdleTimeout = 3 * cfg.Heartbeat
+	}
+	if cfg.Echo {
+		rc.Handler = echo{}
+	} else {
+		rc.Handler = n
+		cfg.Backend.Attach(n)
+	}
+	r, err := reactor.New(rc)
+	if err != nil {
+		return nil, err
+	}
+	n.r = r
+	n.cfg.Reactor = rc
+	reg.MustRegister(reactorprom.New(r, labels))
+	return n, nil
+}
+
+// Run serves until ctx ends, then closes every connection with KICK SHUTDOWN and
+// returns within the reactor's ShutdownTimeout.
+func (n *Node) Run(ctx context.Context) error { return n.r.Run(ctx) }
+
+// Reactor returns the node's connection engine.
+func (n *Node) Reactor() *reactor.Reactor { return n.r }
+
+// Sessions returns the number of logged-in sessions.
+func (n *Node) Sessions() int { return n.sessions.len() }
+
+// echo is the --echo handler: every frame goes straight back, inline.
+type echo struct{}
+
+func (echo) OnOpen(*reactor.Conn) {}
+func (echo) OnFrame(c *reactor.Conn, f []byte) reactor.Disposition {
+	c.Write(f) //nolint:errcheck // a failed write closes the connection itself
+	return reactor.Handled
+}
+func (echo) OnDeferred(*reactor.Conn, []byte)             {}
+func (echo) OnClose(*reactor.Conn, reactor.Reason, error) {}
+
+// OnOpen implements reactor.Handler. Nothing is allocated until LOGIN.
+func (n *Node) OnOpen(*reactor.Conn) {}
+
+// OnFrame implements reactor.Handler: PING and protocol errors are answered inline
+// on the epoller; everything that reaches the backend is deferred to a worker.
+func (n *Node) OnFrame(c *reactor.Conn, frame []byte) reactor.Disposition {
+	return n.handle(c, frame, true)
+}
+
+// OnDeferred implements reactor.Handler.
+func (n *Node) OnDeferred(c *reactor.Conn, frame []byte) { n.handle(c, frame, false) }
+
+// OnClose implements reactor.Handler.
+func (n *Node) OnClose(c *reactor.Conn, _ reactor.Reason, _ error) {
+	if s, _ := c.Context().(*session); s != nil && n.sessions.remove(s) {
+		n.cfg.Backend.Logout(Session{UID: s.uid, ID: s.id})
+	}
+}
+
+// handle is the one path every client frame takes, inline (on the epoller) or not
+// (on a worker). Inline, it answers what is cheap and defers the rest.
+func (n *Node) handle(c *reactor.Conn, frame []byte, inline bool) reactor.Disposition {
+	f, err := proto.ParseFrame(frame)
+	if err != nil {
+		n.kickFor(c, err)
+		return reactor.Handled
+	}
+	if !f.Type.ClientToServer() {
+		n.kick(c, proto.ReasonProtocol, proto.CodeUnexpectedFrame, 0, f.Type.String()+" is a server-to-client frame")
+		return reactor.Handled
+	}
+	n.m.framesIn[f.Type].Inc()
+	s, _ := c.Context().(*session)
+	switch {
+	case f.Type == proto.TypeLogin && s != nil:
+		n.kick(c, proto.ReasonProtocol, proto.CodeAlreadyLoggedIn, 0, "LOGIN on a logged-in connection")
+		return reactor.Handled
+	case f.Type != proto.TypeLogin && s == nil:
+		n.kick(c, proto.ReasonProtocol, proto.CodeNotLoggedIn, 0, f.Type.String()+" before LOGIN")
+		return reactor.Handled
+	case f.Type == proto.TypePing:
+		n.ping(c, f.Body)
+		return reactor.Handled
+	case inline:
+		return reactor.Defer
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.RequestTimeout)
+	defer cancel()
+	switch f.Type {
+	case proto.TypeLogin:
+		n.login(ctx, c, f.Body)
+	case proto.TypeSend:
+		n.send(ctx, c, s, f.Body)
+	case proto.TypePushAck:
+		var m proto.PushAck
+		if err := m.Decode(f.Body); err != nil {
+			n.kickFor(c, err)
+			return reactor.Handled
+		}
+		if err := n.cfg.Backend.Ack(ctx, s.uid, m.Seq); err != nil {
+			n.log.Warn("ack failed", "uid", s.uid, "seq", m.Seq, "err", err)
+		}
+	case proto.TypeSync:
+		n.sync(ctx, c, s, f.Body)
+	}
+	return reactor.Handled
+}
+
+func (n *Node) ping(c *reactor.Conn, body []byte) {
+	var p proto.Ping
+	if err := p.Decode(body); err != nil {
+		n.kickFor(c, err)
+		return
+	}
+	pong := proto.Pong{TS: p.TS}
+	n.write(c, proto.TypePong, func(b []byte) []byte { return pong.Append(b) })
+}
+
+func (n *Node) login(ctx context.Context, c *reactor.Conn, body []byte) {
+	var m proto.Login
+	if err := m.Decode(body); err != nil {
+		n.m.logins["malformed"].Inc()
+		n.kickFor(c, err)
+		return
+	}
+	if err := n.cfg.Signer.Verify(m.Token, m.UID, time.Now()); err != nil {
+		switch proto.CodeOf(err) {
+		case proto.CodeTokenExpired:
+			n.m.logins["expired"].Inc()
+		case proto.CodeUIDMismatch:
+			n.m.logins["uid_mismatch"].Inc()
+		default:
+			n.m.logins["bad_token"].Inc()
+		}
+		n.kickFor(c, err)
+		return
+	}
+	s := &session{uid: m.UID, id: n.nextID.Add(1), c: c}
+	w, err := n.cfg.Backend.Login(ctx, Session{UID: s.uid, ID: s.id})
+	if err != nil {
+		n.m.logins["unavailable"].Inc()
+		n.log.Warn("login: backend unavailable", "uid", m.UID, "err", err)
+		n.kick(c, proto.ReasonBusy, proto.CodeUnavailable, jitterMS(1000, 3000), "session directory unavailable")
+		return
+	}
+	c.SetContext(s)
+	if old := n.sessions.put(s); old != nil {
+		n.m.logins["replaced"].Inc()
+		n.kick(old.c, proto.ReasonReplaced, proto.CodeSessionReplaced, 0, "logged in elsewhere")
+	}
+	n.m.logins["ok"].Inc()
+	ok := proto.LoginOK{
+		Session: s.id, Epoch: w.Epoch, LastSeq: w.Head,
+		HeartbeatMS:   uint32(n.cfg.Heartbeat / time.Millisecond),
+		IdleTimeoutMS: uint32(n.cfg.Reactor.IdleTimeout / time.Millisecond),
+		MaxFrame:      uint32(n.cfg.MaxFrame),
+	}
+	n.write(c, proto.TypeLoginOK, func(b []byte) []byte { return ok.Append(b) })
+}
+
+func (n *Node) send(ctx context.Context, c *reactor.Conn, s *session, body []byte) {
+	var m proto.Send
+	if err := m.Decode(body); err != nil {
+		n.kickFor(c, err)
+		return
+	}
+	var code proto.Code
+	var msgID uint64
+	switch {
+	case m.To == 0:
+		code = proto.CodeBadRecipient
+		n.m.sends["bad_recipient"].Inc()
+	case len(m.Payload) > proto.MaxPayload(n.cfg.MaxFrame):
+		code = proto.CodePayloadTooLarge
+		n.m.sends["too_large"].Inc()
+	default:
+		var err error
+		if msgID, err = n.cfg.Backend.Send(ctx, s.uid, &m); err != nil {
+			code = proto.CodeUnavailable
+			n.m.sends["unavailable"].Inc()
+			n.log.Warn("send: backend failed", "from", s.uid, "to", m.To, "err", err)
+		}
+	}
+	if code != 0 {
+		n.write(c, proto.TypeError, func(b []byte) []byte { return proto.AppendError(b, code, m.ClientMsgID, "") })
+		return
+	}
+	n.m.sends["ok"].Inc()
+	ack := proto.SendAck{ClientMsgID: m.ClientMsgID, MsgID: msgID}
+	n.write(c, proto.TypeSendAck, func(b []byte) []byte { return ack.Append(b) })
+}
+
+// syncFlush is how many bytes of replayed frames are batched into one write.
+const syncFlush = 64 << 10
+
+func (n *Node) sync(ctx context.Context, c *reactor.Conn, s *session, body []byte) {
+	var m proto.Sync
+	if err := m.Decode(body); err != nil {
+		n.kickFor(c, err)
+		return
+	}
+	limit := n.cfg.SyncLimit
+	if m.Limit > 0 && int(m.Limit) < limit {
+		limit = int(m.Limit)
+	}
+	msgs, w, err := n.cfg.Backend.Sync(ctx, s.uid, m.AfterSeq, limit)
+	if err != nil {
+		n.log.Warn("sync: backend failed", "uid", s.uid, "err", err)
+		n.write(c, proto.TypeError, func(b []byte) []byte { return proto.AppendError(b, proto.CodeUnavailable, 0, "") })
+		return
+	}
+	bp := n.scratch.Get().(*[]byte)
+	b := (*bp)[:0]
+	upTo := m.AfterSeq
+	for i := range msgs {
+		p := pushOf(&msgs[i])
+		b = p.Append(b)
+		upTo = p.Seq
+		if len(b) >= syncFlush {
+			if c.Write(b) != nil {
+				break
+			}
+			b = b[:0]
+		}
+	}
+	end := proto.SyncEnd{UpTo: upTo, Head: w.Head, Oldest: w.Oldest}
+	b = end.Append(b)
+	c.Write(b) //nolint:errcheck // a failed write closes the connection itself
+	*bp = b
+	n.putScratch(bp)
+	n.m.framesOut[proto.TypePush].Add(float64(len(msgs)))
+	n.m.framesOut[proto.TypeSyncEnd].Inc()
+	n.m.replayed.Add(float64(len(msgs)))
+}
+
+// Deliver implements Pusher.
+func (n *Node) Deliver(m *msg.Message) bool {
+	s := n.sessions.get(m.To)
+	if s == nil {
+		n.m.pushes["offline"].Inc()
+		return false
+	}
+	p := pushOf(m)
+	if err := n.write(s.c, proto.TypePush, func(b []byte) []byte { return p.Append(b) }); err != nil {
+		n.m.pushes["dropped"].Inc() // the connection is going; the message stays stored for SYNC
+		return false
+	}
+	n.m.pushes["delivered"].Inc()
+	return true
+}
+
+func pushOf(m *msg.Message) proto.Push {
+	return proto.Push{Seq: m.Seq, MsgID: m.ID, From: m.From, ClientTS: m.ClientTS, Payload: m.Payload}
+}
+
+// write encodes one frame into a pooled buffer and writes it.
+func (n *Node) write(c *reactor.Conn, t proto.Type, encode func([]byte) []byte) error {
+	bp := n.scratch.Get().(*[]byte)
+	b := encode((*bp)[:0])
+	err := c.Write(b)
+	*bp = b
+	n.putScratch(bp)
+	if err == nil {
+		n.m.framesOut[t].Inc()
+	}
+	return err
+}
+
+// putScratch returns an encoding buffer to the pool unless a large frame grew it.
+func (n *Node) putScratch(bp *[]byte) {
+	if cap(*bp) <= 2*syncFlush {
+		n.scratch.Put(bp)
+	}
+}
+
+// kick sends KICK(reason, code) as the connection's last frame and closes it.
+func (n *Node) kick(c *reactor.Conn, r proto.Reason, code proto.Code, retryMS uint32, text string) {
+	n.m.kicks[r].Inc()
+	n.m.framesOut[proto.TypeKick].Inc()
+	c.CloseWith(proto.AppendKick(nil, r, code, retryMS, text))
+}
+
+// kickFor kicks for a decode or token error, with the code it carries.
+func (n *Node) kickFor(c *reactor.Conn, err error) {
+	code := proto.CodeOf(err)
+	if code == 0 {
+		code = proto.CodeMalformed
+	}
+	n.kick(c, code.KickReason(), code, 0, err.Error())
+}
+
+// farewell gives the reactor the KICK for the closes it decides on its own.
+func (n *Node) farewell(r reactor.Reason, err error) []byte {
+	var reason proto.Reason
+	var code proto.Code
+	var retry uint32
+	text := ""
+	switch r {
+	case reactor.ReasonProtocol:
+		reason, code = proto.ReasonProtocol, proto.CodeOf(err)
+		if errors.Is(err, reactor.ErrTruncatedFrame) {
+			code = proto.CodeTruncated
+		}
+		if code == 0 {
+			code = proto.CodeMalformed
+		}
+		if err != nil {
+			text = err.Error()
+		}
+	case reactor.ReasonSlow:
+		reason, code, retry = proto.ReasonSlow, proto.CodeSlowConsumer, jitterMS(500, 2000)
+	case reactor.ReasonIdle:
+		reason, code = proto.ReasonIdle, proto.CodeIdleTimeout
+	case reactor.ReasonBusy:
+		// Spread the retries of everyone turned away at once.
+		reason, code, retry = proto.ReasonBusy, proto.CodeServerFull, jitterMS(1000, 5000)
+	case reactor.ReasonShutdown:
+		reason, code, retry = proto.ReasonShutdown, proto.CodeShuttingDown, jitterMS(200, 2000)
+	default:
+		return nil
+	}
+	n.m.kicks[reason].Inc()
+	n.m.framesOut[proto.TypeKick].Inc()
+	return proto.AppendKick(nil, reason, code, retry, text)
+}
+
+// jitterMS returns a uniformly random retry hint in [lo, hi) milliseconds.
+func jitterMS(lo, hi uint32) uint32 { return lo + rand.Uint32N(hi-lo) }
