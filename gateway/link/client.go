@@ -1,0 +1,331 @@
+package link
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ClientConfig configures a Client.
+type ClientConfig struct {
+	Addr   string
+	Secret []byte
+	Name   string // this process's identity, shown to the server
+	// OnNotify receives the server's notifications on the reader goroutine; body is
+	// valid only during the call.
+	OnNotify func(method uint16, body []byte)
+	// OnConnect runs after every successful (re)connect, before calls are accepted
+	// on the new connection's behalf (for example to re-subscribe).
+	OnConnect func(ctx context.Context, c *Client)
+	// Observe, if set, is told each call's method, latency and error (for metrics).
+	Observe      func(method uint16, d time.Duration, err error)
+	MinBackoff   time.Duration // default 50ms
+	MaxBackoff   time.Duration // default 2s
+	DialTimeout  time.Duration // default 2s
+	WriteTimeout time.Duration // default 10s
+	Logger       *slog.Logger
+}
+
+// Client keeps one link connection to a server up, reconnecting with jittered
+// exponential backoff, and multiplexes calls over it.
+type Client struct {
+	cfg    ClientConfig
+	log    *slog.Logger
+	nextID atomic.Uint64
+	mu     sync.Mutex
+	cur    *clientConn
+	up     chan struct{} // closed while connected
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+type clientConn struct {
+	nc      net.Conn
+	w       *writer
+	mu      sync.Mutex
+	pending map[uint64]*call
+	dead    error
+}
+
+type call struct {
+	method uint16
+	start  time.Time
+	ch     chan result                  // for Call
+	fn     func(body []byte, err error) // for Go
+}
+
+type result struct {
+	body []byte
+	err  error
+}
+
+// Dial starts maintaining a connection to cfg.Addr and returns at once; use
+// WaitConnected to wait for the first connection.
+func Dial(cfg ClientConfig) *Client {
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = 50 * time.Millisecond
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 2 * time.Second
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = 2 * time.Second
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Client{cfg: cfg, log: cfg.Logger.With("link", cfg.Addr), up: make(chan struct{}),
+		ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	go c.maintain()
+	return c
+}
+
+// Close stops the client; calls in flight fail with ErrClosed.
+func (c *Client) Close() {
+	c.cancel()
+	<-c.done
+}
+
+// Connected reports whether a connection is up now.
+func (c *Client) Connected() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cur != nil
+}
+
+// WaitConnected waits until a connection is up or ctx ends.
+func (c *Client) WaitConnected(ctx context.Context) error {
+	c.mu.Lock()
+	up := c.up
+	c.mu.Unlock()
+	select {
+	case <-up:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.ctx.Done():
+		return ErrClosed
+	}
+}
+
+func (c *Client) maintain() {
+	defer close(c.done)
+	backoff := time.Duration(0)
+	for c.ctx.Err() == nil {
+		err := c.connectOnce()
+		if c.ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			backoff = 0 // it was up; start over from the minimum
+		}
+		backoff = min(max(2*backoff, c.cfg.MinBackoff), c.cfg.MaxBackoff)
+		wait := backoff/2 + rand.N(backoff/2+1) // jittered: peers must not reconnect in lockstep
+		if err != nil {
+			c.log.Warn("link connect failed", "err", err, "retry_in", wait)
+		}
+		select {
+		case <-time.After(wait):
+		case <-c.ctx.Done():
+		}
+	}
+}
+
+// connectOnce dials, authenticates and serves one connection until it breaks.
+// It returns nil if the connection was established (and later lost).
+func (c *Client) connectOnce() error {
+	d := net.Dialer{Timeout: c.cfg.DialTimeout}
+	nc, err := d.DialContext(c.ctx, "tcp", c.cfg.Addr)
+	if err != nil {
+		return err
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	r := bufio.NewReaderSize(nc, 64<<10)
+	if err := clientHandshake(nc, r, c.cfg.Secret, c.cfg.Name); err != nil {
+		nc.Close()
+		return err
+	}
+	cc := &clientConn{nc: nc, pending: map[uint64]*call{}}
+	cc.w = newWriter(nc, c.cfg.WriteTimeout, func(error) { nc.Close() })
+	stop := context.AfterFunc(c.ctx, func() { nc.Close() })
+	defer stop()
+
+	c.mu.Lock()
+	c.cur = cc
+	c.mu.Unlock()
+	if c.cfg.OnConnect != nil {
+		c.cfg.OnConnect(c.ctx, c)
+	}
+	c.mu.Lock()
+	close(c.up)
+	c.mu.Unlock()
+	c.log.Debug("link connected")
+
+	err = c.readLoop(cc, r)
+	c.mu.Lock()
+	c.cur = nil
+	c.up = make(chan struct{})
+	c.mu.Unlock()
+	reason := ErrDisconnected
+	if c.ctx.Err() != nil {
+		reason = ErrClosed
+	}
+	cc.fail(reason)
+	cc.w.stop(reason)
+	nc.Close()
+	if c.ctx.Err() == nil {
+		c.log.Warn("link lost", "err", err)
+	}
+	return nil
+}
+
+func (c *Client) readLoop(cc *clientConn, r *bufio.Reader) error {
+	var buf []byte
+	for {
+		f, b, err := readFrame(r, buf)
+		buf = b
+		if err != nil {
+			return err
+		}
+		switch f.kind {
+		case kindNotify:
+			if c.cfg.OnNotify != nil {
+				c.cfg.OnNotify(f.method, f.body)
+			}
+		case kindResponse, kindError:
+			cc.mu.Lock()
+			cl := cc.pending[f.id]
+			delete(cc.pending, f.id)
+			cc.mu.Unlock()
+			if cl == nil {
+				continue // the caller gave up (context ended)
+			}
+			var res result
+			if f.kind == kindError {
+				res.err = &RemoteError{Msg: string(f.body)}
+			} else {
+				res.body = bytes.Clone(f.body)
+			}
+			c.finish(cl, res)
+		default:
+			return errors.New("link: unexpected frame kind from the server")
+		}
+	}
+}
+
+func (c *Client) finish(cl *call, res result) {
+	if c.cfg.Observe != nil {
+		c.cfg.Observe(cl.method, time.Since(cl.start), res.err)
+	}
+	if cl.fn != nil {
+		cl.fn(res.body, res.err)
+		return
+	}
+	cl.ch <- res
+}
+
+// fail ends every pending call with err.
+func (cc *clientConn) fail(err error) {
+	cc.mu.Lock()
+	pending := cc.pending
+	cc.pending = nil
+	cc.dead = err
+	cc.mu.Unlock()
+	for _, cl := range pending {
+		if cl.fn != nil {
+			cl.fn(nil, err)
+		} else {
+			cl.ch <- result{err: err}
+		}
+	}
+}
+
+// start registers cl and sends its request; on error cl is not pending.
+func (c *Client) start(method uint16, body []byte, cl *call) (*clientConn, uint64, error) {
+	c.mu.Lock()
+	cc := c.cur
+	c.mu.Unlock()
+	if cc == nil {
+		if c.ctx.Err() != nil {
+			return nil, 0, ErrClosed
+		}
+		return nil, 0, ErrUnavailable
+	}
+	id := c.nextID.Add(1)
+	cc.mu.Lock()
+	if cc.dead != nil {
+		cc.mu.Unlock()
+		return nil, 0, cc.dead
+	}
+	cc.pending[id] = cl
+	cc.mu.Unlock()
+	if err := cc.w.send(kindRequest, id, method, body); err != nil {
+		cc.forget(id)
+		return nil, 0, err
+	}
+	return cc, id, nil
+}
+
+func (cc *clientConn) forget(id uint64) bool {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if _, ok := cc.pending[id]; !ok {
+		return false
+	}
+	delete(cc.pending, id)
+	return true
+}
+
+// Call sends a request and waits for its response (or ctx). It fails at once with
+// ErrUnavailable while disconnected.
+func (c *Client) Call(ctx context.Context, method uint16, body []byte) ([]byte, error) {
+	cl := &call{method: method, start: time.Now(), ch: make(chan result, 1)}
+	cc, id, err := c.start(method, body, cl)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case r := <-cl.ch:
+		return r.body, r.err
+	case <-ctx.Done():
+		if cc.forget(id) {
+			return nil, ctx.Err()
+		}
+		r := <-cl.ch // it completed meanwhile
+		return r.body, r.err
+	}
+}
+
+// Go sends a request without waiting; fn receives the response (or the error) on
+// another goroutine, exactly once. fn must not block.
+func (c *Client) Go(method uint16, body []byte, fn func(body []byte, err error)) {
+	cl := &call{method: method, start: time.Now(), fn: fn}
+	if _, _, err := c.start(method, body, cl); err != nil {
+		fn(nil, err)
+	}
+}
+
+// Notify sends a one-way message.
+func (c *Client) Notify(method uint16, body []byte) error {
+	c.mu.Lock()
+	cc := c.cur
+	c.mu.Unlock()
+	if cc == nil {
+		return ErrUnavailable
+	}
+	return cc.w.send(kindNotify, 0, method, body)
+}

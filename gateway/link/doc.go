@@ -1,0 +1,30 @@
+// Package link is the internal transport between Floodgate's services: long-lived
+// TCP connections carrying pipelined requests, responses and one-way notifications,
+// so that a message hop costs microseconds rather than a new connection.
+//
+// # Wire format
+//
+// After the handshake every frame is
+//
+//	u32 length | u8 kind | u64 id | u16 method | body
+//
+// big-endian, where length counts everything after itself. kind is request,
+// response, error (body: UTF-8 text) or notify (one-way, id 0); a response carries
+// its request's id.
+//
+// # Handshake
+//
+// Peers prove they hold the cluster secret without sending it: the server opens
+// with a random nonce Ns; the client answers with its own nonce Nc, its name and
+// HMAC-SHA256(secret, "fg-link client" | Ns | Nc | name); the server checks it and
+// answers HMAC-SHA256(secret, "fg-link server" | Nc | Ns), which the client checks in
+// turn, so neither side talks to an impostor. A failed check closes the connection.
+//
+// # Ordering and batching
+//
+// A server handles one connection's requests one at a time, in arrival order, so a
+// client that sends Register then Unregister on one link sees them applied in that
+// order. Writes go into a buffer that a flusher goroutine empties whenever it is
+// woken: everything written while a flush is under way goes out in the next one, so
+// batches grow with load without adding latency when idle.
+package link

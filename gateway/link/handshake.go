@@ -1,0 +1,96 @@
+package link
+
+import (
+	"bufio"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net"
+	"time"
+)
+
+const (
+	magic      = "FGL1"
+	nonceSize  = 32
+	maxNameLen = 255
+	// handshakeTimeout bounds the client's side of the handshake.
+	handshakeTimeout = 5 * time.Second
+)
+
+func mac(secret []byte, label string, parts ...[]byte) []byte {
+	h := hmac.New(sha256.New, secret)
+	h.Write([]byte(label))
+	for _, p := range parts {
+		h.Write(p)
+	}
+	return h.Sum(nil)
+}
+
+// serverHandshake authenticates a connecting client and returns its name.
+func serverHandshake(nc net.Conn, r *bufio.Reader, secret []byte, ttl time.Duration) (string, error) {
+	nc.SetDeadline(time.Now().Add(ttl))
+	defer nc.SetDeadline(time.Time{})
+	ns := make([]byte, nonceSize)
+	rand.Read(ns)
+	if _, err := nc.Write(append([]byte(magic), ns...)); err != nil {
+		return "", err
+	}
+	// magic | Nc | u8 name length | name | mac; the magic is checked first, so a
+	// stray HTTP client or port scanner is turned away at once.
+	head := make([]byte, len(magic)+nonceSize+1)
+	if _, err := io.ReadFull(r, head[:len(magic)]); err != nil || string(head[:len(magic)]) != magic {
+		return "", fmt.Errorf("%w: not a link client", ErrAuth)
+	}
+	if _, err := io.ReadFull(r, head[len(magic):]); err != nil {
+		return "", fmt.Errorf("%w: %v", ErrAuth, err)
+	}
+	nc0 := head[len(magic) : len(magic)+nonceSize]
+	rest := make([]byte, int(head[len(head)-1])+sha256.Size)
+	if _, err := io.ReadFull(r, rest); err != nil {
+		return "", fmt.Errorf("%w: %v", ErrAuth, err)
+	}
+	name, got := rest[:len(rest)-sha256.Size], rest[len(rest)-sha256.Size:]
+	if !hmac.Equal(got, mac(secret, "fg-link client", ns, nc0, name)) {
+		return "", fmt.Errorf("%w: client %q does not hold the cluster secret", ErrAuth, name)
+	}
+	if _, err := nc.Write(mac(secret, "fg-link server", nc0, ns)); err != nil {
+		return "", err
+	}
+	return string(name), nil
+}
+
+// clientHandshake proves the secret to the server and checks the server's proof.
+func clientHandshake(nc net.Conn, r *bufio.Reader, secret []byte, name string) error {
+	if len(name) > maxNameLen {
+		return fmt.Errorf("link: name %q longer than %d bytes", name, maxNameLen)
+	}
+	nc.SetDeadline(time.Now().Add(handshakeTimeout))
+	defer nc.SetDeadline(time.Time{})
+	hello := make([]byte, len(magic)+nonceSize)
+	if _, err := io.ReadFull(r, hello); err != nil {
+		return fmt.Errorf("%w: %v", ErrAuth, err)
+	}
+	if string(hello[:len(magic)]) != magic {
+		return fmt.Errorf("%w: not a link server", ErrAuth)
+	}
+	ns := hello[len(magic):]
+	nc0 := make([]byte, nonceSize)
+	rand.Read(nc0)
+	msg := append([]byte(magic), nc0...)
+	msg = append(msg, byte(len(name)))
+	msg = append(msg, name...)
+	msg = append(msg, mac(secret, "fg-link client", ns, nc0, []byte(name))...)
+	if _, err := nc.Write(msg); err != nil {
+		return err
+	}
+	proof := make([]byte, sha256.Size)
+	if _, err := io.ReadFull(r, proof); err != nil {
+		return fmt.Errorf("%w: server closed during the handshake (wrong secret?): %v", ErrAuth, err)
+	}
+	if !hmac.Equal(proof, mac(secret, "fg-link server", nc0, ns)) {
+		return fmt.Errorf("%w: server does not hold the cluster secret", ErrAuth)
+	}
+	return nil
+}
