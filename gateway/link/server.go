@@ -41,12 +41,14 @@ type ServerConfig struct {
 
 // Server accepts link connections.
 type Server struct {
-	cfg   ServerConfig
-	ln    net.Listener
-	log   *slog.Logger
-	mu    sync.Mutex
-	peers map[*Peer]struct{}
-	wg    sync.WaitGroup
+	cfg     ServerConfig
+	ln      net.Listener
+	log     *slog.Logger
+	mu      sync.Mutex
+	conns   map[net.Conn]struct{} // every accepted connection, handshaking or not
+	peers   map[*Peer]struct{}    // the authenticated ones
+	closing bool
+	wg      sync.WaitGroup
 }
 
 // Listen binds the server's address.
@@ -67,7 +69,7 @@ func Listen(cfg ServerConfig) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("link listener: %w", err)
 	}
-	return &Server{cfg: cfg, ln: ln, log: cfg.Logger, peers: map[*Peer]struct{}{}}, nil
+	return &Server{cfg: cfg, ln: ln, log: cfg.Logger, conns: map[net.Conn]struct{}{}, peers: map[*Peer]struct{}{}}, nil
 }
 
 // Addr returns the bound address.
@@ -100,13 +102,45 @@ func (s *Server) Serve(ctx context.Context) error {
 			}
 			break
 		}
-		s.wg.Go(func() { s.serveConn(ctx, nc) })
+		if !s.track(nc) {
+			nc.Close()
+			continue
+		}
+		s.wg.Go(func() {
+			s.serveConn(ctx, nc)
+			s.untrack(nc)
+		})
 	}
-	for _, p := range s.Peers() {
-		p.Close()
+	// Close everything, including connections still in their handshake: tracking
+	// starts at accept, so none can slip in after this and keep Serve waiting.
+	s.mu.Lock()
+	s.closing = true
+	for nc := range s.conns {
+		nc.Close()
 	}
+	for p := range s.peers {
+		p.closedLocally.Store(true)
+	}
+	s.mu.Unlock()
 	s.wg.Wait()
 	return err
+}
+
+// track records an accepted connection; false once the server is closing.
+func (s *Server) track(nc net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.conns[nc] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(nc net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, nc)
+	s.mu.Unlock()
 }
 
 func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
