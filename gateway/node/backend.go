@@ -3,8 +3,10 @@ package node
 import (
 	"context"
 
+	"github.com/floodgate/floodgate/gateway/gwlink"
 	"github.com/floodgate/floodgate/gateway/msg"
 	"github.com/floodgate/floodgate/gateway/proto"
+	"github.com/floodgate/floodgate/gateway/reactor"
 )
 
 // Session identifies one login of a user on this gateway.
@@ -21,14 +23,28 @@ type Pusher interface {
 	Deliver(m *msg.Message) bool
 }
 
+// Gateway is what a Backend may ask of the gateway it serves; *Node implements it.
+type Gateway interface {
+	Pusher
+	// Stats returns the connection engine's counters.
+	Stats() reactor.Stats
+	// Sessions returns the number of logged-in sessions.
+	Sessions() int
+	// EachSession calls fn for every logged-in session (fn must not block).
+	EachSession(fn func(Session))
+	// Drain moves clients away in paced batches of KICK DRAIN (see gwlink).
+	Drain(req gwlink.DrainRequest) gwlink.DrainStatus
+}
+
 // Backend is the rest of the IM stack as a gateway sees it: the session directory,
 // the message store and the router. The single-gateway Local backend keeps it all in
 // this process; the IM-stack services plug in behind the same interface.
 // Methods may block briefly (they run on workers), except Logout, which runs from
 // connection teardown and must not block.
 type Backend interface {
-	// Attach tells the backend how to reach this gateway's sessions. New calls it once.
-	Attach(p Pusher)
+	// Attach tells the backend which gateway it serves. New calls it once, before
+	// the gateway accepts connections.
+	Attach(g Gateway)
 	// Login records s as uid's current session and returns the user's inbox window.
 	Login(ctx context.Context, s Session) (msg.Window, error)
 	// Logout forgets s if it is still the user's current session (compare and delete).
@@ -55,7 +71,7 @@ type Local struct {
 func NewLocal(store msg.Store) *Local { return &Local{store: store} }
 
 // Attach implements Backend.
-func (l *Local) Attach(p Pusher) { l.pusher = p }
+func (l *Local) Attach(g Gateway) { l.pusher = g }
 
 // Login implements Backend.
 func (l *Local) Login(ctx context.Context, s Session) (msg.Window, error) {

@@ -57,6 +57,7 @@ type Node struct {
 	nextID   atomic.Uint64
 	m        *metrics
 	scratch  sync.Pool // *[]byte for encoding outbound frames
+	draining atomic.Bool
 }
 
 // New builds a node and its reactor (binding the listeners).
@@ -124,6 +125,14 @@ func (n *Node) Reactor() *reactor.Reactor { return n.r }
 
 // Sessions returns the number of logged-in sessions.
 func (n *Node) Sessions() int { return n.sessions.len() }
+
+// Stats returns the reactor's counters.
+func (n *Node) Stats() reactor.Stats { return n.r.Stats() }
+
+// EachSession calls fn for every logged-in session.
+func (n *Node) EachSession(fn func(Session)) {
+	n.sessions.each(func(s *session) { fn(Session{UID: s.uid, ID: s.id}) })
+}
 
 // echo is the --echo handler: every frame goes straight back, inline.
 type echo struct{}
@@ -231,6 +240,10 @@ func (n *Node) login(ctx context.Context, c *reactor.Conn, body []byte) {
 			n.m.logins["bad_token"].Inc()
 		}
 		n.kickFor(c, err)
+		return
+	}
+	if n.draining.Load() {
+		n.kick(c, proto.ReasonDrain, proto.CodeDraining, jitterMS(500, 2000), "gateway draining; reconnect elsewhere")
 		return
 	}
 	s := &session{uid: m.UID, id: n.nextID.Add(1), c: c}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/floodgate/floodgate/gateway/client"
+	"github.com/floodgate/floodgate/gateway/gwlink"
 	"github.com/floodgate/floodgate/gateway/msg"
 	"github.com/floodgate/floodgate/gateway/node"
 	"github.com/floodgate/floodgate/gateway/proto"
@@ -409,4 +410,43 @@ func metric(t *testing.T, reg *prometheus.Registry, name, label string) promethe
 	}
 	t.Fatalf("metric %s{%s} not found", name, label)
 	return nil
+}
+
+// Drain kicks every session with DRAIN in paced batches, turns away logins while it
+// runs, and ends by itself.
+func TestDrainKicksEveryoneInBatches(t *testing.T) {
+	g := startGateway(t, nil)
+	var cs []*client.Conn
+	for uid := uint64(1); uid <= 10; uid++ {
+		c, _ := g.login(t, uid)
+		cs = append(cs, c)
+	}
+	st := g.Drain(gwlink.DrainRequest{Batch: 3, Interval: 20 * time.Millisecond, RetryAfter: 100 * time.Millisecond})
+	if !st.Started || st.Sessions != 10 {
+		t.Fatalf("drain status %+v", st)
+	}
+	if again := g.Drain(gwlink.DrainRequest{Batch: 3, Interval: time.Second, RetryAfter: time.Second}); again.Started {
+		t.Fatal("a second drain started while one runs")
+	}
+	late := g.dial(t)
+	late.WriteRaw((&proto.Login{Version: 1, UID: 50, Token: g.signer.Mint(50, time.Now().Add(time.Hour))}).Append(nil))
+	expectKick(t, late, proto.ReasonDrain, proto.CodeDraining)
+	for _, c := range cs {
+		k := expectKick(t, c, proto.ReasonDrain, proto.CodeDraining)
+		if k.RetryAfterMS < 100 || k.RetryAfterMS > 200 {
+			t.Errorf("retry hint %dms, want within [100, 200]", k.RetryAfterMS)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c := g.dial(t)
+		_, err := c.Login(60, g.signer.Mint(60, time.Now().Add(time.Hour)))
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("logins still refused after the drain: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

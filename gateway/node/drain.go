@@ -1,0 +1,49 @@
+package node
+
+import (
+	"math/rand/v2"
+	"time"
+
+	"github.com/floodgate/floodgate/gateway/gwlink"
+	"github.com/floodgate/floodgate/gateway/proto"
+)
+
+// Drain moves this gateway's clients elsewhere: every req.Interval, req.Batch
+// sessions get KICK DRAIN with a retry hint spread over [RetryAfter, 2×RetryAfter),
+// so they reconnect through ipconf (which no longer advertises a draining gateway)
+// gradually rather than in one storm (emqx#11310). LOGINs during a drain are
+// kicked the same way. The drain ends when no session is left; a second request
+// while one runs changes nothing.
+func (n *Node) Drain(req gwlink.DrainRequest) gwlink.DrainStatus {
+	st := gwlink.DrainStatus{Sessions: n.Sessions()}
+	if req.Validate() != nil || !n.draining.CompareAndSwap(false, true) {
+		return st
+	}
+	st.Started = true
+	n.log.Info("drain started", "sessions", st.Sessions, "batch", req.Batch, "interval", req.Interval)
+	go n.drain(req)
+	return st
+}
+
+func (n *Node) drain(req gwlink.DrainRequest) {
+	defer n.draining.Store(false)
+	t := time.NewTicker(req.Interval)
+	defer t.Stop()
+	for {
+		var batch []*session
+		n.sessions.each(func(s *session) {
+			if len(batch) < req.Batch && !s.c.Closed() { // kicked ones linger until they close
+				batch = append(batch, s)
+			}
+		})
+		if len(batch) == 0 {
+			n.log.Info("drain finished")
+			return
+		}
+		for _, s := range batch {
+			retry := req.RetryAfter + time.Duration(rand.Int64N(int64(req.RetryAfter)+1))
+			n.kick(s.c, proto.ReasonDrain, proto.CodeDraining, uint32(retry/time.Millisecond), "gateway draining; reconnect elsewhere")
+		}
+		<-t.C
+	}
+}
