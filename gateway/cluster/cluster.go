@@ -310,7 +310,7 @@ func (l *loadSampler) sample(g node.Gateway) state.Load {
 	now, st, cpu := time.Now(), g.Stats(), processCPU()
 	if dt := now.Sub(l.at).Seconds(); dt > 0 {
 		l.acceptRate += smoothing * (float64(st.Accepted-l.accepted)/dt - l.acceptRate)
-		l.cpuRate += smoothing * ((cpu - l.cpu).Seconds()/dt - l.cpuRate)
+		l.cpuRate += smoothing * ((cpu-l.cpu).Seconds()/dt - l.cpuRate)
 	}
 	l.at, l.accepted, l.cpu = now, st.Accepted, cpu
 	return state.Load{
