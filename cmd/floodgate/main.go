@@ -20,6 +20,7 @@ func commands() []command {
 	return []command{
 		{"gateway", "run a gateway node (client connections on the epoll reactor)", runGateway},
 		{"token", "mint a login token for a uid", runToken},
+		{"netns", "test hosts in network namespaces: up, down, clean, preflight", runNetns},
 	}
 }
 
