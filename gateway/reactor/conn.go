@@ -32,8 +32,9 @@ const (
 // bit puts the connection back on its epoller's ready list, because under
 // edge-triggered epoll nothing else would ever read the data already waiting.
 const (
-	pauseOut uint32 = 1 << iota // outbound queue over the high watermark
-	pauseIn                     // too many deferred frames waiting for a worker
+	pauseOut  uint32 = 1 << iota // outbound queue over the high watermark
+	pauseIn                      // too many deferred frames waiting for a worker
+	pauseUser                    // the handler asked (PauseReading)
 )
 
 // Bits in Conn.outState, which the epoller reads without the lock on EPOLLOUT.
@@ -189,6 +190,20 @@ func (c *Conn) writeLocked(b []byte, overCap bool) (err error, closing bool) {
 		l.stats.readPauses.Add(1)
 	}
 	return nil, false
+}
+
+// PauseReading stops reading from the connection until ResumeReading: what the peer
+// sends waits in the kernel, whose receive window then pushes back on the peer. A
+// load generator uses it to play a slow reader. Safe from any goroutine.
+func (c *Conn) PauseReading() { c.pause.Or(pauseUser) }
+
+// ResumeReading undoes PauseReading. Under edge-triggered epoll nothing would report
+// the bytes that arrived meanwhile, so the connection is put back on its epoller's
+// ready list to be read at once.
+func (c *Conn) ResumeReading() {
+	if c.pause.And(^pauseUser) == pauseUser {
+		c.loop.post(task{op: opResume, c: c})
+	}
 }
 
 // Close closes the connection gracefully: queued output is flushed, then the write
