@@ -21,6 +21,7 @@ func commands() []command {
 		{"gateway", "run a gateway node (client connections on the epoll reactor)", runGateway},
 		{"token", "mint a login token for a uid", runToken},
 		{"netns", "test hosts in network namespaces: up, down, clean, preflight", runNetns},
+		{"loadgen", "run a load-generating agent (simulated users, push latency)", runLoadgen},
 	}
 }
 

@@ -1,0 +1,336 @@
+// Package loadgen is Floodgate's load generator: agents that each hold many
+// thousands of simulated users on the epoll reactor (no goroutine per connection)
+// and measure push latency the way a user feels it.
+//
+// # Measurement
+//
+// Traffic is an open model: message k of a phase has an intended send time fixed
+// by the schedule, t0 + k/rate, stamped into its payload together with k, and a
+// message's push latency is its receipt time minus that intended time — never the
+// time it actually went out — so a generator or a server that falls behind is
+// measured as late, not silently excused (coordinated omission, wrk2). Times are
+// CLOCK_MONOTONIC, the same clock in every namespace of the machine.
+//
+// Each agent sends between its own users only, so it knows every message it expects
+// and accounts for each one: delivered within the deadline, lost (the server
+// acknowledged it, it never arrived in time: recorded at the deadline, not dropped
+// from the histogram) or failed (the send was never acknowledged). Users still spread
+// over every gateway through ipconf, so the system sees cross-gateway traffic.
+//
+// Latencies go into HdrHistograms per 1 s interval and per SLI tag, written as an
+// HdrHistogram interval log (.hlog) that merges across agents and machines. The
+// agent also measures itself: generator lag (actual − intended send) and a 1 ms
+// hiccup meter, so an overloaded generator can mark a run invalid.
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/floodgate/floodgate/gateway/client"
+	"github.com/floodgate/floodgate/gateway/proto"
+	"github.com/floodgate/floodgate/gateway/reactor"
+	"golang.org/x/sys/unix"
+)
+
+// Options configures an agent.
+type Options struct {
+	Plan    Plan
+	Segment Segment
+	Name    string // this agent's name in results; default "agent-<i>"
+	// OutDir receives <name>.hlog and <name>.json; empty: no files.
+	OutDir string
+	// Start, if set, releases the traffic phases: the value is the shared start
+	// time (so several agents' phases line up). If nil, traffic starts as soon as
+	// every user has had its first connection attempt settle.
+	Start <-chan time.Time
+	// Progress receives a snapshot every second (may be nil).
+	Progress func(Snapshot)
+	Logger   *slog.Logger
+}
+
+// Agent is one load-generating process's worth of users.
+type Agent struct {
+	opts   Options
+	plan   Plan
+	log    *slog.Logger
+	signer *proto.Signer
+	r      *reactor.Reactor
+	epoch  time.Time // agent clock zero
+	mono0  int64     // CLOCK_MONOTONIC at epoch
+
+	mu              sync.Mutex
+	users           []*user
+	senders         []int32 // online, non-idle users
+	recipients      []int32 // non-idle users
+	ledger          *ledger
+	counts          Counts
+	meters          *meters
+	rng             *rand.Rand
+	zipf            *rand.Zipf
+	wbuf, payload   []byte
+	binds           []netip.Addr
+	gateways        []string
+	backoffBase     int64
+	backoffMax      int64
+	heartbeat       int64
+	slowRate        int64
+	kicks           map[string]uint64
+	established     uint64
+	reconnects      uint64
+	disconnects     uint64
+	connectFailures uint64
+	protoErrors     uint64
+	serverErrors    uint64
+	active          int // users logged in now
+	peakActive      int
+	sweep           int // round-robin position of the per-user sweep
+}
+
+// New prepares an agent: its users, its reactor (client mode) and its output files.
+func New(opts Options) (*Agent, error) {
+	p := opts.Plan
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Segment.Count == 0 {
+		opts.Segment = Segment{0, 1}
+	}
+	if opts.Name == "" {
+		opts.Name = fmt.Sprintf("agent-%d", opts.Segment.Index)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	signer, err := proto.NewSigner([]byte(p.Secret))
+	if err != nil {
+		return nil, err
+	}
+	a := &Agent{
+		opts: opts, plan: p, log: opts.Logger.With("agent", opts.Name), signer: signer,
+		rng:   rand.New(rand.NewPCG(uint64(p.Seed), uint64(opts.Segment.Index)+1)),
+		kicks: map[string]uint64{}, backoffBase: int64(500 * time.Millisecond), backoffMax: int64(10 * time.Second),
+		heartbeat: int64(p.Heartbeat), gateways: p.Gateways,
+	}
+	for _, b := range p.Bind {
+		ip, err := netip.ParseAddr(b)
+		if err != nil {
+			return nil, fmt.Errorf("plan: bind %q: %w", b, err)
+		}
+		a.binds = append(a.binds, ip)
+	}
+	a.setupUsers()
+	maxRate := p.Traffic.Rate
+	for _, ph := range p.Phases {
+		if ph.Rate != nil {
+			maxRate = max(maxRate, *ph.Rate)
+		}
+	}
+	a.ledger = newLedger(int(opts.Segment.share(&p, maxRate)*(p.Deadline.D().Seconds()+5)*2) + 1024)
+	a.payload = make([]byte, p.Traffic.PayloadBytes)
+
+	a.r, err = reactor.New(reactor.Config{
+		Handler: a, Framer: func(b []byte) (int, error) { return proto.FrameSize(b, 1<<24) },
+		Epollers: 1, Workers: 1, WriteHardCap: 64 << 20, WriteHighWater: 32 << 20,
+		Linger: 200 * time.Millisecond, ShutdownTimeout: 2 * time.Second, Logger: a.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if need := len(a.users); need > a.r.MaxConns() {
+		return nil, fmt.Errorf("agent %s: %d users but this process may hold %d connections (RLIMIT_NOFILE %d): use more segments",
+			opts.Name, need, a.r.MaxConns(), a.r.FileLimit().Hard)
+	}
+	return a, nil
+}
+
+// setupUsers creates the segment's users and decides, deterministically from the
+// seed, which are idle and which read slowly.
+func (a *Agent) setupUsers() {
+	first, n := a.opts.Segment.users(&a.plan)
+	a.users = make([]*user, n)
+	order := a.rng.Perm(n) // a seeded shuffle: behaviour does not follow uid order
+	idle := int(math.Round(a.plan.Behaviour.IdleFraction * float64(n)))
+	for i := range a.users {
+		a.users[i] = &user{uid: first + uint64(i), idx: int32(i), senderPos: -1}
+	}
+	for _, i := range order[:idle] {
+		a.users[i].idle = true
+	}
+	for _, u := range a.users {
+		if !u.idle {
+			a.recipients = append(a.recipients, u.idx)
+		}
+	}
+	a.setSlowFraction(a.plan.Behaviour.SlowFraction)
+	a.slowRate = int64(a.plan.Behaviour.SlowBytesPerSec)
+	if a.plan.Traffic.Pattern == "zipf" && len(a.recipients) > 1 {
+		a.zipf = rand.NewZipf(a.rng, a.plan.Traffic.ZipfS, 1, uint64(len(a.recipients)-1))
+	}
+}
+
+// setSlowFraction marks the first fraction of non-idle users (in a seeded order)
+// as slow readers, and unmarks the rest.
+func (a *Agent) setSlowFraction(f float64) {
+	n := int(math.Round(f * float64(len(a.recipients))))
+	for i, idx := range a.recipients {
+		u := a.users[idx]
+		was := u.slow
+		u.slow = i < n
+		if u.conn != nil && u.state == uActive && was != u.slow {
+			if u.slow && a.slowRate == 0 {
+				u.conn.PauseReading()
+			} else if !u.slow {
+				u.conn.ResumeReading()
+			}
+		}
+	}
+}
+
+// now is the agent clock: nanoseconds since the agent's epoch, monotonic.
+func (a *Agent) now() int64 { return int64(time.Since(a.epoch)) }
+
+// monoNow converts an agent-clock time to CLOCK_MONOTONIC nanoseconds, the clock
+// the payload carries.
+func (a *Agent) toMono(t int64) int64 { return a.mono0 + t }
+
+// Run connects the users, runs the phases, waits out the deadline for the last
+// messages, and returns the result. It stops early if ctx ends (the result then
+// covers what ran).
+func (a *Agent) Run(ctx context.Context) (*Result, error) {
+	var ts unix.Timespec
+	a.epoch = time.Now()
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return nil, err
+	}
+	a.mono0 = ts.Nano()
+	// Payload times are CLOCK_MONOTONIC; receipt times are computed on the same scale.
+	var hlog io.Writer
+	var hfile *os.File
+	if a.opts.OutDir != "" {
+		f, err := os.Create(filepath.Join(a.opts.OutDir, a.opts.Name+".hlog"))
+		if err != nil {
+			return nil, err
+		}
+		hfile, hlog = f, f
+		defer f.Close()
+	}
+	m, err := newMeters(hlog, a.epoch, a.plan.Interval.D())
+	if err != nil {
+		return nil, err
+	}
+	a.meters = m
+
+	rctx, stopReactor := context.WithCancel(context.Background())
+	rdone := make(chan error, 1)
+	go func() { rdone <- a.r.Run(rctx) }()
+	defer func() { stopReactor(); <-rdone }()
+	if a.plan.Ipconf != "" {
+		if err := a.discover(ctx); err != nil {
+			return nil, err
+		}
+		go a.keepDiscovering(ctx)
+	}
+
+	res, err := a.schedule(ctx)
+	if hfile != nil {
+		hfile.Sync()
+	}
+	if err != nil {
+		return res, err
+	}
+	if a.opts.OutDir != "" {
+		if err := res.write(filepath.Join(a.opts.OutDir, a.opts.Name+".json")); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// discover refreshes the gateway list from ipconf.
+func (a *Agent) discover(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	gl, err := client.Discover(cctx, nil, a.plan.Ipconf, a.users[0].uid)
+	if err != nil {
+		return fmt.Errorf("ipconf: %w", err)
+	}
+	addrs := make([]string, len(gl.Gateways))
+	for i, g := range gl.Gateways {
+		addrs[i] = g.Addr
+	}
+	a.mu.Lock()
+	a.gateways = addrs
+	if gl.Backoff.BaseMS > 0 {
+		a.backoffBase = int64(gl.Backoff.BaseMS) * int64(time.Millisecond)
+	}
+	if gl.Backoff.MaxMS > 0 {
+		a.backoffMax = int64(gl.Backoff.MaxMS) * int64(time.Millisecond)
+	}
+	a.mu.Unlock()
+	return nil
+}
+
+// keepDiscovering refreshes the list every second; on failure the last good list
+// stays in use.
+func (a *Agent) keepDiscovering(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := a.discover(ctx); err != nil && ctx.Err() == nil {
+				a.log.Debug("ipconf refresh failed; keeping the last list", "err", err)
+			}
+		}
+	}
+}
+
+// topK is how many of ipconf's best gateways a client picks among at random.
+const topK = 3
+
+// dial starts a connection attempt for u. Caller holds the lock.
+func (a *Agent) dial(u *user, now int64) {
+	if len(a.gateways) == 0 {
+		u.retryAt = now + int64(time.Second)
+		return
+	}
+	addr := a.gateways[a.rng.IntN(min(topK, len(a.gateways)))]
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		a.connectFailures++
+		u.retryAt = now + int64(time.Second)
+		return
+	}
+	var local netip.Addr
+	if len(a.binds) > 0 {
+		local = a.binds[int(u.idx)%len(a.binds)]
+	}
+	u.dialAt = now
+	u.tried = true
+	u.state = uConnecting
+	c, err := a.r.Dial(ap, local, u)
+	if err != nil {
+		a.connectFailures++
+		u.state = uOffline
+		u.attempt++
+		u.retryAt = now + min(a.backoffMax, a.backoffBase<<min(u.attempt, 16))
+		if !errors.Is(err, reactor.ErrTooManyConns) {
+			a.log.Debug("dial failed", "addr", addr, "err", err)
+		}
+		return
+	}
+	u.conn = c
+}

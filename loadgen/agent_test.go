@@ -1,0 +1,163 @@
+package loadgen
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/floodgate/floodgate/gateway/msg"
+	"github.com/floodgate/floodgate/gateway/node"
+	"github.com/floodgate/floodgate/gateway/proto"
+	"github.com/floodgate/floodgate/gateway/reactor"
+)
+
+const testSecret = "loadgen-test-secret-0123"
+
+func startGateway(t *testing.T, mutate func(*node.Config)) string {
+	t.Helper()
+	signer, _ := proto.NewSigner([]byte(testSecret))
+	cfg := node.Config{
+		ID: "gw", Reactor: reactor.Config{Addr: "127.0.0.1:0", ShutdownTimeout: time.Second},
+		Signer: signer, Backend: node.NewLocal(msg.NewMemory(10000)), Logger: slog.New(slog.DiscardHandler),
+	}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	n, err := node.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { n.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return n.Reactor().Addr().String()
+}
+
+func f64(v float64) *float64 { return &v }
+
+func TestAgentAccountsForEveryMessage(t *testing.T) {
+	addr := startGateway(t, nil)
+	dir := t.TempDir()
+	plan := Plan{
+		Seed: 7, Gateways: []string{addr}, Secret: testSecret, Users: 300, ConnectRate: 3000,
+		Traffic:   Traffic{Rate: 2000, Pattern: "pairs", PayloadBytes: 100},
+		Behaviour: Behaviour{IdleFraction: 0.1},
+		Deadline:  Duration(3 * time.Second),
+		Phases:    []Phase{{Name: "warm", Duration: Duration(time.Second), Rate: f64(500)}, {Name: "steady", Duration: Duration(2 * time.Second), Rate: f64(2000)}},
+	}
+	var snaps int
+	a, err := New(Options{Plan: plan, OutDir: dir, Name: "a0", Logger: slog.New(slog.DiscardHandler), Progress: func(Snapshot) { snaps++ }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	res, err := a.Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := res.Messages
+	t.Logf("messages %+v; push %+v; connect %+v", m, res.Latency[TagPush], res.Latency[TagConnect])
+	if res.Interrupted || res.Established != 300 {
+		t.Fatalf("interrupted %v, established %d of 300", res.Interrupted, res.Established)
+	}
+	// 500/s for 1s + 2000/s for 2s = 4500 slots, give or take the edges.
+	if m.Sent < 4000 || m.Sent > 5000 {
+		t.Fatalf("sent %d, want about 4500", m.Sent)
+	}
+	if m.Delivered+m.Lost+m.Failed != m.Sent {
+		t.Fatalf("delivered %d + lost %d + failed %d != sent %d", m.Delivered, m.Lost, m.Failed, m.Sent)
+	}
+	if m.Lost != 0 || m.Failed != 0 || m.Acked != m.Sent {
+		t.Fatalf("a fault-free run lost or failed messages: %+v", m)
+	}
+	p := res.Latency[TagPush]
+	if p.Count != int64(m.Delivered) || p.P50 <= 0 || p.P99 < p.P50 || p.Max < p.P99 {
+		t.Fatalf("push percentiles %+v for %d deliveries", p, m.Delivered)
+	}
+	if res.Latency[TagConnect].Count != 300 || res.Latency[TagLag].Count == 0 {
+		t.Fatalf("connect %+v, lag %+v", res.Latency[TagConnect], res.Latency[TagLag])
+	}
+	if snaps == 0 {
+		t.Error("no progress snapshot")
+	}
+	// The interval log reads back, with tagged intervals that add up to the totals.
+	f, err := os.Open(filepath.Join(dir, "a0.hlog"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r := hdrhistogram.NewHistogramLogReader(f)
+	var pushCount int64
+	intervals := 0
+	for {
+		h, err := r.NextIntervalHistogram()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h == nil {
+			break
+		}
+		intervals++
+		if h.Tag() == TagPush {
+			pushCount += h.TotalCount()
+		}
+	}
+	if pushCount != p.Count || intervals < 3*len(Tags) {
+		t.Fatalf("hlog: %d push samples in %d intervals, want %d", pushCount, intervals, p.Count)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "a0.json")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Two segments of one plan split its users and its rate.
+func TestSegmentsSplitThePlan(t *testing.T) {
+	p := Plan{Users: 10, Traffic: Traffic{Rate: 100}}
+	var total int
+	for i := range 3 {
+		s := Segment{i, 3}
+		first, n := s.users(&p)
+		if first != uint64(1+total) {
+			t.Fatalf("segment %d starts at %d, want %d", i, first, 1+total)
+		}
+		total += n
+	}
+	if total != 10 {
+		t.Fatalf("segments hold %d users, want 10", total)
+	}
+	if r := (Segment{0, 2}).share(&p, 100); r != 50 {
+		t.Fatalf("share %v", r)
+	}
+}
+
+func TestPlanValidation(t *testing.T) {
+	good := func() Plan {
+		return Plan{Gateways: []string{"127.0.0.1:1"}, Secret: testSecret, Users: 1, Phases: []Phase{{Name: "p", Duration: Duration(time.Second)}}}
+	}
+	if p := good(); p.Validate() != nil {
+		t.Fatalf("good plan: %v", p.Validate())
+	}
+	for name, mut := range map[string]func(*Plan){
+		"no target":     func(p *Plan) { p.Gateways = nil },
+		"short secret":  func(p *Plan) { p.Secret = "x" },
+		"no users":      func(p *Plan) { p.Users = 0 },
+		"bad pattern":   func(p *Plan) { p.Traffic.Pattern = "storm" },
+		"tiny payload":  func(p *Plan) { p.Traffic.PayloadBytes = 8 },
+		"fractions":     func(p *Plan) { p.Behaviour.SlowFraction, p.Behaviour.IdleFraction = 0.6, 0.6 },
+		"no phases":     func(p *Plan) { p.Phases = nil },
+		"zero duration": func(p *Plan) { p.Phases[0].Duration = 0 },
+		"group size":    func(p *Plan) { p.Traffic.Pattern = "groups" },
+	} {
+		p := good()
+		mut(&p)
+		if p.Validate() == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}

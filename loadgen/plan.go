@@ -1,0 +1,218 @@
+package loadgen
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+)
+
+// Duration is a time.Duration that reads and writes JSON as "250ms", "5m".
+type Duration time.Duration
+
+// MarshalJSON implements json.Marshaler.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration: want a string like \"250ms\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// D returns the time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Plan is what an agent does: who its users are, how they connect and behave, and
+// the traffic phases. One plan describes a whole load; Segment carves it into slices
+// so several agents (processes, machines) run parts of the same plan.
+type Plan struct {
+	Seed int64 `json:"seed"`
+	// Ipconf is the ipconf base URL users discover gateways from; Gateways is a
+	// fixed list used instead when Ipconf is empty.
+	Ipconf   string   `json:"ipconf,omitempty"`
+	Gateways []string `json:"gateways,omitempty"`
+	// Secret is the cluster secret: the agent mints its users' login tokens.
+	Secret string `json:"secret"`
+	// Users is the number of users in the whole plan; their uids are
+	// UIDBase+1 … UIDBase+Users.
+	Users   int    `json:"users"`
+	UIDBase uint64 `json:"uid_base,omitempty"`
+	// Bind lists local source addresses to spread this agent's connections over
+	// (each gives its own ephemeral port range per destination); empty: the kernel's choice.
+	Bind []string `json:"bind,omitempty"`
+	// ConnectRate is connects per second for the whole plan (0: as fast as possible).
+	ConnectRate float64 `json:"connect_rate"`
+	// Heartbeat overrides the interval the server announces (0: the server's).
+	Heartbeat Duration  `json:"heartbeat,omitempty"`
+	Traffic   Traffic   `json:"traffic"`
+	Behaviour Behaviour `json:"behaviour"`
+	// Deadline is how long a message may take: one not delivered by then is
+	// recorded at the deadline and counted lost (if the server acknowledged it) or
+	// failed (if not). Default 10s.
+	Deadline Duration `json:"deadline,omitempty"`
+	// Interval is the histogram interval; default 1s.
+	Interval Duration `json:"interval,omitempty"`
+	Phases   []Phase  `json:"phases"`
+}
+
+// Traffic is the message load.
+type Traffic struct {
+	// Rate is messages per second for the whole plan: an open model, each message
+	// has an intended send time whatever happened to the ones before it.
+	Rate float64 `json:"rate"`
+	// Pattern: "pairs" (uniform random sender and recipient), "zipf" (recipients
+	// drawn from a Zipf law: hot users), or "groups" (each send goes to the other
+	// members of the sender's group: fan-out).
+	Pattern   string  `json:"pattern"`
+	ZipfS     float64 `json:"zipf_s,omitempty"`     // Zipf exponent, > 1; default 1.1
+	GroupSize int     `json:"group_size,omitempty"` // members per group, >= 2
+	// PayloadBytes is the SEND payload size, at least 24 (the measurement header).
+	PayloadBytes int `json:"payload_bytes"`
+}
+
+// Behaviour is how users act besides sending.
+type Behaviour struct {
+	// SlowFraction of users read slowly: SlowBytesPerSec > 0 reads at that rate,
+	// 0 stops reading altogether. Their push latency is tagged apart.
+	SlowFraction    float64 `json:"slow_fraction,omitempty"`
+	SlowBytesPerSec int     `json:"slow_bytes_per_sec,omitempty"`
+	// ChurnPerSec disconnects that many random users per second (plan-wide); they
+	// reconnect as clients do.
+	ChurnPerSec float64 `json:"churn_per_sec,omitempty"`
+	// IdleFraction of users only hold their connection: they neither send nor receive.
+	IdleFraction float64 `json:"idle_fraction,omitempty"`
+}
+
+// Phase is a stretch of the run with its own traffic settings; unset fields keep
+// the previous phase's (or the plan's) values.
+type Phase struct {
+	Name         string   `json:"name"`
+	Duration     Duration `json:"duration"`
+	Rate         *float64 `json:"rate,omitempty"`
+	ChurnPerSec  *float64 `json:"churn_per_sec,omitempty"`
+	SlowFraction *float64 `json:"slow_fraction,omitempty"`
+}
+
+// LoadPlan reads a plan from a JSON file.
+func LoadPlan(path string) (Plan, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Plan{}, err
+	}
+	var p Plan
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return Plan{}, fmt.Errorf("plan %s: %w", path, err)
+	}
+	return p, p.Validate()
+}
+
+// MinPayload is the smallest payload: the measurement header (message number,
+// intended send time, sender).
+const MinPayload = 24
+
+// Validate checks the plan and fills defaults.
+func (p *Plan) Validate() error {
+	var errs []error
+	bad := func(f string, a ...any) { errs = append(errs, fmt.Errorf(f, a...)) }
+	if p.Ipconf == "" && len(p.Gateways) == 0 {
+		bad("plan: ipconf or gateways is required")
+	}
+	if len(p.Secret) < 16 {
+		bad("plan: secret must be at least 16 bytes")
+	}
+	if p.Users <= 0 {
+		bad("plan: users must be > 0")
+	}
+	if p.ConnectRate < 0 || p.Traffic.Rate < 0 {
+		bad("plan: rates must be >= 0")
+	}
+	switch p.Traffic.Pattern {
+	case "", "pairs":
+		p.Traffic.Pattern = "pairs"
+	case "zipf":
+		if p.Traffic.ZipfS == 0 {
+			p.Traffic.ZipfS = 1.1
+		}
+		if p.Traffic.ZipfS <= 1 {
+			bad("plan: zipf_s must be > 1")
+		}
+	case "groups":
+		if p.Traffic.GroupSize < 2 {
+			bad("plan: group_size must be >= 2 for the groups pattern")
+		}
+	default:
+		bad("plan: pattern %q: want pairs, zipf or groups", p.Traffic.Pattern)
+	}
+	if p.Traffic.PayloadBytes == 0 {
+		p.Traffic.PayloadBytes = 64
+	}
+	if p.Traffic.PayloadBytes < MinPayload {
+		bad("plan: payload_bytes must be >= %d", MinPayload)
+	}
+	b := p.Behaviour
+	if b.SlowFraction < 0 || b.SlowFraction > 1 || b.IdleFraction < 0 || b.IdleFraction > 1 || b.SlowFraction+b.IdleFraction > 1 {
+		bad("plan: slow and idle fractions must be in [0, 1] and add up to at most 1")
+	}
+	if b.ChurnPerSec < 0 || b.SlowBytesPerSec < 0 {
+		bad("plan: churn and slow rates must be >= 0")
+	}
+	if p.Deadline == 0 {
+		p.Deadline = Duration(10 * time.Second)
+	}
+	if p.Interval == 0 {
+		p.Interval = Duration(time.Second)
+	}
+	if len(p.Phases) == 0 {
+		bad("plan: at least one phase is required")
+	}
+	for i, ph := range p.Phases {
+		if ph.Duration <= 0 {
+			bad("plan: phase %d (%q): duration must be > 0", i, ph.Name)
+		}
+		if (ph.Rate != nil && *ph.Rate < 0) || (ph.ChurnPerSec != nil && *ph.ChurnPerSec < 0) ||
+			(ph.SlowFraction != nil && (*ph.SlowFraction < 0 || *ph.SlowFraction+b.IdleFraction > 1)) {
+			bad("plan: phase %d (%q): bad rate, churn or slow fraction", i, ph.Name)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Segment is slice Index of Count of a plan (0 <= Index < Count).
+type Segment struct{ Index, Count int }
+
+// ParseSegment parses "i/n".
+func ParseSegment(s string) (Segment, error) {
+	var seg Segment
+	if _, err := fmt.Sscanf(s, "%d/%d", &seg.Index, &seg.Count); err != nil || seg.Count < 1 || seg.Index < 0 || seg.Index >= seg.Count {
+		return Segment{}, fmt.Errorf("segment %q: want i/n with 0 <= i < n", s)
+	}
+	return seg, nil
+}
+
+// String formats the segment as "i/n".
+func (s Segment) String() string { return fmt.Sprintf("%d/%d", s.Index, s.Count) }
+
+// users returns the segment's uid range: (first, count).
+func (s Segment) users(p *Plan) (uint64, int) {
+	lo := p.Users * s.Index / s.Count
+	hi := p.Users * (s.Index + 1) / s.Count
+	return p.UIDBase + uint64(lo) + 1, hi - lo
+}
+
+// share scales a plan-wide rate to the segment's share of the users.
+func (s Segment) share(p *Plan, rate float64) float64 {
+	_, n := s.users(p)
+	return rate * float64(n) / float64(p.Users)
+}

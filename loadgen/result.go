@@ -1,0 +1,128 @@
+package loadgen
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Percentiles summarises one histogram, in microseconds.
+type Percentiles struct {
+	Count int64 `json:"count"`
+	P50   int64 `json:"p50"`
+	P90   int64 `json:"p90"`
+	P99   int64 `json:"p99"`
+	P999  int64 `json:"p999"`
+	P9999 int64 `json:"p9999"`
+	Max   int64 `json:"max"`
+}
+
+// Summarise reads the percentiles of h.
+func Summarise(h *hdrhistogram.Histogram) Percentiles {
+	if h.TotalCount() == 0 {
+		return Percentiles{}
+	}
+	return Percentiles{
+		Count: h.TotalCount(), P50: h.ValueAtPercentile(50), P90: h.ValueAtPercentile(90),
+		P99: h.ValueAtPercentile(99), P999: h.ValueAtPercentile(99.9), P9999: h.ValueAtPercentile(99.99), Max: h.Max(),
+	}
+}
+
+// Snapshot is an agent's progress, reported every second.
+type Snapshot struct {
+	Agent       string `json:"agent"`
+	Phase       string `json:"phase"`
+	Users       int    `json:"users"`
+	Active      int    `json:"active"`
+	Established uint64 `json:"established"`
+	Reconnects  uint64 `json:"reconnects"`
+	InFlight    uint64 `json:"in_flight"`
+	Counts      Counts `json:"messages"`
+}
+
+// Result is an agent's outcome.
+type Result struct {
+	Agent           string                 `json:"agent"`
+	Segment         string                 `json:"segment"`
+	Users           int                    `json:"users"`
+	Started         time.Time              `json:"traffic_started"`
+	Ended           time.Time              `json:"ended"`
+	Interrupted     bool                   `json:"interrupted"`
+	Established     uint64                 `json:"established"`
+	PeakActive      int                    `json:"peak_active"`
+	Reconnects      uint64                 `json:"reconnects"`
+	Disconnects     uint64                 `json:"disconnects"`
+	ConnectFailures uint64                 `json:"connect_failures"`
+	Kicks           map[string]uint64      `json:"kicks"`
+	Messages        Counts                 `json:"messages"`
+	Latency         map[string]Percentiles `json:"latency_us"`
+	Clamped         uint64                 `json:"clamped_values"`
+	ProtocolErrors  uint64                 `json:"protocol_errors"`
+	ServerErrors    uint64                 `json:"server_errors"`
+}
+
+func (r *Result) write(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+func (a *Agent) snapshot(st *runState) Snapshot {
+	phase := "connect"
+	switch {
+	case st.phase >= len(a.plan.Phases):
+		phase = "drain"
+	case st.phase >= 0:
+		phase = a.plan.Phases[st.phase].Name
+	}
+	c := a.counts
+	c.Add(a.ledger.c)
+	return Snapshot{Agent: a.opts.Name, Phase: phase, Users: len(a.users), Active: a.active,
+		Established: a.established, Reconnects: a.reconnects, InFlight: a.ledger.inFlight(), Counts: c}
+}
+
+// finish closes the last interval and builds the result.
+func (a *Agent) finish(st *runState, started time.Time, interrupted bool) (*Result, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	err := a.meters.rotate(time.Now())
+	c := a.counts
+	c.Add(a.ledger.c)
+	res := &Result{
+		Agent: a.opts.Name, Segment: a.opts.Segment.String(), Users: len(a.users),
+		Started: started, Ended: time.Now(), Interrupted: interrupted,
+		Established: a.established, PeakActive: a.peakActive, Reconnects: a.reconnects,
+		Disconnects: a.disconnects, ConnectFailures: a.connectFailures, Kicks: a.kicks,
+		Messages: c, Latency: map[string]Percentiles{}, Clamped: a.meters.clamped,
+		ProtocolErrors: a.protoErrors, ServerErrors: a.serverErrors,
+	}
+	for _, t := range Tags {
+		res.Latency[t] = Summarise(a.meters.total[t])
+	}
+	return res, err
+}
+
+// WriteTable prints the result as a small text report: accounting, then the
+// percentiles of every tag that has samples, in milliseconds.
+func (r *Result) WriteTable(w io.Writer) {
+	m := r.Messages
+	fmt.Fprintf(w, "%s: %d users, established %d, reconnects %d, connect failures %d\n",
+		r.Agent, r.Users, r.Established, r.Reconnects, r.ConnectFailures)
+	fmt.Fprintf(w, "messages: sent %d, acked %d, delivered %d, lost %d, failed %d, late %d, duplicates %d, out of order %d, evicted %d, skipped %d\n",
+		m.Sent, m.Acked, m.Delivered, m.Lost, m.Failed, m.Late, m.Duplicates, m.OutOfOrder, m.Evicted, m.Skipped)
+	fmt.Fprintf(w, "%-10s %9s %9s %9s %9s %9s %9s %9s\n", "ms", "count", "p50", "p90", "p99", "p99.9", "p99.99", "max")
+	for _, t := range Tags {
+		p := r.Latency[t]
+		if p.Count == 0 {
+			continue
+		}
+		ms := func(us int64) string { return fmt.Sprintf("%.3f", float64(us)/1000) }
+		fmt.Fprintf(w, "%-10s %9d %9s %9s %9s %9s %9s %9s\n", t, p.Count, ms(p.P50), ms(p.P90), ms(p.P99), ms(p.P999), ms(p.P9999), ms(p.Max))
+	}
+}

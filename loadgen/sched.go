@@ -1,0 +1,284 @@
+package loadgen
+
+import (
+	"context"
+	"math"
+	"time"
+
+	"github.com/floodgate/floodgate/gateway/proto"
+)
+
+// Timing of the scheduler and the per-user sweep.
+const (
+	tick       = time.Millisecond
+	sweepEvery = 100 * time.Millisecond // each user is looked at this often
+	gapWait    = 200 * time.Millisecond // a gap older than this is filled by SYNC
+	// settleTimeout bounds the connect phase when no Start signal is given.
+	settleTimeout = 2 * time.Minute
+)
+
+// run state of the scheduler
+type runState struct {
+	t0          int64   // traffic start (agent clock); -1 before
+	tEnd        int64   // end of the last phase
+	nextConnect int     // next user to connect for the first time
+	connectAt   float64 // when it may (agent clock, ns)
+	nextSend    float64 // intended time of the next send slot
+	phase       int     // current phase index (-1 before t0)
+	phaseEnd    int64
+	rate        float64 // this segment's messages per second in the current phase
+	churn       float64 // this segment's disconnects per second
+	churnDebt   float64
+	lastTick    int64
+	lastRotate  int64
+	lastReport  int64
+	startWait   bool
+}
+
+// schedule is the agent's clock: a 1 ms ticker that connects users at the planned
+// rate, sends at each message's intended time, churns, sweeps users (heartbeats,
+// reconnects, gap fills, acks, slow reading), ends messages at their deadline, and
+// rotates the interval histograms. Its own lateness is the hiccup meter.
+func (a *Agent) schedule(ctx context.Context) (*Result, error) {
+	seg, plan := a.opts.Segment, &a.plan
+	st := runState{t0: -1, phase: -1, startWait: a.opts.Start != nil}
+	connectRate := seg.share(plan, plan.ConnectRate)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	deadline := int64(plan.Deadline)
+	interval := int64(plan.Interval)
+	var start time.Time
+	for {
+		var tickAt time.Time
+		select {
+		case <-ctx.Done():
+			return a.finish(&st, start, true)
+		case tickAt = <-t.C:
+		}
+		now := a.now()
+		if st.lastTick != 0 {
+			if late := now - st.lastTick - int64(tick); late > 0 {
+				a.mu.Lock()
+				a.meters.record(TagHiccup, late/1000)
+				a.mu.Unlock()
+			}
+		}
+		st.lastTick = now
+		if st.startWait {
+			select {
+			case start = <-a.opts.Start:
+				st.startWait = false
+				at := now + int64(time.Until(start))
+				a.mu.Lock()
+				a.beginTraffic(&st, max(at, now))
+				a.mu.Unlock()
+			default:
+			}
+		}
+		_ = tickAt
+
+		a.mu.Lock()
+		// First connections, paced.
+		for st.nextConnect < len(a.users) && (connectRate == 0 || st.connectAt <= float64(now)) {
+			a.dial(a.users[st.nextConnect], now)
+			st.nextConnect++
+			if connectRate > 0 {
+				st.connectAt = math.Max(st.connectAt, float64(now)-float64(time.Second)/connectRate) + float64(time.Second)/connectRate
+			}
+		}
+		if st.t0 < 0 && !st.startWait && a.settled(&st, now) {
+			start = time.Now()
+			a.beginTraffic(&st, now)
+		}
+		if st.t0 >= 0 && now >= st.t0 {
+			a.traffic(&st, now)
+		}
+		a.sweepUsers(now)
+		a.ledger.expire(a.toMono(now), deadline, a.onEnded)
+		if now-st.lastRotate >= interval {
+			a.meters.rotate(time.Now())
+			st.lastRotate = now
+		}
+		// Done once every message has ended and its acknowledgement is in (or the
+		// deadline says it is not coming).
+		c := a.ledger.c
+		done := st.t0 >= 0 && now >= st.tEnd && a.ledger.inFlight() == 0 &&
+			(c.Acked+c.Failed >= c.Sent || now >= st.tEnd+deadline)
+		snap := a.snapshot(&st)
+		a.mu.Unlock()
+
+		if a.opts.Progress != nil && now-st.lastReport >= int64(time.Second) {
+			st.lastReport = now
+			a.opts.Progress(snap)
+		}
+		if done {
+			return a.finish(&st, start, false)
+		}
+	}
+}
+
+// settled reports whether the connect phase is over: every user had its first
+// attempt and none is still in the middle of one (or settleTimeout passed).
+func (a *Agent) settled(st *runState, now int64) bool {
+	if st.nextConnect < len(a.users) {
+		return false
+	}
+	if now > int64(settleTimeout) {
+		return true
+	}
+	for _, u := range a.users {
+		if u.state == uConnecting || u.state == uLoggingIn {
+			return false
+		}
+	}
+	return true
+}
+
+func (a *Agent) beginTraffic(st *runState, t0 int64) {
+	st.t0 = t0
+	st.tEnd = t0
+	for _, ph := range a.plan.Phases {
+		st.tEnd += int64(ph.Duration)
+	}
+	st.phase = -1
+	st.phaseEnd = t0
+	a.log.Info("traffic starts", "established", a.active, "users", len(a.users), "in", time.Duration(t0-a.now()))
+}
+
+// traffic advances phases and sends every message whose intended time has come.
+func (a *Agent) traffic(st *runState, now int64) {
+	seg, plan := a.opts.Segment, &a.plan
+	for st.phase < len(plan.Phases) && now >= st.phaseEnd {
+		st.phase++
+		if st.phase == len(plan.Phases) {
+			break
+		}
+		ph := plan.Phases[st.phase]
+		if st.phase == 0 {
+			st.rate, st.churn = plan.Traffic.Rate, plan.Behaviour.ChurnPerSec
+		}
+		if ph.Rate != nil {
+			st.rate = *ph.Rate
+		}
+		if ph.ChurnPerSec != nil {
+			st.churn = *ph.ChurnPerSec
+		}
+		if ph.SlowFraction != nil {
+			a.setSlowFraction(*ph.SlowFraction)
+		}
+		st.nextSend = math.Max(st.nextSend, float64(st.phaseEnd))
+		st.phaseEnd += int64(ph.Duration)
+		a.log.Info("phase", "name", ph.Name, "index", st.phase)
+	}
+	if st.phase >= len(plan.Phases) {
+		return
+	}
+	rate := seg.share(plan, st.rate)
+	if plan.Traffic.Pattern == "groups" {
+		rate /= float64(plan.Traffic.GroupSize - 1) // one post fans out to the rest of the group
+	}
+	if rate > 0 {
+		gap := float64(time.Second) / rate
+		for st.nextSend <= float64(now) && st.nextSend < float64(st.phaseEnd) {
+			a.sendSlot(int64(st.nextSend), now)
+			st.nextSend += gap
+		}
+	} else {
+		st.nextSend = float64(now)
+	}
+	st.churnDebt += seg.share(plan, st.churn) * float64(tick) / float64(time.Second)
+	for ; st.churnDebt >= 1; st.churnDebt-- {
+		u := a.users[a.rng.IntN(len(a.users))]
+		if u.state == uActive && u.conn != nil {
+			u.conn.Close() // the user drops and comes back, as churning clients do
+		}
+	}
+}
+
+// sendSlot sends the message(s) of one schedule slot with intended time intended.
+func (a *Agent) sendSlot(intended, now int64) {
+	if len(a.senders) == 0 || len(a.recipients) < 2 {
+		a.counts.Skipped++
+		return
+	}
+	s := a.users[a.senders[a.rng.IntN(len(a.senders))]]
+	a.meters.record(TagLag, (now-intended)/1000)
+	switch a.plan.Traffic.Pattern {
+	case "groups":
+		g := a.plan.Traffic.GroupSize
+		base := int(s.idx) / g * g
+		for i := base; i < min(base+g, len(a.users)); i++ {
+			if to := a.users[i]; to != s && !to.idle {
+				a.send(s, to, intended)
+			}
+		}
+	case "zipf":
+		to := a.users[a.recipients[a.zipf.Uint64()]]
+		if to == s {
+			to = a.users[a.recipients[(int(a.zipf.Uint64())+1)%len(a.recipients)]]
+		}
+		a.send(s, to, intended)
+	default:
+		to := a.users[a.recipients[a.rng.IntN(len(a.recipients))]]
+		for to == s {
+			to = a.users[a.recipients[a.rng.IntN(len(a.recipients))]]
+		}
+		a.send(s, to, intended)
+	}
+}
+
+func (a *Agent) send(from, to *user, intended int64) {
+	mono := a.toMono(intended)
+	k := a.ledger.add(mono, to.idx, a.onEnded)
+	putHeader(a.payload, k, mono, from.uid)
+	m := proto.Send{ClientMsgID: k, To: to.uid, ClientTS: mono, Payload: a.payload}
+	a.wbuf = m.Append(a.wbuf[:0])
+	from.conn.Write(a.wbuf) //nolint:errcheck // a failed write leaves k unacknowledged: it ends as failed
+}
+
+// onEnded records a message that ended undelivered: a lost one at the deadline, in
+// the histogram of its recipient's class, so percentiles see every loss.
+func (a *Agent) onEnded(e entry, lost bool) {
+	if !lost {
+		return
+	}
+	tag := TagPush
+	if a.users[e.to].slow {
+		tag = TagPushSlow
+	}
+	a.meters.record(tag, int64(a.plan.Deadline)/1000)
+}
+
+// sweepUsers visits a slice of the users each tick, so that each one is seen every
+// sweepEvery: heartbeats, reconnects, gap fills, ack flushes, slow reading.
+func (a *Agent) sweepUsers(now int64) {
+	n := len(a.users)
+	chunk := (n*int(tick) + int(sweepEvery) - 1) / int(sweepEvery)
+	for range chunk {
+		u := a.users[a.sweep]
+		a.sweep = (a.sweep + 1) % n
+		switch u.state {
+		case uOffline:
+			if u.tried && now >= u.retryAt {
+				a.dial(u, now)
+			}
+		case uActive:
+			if now >= u.nextPing && u.heartbeat > 0 {
+				p := proto.Ping{TS: a.toMono(now)}
+				a.wbuf = p.Append(a.wbuf[:0])
+				u.conn.Write(a.wbuf)
+				u.nextPing = now + u.heartbeat
+			}
+			if len(u.ahead) > 0 && !u.syncing && now-u.gapSince > int64(gapWait) {
+				a.sync(u)
+			}
+			a.ack(u)
+			if u.slow && a.slowRate > 0 {
+				u.slowBudget = min(u.slowBudget+a.slowRate*int64(sweepEvery)/int64(time.Second), a.slowRate)
+				if u.slowBudget > 0 {
+					u.conn.ResumeReading()
+				}
+			}
+		}
+	}
+}
