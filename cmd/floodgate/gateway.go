@@ -11,10 +11,12 @@ import (
 	"time"
 
 	"github.com/floodgate/floodgate/gateway/admin"
+	"github.com/floodgate/floodgate/gateway/cluster"
 	"github.com/floodgate/floodgate/gateway/msg"
 	"github.com/floodgate/floodgate/gateway/node"
 	"github.com/floodgate/floodgate/gateway/proto"
 	"github.com/floodgate/floodgate/gateway/reactor"
+	"github.com/floodgate/floodgate/gateway/state"
 	"github.com/floodgate/floodgate/internal/units"
 )
 
@@ -34,6 +36,10 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 		shutdownWait = fs.Duration("shutdown-timeout", 5*time.Second, "bound on the graceful close at SIGTERM")
 		echo         = fs.Bool("echo", false, "answer every frame with itself (reactor benchmark mode; no login)")
 		inbox        = fs.Int("inbox", 1024, "messages kept per user until acknowledged (single-gateway store)")
+		stateAddr    = fs.String("state", "", "state service link address: join the full stack (with -msg); empty: single gateway")
+		msgAddr      = fs.String("msg", "", "msg service link address (with -state)")
+		linkAddr     = fs.String("link", "127.0.0.1:0", "this gateway's link address for router pushes and control drains (with -state)")
+		leaseTTL     = fs.Duration("lease-ttl", 3*time.Second, "the gateway's lease in the state service: its sessions die within this of a crash")
 		maxFrame     = units.Size(proto.DefaultMaxFrame)
 		highWater    = units.Size(64 << 10)
 		hardCap      = units.Size(1 << 20)
@@ -76,25 +82,8 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 	cfg := node.Config{
 		ID: *id, Reactor: rc, Heartbeat: *heartbeat, MaxFrame: maxFrame.Int(), Echo: *echo, Logger: log,
 	}
-	if !*echo {
-		secret, err := sec.load()
-		if err != nil {
-			fmt.Fprintln(stderr, "gateway:", err)
-			return 2
-		}
-		if cfg.Signer, err = proto.NewSigner(secret); err != nil {
-			fmt.Fprintln(stderr, "gateway:", err)
-			return 2
-		}
-		cfg.Backend = node.NewLocal(msg.NewMemory(*inbox))
-	}
 	reg := admin.NewRegistry()
-	cfg.Registry = reg
-	n, err := node.New(cfg)
-	if err != nil {
-		log.Error("gateway failed to start", "err", err)
-		return 1
-	}
+	// The admin server comes first so the gateway table can carry its real address.
 	adminURL := "-"
 	if *adminAddr != "" {
 		srv, err := admin.Start(*adminAddr, admin.Handler(reg, nil), log)
@@ -105,8 +94,67 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 		defer srv.Close(time.Second)
 		adminURL = srv.Addr()
 	}
+	var cl *cluster.Cluster
+	if !*echo {
+		secret, err := sec.load()
+		if err != nil {
+			fmt.Fprintln(stderr, "gateway:", err)
+			return 2
+		}
+		if cfg.Signer, err = proto.NewSigner(secret); err != nil {
+			fmt.Fprintln(stderr, "gateway:", err)
+			return 2
+		}
+		switch {
+		case *stateAddr == "" && *msgAddr == "":
+			cfg.Backend = node.NewLocal(msg.NewMemory(*inbox))
+		case *stateAddr == "" || *msgAddr == "":
+			fmt.Fprintln(stderr, "gateway: -state and -msg go together")
+			return 2
+		default:
+			st, err := state.Dial(state.ClientConfig{Addr: *stateAddr, Secret: secret, Name: *id, Logger: log, Registry: reg})
+			if err != nil {
+				fmt.Fprintln(stderr, "gateway:", err)
+				return 2
+			}
+			defer st.Close()
+			ms, err := msg.Dial(msg.ClientConfig{Addr: *msgAddr, Secret: secret, Name: *id, Logger: log, Registry: reg})
+			if err != nil {
+				fmt.Fprintln(stderr, "gateway:", err)
+				return 2
+			}
+			defer ms.Close()
+			cl, err = cluster.New(cluster.Config{ID: *id, LinkAddr: *linkAddr, AdminAddr: adminURL, Secret: secret,
+				State: st, Msgs: ms, LeaseTTL: *leaseTTL, Registry: reg, Logger: log})
+			if err != nil {
+				log.Error("gateway failed to start", "err", err)
+				return 1
+			}
+			cfg.Backend = cl
+		}
+	}
+	cfg.Registry = reg
+	n, err := node.New(cfg)
+	if err != nil {
+		log.Error("gateway failed to start", "err", err)
+		return 1
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if cl != nil {
+		// Hold the lease (and serve the link) before taking clients: a LOGIN must be
+		// able to register. The cluster outlives the node's shutdown a moment, so the
+		// node's KICK SHUTDOWNs go out before the lease is released.
+		cctx, cstop := context.WithCancel(context.Background())
+		cdone := make(chan struct{})
+		go func() { cl.Run(cctx, n.Reactor().Addr().String()); close(cdone) }()
+		defer func() { cstop(); <-cdone }()
+		select {
+		case <-cl.Ready():
+		case <-ctx.Done():
+			return 0
+		}
+	}
 	// One machine-readable line on stdout for harnesses; everything else is logged.
 	fmt.Fprintf(stdout, "READY gateway %s %s\n", n.Reactor().Addr(), adminURL)
 	if err := n.Run(ctx); err != nil {

@@ -27,7 +27,7 @@ func TestSessionSurvivesAKickWithoutLoss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	go n.Run(ctx)
 	addr := n.Reactor().Addr().String()
@@ -61,7 +61,12 @@ func TestSessionSurvivesAKickWithoutLoss(t *testing.T) {
 
 	for i := 1; i <= total; i++ {
 		if i == total/2 {
+			// Kick everyone off the only gateway, then let them back in.
 			n.Drain(gwlink.DrainRequest{Batch: 10, Interval: 10 * time.Millisecond, RetryAfter: 20 * time.Millisecond})
+			for n.Sessions() > 0 && ctx.Err() == nil {
+				time.Sleep(time.Millisecond)
+			}
+			n.Undrain()
 		}
 		for {
 			sctx, scancel := context.WithTimeout(ctx, 5*time.Second)
@@ -71,6 +76,9 @@ func TestSessionSurvivesAKickWithoutLoss(t *testing.T) {
 				break // acked: stored
 			}
 			// The sender was drained too: wait for it to come back, then resend.
+			if ctx.Err() != nil {
+				t.Fatal("the sender never got back")
+			}
 			wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
 			sender.WaitConnected(wctx)
 			wcancel()

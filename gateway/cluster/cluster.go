@@ -288,6 +288,8 @@ func (c *Cluster) handle(_ context.Context, req *link.Request) ([]byte, error) {
 			return nil, err
 		}
 		return gwlink.Marshal(c.gw.Drain(dr)), nil
+	case gwlink.MethodUndrain:
+		return gwlink.Marshal(c.gw.Undrain()), nil
 	}
 	return nil, fmt.Errorf("gateway link: unknown method %d", req.Method)
 }

@@ -14,8 +14,13 @@ const (
 	// Response: one byte, PushDelivered or PushNotHere.
 	MethodPush uint16 = 1
 	// MethodDrain asks the gateway to move its clients elsewhere. Request and
-	// response bodies: JSON DrainRequest and DrainStatus.
+	// response bodies: JSON DrainRequest and DrainStatus. The gateway keeps turning
+	// logins away until MethodUndrain, so clients that reconnect before ipconf
+	// stops advertising it are sent on again rather than kept.
 	MethodDrain uint16 = 2
+	// MethodUndrain ends a drain: the gateway accepts logins again. Empty request;
+	// response body: JSON DrainStatus (Started false).
+	MethodUndrain uint16 = 3
 )
 
 // MethodPush results.

@@ -7,6 +7,11 @@ import (
 	"github.com/floodgate/floodgate/gateway/msg/msgtest"
 )
 
+var (
+	_ msg.EvictionCounter = (*msg.Memory)(nil)
+	_ msg.StoredCounter   = (*msg.Memory)(nil)
+)
+
 func TestMemoryStore(t *testing.T) {
 	msgtest.Run(t, func(t *testing.T, perUser int) msg.Store { return msg.NewMemory(perUser) })
 }

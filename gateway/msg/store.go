@@ -45,3 +45,16 @@ type Store interface {
 
 // ErrNoRecipient is returned by Append for a message to uid 0.
 var ErrNoRecipient = errors.New("msg: recipient uid 0")
+
+// EvictionCounter is implemented by stores that count evictions: unacknowledged
+// messages dropped because their recipient's window was full. The count is this
+// process's, from zero at start (a Prometheus counter's semantics).
+type EvictionCounter interface {
+	Evictions() uint64
+}
+
+// StoredCounter is implemented by stores that can tell cheaply how many messages
+// they retain now, across all inboxes.
+type StoredCounter interface {
+	Stored() int64
+}

@@ -32,8 +32,10 @@ type Gateway interface {
 	Sessions() int
 	// EachSession calls fn for every logged-in session (fn must not block).
 	EachSession(fn func(Session))
-	// Drain moves clients away in paced batches of KICK DRAIN (see gwlink).
+	// Drain moves clients away in paced batches of KICK DRAIN (see gwlink), and
+	// turns logins away until Undrain.
 	Drain(req gwlink.DrainRequest) gwlink.DrainStatus
+	Undrain() gwlink.DrainStatus
 }
 
 // Backend is the rest of the IM stack as a gateway sees it: the session directory,

@@ -11,9 +11,10 @@ import (
 // Drain moves this gateway's clients elsewhere: every req.Interval, req.Batch
 // sessions get KICK DRAIN with a retry hint spread over [RetryAfter, 2×RetryAfter),
 // so they reconnect through ipconf (which no longer advertises a draining gateway)
-// gradually rather than in one storm (emqx#11310). LOGINs during a drain are
-// kicked the same way. The drain ends when no session is left; a second request
-// while one runs changes nothing.
+// gradually rather than in one storm (emqx#11310). LOGINs are kicked the same way
+// until Undrain: a client that asks ipconf before it has learnt of the drain, and
+// comes back here, is sent on again rather than kept. A second request while
+// draining changes nothing.
 func (n *Node) Drain(req gwlink.DrainRequest) gwlink.DrainStatus {
 	st := gwlink.DrainStatus{Sessions: n.Sessions()}
 	if req.Validate() != nil || !n.draining.CompareAndSwap(false, true) {
@@ -25,8 +26,15 @@ func (n *Node) Drain(req gwlink.DrainRequest) gwlink.DrainStatus {
 	return st
 }
 
+// Undrain ends a drain: logins are accepted again.
+func (n *Node) Undrain() gwlink.DrainStatus {
+	if n.draining.CompareAndSwap(true, false) {
+		n.log.Info("drain ended")
+	}
+	return gwlink.DrainStatus{Sessions: n.Sessions()}
+}
+
 func (n *Node) drain(req gwlink.DrainRequest) {
-	defer n.draining.Store(false)
 	t := time.NewTicker(req.Interval)
 	defer t.Stop()
 	for {
@@ -36,8 +44,8 @@ func (n *Node) drain(req gwlink.DrainRequest) {
 				batch = append(batch, s)
 			}
 		})
-		if len(batch) == 0 {
-			n.log.Info("drain finished")
+		if len(batch) == 0 || !n.draining.Load() {
+			n.log.Info("every session moved off; logins stay refused until undrained", "undrained", !n.draining.Load())
 			return
 		}
 		for _, s := range batch {

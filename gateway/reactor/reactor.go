@@ -199,15 +199,19 @@ type Reactor struct {
 	start     time.Time
 	wheelTick int64
 
-	conns    atomic.Int64
-	next     atomic.Uint32 // round-robin over loops
-	astats   acceptStats
-	running  atomic.Bool
-	stopping atomic.Bool
-	drained  chan struct{} // closed once stopping and no connection is left
-	drainMu  sync.Once
-	stopAcc  sync.Once
-	accWG    sync.WaitGroup
+	conns      atomic.Int64
+	next       atomic.Uint32 // round-robin over loops
+	astats     acceptStats
+	running    atomic.Bool
+	stopping   atomic.Bool
+	drained    chan struct{} // closed once stopping and no connection is left
+	quit       chan struct{} // closed to stop the workers, once no job is scheduled
+	jobsMu     sync.Mutex
+	jobsActive int // connections scheduled on the worker pool
+	jobsIdle   *sync.Cond
+	drainMu    sync.Once
+	stopAcc    sync.Once
+	accWG      sync.WaitGroup
 }
 
 // New builds a reactor: it raises RLIMIT_NOFILE, derives the connection limit, creates
@@ -216,7 +220,8 @@ func New(cfg Config) (*Reactor, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	r := &Reactor{cfg: cfg, log: cfg.Logger, start: time.Now(), drained: make(chan struct{})}
+	r := &Reactor{cfg: cfg, log: cfg.Logger, start: time.Now(), drained: make(chan struct{}), quit: make(chan struct{})}
+	r.jobsIdle = sync.NewCond(&r.jobsMu)
 	if err := r.applyFileLimit(); err != nil {
 		return nil, err
 	}
@@ -337,8 +342,13 @@ func (r *Reactor) Run(ctx context.Context) error {
 	var loopsWG, workersWG sync.WaitGroup
 	for i := 0; i < r.cfg.Workers; i++ {
 		workersWG.Go(func() {
-			for j := range r.workq {
-				r.work(j)
+			for {
+				select {
+				case j := <-r.workq:
+					r.work(j)
+				case <-r.quit:
+					return
+				}
 			}
 		})
 	}
@@ -375,7 +385,10 @@ func (r *Reactor) Run(ctx context.Context) error {
 		l.post(task{op: opExit})
 	}
 	loopsWG.Wait()
-	close(r.workq)
+	// No epoller is left to schedule work; let the workers finish what is
+	// scheduled (every OnClose included), then stop them.
+	r.waitJobs()
+	close(r.quit)
 	workersWG.Wait()
 	r.closeFDs()
 	r.log.Info("reactor stopped")

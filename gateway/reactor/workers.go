@@ -52,6 +52,7 @@ func (r *Reactor) deferFrame(c *Conn, frame []byte) {
 	j.mu.Unlock()
 	c.loop.stats.deferred.Add(int64(len(frame)))
 	if schedule {
+		r.jobStarted()
 		// A jobs is on the queue at most once, and the queue has room for twice the
 		// connection limit, so this does not block in practice; if it ever did, it
 		// would be backpressure, not deadlock: workers never block on the queue.
@@ -77,6 +78,7 @@ func (r *Reactor) work(j *jobs) {
 			if closeDue {
 				h.OnClose(c, c.reason, c.cause)
 			}
+			r.jobFinished()
 			return
 		}
 		if n == workBatch {
@@ -104,6 +106,33 @@ func (r *Reactor) work(j *jobs) {
 		h.OnDeferred(c, *b)
 		r.bufs.put(b)
 	}
+}
+
+// jobStarted and jobFinished count connections scheduled on the pool, so that
+// shutdown stops the workers only once none is left: a worker may put a busy
+// connection back on the queue, so the queue must outlive every scheduled job.
+func (r *Reactor) jobStarted() {
+	r.jobsMu.Lock()
+	r.jobsActive++
+	r.jobsMu.Unlock()
+}
+
+func (r *Reactor) jobFinished() {
+	r.jobsMu.Lock()
+	r.jobsActive--
+	if r.jobsActive == 0 {
+		r.jobsIdle.Broadcast()
+	}
+	r.jobsMu.Unlock()
+}
+
+// waitJobs waits until no connection is scheduled on the pool.
+func (r *Reactor) waitJobs() {
+	r.jobsMu.Lock()
+	for r.jobsActive > 0 {
+		r.jobsIdle.Wait()
+	}
+	r.jobsMu.Unlock()
 }
 
 // notifyClose delivers OnClose after c's queued frames, or at once if none are queued.

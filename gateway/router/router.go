@@ -22,10 +22,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// MethodRoute is the one-way link notification by which the msg service hands the
-// router a stored message (body: msg.AppendMessage).
-const MethodRoute uint16 = 1
-
 // Lookup is what the router needs from the state service.
 type Lookup interface {
 	Lookup(ctx context.Context, uid uint64) (state.Session, bool, error)
@@ -142,7 +138,7 @@ func (r *Router) Serve(ctx context.Context) error {
 }
 
 func (r *Router) handle(_ context.Context, req *link.Request) ([]byte, error) {
-	if req.Method != MethodRoute {
+	if req.Method != msg.RouteMethod { // the msg service's feed of stored messages
 		return nil, fmt.Errorf("router: unknown method %d", req.Method)
 	}
 	m, err := msg.DecodeMessage(bytes.Clone(req.Body)) // routing is asynchronous: own the bytes

@@ -144,7 +144,7 @@ func startRouter(t *testing.T, st *fakeState) *fixture {
 func (f *fixture) send(t *testing.T, to, seq uint64) {
 	t.Helper()
 	m := msg.Message{Seq: seq, ID: seq, From: 1, To: to, Payload: []byte("x")}
-	if err := f.feed.Notify(MethodRoute, msg.AppendMessage(nil, &m)); err != nil {
+	if err := f.feed.Notify(msg.RouteMethod, msg.AppendMessage(nil, &m)); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -54,19 +54,26 @@ func (g *Gateway) Live(now time.Time) bool { return now.Before(g.Expires) }
 
 // Store keeps sessions and gateway leases. Implementations are safe for concurrent use.
 type Store interface {
-	// Acquire registers g (its ID and addresses; other fields are ignored) with a
-	// lease of ttl and returns a new epoch, larger than any epoch the gateway had
-	// before. Sessions of earlier epochs are invalid from now on.
+	// Acquire registers g (its ID and addresses) with a lease of ttl and returns a
+	// new epoch. Epochs are unique across gateways and keep increasing across
+	// restarts of the state service and of its backing store, so a cached
+	// (gateway, epoch) can never be mistaken for a newer lease. The draining flag
+	// and load start afresh: a redeployed gateway is not left draining. Sessions of
+	// earlier epochs are invalid from now on.
 	Acquire(ctx context.Context, g Gateway, ttl time.Duration) (epoch uint64, err error)
 	// Renew extends the lease of (id, epoch) by ttl and records load. It fails with
 	// ErrLeaseLost if that lease lapsed or a newer epoch exists: the gateway must
 	// then stop serving its sessions (they are all invalid) and Acquire again.
 	Renew(ctx context.Context, id string, epoch uint64, load Load, ttl time.Duration) error
-	// Release ends the lease of (id, epoch) at once (a clean shutdown).
+	// Release ends the lease of (id, epoch) at once (a clean shutdown). For an
+	// (id, epoch) that is not the live lease it fails with ErrLeaseLost and never
+	// touches a newer lease.
 	Release(ctx context.Context, id string, epoch uint64) error
 	// SetDraining marks a gateway as draining (ipconf stops advertising it) or not.
 	SetDraining(ctx context.Context, id string, draining bool) error
-	// Gateways returns every gateway known, live or not.
+	// Gateways returns every gateway known, live or not; a gateway is forgotten a
+	// retention period (default an hour) after its lease ended. Gateway.Live is the
+	// caller's estimate on its own clock; the store is the authority.
 	Gateways(ctx context.Context) ([]Gateway, error)
 
 	// Register records s as s.UID's current session, replacing any other. It fails

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/floodgate/floodgate/gateway/admin"
+	"github.com/floodgate/floodgate/gateway/control"
+	"github.com/floodgate/floodgate/gateway/gwlink"
+	"github.com/floodgate/floodgate/internal/units"
+)
+
+func runControl(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("control", flag.ContinueOnError)
+	var (
+		listen         = fs.String("listen", "127.0.0.1:7200", "HTTP address for the control API, /metrics, /healthz and pprof")
+		stateAddr      = fs.String("state", "", "state service link address (required)")
+		softFraction   = fs.Float64("soft-fraction", 0.9, "over_soft_limit when conns exceed this fraction of max_conns")
+		workerQueueMax = fs.Int("worker-queue-max", 1000, "congestion when a gateway's worker queue exceeds this")
+		clearRatio     = fs.Float64("clear-ratio", 0.9, "a load alert resolves at this fraction of its threshold")
+		highWater      = fs.Float64("high-water", 0.75, "fleet utilisation above which scaling out is recommended")
+		lowWater       = fs.Float64("low-water", 0.3, "fleet utilisation below which scaling in is recommended")
+		minGateways    = fs.Int("min-gateways", 2, "smallest fleet ever recommended")
+		sustain        = fs.Duration("sustain", 30*time.Second, "how long utilisation must stay past a watermark before a recommendation")
+		ringSize       = fs.Int("alerts-kept", 1024, "alert events kept for GET /v1/alerts")
+		drainTimeout   = fs.Duration("drain-timeout", 5*time.Second, "bound on reaching a gateway for a drain")
+		drainBatch     = fs.Int("drain-batch", 500, "default clients kicked per drain interval")
+		drainInterval  = fs.Duration("drain-interval", time.Second, "default time between drain batches")
+		drainRetry     = fs.Duration("drain-retry-after", 2*time.Second, "default reconnect hint given to drained clients")
+		poll           = fs.Duration("poll", 500*time.Millisecond, "how often the gateway table is read")
+		shutdownWait   = fs.Duration("shutdown-timeout", 5*time.Second, "bound on finishing in-flight requests at SIGTERM")
+		outboundMax    = units.Size(64 << 20)
+	)
+	fs.Var(&outboundMax, "outbound-queued-max", "congestion when a gateway's queued outbound bytes exceed this")
+	var lf logFlags
+	lf.register(fs)
+	var sec secretFlags
+	sec.register(fs)
+	if stop, code := parse(fs, args, stderr); stop {
+		return code
+	}
+	log, err := lf.logger(stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "control:", err)
+		return 2
+	}
+	if *stateAddr == "" {
+		fmt.Fprintln(stderr, "control: -state is required")
+		return 2
+	}
+	secret, err := sec.load()
+	if err != nil {
+		fmt.Fprintln(stderr, "control:", err)
+		return 2
+	}
+	cfg := control.Config{
+		SoftFraction: *softFraction, OutboundQueuedMax: int64(outboundMax), WorkerQueueMax: *workerQueueMax,
+		ClearRatio: *clearRatio, HighWater: *highWater, LowWater: *lowWater, MinGateways: *minGateways,
+		Sustain: *sustain, RingSize: *ringSize, LinkSecret: secret, DrainTimeout: *drainTimeout,
+		DrainDefaults: gwlink.DrainRequest{Batch: *drainBatch, Interval: *drainInterval, RetryAfter: *drainRetry},
+		PollInterval:  *poll, Logger: log,
+	}
+	reg := admin.NewRegistry()
+	cfg.Registerer = reg
+	store, closeStore, err := dialState("control", *stateAddr, secret, reg, log) // in ipconf.go
+	if err != nil {
+		log.Error("control failed to start", "err", err)
+		return 1
+	}
+	defer closeStore()
+	svc, err := control.New(store, cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	defer svc.Close()
+	mux := admin.Handler(reg, svc.Health)
+	mux.Handle("/v1/", svc.Handler())
+	return serveService("control", *listen, mux, svc.Run, *shutdownWait, stdout, log)
+}

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/floodgate/floodgate/gateway/admin"
+	"github.com/floodgate/floodgate/gateway/ipconf"
+	"github.com/floodgate/floodgate/gateway/state"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+func runIpconf(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("ipconf", flag.ContinueOnError)
+	var (
+		listen       = fs.String("listen", "127.0.0.1:7100", "HTTP address for /v1/gateways, /metrics, /healthz and pprof")
+		stateAddr    = fs.String("state", "", "state service link address (required)")
+		topK         = fs.Int("top-k", 3, "best gateways shuffled by weighted random choice at the head of each answer")
+		freeze       = fs.Duration("freeze", 30*time.Second, "how long gateways lost in a mass loss (over half the fleet at once) stay advertised")
+		window       = fs.Duration("smoothing", 5*time.Second, "time constant of the per-gateway load smoothing")
+		acceptFull   = fs.Float64("accept-rate-full", 1000, "gateway accept rate (per second) at which its storm penalty is full")
+		cpuFull      = fs.Float64("cpu-full", 4, "gateway CPU use (cores) at which its CPU penalty is full")
+		heartbeat    = fs.Duration("heartbeat", 30*time.Second, "heartbeat interval hinted to clients")
+		backoffBase  = fs.Duration("backoff-base", 3*time.Second, "reconnect backoff base hinted to clients")
+		backoffMax   = fs.Duration("backoff-max", 300*time.Second, "reconnect backoff cap hinted to clients")
+		backoffJit   = fs.Float64("backoff-jitter", 0.3, "reconnect backoff jitter (0..1) hinted to clients")
+		poll         = fs.Duration("poll", 500*time.Millisecond, "how often the gateway table is read")
+		shutdownWait = fs.Duration("shutdown-timeout", 5*time.Second, "bound on finishing in-flight requests at SIGTERM")
+	)
+	var lf logFlags
+	lf.register(fs)
+	var sec secretFlags
+	sec.register(fs)
+	if stop, code := parse(fs, args, stderr); stop {
+		return code
+	}
+	log, err := lf.logger(stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "ipconf:", err)
+		return 2
+	}
+	if *stateAddr == "" {
+		fmt.Fprintln(stderr, "ipconf: -state is required")
+		return 2
+	}
+	secret, err := sec.load()
+	if err != nil {
+		fmt.Fprintln(stderr, "ipconf:", err)
+		return 2
+	}
+	reg := admin.NewRegistry()
+	svc, err := ipconf.New(ipconf.Config{
+		TopK: *topK, FreezeFor: *freeze, Window: *window, AcceptRateFull: *acceptFull, CPUFull: *cpuFull,
+		Heartbeat: *heartbeat, Backoff: ipconf.Backoff{Base: *backoffBase, Max: *backoffMax, Jitter: *backoffJit},
+		PollInterval: *poll, Registerer: reg, Logger: log,
+	})
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	store, closeStore, err := dialState("ipconf", *stateAddr, secret, reg, log)
+	if err != nil {
+		log.Error("ipconf failed to start", "err", err)
+		return 1
+	}
+	defer closeStore()
+	mux := admin.Handler(reg, svc.Health)
+	mux.Handle("/v1/", svc.Handler())
+	return serveService("ipconf", *listen, mux, func(ctx context.Context) error { return svc.Run(ctx, store) },
+		*shutdownWait, stdout, log)
+}
+
+// dialState connects to the state service at addr as name, authenticating with
+// the cluster secret, and returns the client with its close function. ipconf and
+// control both use it; reg may receive the client's metrics.
+//
+// The services poll Gateways every -poll; the state client's Watch could push
+// tables instead, but polling keeps ipconf and control simple and their view is at
+// most one poll old.
+func dialState(name, addr string, secret []byte, reg prometheus.Registerer, log *slog.Logger) (state.Store, func(), error) {
+	c, err := state.Dial(state.ClientConfig{Addr: addr, Secret: secret, Name: name, Logger: log, Registry: reg})
+	if err != nil {
+		return nil, nil, fmt.Errorf("state client: %w", err)
+	}
+	return c, c.Close, nil
+}
+
+// serveService runs a service that follows the state table, for ipconf and
+// control: it serves h on addr, runs follow until SIGINT or SIGTERM, prints
+// "READY <name> <http-addr>" on stdout once listening, and at the signal drains
+// the HTTP server within wait and waits for follow to return.
+func serveService(name, addr string, h http.Handler, follow func(context.Context) error, wait time.Duration,
+	stdout io.Writer, log *slog.Logger) int {
+	srv, err := admin.Start(addr, h, log)
+	if err != nil {
+		log.Error(name+" failed to start", "err", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	followed := make(chan error, 1)
+	go func() { followed <- follow(ctx) }()
+	// One machine-readable line on stdout for harnesses; everything else is logged.
+	fmt.Fprintf(stdout, "READY %s %s\n", name, srv.Addr())
+	<-ctx.Done()
+	log.Info(name + " stopping")
+	code := 0
+	if err := srv.Close(wait); err != nil {
+		log.Error(name+" HTTP server stopped with an error", "err", err)
+		code = 1
+	}
+	if err := <-followed; err != nil {
+		log.Error(name+" stopped with an error", "err", err)
+		code = 1
+	}
+	return code
+}

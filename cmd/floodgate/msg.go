@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/floodgate/floodgate/gateway/admin"
+	"github.com/floodgate/floodgate/gateway/link"
+	"github.com/floodgate/floodgate/gateway/msg"
+	"github.com/redis/go-redis/v9"
+)
+
+func runMsg(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("msg", flag.ContinueOnError)
+	var (
+		id          = fs.String("id", "msg-1", "this process's name, in logs and to the router")
+		listen      = fs.String("listen", "127.0.0.1:7400", "link address gateways call (ip:port)")
+		adminAddr   = fs.String("admin", "127.0.0.1:7401", "admin address for /metrics, /healthz, pprof (empty: off)")
+		backend     = fs.String("backend", "memory", "message store: memory (lost at exit) or redis")
+		redisAddr   = fs.String("redis-addr", "127.0.0.1:6379", "Redis address, for -backend redis")
+		redisPrefix = fs.String("redis-prefix", "fg:msg:", "prefix of every Redis key of the store, for -backend redis")
+		inbox       = fs.Int("inbox", 1024, "messages kept per user until acknowledged; beyond it the oldest are evicted")
+		router      = fs.String("router", "", "router link address to forward stored messages to (empty: none); while it is unreachable they are not routed, only stored")
+	)
+	var lf logFlags
+	lf.register(fs)
+	var sec secretFlags
+	sec.register(fs)
+	if stop, code := parse(fs, args, stderr); stop {
+		return code
+	}
+	log, err := lf.logger(stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "msg:", err)
+		return 2
+	}
+	if *inbox <= 0 {
+		fmt.Fprintf(stderr, "msg: -inbox %d: want at least 1\n", *inbox)
+		return 2
+	}
+	if *backend != "memory" && *backend != "redis" {
+		fmt.Fprintf(stderr, "msg: -backend %q: want memory or redis\n", *backend)
+		return 2
+	}
+	secret, err := sec.load()
+	if err != nil {
+		fmt.Fprintln(stderr, "msg:", err)
+		return 2
+	}
+	log = log.With("id", *id)
+
+	store, health, closeStore, err := openMsgStore(*backend, *redisAddr, *redisPrefix, *inbox, log)
+	if err != nil {
+		log.Error("msg failed to start", "err", err)
+		return 1
+	}
+	defer closeStore()
+	var sink msg.Sink
+	if *router != "" {
+		rc := link.Dial(link.ClientConfig{Addr: *router, Secret: secret, Name: *id, Logger: log})
+		defer rc.Close()
+		sink = msg.NewLinkSink(rc, log)
+	}
+	reg := admin.NewRegistry()
+	srv, err := msg.NewServer(msg.ServerConfig{Addr: *listen, Secret: secret, Store: store, Sink: sink, Logger: log, Registry: reg})
+	if err != nil {
+		log.Error("msg failed to start", "err", err)
+		return 1
+	}
+	adminURL := "-"
+	if *adminAddr != "" {
+		as, err := admin.Start(*adminAddr, admin.Handler(reg, health), log)
+		if err != nil {
+			log.Error("msg failed to start", "err", err)
+			return 1
+		}
+		defer as.Close(time.Second)
+		adminURL = as.Addr()
+	}
+	log.Info("msg store", "backend", *backend, "inbox", *inbox, "router", *router)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// One machine-readable line on stdout for harnesses; everything else is logged.
+	fmt.Fprintf(stdout, "READY msg %s %s\n", srv.Addr(), adminURL)
+	if err := srv.Serve(ctx); err != nil {
+		log.Error("msg stopped with an error", "err", err)
+		return 1
+	}
+	log.Info("msg stopped")
+	return 0
+}
+
+// openMsgStore opens the -backend store, returning it with its health check (nil:
+// always healthy) and what closes it. A Redis that does not answer within 5s is an
+// error, so a misconfigured process fails at start rather than at the first message.
+func openMsgStore(backend, addr, prefix string, perUser int, log *slog.Logger) (msg.Store, func() error, func(), error) {
+	if backend == "memory" {
+		return msg.NewMemory(perUser), nil, func() {}, nil
+	}
+	// go-redis has one process-wide logger; this process is the place to route it.
+	redis.SetLogger(redisLog{log.With("component", "go-redis")})
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	store := msg.NewRedis(rdb, prefix, perUser)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := store.Ping(ctx); err != nil {
+		rdb.Close()
+		return nil, nil, nil, fmt.Errorf("redis at %s: %w", addr, err)
+	}
+	health := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := rdb.Ping(ctx).Err(); err != nil {
+			return fmt.Errorf("redis at %s: %w", addr, err)
+		}
+		return nil
+	}
+	return store, health, func() { rdb.Close() }, nil
+}
+
+// redisLog routes go-redis's log lines (connection trouble) into slog as warnings.
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, fmt.Sprintf(format, v...))
+}

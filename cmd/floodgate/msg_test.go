@@ -1,0 +1,207 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/floodgate/floodgate/gateway/link"
+	"github.com/floodgate/floodgate/gateway/msg"
+	"github.com/floodgate/floodgate/internal/redistest"
+)
+
+const msgTestSecret = "a-secret-of-sixteen+"
+
+func TestMsgCommandRejectsBadFlags(t *testing.T) {
+	t.Setenv("FLOODGATE_SECRET", msgTestSecret)
+	for _, args := range [][]string{
+		{"-backend", "disk"},
+		{"-inbox", "0"},
+		{"stray"},
+	} {
+		var out, errb bytes.Buffer
+		if code := dispatch(append([]string{"msg"}, args...), &out, &errb); code != 2 {
+			t.Errorf("msg %q: exit %d, want 2 (stderr %q)", args, code, errb.String())
+		}
+	}
+}
+
+// msgProcess is a running `floodgate msg`.
+type msgProcess struct {
+	cmd             *exec.Cmd
+	stderr          *lockedBuffer
+	link, adminAddr string
+}
+
+func startMsg(t *testing.T, args ...string) *msgProcess {
+	t.Helper()
+	cmd := exec.Command(binary(t), append([]string{"msg", "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0"}, args...)...)
+	cmd.Env = append(os.Environ(), "FLOODGATE_SECRET="+msgTestSecret)
+	p := &msgProcess{cmd: cmd, stderr: &lockedBuffer{}}
+	cmd.Stderr = p.stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	ready := make(chan []string, 1)
+	go func() {
+		line, _ := bufio.NewReader(stdout).ReadString('\n')
+		ready <- strings.Fields(line)
+		io.Copy(io.Discard, stdout)
+	}()
+	select {
+	case f := <-ready:
+		if len(f) != 4 || f[0] != "READY" || f[1] != "msg" {
+			t.Fatalf("READY line %q; stderr:\n%s", f, p.stderr.String())
+		}
+		p.link, p.adminAddr = f[2], f[3]
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no READY line; stderr:\n%s", p.stderr.String())
+	}
+	return p
+}
+
+// stop sends SIGTERM and expects a clean exit within 5s.
+func (p *msgProcess) stop(t *testing.T) {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit: %v\n%s", err, p.stderr.String())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("msg did not exit within 5s of SIGTERM\n%s", p.stderr.String())
+	}
+}
+
+func (p *msgProcess) get(t *testing.T, path string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + p.adminAddr + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s: %s", path, resp.Status, body)
+	}
+	return string(body)
+}
+
+// routerStub is a link server recording the RouteMethod notifications it gets;
+// connected receives each peer that connects.
+func routerStub(t *testing.T) (addr string, connected <-chan string, got <-chan []byte) {
+	t.Helper()
+	routed := make(chan []byte, 16)
+	peers := make(chan string, 16)
+	srv, err := link.Listen(link.ServerConfig{Addr: "127.0.0.1:0", Secret: []byte(msgTestSecret),
+		OnConnect: func(p *link.Peer) { peers <- p.Name() },
+		Handler: func(_ context.Context, r *link.Request) ([]byte, error) {
+			if r.Method == msg.RouteMethod && r.OneWay {
+				routed <- bytes.Clone(r.Body)
+			}
+			return nil, nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { srv.Serve(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return srv.Addr(), peers, routed
+}
+
+func dialMsg(t *testing.T, addr string) *msg.Client {
+	t.Helper()
+	c, err := msg.Dial(msg.ClientConfig{Addr: addr, Secret: []byte(msgTestSecret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// The msg command end to end, on each backend: READY line, a stored message reaches
+// the router, metrics and health, SIGTERM → exit 0. On Redis a second process
+// continues the first one's inboxes under the same epoch.
+func TestMsgCommandServesStoresAndRoutes(t *testing.T) {
+	for _, backend := range []string{"memory", "redis"} {
+		t.Run(backend, func(t *testing.T) {
+			ctx := context.Background()
+			routerAddr, connected, routed := routerStub(t)
+			args := []string{"-backend", backend, "-router", routerAddr, "-inbox", "8"}
+			if backend == "redis" {
+				args = append(args, "-redis-addr", redistest.Start(t).Addr, "-redis-prefix", "e2e:")
+			}
+			p := startMsg(t, args...)
+			select { // until it is, stored messages are not routed (they stay stored)
+			case name := <-connected:
+				if name != "msg-1" {
+					t.Fatalf("the router's peer is %q, want msg-1", name)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("msg never connected to the router; stderr:\n%s", p.stderr.String())
+			}
+			c := dialMsg(t, p.link)
+			m := &msg.Message{From: 1, To: 2, Payload: []byte("hello")}
+			if err := c.Append(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case b := <-routed:
+				got, err := msg.DecodeMessage(b)
+				if err != nil || got.Seq != 1 || got.ID != m.ID || string(got.Payload) != "hello" {
+					t.Fatalf("routed %+v, %v", got, err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("the router got nothing; stderr:\n%s", p.stderr.String())
+			}
+			w, err := c.Window(ctx, 2)
+			if err != nil || w.Head != 1 {
+				t.Fatalf("window %+v, %v", w, err)
+			}
+			metrics := p.get(t, "/metrics")
+			for _, want := range []string{`floodgate_msg_requests_total{method="append",result="ok"} 1`,
+				`floodgate_msg_stored_messages 1`, `floodgate_msg_route_dropped_total 0`} {
+				if !strings.Contains(metrics, want) {
+					t.Errorf("/metrics lacks %q", want)
+				}
+			}
+			if h := p.get(t, "/healthz"); strings.TrimSpace(h) != "ok" {
+				t.Errorf("/healthz: %q", h)
+			}
+			c.Close()
+			p.stop(t)
+			if backend != "redis" {
+				return
+			}
+			p2 := startMsg(t, args...)
+			w2, err := dialMsg(t, p2.link).Window(ctx, 2)
+			if err != nil || w2 != w {
+				t.Fatalf("after a restart: window %+v, %v; want %+v", w2, err, w)
+			}
+			p2.stop(t)
+		})
+	}
+}

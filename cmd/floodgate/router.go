@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/floodgate/floodgate/gateway/admin"
+	"github.com/floodgate/floodgate/gateway/router"
+	"github.com/floodgate/floodgate/gateway/state"
+)
+
+func runRouter(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("router", flag.ContinueOnError)
+	var (
+		listen    = fs.String("listen", "127.0.0.1:7300", "link address where the msg service feeds stored messages")
+		adminAddr = fs.String("admin", "127.0.0.1:7301", "admin address (/metrics, /healthz, pprof; empty: off)")
+		stateAddr = fs.String("state", "127.0.0.1:7200", "state service link address")
+		cacheTTL  = fs.Duration("cache-ttl", 30*time.Second, "how long a cached route is trusted at most")
+		lookups   = fs.Int("max-lookups", 256, "concurrent state lookups")
+	)
+	var sec secretFlags
+	sec.register(fs)
+	var lf logFlags
+	lf.register(fs)
+	if stop, code := parse(fs, args, stderr); stop {
+		return code
+	}
+	log, err := lf.logger(stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "router:", err)
+		return 2
+	}
+	secret, err := sec.load()
+	if err != nil {
+		fmt.Fprintln(stderr, "router:", err)
+		return 2
+	}
+	reg := admin.NewRegistry()
+	st, err := state.Dial(state.ClientConfig{Addr: *stateAddr, Secret: secret, Name: "router", Logger: log, Registry: reg})
+	if err != nil {
+		fmt.Fprintln(stderr, "router:", err)
+		return 2
+	}
+	defer st.Close()
+	r, err := router.New(router.Config{Addr: *listen, Secret: secret, State: st, CacheTTL: *cacheTTL,
+		MaxLookups: *lookups, Registry: reg, Logger: log})
+	if err != nil {
+		log.Error("router failed to start", "err", err)
+		return 1
+	}
+	st.Watch(r.SetGateways)
+	adminURL := "-"
+	if *adminAddr != "" {
+		srv, err := admin.Start(*adminAddr, admin.Handler(reg, nil), log)
+		if err != nil {
+			log.Error("router failed to start", "err", err)
+			return 1
+		}
+		defer srv.Close(time.Second)
+		adminURL = srv.Addr()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	fmt.Fprintf(stdout, "READY router %s %s\n", r.Addr(), adminURL)
+	if err := r.Serve(ctx); err != nil {
+		log.Error("router stopped with an error", "err", err)
+		return 1
+	}
+	return 0
+}

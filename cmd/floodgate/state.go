@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/floodgate/floodgate/gateway/admin"
+	"github.com/floodgate/floodgate/gateway/state"
+	"github.com/redis/go-redis/v9"
+)
+
+func runState(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("state", flag.ContinueOnError)
+	var (
+		listen      = fs.String("listen", "127.0.0.1:7100", "link address for gateways, routers and control")
+		adminAddr   = fs.String("admin", "127.0.0.1:7101", "admin address for /metrics, /healthz, pprof (empty: off)")
+		backend     = fs.String("backend", "memory", "session and lease store: memory (this process) or redis")
+		redisAddr   = fs.String("redis-addr", "127.0.0.1:6379", "Redis address, with -backend redis")
+		redisPrefix = fs.String("redis-prefix", "floodgate:state:", "prefix of every Redis key, with -backend redis")
+		retention   = fs.Duration("retention", time.Hour, "how long a dead gateway stays listed")
+		poll        = fs.Duration("poll", 100*time.Millisecond, "how often to check leases for lapses to push to watchers")
+	)
+	var lf logFlags
+	lf.register(fs)
+	var sec secretFlags
+	sec.register(fs)
+	if stop, code := parse(fs, args, stderr); stop {
+		return code
+	}
+	log, err := lf.logger(stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "state:", err)
+		return 2
+	}
+	secret, err := sec.load()
+	if err != nil {
+		fmt.Fprintln(stderr, "state:", err)
+		return 2
+	}
+	if *backend != "memory" && *backend != "redis" {
+		fmt.Fprintf(stderr, "state: -backend %q: want memory or redis\n", *backend)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	store, health, closeStore, err := openStateStore(ctx, *backend, *redisAddr, *redisPrefix, *retention)
+	if err != nil {
+		log.Error("state failed to start", "err", err)
+		return 1
+	}
+	defer closeStore()
+	reg := admin.NewRegistry()
+	srv, err := state.NewServer(state.ServerConfig{
+		Addr: *listen, Secret: secret, Store: store, Logger: log, Registry: reg, Poll: *poll,
+	})
+	if err != nil {
+		log.Error("state failed to start", "err", err)
+		return 1
+	}
+	adminURL := "-"
+	if *adminAddr != "" {
+		a, err := admin.Start(*adminAddr, admin.Handler(reg, health), log)
+		if err != nil {
+			log.Error("state failed to start", "err", err)
+			return 1
+		}
+		defer a.Close(time.Second)
+		adminURL = a.Addr()
+	}
+	log.Info("state store", "backend", *backend)
+	// One machine-readable line on stdout for harnesses; everything else is logged.
+	fmt.Fprintf(stdout, "READY state %s %s\n", srv.Addr(), adminURL)
+	if err := srv.Serve(ctx); err != nil {
+		log.Error("state stopped with an error", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// openStateStore opens the -backend store. health backs /healthz (nil: always OK);
+// closeStore releases the store's resources.
+func openStateStore(ctx context.Context, backend, redisAddr, prefix string, retention time.Duration) (
+	store state.Store, health func() error, closeStore func(), err error) {
+	switch backend {
+	case "memory":
+		return state.NewMemory(state.MemoryConfig{Retention: retention}), nil, func() {}, nil
+	case "redis":
+		rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
+		r := state.NewRedis(rdb, state.RedisConfig{Prefix: prefix, Retention: retention})
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if err := r.Ping(pctx); err != nil {
+			rdb.Close()
+			return nil, nil, nil, fmt.Errorf("-redis-addr %s: %w", redisAddr, err)
+		}
+		health = func() error {
+			hctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			return r.Ping(hctx)
+		}
+		return r, health, func() { rdb.Close() }, nil
+	}
+	return nil, nil, nil, fmt.Errorf("-backend %q: want memory or redis", backend)
+}

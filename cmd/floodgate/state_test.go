@@ -1,0 +1,139 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/floodgate/floodgate/gateway/state"
+	"github.com/floodgate/floodgate/internal/redistest"
+)
+
+const stateTestSecret = "a-secret-of-sixteen+"
+
+func TestStateCommandRejectsBadFlags(t *testing.T) {
+	t.Setenv("FLOODGATE_SECRET", stateTestSecret)
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"-backend", "disk"}, 2},
+		{[]string{"stray"}, 2},
+		{[]string{"-log-level", "loud"}, 2},
+		{[]string{"-backend", "redis", "-redis-addr", "127.0.0.1:1", "-admin", ""}, 1}, // nothing listens there
+	} {
+		var out, errb bytes.Buffer
+		if code := dispatch(append([]string{"state"}, tc.args...), &out, &errb); code != tc.code {
+			t.Errorf("state %q: exit %d, want %d (stderr %q)", tc.args, code, tc.code, errb.String())
+		}
+	}
+}
+
+// The state command end to end on each backend: READY line, a gateway's lease and a
+// session through a Client, metrics and health, SIGTERM → exit 0.
+func TestStateCommandServesAndStopsOnSIGTERM(t *testing.T) {
+	for _, backend := range []string{"memory", "redis"} {
+		t.Run(backend, func(t *testing.T) {
+			args := []string{"state", "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-backend", backend}
+			if backend == "redis" {
+				args = append(args, "-redis-addr", redistest.Start(t).Addr, "-redis-prefix", "e2e:")
+			}
+			cmd := exec.Command(binary(t), args...)
+			cmd.Env = append(os.Environ(), "FLOODGATE_SECRET="+stateTestSecret)
+			var stderr lockedBuffer
+			cmd.Stderr = &stderr
+			stdout, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+			ready := make(chan []string, 1)
+			go func() {
+				line, _ := bufio.NewReader(stdout).ReadString('\n')
+				ready <- strings.Fields(line)
+				io.Copy(io.Discard, stdout)
+			}()
+			var f []string
+			select {
+			case f = <-ready:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("no READY line; stderr:\n%s", stderr.String())
+			}
+			if len(f) != 4 || f[0] != "READY" || f[1] != "state" {
+				t.Fatalf("READY line %q; stderr:\n%s", f, stderr.String())
+			}
+			linkAddr, adminAddr := f[2], f[3]
+
+			c, err := state.Dial(state.ClientConfig{Addr: linkAddr, Secret: []byte(stateTestSecret)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := c.WaitConnected(ctx); err != nil {
+				t.Fatal(err)
+			}
+			e, err := c.Acquire(ctx, state.Gateway{ID: "gw-1", Addr: "127.0.0.1:7000"}, time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := state.Session{UID: 5, Gateway: "gw-1", Conn: 1, Epoch: e}
+			if err := c.Register(ctx, want); err != nil {
+				t.Fatal(err)
+			}
+			if got, ok, err := c.Lookup(ctx, 5); err != nil || !ok || got != want {
+				t.Fatalf("lookup: %+v %v %v", got, ok, err)
+			}
+
+			metrics := stateHTTPGet(t, "http://"+adminAddr+"/metrics")
+			for _, w := range []string{`floodgate_state_registrations_total{result="ok"} 1`,
+				`floodgate_state_lookups_total{result="hit"} 1`, "floodgate_state_sessions 1",
+				"floodgate_state_lease_acquires_total 1"} {
+				if !strings.Contains(metrics, w) {
+					t.Errorf("/metrics lacks %q", w)
+				}
+			}
+			if h := stateHTTPGet(t, "http://"+adminAddr+"/healthz"); strings.TrimSpace(h) != "ok" {
+				t.Errorf("/healthz: %q", h)
+			}
+
+			cmd.Process.Signal(syscall.SIGTERM)
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("exit: %v\n%s", err, stderr.String())
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("state did not exit within 5s of SIGTERM\n%s", stderr.String())
+			}
+		})
+	}
+}
+
+func stateHTTPGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s: %s", url, resp.Status, body)
+	}
+	return string(body)
+}

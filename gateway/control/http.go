@@ -1,0 +1,201 @@
+package control
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// Duration is a time.Duration written in JSON as a Go duration string ("1s").
+type Duration time.Duration
+
+// UnmarshalJSON accepts a string time.ParseDuration understands.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return errors.New(`want a duration string such as "1s"`)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duration %q: %w", s, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalJSON writes d as a duration string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// DrainBody is the body of POST /v1/drain. Fields left out take Config.DrainDefaults.
+type DrainBody struct {
+	Gateway    string    `json:"gateway"`
+	Batch      *int      `json:"batch,omitempty"`       // clients kicked per interval
+	Interval   *Duration `json:"interval,omitempty"`    // between batches
+	RetryAfter *Duration `json:"retry_after,omitempty"` // reconnect hint given to kicked clients
+}
+
+// UndrainBody is the body of POST /v1/undrain.
+type UndrainBody struct {
+	Gateway string `json:"gateway"`
+}
+
+// UndrainResult is the answer to an undrain.
+type UndrainResult struct {
+	Gateway  string `json:"gateway"`
+	Draining bool   `json:"draining"` // always false
+}
+
+// AlertsResponse is the body of GET /v1/alerts.
+type AlertsResponse struct {
+	Events []Event `json:"events"` // seq > since, oldest first
+	// LastSeq is the newest event's seq: pass it as since to read only newer ones.
+	LastSeq uint64 `json:"last_seq"`
+	// Truncated is true when events after since were already dropped from the
+	// bounded ring (the reader fell too far behind).
+	Truncated bool `json:"truncated"`
+}
+
+// ErrorResponse is the body of every error answer.
+type ErrorResponse struct {
+	Error string `json:"error"`
+}
+
+// maxBody bounds request bodies.
+const maxBody = 64 << 10
+
+// Handler serves the control API:
+//
+//	GET  /v1/alerts?since=SEQ  AlertsResponse (since defaults to 0: every kept event)
+//	GET  /v1/recommendation    Recommendation
+//	POST /v1/drain             DrainBody → DrainResult
+//	POST /v1/undrain           UndrainBody → UndrainResult
+//
+// Errors answer an ErrorResponse: 400 for a malformed request, 404 for an unknown
+// gateway, 409 for one not live, 502 when the state service or the gateway fails
+// (a failed drain command leaves the draining flag set), 503 once closed.
+func (s *Service) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/alerts", s.serveAlerts)
+	mux.HandleFunc("GET /v1/recommendation", s.serveRecommendation)
+	mux.HandleFunc("POST /v1/drain", s.serveDrain)
+	mux.HandleFunc("POST /v1/undrain", s.serveUndrain)
+	return mux
+}
+
+func (s *Service) serveAlerts(w http.ResponseWriter, r *http.Request) {
+	var since uint64
+	if v := r.URL.Query().Get("since"); v != "" {
+		var err error
+		if since, err = strconv.ParseUint(v, 10, 64); err != nil {
+			writeJSON(w, http.StatusBadRequest, ErrorResponse{Error: fmt.Sprintf("since %q: want an event seq (an integer >= 0)", v)})
+			return
+		}
+	}
+	events, last, truncated := s.Alerts(since)
+	if events == nil {
+		events = []Event{}
+	}
+	writeJSON(w, http.StatusOK, AlertsResponse{Events: events, LastSeq: last, Truncated: truncated})
+}
+
+func (s *Service) serveRecommendation(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.Recommendation())
+}
+
+func (s *Service) serveDrain(w http.ResponseWriter, r *http.Request) {
+	var b DrainBody
+	if !decode(w, r, &b) {
+		s.metrics.drains.WithLabelValues("drain", resultInvalid).Inc()
+		return
+	}
+	req := s.cfg.DrainDefaults
+	if b.Batch != nil {
+		req.Batch = *b.Batch
+	}
+	if b.Interval != nil {
+		req.Interval = time.Duration(*b.Interval)
+	}
+	if b.RetryAfter != nil {
+		req.RetryAfter = time.Duration(*b.RetryAfter)
+	}
+	res, err := s.Drain(r.Context(), b.Gateway, req)
+	if err != nil {
+		s.fail(w, "drain", err)
+		return
+	}
+	s.metrics.drains.WithLabelValues("drain", resultOK).Inc()
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (s *Service) serveUndrain(w http.ResponseWriter, r *http.Request) {
+	var b UndrainBody
+	if !decode(w, r, &b) {
+		s.metrics.drains.WithLabelValues("undrain", resultInvalid).Inc()
+		return
+	}
+	if err := s.Undrain(r.Context(), b.Gateway); err != nil {
+		s.fail(w, "undrain", err)
+		return
+	}
+	s.metrics.drains.WithLabelValues("undrain", resultOK).Inc()
+	writeJSON(w, http.StatusOK, UndrainResult{Gateway: b.Gateway})
+}
+
+// decode reads a JSON body with a gateway field into v, answering 400 itself if
+// it is malformed, has unknown fields, or names no gateway.
+func decode(w http.ResponseWriter, r *http.Request, v interface{ gateway() string }) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		err = errors.New("trailing data after the JSON object")
+	}
+	if err == nil && v.gateway() == "" {
+		err = errors.New(`missing "gateway"`)
+	}
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, ErrorResponse{Error: "request body: " + err.Error()})
+		return false
+	}
+	return true
+}
+
+func (b *DrainBody) gateway() string   { return b.Gateway }
+func (b *UndrainBody) gateway() string { return b.Gateway }
+
+// fail answers err with the status its kind maps to.
+func (s *Service) fail(w http.ResponseWriter, op string, err error) {
+	status, result := http.StatusInternalServerError, resultError
+	for _, m := range []struct {
+		err    error
+		status int
+		result string
+	}{
+		{ErrInvalid, http.StatusBadRequest, resultInvalid},
+		{ErrUnknownGateway, http.StatusNotFound, resultUnknown},
+		{ErrNotLive, http.StatusConflict, resultNotLive},
+		{ErrState, http.StatusBadGateway, resultStateError},
+		{ErrUnreachable, http.StatusBadGateway, resultUnreachable},
+		{ErrClosed, http.StatusServiceUnavailable, resultClosed},
+	} {
+		if errors.Is(err, m.err) {
+			status, result = m.status, m.result
+			break
+		}
+	}
+	s.metrics.drains.WithLabelValues(op, result).Inc()
+	if status >= 500 {
+		s.log.Warn(op+" failed", "err", err)
+	}
+	writeJSON(w, status, ErrorResponse{Error: err.Error()})
+}
+
+func writeJSON(w http.ResponseWriter, status int, body any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(body) //nolint:errcheck // the client went away
+}

@@ -1,0 +1,136 @@
+package ipconf
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+)
+
+func get(t *testing.T, url string, into any) (int, http.Header) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); into != nil && ct != "application/json" {
+		t.Fatalf("%s: content type %q", url, ct)
+	}
+	if into != nil {
+		if err := json.NewDecoder(resp.Body).Decode(into); err != nil {
+			t.Fatalf("%s: decoding: %v", url, err)
+		}
+	}
+	return resp.StatusCode, resp.Header
+}
+
+func TestGatewaysEndpoint(t *testing.T) {
+	clk := newClock()
+	s := newService(t, clk, func(c *Config) {
+		c.Heartbeat = 20 * time.Second
+		c.Backoff = Backoff{Base: 2 * time.Second, Max: time.Minute, Jitter: 0.5}
+	})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+
+	t.Run("no table yet", func(t *testing.T) {
+		var r Response
+		code, h := get(t, srv.URL+"/v1/gateways?uid=1", &r)
+		if code != http.StatusServiceUnavailable || len(r.Gateways) != 0 || r.Backoff.BaseMS != 2000 || h.Get("Retry-After") != "2" {
+			t.Fatalf("code %d, body %+v, Retry-After %q", code, r, h.Get("Retry-After"))
+		}
+	})
+
+	s.Update(fleet(clk, 100, 500, 900, 950))
+	t.Run("list", func(t *testing.T) {
+		var r Response
+		if code, _ := get(t, srv.URL+"/v1/gateways?uid=42", &r); code != http.StatusOK {
+			t.Fatalf("code %d", code)
+		}
+		if len(r.Gateways) != 4 || r.HeartbeatMS != 20000 || r.Frozen ||
+			r.Backoff != (BackoffHint{BaseMS: 2000, MaxMS: 60000, Jitter: 0.5}) {
+			t.Fatalf("body %+v", r)
+		}
+		if at, err := time.Parse(time.RFC3339, r.GeneratedAt); err != nil || !at.Equal(epoch0) {
+			t.Fatalf("generated_at %q: %v", r.GeneratedAt, err)
+		}
+		if r.Gateways[3].ID != "g3" || r.Gateways[3].Addr != "g3:7000" {
+			t.Fatalf("worst gateway not last: %+v", r.Gateways)
+		}
+		var sum float64
+		for _, g := range r.Gateways {
+			sum += g.Weight
+		}
+		if !near(sum, 1, 1e-9) {
+			t.Fatalf("weights sum to %v", sum)
+		}
+	})
+
+	for _, q := range []string{"", "?uid=", "?uid=abc", "?uid=0", "?uid=-3", "?uid=18446744073709551616"} {
+		t.Run("bad uid "+q, func(t *testing.T) {
+			var e ErrorResponse
+			if code, _ := get(t, srv.URL+"/v1/gateways"+q, &e); code != http.StatusBadRequest || e.Error == "" {
+				t.Fatalf("code %d, error %q", code, e.Error)
+			}
+		})
+	}
+	t.Run("wrong method", func(t *testing.T) {
+		resp, err := http.Post(srv.URL+"/v1/gateways?uid=1", "application/json", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed {
+			t.Fatalf("code %d", resp.StatusCode)
+		}
+	})
+
+	for status, want := range map[string]float64{"200": 1, "400": 6, "503": 1} {
+		if got := gaugeValue(t, s.metrics.requests.WithLabelValues(status)); got != want {
+			t.Errorf("requests{status=%s} = %v, want %v", status, got, want)
+		}
+	}
+	if got := gaugeValue(t, s.metrics.advertised); got != 4 {
+		t.Errorf("gateways gauge %v, want 4", got)
+	}
+}
+
+func TestRunPollsTheSourceAndHealthTracksIt(t *testing.T) {
+	clk := newClock()
+	s := newService(t, clk, func(c *Config) { c.PollInterval = time.Millisecond })
+	if err := s.Health(); err == nil {
+		t.Fatal("healthy before any table")
+	}
+	src := &fakeSource{}
+	src.set(nil, errors.New("state unreachable"))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, src) }()
+
+	eventually(t, "a failed read to be counted", func() bool { return gaugeValue(t, s.metrics.sourceErrors) > 0 })
+	if s.current.Load() != nil {
+		t.Fatal("a failed read produced a list")
+	}
+	src.set(fleet(clk, 10, 20), nil)
+	eventually(t, "the table to be applied", func() bool { return len(ids(s)) == 2 })
+	if err := s.Health(); err != nil {
+		t.Fatalf("unhealthy after an update: %v", err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	clk.Advance(6 * time.Second)
+	if err := s.Health(); err == nil {
+		t.Fatal("healthy with a table 6s old")
+	}
+}

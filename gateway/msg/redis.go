@@ -1,0 +1,203 @@
+package msg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync/atomic"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis is a Store kept in Redis, so inboxes outlive the msg process and several
+// msg processes can share them. Every key starts with the store's prefix:
+//
+//	<prefix>epoch        string: the store's epoch, set at first use (see below)
+//	<prefix>ids          string: INCR counter, the last message id assigned
+//	<prefix>stored       string: messages retained in all inboxes (see Stored)
+//	<prefix>head:<uid>   string: INCR counter, the last seq assigned to uid
+//	<prefix>inbox:<uid>  list: uid's retained messages, oldest first, each in the
+//	                     AppendMessage encoding (Seq and ID set)
+//
+// An inbox is a list rather than a sorted set or a stream because retained seqs are
+// contiguous (head-LLEN+1 .. head, see redis_scripts.go), so a seq's position is
+// arithmetic and a score index buys nothing: Append is RPUSH (+ LTRIM for the
+// window), the cumulative Ack is one LTRIM from the left, and Range is one LRANGE of
+// computed indices, O(distance from the nearer end + count). A list of small items
+// is stored as packed listpacks, a fraction of a sorted set's per-entry overhead
+// (skiplist node and hash entry) and of a stream's (entry ids and field names).
+// Each operation is one Lua script: one round trip, atomic.
+//
+// The epoch is a random value that the Window and Range scripts set when the key is
+// missing; it therefore survives msg restarts for as long as Redis keeps its data,
+// and changes when Redis loses it. Redis must not evict keys (maxmemory-policy
+// noeviction), or an inbox could vanish under an unchanged epoch; and durability is
+// Redis's: an Append is acknowledged once Redis holds the message in memory, and
+// survives a Redis crash only as far as its AOF/RDB settings say (appendfsync always
+// for no loss). A Redis restored from an older snapshot keeps the snapshot's epoch
+// and reissues seqs: the epoch detects total loss, not rollback.
+//
+// The scripts touch store-wide keys next to a user's, so the store needs a single
+// Redis primary (replicas and Sentinel are fine), not Redis Cluster.
+type Redis struct {
+	rdb     redis.UniversalClient
+	perUser int
+	prefix  string
+	keys    struct{ epoch, ids, stored string }
+	scripts struct{ append, ack, window, rng *redis.Script }
+	// evictions counts the evictions this process's appends made.
+	evictions atomic.Uint64
+	// stored is the store-wide retained count as of the latest script that
+	// reported it.
+	stored atomic.Int64
+}
+
+var (
+	_ Store           = (*Redis)(nil)
+	_ EvictionCounter = (*Redis)(nil)
+	_ StoredCounter   = (*Redis)(nil)
+)
+
+// NewRedis returns a store keeping its keys under prefix (e.g. "fg:msg:") in rdb,
+// retaining at most perUser messages per user. The caller closes rdb.
+func NewRedis(rdb redis.UniversalClient, prefix string, perUser int) *Redis {
+	r := &Redis{rdb: rdb, perUser: max(perUser, 1), prefix: prefix}
+	r.keys.epoch, r.keys.ids, r.keys.stored = prefix+"epoch", prefix+"ids", prefix+"stored"
+	r.scripts.append = redis.NewScript(appendScript)
+	r.scripts.ack = redis.NewScript(ackScript)
+	r.scripts.window = redis.NewScript(windowScript)
+	r.scripts.rng = redis.NewScript(rangeScript)
+	return r
+}
+
+func (r *Redis) userKeys(uid uint64) (head, inbox string) {
+	id := strconv.FormatUint(uid, 10)
+	return r.prefix + "head:" + id, r.prefix + "inbox:" + id
+}
+
+// candidateEpoch is the epoch a script sets if the store has none: fresh for every
+// call, so an epoch lost with Redis's data is never set again.
+func candidateEpoch() string { return strconv.FormatUint(rand.Uint64()|1, 10) }
+
+// Ping checks that Redis answers and loads the stored count (see Stored).
+func (r *Redis) Ping(ctx context.Context) error {
+	n, err := r.rdb.Get(ctx, r.keys.stored).Int64()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("msg redis: %w", err)
+	}
+	r.stored.Store(n)
+	return nil
+}
+
+// Append implements Store.
+func (r *Redis) Append(ctx context.Context, m *Message) error {
+	if m.To == 0 {
+		return ErrNoRecipient
+	}
+	head, inbox := r.userKeys(m.To)
+	enc := AppendMessage(make([]byte, 0, EncodedSize(m)), m)[16:] // the script prepends seq and id
+	res, err := r.scripts.append.Run(ctx, r.rdb, []string{r.keys.ids, r.keys.stored, head, inbox}, r.perUser, enc).Int64Slice()
+	if err != nil {
+		return fmt.Errorf("msg redis append: %w", err)
+	}
+	if len(res) != 4 {
+		return fmt.Errorf("msg redis append: script returned %d values", len(res))
+	}
+	m.Seq, m.ID = uint64(res[0]), uint64(res[1])
+	r.evictions.Add(uint64(res[2]))
+	r.stored.Store(res[3])
+	return nil
+}
+
+// Ack implements Store.
+func (r *Redis) Ack(ctx context.Context, uid, seq uint64) error {
+	head, inbox := r.userKeys(uid)
+	res, err := r.scripts.ack.Run(ctx, r.rdb, []string{r.keys.stored, head, inbox}, strconv.FormatUint(seq, 10)).Int64Slice()
+	if err != nil {
+		return fmt.Errorf("msg redis ack: %w", err)
+	}
+	if len(res) != 2 {
+		return fmt.Errorf("msg redis ack: script returned %d values", len(res))
+	}
+	r.stored.Store(res[1])
+	return nil
+}
+
+// Window implements Store.
+func (r *Redis) Window(ctx context.Context, uid uint64) (Window, error) {
+	head, inbox := r.userKeys(uid)
+	res, err := r.scripts.window.Run(ctx, r.rdb, []string{r.keys.epoch, head, inbox}, candidateEpoch()).Slice()
+	if err != nil {
+		return Window{}, fmt.Errorf("msg redis window: %w", err)
+	}
+	w, err := parseWindow(res)
+	if err != nil {
+		return Window{}, fmt.Errorf("msg redis window: %w", err)
+	}
+	return w, nil
+}
+
+// Range implements Store.
+func (r *Redis) Range(ctx context.Context, uid, after uint64, limit int) ([]Message, Window, error) {
+	head, inbox := r.userKeys(uid)
+	res, err := r.scripts.rng.Run(ctx, r.rdb, []string{r.keys.epoch, head, inbox},
+		candidateEpoch(), strconv.FormatUint(after, 10), max(limit, 0)).Slice()
+	if err != nil {
+		return nil, Window{}, fmt.Errorf("msg redis range: %w", err)
+	}
+	if len(res) != 4 {
+		return nil, Window{}, fmt.Errorf("msg redis range: script returned %d values", len(res))
+	}
+	w, err := parseWindow(res[:3])
+	if err != nil {
+		return nil, Window{}, fmt.Errorf("msg redis range: %w", err)
+	}
+	items, ok := res[3].([]any)
+	if !ok {
+		return nil, Window{}, fmt.Errorf("msg redis range: messages are a %T", res[3])
+	}
+	var msgs []Message
+	if len(items) > 0 {
+		msgs = make([]Message, len(items))
+	}
+	for i, it := range items {
+		s, ok := it.(string)
+		if !ok {
+			return nil, Window{}, fmt.Errorf("msg redis range: message is a %T", it)
+		}
+		if msgs[i], err = DecodeMessage([]byte(s)); err != nil {
+			return nil, Window{}, fmt.Errorf("msg redis range: uid %d: %w", uid, err)
+		}
+	}
+	return msgs, w, nil
+}
+
+// parseWindow parses a script's {epoch, head, oldest}.
+func parseWindow(res []any) (Window, error) {
+	if len(res) != 3 {
+		return Window{}, fmt.Errorf("script returned %d values for a window", len(res))
+	}
+	es, ok1 := res[0].(string)
+	head, ok2 := res[1].(int64)
+	oldest, ok3 := res[2].(int64)
+	if !ok1 || !ok2 || !ok3 {
+		return Window{}, fmt.Errorf("window of types %T, %T, %T", res[0], res[1], res[2])
+	}
+	epoch, err := strconv.ParseUint(es, 10, 64)
+	if err != nil {
+		return Window{}, fmt.Errorf("epoch %q: %w", es, err)
+	}
+	return Window{Epoch: epoch, Head: uint64(head), Oldest: uint64(oldest)}, nil
+}
+
+// Evictions implements EvictionCounter: the evictions made by this process's
+// appends (with several msg processes on one Redis, their sum is the store's).
+func (r *Redis) Evictions() uint64 { return r.evictions.Load() }
+
+// Stored implements StoredCounter: the messages retained store-wide (the stored
+// key, kept exact by every script), as of this process's latest Append or Ack, or
+// Ping. Reading it costs no round trip; with other msg processes writing too, it
+// lags by their writes since then.
+func (r *Redis) Stored() int64 { return r.stored.Load() }

@@ -1,0 +1,86 @@
+package msg
+
+// The Redis store's scripts. Each operation is one script, so one round trip and
+// atomic: no other command runs between its reads and writes. Redis Lua numbers are
+// doubles, so seqs, ids and counts are exact up to 2^53 (at a million messages a
+// second, ~285 years of ids).
+//
+// A user's keys are head (string: the last seq assigned) and inbox (list). The
+// invariant every script keeps: the inbox holds exactly seqs head-LLEN+1 .. head,
+// oldest first, so a seq's list index is seq - first with first = head-LLEN+1.
+// That holds because messages are only pushed at the right, with the seq just
+// assigned, and only removed from the left (by Ack and by the window trim).
+
+// appendScript stores one message.
+// KEYS: ids, stored, head, inbox. ARGV: per-user limit, the message's encoding
+// without its first 16 bytes (seq and id, which the script prepends).
+// Returns {seq, id, evicted, stored}.
+const appendScript = `
+local id = redis.call('INCR', KEYS[1])
+local seq = redis.call('INCR', KEYS[3])
+local n = redis.call('RPUSH', KEYS[4], struct.pack('>I8I8', seq, id) .. ARGV[2])
+local evicted = 0
+local limit = tonumber(ARGV[1])
+if n > limit then
+	evicted = n - limit
+	redis.call('LTRIM', KEYS[4], evicted, -1)
+end
+local stored = redis.call('INCRBY', KEYS[2], 1 - evicted)
+return {seq, id, evicted, stored}
+`
+
+// ackScript drops a user's messages through a seq.
+// KEYS: stored, head, inbox. ARGV: seq. Returns {dropped, stored}.
+const ackScript = `
+local head = tonumber(redis.call('GET', KEYS[2]) or '0')
+local len = redis.call('LLEN', KEYS[3])
+local first = head - len + 1
+local seq = tonumber(ARGV[1])
+if len == 0 or seq < first then
+	return {0, tonumber(redis.call('GET', KEYS[1]) or '0')}
+end
+local n = math.min(seq, head) - first + 1
+redis.call('LTRIM', KEYS[3], n, -1)
+return {n, redis.call('DECRBY', KEYS[1], n)}
+`
+
+// epochPrelude reads the store's epoch, setting it to the caller's random candidate
+// if missing: at first use, and again after Redis lost its data, so that a lost
+// store never reports an epoch a client saw before.
+const epochPrelude = `
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then
+	epoch = ARGV[1]
+	redis.call('SET', KEYS[1], epoch)
+end
+local head = tonumber(redis.call('GET', KEYS[2]) or '0')
+local len = redis.call('LLEN', KEYS[3])
+local first = head - len + 1
+`
+
+// windowScript reports a user's window.
+// KEYS: epoch, head, inbox. ARGV: candidate epoch. Returns {epoch, head, oldest}.
+const windowScript = epochPrelude + `
+return {epoch, head, first}
+`
+
+// rangeScript returns a user's messages after a seq, and the window.
+// KEYS: epoch, head, inbox. ARGV: candidate epoch, after, limit (0: all).
+// Returns {epoch, head, oldest, {encoded messages}}.
+const rangeScript = epochPrelude + `
+local after = tonumber(ARGV[2])
+local limit = tonumber(ARGV[3])
+local items = {}
+if after < head and len > 0 then
+	local start = 0
+	if after >= first then
+		start = after - first + 1
+	end
+	local stop = -1
+	if limit > 0 and start + limit < len then
+		stop = start + limit - 1
+	end
+	items = redis.call('LRANGE', KEYS[3], start, stop)
+end
+return {epoch, head, first, items}
+`

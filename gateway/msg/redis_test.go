@@ -1,0 +1,150 @@
+package msg_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/floodgate/floodgate/gateway/msg"
+	"github.com/floodgate/floodgate/gateway/msg/msgtest"
+	"github.com/floodgate/floodgate/internal/redistest"
+	"github.com/redis/go-redis/v9"
+)
+
+// startRedis runs a redis-server for t and returns a client of it.
+func startRedis(t *testing.T) (*redistest.Server, *redis.Client) {
+	t.Helper()
+	srv := redistest.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { rdb.Close() })
+	return srv, rdb
+}
+
+func TestRedisStore(t *testing.T) {
+	_, rdb := startRedis(t)
+	msgtest.Run(t, func(t *testing.T, perUser int) msg.Store {
+		return msg.NewRedis(rdb, t.Name()+":", perUser) // a subtest's name is its own keyspace
+	})
+}
+
+// The keys are the documented layout: a head counter and a list of encoded messages
+// per user, and the store-wide counters.
+func TestRedisKeyLayout(t *testing.T) {
+	ctx := context.Background()
+	_, rdb := startRedis(t)
+	s := msg.NewRedis(rdb, "fg:msg:", 10)
+	var last msg.Message
+	for _, p := range []string{"a", "b", "c"} {
+		last = msg.Message{From: 2, To: 9, ClientTS: -7, Payload: []byte(p)}
+		if err := s.Append(ctx, &last); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Ack(ctx, 9, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Window(ctx, 9); err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]string{"fg:msg:head:9": "3", "fg:msg:stored": "2", "fg:msg:ids": "3"} {
+		if got, err := rdb.Get(ctx, key).Result(); err != nil || got != want {
+			t.Errorf("GET %s = %q, %v; want %q", key, got, err, want)
+		}
+	}
+	if e, err := rdb.Get(ctx, "fg:msg:epoch").Uint64(); err != nil || e == 0 {
+		t.Errorf("epoch %d, %v", e, err)
+	}
+	items, err := rdb.LRange(ctx, "fg:msg:inbox:9", 0, -1).Result()
+	if err != nil || len(items) != 2 {
+		t.Fatalf("LRANGE inbox: %d items, %v", len(items), err)
+	}
+	m, err := msg.DecodeMessage([]byte(items[1]))
+	if err != nil || m.Seq != 3 || m.ID != last.ID || m.From != 2 || m.To != 9 || m.ClientTS != -7 || string(m.Payload) != "c" {
+		t.Fatalf("newest item decodes to %+v, %v; want %+v", m, err, last)
+	}
+}
+
+// A new Redis value on the same keys, as after a msg process restart, continues the
+// same store: same epoch, seqs and ids carry on, the stored count is loaded by Ping.
+func TestRedisStoreOutlivesTheProcess(t *testing.T) {
+	ctx := context.Background()
+	_, rdb := startRedis(t)
+	before := msg.NewRedis(rdb, "p:", 10)
+	first := &msg.Message{To: 5}
+	if err := before.Append(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	w0, err := before.Window(ctx, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := msg.NewRedis(rdb, "p:", 10)
+	if err := after.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if after.Stored() != 1 {
+		t.Fatalf("stored after Ping = %d, want 1", after.Stored())
+	}
+	second := &msg.Message{To: 5}
+	if err := after.Append(ctx, second); err != nil {
+		t.Fatal(err)
+	}
+	w1, err := after.Window(ctx, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w1.Epoch != w0.Epoch || second.Seq != 2 || second.ID <= first.ID || w1.Head != 2 || w1.Oldest != 1 {
+		t.Fatalf("after restart: window %+v (before %+v), seq %d id %d (first id %d)", w1, w0, second.Seq, second.ID, first.ID)
+	}
+}
+
+// When Redis loses its data the epoch changes, so clients start over instead of
+// taking reissued seqs for ones they have seen.
+func TestRedisEpochChangesWhenRedisLosesItsData(t *testing.T) {
+	ctx := context.Background()
+	srv, rdb := startRedis(t)
+	s := msg.NewRedis(rdb, "p:", 10)
+	if err := s.Append(ctx, &msg.Message{To: 5}); err != nil {
+		t.Fatal(err)
+	}
+	w0, err := s.Window(ctx, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Restart(t) // no persistence: everything is gone, loaded scripts included
+	var w1 msg.Window
+	for range 3 { // the client's pooled connections died with the server
+		if w1, err = s.Window(ctx, 5); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w1.Epoch == w0.Epoch || w1.Head != 0 || w1.Oldest != 1 {
+		t.Fatalf("after losing the data: window %+v, before %+v; want a new epoch and an empty inbox", w1, w0)
+	}
+}
+
+// A smaller window than the inbox holds (the msg process restarted with a lower
+// -inbox) trims it at the next append, counting every message dropped.
+func TestRedisShrunkWindowTrimsAtNextAppend(t *testing.T) {
+	ctx := context.Background()
+	_, rdb := startRedis(t)
+	appendTo := func(s msg.Store, n int) {
+		for range n {
+			if err := s.Append(ctx, &msg.Message{To: 3}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	appendTo(msg.NewRedis(rdb, "p:", 10), 10)
+	small := msg.NewRedis(rdb, "p:", 3)
+	appendTo(small, 1)
+	w, err := small.Window(ctx, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Oldest != 9 || w.Head != 11 || small.Evictions() != 8 || small.Stored() != 3 {
+		t.Fatalf("window %+v, %d evictions, %d stored; want oldest 9 head 11, 8 evictions, 3 stored", w, small.Evictions(), small.Stored())
+	}
+}

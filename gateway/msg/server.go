@@ -1,0 +1,180 @@
+package msg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/floodgate/floodgate/gateway/link"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// ServerConfig configures a Server.
+type ServerConfig struct {
+	Addr   string // link listen address (ip:port)
+	Secret []byte // cluster secret; peers must prove they hold it
+	Store  Store
+	// Sink, if set, is told of every stored message (see Sink: it must not block).
+	Sink   Sink
+	Logger *slog.Logger // nil: slog.Default()
+	// Registry receives the floodgate_msg_ metrics; nil: they are kept, not exported.
+	Registry prometheus.Registerer
+}
+
+// Server serves a Store over link, for Client: the methods are MethodAppend,
+// MethodAck, MethodRange and MethodWindow. Like every link server it handles each
+// connection's requests one at a time, in order. An Append is answered only once
+// the store holds the message and the Sink has been told of it.
+type Server struct {
+	link  *link.Server
+	store Store
+	sink  Sink
+	log   *slog.Logger
+	m     *serverMetrics
+	// failing is whether the latest store call failed, so that an outage is logged
+	// once when it starts and once when it ends rather than per request.
+	failing atomic.Bool
+}
+
+// NewServer binds cfg.Addr; Serve then serves it.
+func NewServer(cfg ServerConfig) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("msg: ServerConfig needs a Store")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry() // counted, not exported
+	}
+	s := &Server{store: cfg.Store, sink: cfg.Sink, log: cfg.Logger,
+		m: newServerMetrics(cfg.Registry, cfg.Store, cfg.Sink)}
+	ln, err := link.Listen(link.ServerConfig{Addr: cfg.Addr, Secret: cfg.Secret, Handler: s.handle, Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("msg server: %w", err)
+	}
+	s.link = ln
+	return s, nil
+}
+
+// Addr returns the bound link address.
+func (s *Server) Addr() string { return s.link.Addr() }
+
+// Serve serves until ctx ends, then closes every connection and returns once their
+// handlers have finished.
+func (s *Server) Serve(ctx context.Context) error {
+	s.log.Info("msg serving", "addr", s.Addr())
+	return s.link.Serve(ctx)
+}
+
+func (s *Server) handle(ctx context.Context, req *link.Request) ([]byte, error) {
+	if MethodName(req.Method) == "" {
+		return nil, fmt.Errorf("msg: unknown method %d", req.Method)
+	}
+	if req.OneWay {
+		// Every method answers; a notification would store or drop unseen.
+		s.log.Debug("msg: one-way request ignored", "method", req.Method, "peer", req.Peer.Name())
+		return nil, nil
+	}
+	start := time.Now()
+	var resp []byte
+	var err error
+	switch req.Method {
+	case MethodAppend:
+		resp, err = s.append(ctx, req.Body)
+	case MethodAck:
+		resp, err = s.ack(ctx, req.Body)
+	case MethodRange:
+		resp, err = s.rangeMsgs(ctx, req.Body)
+	case MethodWindow:
+		resp, err = s.window(ctx, req.Body)
+	}
+	s.m.observe(req.Method, time.Since(start), s.classify(ctx, req, err))
+	return resp, err
+}
+
+// classify returns err's result label, logging the start and end of store failures.
+func (s *Server) classify(ctx context.Context, req *link.Request, err error) int {
+	switch {
+	case errors.Is(err, errMalformed) || errors.Is(err, ErrNoRecipient):
+		return resultRejected
+	case err != nil && ctx.Err() != nil:
+		return resultFailed // cut short by shutdown, not a store failure
+	case err != nil:
+		if !s.failing.Swap(true) {
+			s.log.Warn("msg store failing", "method", MethodName(req.Method), "peer", req.Peer.Name(), "err", err)
+		}
+		return resultFailed
+	}
+	if s.failing.Load() && s.failing.Swap(false) {
+		s.log.Info("msg store recovered")
+	}
+	return resultOK
+}
+
+func (s *Server) append(ctx context.Context, body []byte) ([]byte, error) {
+	m, err := DecodeMessage(body)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errMalformed, err)
+	}
+	if m.To == 0 {
+		return nil, ErrNoRecipient
+	}
+	m.Seq, m.ID = 0, 0
+	if err := s.store.Append(ctx, &m); err != nil {
+		if errors.Is(err, ErrNoRecipient) {
+			return nil, ErrNoRecipient // its text is how Client recognises it
+		}
+		return nil, err
+	}
+	if s.sink != nil {
+		s.sink.Stored(&m) // m.Payload aliases the request body: valid during the call only
+	}
+	return appendPair(make([]byte, 0, 16), m.Seq, m.ID), nil
+}
+
+func (s *Server) ack(ctx context.Context, body []byte) ([]byte, error) {
+	uid, seq, err := decodePair(body)
+	if err != nil {
+		return nil, err
+	}
+	return nil, s.store.Ack(ctx, uid, seq)
+}
+
+// rangeMsgs asks the store for at most MaxRangeReply messages and answers with as
+// many as fit a link frame (see MethodRange).
+func (s *Server) rangeMsgs(ctx context.Context, body []byte) ([]byte, error) {
+	uid, after, limit, err := decodeRangeRequest(body)
+	if err != nil {
+		return nil, err
+	}
+	if limit == 0 || limit > MaxRangeReply {
+		limit = MaxRangeReply
+	}
+	msgs, w, err := s.store.Range(ctx, uid, after, int(limit))
+	if err != nil {
+		return nil, err
+	}
+	resp, n := appendRangeReply(nil, w, msgs, link.MaxBody)
+	if n == 0 && len(msgs) > 0 {
+		return nil, fmt.Errorf("msg: uid %d seq %d: a message of %d bytes does not fit a link frame",
+			uid, msgs[0].Seq, EncodedSize(&msgs[0]))
+	}
+	s.m.replayed.Add(float64(n))
+	return resp, nil
+}
+
+func (s *Server) window(ctx context.Context, body []byte) ([]byte, error) {
+	uid, err := decodeUID(body)
+	if err != nil {
+		return nil, err
+	}
+	w, err := s.store.Window(ctx, uid)
+	if err != nil {
+		return nil, err
+	}
+	return appendWindow(make([]byte, 0, windowSize), w), nil
+}

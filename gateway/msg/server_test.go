@@ -1,0 +1,226 @@
+package msg_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/floodgate/floodgate/gateway/link"
+	"github.com/floodgate/floodgate/gateway/msg"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+var testSecret = []byte("msg-test-cluster-secret")
+
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// startServer serves cfg (Addr, Secret and Logger defaulted) until the test ends or
+// the returned stop is called; stop returns once Serve has.
+func startServer(t *testing.T, cfg msg.ServerConfig) (*msg.Server, func()) {
+	t.Helper()
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:0"
+	}
+	if cfg.Secret == nil {
+		cfg.Secret = testSecret
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = quiet()
+	}
+	s, err := msg.NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	stop := sync.OnceFunc(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("the server did not stop within 5s")
+		}
+	})
+	t.Cleanup(stop)
+	return s, stop
+}
+
+// dial returns a connected client of addr, closed when the test ends.
+func dial(t *testing.T, addr string, mutate ...func(*msg.ClientConfig)) *msg.Client {
+	t.Helper()
+	cfg := msg.ClientConfig{Addr: addr, Secret: testSecret, Name: t.Name(), Logger: quiet(),
+		MinBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	c, err := msg.Dial(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	waitConnected(t, c)
+	return c
+}
+
+func waitConnected(t *testing.T, c *msg.Client) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// metricValue returns the value of the counter, gauge or histogram count named name
+// whose labels include the given name/value pairs; -1 if there is none.
+func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range mf.GetMetric() {
+			for i := 0; i+1 < len(labels); i += 2 {
+				if !hasLabel(m, labels[i], labels[i+1]) {
+					continue metrics
+				}
+			}
+			switch {
+			case m.Counter != nil:
+				return m.Counter.GetValue()
+			case m.Gauge != nil:
+				return m.Gauge.GetValue()
+			case m.Histogram != nil:
+				return float64(m.Histogram.GetSampleCount())
+			}
+		}
+	}
+	return -1
+}
+
+func hasLabel(m *dto.Metric, name, value string) bool {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name && l.GetValue() == value {
+			return true
+		}
+	}
+	return false
+}
+
+// brokenStore fails every call, as a store that lost its backend does.
+type brokenStore struct{ msg.Store }
+
+var errBroken = errors.New("backend down")
+
+func (brokenStore) Append(context.Context, *msg.Message) error { return errBroken }
+func (brokenStore) Window(context.Context, uint64) (msg.Window, error) {
+	return msg.Window{}, errBroken
+}
+
+// Malformed requests, unknown methods and uid 0 are rejected with an error (and
+// counted as rejected); store failures are passed on (and counted as failed).
+func TestServerRejectsBadRequests(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s, _ := startServer(t, msg.ServerConfig{Store: brokenStore{msg.NewMemory(10)}, Registry: reg})
+	lc := dialLink(t, s.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := lc.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	to0 := msg.AppendMessage(nil, &msg.Message{From: 1})
+	for _, c := range []struct {
+		name    string
+		method  uint16
+		body    []byte
+		wantErr string
+	}{
+		{"short append", msg.MethodAppend, make([]byte, 39), "malformed"},
+		{"append to uid 0", msg.MethodAppend, to0, msg.ErrNoRecipient.Error()},
+		{"store failure", msg.MethodAppend, msg.AppendMessage(nil, &msg.Message{To: 1}), "backend down"},
+		{"short ack", msg.MethodAck, make([]byte, 15), "malformed"},
+		{"long ack", msg.MethodAck, make([]byte, 17), "malformed"},
+		{"short range", msg.MethodRange, make([]byte, 19), "malformed"},
+		{"window without uid", msg.MethodWindow, nil, "malformed"},
+		{"window store failure", msg.MethodWindow, make([]byte, 8), "backend down"},
+		{"unknown method", 99, nil, "unknown method 99"},
+		{"method 0", 0, nil, "unknown method 0"},
+	} {
+		_, err := lc.Call(ctx, c.method, c.body)
+		var re *link.RemoteError
+		if !errors.As(err, &re) || !strings.Contains(re.Msg, c.wantErr) {
+			t.Errorf("%s: %v, want a remote error with %q", c.name, err, c.wantErr)
+		}
+	}
+	for _, c := range []struct {
+		method, result string
+		want           float64
+	}{
+		{"append", "rejected", 2},
+		{"append", "failed", 1},
+		{"append", "ok", 0},
+		{"ack", "rejected", 2},
+		{"range", "rejected", 1},
+		{"window", "rejected", 1},
+		{"window", "failed", 1},
+	} {
+		if got := metricValue(t, reg, "floodgate_msg_requests_total", "method", c.method, "result", c.result); got != c.want {
+			t.Errorf("requests_total{method=%q,result=%q} = %v, want %v", c.method, c.result, got, c.want)
+		}
+	}
+}
+
+func TestServerMetrics(t *testing.T) {
+	ctx := context.Background()
+	reg := prometheus.NewRegistry()
+	s, _ := startServer(t, msg.ServerConfig{Store: msg.NewMemory(2), Registry: reg})
+	c := dial(t, s.Addr())
+	for range 3 { // the third evicts seq 1
+		if err := c.Append(ctx, &msg.Message{To: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Ack(ctx, 1, 2); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := c.Range(ctx, 1, 0, 0); err != nil || len(got) != 1 {
+		t.Fatalf("range: %d messages, %v", len(got), err)
+	}
+	if _, err := c.Window(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"floodgate_msg_requests_total", []string{"method", "append", "result", "ok"}, 3},
+		{"floodgate_msg_requests_total", []string{"method", "ack", "result", "ok"}, 1},
+		{"floodgate_msg_requests_total", []string{"method", "range", "result", "ok"}, 1},
+		{"floodgate_msg_requests_total", []string{"method", "window", "result", "ok"}, 1},
+		{"floodgate_msg_request_duration_seconds", []string{"method", "append"}, 3},
+		{"floodgate_msg_request_duration_seconds", []string{"method", "range"}, 1},
+		{"floodgate_msg_replayed_total", nil, 1},
+		{"floodgate_msg_evictions_total", nil, 1},
+		{"floodgate_msg_stored_messages", nil, 1},
+		{"floodgate_msg_route_dropped_total", nil, -1}, // no sink that drops
+	} {
+		if got := metricValue(t, reg, c.name, c.labels...); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+}

@@ -1,0 +1,325 @@
+// Package stack runs the whole IM stack — state, msg, router, ipconf, control and
+// gateways — in one process on loopback, each component on its own listeners and
+// talking to the others over the same internal links and HTTP APIs as when they run
+// as separate processes. It is `floodgate up` and the integration tests' harness.
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/floodgate/floodgate/gateway/admin"
+	"github.com/floodgate/floodgate/gateway/cluster"
+	"github.com/floodgate/floodgate/gateway/control"
+	"github.com/floodgate/floodgate/gateway/ipconf"
+	"github.com/floodgate/floodgate/gateway/link"
+	"github.com/floodgate/floodgate/gateway/msg"
+	"github.com/floodgate/floodgate/gateway/node"
+	"github.com/floodgate/floodgate/gateway/proto"
+	"github.com/floodgate/floodgate/gateway/reactor"
+	"github.com/floodgate/floodgate/gateway/router"
+	"github.com/floodgate/floodgate/gateway/state"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config configures a stack.
+type Config struct {
+	Host     string // address every component binds (port 0); default 127.0.0.1
+	Secret   []byte // cluster secret, >= 16 bytes
+	Gateways int    // default 2
+	// LeaseTTL is each gateway's lease; default 3s.
+	LeaseTTL time.Duration
+	// Heartbeat is announced to clients; default 30s.
+	Heartbeat time.Duration
+	Inbox     int // messages per user kept until acked; default 1024
+	// Gateway tweaks each gateway's reactor configuration (Addr is set by the stack).
+	Gateway func(i int, rc *reactor.Config)
+	Logger  *slog.Logger
+}
+
+// Addrs are where the running components listen.
+type Addrs struct {
+	State, Msg, Router string // link addresses
+	Ipconf, Control    string // HTTP base URLs
+	Admin              string // one admin server for the process: /metrics, pprof
+	Gateways           []Gateway
+}
+
+// Gateway is one gateway's addresses.
+type Gateway struct {
+	ID, Addr, Link string
+}
+
+// Stack is a running stack.
+type Stack struct {
+	Addrs
+	cfg      Config
+	log      *slog.Logger
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	gwCancel map[string]context.CancelFunc
+	gwDone   map[string]chan struct{}
+	errs     []error
+	reg      *prometheus.Registry
+	closers  []func()
+}
+
+// Up starts every component and returns once all are serving and every gateway
+// holds its lease.
+func Up(ctx context.Context, cfg Config) (*Stack, error) {
+	if cfg.Host == "" {
+		cfg.Host = "127.0.0.1"
+	}
+	if cfg.Gateways <= 0 {
+		cfg.Gateways = 2
+	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = 3 * time.Second
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = 30 * time.Second
+	}
+	if cfg.Inbox <= 0 {
+		cfg.Inbox = 1024
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if len(cfg.Secret) < proto.MinSecretLen {
+		return nil, fmt.Errorf("stack: secret must be at least %d bytes", proto.MinSecretLen)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	s := &Stack{cfg: cfg, log: cfg.Logger, cancel: cancel, reg: admin.NewRegistry(),
+		gwCancel: map[string]context.CancelFunc{}, gwDone: map[string]chan struct{}{}}
+	if err := s.start(ctx, runCtx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Stack) any() string { return net.JoinHostPort(s.cfg.Host, "0") }
+
+// run runs f until the stack stops, recording its error.
+func (s *Stack) run(name string, f func(context.Context) error, ctx context.Context) {
+	s.wg.Go(func() {
+		if err := f(ctx); err != nil && ctx.Err() == nil {
+			s.mu.Lock()
+			s.errs = append(s.errs, fmt.Errorf("%s: %w", name, err))
+			s.mu.Unlock()
+			s.log.Error("component stopped", "component", name, "err", err)
+		}
+	})
+}
+
+func (s *Stack) start(ctx, runCtx context.Context) error {
+	cfg, log := s.cfg, s.log
+	// state
+	st, err := state.NewServer(state.ServerConfig{Addr: s.any(), Secret: cfg.Secret, Store: state.NewMemory(state.MemoryConfig{}),
+		Logger: log.With("component", "state"), Registry: s.reg})
+	if err != nil {
+		return err
+	}
+	s.State = st.Addr()
+	s.run("state", st.Serve, runCtx)
+	stateClient := func(name string) (*state.Client, error) {
+		c, err := state.Dial(state.ClientConfig{Addr: s.State, Secret: cfg.Secret, Name: name, Logger: log.With("component", name)})
+		if err == nil {
+			s.closers = append(s.closers, c.Close)
+		}
+		return c, err
+	}
+	// router
+	rst, err := stateClient("router")
+	if err != nil {
+		return err
+	}
+	rt, err := router.New(router.Config{Addr: s.any(), Secret: cfg.Secret, State: rst, Registry: s.reg, Logger: log})
+	if err != nil {
+		return err
+	}
+	rst.Watch(rt.SetGateways)
+	s.Router = rt.Addr()
+	s.run("router", rt.Serve, runCtx)
+	// msg, feeding the router
+	feed := link.Dial(link.ClientConfig{Addr: s.Router, Secret: cfg.Secret, Name: "msg", Logger: log.With("component", "msg")})
+	s.closers = append(s.closers, feed.Close)
+	ms, err := msg.NewServer(msg.ServerConfig{Addr: s.any(), Secret: cfg.Secret, Store: msg.NewMemory(cfg.Inbox),
+		Sink: msg.NewLinkSink(feed, log), Logger: log.With("component", "msg"), Registry: s.reg})
+	if err != nil {
+		return err
+	}
+	s.Msg = ms.Addr()
+	s.run("msg", ms.Serve, runCtx)
+	// ipconf and control, following the gateway table
+	ist, err := stateClient("ipconf")
+	if err != nil {
+		return err
+	}
+	ip, err := ipconf.New(ipconf.Config{Heartbeat: cfg.Heartbeat, Registerer: s.reg, Logger: log.With("component", "ipconf")})
+	if err != nil {
+		return err
+	}
+	s.run("ipconf", func(ctx context.Context) error { return ip.Run(ctx, ist) }, runCtx)
+	if s.Ipconf, err = s.serveHTTP(runCtx, "ipconf", ip.Handler()); err != nil {
+		return err
+	}
+	cst, err := stateClient("control")
+	if err != nil {
+		return err
+	}
+	ctl, err := control.New(cst, control.Config{LinkSecret: cfg.Secret, Registerer: s.reg, Logger: log.With("component", "control")})
+	if err != nil {
+		return err
+	}
+	s.closers = append(s.closers, ctl.Close)
+	s.run("control", ctl.Run, runCtx)
+	if s.Control, err = s.serveHTTP(runCtx, "control", ctl.Handler()); err != nil {
+		return err
+	}
+	if s.Admin, err = s.serveHTTP(runCtx, "admin", admin.Handler(s.reg, nil)); err != nil {
+		return err
+	}
+	// gateways
+	for i := 1; i <= cfg.Gateways; i++ {
+		if _, err := s.StartGateway(ctx, fmt.Sprintf("gw-%d", i)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// serveHTTP serves h on a new listener until the stack stops; it returns the base URL.
+func (s *Stack) serveHTTP(ctx context.Context, name string, h http.Handler) (string, error) {
+	ln, err := net.Listen("tcp", s.any())
+	if err != nil {
+		return "", fmt.Errorf("%s listener: %w", name, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	s.wg.Go(func() { srv.Serve(ln) })
+	s.wg.Go(func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	})
+	return "http://" + ln.Addr().String(), nil
+}
+
+// StartGateway starts (or restarts) gateway id and waits until it holds its lease.
+func (s *Stack) StartGateway(ctx context.Context, id string) (Gateway, error) {
+	cfg, log := s.cfg, s.log.With("component", id)
+	signer, err := proto.NewSigner(cfg.Secret)
+	if err != nil {
+		return Gateway{}, err
+	}
+	st, err := state.Dial(state.ClientConfig{Addr: s.State, Secret: cfg.Secret, Name: id, Logger: log})
+	if err != nil {
+		return Gateway{}, err
+	}
+	ms, err := msg.Dial(msg.ClientConfig{Addr: s.Msg, Secret: cfg.Secret, Name: id, Logger: log})
+	if err != nil {
+		st.Close()
+		return Gateway{}, err
+	}
+	reg := prometheus.NewRegistry() // per gateway: restarts re-register the same names
+	cl, err := cluster.New(cluster.Config{ID: id, LinkAddr: s.any(), Secret: cfg.Secret, State: st, Msgs: ms,
+		LeaseTTL: cfg.LeaseTTL, Registry: reg, Logger: log})
+	if err != nil {
+		st.Close()
+		ms.Close()
+		return Gateway{}, err
+	}
+	rc := reactor.Config{Addr: s.any(), ShutdownTimeout: 2 * time.Second}
+	if cfg.Gateway != nil {
+		cfg.Gateway(len(s.Gateways), &rc)
+	}
+	n, err := node.New(node.Config{ID: id, Reactor: rc, Heartbeat: cfg.Heartbeat, Signer: signer, Backend: cl, Registry: reg, Logger: log})
+	if err != nil {
+		st.Close()
+		ms.Close()
+		return Gateway{}, err
+	}
+	gctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	addr := n.Reactor().Addr().String()
+	go func() {
+		defer close(done)
+		var wg sync.WaitGroup
+		cctx, cstop := context.WithCancel(context.Background())
+		wg.Go(func() { cl.Run(cctx, addr) })
+		select {
+		case <-cl.Ready():
+			n.Run(gctx) // the node's KICK SHUTDOWNs go out before the lease is released
+		case <-gctx.Done():
+		}
+		cstop()
+		wg.Wait()
+		st.Close()
+		ms.Close()
+	}()
+	select {
+	case <-cl.Ready():
+	case <-ctx.Done():
+		cancel()
+		<-done
+		return Gateway{}, ctx.Err()
+	}
+	g := Gateway{ID: id, Addr: addr, Link: cl.LinkAddr()}
+	s.mu.Lock()
+	s.gwCancel[id], s.gwDone[id] = cancel, done
+	replaced := false
+	for i := range s.Gateways {
+		if s.Gateways[i].ID == id {
+			s.Gateways[i], replaced = g, true
+		}
+	}
+	if !replaced {
+		s.Gateways = append(s.Gateways, g)
+	}
+	s.mu.Unlock()
+	return g, nil
+}
+
+// StopGateway stops gateway id cleanly (KICK SHUTDOWN, lease released).
+func (s *Stack) StopGateway(id string) error {
+	s.mu.Lock()
+	cancel, done := s.gwCancel[id], s.gwDone[id]
+	delete(s.gwCancel, id)
+	delete(s.gwDone, id)
+	s.mu.Unlock()
+	if cancel == nil {
+		return fmt.Errorf("stack: no running gateway %q", id)
+	}
+	cancel()
+	<-done
+	return nil
+}
+
+// Close stops everything and returns the errors components stopped with.
+func (s *Stack) Close() error {
+	s.mu.Lock()
+	ids := make([]string, 0, len(s.gwCancel))
+	for id := range s.gwCancel {
+		ids = append(ids, id)
+	}
+	s.mu.Unlock()
+	for _, id := range ids {
+		s.StopGateway(id)
+	}
+	s.cancel()
+	for _, c := range s.closers {
+		c()
+	}
+	s.wg.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return errors.Join(s.errs...)
+}

@@ -1,0 +1,269 @@
+package state
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/floodgate/floodgate/gateway/link"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// ServerConfig configures a Server.
+type ServerConfig struct {
+	Addr   string // link listen address
+	Secret []byte // cluster secret; peers without it are refused by the handshake
+	Store  Store  // the backend: a *Memory, a *Redis, or anything else
+	Logger *slog.Logger
+	// Registry receives the floodgate_state_* metrics (nil: not exported).
+	Registry prometheus.Registerer
+	// Poll is how often the server reads the gateway table to spot lapses and changes
+	// made through other servers on a shared store (default 100ms). Watchers learn of
+	// a lapse within about Poll of the lease's expiry.
+	Poll time.Duration
+	// Refresh is the longest time between two snapshots to a watcher (default 1s), so
+	// that the loads they carry stay fresh.
+	Refresh time.Duration
+	// SweepEvery is how often the server calls Sweep on a store that is a Sweeper
+	// (default 10s).
+	SweepEvery time.Duration
+}
+
+// Server serves a Store over the link to Clients, and pushes the gateway table to
+// the clients that watch it.
+type Server struct {
+	cfg      ServerConfig
+	store    Store
+	prober   Prober // nil if the store is not one
+	ln       *link.Server
+	log      *slog.Logger
+	m        *serverMetrics
+	w        *watchTable
+	lastWarn atomic.Int64 // unix ns of the last rate-limited warning
+}
+
+// NewServer binds cfg.Addr; Serve then serves it.
+func NewServer(cfg ServerConfig) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("state: ServerConfig needs a Store")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = 100 * time.Millisecond
+	}
+	if cfg.Refresh <= 0 {
+		cfg.Refresh = time.Second
+	}
+	if cfg.SweepEvery <= 0 {
+		cfg.SweepEvery = 10 * time.Second
+	}
+	s := &Server{cfg: cfg, store: cfg.Store, log: cfg.Logger.With("service", "state"),
+		m: newServerMetrics(cfg.Registry, cfg.Store)}
+	s.prober, _ = cfg.Store.(Prober)
+	s.w = newWatchTable(s.m.watchers)
+	ln, err := link.Listen(link.ServerConfig{
+		Addr: cfg.Addr, Secret: cfg.Secret, Handler: s.handle,
+		OnDisconnect: s.w.remove, Logger: s.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("state server: %w", err)
+	}
+	s.ln = ln
+	return s, nil
+}
+
+// Addr returns the bound link address.
+func (s *Server) Addr() string { return s.ln.Addr() }
+
+// Serve serves until ctx ends, then closes every connection and returns once its
+// goroutines have finished. Call it once.
+func (s *Server) Serve(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() { s.pushLoop(ctx) })
+	if sw, ok := s.store.(Sweeper); ok {
+		wg.Go(func() { s.sweepLoop(ctx, sw) })
+	}
+	s.log.Info("state serving", "addr", s.Addr())
+	err := s.ln.Serve(ctx)
+	cancel()
+	wg.Wait()
+	if err != nil {
+		return fmt.Errorf("state server: %w", err)
+	}
+	return nil
+}
+
+// handle is the link handler. Errors go out tagged with a code (see toWire); the
+// expected ones (lost leases, unknown gateways) are the caller's business and are not
+// logged.
+func (s *Server) handle(ctx context.Context, req *link.Request) ([]byte, error) {
+	resp, err := s.dispatch(ctx, req)
+	if err != nil {
+		if !errors.Is(err, ErrLeaseLost) && !errors.Is(err, ErrUnknownGateway) {
+			s.warnLimited("state call failed", "method", MethodName(req.Method), "peer", req.Peer.Name(), "err", err)
+		}
+		return nil, toWire(err)
+	}
+	return resp, nil
+}
+
+func (s *Server) dispatch(ctx context.Context, req *link.Request) ([]byte, error) {
+	switch req.Method {
+	case MethodRegister:
+		ses, err := decodeSession(req.Body)
+		if err != nil {
+			return nil, fmt.Errorf("%w: register: %v", errBadRequest, err)
+		}
+		err = s.store.Register(ctx, ses)
+		s.m.registrations[result(err, "ok")].Inc()
+		return nil, err
+	case MethodUnregister:
+		ses, err := decodeSession(req.Body)
+		if err != nil {
+			return nil, fmt.Errorf("%w: unregister: %v", errBadRequest, err)
+		}
+		deleted, err := s.store.Unregister(ctx, ses)
+		switch {
+		case err != nil:
+			s.m.unregisters["error"].Inc()
+			return nil, err
+		case deleted:
+			s.m.unregisters["deleted"].Inc()
+			return []byte{1}, nil
+		}
+		s.m.unregisters["stale"].Inc()
+		return []byte{0}, nil
+	case MethodLookup:
+		if len(req.Body) != 8 {
+			return nil, fmt.Errorf("%w: lookup body of %d bytes, want 8", errBadRequest, len(req.Body))
+		}
+		ses, st, err := s.probe(ctx, binary.BigEndian.Uint64(req.Body))
+		if err != nil {
+			s.m.lookups["error"].Inc()
+			return nil, err
+		}
+		s.m.lookups[st.String()].Inc()
+		return appendLookup(make([]byte, 0, 1+16+len(ses.Gateway)), ses, st), nil
+	case MethodAcquire:
+		var r acquireRequest
+		if err := decodeJSON(req.Body, &r); err != nil {
+			return nil, err
+		}
+		if err := checkTTL(r.TTL); err != nil {
+			return nil, fmt.Errorf("%w: %v", errBadRequest, err)
+		}
+		epoch, err := s.store.Acquire(ctx, r.Gateway, r.TTL)
+		if err != nil {
+			return nil, err
+		}
+		s.m.acquires.Inc()
+		s.w.wake()
+		return binary.BigEndian.AppendUint64(nil, epoch), nil
+	case MethodRenew:
+		var r renewRequest
+		if err := decodeJSON(req.Body, &r); err != nil {
+			return nil, err
+		}
+		if err := checkTTL(r.TTL); err != nil {
+			return nil, fmt.Errorf("%w: %v", errBadRequest, err)
+		}
+		err := s.store.Renew(ctx, r.ID, r.Epoch, r.Load, r.TTL)
+		s.m.renewals[result(err, "ok")].Inc()
+		return nil, err
+	case MethodRelease:
+		var r releaseRequest
+		if err := decodeJSON(req.Body, &r); err != nil {
+			return nil, err
+		}
+		s.w.releasing(r.ID, r.Epoch, true) // before the store: the poller must not see a lapse
+		if err := s.store.Release(ctx, r.ID, r.Epoch); err != nil {
+			s.w.releasing(r.ID, r.Epoch, false)
+			return nil, err
+		}
+		s.m.releases.Inc()
+		s.w.wake()
+		return nil, nil
+	case MethodSetDraining:
+		var r drainingRequest
+		if err := decodeJSON(req.Body, &r); err != nil {
+			return nil, err
+		}
+		if err := s.store.SetDraining(ctx, r.ID, r.Draining); err != nil {
+			return nil, err
+		}
+		s.w.wake()
+		return nil, nil
+	case MethodGateways:
+		gws, err := s.store.Gateways(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return encodeSnapshot(gws, time.Now()), nil
+	case MethodWatch:
+		s.w.add(req.Peer)
+		return nil, nil
+	}
+	return nil, fmt.Errorf("%w: unknown method %d", errBadRequest, req.Method)
+}
+
+// probe is Probe where the store has it, else Lookup (which cannot tell an invalid
+// session from a missing one).
+func (s *Server) probe(ctx context.Context, uid uint64) (Session, LookupStatus, error) {
+	if s.prober != nil {
+		return s.prober.Probe(ctx, uid)
+	}
+	ses, ok, err := s.store.Lookup(ctx, uid)
+	if ok {
+		return ses, LookupHit, err
+	}
+	return Session{}, LookupMiss, err
+}
+
+func decodeJSON(b []byte, v any) error {
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%w: %v", errBadRequest, err)
+	}
+	return nil
+}
+
+// sweepLoop reclaims dead sessions every SweepEvery.
+func (s *Server) sweepLoop(ctx context.Context, sw Sweeper) {
+	t := time.NewTicker(s.cfg.SweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := sw.Sweep(ctx)
+		s.m.reclaimed.Add(float64(n))
+		if err != nil && ctx.Err() == nil {
+			s.warnLimited("state sweep failed", "err", err)
+		}
+		if n > 0 {
+			s.log.Debug("state sweep", "reclaimed", n)
+		}
+	}
+}
+
+// warnLimited logs a warning unless one was logged in the last second: a failing
+// store would otherwise log once per call.
+func (s *Server) warnLimited(msg string, args ...any) {
+	now := time.Now().UnixNano()
+	last := s.lastWarn.Load()
+	if now-last < int64(time.Second) || !s.lastWarn.CompareAndSwap(last, now) {
+		return
+	}
+	s.log.Warn(msg, args...)
+}

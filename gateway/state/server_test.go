@@ -1,0 +1,447 @@
+package state_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/floodgate/floodgate/gateway/link"
+	"github.com/floodgate/floodgate/gateway/state"
+	"github.com/floodgate/floodgate/gateway/state/statetest"
+	"github.com/floodgate/floodgate/internal/redistest"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+var testSecret = []byte("state-test-cluster-secret")
+
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// startServer serves cfg (defaults: loopback, the test secret, a Memory store) until
+// the returned stop is called or t ends.
+func startServer(t *testing.T, cfg state.ServerConfig) (*state.Server, func()) {
+	t.Helper()
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:0"
+	}
+	if cfg.Secret == nil {
+		cfg.Secret = testSecret
+	}
+	if cfg.Store == nil {
+		cfg.Store = state.NewMemory(state.MemoryConfig{})
+	}
+	cfg.Logger = quiet()
+	srv, err := state.NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("server did not stop within 5s")
+		}
+	}
+	t.Cleanup(stop)
+	return srv, stop
+}
+
+// dial connects a client to addr and waits for the connection.
+func dial(t *testing.T, addr string, mutate ...func(*state.ClientConfig)) *state.Client {
+	t.Helper()
+	cfg := state.ClientConfig{Addr: addr, Secret: testSecret, Name: t.Name(), Logger: quiet(),
+		MinBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	c, err := state.Dial(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if err := c.WaitConnected(ctx); err != nil {
+		t.Fatalf("not connected: %v", err)
+	}
+	return c
+}
+
+// The strongest check of the wire: a Client passes the whole store suite.
+func TestClientStore(t *testing.T) {
+	statetest.Run(t, func(t *testing.T) state.Store {
+		srv, _ := startServer(t, state.ServerConfig{})
+		return dial(t, srv.Addr())
+	})
+}
+
+func TestClientStoreOverRedis(t *testing.T) {
+	rs := redistest.Start(t)
+	var n atomic.Int64
+	statetest.Run(t, func(t *testing.T) state.Store {
+		r := state.NewRedis(redisClient(t, rs), state.RedisConfig{Prefix: fmt.Sprintf("client%d:", n.Add(1))})
+		srv, _ := startServer(t, state.ServerConfig{Store: r})
+		return dial(t, srv.Addr())
+	})
+}
+
+func TestWrongSecretIsRefused(t *testing.T) {
+	srv, _ := startServer(t, state.ServerConfig{})
+	c, err := state.Dial(state.ClientConfig{Addr: srv.Addr(), Secret: []byte("not-the-cluster-secret"),
+		Logger: quiet(), MinBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	if err := c.WaitConnected(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a client without the secret: WaitConnected = %v, want it never to connect", err)
+	}
+	if _, _, err := c.Lookup(t.Context(), 1); !errors.Is(err, link.ErrUnavailable) {
+		t.Fatalf("lookup from a refused client: %v, want link.ErrUnavailable", err)
+	}
+	dial(t, srv.Addr()) // while one holding it connects
+}
+
+// snapshots collects what a watch delivers.
+type snapshots chan []state.Gateway
+
+func watch(c *state.Client) snapshots {
+	ch := make(snapshots, 64)
+	c.Watch(func(gws []state.Gateway) {
+		select {
+		case ch <- gws:
+		default: // the test stopped reading
+		}
+	})
+	return ch
+}
+
+// await reads snapshots until one satisfies ok, failing after within.
+func (ch snapshots) await(t *testing.T, what string, within time.Duration, ok func([]state.Gateway) bool) []state.Gateway {
+	t.Helper()
+	timeout := time.After(within)
+	for {
+		select {
+		case gws := <-ch:
+			if ok(gws) {
+				return gws
+			}
+		case <-timeout:
+			t.Fatalf("no snapshot with %s within %v", what, within)
+		}
+	}
+}
+
+func find(gws []state.Gateway, id string) (state.Gateway, bool) {
+	for _, g := range gws {
+		if g.ID == id {
+			return g, true
+		}
+	}
+	return state.Gateway{}, false
+}
+
+// Every lease event reaches a watcher at once, though the periodic refresh is an hour
+// away: only the immediate pushes and the lapse detector can deliver them.
+func TestWatchPushesLeaseEvents(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	srv, _ := startServer(t, state.ServerConfig{Registry: reg, Poll: 20 * time.Millisecond, Refresh: time.Hour})
+	gw := dial(t, srv.Addr())
+	ch := watch(dial(t, srv.Addr()))
+	const prompt = time.Second
+	ch.await(t, "the initial table", prompt, func([]state.Gateway) bool { return true })
+
+	ctx := t.Context()
+	e, err := gw.Acquire(ctx, state.Gateway{ID: "gw-a", Addr: "10.0.0.1:7000"}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch.await(t, "gw-a live", prompt, func(gws []state.Gateway) bool {
+		g, ok := find(gws, "gw-a")
+		return ok && g.Live(time.Now()) && g.Epoch == e && g.Addr == "10.0.0.1:7000"
+	})
+	if err := gw.SetDraining(ctx, "gw-a", true); err != nil {
+		t.Fatal(err)
+	}
+	ch.await(t, "gw-a draining", prompt, func(gws []state.Gateway) bool {
+		g, ok := find(gws, "gw-a")
+		return ok && g.Draining
+	})
+
+	// The gateway renews one last time, briefly, and dies.
+	const ttl = 150 * time.Millisecond
+	if err := gw.Renew(ctx, "gw-a", e, state.Load{}, ttl); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	ch.await(t, "gw-a lapsed", ttl+prompt, func(gws []state.Gateway) bool {
+		g, ok := find(gws, "gw-a")
+		return ok && !g.Live(time.Now())
+	})
+	t.Logf("lapse pushed %v after the last renewal (ttl %v)", time.Since(start), ttl)
+	if v := metric(t, reg, "floodgate_state_lease_lapses_total", nil); v != 1 {
+		t.Fatalf("lapses counted: %v, want 1", v)
+	}
+
+	eb, _ := gw.Acquire(ctx, state.Gateway{ID: "gw-b"}, time.Minute)
+	ch.await(t, "gw-b live", prompt, func(gws []state.Gateway) bool {
+		g, ok := find(gws, "gw-b")
+		return ok && g.Live(time.Now())
+	})
+	if err := gw.Release(ctx, "gw-b", eb); err != nil {
+		t.Fatal(err)
+	}
+	ch.await(t, "gw-b released", prompt, func(gws []state.Gateway) bool {
+		g, ok := find(gws, "gw-b")
+		return ok && !g.Live(time.Now())
+	})
+	if v := metric(t, reg, "floodgate_state_lease_lapses_total", nil); v != 1 {
+		t.Fatalf("lapses counted after a release: %v, want still 1", v)
+	}
+}
+
+// Loads change with every renewal without any push of their own: the periodic
+// refresh carries them.
+func TestWatchRefreshesLoads(t *testing.T) {
+	srv, _ := startServer(t, state.ServerConfig{Refresh: 100 * time.Millisecond})
+	gw := dial(t, srv.Addr())
+	ctx := t.Context()
+	e, _ := gw.Acquire(ctx, state.Gateway{ID: "gw-a"}, time.Minute)
+	ch := watch(dial(t, srv.Addr()))
+	if err := gw.Renew(ctx, "gw-a", e, state.Load{Conns: 4321}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	ch.await(t, "the renewed load", 2*time.Second, func(gws []state.Gateway) bool {
+		g, ok := find(gws, "gw-a")
+		return ok && g.Load.Conns == 4321
+	})
+}
+
+// The server restarts: the client reconnects, calls work again, and the watch is
+// renewed without the watcher doing anything.
+func TestClientSurvivesServerRestart(t *testing.T) {
+	srv, stop := startServer(t, state.ServerConfig{})
+	addr := srv.Addr()
+	c := dial(t, addr)
+	ch := watch(c)
+	ch.await(t, "the initial table", time.Second, func([]state.Gateway) bool { return true })
+	stop()
+
+	startServer(t, state.ServerConfig{Addr: addr}) // a new process: empty state
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, _, err := c.Lookup(t.Context(), 1)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("client still failing 5s after the restart: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond) // polling an observable condition
+	}
+	if _, err := c.Acquire(t.Context(), state.Gateway{ID: "gw-new"}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	ch.await(t, "the new server's gateway", 2*time.Second, func(gws []state.Gateway) bool {
+		_, ok := find(gws, "gw-new")
+		return ok
+	})
+}
+
+func TestServerMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	srv, _ := startServer(t, state.ServerConfig{Registry: reg, Poll: 10 * time.Millisecond})
+	c := dial(t, srv.Addr())
+	ctx := t.Context()
+	e, _ := c.Acquire(ctx, state.Gateway{ID: "gw-a"}, time.Minute)
+	c.Renew(ctx, "gw-a", e, state.Load{}, time.Minute)
+	c.Renew(ctx, "gw-a", e+1, state.Load{}, time.Minute)
+	s1 := state.Session{UID: 1, Gateway: "gw-a", Conn: 1, Epoch: e}
+	c.Register(ctx, s1)
+	c.Register(ctx, state.Session{UID: 2, Gateway: "gw-a", Conn: 2, Epoch: e})
+	c.Register(ctx, state.Session{UID: 3, Gateway: "gw-a", Conn: 3, Epoch: e + 1})
+	c.Lookup(ctx, 1)
+	c.Lookup(ctx, 99)
+	c.Unregister(ctx, s1)
+	c.Unregister(ctx, s1)
+	if v := metric(t, reg, "floodgate_state_sessions", nil); v != 1 {
+		t.Fatalf("sessions gauge %v, want 1", v)
+	}
+	c.Release(ctx, "gw-a", e)
+	c.Lookup(ctx, 2)
+	w := dial(t, srv.Addr())
+	watch(w)
+	waitMetric(t, reg, "floodgate_state_watchers", nil, 1)
+
+	for _, tc := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"floodgate_state_lease_acquires_total", nil, 1},
+		{"floodgate_state_lease_renewals_total", map[string]string{"result": "ok"}, 1},
+		{"floodgate_state_lease_renewals_total", map[string]string{"result": "lease_lost"}, 1},
+		{"floodgate_state_lease_releases_total", nil, 1},
+		{"floodgate_state_registrations_total", map[string]string{"result": "ok"}, 2},
+		{"floodgate_state_registrations_total", map[string]string{"result": "lease_lost"}, 1},
+		{"floodgate_state_lookups_total", map[string]string{"result": "hit"}, 1},
+		{"floodgate_state_lookups_total", map[string]string{"result": "miss"}, 1},
+		{"floodgate_state_lookups_total", map[string]string{"result": "invalid"}, 1},
+		{"floodgate_state_unregisters_total", map[string]string{"result": "deleted"}, 1},
+		{"floodgate_state_unregisters_total", map[string]string{"result": "stale"}, 1},
+		{"floodgate_state_sessions", nil, 0},
+		{"floodgate_state_gateways_live", nil, 0},
+	} {
+		if got := metric(t, reg, tc.name, tc.labels); got != tc.want {
+			t.Errorf("%s%v = %v, want %v", tc.name, tc.labels, got, tc.want)
+		}
+	}
+	w.Close()
+	waitMetric(t, reg, "floodgate_state_watchers", nil, 0)
+}
+
+func TestClientObservesCallLatency(t *testing.T) {
+	srv, _ := startServer(t, state.ServerConfig{})
+	reg := prometheus.NewRegistry()
+	withReg := func(cfg *state.ClientConfig) { cfg.Registry = reg }
+	c := dial(t, srv.Addr(), withReg)
+	dial(t, srv.Addr(), withReg) // a second client shares the histogram
+	for range 3 {
+		if _, _, err := c.Lookup(t.Context(), 7); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Register(t.Context(), state.Session{UID: 1, Gateway: "none"}) // a remote error still counts
+	for _, tc := range []struct {
+		method string
+		want   uint64
+	}{{"lookup", 3}, {"register", 1}, {"acquire", 0}} {
+		got := histogramCount(t, reg, "floodgate_link_call_seconds", map[string]string{"peer": "state", "method": tc.method})
+		if got != tc.want {
+			t.Errorf("%s calls observed: %d, want %d", tc.method, got, tc.want)
+		}
+	}
+}
+
+// A malformed request is answered with an error, never a panic or a dropped link.
+func TestServerRefusesMalformedRequests(t *testing.T) {
+	srv, _ := startServer(t, state.ServerConfig{})
+	lc := link.Dial(link.ClientConfig{Addr: srv.Addr(), Secret: testSecret, Name: "raw", Logger: quiet()})
+	defer lc.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if err := lc.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		method uint16
+		body   string
+		code   string
+	}{
+		{"short register", state.MethodRegister, "1234567", "bad-request"},
+		{"short unregister", state.MethodUnregister, "", "bad-request"},
+		{"long lookup", state.MethodLookup, "123456789", "bad-request"},
+		{"broken JSON", state.MethodAcquire, "{", "bad-request"},
+		{"unknown method", 999, "", "bad-request"},
+		{"zero ttl", state.MethodAcquire, `{"gateway":{"id":"x"},"ttl_ns":0}`, "bad-request"},
+		{"empty gateway id", state.MethodAcquire, `{"gateway":{"id":""},"ttl_ns":1000000000}`, "internal"},
+		{"unknown gateway", state.MethodSetDraining, `{"id":"x","draining":true}`, "unknown-gateway"},
+	} {
+		_, err := lc.Call(ctx, tc.method, []byte(tc.body))
+		var re *link.RemoteError
+		if !errors.As(err, &re) || !strings.HasPrefix(re.Msg, tc.code+" ") {
+			t.Errorf("%s: %v, want a %s error", tc.name, err, tc.code)
+		}
+	}
+	if _, err := lc.Call(ctx, state.MethodGateways, nil); err != nil {
+		t.Fatalf("the link did not survive the malformed requests: %v", err)
+	}
+}
+
+// metric returns the value of the counter or gauge name{labels}, 0 if absent.
+func metric(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	m := findMetric(t, reg, name, labels)
+	switch {
+	case m == nil:
+		return 0
+	case m.Counter != nil:
+		return m.Counter.GetValue()
+	case m.Gauge != nil:
+		return m.Gauge.GetValue()
+	}
+	t.Fatalf("%s is neither a counter nor a gauge", name)
+	return 0
+}
+
+func histogramCount(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) uint64 {
+	t.Helper()
+	if m := findMetric(t, reg, name, labels); m != nil {
+		return m.Histogram.GetSampleCount()
+	}
+	return 0
+}
+
+func findMetric(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) *dto.Metric {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for k, v := range labels {
+				if !hasLabel(m, k, v) {
+					continue next
+				}
+			}
+			return m
+		}
+	}
+	return nil
+}
+
+func hasLabel(m *dto.Metric, name, value string) bool {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name && l.GetValue() == value {
+			return true
+		}
+	}
+	return false
+}
+
+// waitMetric polls until name{labels} equals want, failing after 5s.
+func waitMetric(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for metric(t, reg, name, labels) != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s%v = %v after 5s, want %v", name, labels, metric(t, reg, name, labels), want)
+		}
+		time.Sleep(5 * time.Millisecond) // polling an observable condition
+	}
+}
