@@ -18,15 +18,17 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"gateway", "run a gateway node (client connections on the epoll reactor)", runGateway},
+		{"up", "the whole stack in this process on loopback, to try it by hand", runUp},
+		{"client", "an example client: log in, send and receive", runClient},
 		{"token", "mint a login token for a uid", runToken},
-		{"router", "run the router (stored messages → the recipient's gateway)", runRouter},
+		{"gateway", "run a gateway node (client connections on the epoll reactor)", runGateway},
 		{"state", "run the state service: sessions and gateway leases over link (memory or Redis)", runState},
 		{"msg", "run the msg service: per-user inboxes over link (memory or Redis)", runMsg},
+		{"router", "run the router (stored messages → the recipient's gateway)", runRouter},
 		{"ipconf", "serve the weighted gateway list to clients (HTTPDNS)", runIpconf},
 		{"control", "watch the fleet: alerts, drain, scale recommendations", runControl},
-		{"netns", "test hosts in network namespaces: up, down, clean, preflight", runNetns},
 		{"loadgen", "run a load-generating agent (simulated users, push latency)", runLoadgen},
+		{"netns", "test hosts in network namespaces: up, down, clean, preflight", runNetns},
 	}
 }
 

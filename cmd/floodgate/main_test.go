@@ -33,7 +33,7 @@ var buildBinary = sync.OnceValues(func() (string, error) {
 	return bin, nil
 })
 
-func binary(t *testing.T) string {
+func floodgateBinary(t *testing.T) string {
 	t.Helper()
 	bin, err := buildBinary()
 	if err != nil {
@@ -68,7 +68,7 @@ func TestTokenVerifiesUnderTheSameSecret(t *testing.T) {
 // The gateway command end to end: READY line, login with a minted token, metrics,
 // the file-limit log line, and SIGTERM → KICK SHUTDOWN → exit 0 within the bound.
 func TestGatewayCommandServesAndStopsOnSIGTERM(t *testing.T) {
-	bin := binary(t)
+	bin := floodgateBinary(t)
 	cmd := exec.Command(bin, "gateway", "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-shutdown-timeout", "2s")
 	cmd.Env = append(os.Environ(), "FLOODGATE_SECRET=a-secret-of-sixteen+")
 	var stderr lockedBuffer

@@ -43,7 +43,7 @@ type msgProcess struct {
 
 func startMsg(t *testing.T, args ...string) *msgProcess {
 	t.Helper()
-	cmd := exec.Command(binary(t), append([]string{"msg", "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0"}, args...)...)
+	cmd := exec.Command(floodgateBinary(t), append([]string{"msg", "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0"}, args...)...)
 	cmd.Env = append(os.Environ(), "FLOODGATE_SECRET="+msgTestSecret)
 	p := &msgProcess{cmd: cmd, stderr: &lockedBuffer{}}
 	cmd.Stderr = p.stderr

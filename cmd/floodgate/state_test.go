@@ -46,7 +46,7 @@ func TestStateCommandServesAndStopsOnSIGTERM(t *testing.T) {
 			if backend == "redis" {
 				args = append(args, "-redis-addr", redistest.Start(t).Addr, "-redis-prefix", "e2e:")
 			}
-			cmd := exec.Command(binary(t), args...)
+			cmd := exec.Command(floodgateBinary(t), args...)
 			cmd.Env = append(os.Environ(), "FLOODGATE_SECRET="+stateTestSecret)
 			var stderr lockedBuffer
 			cmd.Stderr = &stderr

@@ -128,13 +128,23 @@ func (c *Cluster) leaseLoop(ctx context.Context, g state.Gateway) {
 	sampler := newLoadSampler()
 	t := time.NewTicker(ttl / 3)
 	defer t.Stop()
+	retry := time.Duration(0) // acquire retries back off from 50ms to a renewal period
 	for ctx.Err() == nil {
 		if c.epoch.Load() == 0 {
 			epoch, err := c.cfg.State.Acquire(ctx, g, ttl)
 			if err != nil {
-				c.log.Warn("lease: acquire failed; retrying", "err", err)
+				retry = min(max(2*retry, 50*time.Millisecond), ttl/3)
+				if retry == ttl/3 {
+					c.log.Warn("lease: acquire failed; retrying", "err", err)
+				}
 				c.m.leaseErrors.Inc()
+				select {
+				case <-time.After(retry):
+				case <-ctx.Done():
+				}
+				continue
 			} else {
+				retry = 0
 				first := c.epochSwap(epoch)
 				c.log.Info("lease acquired", "epoch", epoch)
 				c.m.leaseAcquired.Inc()

@@ -629,21 +629,30 @@ func TestShutdownSaysFarewellAndReturns(t *testing.T) {
 	}
 }
 
-// A reactor without a listener dials out: the load generator's use.
+// A reactor without a listener dials out: the load generator's use. Writes made
+// while the dial is still connecting are queued and go out, first, on connect.
 func TestDialRoundTrip(t *testing.T) {
 	server := startReactor(t, Config{Handler: &funcHandler{frame: echoFrame}})
 	got := make(chan string, 100)
 	cl := newCloseLog()
-	clientSide := startReactor(t, Config{Addr: "-", Handler: &funcHandler{
+	clientSide, err := New(Config{Handler: &funcHandler{
 		open:  func(c *Conn) { c.Write(frame([]byte("after open"))) },
 		frame: func(c *Conn, f []byte) Disposition { got <- string(payloadOf(f)); return Handled },
 		close: cl.onClose,
-	}})
+	}, Framer: testFramer, ShutdownTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Not running yet: the dial cannot complete before the Write below.
 	c, err := clientSide.Dial(server.Addr(), netipMustParse("127.0.0.2"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.Write(frame([]byte("queued while connecting")))
+	ctx, cancel := context2()
+	done := make(chan error, 1)
+	go func() { done <- clientSide.Run(ctx) }()
+	defer func() { cancel(); <-done }()
 	for _, want := range []string{"queued while connecting", "after open"} {
 		select {
 		case s := <-got:

@@ -41,7 +41,9 @@ type Config struct {
 	// feed); default 256.
 	MaxLookups    int
 	LookupTimeout time.Duration // default 2s
-	// Retries is how many times a message is re-routed after NOT_HERE; default 2.
+	// Retries is how many times a message is routed again after NOT_HERE or an
+	// unreachable gateway; default 5 (pauses of 100ms doubling: about 3s in all, a
+	// few lease periods).
 	Retries  int
 	Registry prometheus.Registerer
 	Logger   *slog.Logger
@@ -96,7 +98,7 @@ func New(cfg Config) (*Router, error) {
 		cfg.LookupTimeout = 2 * time.Second
 	}
 	if cfg.Retries <= 0 {
-		cfg.Retries = 2
+		cfg.Retries = 5
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -212,7 +214,7 @@ const connectWait = time.Second
 func (r *Router) push(s state.Session, p pendingMsg) {
 	c := r.gatewayClient(s.Gateway)
 	if c == nil {
-		r.m.routed["unreachable"].Inc()
+		r.unreachable(s, p)
 		return
 	}
 	if !c.Connected() {
@@ -220,7 +222,7 @@ func (r *Router) push(s state.Session, p pendingMsg) {
 			ctx, cancel := context.WithTimeout(context.Background(), connectWait)
 			defer cancel()
 			if c.WaitConnected(ctx) != nil {
-				r.m.routed["unreachable"].Inc()
+				r.unreachable(s, p)
 				return
 			}
 			r.send(c, s, p)
@@ -230,11 +232,32 @@ func (r *Router) push(s state.Session, p pendingMsg) {
 	r.send(c, s, p)
 }
 
+// unreachable handles a push whose gateway cannot be reached. The route is
+// suspect — most often the gateway died and its user is already logging in
+// elsewhere, while its lease has not lapsed yet — so the cached route goes and the
+// message is routed again, after a pause, from a fresh lookup. Dropping it instead
+// would strand it: a recipient who has already SYNCed on its new gateway learns of
+// a stored message only from a push or a later gap.
+func (r *Router) unreachable(s state.Session, p pendingMsg) {
+	r.cache.drop(s)
+	if p.attempt >= r.cfg.Retries {
+		r.m.routed["unreachable"].Inc()
+		return
+	}
+	r.m.reroutes.Inc()
+	p.attempt++
+	time.AfterFunc(retryPause<<p.attempt, func() { r.route(p) })
+}
+
+// retryPause is the first pause before routing a message again after its gateway
+// was unreachable; it doubles with each attempt.
+const retryPause = 50 * time.Millisecond
+
 func (r *Router) send(c *link.Client, s state.Session, p pendingMsg) {
 	c.Go(gwlink.MethodPush, msg.AppendMessage(nil, p.m), func(resp []byte, err error) {
 		switch {
 		case err != nil:
-			r.m.routed["unreachable"].Inc()
+			r.unreachable(s, p)
 		case len(resp) == 1 && resp[0] == gwlink.PushDelivered:
 			r.m.routed["delivered"].Inc()
 			r.m.latency.Observe(time.Since(p.received).Seconds())

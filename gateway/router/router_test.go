@@ -51,6 +51,7 @@ type fakeGateway struct {
 	users map[uint64]bool
 	got   map[uint64][]uint64 // uid → seqs delivered, in order
 	cond  *sync.Cond
+	stop  func()
 }
 
 func startFakeGateway(t *testing.T, id string, users ...uint64) *fakeGateway {
@@ -78,8 +79,10 @@ func startFakeGateway(t *testing.T, id string, users ...uint64) *fakeGateway {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	go srv.Serve(ctx)
-	t.Cleanup(cancel)
+	done := make(chan struct{})
+	go func() { srv.Serve(ctx); close(done) }()
+	g.stop = func() { cancel(); <-done }
+	t.Cleanup(g.stop)
 	g.srv = srv
 	return g
 }
@@ -256,5 +259,30 @@ func TestOfflineAndUnreachableAreCounted(t *testing.T) {
 	f.send(t, 1, 1) // nobody
 	f.send(t, 2, 1) // a gateway the router has no link to
 	f.waitRouted(t, "offline", 1)
-	f.waitRouted(t, "unreachable", 1)
+	f.waitRouted(t, "unreachable", 1) // after its retries
+	if l := st.lookups.Load(); l < 3 {
+		t.Errorf("the unreachable route was not looked up again (%d lookups)", l)
+	}
+}
+
+// A recipient whose gateway died and who logged in elsewhere: the push to the dead
+// gateway fails, the router drops the cached route, looks again, and delivers to
+// the new gateway — although the dead gateway's epoch is still live in its table.
+func TestUnreachableGatewayReroutesToTheNewSession(t *testing.T) {
+	a := startFakeGateway(t, "gw-a", 1)
+	b := startFakeGateway(t, "gw-b", 1)
+	st := &fakeState{sessions: map[uint64]state.Session{}}
+	st.set(state.Session{UID: 1, Gateway: "gw-a", Conn: 1, Epoch: 1})
+	f := startRouter(t, st)
+	f.r.SetGateways([]state.Gateway{a.table(1), b.table(1)})
+	f.send(t, 1, 1)
+	a.waitSeqs(t, 1, 1)
+	a.srv.Peers()[0].Close() // gw-a "dies": its link drops and cannot come back
+	aStop := a.stop
+	aStop()
+	st.set(state.Session{UID: 1, Gateway: "gw-b", Conn: 2, Epoch: 1})
+	f.send(t, 1, 2)
+	if got := b.waitSeqs(t, 1, 1); got[0] != 2 {
+		t.Fatalf("gw-b got %v", got)
+	}
 }

@@ -131,10 +131,11 @@ func (s *Stack) start(ctx, runCtx context.Context) error {
 	s.run("state", st.Serve, runCtx)
 	stateClient := func(name string) (*state.Client, error) {
 		c, err := state.Dial(state.ClientConfig{Addr: s.State, Secret: cfg.Secret, Name: name, Logger: log.With("component", name)})
-		if err == nil {
-			s.closers = append(s.closers, c.Close)
+		if err != nil {
+			return nil, err
 		}
-		return c, err
+		s.closers = append(s.closers, c.Close)
+		return c, c.WaitConnected(ctx) // dependents start with a working link
 	}
 	// router
 	rst, err := stateClient("router")
@@ -163,7 +164,7 @@ func (s *Stack) start(ctx, runCtx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ip, err := ipconf.New(ipconf.Config{Heartbeat: cfg.Heartbeat, Registerer: s.reg, Logger: log.With("component", "ipconf")})
+	ip, err := ipconf.New(ipconf.Config{Heartbeat: cfg.Heartbeat, Registerer: s.reg, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -175,7 +176,7 @@ func (s *Stack) start(ctx, runCtx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ctl, err := control.New(cst, control.Config{LinkSecret: cfg.Secret, Registerer: s.reg, Logger: log.With("component", "control")})
+	ctl, err := control.New(cst, control.Config{LinkSecret: cfg.Secret, Registerer: s.reg, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -227,6 +228,11 @@ func (s *Stack) StartGateway(ctx context.Context, id string) (Gateway, error) {
 	ms, err := msg.Dial(msg.ClientConfig{Addr: s.Msg, Secret: cfg.Secret, Name: id, Logger: log})
 	if err != nil {
 		st.Close()
+		return Gateway{}, err
+	}
+	if err := errors.Join(st.WaitConnected(ctx), ms.WaitConnected(ctx)); err != nil {
+		st.Close()
+		ms.Close()
 		return Gateway{}, err
 	}
 	reg := prometheus.NewRegistry() // per gateway: restarts re-register the same names
