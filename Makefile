@@ -29,5 +29,9 @@ fuzz: ## run each fuzz target for FUZZTIME (default 5s)
 	    echo "fuzz $$dir $$f"; $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$dir; \
 	  done; done
 
+bench: build ## reactor benchmark, floodgate vs netstd/gnet/nbio (~15 min, heavy) → reports/out/bench; BENCHFLAGS for a subset
+	cd bench/peers && $(GO) build -o bin/peer ./cmd/peer
+	$(BIN) bench -out reports/out/bench $(BENCHFLAGS)
+
 clean: ## remove build and run outputs
 	rm -rf bin reports/out

@@ -29,6 +29,7 @@ func commands() []command {
 		{"control", "watch the fleet: alerts, drain, scale recommendations", runControl},
 		{"loadgen", "run a load-generating agent (simulated users, push latency)", runLoadgen},
 		{"netns", "test hosts in network namespaces: up, down, clean, preflight", runNetns},
+		{"bench", "run the reactor benchmark: floodgate vs netstd, gnet, nbio (make bench)", runBench},
 	}
 }
 

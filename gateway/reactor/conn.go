@@ -178,6 +178,7 @@ func (c *Conn) writeLocked(b []byte, overCap bool) (err error, closing bool) {
 	}
 	if c.out == nil {
 		c.out = &outQueue{}
+		l.stats.writeQueued.Add(1)
 		if st != stateConnecting && cfg.WriteReadiness == WriteDynamic {
 			l.armWrite(c)
 		}

@@ -562,6 +562,7 @@ func (l *loop) modify(c *Conn, mask uint32) {
 	if c.fd < 0 {
 		return
 	}
+	l.stats.writeArms.Add(1)
 	ev := unix.EpollEvent{Events: mask, Fd: int32(c.slot), Pad: int32(c.gen)}
 	unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, int(c.fd), &ev) //nolint:errcheck // only fails for a closed fd, which mu excludes
 }

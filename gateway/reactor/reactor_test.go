@@ -287,8 +287,9 @@ func TestSlowReaderIsKickedAtHardCapWhileOthersContinue(t *testing.T) {
 		other.send([]byte(fmt.Sprint(i)))
 		other.mustRecv(5 * time.Second)
 	}
-	if s := rr.Stats(); s.ReadPauses == 0 || s.ClosedBy(ReasonSlow) != 1 {
-		t.Errorf("ReadPauses=%d ClosedBy(slow)=%d, want >0 and 1", s.ReadPauses, s.ClosedBy(ReasonSlow))
+	if s := rr.Stats(); s.ReadPauses == 0 || s.ClosedBy(ReasonSlow) != 1 || s.WriteQueued == 0 || s.WriteArms == 0 {
+		t.Errorf("ReadPauses=%d ClosedBy(slow)=%d WriteQueued=%d WriteArms=%d, want >0, 1, >0, >0",
+			s.ReadPauses, s.ClosedBy(ReasonSlow), s.WriteQueued, s.WriteArms)
 	}
 	cl.check(t)
 }

@@ -23,8 +23,10 @@ type loopStats struct {
 	framesIn     atomic.Uint64
 	readRequeues atomic.Uint64
 	readPauses   atomic.Uint64
-	outBytes     atomic.Int64 // queued outbound bytes now
-	deferred     atomic.Int64 // deferred frame bytes waiting for workers now
+	writeQueued  atomic.Uint64 // writes the socket did not take whole: queued for EPOLLOUT
+	writeArms    atomic.Uint64 // epoll_ctl calls arming or disarming EPOLLOUT (WriteDynamic)
+	outBytes     atomic.Int64  // queued outbound bytes now
+	deferred     atomic.Int64  // deferred frame bytes waiting for workers now
 	closed       [numReasons]atomic.Uint64
 }
 
@@ -67,6 +69,8 @@ type Stats struct {
 	StaleEvents  uint64 // events dropped because their slot's generation moved on
 	ReadRequeues uint64 // reads cut short by the per-event byte cap and requeued
 	ReadPauses   uint64 // times a connection stopped reading (output high watermark, deferred backlog)
+	WriteQueued  uint64 // writes the socket did not take whole, so output was queued for EPOLLOUT
+	WriteArms    uint64 // epoll_ctl calls arming or disarming EPOLLOUT (WriteDynamic only)
 }
 
 // ClosedBy returns how many connections were torn down for reason r.
@@ -103,6 +107,8 @@ func (r *Reactor) Stats() Stats {
 		s.FramesIn += ls.framesIn.Load()
 		s.ReadRequeues += ls.readRequeues.Load()
 		s.ReadPauses += ls.readPauses.Load()
+		s.WriteQueued += ls.writeQueued.Load()
+		s.WriteArms += ls.writeArms.Load()
 		s.OutboundQueued += ls.outBytes.Load()
 		s.DeferredQueued += ls.deferred.Load()
 		for i := range ls.closed {

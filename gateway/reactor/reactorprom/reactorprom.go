@@ -39,6 +39,8 @@ var specs = []struct {
 	{"floodgate_reactor_stale_events_total", "Events dropped for a slot whose generation moved on.", nil},
 	{"floodgate_reactor_read_requeues_total", "Reads cut by the per-event byte cap and requeued.", nil},
 	{"floodgate_reactor_read_pauses_total", "Times a connection stopped reading for backpressure.", nil},
+	{"floodgate_reactor_write_queued_total", "Writes the socket did not take whole, so output was queued for EPOLLOUT.", nil},
+	{"floodgate_reactor_write_arms_total", "epoll_ctl calls arming or disarming EPOLLOUT.", nil},
 }
 
 // New returns a collector for r; labels are added to every metric (for example the
@@ -88,6 +90,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter("floodgate_reactor_stale_events_total", s.StaleEvents)
 	counter("floodgate_reactor_read_requeues_total", s.ReadRequeues)
 	counter("floodgate_reactor_read_pauses_total", s.ReadPauses)
+	counter("floodgate_reactor_write_queued_total", s.WriteQueued)
+	counter("floodgate_reactor_write_arms_total", s.WriteArms)
 
 	// Batch sizes: bucket i holds batches of [2^(i-1), 2^i) events; as a cumulative
 	// histogram, "le" is 2^i - 1.

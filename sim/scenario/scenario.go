@@ -1,0 +1,447 @@
+// Package scenario reads scenario files: a small data centre (topology, component
+// settings), a population of clients and their traffic, phases with timed faults,
+// and the gates a run must pass. Reading is strict: an unknown key, a value of the
+// wrong kind, an impossible combination is an error with file:line and what was
+// expected. scenarios/README.md documents every key.
+package scenario
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/floodgate/floodgate/internal/units"
+)
+
+// Scenario is one scenario file.
+type Scenario struct {
+	At          Pos
+	Name        string     `yaml:"name,required" want:"a name: letters, digits and dashes"`
+	Description string     `yaml:"description"`
+	Seed        int64      `yaml:"seed"`
+	Mode        string     `yaml:"mode" want:"auto, netns or loopback"`
+	Topology    Topology   `yaml:"topology,required"`
+	Components  Components `yaml:"components"`
+	Clients     Clients    `yaml:"clients,required"`
+	Traffic     Traffic    `yaml:"traffic"`
+	Behaviours  Behaviours `yaml:"behaviours"`
+	Phases      []Phase    `yaml:"phases,required"`
+	Gates       []Gate     `yaml:"gates" want:"a gate like \"push p99 < 100ms\""`
+	Validity    Validity   `yaml:"validity"`
+	Autoscale   *Autoscale `yaml:"autoscale"`
+
+	File string // where it was read from
+}
+
+// Topology is the data centre: a core host (state, msg, router, ipconf, control),
+// one host per gateway, one per load agent.
+type Topology struct {
+	At       Pos
+	Gateways int     `yaml:"gateways,required"`
+	Agents   int     `yaml:"agents,required"`
+	Backend  Backend `yaml:"backend"`
+}
+
+// Backend chooses the state and msg storage.
+type Backend struct {
+	At    Pos
+	State string `yaml:"state" want:"memory or redis"`
+	Msg   string `yaml:"msg" want:"memory or redis"`
+}
+
+// Components holds per-component settings; zero values keep each one's defaults.
+type Components struct {
+	Gateway GatewaySettings `yaml:"gateway"`
+	Msg     MsgSettings     `yaml:"msg"`
+	Ipconf  IpconfSettings  `yaml:"ipconf"`
+	Control ControlSettings `yaml:"control"`
+}
+
+// GatewaySettings configures every gateway.
+type GatewaySettings struct {
+	At             Pos
+	MaxConns       units.Count    `yaml:"max_conns"`
+	Epollers       int            `yaml:"epollers"`
+	Workers        int            `yaml:"workers"`
+	AcceptRate     units.Rate     `yaml:"accept_rate"`
+	IdleTimeout    units.Duration `yaml:"idle_timeout"`
+	Heartbeat      units.Duration `yaml:"heartbeat"`
+	WriteHighWater units.Size     `yaml:"write_high_water"`
+	WriteHardCap   units.Size     `yaml:"write_hard_cap"`
+	Sndbuf         units.Size     `yaml:"sndbuf"`
+	LeaseTTL       units.Duration `yaml:"lease_ttl"`
+}
+
+// MsgSettings configures the msg service.
+type MsgSettings struct {
+	Inbox int `yaml:"inbox"`
+}
+
+// IpconfSettings configures ipconf.
+type IpconfSettings struct {
+	TopK   int            `yaml:"top_k"`
+	Freeze units.Duration `yaml:"freeze"`
+}
+
+// ControlSettings configures control.
+type ControlSettings struct {
+	SoftLimit units.Fraction `yaml:"soft_limit"`
+}
+
+// Clients is the simulated user population.
+type Clients struct {
+	At          Pos
+	Count       units.Count    `yaml:"count,required"`
+	ConnectRate units.Rate     `yaml:"connect_rate"`
+	Heartbeat   units.Duration `yaml:"heartbeat"`
+	// Deadline: a message not delivered by then counts as lost (default 10s).
+	Deadline  units.Duration `yaml:"deadline"`
+	Reconnect Reconnect      `yaml:"reconnect"`
+}
+
+// Reconnect is the backoff hint ipconf hands clients.
+type Reconnect struct {
+	Base units.Duration `yaml:"base"`
+	Max  units.Duration `yaml:"max"`
+}
+
+// Traffic is the message load.
+type Traffic struct {
+	At        Pos
+	Rate      units.Rate `yaml:"rate"`
+	Pattern   string     `yaml:"pattern" want:"pairs, zipf or groups"`
+	ZipfS     float64    `yaml:"zipf_s"`
+	GroupSize int        `yaml:"group_size"`
+	Payload   units.Size `yaml:"payload"`
+}
+
+// Behaviours are what clients do besides sending.
+type Behaviours struct {
+	At   Pos
+	Slow Slow           `yaml:"slow"`
+	Idle units.Fraction `yaml:"idle"`
+	// Churn is disconnects per second across all clients; they reconnect.
+	Churn units.Rate `yaml:"churn"`
+}
+
+// Slow readers.
+type Slow struct {
+	Fraction units.Fraction `yaml:"fraction"`
+	// Rate is bytes per second a slow reader reads; 0 stops reading altogether.
+	Rate units.Size `yaml:"rate"`
+}
+
+// Phase is a stretch of the run.
+type Phase struct {
+	At       Pos
+	Name     string         `yaml:"name,required"`
+	Duration units.Duration `yaml:"duration,required"`
+	// Traffic changes for this phase (unset keeps the previous phase's).
+	Rate         *units.Rate     `yaml:"rate"`
+	Churn        *units.Rate     `yaml:"churn"`
+	SlowFraction *units.Fraction `yaml:"slow_fraction"`
+	Faults       []Fault         `yaml:"faults"`
+	Gates        []Gate          `yaml:"gates" want:"a gate like \"push p99 < 100ms\""`
+}
+
+// Fault is one timed action on the running system: exactly one of its action keys.
+type Fault struct {
+	At     Pos
+	Offset units.Duration `yaml:"at,required"` // from the start of its phase
+	// Kill sends SIGKILL to a process: gw-N, state, msg, router, ipconf or control.
+	Kill string `yaml:"kill" want:"a process name: gw-N, state, msg, router, ipconf or control"`
+	// Pause sends SIGSTOP, then SIGCONT after For.
+	Pause   string         `yaml:"pause" want:"a process name"`
+	For     units.Duration `yaml:"for"`
+	Restart string         `yaml:"restart" want:"a process name"`
+	// Drain moves a gateway's clients elsewhere through control.
+	Drain    string         `yaml:"drain" want:"a gateway name, gw-N"`
+	Batch    int            `yaml:"batch"`
+	Interval units.Duration `yaml:"interval"`
+	// ScaleOut starts this many more gateways.
+	ScaleOut int `yaml:"scale_out"`
+	// ReconnectStorm restarts every gateway at once.
+	ReconnectStorm bool `yaml:"reconnect_storm"`
+	// ConnectFlood connects this many extra clients beyond the plan, at FloodRate.
+	ConnectFlood units.Count `yaml:"connect_flood"`
+	FloodRate    units.Rate  `yaml:"flood_rate"`
+}
+
+// Action names the fault's action.
+func (f *Fault) Action() string {
+	switch {
+	case f.Kill != "":
+		return "kill"
+	case f.Pause != "":
+		return "pause"
+	case f.Restart != "":
+		return "restart"
+	case f.Drain != "":
+		return "drain"
+	case f.ScaleOut > 0:
+		return "scale_out"
+	case f.ReconnectStorm:
+		return "reconnect_storm"
+	case f.ConnectFlood > 0:
+		return "connect_flood"
+	}
+	return ""
+}
+
+// Target is the process a kill, pause, restart or drain acts on.
+func (f *Fault) Target() string { return f.Kill + f.Pause + f.Restart + f.Drain }
+
+// Validity bounds what makes a run's measurements trustworthy: beyond them the
+// verdict is "invalid", never a pass.
+type Validity struct {
+	// MaxLag is the largest p99.9 generator lag (actual − intended send time).
+	MaxLag units.Duration `yaml:"max_lag"`
+	// MaxHiccup is the largest stall of an agent's own scheduler.
+	MaxHiccup units.Duration `yaml:"max_hiccup"`
+	// MinSamples is the fewest push latency samples a run may have.
+	MinSamples units.Count `yaml:"min_samples"`
+}
+
+// Autoscale lets the runner act on control's scale-out recommendations.
+type Autoscale struct {
+	At Pos
+	// Max is the most gateways the runner will run.
+	Max   int            `yaml:"max,required"`
+	Every units.Duration `yaml:"every"` // how often it asks control; default 5s
+}
+
+// Load reads and checks a scenario file.
+func Load(path string) (*Scenario, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, src)
+}
+
+// Parse reads and checks a scenario from src, naming it file in errors.
+func Parse(file string, src []byte) (*Scenario, error) {
+	s := &Scenario{}
+	if err := decodeFile(file, src, s); err != nil {
+		return nil, err
+	}
+	s.File = file
+	s.defaults()
+	if errs := s.check(file); len(errs) > 0 {
+		return nil, errs
+	}
+	return s, nil
+}
+
+func (s *Scenario) defaults() {
+	if s.Mode == "" {
+		s.Mode = "auto"
+	}
+	if s.Topology.Backend.State == "" {
+		s.Topology.Backend.State = "memory"
+	}
+	if s.Topology.Backend.Msg == "" {
+		s.Topology.Backend.Msg = "memory"
+	}
+	if s.Traffic.Pattern == "" {
+		s.Traffic.Pattern = "pairs"
+	}
+	if s.Traffic.Payload == 0 {
+		s.Traffic.Payload = 64
+	}
+	if s.Clients.Deadline == 0 {
+		s.Clients.Deadline = units.Duration(10 * time.Second)
+	}
+	if s.Validity.MaxLag == 0 {
+		s.Validity.MaxLag = units.Duration(50 * time.Millisecond)
+	}
+	if s.Validity.MaxHiccup == 0 {
+		s.Validity.MaxHiccup = units.Duration(200 * time.Millisecond)
+	}
+	if s.Validity.MinSamples == 0 {
+		s.Validity.MinSamples = 1000
+	}
+	if s.Autoscale != nil && s.Autoscale.Every == 0 {
+		s.Autoscale.Every = units.Duration(5 * time.Second)
+	}
+}
+
+// Duration is the total of the phases.
+func (s *Scenario) Duration() time.Duration {
+	var d time.Duration
+	for _, p := range s.Phases {
+		d += p.Duration.D()
+	}
+	return d
+}
+
+// Processes names every process a run starts, for fault targets.
+func (s *Scenario) Processes() []string {
+	ps := []string{"state", "msg", "router", "ipconf", "control"}
+	for i := 1; i <= s.Topology.Gateways; i++ {
+		ps = append(ps, fmt.Sprintf("gw-%d", i))
+	}
+	return ps
+}
+
+// check finds the impossible values and combinations, each at its line.
+func (s *Scenario) check(file string) Errors {
+	var errs Errors
+	bad := func(at Pos, path, f string, a ...any) {
+		errs = append(errs, &Error{File: file, Pos: at, Path: path, Msg: fmt.Sprintf(f, a...)})
+	}
+	if !validName(s.Name) {
+		bad(s.At, "name", "%q: use letters, digits and dashes", s.Name)
+	}
+	if base := strings.TrimSuffix(filepath.Base(file), filepath.Ext(file)); file != "" && s.Name != base && filepath.Ext(file) != "" {
+		bad(s.At, "name", "%q differs from the file name %q: make them match, so `make scenario S=%s` finds it", s.Name, base, s.Name)
+	}
+	switch s.Mode {
+	case "auto", "netns", "loopback":
+	default:
+		bad(s.At, "mode", "%q: expected auto, netns or loopback", s.Mode)
+	}
+	t := s.Topology
+	if t.Gateways < 1 || t.Gateways > 100 {
+		bad(t.At, "topology.gateways", "%d: expected 1 to 100", t.Gateways)
+	}
+	if t.Agents < 1 || t.Agents > 100 {
+		bad(t.At, "topology.agents", "%d: expected 1 to 100", t.Agents)
+	}
+	for _, b := range [][2]string{{"state", t.Backend.State}, {"msg", t.Backend.Msg}} {
+		if b[1] != "memory" && b[1] != "redis" {
+			bad(t.Backend.At, "topology.backend."+b[0], "%q: expected memory or redis", b[1])
+		}
+	}
+	c := s.Clients
+	if c.Count < 1 {
+		bad(c.At, "clients.count", "must be at least 1")
+	}
+	// One process holds fewer than 20,000 sockets here (RLIMIT_NOFILE): agents.
+	const perProcess = 18000
+	if t.Agents >= 1 && int64(c.Count) > int64(t.Agents)*perProcess {
+		bad(c.At, "clients.count", "%d clients over %d agents is %d per agent: at most %d fit in one process (RLIMIT_NOFILE); use more agents",
+			c.Count, t.Agents, int64(c.Count)/int64(t.Agents), perProcess)
+	}
+	if g := s.Components.Gateway; g.MaxConns > perProcess {
+		bad(g.At, "components.gateway.max_conns", "%d: at most %d fit in one gateway process (RLIMIT_NOFILE); use more gateways", g.MaxConns, perProcess)
+	}
+	if g := s.Components.Gateway; g.WriteHardCap > 0 && g.WriteHighWater > g.WriteHardCap {
+		bad(g.At, "components.gateway.write_high_water", "%v is above write_hard_cap %v", g.WriteHighWater, g.WriteHardCap)
+	}
+	tr := s.Traffic
+	switch tr.Pattern {
+	case "pairs":
+	case "zipf":
+		if tr.ZipfS != 0 && tr.ZipfS <= 1 {
+			bad(tr.At, "traffic.zipf_s", "%v: must be greater than 1", tr.ZipfS)
+		}
+	case "groups":
+		if tr.GroupSize < 2 {
+			bad(tr.At, "traffic.group_size", "the groups pattern needs a group_size of at least 2")
+		}
+	default:
+		bad(tr.At, "traffic.pattern", "%q: expected pairs, zipf or groups", tr.Pattern)
+	}
+	if tr.Payload < 24 || tr.Payload > 60<<10 {
+		bad(tr.At, "traffic.payload", "%v: expected 24B (the measurement header) to 60KiB", tr.Payload)
+	}
+	b := s.Behaviours
+	if b.Slow.Fraction+b.Idle > 1 {
+		bad(b.At, "behaviours", "slow (%v) and idle (%v) fractions add up to more than 100%%", float64(b.Slow.Fraction), float64(b.Idle))
+	}
+	if len(s.Phases) == 0 {
+		bad(s.At, "phases", "at least one phase is required")
+	}
+	procs := map[string]bool{}
+	for _, p := range s.Processes() {
+		procs[p] = true
+	}
+	gateways := t.Gateways
+	names := map[string]bool{}
+	for i, p := range s.Phases {
+		path := fmt.Sprintf("phases[%d]", i)
+		if names[p.Name] {
+			bad(p.At, path+".name", "%q used by an earlier phase", p.Name)
+		}
+		names[p.Name] = true
+		if p.Duration <= 0 {
+			bad(p.At, path+".duration", "must be positive")
+		}
+		if p.SlowFraction != nil && *p.SlowFraction+b.Idle > 1 {
+			bad(p.At, path+".slow_fraction", "with idle %v adds up to more than 100%%", float64(b.Idle))
+		}
+		for j, f := range p.Faults {
+			fp := fmt.Sprintf("%s.faults[%d]", path, j)
+			n := 0
+			for _, set := range []bool{f.Kill != "", f.Pause != "", f.Restart != "", f.Drain != "", f.ScaleOut != 0,
+				f.ReconnectStorm, f.ConnectFlood != 0} {
+				if set {
+					n++
+				}
+			}
+			if n != 1 {
+				bad(f.At, fp, "exactly one action expected (kill, pause, restart, drain, scale_out, reconnect_storm or connect_flood); got %d", n)
+				continue
+			}
+			if f.Offset >= p.Duration {
+				bad(f.At, fp+".at", "%v is not within the phase's %v", f.Offset, p.Duration)
+			}
+			switch f.Action() {
+			case "kill", "pause", "restart":
+				if !procs[f.Target()] && !(strings.HasPrefix(f.Target(), "gw-") && isGatewayWithin(f.Target(), gateways)) {
+					bad(f.At, fp+"."+f.Action(), "%q: expected one of %s", f.Target(), strings.Join(s.Processes(), ", "))
+				}
+				if f.Action() == "pause" && f.For <= 0 {
+					bad(f.At, fp+".for", "a pause needs a positive for: duration")
+				}
+			case "drain":
+				if !isGatewayWithin(f.Drain, gateways) {
+					bad(f.At, fp+".drain", "%q: expected a gateway, gw-1 to gw-%d", f.Drain, gateways)
+				}
+			case "scale_out":
+				if f.ScaleOut < 0 {
+					bad(f.At, fp+".scale_out", "must be positive")
+				}
+				gateways += f.ScaleOut
+			case "connect_flood":
+				if f.FloodRate <= 0 {
+					bad(f.At, fp+".flood_rate", "a connect flood needs a rate, like 5k/s")
+				}
+			}
+			if f.Action() != "pause" && f.For != 0 {
+				bad(f.At, fp+".for", "only a pause takes for:")
+			}
+			if f.Action() != "drain" && (f.Batch != 0 || f.Interval != 0) {
+				bad(f.At, fp, "batch and interval belong to a drain")
+			}
+			if f.Action() != "connect_flood" && f.FloodRate != 0 {
+				bad(f.At, fp+".flood_rate", "belongs to a connect_flood")
+			}
+		}
+	}
+	if a := s.Autoscale; a != nil && a.Max < t.Gateways {
+		bad(a.At, "autoscale.max", "%d is below the %d gateways the run starts with", a.Max, t.Gateways)
+	}
+	return errs
+}
+
+func isGatewayWithin(name string, n int) bool {
+	var i int
+	_, err := fmt.Sscanf(name, "gw-%d", &i)
+	return err == nil && fmt.Sprintf("gw-%d", i) == name && i >= 1 && i <= n
+}
+
+func validName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}

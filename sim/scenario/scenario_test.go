@@ -1,0 +1,154 @@
+package scenario
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+const valid = `name: ok
+description: a small valid scenario
+seed: 7
+topology:
+  gateways: 2
+  agents: 2
+  backend: {state: memory, msg: redis}
+components:
+  gateway: {max_conns: 10k, write_high_water: 64KiB, write_hard_cap: 1MiB, lease_ttl: 2s}
+clients:
+  count: 5k
+  connect_rate: 2k/s
+traffic:
+  rate: 2k/s
+  payload: 100B
+behaviours:
+  slow: {fraction: 5%, rate: 1KiB}
+  churn: 50/s
+phases:
+  - name: warm
+    duration: 10s
+    rate: 500/s
+  - name: crash
+    duration: 30s
+    faults:
+      - {at: 10s, kill: gw-2}
+      - {at: 20s, restart: gw-2}
+      - {at: 25s, pause: msg, for: 2s}
+    gates: ["reconnect p99 < 3s"]
+gates:
+  - push p99 < 100ms
+  - lost == 0
+  - worst 10s push p99 < 250ms
+  - gateway_rss_per_conn < 4KiB
+`
+
+func TestValidScenarioParses(t *testing.T) {
+	s, err := Parse("ok.yaml", []byte(valid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Clients.Count != 5000 || s.Clients.ConnectRate != 2000 || s.Topology.Backend.Msg != "redis" ||
+		s.Duration() != 40*time.Second || len(s.Phases[1].Faults) != 3 || s.Phases[1].Faults[0].Action() != "kill" ||
+		*s.Phases[0].Rate != 500 || s.Behaviours.Slow.Fraction != 0.05 || s.Components.Gateway.MaxConns != 10000 {
+		t.Fatalf("parsed wrong: %+v", s)
+	}
+	g := s.Gates[2]
+	if g.Worst != 10*time.Second || g.Metric != "push" || g.Stat != "p99" || g.Op != "<" || g.Value != 250000 {
+		t.Fatalf("worst gate %+v", g)
+	}
+	if !s.Gates[0].Holds(99_999) || s.Gates[0].Holds(100_000) || s.Gates[3].Value != 4096 {
+		t.Fatal("gate evaluation")
+	}
+	if s.Clients.Deadline.D() != 10*time.Second || s.Validity.MinSamples != 1000 || s.Mode != "auto" {
+		t.Fatalf("defaults: %+v %+v", s.Clients, s.Validity)
+	}
+}
+
+// Every class of mistake names the file, the line and what was expected.
+func TestScenarioMistakesPointAtTheirLine(t *testing.T) {
+	tests := []struct {
+		name   string
+		edit   func(string) string
+		where  string // "file:line:" prefix expected in some error
+		reason string // substring expected in that error
+	}{
+		{"unknown top-level key", func(s string) string { return s + "colour: blue\n" },
+			"ok.yaml:35:1", "colour: unknown key; expected one of: autoscale, behaviours"},
+		{"unknown nested key", func(s string) string {
+			return strings.Replace(s, "  count: 5k\n", "  count: 5k\n  cuont: 3\n", 1)
+		}, "ok.yaml:12:3", "clients.cuont: unknown key"},
+		{"wrong type", func(s string) string { return strings.Replace(s, "gateways: 2", "gateways: two", 1) },
+			"ok.yaml:5:13", `topology.gateways: expected a whole number, got "two"`},
+		{"mapping where a value goes", func(s string) string { return strings.Replace(s, "seed: 7", "seed: {a: 1}", 1) },
+			"ok.yaml:3:7", "seed: expected a whole number, got a mapping"},
+		{"bad duration", func(s string) string { return strings.Replace(s, "duration: 10s", "duration: 10", 1) },
+			"ok.yaml:21:15", `phases[0].duration: "10" is not a duration`},
+		{"bad rate", func(s string) string {
+			return strings.Replace(s, "  rate: 2k/s\n  payload", "  rate: 2k\n  payload", 1)
+		},
+			"ok.yaml:14:9", `traffic.rate: "2k" is not a rate`},
+		{"bad size", func(s string) string { return strings.Replace(s, "payload: 100B", "payload: 100 bytes", 1) },
+			"ok.yaml:15:12", "traffic.payload: size"},
+		{"bad fraction", func(s string) string { return strings.Replace(s, "fraction: 5%", "fraction: 150%", 1) },
+			"ok.yaml:17:20", "is not a fraction"},
+		{"missing required key", func(s string) string { return strings.Replace(s, "  agents: 2\n", "", 1) },
+			"ok.yaml:5:3", "topology.agents: required key missing"},
+		{"gateways out of range", func(s string) string { return strings.Replace(s, "gateways: 2", "gateways: 0", 1) },
+			"ok.yaml:5:3", "topology.gateways: 0: expected 1 to 100"},
+		{"too many clients per agent", func(s string) string { return strings.Replace(s, "count: 5k", "count: 100k", 1) },
+			"ok.yaml:11:3", "at most 18000 fit in one process"},
+		{"fault outside its phase", func(s string) string { return strings.Replace(s, "at: 25s, pause", "at: 45s, pause", 1) },
+			"ok.yaml:28:9", "phases[1].faults[2].at: 45s is not within the phase's 30s"},
+		{"unknown fault target", func(s string) string { return strings.Replace(s, "kill: gw-2", "kill: gw-9", 1) },
+			"ok.yaml:26:9", `phases[1].faults[0].kill: "gw-9": expected one of state, msg, router`},
+		{"two actions in one fault", func(s string) string {
+			return strings.Replace(s, "{at: 10s, kill: gw-2}", "{at: 10s, kill: gw-2, restart: gw-1}", 1)
+		}, "ok.yaml:26:9", "exactly one action expected"},
+		{"pause without a length", func(s string) string { return strings.Replace(s, ", for: 2s", "", 1) },
+			"ok.yaml:28:9", "a pause needs a positive for: duration"},
+		{"watermark above the cap", func(s string) string {
+			return strings.Replace(s, "write_high_water: 64KiB", "write_high_water: 2MiB", 1)
+		},
+			"ok.yaml:9:12", "write_high_water: 2MiB is above write_hard_cap 1MiB"},
+		{"unknown gate metric", func(s string) string { return strings.Replace(s, "- lost == 0", "- losses == 0", 1) },
+			"ok.yaml:32:5", `unknown metric "losses"`},
+		{"gate without a statistic", func(s string) string { return strings.Replace(s, "push p99 < 100ms", "push < 100ms", 1) },
+			"ok.yaml:31:5", "push needs a statistic"},
+		{"gate with a bad value", func(s string) string { return strings.Replace(s, "push p99 < 100ms", "push p99 < fast", 1) },
+			"ok.yaml:31:5", `a latency needs a duration like 100ms, got "fast"`},
+		{"duplicate phase name", func(s string) string { return strings.Replace(s, "name: crash", "name: warm", 1) },
+			"ok.yaml:23:5", `phases[1].name: "warm" used by an earlier phase`},
+		{"slow and idle over 100%", func(s string) string { return strings.Replace(s, "  churn: 50/s\n", "  churn: 50/s\n  idle: 99%\n", 1) },
+			"ok.yaml:17:3", "add up to more than 100%"},
+		{"YAML syntax", func(s string) string { return strings.Replace(s, "  agents: 2\n", "  agents: [2\n", 1) },
+			"ok.yaml:", "not valid YAML"},
+		{"key given twice", func(s string) string { return strings.Replace(s, "seed: 7\n", "seed: 7\nseed: 8\n", 1) },
+			"ok.yaml:4:1", "seed: given twice"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("ok.yaml", []byte(tc.edit(valid)))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			var es Errors
+			if !errors.As(err, &es) {
+				t.Fatalf("error %v is not Errors", err)
+			}
+			for _, e := range es {
+				if strings.HasPrefix(e.Error(), tc.where) && strings.Contains(e.Error(), tc.reason) {
+					return
+				}
+			}
+			t.Fatalf("no error at %q containing %q in:\n%v", tc.where, tc.reason, err)
+		})
+	}
+}
+
+func TestNameMustMatchTheFile(t *testing.T) {
+	_, err := Parse("scenarios/other.yaml", []byte(valid))
+	if err == nil || !strings.Contains(err.Error(), `differs from the file name "other"`) {
+		t.Fatalf("err = %v", err)
+	}
+}
