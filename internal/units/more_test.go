@@ -7,9 +7,21 @@ import (
 
 func TestUnitsParse(t *testing.T) {
 	rate := func(s string) (float64, error) { var r Rate; err := r.UnmarshalText([]byte(s)); return float64(r), err }
-	count := func(s string) (float64, error) { var c Count; err := c.UnmarshalText([]byte(s)); return float64(c), err }
-	frac := func(s string) (float64, error) { var f Fraction; err := f.UnmarshalText([]byte(s)); return float64(f), err }
-	dur := func(s string) (float64, error) { var d Duration; err := d.UnmarshalText([]byte(s)); return float64(d), err }
+	count := func(s string) (float64, error) {
+		var c Count
+		err := c.UnmarshalText([]byte(s))
+		return float64(c), err
+	}
+	frac := func(s string) (float64, error) {
+		var f Fraction
+		err := f.UnmarshalText([]byte(s))
+		return float64(f), err
+	}
+	dur := func(s string) (float64, error) {
+		var d Duration
+		err := d.UnmarshalText([]byte(s))
+		return float64(d), err
+	}
 	tests := []struct {
 		name  string
 		parse func(string) (float64, error)
