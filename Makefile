@@ -4,7 +4,9 @@ BIN      := bin/floodgate
 FUZZTIME ?= 5s
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: help build test vet unit fuzz bench clean
+S        ?= smoke
+
+.PHONY: help build test vet unit fuzz smoke scenario bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -29,9 +31,21 @@ fuzz: ## run each fuzz target for FUZZTIME (default 5s)
 	    echo "fuzz $$dir $$f"; $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$dir; \
 	  done; done
 
+scenario: build ## run scenarios/$(S).yaml → reports/out/$(S)/<UTC time> and latest; exit 0 pass, 2 gate failed, 3 invalid, 1 harness error
+	$(BIN) scenario run scenarios/$(S).yaml $(SCENARIOFLAGS)
+
 bench: build ## reactor benchmark, floodgate vs netstd/gnet/nbio (~15 min, heavy) → reports/out/bench; BENCHFLAGS for a subset
 	cd bench/peers && $(GO) build -o bin/peer ./cmd/peer
 	$(BIN) bench -out reports/out/bench $(BENCHFLAGS)
 
 clean: ## remove build and run outputs
 	rm -rf bin reports/out
+
+.PHONY: gate
+gate: build ## run scenario S, then compare it with scenarios/baselines/S.json (exit 2 on a regression); COMPAREFLAGS for bands
+	@test -n "$(S)" || { echo "usage: make gate S=<scenario>" >&2; exit 1; }
+	@test -f scenarios/baselines/$(S).json || { echo "no baseline scenarios/baselines/$(S).json: scenarios/baselines/README.md says how to make one" >&2; exit 1; }
+	@$(MAKE) --no-print-directory scenario S=$(S); rc=$$?; \
+	  $(BIN) compare $(COMPAREFLAGS) scenarios/baselines/$(S).json reports/out/$(S)/latest; crc=$$?; \
+	  if [ $$crc -ne 0 ]; then exit $$crc; fi; \
+	  if [ $$rc -ne 0 ]; then echo "gate: make scenario S=$(S) failed (exit $$rc)" >&2; exit 2; fi

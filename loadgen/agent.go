@@ -34,6 +34,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 	"time"
 
@@ -72,7 +73,8 @@ type Agent struct {
 	mu              sync.Mutex
 	users           []*user
 	senders         []int32 // online, non-idle users
-	recipients      []int32 // non-idle users
+	recipients      []int32 // non-idle users, in index order
+	recvLimit       int     // recipients[:recvLimit] are within the users meant to be connected
 	ledger          *ledger
 	counts          Counts
 	meters          *meters
@@ -174,8 +176,20 @@ func (a *Agent) setupUsers() {
 	}
 	a.setSlowFraction(a.plan.Behaviour.SlowFraction)
 	a.slowRate = int64(a.plan.Behaviour.SlowBytesPerSec)
-	if a.plan.Traffic.Pattern == "zipf" && len(a.recipients) > 1 {
-		a.zipf = rand.NewZipf(a.rng, a.plan.Traffic.ZipfS, 1, uint64(len(a.recipients)-1))
+	a.limitRecipients(len(a.users))
+}
+
+// limitRecipients lets messages go only to users below index n: in a stepped run
+// the others are not meant to be connected yet, and their messages would wait out
+// the deadline for nothing.
+func (a *Agent) limitRecipients(n int) {
+	k := sort.Search(len(a.recipients), func(i int) bool { return int(a.recipients[i]) >= n })
+	if k == a.recvLimit {
+		return
+	}
+	a.recvLimit = k
+	if a.plan.Traffic.Pattern == "zipf" && k > 1 {
+		a.zipf = rand.NewZipf(a.rng, a.plan.Traffic.ZipfS, 1, uint64(k-1))
 	}
 }
 
@@ -307,7 +321,15 @@ func (a *Agent) dial(u *user, now int64) {
 		u.retryAt = now + int64(time.Second)
 		return
 	}
-	addr := a.gateways[a.rng.IntN(min(topK, len(a.gateways)))]
+	// Weighted-random choice among ipconf's top K is ipconf's own shuffle; pick one
+	// of them, not the address that last refused this user.
+	k := min(topK, len(a.gateways))
+	i := a.rng.IntN(k)
+	if u.avoid > 0 && int(u.avoid-1) == i && len(a.gateways) > 1 {
+		i = (i + 1) % max(k, 2)
+	}
+	u.avoid = int16(i + 1)
+	addr := a.gateways[i]
 	ap, err := netip.ParseAddrPort(addr)
 	if err != nil {
 		a.connectFailures++

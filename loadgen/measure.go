@@ -62,7 +62,10 @@ func newMeters(w io.Writer, now time.Time, interval time.Duration) (*meters, err
 			return nil, err
 		}
 		m.log.OutputStartTime(m.baseMs)
-		m.log.OutputBaseTime(m.baseMs)
+		// hdrhistogram-go's OutputBaseTime writes whole seconds while the writer
+		// subtracts milliseconds; write the base with its milliseconds instead (its
+		// reader, and ours, accept the fractional form).
+		m.log.OutputComment(fmt.Sprintf("[BaseTime: %.3f (seconds since epoch)]", float64(m.baseMs)/1000))
 		m.log.OutputComment("Floodgate loadgen interval histograms; values in microseconds; Tag = SLI")
 		m.log.OutputLegend()
 		m.log.SetBaseTime(m.baseMs)

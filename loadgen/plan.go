@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"time"
 )
@@ -93,11 +94,15 @@ type Behaviour struct {
 	IdleFraction float64 `json:"idle_fraction,omitempty"`
 }
 
-// Phase is a stretch of the run with its own traffic settings; unset fields keep
-// the previous phase's (or the plan's) values.
+// Phase is a stretch of the run with its own traffic settings. Rate, churn and the
+// slow fraction apply to this phase only: unset, they are the plan's. Users steps:
+// unset, it keeps the previous phase's count.
 type Phase struct {
-	Name         string   `json:"name"`
-	Duration     Duration `json:"duration"`
+	Name     string   `json:"name"`
+	Duration Duration `json:"duration"`
+	// Users is how many of the plan's users are connected from this phase on (a
+	// capacity run steps it up); unset: all of them (or the previous phase's count).
+	Users        *int     `json:"users,omitempty"`
 	Rate         *float64 `json:"rate,omitempty"`
 	ChurnPerSec  *float64 `json:"churn_per_sec,omitempty"`
 	SlowFraction *float64 `json:"slow_fraction,omitempty"`
@@ -181,6 +186,9 @@ func (p *Plan) Validate() error {
 		if ph.Duration <= 0 {
 			bad("plan: phase %d (%q): duration must be > 0", i, ph.Name)
 		}
+		if ph.Users != nil && (*ph.Users < 0 || *ph.Users > p.Users) {
+			bad("plan: phase %d (%q): users must be within 0..%d", i, ph.Name, p.Users)
+		}
 		if (ph.Rate != nil && *ph.Rate < 0) || (ph.ChurnPerSec != nil && *ph.ChurnPerSec < 0) ||
 			(ph.SlowFraction != nil && (*ph.SlowFraction < 0 || *ph.SlowFraction+b.IdleFraction > 1)) {
 			bad("plan: phase %d (%q): bad rate, churn or slow fraction", i, ph.Name)
@@ -209,6 +217,13 @@ func (s Segment) users(p *Plan) (uint64, int) {
 	lo := p.Users * s.Index / s.Count
 	hi := p.Users * (s.Index + 1) / s.Count
 	return p.UIDBase + uint64(lo) + 1, hi - lo
+}
+
+// shareUsers is how many of the segment's users belong to the first `users` of
+// the plan, users being spread evenly over the segments.
+func (s Segment) shareUsers(p *Plan, users int) int {
+	_, n := s.users(p)
+	return int(math.Round(float64(users) * float64(n) / float64(p.Users)))
 }
 
 // share scales a plan-wide rate to the segment's share of the users.

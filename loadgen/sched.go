@@ -33,6 +33,7 @@ type runState struct {
 	lastRotate  int64
 	lastReport  int64
 	startWait   bool
+	target      int // users to have connected: the pacer dials up to here
 }
 
 // schedule is the agent's clock: a 1 ms ticker that connects users at the planned
@@ -41,7 +42,13 @@ type runState struct {
 // rotates the interval histograms. Its own lateness is the hiccup meter.
 func (a *Agent) schedule(ctx context.Context) (*Result, error) {
 	seg, plan := a.opts.Segment, &a.plan
-	st := runState{t0: -1, phase: -1, startWait: a.opts.Start != nil}
+	st := runState{t0: -1, phase: -1, startWait: a.opts.Start != nil, target: len(a.users)}
+	if u := plan.Phases[0].Users; u != nil {
+		st.target = seg.shareUsers(plan, *u) // a stepped run starts with the first step's users
+		a.mu.Lock()
+		a.limitRecipients(st.target)
+		a.mu.Unlock()
+	}
 	connectRate := seg.share(plan, plan.ConnectRate)
 	t := time.NewTicker(tick)
 	defer t.Stop()
@@ -79,7 +86,7 @@ func (a *Agent) schedule(ctx context.Context) (*Result, error) {
 
 		a.mu.Lock()
 		// First connections, paced.
-		for st.nextConnect < len(a.users) && (connectRate == 0 || st.connectAt <= float64(now)) {
+		for st.nextConnect < st.target && (connectRate == 0 || st.connectAt <= float64(now)) {
 			a.dial(a.users[st.nextConnect], now)
 			st.nextConnect++
 			if connectRate > 0 {
@@ -120,7 +127,7 @@ func (a *Agent) schedule(ctx context.Context) (*Result, error) {
 // settled reports whether the connect phase is over: every user had its first
 // attempt and none is still in the middle of one (or settleTimeout passed).
 func (a *Agent) settled(st *runState, now int64) bool {
-	if st.nextConnect < len(a.users) {
+	if st.nextConnect < st.target {
 		return false
 	}
 	if now > int64(settleTimeout) {
@@ -154,9 +161,8 @@ func (a *Agent) traffic(st *runState, now int64) {
 			break
 		}
 		ph := plan.Phases[st.phase]
-		if st.phase == 0 {
-			st.rate, st.churn = plan.Traffic.Rate, plan.Behaviour.ChurnPerSec
-		}
+		st.rate, st.churn = plan.Traffic.Rate, plan.Behaviour.ChurnPerSec
+		slow := plan.Behaviour.SlowFraction
 		if ph.Rate != nil {
 			st.rate = *ph.Rate
 		}
@@ -164,7 +170,12 @@ func (a *Agent) traffic(st *runState, now int64) {
 			st.churn = *ph.ChurnPerSec
 		}
 		if ph.SlowFraction != nil {
-			a.setSlowFraction(*ph.SlowFraction)
+			slow = *ph.SlowFraction
+		}
+		a.setSlowFraction(slow)
+		if ph.Users != nil {
+			st.target = max(st.target, seg.shareUsers(plan, *ph.Users))
+			a.limitRecipients(st.target)
 		}
 		st.nextSend = math.Max(st.nextSend, float64(st.phaseEnd))
 		st.phaseEnd += int64(ph.Duration)
@@ -197,7 +208,7 @@ func (a *Agent) traffic(st *runState, now int64) {
 
 // sendSlot sends the message(s) of one schedule slot with intended time intended.
 func (a *Agent) sendSlot(intended, now int64) {
-	if len(a.senders) == 0 || len(a.recipients) < 2 {
+	if len(a.senders) == 0 || a.recvLimit < 2 {
 		a.counts.Skipped++
 		return
 	}
@@ -215,13 +226,13 @@ func (a *Agent) sendSlot(intended, now int64) {
 	case "zipf":
 		to := a.users[a.recipients[a.zipf.Uint64()]]
 		if to == s {
-			to = a.users[a.recipients[(int(a.zipf.Uint64())+1)%len(a.recipients)]]
+			to = a.users[a.recipients[(int(a.zipf.Uint64())+1)%a.recvLimit]]
 		}
 		a.send(s, to, intended)
 	default:
-		to := a.users[a.recipients[a.rng.IntN(len(a.recipients))]]
+		to := a.users[a.recipients[a.rng.IntN(a.recvLimit)]]
 		for to == s {
-			to = a.users[a.recipients[a.rng.IntN(len(a.recipients))]]
+			to = a.users[a.recipients[a.rng.IntN(a.recvLimit)]]
 		}
 		a.send(s, to, intended)
 	}

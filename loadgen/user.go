@@ -43,6 +43,7 @@ type user struct {
 	retryHint  int64 // the last KICK's retry-after
 	senderPos  int32 // index in the agent's online-senders list, -1 when absent
 	tried      bool  // the first connection attempt was made
+	avoid      int16 // index+1 in the gateway list of the address that just refused a connect; 0: none
 	slowBudget int64 // bytes the slow reader may still read this second
 }
 
@@ -148,6 +149,7 @@ func (a *Agent) OnClose(c *reactor.Conn, r reactor.Reason, err error) {
 		a.connectFailures++
 		u.attempt++
 	}
+	refused := u.state == uConnecting // the dial itself failed: the gateway is gone or full
 	a.removeSender(u)
 	u.conn = nil
 	u.state = uOffline
@@ -155,8 +157,13 @@ func (a *Agent) OnClose(c *reactor.Conn, r reactor.Reason, err error) {
 	u.ahead = nil
 	// Full-jitter exponential backoff from the ipconf hints, after the server's own
 	// retry hint: a crowd of clients that lost the same gateway must not come back
-	// in one wave.
+	// in one wave. A first refused connect is different: the client has a list, so
+	// it tries another gateway almost at once (a dead gateway stays in ipconf's list
+	// until its lease lapses; waiting out a backoff for it helps nobody).
 	ceil := min(a.backoffMax, a.backoffBase<<min(u.attempt, 16))
+	if refused && u.attempt == 1 {
+		ceil = int64(50 * time.Millisecond)
+	}
 	u.retryAt = now + u.retryHint + rand.Int64N(max(ceil, 1))
 	u.retryHint = 0
 }
@@ -169,6 +176,7 @@ func (a *Agent) onLogin(u *user, ok *proto.LoginOK, now int64) {
 	}
 	u.epoch = ok.Epoch
 	u.state = uActive
+	u.avoid = 0
 	a.active++
 	a.peakActive = max(a.peakActive, a.active)
 	u.attempt = 0

@@ -29,7 +29,7 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 		maxConns     = fs.Int("max-conns", 0, "connection limit (0: derived from RLIMIT_NOFILE)")
 		epollers     = fs.Int("epollers", 0, "epoll loops (0: GOMAXPROCS)")
 		listeners    = fs.Int("accept-loops", 0, "accept loops, one SO_REUSEPORT listener each (0: GOMAXPROCS)")
-		workers      = fs.Int("workers", 0, "worker goroutines for deferred frames (0: 4×GOMAXPROCS)")
+		workers      = fs.Int("workers", 0, "worker goroutines for deferred frames (0: 4×GOMAXPROCS alone, 64 in the full stack, where LOGIN, SEND and SYNC wait on state and msg)")
 		acceptRate   = fs.Float64("accept-rate", 0, "admissions per second across accept loops (0: unlimited)")
 		heartbeat    = fs.Duration("heartbeat", 30*time.Second, "PING interval announced to clients")
 		idle         = fs.Duration("idle-timeout", 0, "close connections silent this long (0: 3×heartbeat)")
@@ -131,6 +131,11 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 				return 1
 			}
 			cfg.Backend = cl
+			if *workers == 0 {
+				// Handlers here wait on network calls (a LOGIN on state and msg): the
+				// pool must be wide enough to overlap those waits in a reconnect storm.
+				cfg.Reactor.Workers = 64
+			}
 		}
 	}
 	cfg.Registry = reg

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/floodgate/floodgate/gateway/admin"
 	"github.com/floodgate/floodgate/loadgen"
 )
 
@@ -34,8 +35,9 @@ func runLoadgen(args []string, stdout, stderr io.Writer) int {
 		connRate  = fs.Float64("connect-rate", 5000, "connects per second (quick plan)")
 		duration  = fs.Duration("duration", 30*time.Second, "traffic duration (quick plan)")
 		payload   = fs.Int("payload", 64, "payload bytes (quick plan)")
-		bind      = fs.String("bind", "", "comma-separated source addresses (quick plan)")
+		bind      = fs.String("bind", "", "comma-separated source addresses (overrides the plan's)")
 		seed      = fs.Int64("seed", 1, "seed (quick plan)")
+		adminAddr = fs.String("admin", "", "serve pprof and /debug/memstats here (empty: off)")
 	)
 	var sec secretFlags
 	sec.register(fs)
@@ -59,6 +61,9 @@ func runLoadgen(args []string, stdout, stderr io.Writer) int {
 		if plan, err = loadgen.LoadPlan(*planFile); err != nil {
 			fmt.Fprintln(stderr, "loadgen:", err)
 			return 2
+		}
+		if *bind != "" {
+			plan.Bind = strings.Split(*bind, ",")
 		}
 	} else {
 		secret, err := sec.load()
@@ -98,6 +103,14 @@ func runLoadgen(args []string, stdout, stderr io.Writer) int {
 		disp, _ = loadgen.NewDisplay(stdout, "json", n)
 	}
 	opts := loadgen.Options{Plan: plan, Segment: seg, Name: *name, OutDir: *out, Progress: disp.Update, Logger: log}
+	if *adminAddr != "" {
+		srv, err := admin.Start(*adminAddr, admin.DebugHandler(), log)
+		if err != nil {
+			fmt.Fprintln(stderr, "loadgen:", err)
+			return 1
+		}
+		defer srv.Close(time.Second)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if *waitStart {

@@ -27,9 +27,13 @@ func commands() []command {
 		{"router", "run the router (stored messages → the recipient's gateway)", runRouter},
 		{"ipconf", "serve the weighted gateway list to clients (HTTPDNS)", runIpconf},
 		{"control", "watch the fleet: alerts, drain, scale recommendations", runControl},
+		{"scenario", "check or run a scenario file: topology, load, timed faults, gates", runScenario},
 		{"loadgen", "run a load-generating agent (simulated users, push latency)", runLoadgen},
 		{"netns", "test hosts in network namespaces: up, down, clean, preflight", runNetns},
 		{"bench", "run the reactor benchmark: floodgate vs netstd, gnet, nbio (make bench)", runBench},
+		{"report", "regenerate a run folder's report, plots and verdict from its raw files", runReport},
+		{"compare", "compare a run's summary against a baseline's, stat by stat within bands", runCompare},
+		{"capacity", "plan machines for a target load from a stepped-load run", runCapacity},
 	}
 }
 

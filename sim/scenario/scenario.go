@@ -138,7 +138,9 @@ type Phase struct {
 	At       Pos
 	Name     string         `yaml:"name,required"`
 	Duration units.Duration `yaml:"duration,required"`
-	// Traffic changes for this phase (unset keeps the previous phase's).
+	// Clients connected from this phase on (a capacity run steps it up; unset: all).
+	Clients *units.Count `yaml:"clients"`
+	// Traffic for this phase only (unset: the scenario's traffic and behaviours).
 	Rate         *units.Rate     `yaml:"rate"`
 	Churn        *units.Rate     `yaml:"churn"`
 	SlowFraction *units.Fraction `yaml:"slow_fraction"`
@@ -277,6 +279,14 @@ func (s *Scenario) Duration() time.Duration {
 	return d
 }
 
+// InitialClients is how many clients connect before the traffic starts.
+func (s *Scenario) InitialClients() int64 {
+	if len(s.Phases) > 0 && s.Phases[0].Clients != nil {
+		return int64(*s.Phases[0].Clients)
+	}
+	return int64(s.Clients.Count)
+}
+
 // Processes names every process a run starts, for fault targets.
 func (s *Scenario) Processes() []string {
 	ps := []string{"state", "msg", "router", "ipconf", "control"}
@@ -361,6 +371,7 @@ func (s *Scenario) check(file string) Errors {
 	}
 	gateways := t.Gateways
 	names := map[string]bool{}
+	var stepped units.Count
 	for i, p := range s.Phases {
 		path := fmt.Sprintf("phases[%d]", i)
 		if names[p.Name] {
@@ -369,6 +380,15 @@ func (s *Scenario) check(file string) Errors {
 		names[p.Name] = true
 		if p.Duration <= 0 {
 			bad(p.At, path+".duration", "must be positive")
+		}
+		if p.Clients != nil {
+			if *p.Clients > c.Count {
+				bad(p.At, path+".clients", "%d is more than clients.count (%d)", *p.Clients, c.Count)
+			}
+			if *p.Clients < stepped {
+				bad(p.At, path+".clients", "%d is fewer than an earlier phase's %d: clients only step up", *p.Clients, stepped)
+			}
+			stepped = *p.Clients
 		}
 		if p.SlowFraction != nil && *p.SlowFraction+b.Idle > 1 {
 			bad(p.At, path+".slow_fraction", "with idle %v adds up to more than 100%%", float64(b.Idle))

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/floodgate/floodgate/sim"
+	"github.com/floodgate/floodgate/sim/scenario"
+)
+
+// Exit codes of a scenario run (the contract in DESIGN.md §7).
+const (
+	exitPass    = 0
+	exitHarness = 1
+	exitFail    = 2
+	exitInvalid = 3
+)
+
+// runScenario is `floodgate scenario check|run FILE`.
+func runScenario(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage: floodgate scenario check FILE... | run FILE [-out DIR] [-mode netns|loopback]")
+		return 2
+	}
+	switch args[0] {
+	case "check":
+		return scenarioCheck(args[1:], stdout, stderr)
+	case "run":
+		return scenarioRun(args[1:], stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "floodgate scenario: unknown verb %q (want check or run)\n", args[0])
+	return 2
+}
+
+// scenarioCheck validates scenario files without running them.
+func scenarioCheck(files []string, stdout, stderr io.Writer) int {
+	if len(files) == 0 {
+		fmt.Fprintln(stderr, "usage: floodgate scenario check FILE...")
+		return 2
+	}
+	code := 0
+	for _, f := range files {
+		s, err := scenario.Load(f)
+		if err != nil {
+			var es scenario.Errors
+			if errors.As(err, &es) {
+				fmt.Fprintln(stderr, es.Error())
+			} else {
+				fmt.Fprintf(stderr, "%s: %v\n", f, err)
+			}
+			code = 1
+			continue
+		}
+		fmt.Fprintf(stdout, "%s: ok (%s; %d gateways, %d agents, %d clients, %v of phases, %d gates)\n",
+			f, s.Name, s.Topology.Gateways, s.Topology.Agents, s.Clients.Count, s.Duration(), len(s.Gates))
+	}
+	return code
+}
+
+func scenarioRun(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage: floodgate scenario run FILE [flags]")
+		return 2
+	}
+	file, args := args[0], args[1:]
+	fs := flag.NewFlagSet("scenario run", flag.ContinueOnError)
+	out := fs.String("out", "", "run folder (default reports/out/<name>/<UTC time>, with a latest link beside it)")
+	mode := fs.String("mode", "", "netns or loopback (default: the scenario's; auto picks netns when root)")
+	var lf logFlags
+	lf.register(fs)
+	if stop, code := parse(fs, args, stderr); stop {
+		return code
+	}
+	log, err := lf.logger(stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "scenario:", err)
+		return 2
+	}
+	s, err := scenario.Load(file)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitHarness
+	}
+	dir := *out
+	if dir == "" {
+		base := filepath.Join("reports", "out", s.Name)
+		dir = filepath.Join(base, time.Now().UTC().Format("20060102T150405Z"))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			fmt.Fprintln(stderr, "scenario:", err)
+			return exitHarness
+		}
+		latest := filepath.Join(base, "latest")
+		os.Remove(latest)
+		os.Symlink(filepath.Base(dir), latest)
+	}
+	bin, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(stderr, "scenario:", err)
+		return exitHarness
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	fmt.Fprintf(stdout, "running %s (%v of phases) → %s\n", s.Name, s.Duration(), dir)
+	disp := newRunDisplay(stderr, s)
+	info, err := sim.Run(ctx, sim.Options{Scenario: s, Dir: dir, Binary: bin, Mode: *mode, Logger: log, Progress: disp.update})
+	disp.close()
+	if err != nil {
+		fmt.Fprintf(stderr, "scenario: harness error: %v\n", err)
+	}
+	return verdict(dir, info, err, stdout, stderr)
+}

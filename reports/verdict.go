@@ -1,0 +1,109 @@
+package reports
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Verdicts, from best to worst.
+const (
+	VerdictPass    = "pass"    // every gate held on a valid run
+	VerdictFail    = "fail"    // a gate failed (or could not be measured) on a valid run
+	VerdictInvalid = "invalid" // the run's measurements cannot be trusted: no verdict on the system
+	VerdictError   = "error"   // the harness itself failed (RunInfo.HarnessError)
+)
+
+// Exit codes, per ../shared/DESIGN.md §7.
+const (
+	ExitPass    = 0
+	ExitHarness = 1
+	ExitFail    = 2
+	ExitInvalid = 3
+)
+
+// ExitCode maps a verdict to the process exit status; an unknown verdict is a
+// harness error.
+func ExitCode(verdict string) int {
+	switch verdict {
+	case VerdictPass:
+		return ExitPass
+	case VerdictFail:
+		return ExitFail
+	case VerdictInvalid:
+		return ExitInvalid
+	}
+	return ExitHarness
+}
+
+// invalidReasons lists why a run's measurements cannot be trusted: what the
+// runner already knew, a fatal preflight check, an interrupted run, an overloaded
+// generator (lag p99.9 or hiccup beyond the scenario's bounds), too few push
+// samples. Empty: the run is valid.
+func (a *analysis) invalidReasons(gen Generator, push Latency) []string {
+	info, v := a.r.info, a.r.scenario.Validity
+	reasons := slices.Clone(info.Invalid)
+	add := func(f string, args ...any) {
+		if s := fmt.Sprintf(f, args...); !slices.Contains(reasons, s) {
+			reasons = append(reasons, s)
+		}
+	}
+	for _, c := range info.Preflight {
+		if c.Fatal && !c.OK {
+			add("preflight check %s failed (%s)", c.Name, c.Value)
+		}
+	}
+	if info.Interrupted {
+		add("the run was interrupted before its phases ended")
+	}
+	if gen.LagSamples == 0 {
+		add("no generator lag samples: whether the generator kept up is unknown")
+	} else if lim := v.MaxLag.D(); time.Duration(gen.LagP999US)*time.Microsecond > lim {
+		add("generator lag p99.9 %s exceeds the %s bound: the generator could not keep its schedule",
+			fmtUS(float64(gen.LagP999US)), fmtUS(float64(lim.Microseconds())))
+	}
+	if lim := v.MaxHiccup.D(); time.Duration(gen.HiccupMaxUS)*time.Microsecond > lim {
+		add("generator hiccup %s exceeds the %s bound: an agent stalled", fmtUS(float64(gen.HiccupMaxUS)), fmtUS(float64(lim.Microseconds())))
+	}
+	if push.Count < int64(v.MinSamples) {
+		add("%d push latency samples, fewer than the %d required", push.Count, int64(v.MinSamples))
+	}
+	return reasons
+}
+
+// verdict decides the run's verdict from the harness error, the invalid reasons
+// and the gates: error, then invalid, then fail if any gate failed, else pass.
+func verdict(harnessError string, invalid []string, gates []GateResult) string {
+	switch {
+	case harnessError != "":
+		return VerdictError
+	case len(invalid) > 0:
+		return VerdictInvalid
+	}
+	for _, g := range gates {
+		if !g.Pass {
+			return VerdictFail
+		}
+	}
+	return VerdictPass
+}
+
+// VerdictLine is the one line `floodgate report` prints: the verdict, the gates,
+// the headline figures and where the report is.
+func VerdictLine(s *Summary, dir string) string {
+	failed := 0
+	for _, g := range s.Gates {
+		if !g.Pass {
+			failed++
+		}
+	}
+	line := fmt.Sprintf("%s: %s (exit %d) — %d/%d gates passed; push p99 %s over %d samples; lost %d of %d sent",
+		s.Scenario, strings.ToUpper(s.Verdict), s.ExitCode, len(s.Gates)-failed, len(s.Gates),
+		fmtUS(float64(s.PushLatencyUS.P99)), s.PushLatencyUS.Count, s.Messages.Lost, s.Messages.Sent)
+	if len(s.InvalidReasons) > 0 {
+		line += "; invalid: " + strings.Join(s.InvalidReasons, "; ")
+	}
+	return line + " → " + filepath.Join(dir, FileHTML)
+}

@@ -1,0 +1,217 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/floodgate/floodgate/loadgen"
+	"github.com/floodgate/floodgate/reports"
+	"github.com/floodgate/floodgate/sim/scenario"
+)
+
+// scheduleFaults arms every fault at its time from start; the returned channel
+// closes once all have been applied (or the run stopped).
+func (r *runner) scheduleFaults(ctx context.Context, start time.Time) <-chan struct{} {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	at := start
+	for _, ph := range r.sc.Phases {
+		for _, f := range ph.Faults {
+			when := at.Add(f.Offset.D())
+			wg.Go(func() {
+				select {
+				case <-time.After(time.Until(when)):
+					r.apply(ctx, ph.Name, f)
+				case <-ctx.Done():
+				}
+			})
+		}
+		at = at.Add(ph.Duration.D())
+	}
+	go func() { wg.Wait(); close(done) }()
+	return done
+}
+
+// apply injects one fault and records it.
+func (r *runner) apply(ctx context.Context, phase string, f scenario.Fault) {
+	ev := reports.FaultEvent{Phase: phase, Action: f.Action(), Target: f.Target(), At: time.Now()}
+	var err error
+	switch f.Action() {
+	case "kill":
+		err = r.kill(f.Kill)
+	case "pause":
+		p := r.live(f.Pause)
+		if p == nil || !p.alive() {
+			err = fmt.Errorf("%s is not running", f.Pause)
+			break
+		}
+		p.signal(syscall.SIGSTOP)
+		ev.End = ev.At.Add(f.For.D())
+		time.AfterFunc(f.For.D(), func() { p.signal(syscall.SIGCONT) })
+	case "restart":
+		err = r.restart(ctx, f.Restart)
+	case "drain":
+		body := map[string]any{"gateway": f.Drain}
+		if f.Batch > 0 {
+			body["batch"] = f.Batch
+		}
+		if f.Interval > 0 {
+			body["interval"] = f.Interval.String()
+		}
+		var out map[string]any
+		out, err = postJSON(ctx, r.controlURL()+"/v1/drain", body)
+		ev.Detail = fmt.Sprintf("%v", out)
+	case "scale_out":
+		var names []string
+		for range f.ScaleOut {
+			r.mu.Lock()
+			next := r.gateways + 1
+			r.mu.Unlock()
+			if _, e := r.startGateway(ctx, next); e != nil {
+				err = e
+				break
+			}
+			names = append(names, fmt.Sprintf("gw-%d", next))
+		}
+		ev.Target = strings.Join(names, ",")
+	case "reconnect_storm":
+		// Every gateway dies at once and comes straight back: every client
+		// reconnects together.
+		r.mu.Lock()
+		n := r.gateways
+		r.mu.Unlock()
+		for i := 1; i <= n; i++ {
+			r.kill(fmt.Sprintf("gw-%d", i))
+		}
+		for i := 1; i <= n; i++ {
+			if _, e := r.startGateway(ctx, i); e != nil && err == nil {
+				err = e
+			}
+		}
+		ev.Detail = fmt.Sprintf("%d gateways restarted", n)
+	case "connect_flood":
+		err = r.flood(ctx, f, phase)
+	}
+	if err != nil {
+		ev.Error = err.Error()
+		r.log.Warn("fault could not be applied", "action", ev.Action, "target", ev.Target, "err", err)
+	} else {
+		r.log.Info("fault", "phase", phase, "action", ev.Action, "target", ev.Target)
+	}
+	r.mu.Lock()
+	r.info.Faults = append(r.info.Faults, ev)
+	r.mu.Unlock()
+}
+
+// kill SIGKILLs a process (its exit is the fault's, not unexpected).
+func (r *runner) kill(name string) error {
+	p := r.live(name)
+	if p == nil || !p.alive() {
+		return fmt.Errorf("%s is not running", name)
+	}
+	p.expect("fault")
+	p.signal(syscall.SIGKILL)
+	<-p.exited
+	return nil
+}
+
+// restart starts a process again as it was first started (killing it first if it
+// still runs).
+func (r *runner) restart(ctx context.Context, name string) error {
+	if p := r.live(name); p != nil && p.alive() {
+		r.kill(name)
+	}
+	if strings.HasPrefix(name, "gw-") {
+		var i int
+		fmt.Sscanf(name, "gw-%d", &i)
+		_, err := r.startGateway(ctx, i)
+		return err
+	}
+	for _, s := range r.coreSpecs() {
+		if s.name == name {
+			p, err := r.start(ctx, s)
+			if err == nil {
+				r.setLive(p)
+			}
+			return err
+		}
+	}
+	return fmt.Errorf("unknown process %q", name)
+}
+
+// flood starts an extra agent with users beyond the plan's, connecting at the
+// flood rate and sending nothing: more clients than the gateways admit.
+func (r *runner) flood(ctx context.Context, f scenario.Fault, phase string) error {
+	plan := planFor(r.sc, r.ipconfURL(), r.secret)
+	plan.Users = int(f.ConnectFlood)
+	plan.UIDBase = uint64(r.sc.Clients.Count) + 1_000_000
+	plan.ConnectRate = float64(f.FloodRate)
+	plan.Traffic.Rate = 0
+	plan.Behaviour = loadgen.Behaviour{}
+	rest := time.Until(r.info.TrafficEnd)
+	if rest < time.Second {
+		return fmt.Errorf("no time left for a flood")
+	}
+	zero := 0.0
+	plan.Phases = []loadgen.Phase{{Name: phase + "-flood", Duration: loadgen.Duration(rest), Rate: &zero}}
+	path := r.dir + "/../.flood-" + r.net.Run + ".json"
+	if err := writeJSON(path, plan); err != nil {
+		return err
+	}
+	h := r.net.Host("cl-flood")
+	p, err := r.start(ctx, spec{name: "agent-flood", role: "agent", host: h, bin: r.opts.Binary, args: []string{
+		"loadgen", "-plan", path, "-name", "agent-flood", "-progress", "json", "-bind", h.Addr.String(), "-log-level", "warn"}})
+	if err != nil {
+		return err
+	}
+	go r.readAgent(p)
+	return nil
+}
+
+// autoscale follows control's recommendations between start and end: a scale-out
+// recommendation starts gateways, up to the scenario's maximum.
+func (r *runner) autoscale(ctx context.Context, start, end time.Time) {
+	t := time.NewTicker(r.sc.Autoscale.Every.D())
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			if now.Before(start) {
+				continue
+			}
+			if now.After(end) {
+				return
+			}
+			var rec struct {
+				Action string `json:"action"`
+				Target int    `json:"target"`
+				Reason string `json:"reason"`
+			}
+			if err := getJSON(ctx, r.controlURL()+"/v1/recommendation", &rec); err != nil || rec.Action != "scale_out" {
+				continue
+			}
+			r.mu.Lock()
+			have := r.gateways
+			r.mu.Unlock()
+			want := min(rec.Target, r.sc.Autoscale.Max)
+			for i := have + 1; i <= want; i++ {
+				if _, err := r.startGateway(ctx, i); err != nil {
+					r.log.Warn("autoscale: starting a gateway failed", "gateway", i, "err", err)
+					break
+				}
+			}
+			if want > have {
+				r.mu.Lock()
+				r.info.Events = append(r.info.Events, reports.RunEvent{At: time.Now(), Kind: "autoscale",
+					Detail: fmt.Sprintf("control recommended %d gateways (%s); started gw-%d…gw-%d", rec.Target, rec.Reason, have+1, want)})
+				r.mu.Unlock()
+			}
+		}
+	}
+}

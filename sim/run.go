@@ -1,0 +1,300 @@
+// Package sim runs scenario files: it raises a small data centre in network
+// namespaces (or on loopback addresses), starts the stack and the load agents in
+// their hosts, waits for health, releases the traffic phases at one shared instant,
+// injects the timed faults, collects everything into the run folder (agent
+// histograms, scraped metrics, process resources, control's alerts, every
+// process's log), stops everything and tears the hosts down — on success, on
+// Ctrl-C, and on a harness error — and hands the folder to reports for the verdict.
+package sim
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/floodgate/floodgate/loadgen"
+	"github.com/floodgate/floodgate/netns"
+	"github.com/floodgate/floodgate/reports"
+	"github.com/floodgate/floodgate/sim/scenario"
+	"golang.org/x/sys/unix"
+)
+
+// Options configures a run.
+type Options struct {
+	Scenario *scenario.Scenario
+	Dir      string // the run folder; created
+	Binary   string // the floodgate binary to run in the hosts
+	// Mode overrides the scenario's mode ("" keeps it).
+	Mode   string
+	Logger *slog.Logger
+	// Progress, if set, is told the summed agent progress every second.
+	Progress func(Progress)
+}
+
+// Progress is the run's state as the runner sees it.
+type Progress struct {
+	Phase      string
+	Clients    int64
+	Active     int64
+	Sent       uint64
+	Delivered  uint64
+	Lost       uint64
+	Failed     uint64
+	Reconnects uint64
+}
+
+// runner is one run.
+type runner struct {
+	opts   Options
+	sc     *scenario.Scenario
+	dir    string
+	log    *slog.Logger
+	net    *netns.Net
+	secret string
+
+	mu       sync.Mutex
+	info     reports.RunInfo
+	procs    []*proc
+	byName   map[string]*proc // the live process of each name
+	stopping bool
+	gateways int // gateways started so far (gw-1 … gw-N)
+	hosts    []string
+	coreAddr string
+	snaps    map[string]loadgen.Snapshot // each agent's latest progress
+	http     *http.Client
+}
+
+// Ports every host uses (hosts have their own addresses, so these never collide).
+const (
+	portGateway      = 7000
+	portGatewayAdmin = 7001
+	portGatewayLink  = 7002
+	portIpconf       = 7100
+	portState        = 7200
+	portStateAdmin   = 7201
+	portRouter       = 7300
+	portRouterAdmin  = 7301
+	portMsg          = 7400
+	portMsgAdmin     = 7401
+	portControl      = 7500
+	portRedis        = 6379
+)
+
+// Run executes a scenario. The returned info is what run.json holds; the verdict
+// is reports' business (reports.Build on the folder).
+func Run(ctx context.Context, opts Options) (*reports.RunInfo, error) {
+	sc := opts.Scenario
+	r := &runner{opts: opts, sc: sc, dir: opts.Dir, log: opts.Logger, byName: map[string]*proc{},
+		snaps: map[string]loadgen.Snapshot{}, http: &http.Client{Timeout: 5 * time.Second}}
+	if r.log == nil {
+		r.log = slog.Default()
+	}
+	for _, d := range []string{r.dir, filepath.Join(r.dir, reports.DirLogs), filepath.Join(r.dir, reports.DirHlog)} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	r.describe()
+	err := r.run(ctx)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		r.info.HarnessError = err.Error()
+	}
+	r.info.Interrupted = ctx.Err() != nil
+	r.info.Ended = time.Now()
+	if werr := writeJSON(filepath.Join(r.dir, reports.FileRun), &r.info); werr != nil && err == nil {
+		err = werr
+	}
+	return &r.info, err
+}
+
+// describe fills the run's metadata.
+func (r *runner) describe() {
+	sc := r.sc
+	src, _ := os.ReadFile(sc.File)
+	os.WriteFile(filepath.Join(r.dir, reports.FileScenario), src, 0o644)
+	sum := sha256.Sum256(src)
+	var uts unix.Utsname
+	unix.Uname(&uts)
+	var rl unix.Rlimit
+	unix.Getrlimit(unix.RLIMIT_NOFILE, &rl)
+	commit, _ := exec.Command("git", "rev-parse", "--short=12", "HEAD").Output()
+	r.info = reports.RunInfo{
+		Scenario: sc.Name, ScenarioFile: sc.File, ScenarioHash: hex.EncodeToString(sum[:]), Seed: sc.Seed,
+		Commit: strings.TrimSpace(string(commit)), Kernel: unix.ByteSliceToString(uts.Release[:]),
+		CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), NofileHard: rl.Max, Started: time.Now(),
+		Agents: sc.Topology.Agents, Clients: int64(sc.Clients.Count),
+		Caveats: []string{
+			fmt.Sprintf("every process shares this machine's %d CPUs: load generation competes with the system under test", runtime.NumCPU()),
+		},
+	}
+}
+
+func (r *runner) run(ctx context.Context) error {
+	sc := r.sc
+	mode := netns.Mode(r.opts.Mode)
+	if mode == "" && sc.Mode != "auto" {
+		mode = netns.Mode(sc.Mode)
+	}
+	if mode == "" {
+		mode = netns.ModeNetns
+		if netns.CanNetns() != nil {
+			mode = netns.ModeLoopback
+		}
+	}
+	perAgent := (int(sc.Clients.Count) + sc.Topology.Agents - 1) / sc.Topology.Agents
+	perGateway := int(sc.Components.Gateway.MaxConns)
+	r.info.Preflight = netns.Preflight(mode, int(sc.Clients.Count), max(perAgent, perGateway))
+	r.info.Mode = mode
+	if failed := netns.Failed(r.info.Preflight); len(failed) > 0 {
+		for _, c := range failed {
+			r.info.Invalid = append(r.info.Invalid, fmt.Sprintf("preflight: %s = %s: %s", c.Name, c.Value, c.Advice))
+		}
+		return nil // invalid, not a harness error
+	}
+	if mode == netns.ModeLoopback {
+		r.info.Caveats = append(r.info.Caveats, "loopback mode: every host is an address on lo in one namespace; no bridge, no veth")
+	} else {
+		r.info.Caveats = append(r.info.Caveats, "hosts are network namespaces on one bridge: veth pairs have no NIC offloads, no wire latency")
+	}
+
+	b := make([]byte, 24)
+	rand.Read(b)
+	r.secret = base64.RawURLEncoding.EncodeToString(b)
+	hosts := []string{"core"}
+	maxGw := sc.Topology.Gateways
+	for _, ph := range sc.Phases {
+		for _, f := range ph.Faults {
+			maxGw += f.ScaleOut
+		}
+	}
+	if sc.Autoscale != nil {
+		maxGw = max(maxGw, sc.Autoscale.Max)
+	}
+	for i := 1; i <= maxGw; i++ {
+		hosts = append(hosts, fmt.Sprintf("gw-%d", i))
+	}
+	for i := 0; i < sc.Topology.Agents; i++ {
+		hosts = append(hosts, fmt.Sprintf("cl-%d", i))
+	}
+	hosts = append(hosts, "cl-flood")
+	r.hosts = hosts
+	n, err := netns.Build(ctx, netns.Spec{Run: runID(), Hosts: hosts, Mode: mode, Logger: r.log})
+	if err != nil {
+		return fmt.Errorf("test hosts: %w", err)
+	}
+	r.net = n
+	defer func() {
+		r.stopAll(5 * time.Second)
+		if err := n.Teardown(); err != nil {
+			r.log.Error("teardown", "err", err)
+		}
+	}()
+	r.coreAddr = n.Host("core").Addr.String()
+
+	if err := r.startCore(ctx); err != nil {
+		return err
+	}
+	for i := 1; i <= sc.Topology.Gateways; i++ {
+		if _, err := r.startGateway(ctx, i); err != nil {
+			return err
+		}
+	}
+	if err := r.waitAdvertised(ctx, sc.Topology.Gateways); err != nil {
+		return err
+	}
+	collectCtx, stopCollect := context.WithCancel(context.Background())
+	var collectors sync.WaitGroup
+	collectors.Go(func() { r.collect(collectCtx) })
+	defer func() { stopCollect(); collectors.Wait() }()
+
+	agents, err := r.startAgents(ctx)
+	if err != nil {
+		return err
+	}
+	if err := r.waitEstablished(ctx, agents); err != nil {
+		return err
+	}
+	start := time.Now().Add(2 * time.Second)
+	r.mu.Lock()
+	r.info.TrafficStart = start
+	at := start
+	for _, ph := range sc.Phases {
+		r.info.Phases = append(r.info.Phases, reports.PhaseWindow{Name: ph.Name, Start: at, End: at.Add(ph.Duration.D())})
+		at = at.Add(ph.Duration.D())
+	}
+	r.info.TrafficEnd = at
+	r.mu.Unlock()
+	line, _ := json.Marshal(map[string]time.Time{"start": start})
+	for _, a := range agents {
+		fmt.Fprintf(a.stdin, "%s\n", line)
+	}
+	r.log.Info("traffic starts", "at", start.Format(time.RFC3339Nano), "phases", len(sc.Phases), "duration", sc.Duration())
+
+	faultsDone := r.scheduleFaults(ctx, start)
+	if sc.Autoscale != nil {
+		go r.autoscale(ctx, start, r.info.TrafficEnd)
+	}
+	// The agents end by themselves once the last phase is over and the last
+	// messages have reached their deadline.
+	wait := time.Until(r.info.TrafficEnd) + sc.Clients.Deadline.D() + 2*time.Minute
+	finished := time.After(wait)
+	for _, a := range agents {
+		select {
+		case <-a.exited:
+		case <-finished:
+			return fmt.Errorf("agent %s did not finish within %v of the start", a.name, wait)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	<-faultsDone
+	for _, a := range agents {
+		r.mu.Lock()
+		cause := r.info.Processes[a.info].ExitCause
+		code := r.info.Processes[a.info].ExitCode
+		r.mu.Unlock()
+		if code != 0 {
+			return fmt.Errorf("agent %s exited with %d (%s); see logs/%s.log", a.name, code, cause, a.name)
+		}
+	}
+	return nil
+}
+
+// runID is a fresh 6-character run id for host names.
+func runID() string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, 6)
+	rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	b[0] = alphabet[int(b[0])%26] // a letter first
+	return string(b)
+}
+
+func hostPort(h *netns.Host, port int) string {
+	return net.JoinHostPort(h.Addr.String(), fmt.Sprint(port))
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
