@@ -14,7 +14,7 @@ help: ## list the targets
 build: ## build bin/floodgate
 	$(GO) build -o $(BIN) ./cmd/floodgate
 
-test: vet unit fuzz ## everything CI runs: vet, tests with -race, a short fuzz run of every decoder
+test: vet unit fuzz smoke ## everything CI runs: vet, tests with -race, a short fuzz run of every decoder, the smoke scenario and its gate
 
 vet: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -30,6 +30,16 @@ fuzz: ## run each fuzz target for FUZZTIME (default 5s)
 	  for f in $$(grep -h '^func Fuzz' $$dir/*_test.go | sed 's/func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
 	    echo "fuzz $$dir $$f"; $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$dir; \
 	  done; done
+
+# The smoke gate's bands are wide: a small run's figures move a lot between runs
+# and machines, and its RSS and CPU per unit are mostly fixed process costs. They
+# still catch a several-fold regression. (make gate S=<name> uses compare's defaults.)
+SMOKEBANDS := -band push_p50=50%,1ms -band push_p99=100%,10ms -band push_p999=150%,25ms \
+	-band rss_per_conn=25%,4KiB -band cpu_per_msg=50%,400us
+
+smoke: build ## the smoke scenario with its gates, then compared with its baseline (scenarios/baselines/smoke.json)
+	$(BIN) scenario run scenarios/smoke.yaml -out reports/out/smoke/ci
+	$(BIN) compare $(SMOKEBANDS) scenarios/baselines/smoke.json reports/out/smoke/ci
 
 scenario: build ## run scenarios/$(S).yaml → reports/out/$(S)/<UTC time> and latest; exit 0 pass, 2 gate failed, 3 invalid, 1 harness error
 	$(BIN) scenario run scenarios/$(S).yaml $(SCENARIOFLAGS)

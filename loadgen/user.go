@@ -43,7 +43,8 @@ type user struct {
 	retryHint  int64 // the last KICK's retry-after
 	senderPos  int32 // index in the agent's online-senders list, -1 when absent
 	tried      bool  // the first connection attempt was made
-	avoid      int16 // index+1 in the gateway list of the address that just refused a connect; 0: none
+	avoid      int16 // index+1 in the gateway list of the address tried last; 0: none
+	quick      uint8 // refused connects retried at once since the last login
 	slowBudget int64 // bytes the slow reader may still read this second
 }
 
@@ -161,8 +162,9 @@ func (a *Agent) OnClose(c *reactor.Conn, r reactor.Reason, err error) {
 	// it tries another gateway almost at once (a dead gateway stays in ipconf's list
 	// until its lease lapses; waiting out a backoff for it helps nobody).
 	ceil := min(a.backoffMax, a.backoffBase<<min(u.attempt, 16))
-	if refused && u.attempt == 1 {
-		ceil = int64(50 * time.Millisecond)
+	if refused && int(u.quick) < min(topK, len(a.gateways)) {
+		u.quick++
+		ceil = int64(50 * time.Millisecond) // another gateway of the list, almost at once
 	}
 	u.retryAt = now + u.retryHint + rand.Int64N(max(ceil, 1))
 	u.retryHint = 0
@@ -176,7 +178,7 @@ func (a *Agent) onLogin(u *user, ok *proto.LoginOK, now int64) {
 	}
 	u.epoch = ok.Epoch
 	u.state = uActive
-	u.avoid = 0
+	u.avoid, u.quick = 0, 0
 	a.active++
 	a.peakActive = max(a.peakActive, a.active)
 	u.attempt = 0

@@ -42,7 +42,8 @@ type RunInfo struct {
 	ScenarioFile string        `json:"scenario_file"`
 	ScenarioHash string        `json:"scenario_sha256"`
 	Seed         int64         `json:"seed"`
-	Mode         netns.Mode    `json:"mode"` // netns or loopback
+	Mode         netns.Mode    `json:"mode"`                // netns or loopback
+	HostsRun     string        `json:"hosts_run,omitempty"` // the run id in the test hosts' names (netns.Leftovers)
 	Commit       string        `json:"commit,omitempty"`
 	Kernel       string        `json:"kernel"`
 	CPUs         int           `json:"cpus"`

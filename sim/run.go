@@ -193,7 +193,9 @@ func (r *runner) run(ctx context.Context) error {
 	}
 	hosts = append(hosts, "cl-flood")
 	r.hosts = hosts
-	n, err := netns.Build(ctx, netns.Spec{Run: runID(), Hosts: hosts, Mode: mode, Logger: r.log})
+	id := runID()
+	r.info.HostsRun = id
+	n, err := netns.Build(ctx, netns.Spec{Run: id, Hosts: hosts, Mode: mode, Logger: r.log})
 	if err != nil {
 		return fmt.Errorf("test hosts: %w", err)
 	}
