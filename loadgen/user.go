@@ -43,6 +43,7 @@ type user struct {
 	retryHint  int64 // the last KICK's retry-after
 	senderPos  int32 // index in the agent's online-senders list, -1 when absent
 	tried      bool  // the first connection attempt was made
+	drained    bool  // the last KICK was DRAIN: come back after its hint, no backoff
 	avoid      int16 // index+1 in the gateway list of the address tried last; 0: none
 	quick      uint8 // refused connects retried at once since the last login
 	slowBudget int64 // bytes the slow reader may still read this second
@@ -126,6 +127,7 @@ func (a *Agent) OnFrame(c *reactor.Conn, frame []byte) reactor.Disposition {
 		if k.Decode(f.Body) == nil {
 			a.kicks[k.Reason.String()]++
 			u.retryHint = int64(k.RetryAfterMS) * int64(time.Millisecond)
+			u.drained = k.Reason == proto.ReasonDrain
 		}
 	case proto.TypeError:
 		a.serverErrors++
@@ -161,13 +163,20 @@ func (a *Agent) OnClose(c *reactor.Conn, r reactor.Reason, err error) {
 	// in one wave. A first refused connect is different: the client has a list, so
 	// it tries another gateway almost at once (a dead gateway stays in ipconf's list
 	// until its lease lapses; waiting out a backoff for it helps nobody).
+	// A KICK DRAIN is already spread by the gateway: its hint is the whole wait.
 	ceil := min(a.backoffMax, a.backoffBase<<min(u.attempt, 16))
-	if refused && int(u.quick) < min(topK, len(a.gateways)) {
+	switch {
+	case u.drained:
+		ceil = 0
+	case refused && int(u.quick) < min(topK, len(a.gateways)):
 		u.quick++
 		ceil = int64(50 * time.Millisecond) // another gateway of the list, almost at once
 	}
-	u.retryAt = now + u.retryHint + rand.Int64N(max(ceil, 1))
-	u.retryHint = 0
+	u.retryAt = now + u.retryHint
+	if ceil > 0 {
+		u.retryAt += rand.Int64N(ceil)
+	}
+	u.retryHint, u.drained = 0, false
 }
 
 func (a *Agent) onLogin(u *user, ok *proto.LoginOK, now int64) {

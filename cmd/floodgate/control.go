@@ -28,7 +28,7 @@ func runControl(args []string, stdout, stderr io.Writer) int {
 		drainTimeout   = fs.Duration("drain-timeout", 5*time.Second, "bound on reaching a gateway for a drain")
 		drainBatch     = fs.Int("drain-batch", 500, "default clients kicked per drain interval")
 		drainInterval  = fs.Duration("drain-interval", time.Second, "default time between drain batches")
-		drainRetry     = fs.Duration("drain-retry-after", 2*time.Second, "default reconnect hint given to drained clients")
+		drainRetry     = fs.Duration("drain-retry-after", 0, "fixed delay added to drained clients' reconnect hint (each also gets a random share of the batch interval)")
 		poll           = fs.Duration("poll", 500*time.Millisecond, "how often the gateway table is read")
 		shutdownWait   = fs.Duration("shutdown-timeout", 5*time.Second, "bound on finishing in-flight requests at SIGTERM")
 		outboundMax    = units.Size(64 << 20)

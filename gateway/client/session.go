@@ -159,18 +159,23 @@ func (s *Session) Run(ctx context.Context) error {
 		}
 		var hint time.Duration
 		var kick *KickError
+		drained := false
 		if errors.As(err, &kick) {
 			if kick.Reason == proto.ReasonAuth || kick.Reason == proto.ReasonReplaced {
 				return err
 			}
 			hint = time.Duration(kick.RetryAfterMS) * time.Millisecond
+			drained = kick.Reason == proto.ReasonDrain
 		}
 		if served {
 			attempt = 0
 		}
-		attempt++
-		// Full jitter: uniform in [0, min(cap, base·2^attempt)), after the server's hint.
-		wait := hint + time.Duration(rand.Int64N(int64(min(2*time.Second, 50*time.Millisecond<<min(attempt, 6)))))
+		wait := hint // a drain is spread by the gateway already: no backoff (PROTOCOL.md §10)
+		if !drained {
+			attempt++
+			// Full jitter: uniform in [0, min(cap, base·2^attempt)), after the server's hint.
+			wait += time.Duration(rand.Int64N(int64(min(2*time.Second, 50*time.Millisecond<<min(attempt, 6)))))
+		}
 		s.log.Debug("reconnecting", "err", err, "in", wait)
 		select {
 		case <-time.After(wait):

@@ -194,22 +194,63 @@ func (c *Cluster) epochSwap(epoch uint64) bool {
 	}
 }
 
-// reregister registers every current session under a new epoch.
+// reregister registers every current session under a new epoch, then pushes it
+// what its inbox holds unacknowledged.
+//
+// Why the push: between losing the lease and registering again, this gateway's
+// sessions were invalid, so the router found their users offline and left messages
+// to them stored for SYNC. But those clients never went away and have no reason to
+// SYNC: only a later PUSH revealing a gap would tell them, and for a quiet user that
+// may be never. Re-pushing everything unacknowledged, after the registration (so
+// that anything stored later is routed here), closes that hole; what the client
+// already holds it drops as a duplicate by seq (PROTOCOL.md §8.2).
 func (c *Cluster) reregister(ctx context.Context, epoch uint64) {
 	var all []node.Session
 	c.gw.EachSession(func(s node.Session) { all = append(all, s) })
-	n := 0
+	var n, pushed atomic.Int64
+	work := make(chan node.Session)
+	var wg sync.WaitGroup
+	for range reregisterWorkers {
+		wg.Go(func() {
+			for s := range work {
+				if err := c.cfg.State.Register(ctx, c.session(s, epoch)); err != nil {
+					continue
+				}
+				n.Add(1)
+				ms, _, err := c.cfg.Msgs.Range(ctx, s.UID, 0, catchUpLimit)
+				if err != nil {
+					c.log.Debug("catch-up after re-registration failed; the client's next gap SYNCs", "uid", s.UID, "err", err)
+					continue
+				}
+				for i := range ms {
+					if c.gw.Deliver(&ms[i]) {
+						pushed.Add(1)
+					}
+				}
+			}
+		})
+	}
 	for _, s := range all {
 		if c.epoch.Load() != epoch || ctx.Err() != nil {
-			return // superseded
+			break // superseded
 		}
-		if err := c.cfg.State.Register(ctx, c.session(s, epoch)); err == nil {
-			n++
-		}
+		work <- s
 	}
-	c.m.reregistered.Add(float64(n))
-	c.log.Info("sessions registered again under the new lease", "epoch", epoch, "sessions", n, "of", len(all))
+	close(work)
+	wg.Wait()
+	c.m.reregistered.Add(float64(n.Load()))
+	c.m.caughtUp.Add(float64(pushed.Load()))
+	c.log.Info("sessions registered again under the new lease", "epoch", epoch, "sessions", n.Load(), "of", len(all),
+		"pushed", pushed.Load())
 }
+
+// reregisterWorkers bounds the registrations (and catch-up reads) in flight after a
+// lease loss; the links pipeline them.
+const reregisterWorkers = 32
+
+// catchUpLimit bounds the messages pushed to one session after a re-registration;
+// a client with more waiting sees the gap at the next push and SYNCs the rest.
+const catchUpLimit = 256
 
 func (c *Cluster) session(s node.Session, epoch uint64) state.Session {
 	return state.Session{UID: s.UID, Gateway: c.cfg.ID, Conn: s.ID, Epoch: epoch}

@@ -52,7 +52,7 @@ type Config struct {
 	// (default 5s).
 	DrainTimeout time.Duration
 	// DrainDefaults fill the fields a drain request leaves out (default: batches of
-	// 500 every second, clients told to retry after 2s).
+	// 500 every second, each client told to come back within the batch's second).
 	DrainDefaults gwlink.DrainRequest
 
 	// PollInterval is how often Run reads the gateway table (default 500ms).
@@ -103,7 +103,6 @@ func (c Config) withDefaults() (Config, error) {
 		c.DrainDefaults.Batch = 500
 	}
 	defd(&c.DrainDefaults.Interval, time.Second)
-	defd(&c.DrainDefaults.RetryAfter, 2*time.Second)
 	if c.Now == nil {
 		c.Now = time.Now
 	}

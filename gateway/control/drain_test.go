@@ -109,7 +109,7 @@ func TestDrainOverTheLink(t *testing.T) {
 		raw["gateway"] != "g1" || raw["draining"] != true || raw["sessions"] != 42.0 || raw["started"] != true {
 		t.Fatalf("second drain: %d %v", code, raw)
 	}
-	want = append(want, gwlink.DrainRequest{Batch: 500, Interval: time.Second, RetryAfter: 2 * time.Second})
+	want = append(want, gwlink.DrainRequest{Batch: 500, Interval: time.Second})
 	if got := fg.requests(); !slices.Equal(got, want) {
 		t.Fatalf("the gateway got %+v, want %+v", got, want)
 	}

@@ -33,8 +33,8 @@ const (
 )
 
 // DrainRequest paces a drain: every Interval, Batch clients get KICK DRAIN with a
-// retry hint of RetryAfter (jittered up to twice that by the gateway, so they do not
-// come back in lockstep), until none is left.
+// retry hint of RetryAfter plus a uniform share of Interval (so one batch comes back
+// spread over its interval, not in lockstep), until none is left.
 type DrainRequest struct {
 	Batch      int           `json:"batch"`
 	Interval   time.Duration `json:"interval_ns"`

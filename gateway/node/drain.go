@@ -9,9 +9,12 @@ import (
 )
 
 // Drain moves this gateway's clients elsewhere: every req.Interval, req.Batch
-// sessions get KICK DRAIN with a retry hint spread over [RetryAfter, 2×RetryAfter),
-// so they reconnect through ipconf (which no longer advertises a draining gateway)
-// gradually rather than in one storm (emqx#11310). LOGINs are kicked the same way
+// sessions get KICK DRAIN with a retry hint spread uniformly over
+// [RetryAfter, RetryAfter+Interval), so they reconnect through ipconf (which no
+// longer advertises a draining gateway) at a smooth Batch/Interval per second rather
+// than in one storm (emqx#11310) or in a burst per batch. The spread is the whole
+// of the pacing: a drained client adds no backoff of its own (PROTOCOL.md §10),
+// because every second it waits, messages to it wait too. LOGINs are kicked the same way
 // until Undrain: a client that asks ipconf before it has learnt of the drain, and
 // comes back here, is sent on again rather than kept. A second request while
 // draining changes nothing.
@@ -49,7 +52,7 @@ func (n *Node) drain(req gwlink.DrainRequest) {
 			return
 		}
 		for _, s := range batch {
-			retry := req.RetryAfter + time.Duration(rand.Int64N(int64(req.RetryAfter)+1))
+			retry := req.RetryAfter + time.Duration(rand.Int64N(int64(req.Interval)))
 			n.kick(s.c, proto.ReasonDrain, proto.CodeDraining, uint32(retry/time.Millisecond), "gateway draining; reconnect elsewhere")
 		}
 		<-t.C

@@ -8,7 +8,9 @@ type metrics struct {
 	cacheHit  prometheus.Counter
 	cacheMiss prometheus.Counter
 	reroutes  prometheus.Counter
-	latency   prometheus.Histogram
+	// lookupRetries counts state lookups repeated after a failure.
+	lookupRetries prometheus.Counter
+	latency       prometheus.Histogram
 }
 
 // routeResults are the outcomes of routing one message.
@@ -27,6 +29,8 @@ func newMetrics(reg prometheus.Registerer, r *Router) *metrics {
 		cacheMiss: cache.WithLabelValues("miss"),
 		reroutes: prometheus.NewCounter(prometheus.CounterOpts{Name: "floodgate_router_reroutes_total",
 			Help: "Messages routed again after a gateway answered NOT_HERE."}),
+		lookupRetries: prometheus.NewCounter(prometheus.CounterOpts{Name: "floodgate_router_lookup_retries_total",
+			Help: "State lookups repeated after a failure (the state service down or restarting)."}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "floodgate_router_route_seconds",
 			Help:    "From receiving a stored message to the gateway's delivery answer.",
 			Buckets: prometheus.ExponentialBuckets(20e-6, 2, 16)}),
@@ -34,7 +38,7 @@ func newMetrics(reg prometheus.Registerer, r *Router) *metrics {
 	for _, res := range routeResults {
 		m.routed[res] = routed.WithLabelValues(res)
 	}
-	reg.MustRegister(routed, cache, m.received, m.reroutes, m.latency,
+	reg.MustRegister(routed, cache, m.received, m.reroutes, m.lookupRetries, m.latency,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "floodgate_router_cache_entries",
 			Help: "Routes cached now."}, func() float64 { return float64(r.cache.len()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "floodgate_router_live_gateways",

@@ -3,7 +3,10 @@
 // (from a cache, or the state service on a miss), pushes the message over a link to
 // that gateway, and re-routes once if the gateway says the user is no longer there.
 // A message it cannot deliver — recipient offline, gateway gone — is not lost: it
-// stays in the recipient's inbox until the client's next SYNC.
+// stays in the recipient's inbox until the client's next SYNC. A failed lookup is
+// different: the recipient may well be online and waiting, with nothing to make its
+// client SYNC, so the router keeps trying (RetryWindow) while the state service is
+// down or restarting.
 package router
 
 import (
@@ -44,9 +47,13 @@ type Config struct {
 	// Retries is how many times a message is routed again after NOT_HERE or an
 	// unreachable gateway; default 5 (pauses of 100ms doubling: about 3s in all, a
 	// few lease periods).
-	Retries  int
-	Registry prometheus.Registerer
-	Logger   *slog.Logger
+	Retries int
+	// RetryWindow is how long a message keeps being routed again while its
+	// recipient's state lookup fails (pauses from 50ms, doubling up to 1s); after
+	// it, the message stays stored for SYNC. Default 30s: a state service's restart.
+	RetryWindow time.Duration
+	Registry    prometheus.Registerer
+	Logger      *slog.Logger
 }
 
 // Router is a running router.
@@ -73,7 +80,8 @@ type gatewayLink struct {
 
 type pendingMsg struct {
 	m        *msg.Message
-	attempt  int
+	attempt  int // routes again after NOT_HERE or an unreachable gateway
+	failed   int // consecutive failed lookups (kept on the queue's first message)
 	received time.Time
 }
 
@@ -99,6 +107,9 @@ func New(cfg Config) (*Router, error) {
 	}
 	if cfg.Retries <= 0 {
 		cfg.Retries = 5
+	}
+	if cfg.RetryWindow <= 0 {
+		cfg.RetryWindow = 30 * time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -193,9 +204,23 @@ func (r *Router) lookup(uid uint64) {
 	q := r.pending[uid]
 	delete(r.pending, uid)
 	switch {
+	case err != nil && time.Since(q[0].received) < r.cfg.RetryWindow:
+		// Keep the queue pending, so that later messages to uid wait behind it in
+		// order, and look up again after a pause.
+		q[0].failed++
+		r.pending[uid] = q
+		r.m.lookupRetries.Inc()
+		if q[0].failed == 1 {
+			r.log.Debug("state lookup failed; retrying", "uid", uid, "messages", len(q), "err", err)
+		}
+		time.AfterFunc(min(retryPause<<min(q[0].failed, 5), time.Second), func() {
+			r.sem <- struct{}{}
+			r.lookup(uid)
+		})
 	case err != nil:
 		r.m.routed["error"].Add(float64(len(q)))
-		r.log.Warn("state lookup failed; messages stay stored for SYNC", "uid", uid, "messages", len(q), "err", err)
+		r.log.Warn("state lookups kept failing; messages stay stored for SYNC", "uid", uid, "messages", len(q),
+			"for", time.Since(q[0].received).Round(time.Millisecond), "err", err)
 	case !ok:
 		r.m.routed["offline"].Add(float64(len(q)))
 	default:

@@ -2,7 +2,9 @@ package router
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -26,10 +28,14 @@ type fakeState struct {
 	sessions map[uint64]state.Session
 	delay    time.Duration
 	lookups  atomic.Int64
+	down     atomic.Bool // every lookup fails, as with the state service killed
 }
 
 func (f *fakeState) Lookup(_ context.Context, uid uint64) (state.Session, bool, error) {
 	f.lookups.Add(1)
+	if f.down.Load() {
+		return state.Session{}, false, errors.New("state lookup: link: not connected")
+	}
 	time.Sleep(f.delay) // a slow state service; not synchronisation
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -123,10 +129,14 @@ type fixture struct {
 	feed *link.Client
 }
 
-func startRouter(t *testing.T, st *fakeState) *fixture {
+func startRouter(t *testing.T, st *fakeState, options ...func(*Config)) *fixture {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	r, err := New(Config{Addr: "127.0.0.1:0", Secret: secret, State: st, Registry: reg, Logger: quiet()})
+	cfg := Config{Addr: "127.0.0.1:0", Secret: secret, State: st, Registry: reg, Logger: quiet()}
+	for _, o := range options {
+		o(&cfg)
+	}
+	r, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,12 +287,67 @@ func TestUnreachableGatewayReroutesToTheNewSession(t *testing.T) {
 	f.r.SetGateways([]state.Gateway{a.table(1), b.table(1)})
 	f.send(t, 1, 1)
 	a.waitSeqs(t, 1, 1)
-	a.srv.Peers()[0].Close() // gw-a "dies": its link drops and cannot come back
+	f.waitRouted(t, "delivered", 1) // the router has gw-a's answer: seq 1 is done
+	a.srv.Peers()[0].Close()        // gw-a "dies": its link drops and cannot come back
 	aStop := a.stop
 	aStop()
 	st.set(state.Session{UID: 1, Gateway: "gw-b", Conn: 2, Epoch: 1})
 	f.send(t, 1, 2)
 	if got := b.waitSeqs(t, 1, 1); got[0] != 2 {
 		t.Fatalf("gw-b got %v", got)
+	}
+}
+
+// waitLookups waits until the state service has been asked at least n times.
+func (f *fixture) waitLookups(t *testing.T, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for f.st.lookups.Load() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d state lookups, want at least %d", f.st.lookups.Load(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// While the state service is down, messages to an online recipient are not given
+// up on (nothing would make that client SYNC): the router keeps looking up, later
+// messages queue behind, and once state answers all of them arrive, in order.
+func TestFailedLookupsAreRetriedUntilStateAnswers(t *testing.T) {
+	a := startFakeGateway(t, "gw-a", 1)
+	st := &fakeState{sessions: map[uint64]state.Session{}}
+	st.set(state.Session{UID: 1, Gateway: "gw-a", Conn: 1, Epoch: 1})
+	st.down.Store(true)
+	f := startRouter(t, st)
+	f.r.SetGateways([]state.Gateway{a.table(1)})
+	for seq := uint64(1); seq <= 3; seq++ {
+		f.send(t, 1, seq)
+	}
+	f.waitLookups(t, 3) // the first lookup and two retries failed
+	f.send(t, 1, 4)
+	st.down.Store(false)
+	if got := a.waitSeqs(t, 1, 4); !slices.Equal(got, []uint64{1, 2, 3, 4}) {
+		t.Fatalf("delivered %v, want [1 2 3 4]", got)
+	}
+	f.waitRouted(t, "delivered", 4)
+	if v := f.routed("error"); v != 0 {
+		t.Errorf("routed error = %v, want 0", v)
+	}
+	if v := testutil.ToFloat64(f.r.m.lookupRetries); v < 2 {
+		t.Errorf("lookup retries = %v, want >= 2", v)
+	}
+}
+
+// A state service that stays down past the retry window: the router stops (the
+// messages stay stored for SYNC) and counts them as errors.
+func TestLookupsFailingPastTheWindowAreGivenUp(t *testing.T) {
+	st := &fakeState{sessions: map[uint64]state.Session{}}
+	st.down.Store(true)
+	f := startRouter(t, st, func(c *Config) { c.RetryWindow = 300 * time.Millisecond })
+	f.send(t, 1, 1)
+	f.send(t, 1, 2)
+	f.waitRouted(t, "error", 2)
+	if l := st.lookups.Load(); l < 2 {
+		t.Errorf("%d lookups, want the first and at least one retry", l)
 	}
 }
