@@ -75,6 +75,7 @@ type Agent struct {
 	senders         []int32 // online, non-idle users
 	recipients      []int32 // non-idle users, in index order
 	recvLimit       int     // recipients[:recvLimit] are within the users meant to be connected
+	recvTarget      int     // users the plan means to be connected now (index bound)
 	ledger          *ledger
 	counts          Counts
 	meters          *meters
@@ -176,7 +177,17 @@ func (a *Agent) setupUsers() {
 	}
 	a.setSlowFraction(a.plan.Behaviour.SlowFraction)
 	a.slowRate = int64(a.plan.Behaviour.SlowBytesPerSec)
+	a.recvTarget = len(a.users)
 	a.limitRecipients(len(a.users))
+}
+
+// followLogins lets messages go to the users the plan means to be connected and
+// that have logged in: when a step of a stepped run adds users, the recipients grow
+// with the new users' first logins (users connect in index order) rather than at
+// the step's start, so a message is never measured waiting for its recipient's
+// first connect — that is connect time, not push latency.
+func (a *Agent) followLogins() {
+	a.limitRecipients(min(a.recvTarget, int(a.established)))
 }
 
 // limitRecipients lets messages go only to users below index n: in a stepped run

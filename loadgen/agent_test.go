@@ -161,3 +161,30 @@ func TestPlanValidation(t *testing.T) {
 		}
 	}
 }
+
+// When a step adds users, messages go to them only once they have logged in: a
+// message to a user still waiting for its first connect would measure connect time
+// as push latency.
+func TestRecipientsOfAStepGrowWithFirstLogins(t *testing.T) {
+	a := &Agent{recipients: []int32{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}}
+	a.recvTarget = 4
+	a.limitRecipients(4) // the first step: 4 users, all logged in before traffic
+	a.established = 4
+	for _, tc := range []struct {
+		name        string
+		target      int
+		established uint64
+		want        int
+	}{
+		{"a step raises the target; nobody new is in yet", 10, 4, 4},
+		{"three of the step's users logged in", 10, 7, 7},
+		{"everyone is in", 10, 10, 10},
+		{"first logins never push past the target", 8, 10, 8},
+	} {
+		a.recvTarget, a.established = tc.target, tc.established
+		a.followLogins()
+		if a.recvLimit != tc.want {
+			t.Errorf("%s: %d recipients, want %d", tc.name, a.recvLimit, tc.want)
+		}
+	}
+}

@@ -46,6 +46,7 @@ func (a *Agent) schedule(ctx context.Context) (*Result, error) {
 	if u := plan.Phases[0].Users; u != nil {
 		st.target = seg.shareUsers(plan, *u) // a stepped run starts with the first step's users
 		a.mu.Lock()
+		a.recvTarget = st.target
 		a.limitRecipients(st.target)
 		a.mu.Unlock()
 	}
@@ -175,7 +176,8 @@ func (a *Agent) traffic(st *runState, now int64) {
 		a.setSlowFraction(slow)
 		if ph.Users != nil {
 			st.target = max(st.target, seg.shareUsers(plan, *ph.Users))
-			a.limitRecipients(st.target)
+			a.recvTarget = st.target
+			a.followLogins()
 		}
 		st.nextSend = math.Max(st.nextSend, float64(st.phaseEnd))
 		st.phaseEnd += int64(ph.Duration)

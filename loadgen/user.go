@@ -200,6 +200,9 @@ func (a *Agent) onLogin(u *user, ok *proto.LoginOK, now int64) {
 	if u.lostAt == 0 {
 		a.meters.record(TagConnect, (now-u.dialAt)/1000)
 		a.established++
+		if a.recvLimit < len(a.recipients) && int(u.idx) < a.recvTarget {
+			a.followLogins() // a step's new user is in
+		}
 	} else {
 		a.meters.record(TagReconnect, (now-u.lostAt)/1000)
 		a.reconnects++

@@ -47,23 +47,29 @@ func analyse(r *run) *analysis {
 	a.s = buildSeries(r.agents, zero, r.interval())
 	a.whole = scope{lo: 0, hi: a.s.tl.n}
 	for i, ph := range r.info.Phases {
-		sc := scope{phase: ph.Name, from: ph.Start, to: ph.End}
+		to := ph.End
 		if i == len(r.info.Phases)-1 {
-			sc.to = time.Time{}
+			to = time.Time{}
 		}
-		sc.lo, sc.hi = a.s.tl.n, a.s.tl.n
-		for b := 0; b < a.s.tl.n; b++ {
-			if m := a.s.tl.binMid(b); !m.Before(sc.from) && (sc.to.IsZero() || m.Before(sc.to)) {
-				sc.lo = min(sc.lo, b)
-				sc.hi = b + 1
-			}
-		}
-		if sc.lo > sc.hi {
-			sc.lo = sc.hi
-		}
-		a.phases = append(a.phases, sc)
+		a.phases = append(a.phases, a.window(ph.Name, ph.Start, to))
 	}
 	return a
+}
+
+// window is the scope of the wall-clock window [from, to) (a zero to: open-ended),
+// with the bins whose midpoints lie in it.
+func (a *analysis) window(phase string, from, to time.Time) scope {
+	sc := scope{phase: phase, from: from, to: to, lo: a.s.tl.n, hi: a.s.tl.n}
+	for b := 0; b < a.s.tl.n; b++ {
+		if m := a.s.tl.binMid(b); !m.Before(sc.from) && (sc.to.IsZero() || m.Before(sc.to)) {
+			sc.lo = min(sc.lo, b)
+			sc.hi = b + 1
+		}
+	}
+	if sc.lo > sc.hi {
+		sc.lo = sc.hi
+	}
+	return sc
 }
 
 // isGateway reports whether a process is a gateway (by its recorded role, or by

@@ -150,7 +150,11 @@ func (a *analysis) summarise() *Summary {
 	s.ConnectMS = millis(s.LatencyUS[loadgen.TagConnect])
 	lag, hic := s.LatencyUS[loadgen.TagLag], s.LatencyUS[loadgen.TagHiccup]
 	s.Generator = Generator{LagP999US: lag.P999, LagMaxUS: lag.Max, LagSamples: lag.Count, HiccupMaxUS: hic.Max}
-	s.Connections = Connections{Target: info.Clients, Kicks: map[string]uint64{}}
+	s.Connections = Connections{Target: info.Clients, Kicks: map[string]uint64{},
+		EstablishedInitially: info.Connecting.Established}
+	if w := info.Connecting; !w.Start.IsZero() && w.End.After(w.Start) {
+		s.Connections.EstablishS = w.End.Sub(w.Start).Seconds()
+	}
 	if s.Connections.Target == 0 {
 		s.Connections.Target = int64(sc.Clients.Count)
 	}

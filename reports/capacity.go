@@ -170,7 +170,7 @@ func (a *analysis) planCapacity(t CapacityTarget) (*CapacityPlan, error) {
 func (a *analysis) capacityStep(i int, t CapacityTarget) CapacityStep {
 	w, sc := a.r.info.Phases[i], a.phases[i]
 	from, to := w.Start.Add(w.End.Sub(w.Start)/2), w.End
-	push := a.latency(loadgen.TagPush, sc).latency()
+	push := a.latency(loadgen.TagPush, a.window(w.Name, from, to)).latency()
 	st := CapacityStep{Phase: w.Name, P99US: push.P99, Samples: push.Count, Roles: map[string]RoleResource{}}
 	st.MeetsSLO = push.Count > 0 && push.P99 < t.SLOUS
 	if tl, ok := a.counts(sc); ok && w.End.After(w.Start) {
@@ -252,19 +252,30 @@ func mean(vs []float64) float64 {
 	return s / float64(len(vs))
 }
 
-// fitRole fits a role's memory against connections and CPU against delivered
-// rate over the steps in which the role had processes.
+// fitRole fits a role's memory against connections over the steps in which the
+// role had processes, and its CPU against delivered rate over those of them that
+// met the SLO (when at least two did).
+//
+// Why only those: in a step past the knee the machine is out of CPU, so a process's
+// CPU time measures what it could get, not what its load costs — on a shared box
+// the fit's slope can even come out negative. A negative slope is never used: the
+// CPU per message is then the busiest usable step's cores ÷ rate (a line through
+// the origin, which over-charges the idle cost into every message: conservative).
 func fitRole(role string, steps []CapacityStep) RoleFit {
 	rf := RoleFit{Role: role}
-	var conns, rate, rss, cores []float64
+	var conns, rss []float64
+	var all, ok []CapacityStep
 	for _, st := range steps {
-		rr, ok := st.Roles[role]
-		if !ok {
+		rr, has := st.Roles[role]
+		if !has {
 			continue
 		}
 		rf.Processes = max(rf.Processes, rr.Processes)
-		conns, rate = append(conns, st.Connections), append(rate, st.DeliveredPerSec)
-		rss, cores = append(rss, rr.RSSBytes), append(cores, rr.CPUCores)
+		conns, rss = append(conns, st.Connections), append(rss, rr.RSSBytes)
+		all = append(all, st)
+		if st.MeetsSLO {
+			ok = append(ok, st)
+		}
 	}
 	if rf.Processes == 0 {
 		rf.Note = "no process of this role was sampled"
@@ -276,7 +287,20 @@ func fitRole(role string, steps []CapacityStep) RoleFit {
 	} else {
 		notes = append(notes, "memory: "+err.Error())
 	}
+	cpuSteps := ok
+	if len(ok) < 2 {
+		cpuSteps = all
+		notes = append(notes, fmt.Sprintf("CPU fitted over every step: only %d met the SLO", len(ok)))
+	}
+	var rate, cores []float64
+	for _, st := range cpuSteps {
+		rate, cores = append(rate, st.DeliveredPerSec), append(cores, st.Roles[role].CPUCores)
+	}
 	if f, err := fitLine(rate, cores); err == nil {
+		if f.Slope < 0 {
+			f = throughOrigin(rate, cores)
+			notes = append(notes, "CPU: the fitted slope was negative; CPU per message is the busiest step's cores ÷ rate")
+		}
 		rf.CPU = &f
 	} else {
 		notes = append(notes, "CPU: "+err.Error())
@@ -305,7 +329,7 @@ func (p *CapacityPlan) size() error {
 	p.Assumptions = []string{
 		fmt.Sprintf("Machines have %d cores and %s; plans use at most %.0f%% of each (headroom %.0f%%).",
 			t.Cores, fmtBytes(float64(t.MemBytes)), 100*(1-t.Headroom), 100*t.Headroom),
-		"Memory grows linearly with connections and CPU with delivered messages, as fitted over the run's steps (measured over each step's second half); a role's idle intercept is charged per process.",
+		"Memory grows linearly with connections and CPU with delivered messages, as fitted over the run's steps (each measured over its second half; CPU only over the steps that met the SLO, since past the knee CPU time measures contention); a role's idle intercept is charged per process.",
 		"Messages are one-to-one deliveries at the target rate; fan-out multiplies the delivered rate.",
 		"State, msg and router are sized as if they shard horizontally, one process a machine; the run measured them as single processes.",
 	}
@@ -403,4 +427,21 @@ func (a *analysis) writeCapacity(p *CapacityPlan) error {
 	}
 	d := document{Title: "Capacity plan: " + p.Scenario, Verdict: "", Sections: []section{capacitySection(p)}}
 	return writeFile(filepath.Join(a.r.dir, FileCapacity), []byte(renderMarkdownSections(d)))
+}
+
+// throughOrigin is the line through the origin and the point of largest x: y/x
+// there, no intercept, R² left at 0 (it is not a fit).
+func throughOrigin(xs, ys []float64) Fit {
+	f := Fit{N: len(xs), XMin: xs[0], XMax: xs[0]}
+	best := 0
+	for i := range xs {
+		f.XMin, f.XMax = math.Min(f.XMin, xs[i]), math.Max(f.XMax, xs[i])
+		if xs[i] > xs[best] {
+			best = i
+		}
+	}
+	if xs[best] > 0 {
+		f.Slope = ys[best] / xs[best]
+	}
+	return f
 }

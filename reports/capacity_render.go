@@ -28,7 +28,7 @@ func capacitySection(p *CapacityPlan) section {
 		needs.Rows = append(needs.Rows, []string{n.Role, fmtCount(float64(n.Processes)), fmtCount(float64(n.Machines)),
 			fmt.Sprintf("%.1f", n.CPUCores), fmtBytes(n.MemBytes), n.Binding})
 	}
-	fits := table{Caption: "Fitted costs (least squares over the steps)",
+	fits := table{Caption: "Fitted costs (least squares: memory over every step, CPU over the steps that met the SLO)",
 		Head: []string{"role", "processes", "memory per connection", "memory intercept", "R² (memory)", "CPU per message", "CPU intercept", "R² (CPU)", "note"}}
 	for _, f := range p.Fits {
 		row := []string{f.Role, fmt.Sprint(f.Processes), "—", "—", "—", "—", "—", "—", f.Note}

@@ -187,3 +187,40 @@ func TestFitLine(t *testing.T) {
 		})
 	}
 }
+
+// CPU is fitted over the steps that met the SLO (past the knee the machine is out
+// of CPU and the figures measure contention), and a negative slope is replaced by
+// the busiest usable step's cores ÷ rate.
+func TestFitRoleCPUUsesUnsaturatedStepsAndNeverANegativeSlope(t *testing.T) {
+	step := func(rate, cores float64, meets bool) CapacityStep {
+		return CapacityStep{Connections: rate * 10, DeliveredPerSec: rate, MeetsSLO: meets,
+			Roles: map[string]RoleResource{"msg": {Processes: 1, RSSBytes: 1e6 + rate*100, CPUCores: cores}}}
+	}
+	for _, tc := range []struct {
+		name      string
+		steps     []CapacityStep
+		wantSlope float64 // CPU seconds per message
+		wantNote  string
+	}{
+		{"saturated steps are left out of the CPU fit",
+			[]CapacityStep{step(1000, 0.11, true), step(2000, 0.21, true), step(4000, 0.2, false), step(8000, 0.15, false)},
+			0.0001, ""},
+		{"a negative slope falls back to cores ÷ rate at the busiest step",
+			[]CapacityStep{step(1000, 0.2, true), step(2000, 0.18, true), step(3000, 0.15, true)},
+			0.00005, "negative"},
+		{"with fewer than two unsaturated steps every step is used",
+			[]CapacityStep{step(1000, 0.1, true), step(2000, 0.2, false), step(3000, 0.3, false)},
+			0.0001, "only 1 met the SLO"},
+	} {
+		rf := fitRole("msg", tc.steps)
+		if rf.CPU == nil {
+			t.Fatalf("%s: no CPU fit (%s)", tc.name, rf.Note)
+		}
+		if math.Abs(rf.CPU.Slope-tc.wantSlope) > 1e-9 {
+			t.Errorf("%s: CPU slope %g s/msg, want %g", tc.name, rf.CPU.Slope, tc.wantSlope)
+		}
+		if tc.wantNote != "" && !strings.Contains(rf.Note, tc.wantNote) || tc.wantNote == "" && strings.Contains(rf.Note, "CPU") {
+			t.Errorf("%s: note %q, want it to mention %q", tc.name, rf.Note, tc.wantNote)
+		}
+	}
+}

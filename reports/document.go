@@ -263,6 +263,7 @@ func connectionSection(in reportInput) section {
 		{"target clients", fmtCount(float64(c.Target))},
 		{"peak logged in", peak},
 		{"first logins", fmtCount(float64(c.Established))},
+		{"initial population logged in", establishText(c)},
 		{"reconnects", fmtCount(float64(c.Reconnects))},
 		{"disconnects", fmtCount(float64(c.Disconnects))},
 		{"failed connection attempts", fmtCount(float64(c.ConnectFailures))},
@@ -364,4 +365,13 @@ func eventSection(in reportInput) section {
 
 func caveatSection(s *Summary) section {
 	return section{ID: "caveats", Title: "Caveats", Bullets: s.Caveats}
+}
+
+// establishText says how many of the initial clients logged in and how fast.
+func establishText(c Connections) string {
+	if c.EstablishS <= 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%s in %.1f s (%s/s, agents' connect rate included)", fmtCount(float64(c.EstablishedInitially)),
+		c.EstablishS, fmtCount(float64(c.EstablishedInitially)/c.EstablishS))
 }

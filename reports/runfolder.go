@@ -62,6 +62,7 @@ type RunInfo struct {
 	Agents       int            `json:"agents"`
 	Clients      int64          `json:"clients"`
 	Peak         PeakConns      `json:"peak"`
+	Connecting   ConnectWindow  `json:"connecting"`
 	Events       []RunEvent     `json:"events"`            // unexpected deaths, autoscale actions, harness problems
 	Invalid      []string       `json:"invalid,omitempty"` // reasons the runner already knows the run is invalid
 	HarnessError string         `json:"harness_error,omitempty"`
@@ -107,6 +108,15 @@ type ProcessInfo struct {
 }
 
 // PeakConns is the most connections seen.
+// ConnectWindow is the population's first connect: from the agents' start to every
+// client logged in (or to the runner giving up waiting: Established < the target).
+type ConnectWindow struct {
+	Start       time.Time `json:"start"`
+	End         time.Time `json:"end"`
+	Established int64     `json:"established"`
+}
+
+// PeakConns is the most clients logged in at once, and when.
 type PeakConns struct {
 	Established int64     `json:"established"` // agents' logged-in users, summed
 	At          time.Time `json:"at"`

@@ -65,6 +65,10 @@ type Connections struct {
 	Disconnects     uint64            `json:"disconnects"`
 	ConnectFailures uint64            `json:"connect_failures"`
 	Kicks           map[string]uint64 `json:"kicks"` // KICK frames received, by reason
+	// EstablishS is how long the initial population took to log in, from the
+	// agents' start (their connect rate included); EstablishedInitially how many did.
+	EstablishS           float64 `json:"establish_s"`
+	EstablishedInitially int64   `json:"established_initially"`
 }
 
 // Messages is the delivery accounting, summed over agents (loadgen.Counts).

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/floodgate/floodgate/loadgen"
 )
 
 // Verdicts, from best to worst.
@@ -106,4 +108,30 @@ func VerdictLine(s *Summary, dir string) string {
 		line += "; invalid: " + strings.Join(s.InvalidReasons, "; ")
 	}
 	return line + " → " + filepath.Join(dir, FileHTML)
+}
+
+// FiguresText is what `floodgate scenario run` prints under its verdict line: the
+// whole run's push latency percentiles, connect and reconnect times, and how long
+// the initial population took to log in. Every figure is also in summary.json.
+func FiguresText(s *Summary) string {
+	var b strings.Builder
+	us := func(name string, l Latency) {
+		if l.Count == 0 {
+			return
+		}
+		fmt.Fprintf(&b, "  %-10s p50 %s · p90 %s · p99 %s · p99.9 %s · max %s  (%d samples)\n", name,
+			fmtUS(float64(l.P50)), fmtUS(float64(l.P90)), fmtUS(float64(l.P99)), fmtUS(float64(l.P999)), fmtUS(float64(l.Max)), l.Count)
+	}
+	ms := func(name string, m MillisStats) {
+		us(name, Latency{Count: m.Count, P50: int64(m.P50 * 1000), P90: int64(m.P90 * 1000), P99: int64(m.P99 * 1000),
+			P999: int64(m.P999 * 1000), Max: int64(m.Max * 1000)})
+	}
+	us("push", s.PushLatencyUS)
+	us("push slow", s.LatencyUS[loadgen.TagPushSlow])
+	ms("connect", s.ConnectMS)
+	ms("reconnect", s.ReconnectMS)
+	if c := s.Connections; c.EstablishS > 0 {
+		fmt.Fprintf(&b, "  %-10s %s\n", "population", establishText(c))
+	}
+	return b.String()
 }

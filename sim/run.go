@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -103,6 +104,9 @@ func Run(ctx context.Context, opts Options) (*reports.RunInfo, error) {
 		snaps: map[string]loadgen.Snapshot{}, http: &http.Client{Timeout: 5 * time.Second}}
 	if r.log == nil {
 		r.log = slog.Default()
+	}
+	if err := prepareDir(r.dir, r.log); err != nil {
+		return nil, err
 	}
 	for _, d := range []string{r.dir, filepath.Join(r.dir, reports.DirLogs), filepath.Join(r.dir, reports.DirHlog)} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -224,13 +228,18 @@ func (r *runner) run(ctx context.Context) error {
 	collectors.Go(func() { r.collect(collectCtx) })
 	defer func() { stopCollect(); collectors.Wait() }()
 
+	connectStart := time.Now()
 	agents, err := r.startAgents(ctx)
 	if err != nil {
 		return err
 	}
-	if err := r.waitEstablished(ctx, agents); err != nil {
+	established, err := r.waitEstablished(ctx, agents)
+	if err != nil {
 		return err
 	}
+	r.mu.Lock()
+	r.info.Connecting = reports.ConnectWindow{Start: connectStart, End: time.Now(), Established: established}
+	r.mu.Unlock()
 	start := time.Now().Add(2 * time.Second)
 	r.mu.Lock()
 	r.info.TrafficStart = start
@@ -299,4 +308,30 @@ func writeJSON(path string, v any) error {
 		return err
 	}
 	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// prepareDir makes dir ready for a new run. The runner appends to its raw files as
+// it goes (metrics, processes, logs), so an earlier run left in the same folder
+// would be read as part of this one — its processes' CPU added to these, its
+// samples merged into these percentiles. An earlier run folder (it holds run.json)
+// is therefore removed; a folder holding anything else is refused rather than
+// emptied, since it is not the runner's to delete.
+func prepareDir(dir string, log *slog.Logger) error {
+	entries, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("run folder: %w", err)
+	case len(entries) == 0:
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(dir, reports.FileRun)); err != nil {
+		return fmt.Errorf("run folder %s is not empty and holds no %s: refusing to mix a run into it (choose another -out)", dir, reports.FileRun)
+	}
+	log.Info("replacing the earlier run in the folder", "dir", dir)
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("run folder: removing the earlier run: %w", err)
+	}
+	return nil
 }

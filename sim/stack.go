@@ -247,8 +247,9 @@ func (r *runner) readAgent(p *proc) {
 }
 
 // waitEstablished waits until every agent has connected its users (or its connect
-// phase has clearly stalled), so that traffic starts on a settled population.
-func (r *runner) waitEstablished(ctx context.Context, agents []*proc) error {
+// phase has clearly stalled), so that traffic starts on a settled population. It
+// returns how many are logged in.
+func (r *runner) waitEstablished(ctx context.Context, agents []*proc) (int64, error) {
 	sc := r.sc
 	budget := 60 * time.Second
 	if rate := float64(sc.Clients.ConnectRate); rate > 0 {
@@ -269,11 +270,11 @@ func (r *runner) waitEstablished(ctx context.Context, agents []*proc) error {
 		r.noteProgress()
 		if active >= sc.InitialClients() {
 			r.log.Info("all clients established", "clients", active)
-			return nil
+			return active, nil
 		}
 		for _, a := range agents {
 			if !a.alive() {
-				return fmt.Errorf("agent %s exited while connecting; see logs/%s.log", a.name, a.name)
+				return active, fmt.Errorf("agent %s exited while connecting; see logs/%s.log", a.name, a.name)
 			}
 		}
 		if time.Now().After(deadline) || time.Since(lastGain) > 20*time.Second {
@@ -282,11 +283,11 @@ func (r *runner) waitEstablished(ctx context.Context, agents []*proc) error {
 			r.info.Events = append(r.info.Events, reports.RunEvent{At: time.Now(), Kind: "harness",
 				Detail: fmt.Sprintf("traffic started with %d of %d clients established (connecting stalled or took over %v)", active, sc.InitialClients(), budget)})
 			r.mu.Unlock()
-			return nil
+			return active, nil
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return active, ctx.Err()
 		case <-time.After(200 * time.Millisecond):
 		}
 	}

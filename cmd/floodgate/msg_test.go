@@ -89,6 +89,18 @@ func (p *msgProcess) stop(t *testing.T) {
 	}
 }
 
+// waitMetric polls /metrics until it holds line, failing the test after within.
+func (p *msgProcess) waitMetric(t *testing.T, line string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !strings.Contains(p.get(t, "/metrics"), line) {
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics never held %q within %v; stderr:\n%s", line, within, p.stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func (p *msgProcess) get(t *testing.T, path string) string {
 	t.Helper()
 	resp, err := http.Get("http://" + p.adminAddr + path)
@@ -155,7 +167,7 @@ func TestMsgCommandServesStoresAndRoutes(t *testing.T) {
 				args = append(args, "-redis-addr", redistest.Start(t).Addr, "-redis-prefix", "e2e:")
 			}
 			p := startMsg(t, args...)
-			select { // until it is, stored messages are not routed (they stay stored)
+			select {
 			case name := <-connected:
 				if name != "msg-1" {
 					t.Fatalf("the router's peer is %q, want msg-1", name)
@@ -163,6 +175,9 @@ func TestMsgCommandServesStoresAndRoutes(t *testing.T) {
 			case <-time.After(5 * time.Second):
 				t.Fatalf("msg never connected to the router; stderr:\n%s", p.stderr.String())
 			}
+			// The router sees the peer before msg sees its side of the link up; until
+			// msg does, stored messages are not routed (they stay stored).
+			p.waitMetric(t, "floodgate_msg_router_connected 1", 5*time.Second)
 			c := dialMsg(t, p.link)
 			m := &msg.Message{From: 1, To: 2, Payload: []byte("hello")}
 			if err := c.Append(ctx, m); err != nil {

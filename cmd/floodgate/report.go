@@ -35,6 +35,7 @@ func runReport(args []string, stdout, stderr io.Writer) int {
 		return reports.ExitHarness
 	}
 	fmt.Fprintln(stdout, reports.VerdictLine(sum, pos[0]))
+	fmt.Fprint(stdout, reports.FiguresText(sum))
 	return sum.ExitCode
 }
 

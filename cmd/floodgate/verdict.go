@@ -17,5 +17,6 @@ func verdict(dir string, _ *reports.RunInfo, _ error, stdout, stderr io.Writer) 
 		return exitHarness
 	}
 	fmt.Fprintln(stdout, reports.VerdictLine(sum, dir))
+	fmt.Fprint(stdout, reports.FiguresText(sum))
 	return sum.ExitCode
 }

@@ -49,6 +49,16 @@ func newServerMetrics(reg prometheus.Registerer, store Store, sink Sink) *server
 			Help: "Stored messages not forwarded to the router because it was unreachable (they stay stored)."},
 			func() float64 { return float64(dc.Dropped()) }))
 	}
+	if c, ok := sink.(Connector); ok {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "floodgate_msg_router_connected",
+			Help: "1 while the link to the router is up (stored messages are forwarded), else 0."},
+			func() float64 {
+				if c.Connected() {
+					return 1
+				}
+				return 0
+			}))
+	}
 	m := &serverMetrics{replayed: replayed}
 	for method := MethodAppend; method <= MethodWindow; method++ {
 		name := MethodName(method)

@@ -33,6 +33,12 @@ type DropCounter interface {
 	Dropped() uint64
 }
 
+// Connector is implemented by sinks that forward over a connection, to report
+// whether it is up now: while it is not, stored messages are not forwarded.
+type Connector interface {
+	Connected() bool
+}
+
 // LinkSink is a Sink that forwards each stored message to the router as a
 // RouteMethod notification over a link.Client. Forwarding is best effort: while the
 // link is down the notification is dropped (and counted); the message stays stored
@@ -82,3 +88,7 @@ func (s *LinkSink) Stored(m *Message) {
 
 // Dropped returns how many messages were not forwarded because the link was down.
 func (s *LinkSink) Dropped() uint64 { return s.dropped.Load() }
+
+// Connected reports whether the link to the router is up, so that a message stored
+// now is forwarded. It is the router's view that the link is up only once this is.
+func (s *LinkSink) Connected() bool { return s.c.Connected() }
