@@ -76,6 +76,7 @@ type Agent struct {
 	recipients      []int32 // non-idle users, in index order
 	recvLimit       int     // recipients[:recvLimit] are within the users meant to be connected
 	recvTarget      int     // users the plan means to be connected now (index bound)
+	loginFrontier   int     // every user below this index has logged in at least once
 	ledger          *ledger
 	counts          Counts
 	meters          *meters
@@ -183,11 +184,25 @@ func (a *Agent) setupUsers() {
 
 // followLogins lets messages go to the users the plan means to be connected and
 // that have logged in: when a step of a stepped run adds users, the recipients grow
-// with the new users' first logins (users connect in index order) rather than at
-// the step's start, so a message is never measured waiting for its recipient's
-// first connect — that is connect time, not push latency.
+// with the new users' first logins rather than at the step's start, so a message is
+// never measured waiting for its recipient's first connect — that is connect time,
+// not push latency. Users dial in index order but need not log in in that order (a
+// refused or BUSY-kicked one retries after later ones got in), so the bound is the
+// login frontier, not the number of logins.
 func (a *Agent) followLogins() {
-	a.limitRecipients(min(a.recvTarget, int(a.established)))
+	a.limitRecipients(min(a.recvTarget, a.loginFrontier))
+}
+
+// advanceLoginFrontier moves the login frontier past every user that has logged in
+// at least once; amortised O(1) per login.
+func (a *Agent) advanceLoginFrontier() {
+	for a.loginFrontier < len(a.users) {
+		u := a.users[a.loginFrontier]
+		if u.state != uActive && u.lostAt == 0 {
+			return
+		}
+		a.loginFrontier++
+	}
 }
 
 // limitRecipients lets messages go only to users below index n: in a stepped run

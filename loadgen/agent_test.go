@@ -167,24 +167,41 @@ func TestPlanValidation(t *testing.T) {
 // as push latency.
 func TestRecipientsOfAStepGrowWithFirstLogins(t *testing.T) {
 	a := &Agent{recipients: []int32{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}}
+	for i := range 10 {
+		a.users = append(a.users, &user{idx: int32(i), state: uOffline})
+	}
+	logIn := func(idx ...int) {
+		for _, i := range idx {
+			a.users[i].state = uActive
+		}
+		a.advanceLoginFrontier()
+	}
 	a.recvTarget = 4
 	a.limitRecipients(4) // the first step: 4 users, all logged in before traffic
-	a.established = 4
+	logIn(0, 1, 2, 3)
 	for _, tc := range []struct {
-		name        string
-		target      int
-		established uint64
-		want        int
+		name   string
+		target int
+		login  []int
+		want   int
 	}{
-		{"a step raises the target; nobody new is in yet", 10, 4, 4},
-		{"three of the step's users logged in", 10, 7, 7},
-		{"everyone is in", 10, 10, 10},
-		{"first logins never push past the target", 8, 10, 8},
+		{"a step raises the target; nobody new is in yet", 10, nil, 4},
+		{"three of the step's users logged in", 10, []int{4, 5, 6}, 7},
+		{"a refused user holds the frontier while later ones log in", 10, []int{8, 9}, 7},
+		{"the refused user gets in at last", 10, []int{7}, 10},
+		{"first logins never push past the target", 8, nil, 8},
 	} {
-		a.recvTarget, a.established = tc.target, tc.established
+		a.recvTarget = tc.target
+		logIn(tc.login...)
 		a.followLogins()
 		if a.recvLimit != tc.want {
 			t.Errorf("%s: %d recipients, want %d", tc.name, a.recvLimit, tc.want)
 		}
+	}
+	a.users[2].state, a.users[2].lostAt = uOffline, 1 // logged in once, now reconnecting
+	a.loginFrontier = 0
+	a.advanceLoginFrontier()
+	if a.loginFrontier != 10 {
+		t.Errorf("a user who logged in once and is reconnecting stops the frontier at %d", a.loginFrontier)
 	}
 }

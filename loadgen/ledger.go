@@ -34,6 +34,7 @@ type Counts struct {
 	Acked      uint64 `json:"acked_by_server"`
 	Delivered  uint64 `json:"delivered"`
 	Lost       uint64 `json:"lost"`
+	LostSlow   uint64 `json:"lost_slow"`    // of Lost, those whose recipient was a slow reader when it ended
 	Failed     uint64 `json:"failed"`       // sent, never acknowledged, never delivered
 	Late       uint64 `json:"late"`         // delivered after the deadline (already counted lost or failed)
 	Duplicates uint64 `json:"duplicates"`   // pushes of a seq the client already had (dropped)
@@ -49,6 +50,7 @@ func (c *Counts) Add(o Counts) {
 	c.Acked += o.Acked
 	c.Delivered += o.Delivered
 	c.Lost += o.Lost
+	c.LostSlow += o.LostSlow
 	c.Failed += o.Failed
 	c.Late += o.Late
 	c.Duplicates += o.Duplicates
@@ -56,6 +58,16 @@ func (c *Counts) Add(o Counts) {
 	c.Evicted += o.Evicted
 	c.Skipped += o.Skipped
 	c.Overflow += o.Overflow
+}
+
+// Sub returns c minus o: the counts of an interval, from two cumulative snapshots.
+func (c Counts) Sub(o Counts) Counts {
+	return Counts{
+		Sent: c.Sent - o.Sent, Acked: c.Acked - o.Acked, Delivered: c.Delivered - o.Delivered,
+		Lost: c.Lost - o.Lost, LostSlow: c.LostSlow - o.LostSlow, Failed: c.Failed - o.Failed, Late: c.Late - o.Late,
+		Duplicates: c.Duplicates - o.Duplicates, OutOfOrder: c.OutOfOrder - o.OutOfOrder, Evicted: c.Evicted - o.Evicted,
+		Skipped: c.Skipped - o.Skipped, Overflow: c.Overflow - o.Overflow,
+	}
 }
 
 func newLedger(capacity int) *ledger {

@@ -258,6 +258,7 @@ func (a *Agent) onEnded(e entry, lost bool) {
 	tag := TagPush
 	if a.users[e.to].slow {
 		tag = TagPushSlow
+		a.ledger.c.LostSlow++
 	}
 	a.meters.record(tag, int64(a.plan.Deadline)/1000)
 }

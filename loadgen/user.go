@@ -200,6 +200,7 @@ func (a *Agent) onLogin(u *user, ok *proto.LoginOK, now int64) {
 	if u.lostAt == 0 {
 		a.meters.record(TagConnect, (now-u.dialAt)/1000)
 		a.established++
+		a.advanceLoginFrontier()
 		if a.recvLimit < len(a.recipients) && int(u.idx) < a.recvTarget {
 			a.followLogins() // a step's new user is in
 		}

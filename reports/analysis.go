@@ -92,14 +92,8 @@ type tally struct {
 }
 
 func (t tally) minus(o tally) tally {
-	c, d := t.msgs, o.msgs
 	return tally{
-		msgs: loadgen.Counts{
-			Sent: c.Sent - d.Sent, Acked: c.Acked - d.Acked, Delivered: c.Delivered - d.Delivered, Lost: c.Lost - d.Lost,
-			Failed: c.Failed - d.Failed, Late: c.Late - d.Late, Duplicates: c.Duplicates - d.Duplicates,
-			OutOfOrder: c.OutOfOrder - d.OutOfOrder, Evicted: c.Evicted - d.Evicted, Skipped: c.Skipped - d.Skipped,
-			Overflow: c.Overflow - d.Overflow,
-		},
+		msgs:        t.msgs.Sub(o.msgs),
 		established: t.established - o.established,
 		reconnects:  t.reconnects - o.reconnects,
 	}

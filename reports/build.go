@@ -206,7 +206,7 @@ func (a *analysis) summarise() *Summary {
 
 // messages converts the agents' counts.
 func messages(c loadgen.Counts) Messages {
-	return Messages{Sent: c.Sent, Acked: c.Acked, Delivered: c.Delivered, Lost: c.Lost, Failed: c.Failed, Late: c.Late,
+	return Messages{Sent: c.Sent, Acked: c.Acked, Delivered: c.Delivered, Lost: c.Lost, LostSlow: c.LostSlow, Failed: c.Failed, Late: c.Late,
 		Duplicates: c.Duplicates, OutOfOrder: c.OutOfOrder, Evicted: c.Evicted, Skipped: c.Skipped, Overflow: c.Overflow}
 }
 

@@ -252,6 +252,41 @@ func TestLostMessagesInAccounting(t *testing.T) {
 	}
 }
 
+// Messages lost to slow readers are counted apart: gates can hold the normal readers
+// to zero loss while the slow ones lose theirs, and the headline says how it splits.
+func TestLossToSlowReadersIsCountedApart(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fxPhase{name: "steady", secs: 5})
+	f.gates = []string{"lost_normal == 0", "lost_slow > 0", "lost == 0"}
+	f.counts = func(a int) loadgen.Counts {
+		return loadgen.Counts{Sent: 1000, Acked: 1000, Delivered: 900, Lost: 100, LostSlow: 100 - uint64(a)}
+	}
+	f.steadySystem(1000)
+	s := build(t, f)
+	if m := s.Messages; m.Lost != 200 || m.LostSlow != 199 || m.LostNormal() != 1 {
+		t.Fatalf("accounting %+v", m)
+	}
+	for _, c := range []struct {
+		gate  string
+		pass  bool
+		value float64
+	}{{"lost_normal == 0", false, 1}, {"lost_slow > 0", true, 199}, {"lost == 0", false, 200}} {
+		if g := gate(t, s, c.gate, ""); g.Pass != c.pass || g.Value == nil || *g.Value != c.value {
+			t.Errorf("gate %q: %+v, want pass=%v value=%v", c.gate, g, c.pass, c.value)
+		}
+	}
+	if line, want := VerdictLine(s, f.dir), "lost 200 of 2,000 sent (1 to normal readers, 199 to slow readers)"; !strings.Contains(line, want) {
+		t.Errorf("verdict line %q lacks %q", line, want)
+	}
+	md, err := os.ReadFile(filepath.Join(f.dir, FileReport))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(md), "| whole run | 2,000 | 2,000 | 1,800 | 200 (199 slow) |") {
+		t.Errorf("report.md lacks the split accounting row:\n%s", md)
+	}
+}
+
 // A restarted gateway's counters restart at zero: the increase counts both
 // incarnations whole.
 func TestCountersAcrossRestart(t *testing.T) {

@@ -113,9 +113,8 @@ func buildDocument(in reportInput) document {
 	default:
 		d.Headline = "The harness failed: " + s.HarnessError
 	}
-	d.Headline += fmt.Sprintf(" Push p99 %s over %s samples; %s lost of %s sent. Exit code %d.",
-		fmtUS(float64(s.PushLatencyUS.P99)), fmtCount(float64(s.PushLatencyUS.Count)),
-		fmtCount(float64(s.Messages.Lost)), fmtCount(float64(s.Messages.Sent)), s.ExitCode)
+	d.Headline += fmt.Sprintf(" Push p99 %s over %s samples; %s. Exit code %d.",
+		fmtUS(float64(s.PushLatencyUS.P99)), fmtCount(float64(s.PushLatencyUS.Count)), lossText(s.Messages), s.ExitCode)
 	d.Sections = append(d.Sections, gateSection(s), metaSection(s), latencySection(in), accountingSection(s),
 		connectionSection(in), resourceSection(in), faultSection(in), alertSection(in), eventSection(in), caveatSection(s))
 	if in.capacity != nil {
@@ -224,7 +223,11 @@ func latencySection(in reportInput) section {
 // countRow prints one accounting row.
 func countRow(name string, m Messages) []string {
 	c := func(v uint64) string { return fmtCount(float64(v)) }
-	return []string{name, c(m.Sent), c(m.Acked), c(m.Delivered), c(m.Lost), c(m.Failed), c(m.Late),
+	lost := c(m.Lost)
+	if m.LostSlow > 0 {
+		lost += " (" + c(m.LostSlow) + " slow)"
+	}
+	return []string{name, c(m.Sent), c(m.Acked), c(m.Delivered), lost, c(m.Failed), c(m.Late),
 		c(m.Duplicates), c(m.OutOfOrder), c(m.Evicted), c(m.Skipped), c(m.Overflow)}
 }
 
@@ -237,7 +240,7 @@ func accountingSection(s *Summary) section {
 		}
 	}
 	return section{ID: "delivery", Title: "Delivery accounting", Tables: []table{t},
-		Paras: []string{"Lost: acknowledged by the server, not delivered by the deadline. Failed: never acknowledged. Late: delivered after the deadline (already counted lost or failed). Evicted: no longer held by the server at SYNC. Skipped: send slots with no sender online. Overflow: ended early because the agent's ledger was full."}}
+		Paras: []string{"Lost: acknowledged by the server, not delivered by the deadline (in brackets, those to slow readers). Failed: never acknowledged. Late: delivered after the deadline (already counted lost or failed). Evicted: no longer held by the server at SYNC. Skipped: send slots with no sender online. Overflow: ended early because the agent's ledger was full."}}
 }
 
 func millisRow(name string, m MillisStats) []string {

@@ -83,14 +83,14 @@ func (a *analysis) measure(metric, stat string, sc scope) (v float64, ok bool, w
 		return v, true, ""
 	}
 	switch metric {
-	case "sent", "acked", "delivered", "lost", "failed", "duplicates", "out_of_order", "evicted", "established", "reconnects":
+	case "sent", "acked", "delivered", "lost", "lost_slow", "lost_normal", "failed", "duplicates", "out_of_order", "evicted", "established", "reconnects":
 		t, ok := a.counts(sc)
 		if !ok {
 			return 0, false, "no agent results or progress reports"
 		}
 		m := t.msgs
 		return float64(map[string]uint64{
-			"sent": m.Sent, "acked": m.Acked, "delivered": m.Delivered, "lost": m.Lost, "failed": m.Failed,
+			"sent": m.Sent, "acked": m.Acked, "delivered": m.Delivered, "lost": m.Lost, "lost_slow": m.LostSlow, "lost_normal": m.Lost - m.LostSlow, "failed": m.Failed,
 			"duplicates": m.Duplicates, "out_of_order": m.OutOfOrder, "evicted": m.Evicted,
 			"established": t.established, "reconnects": t.reconnects,
 		}[metric]), true, ""

@@ -77,6 +77,7 @@ type Messages struct {
 	Acked      uint64 `json:"acked_by_server"`
 	Delivered  uint64 `json:"delivered"`
 	Lost       uint64 `json:"lost"`
+	LostSlow   uint64 `json:"lost_slow"` // of Lost, those to slow readers (push_slow): apart from the normal readers' loss
 	Failed     uint64 `json:"failed"`
 	Late       uint64 `json:"late"`
 	Duplicates uint64 `json:"duplicates"`
@@ -85,6 +86,9 @@ type Messages struct {
 	Skipped    uint64 `json:"skipped"`
 	Overflow   uint64 `json:"overflow"`
 }
+
+// LostNormal is how many messages normal readers lost: Lost without LostSlow.
+func (m Messages) LostNormal() uint64 { return m.Lost - m.LostSlow }
 
 // MillisStats summarises a latency series in milliseconds.
 type MillisStats struct {

@@ -101,13 +101,23 @@ func VerdictLine(s *Summary, dir string) string {
 			failed++
 		}
 	}
-	line := fmt.Sprintf("%s: %s (exit %d) — %d/%d gates passed; push p99 %s over %d samples; lost %d of %d sent",
+	line := fmt.Sprintf("%s: %s (exit %d) — %d/%d gates passed; push p99 %s over %s samples; %s",
 		s.Scenario, strings.ToUpper(s.Verdict), s.ExitCode, len(s.Gates)-failed, len(s.Gates),
-		fmtUS(float64(s.PushLatencyUS.P99)), s.PushLatencyUS.Count, s.Messages.Lost, s.Messages.Sent)
+		fmtUS(float64(s.PushLatencyUS.P99)), fmtCount(float64(s.PushLatencyUS.Count)), lossText(s.Messages))
 	if len(s.InvalidReasons) > 0 {
 		line += "; invalid: " + strings.Join(s.InvalidReasons, "; ")
 	}
 	return line + " → " + filepath.Join(dir, FileHTML)
+}
+
+// lossText says how many messages were lost of those sent and, when slow readers
+// lost some, how the loss splits: theirs is expected, the normal readers' is not.
+func lossText(m Messages) string {
+	text := fmt.Sprintf("lost %s of %s sent", fmtCount(float64(m.Lost)), fmtCount(float64(m.Sent)))
+	if m.LostSlow > 0 {
+		text += fmt.Sprintf(" (%s to normal readers, %s to slow readers)", fmtCount(float64(m.LostNormal())), fmtCount(float64(m.LostSlow)))
+	}
+	return text
 }
 
 // FiguresText is what `floodgate scenario run` prints under its verdict line: the
@@ -119,8 +129,8 @@ func FiguresText(s *Summary) string {
 		if l.Count == 0 {
 			return
 		}
-		fmt.Fprintf(&b, "  %-10s p50 %s · p90 %s · p99 %s · p99.9 %s · max %s  (%d samples)\n", name,
-			fmtUS(float64(l.P50)), fmtUS(float64(l.P90)), fmtUS(float64(l.P99)), fmtUS(float64(l.P999)), fmtUS(float64(l.Max)), l.Count)
+		fmt.Fprintf(&b, "  %-10s p50 %s · p90 %s · p99 %s · p99.9 %s · max %s  (%s samples)\n", name,
+			fmtUS(float64(l.P50)), fmtUS(float64(l.P90)), fmtUS(float64(l.P99)), fmtUS(float64(l.P999)), fmtUS(float64(l.Max)), fmtCount(float64(l.Count)))
 	}
 	ms := func(name string, m MillisStats) {
 		us(name, Latency{Count: m.Count, P50: int64(m.P50 * 1000), P90: int64(m.P90 * 1000), P99: int64(m.P99 * 1000),

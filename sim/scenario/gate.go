@@ -35,7 +35,7 @@ const (
 var Metrics = map[string]string{
 	"push": KindLatency, "push_slow": KindLatency, "connect": KindLatency, "reconnect": KindLatency,
 	"lag": KindLatency, "hiccup": KindLatency,
-	"sent": KindCount, "acked": KindCount, "delivered": KindCount, "lost": KindCount, "failed": KindCount,
+	"sent": KindCount, "acked": KindCount, "delivered": KindCount, "lost": KindCount, "lost_slow": KindCount, "lost_normal": KindCount, "failed": KindCount,
 	"duplicates": KindCount, "out_of_order": KindCount, "evicted": KindCount,
 	"established": KindCount, "peak_established": KindCount, "reconnects": KindCount,
 	"rejected_busy": KindCount, "kicks_slow": KindCount, "process_deaths": KindCount,
