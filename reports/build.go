@@ -326,7 +326,7 @@ func (a *analysis) caveats(s *Summary) []string {
 	}
 	switch s.Mode {
 	case "netns":
-		add("netns mode: hosts are network namespaces joined by veth pairs, which have no NIC offloads; per-packet costs differ from real NICs.")
+		add("netns mode: hosts are network namespaces on one bridge, joined by veth pairs, which have no NIC offloads and no wire latency; per-packet costs differ from real NICs.")
 	case "loopback":
 		add("loopback mode: every host shares the root network namespace on distinct 127.x addresses; there is no network between them.")
 	}

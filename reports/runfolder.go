@@ -66,7 +66,7 @@ type RunInfo struct {
 	Events       []RunEvent     `json:"events"`            // unexpected deaths, autoscale actions, harness problems
 	Invalid      []string       `json:"invalid,omitempty"` // reasons the runner already knows the run is invalid
 	HarnessError string         `json:"harness_error,omitempty"`
-	Caveats      []string       `json:"caveats"`
+	Caveats      []string       `json:"caveats"` // what the runner knows makes this run's numbers less than real; reports adds the mode's and the shared CPUs'.
 	Interrupted  bool           `json:"interrupted"`
 	Extra        map[string]any `json:"extra,omitempty"`
 }

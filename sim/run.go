@@ -142,9 +142,6 @@ func (r *runner) describe() {
 		Commit: strings.TrimSpace(string(commit)), Kernel: unix.ByteSliceToString(uts.Release[:]),
 		CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), NofileHard: rl.Max, Started: time.Now(),
 		Agents: sc.Topology.Agents, Clients: int64(sc.Clients.Count),
-		Caveats: []string{
-			fmt.Sprintf("every process shares this machine's %d CPUs: load generation competes with the system under test", runtime.NumCPU()),
-		},
 	}
 }
 
@@ -169,11 +166,6 @@ func (r *runner) run(ctx context.Context) error {
 			r.info.Invalid = append(r.info.Invalid, fmt.Sprintf("preflight: %s = %s: %s", c.Name, c.Value, c.Advice))
 		}
 		return nil // invalid, not a harness error
-	}
-	if mode == netns.ModeLoopback {
-		r.info.Caveats = append(r.info.Caveats, "loopback mode: every host is an address on lo in one namespace; no bridge, no veth")
-	} else {
-		r.info.Caveats = append(r.info.Caveats, "hosts are network namespaces on one bridge: veth pairs have no NIC offloads, no wire latency")
 	}
 
 	b := make([]byte, 24)
