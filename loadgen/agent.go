@@ -270,6 +270,7 @@ func (a *Agent) Run(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	a.meters = m
+	defer m.close() // on every path; finish closes it first to report a write error
 
 	rctx, stopReactor := context.WithCancel(context.Background())
 	rdone := make(chan error, 1)

@@ -91,7 +91,8 @@ func (a *Agent) snapshot(st *runState) Snapshot {
 func (a *Agent) finish(st *runState, started time.Time, interrupted bool) (*Result, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	err := a.meters.rotate(time.Now())
+	a.meters.rotate(time.Now())
+	err := a.meters.close()
 	c := a.counts
 	c.Add(a.ledger.c)
 	res := &Result{
