@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -79,20 +80,10 @@ func (r *runner) apply(ctx context.Context, phase string, f scenario.Fault) {
 		}
 		ev.Target = strings.Join(names, ",")
 	case "reconnect_storm":
-		// Every gateway dies at once and comes straight back: every client
-		// reconnects together.
+		err = r.storm(ctx)
 		r.mu.Lock()
-		n := r.gateways
+		ev.Detail = fmt.Sprintf("%d gateways restarted", r.gateways)
 		r.mu.Unlock()
-		for i := 1; i <= n; i++ {
-			r.kill(fmt.Sprintf("gw-%d", i))
-		}
-		for i := 1; i <= n; i++ {
-			if _, e := r.startGateway(ctx, i); e != nil && err == nil {
-				err = e
-			}
-		}
-		ev.Detail = fmt.Sprintf("%d gateways restarted", n)
 	case "connect_flood":
 		err = r.flood(ctx, f, phase)
 	}
@@ -105,6 +96,35 @@ func (r *runner) apply(ctx context.Context, phase string, f scenario.Fault) {
 	r.mu.Lock()
 	r.info.Faults = append(r.info.Faults, ev)
 	r.mu.Unlock()
+}
+
+// storm kills every gateway at once and starts them all again at once, so that
+// every client reconnects together. All are signalled before any exit is awaited:
+// a process holding 10k sockets takes a while to die, and killing them one after
+// another would instead herd each dead gateway's clients onto the ones still up (a
+// cascade, not a storm).
+func (r *runner) storm(ctx context.Context) error {
+	r.mu.Lock()
+	n := r.gateways
+	r.mu.Unlock()
+	var dying []*proc
+	for i := 1; i <= n; i++ {
+		if p := r.live(fmt.Sprintf("gw-%d", i)); p != nil && p.alive() {
+			p.expect("fault")
+			p.signal(syscall.SIGKILL)
+			dying = append(dying, p)
+		}
+	}
+	for _, p := range dying {
+		<-p.exited
+	}
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := 1; i <= n; i++ {
+		wg.Go(func() { _, errs[i-1] = r.startGateway(ctx, i) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // kill SIGKILLs a process (its exit is the fault's, not unexpected).
