@@ -3,8 +3,6 @@ package loadgen
 import (
 	"context"
 	"log/slog"
-	"math"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -205,43 +203,5 @@ func TestRecipientsOfAStepGrowWithFirstLogins(t *testing.T) {
 	a.advanceLoginFrontier()
 	if a.loginFrontier != 10 {
 		t.Errorf("a user who logged in once and is reconnecting stops the frontier at %d", a.loginFrontier)
-	}
-}
-
-// Dials follow ipconf's weights among the top K, as a fleet of clients each
-// dialling the head of its own weighted draw would, and never go back to the
-// gateway that just refused the user while another is on offer.
-func TestPickGatewayFollowsWeightsAndAvoidsTheRefuser(t *testing.T) {
-	for _, tc := range []struct {
-		name    string
-		weights []float64
-		k       int
-		avoid   int
-		want    []float64 // expected share of each index of the first k
-	}{
-		{"weighted head", []float64{0.5, 0.3, 0.2, 0.1}, 3, -1, []float64{0.5, 0.3, 0.2}},
-		{"the refuser is skipped, the rest renormalised", []float64{0.5, 0.3, 0.2}, 3, 0, []float64{0, 0.6, 0.4}},
-		{"a fixed list without weights is uniform", nil, 3, -1, []float64{1. / 3, 1. / 3, 1. / 3}},
-		{"without weights the refuser is still skipped", nil, 3, 1, []float64{0.5, 0, 0.5}},
-		{"all weights zero: uniform", []float64{0, 0, 0}, 2, -1, []float64{0.5, 0.5}},
-		{"one best gateway that refused: its fallback", []float64{0.9, 0.1}, 2, 0, []float64{0, 1}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			rng := rand.New(rand.NewPCG(1, 2))
-			const n = 60_000
-			counts := make([]int, tc.k)
-			for range n {
-				i := pickGateway(rng, tc.weights, tc.k, tc.avoid)
-				if i < 0 || i >= tc.k {
-					t.Fatalf("picked %d, outside the first %d", i, tc.k)
-				}
-				counts[i]++
-			}
-			for i, want := range tc.want {
-				if got := float64(counts[i]) / n; math.Abs(got-want) > 0.01 {
-					t.Errorf("index %d: share %.3f, want %.3f", i, got, want)
-				}
-			}
-		})
 	}
 }
