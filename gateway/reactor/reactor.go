@@ -92,9 +92,9 @@ var ErrTruncatedFrame = errors.New("reactor: stream ended inside a frame")
 // WriteDynamic is the default, by measurement and by simplicity. make bench
 // (reports/out/bench/reactor.md, 2026-11-26) found the two strategies tied: on plain
 // echo no write ever queues, so both run the same path; under real backpressure
-// (50 connections × 64 in flight through 4 KiB socket buffers, ~2.6 MiB queued)
-// 88.3k vs 90.0k msgs/s and 6.71 vs 6.57 µs of server CPU per message, inside the
-// ±15% round-to-round spread. With no speed to gain, the simpler invariant wins:
+// (50 connections × 64 in flight through 4 KiB socket buffers, ~2.5 MiB queued)
+// 107.3k vs 108.8k msgs/s and 5.98 vs 5.89 µs of server CPU per message (an earlier
+// run: 88.3k vs 90.0k), inside the ±15% round-to-round spread. With no speed to gain, the simpler invariant wins:
 // arming EPOLLOUT with epoll_ctl re-reads readiness at once, so no edge can be
 // lost, whereas WriteAlways must guard the window between a writer's EAGAIN and
 // its queueing (outWriting) against an edge the epoller would otherwise ignore.
