@@ -53,15 +53,9 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs.Var(sizes, "sizes", "echo: message sizes, the whole frame on the wire (header included)")
 	fs.Var(&pipeSize, "pipe-size", "pipelined: message size")
 	fs.Var(&pipeBuf, "pipe-sockbuf", "pipelined: the server's SO_SNDBUF and the clients' SO_RCVBUF")
-	var lf logFlags
-	lf.register(fs)
-	if stop, code := parse(fs, args, stderr); stop {
+	log, done, code := parseLogged(fs, args, stderr)
+	if done {
 		return code
-	}
-	log, err := lf.logger(stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, "bench:", err)
-		return 2
 	}
 	cfg := bench.Config{
 		Out: *out, Floodgate: *floodgate, Peer: *peer,
@@ -98,19 +92,14 @@ func runBenchClient(args []string, stdout, stderr io.Writer) int {
 	)
 	fs.Var(targets, "targets", "servers, ip:port, comma-separated; connections go round-robin")
 	fs.Var(&rcvbuf, "rcvbuf", "SO_RCVBUF per connection (0: kernel autotuning)")
-	var lf logFlags
-	lf.register(fs)
-	if stop, code := parse(fs, args, stderr); stop {
+	log, done, code := parseLogged(fs, args, stderr)
+	if done {
 		return code
-	}
-	log, err := lf.logger(stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, "bench client:", err)
-		return 2
 	}
 	cfg := bench.ClientConfig{Targets: targets.v, Conns: *conns, DialWindow: *window, ConnectTimeout: *timeout,
 		RecvBuffer: rcvbuf.Int(), Logger: log}
 	if *src != "" {
+		var err error
 		if cfg.Source, err = netip.ParseAddr(*src); err != nil {
 			fmt.Fprintln(stderr, "bench client: -src:", err)
 			return 2

@@ -59,6 +59,23 @@ func (s *secretFlags) load() ([]byte, error) {
 
 // parse parses a subcommand's flags; it returns an exit code > 0 when the caller
 // should stop (0 after -h).
+// parseLogged registers the -log-level and -log-format flags on fs, parses args
+// and builds the logger they ask for, writing to stderr. stop says the command ends
+// here with code: 0 after -h, 2 after a bad flag or argument.
+func parseLogged(fs *flag.FlagSet, args []string, stderr io.Writer) (log *slog.Logger, stop bool, code int) {
+	var lf logFlags
+	lf.register(fs)
+	if stop, code := parse(fs, args, stderr); stop {
+		return nil, true, code
+	}
+	log, err := lf.logger(stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
+		return nil, true, 2
+	}
+	return log, false, 0
+}
+
 func parse(fs *flag.FlagSet, args []string, stderr io.Writer) (stop bool, code int) {
 	fs.SetOutput(stderr)
 	if err := fs.Parse(args); err != nil {

@@ -34,17 +34,11 @@ func runControl(args []string, stdout, stderr io.Writer) int {
 		outboundMax    = units.Size(64 << 20)
 	)
 	fs.Var(&outboundMax, "outbound-queued-max", "congestion when a gateway's queued outbound bytes exceed this")
-	var lf logFlags
-	lf.register(fs)
 	var sec secretFlags
 	sec.register(fs)
-	if stop, code := parse(fs, args, stderr); stop {
+	log, done, code := parseLogged(fs, args, stderr)
+	if done {
 		return code
-	}
-	log, err := lf.logger(stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, "control:", err)
-		return 2
 	}
 	if *stateAddr == "" {
 		fmt.Fprintln(stderr, "control: -state is required")

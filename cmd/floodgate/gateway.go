@@ -52,17 +52,11 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&hardCap, "write-hard-cap", "queued output per connection that kicks it as SLOW")
 	fs.Var(&sndbuf, "sndbuf", "SO_SNDBUF per connection (0: kernel autotuning)")
 	fs.Var(&rcvbuf, "rcvbuf", "SO_RCVBUF per connection (0: kernel autotuning)")
-	var lf logFlags
-	lf.register(fs)
 	var sec secretFlags
 	sec.register(fs)
-	if stop, code := parse(fs, args, stderr); stop {
+	log, done, code := parseLogged(fs, args, stderr)
+	if done {
 		return code
-	}
-	log, err := lf.logger(stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, "gateway:", err)
-		return 2
 	}
 	rc := reactor.Config{
 		Addr: *listen, MaxConns: *maxConns, Epollers: *epollers, Listeners: *listeners, Workers: *workers,

@@ -35,17 +35,11 @@ func runIpconf(args []string, stdout, stderr io.Writer) int {
 		poll         = fs.Duration("poll", 500*time.Millisecond, "how often the gateway table is read")
 		shutdownWait = fs.Duration("shutdown-timeout", 5*time.Second, "bound on finishing in-flight requests at SIGTERM")
 	)
-	var lf logFlags
-	lf.register(fs)
 	var sec secretFlags
 	sec.register(fs)
-	if stop, code := parse(fs, args, stderr); stop {
+	log, done, code := parseLogged(fs, args, stderr)
+	if done {
 		return code
-	}
-	log, err := lf.logger(stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, "ipconf:", err)
-		return 2
 	}
 	if *stateAddr == "" {
 		fmt.Fprintln(stderr, "ipconf: -state is required")

@@ -41,15 +41,9 @@ func runLoadgen(args []string, stdout, stderr io.Writer) int {
 	)
 	var sec secretFlags
 	sec.register(fs)
-	var lf logFlags
-	lf.register(fs)
-	if stop, code := parse(fs, args, stderr); stop {
+	log, done, code := parseLogged(fs, args, stderr)
+	if done {
 		return code
-	}
-	log, err := lf.logger(stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, "loadgen:", err)
-		return 2
 	}
 	seg, err := loadgen.ParseSegment(*segment)
 	if err != nil {

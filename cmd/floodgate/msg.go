@@ -29,17 +29,11 @@ func runMsg(args []string, stdout, stderr io.Writer) int {
 		inbox       = fs.Int("inbox", 1024, "messages kept per user until acknowledged; beyond it the oldest are evicted")
 		router      = fs.String("router", "", "router link address to forward stored messages to (empty: none); while it is unreachable they are not routed, only stored")
 	)
-	var lf logFlags
-	lf.register(fs)
 	var sec secretFlags
 	sec.register(fs)
-	if stop, code := parse(fs, args, stderr); stop {
+	log, done, code := parseLogged(fs, args, stderr)
+	if done {
 		return code
-	}
-	log, err := lf.logger(stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, "msg:", err)
-		return 2
 	}
 	if *inbox <= 0 {
 		fmt.Fprintf(stderr, "msg: -inbox %d: want at least 1\n", *inbox)

@@ -26,15 +26,9 @@ func runRouter(args []string, stdout, stderr io.Writer) int {
 	)
 	var sec secretFlags
 	sec.register(fs)
-	var lf logFlags
-	lf.register(fs)
-	if stop, code := parse(fs, args, stderr); stop {
+	log, done, code := parseLogged(fs, args, stderr)
+	if done {
 		return code
-	}
-	log, err := lf.logger(stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, "router:", err)
-		return 2
 	}
 	secret, err := sec.load()
 	if err != nil {

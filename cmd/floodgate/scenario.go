@@ -74,15 +74,9 @@ func scenarioRun(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("scenario run", flag.ContinueOnError)
 	out := fs.String("out", "", "run folder (default reports/out/<name>/<UTC time>, with a latest link beside it)")
 	mode := fs.String("mode", "", "netns or loopback (default: the scenario's; auto picks netns when root)")
-	var lf logFlags
-	lf.register(fs)
-	if stop, code := parse(fs, args, stderr); stop {
+	log, done, code := parseLogged(fs, args, stderr)
+	if done {
 		return code
-	}
-	log, err := lf.logger(stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, "scenario:", err)
-		return 2
 	}
 	s, err := scenario.Load(file)
 	if err != nil {

@@ -26,17 +26,11 @@ func runState(args []string, stdout, stderr io.Writer) int {
 		retention   = fs.Duration("retention", time.Hour, "how long a dead gateway stays listed")
 		poll        = fs.Duration("poll", 100*time.Millisecond, "how often to check leases for lapses to push to watchers")
 	)
-	var lf logFlags
-	lf.register(fs)
 	var sec secretFlags
 	sec.register(fs)
-	if stop, code := parse(fs, args, stderr); stop {
+	log, done, code := parseLogged(fs, args, stderr)
+	if done {
 		return code
-	}
-	log, err := lf.logger(stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, "state:", err)
-		return 2
 	}
 	secret, err := sec.load()
 	if err != nil {

@@ -22,15 +22,9 @@ func runUp(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("up", flag.ContinueOnError)
 	host := fs.String("host", "127.0.0.1", "address every component binds (ports are picked)")
 	gateways := fs.Int("gateways", 2, "gateways to run")
-	var lf logFlags
-	lf.register(fs)
-	if stop, code := parse(fs, args, stderr); stop {
+	log, done, code := parseLogged(fs, args, stderr)
+	if done {
 		return code
-	}
-	log, err := lf.logger(stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, "up:", err)
-		return 2
 	}
 	secret := []byte(os.Getenv("FLOODGATE_SECRET"))
 	generated := len(secret) == 0
