@@ -313,7 +313,7 @@ type faultShading struct{ spans []span }
 func (f faultShading) Plot(c draw.Canvas, p *plot.Plot) {
 	trX, _ := p.Transforms(&c)
 	sty := draw.TextStyle{Color: colFaultEdge(), Font: sans(10), Handler: p.TextHandler, XAlign: draw.XLeft, YAlign: draw.YTop}
-	var rowEnds []vg.Length
+	var rows labelRows
 	for _, s := range f.spans {
 		x0, x1 := trX(s.from), trX(s.to)
 		if x1 < c.Min.X || x0 > c.Max.X {
@@ -328,14 +328,7 @@ func (f faultShading) Plot(c draw.Canvas, p *plot.Plot) {
 		}
 		w := sty.Width(s.label)
 		lx := min(x0+3, c.Max.X-w-2)
-		row := 0
-		for row < len(rowEnds) && rowEnds[row] > lx {
-			row++
-		}
-		if row == len(rowEnds) {
-			rowEnds = append(rowEnds, 0)
-		}
-		rowEnds[row] = lx + w + 6
+		row := rows.place(lx, w)
 		pt := vg.Point{X: lx, Y: c.Max.Y - 3 - vg.Length(row)*sty.Height(s.label)}
 		labelBox(c, pt, w, sty.Height(s.label), false)
 		c.FillText(sty, pt, s.label)
@@ -347,6 +340,23 @@ func (faultShading) Thumbnail(c *draw.Canvas) {
 	c.FillPolygon(colFault(), []vg.Point{c.Min, {X: c.Max.X, Y: c.Min.Y}, c.Max, {X: c.Min.X, Y: c.Max.Y}})
 }
 
+// labelRows stacks labels along an edge of a plot: a label that would overlap the
+// last one placed on a row goes to the next row.
+type labelRows []vg.Length // each row's right end so far
+
+// place returns the row for a label from x to x+w and reserves that stretch.
+func (r *labelRows) place(x, w vg.Length) int {
+	row := 0
+	for row < len(*r) && (*r)[row] > x {
+		row++
+	}
+	if row == len(*r) {
+		*r = append(*r, 0)
+	}
+	(*r)[row] = x + w + 6
+	return row
+}
+
 // phaseMarks draws a dashed line at each phase start, its name along the bottom.
 type phaseMarks struct{ spans []span }
 
@@ -356,7 +366,7 @@ func (m phaseMarks) Plot(c draw.Canvas, p *plot.Plot) {
 	line := lineStyle(colPhase(), 1)
 	line.Dashes = []vg.Length{3, 3}
 	sty := draw.TextStyle{Color: colPhase(), Font: sans(10), Handler: p.TextHandler, XAlign: draw.XLeft, YAlign: draw.YBottom}
-	var rowEnds []vg.Length
+	var rows labelRows
 	for _, s := range m.spans {
 		x := trX(s.from)
 		if x < c.Min.X || x > c.Max.X {
@@ -365,14 +375,7 @@ func (m phaseMarks) Plot(c draw.Canvas, p *plot.Plot) {
 		c.StrokeLine2(line, x, c.Min.Y, x, c.Max.Y)
 		w := sty.Width(s.label)
 		lx := min(x+3, c.Max.X-w-2)
-		row := 0
-		for row < len(rowEnds) && rowEnds[row] > lx {
-			row++
-		}
-		if row == len(rowEnds) {
-			rowEnds = append(rowEnds, 0)
-		}
-		rowEnds[row] = lx + w + 6
+		row := rows.place(lx, w)
 		pt := vg.Point{X: lx, Y: c.Min.Y + 3 + vg.Length(row)*sty.Height(s.label)}
 		labelBox(c, pt, w, sty.Height(s.label), true)
 		c.FillText(sty, pt, s.label)
