@@ -2,6 +2,7 @@ package reports
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"math"
@@ -189,18 +190,9 @@ func secs(s float64) time.Duration {
 // writeMergedHlog writes one tag's merged bins as an interval log with absolute
 // time stamps (base time 0: the stamps themselves are seconds since the epoch, to
 // the millisecond), readable by any HdrHistogram log tool.
-func writeMergedHlog(path, tag string, bins []binHist) (err error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-	}()
-	w := bufio.NewWriter(f)
-	lw := hdr.NewHistogramLogWriter(w)
+func writeMergedHlog(path, tag string, bins []binHist) error {
+	var w bytes.Buffer
+	lw := hdr.NewHistogramLogWriter(&w)
 	if err := lw.OutputLogFormatVersion(); err != nil {
 		return err
 	}
@@ -227,5 +219,5 @@ func writeMergedHlog(path, tag string, bins []binHist) (err error) {
 			return fmt.Errorf("%s: %w", path, err)
 		}
 	}
-	return w.Flush()
+	return writeFile(path, w.Bytes())
 }

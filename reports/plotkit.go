@@ -1,10 +1,10 @@
 package reports
 
 import (
+	"bytes"
 	"fmt"
 	"image/color"
 	"math"
-	"os"
 	"strconv"
 
 	"gonum.org/v1/plot"
@@ -70,7 +70,7 @@ func newPlot(title, xLabel, yLabel string) *plot.Plot {
 }
 
 // savePNG draws panels stacked top to bottom, sharing the width, into a PNG.
-func savePNG(path string, panels ...*plot.Plot) (err error) {
+func savePNG(path string, panels ...*plot.Plot) error {
 	img := vgimg.NewWith(vgimg.UseWH(plotWidth, panelH*vg.Length(len(panels))), vgimg.UseDPI(plotDPI))
 	dc := draw.New(img)
 	grid := make([][]*plot.Plot, len(panels))
@@ -84,19 +84,11 @@ func savePNG(path string, panels ...*plot.Plot) (err error) {
 		p.Add(legendBackdrop{})
 		p.Draw(cs[i][0])
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-	}()
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
+	var buf bytes.Buffer
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(&buf); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	return nil
+	return writeFile(path, buf.Bytes())
 }
 
 // lineStyle returns a solid line of a colour and width.
