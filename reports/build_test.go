@@ -58,18 +58,14 @@ func TestPercentilesMergeAcrossAgents(t *testing.T) {
 	}
 	f.steadySystem(1000)
 	s := build(t, f)
-	if got, want := s.PushLatencyUS, fromLoadgen(loadgen.Summarise(f.ref[loadgen.TagPush])); got != want {
+	if got, want := s.PushLatencyUS, loadgen.Summarise(f.ref[loadgen.TagPush]); got != want {
 		t.Fatalf("whole run: merged %+v, single histogram %+v", got, want)
 	}
 	for _, ph := range s.Phases {
-		if got, want := ph.PushLatencyUS, fromLoadgen(loadgen.Summarise(f.refPhase[ph.Name][loadgen.TagPush])); got != want {
+		if got, want := ph.PushLatencyUS, loadgen.Summarise(f.refPhase[ph.Name][loadgen.TagPush]); got != want {
 			t.Fatalf("phase %s: merged %+v, single histogram %+v", ph.Name, got, want)
 		}
 	}
-}
-
-func fromLoadgen(p loadgen.Percentiles) Latency {
-	return Latency{Count: p.Count, P50: p.P50, P90: p.P90, P99: p.P99, P999: p.P999, P9999: p.P9999, Max: p.Max}
 }
 
 // Intervals go to the phase their time falls in; what the agents log after the

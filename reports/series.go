@@ -42,17 +42,10 @@ func (a hist) count() int64 {
 	return a.p.TotalCount()
 }
 
-// Latency summarises one latency series, in microseconds. A series with no samples
-// has Count 0 and every other field 0: check Count before reading the rest.
-type Latency struct {
-	Count int64 `json:"count"`
-	P50   int64 `json:"p50"`
-	P90   int64 `json:"p90"`
-	P99   int64 `json:"p99"`
-	P999  int64 `json:"p999"`
-	P9999 int64 `json:"p9999"`
-	Max   int64 `json:"max"`
-}
+// Latency summarises one latency series, in microseconds: the same figures an agent
+// reports for its own histograms. A series with no samples has Count 0 and every
+// other field 0: check Count before reading the rest.
+type Latency = loadgen.Percentiles
 
 // latency summarises the series. Percentiles are HdrHistogram's: the highest
 // value equivalent to the sample at that rank (3 significant digits).
