@@ -264,14 +264,26 @@ func (r *Router) push(s state.Session, p pendingMsg) {
 // would strand it: a recipient who has already SYNCed on its new gateway learns of
 // a stored message only from a push or a later gap.
 func (r *Router) unreachable(s state.Session, p pendingMsg) {
+	r.reroute(s, p, "unreachable", retryPause<<(p.attempt+1))
+}
+
+// reroute drops s's cached route and routes p again from a fresh lookup after
+// pause (0: at once, off the caller's goroutine, since route may wait for a lookup
+// slot), unless p has used its retries: then it is counted under outcome and stays
+// stored, for SYNC.
+func (r *Router) reroute(s state.Session, p pendingMsg, outcome string, pause time.Duration) {
 	r.cache.drop(s)
 	if p.attempt >= r.cfg.Retries {
-		r.m.routed["unreachable"].Inc()
+		r.m.routed[outcome].Inc()
 		return
 	}
 	r.m.reroutes.Inc()
 	p.attempt++
-	time.AfterFunc(retryPause<<p.attempt, func() { r.route(p) })
+	if pause == 0 {
+		go r.route(p)
+		return
+	}
+	time.AfterFunc(pause, func() { r.route(p) })
 }
 
 // retryPause is the first pause before routing a message again after its gateway
@@ -287,14 +299,7 @@ func (r *Router) send(c *link.Client, s state.Session, p pendingMsg) {
 			r.m.routed["delivered"].Inc()
 			r.m.latency.Observe(time.Since(p.received).Seconds())
 		default: // NOT_HERE: the user moved; the cached route is stale
-			r.cache.drop(s)
-			if p.attempt >= r.cfg.Retries {
-				r.m.routed["not_here"].Inc()
-				return
-			}
-			r.m.reroutes.Inc()
-			p.attempt++
-			go r.route(p) // off the link's reader goroutine: route may wait for a lookup slot
+			r.reroute(s, p, "not_here", 0)
 		}
 	})
 }
