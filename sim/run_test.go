@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/floodgate/floodgate/internal/testbin"
 	"github.com/floodgate/floodgate/netns"
 	"github.com/floodgate/floodgate/reports"
 	"github.com/floodgate/floodgate/sim"
@@ -32,19 +32,6 @@ phases:
 gates: ["push p99 < 100ms", "lost == 0"]
 `
 
-var buildOnce = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "floodgate-sim-")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "floodgate")
-	out, err := exec.Command("go", "build", "-o", bin, "../cmd/floodgate").CombinedOutput()
-	if err != nil {
-		return "", errors.New(string(out))
-	}
-	return bin, nil
-})
-
 func setup(t *testing.T) (bin, file string) {
 	t.Helper()
 	if err := netns.CanNetns(); err != nil {
@@ -53,10 +40,7 @@ func setup(t *testing.T) (bin, file string) {
 	if testing.Short() {
 		t.Skip("a real run")
 	}
-	bin, err := buildOnce()
-	if err != nil {
-		t.Fatalf("go build: %v", err)
-	}
+	bin = testbin.Floodgate(t)
 	file = filepath.Join(t.TempDir(), "small.yaml")
 	os.WriteFile(file, []byte(small), 0o644)
 	return bin, file

@@ -21,6 +21,7 @@ import (
 	"github.com/floodgate/floodgate/gateway/client"
 	"github.com/floodgate/floodgate/gateway/proto"
 	"github.com/floodgate/floodgate/gateway/state"
+	"github.com/floodgate/floodgate/internal/testbin"
 )
 
 const e2eSecret = "failover-test-secret-0123"
@@ -36,7 +37,7 @@ type proc struct {
 // end of the test (SIGTERM, then SIGKILL).
 func startProc(t *testing.T, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(floodgateBinary(t), args...)
+	cmd := exec.Command(testbin.Floodgate(t), args...)
 	cmd.Env = append(os.Environ(), "FLOODGATE_SECRET="+e2eSecret)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	var stderr lockedBuffer

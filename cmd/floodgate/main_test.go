@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,30 +16,8 @@ import (
 
 	"github.com/floodgate/floodgate/gateway/client"
 	"github.com/floodgate/floodgate/gateway/proto"
+	"github.com/floodgate/floodgate/internal/testbin"
 )
-
-// buildBinary compiles floodgate once per test binary run.
-var buildBinary = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "floodgate-bin-")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "floodgate")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		return "", errors.New(string(out))
-	}
-	return bin, nil
-})
-
-func floodgateBinary(t *testing.T) string {
-	t.Helper()
-	bin, err := buildBinary()
-	if err != nil {
-		t.Fatalf("go build: %v", err)
-	}
-	return bin
-}
 
 func TestUsageAndUnknownCommand(t *testing.T) {
 	var out, errb bytes.Buffer
@@ -68,7 +45,7 @@ func TestTokenVerifiesUnderTheSameSecret(t *testing.T) {
 // The gateway command end to end: READY line, login with a minted token, metrics,
 // the file-limit log line, and SIGTERM → KICK SHUTDOWN → exit 0 within the bound.
 func TestGatewayCommandServesAndStopsOnSIGTERM(t *testing.T) {
-	bin := floodgateBinary(t)
+	bin := testbin.Floodgate(t)
 	cmd := exec.Command(bin, "gateway", "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-shutdown-timeout", "2s")
 	cmd.Env = append(os.Environ(), "FLOODGATE_SECRET=a-secret-of-sixteen+")
 	var stderr lockedBuffer

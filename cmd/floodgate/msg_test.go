@@ -16,6 +16,7 @@ import (
 	"github.com/floodgate/floodgate/gateway/link"
 	"github.com/floodgate/floodgate/gateway/msg"
 	"github.com/floodgate/floodgate/internal/redistest"
+	"github.com/floodgate/floodgate/internal/testbin"
 )
 
 const msgTestSecret = "a-secret-of-sixteen+"
@@ -43,7 +44,7 @@ type msgProcess struct {
 
 func startMsg(t *testing.T, args ...string) *msgProcess {
 	t.Helper()
-	cmd := exec.Command(floodgateBinary(t), append([]string{"msg", "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0"}, args...)...)
+	cmd := exec.Command(testbin.Floodgate(t), append([]string{"msg", "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0"}, args...)...)
 	cmd.Env = append(os.Environ(), "FLOODGATE_SECRET="+msgTestSecret)
 	p := &msgProcess{cmd: cmd, stderr: &lockedBuffer{}}
 	cmd.Stderr = p.stderr

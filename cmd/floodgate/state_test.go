@@ -15,6 +15,7 @@ import (
 
 	"github.com/floodgate/floodgate/gateway/state"
 	"github.com/floodgate/floodgate/internal/redistest"
+	"github.com/floodgate/floodgate/internal/testbin"
 )
 
 const stateTestSecret = "a-secret-of-sixteen+"
@@ -46,7 +47,7 @@ func TestStateCommandServesAndStopsOnSIGTERM(t *testing.T) {
 			if backend == "redis" {
 				args = append(args, "-redis-addr", redistest.Start(t).Addr, "-redis-prefix", "e2e:")
 			}
-			cmd := exec.Command(floodgateBinary(t), args...)
+			cmd := exec.Command(testbin.Floodgate(t), args...)
 			cmd.Env = append(os.Environ(), "FLOODGATE_SECRET="+stateTestSecret)
 			var stderr lockedBuffer
 			cmd.Stderr = &stderr
