@@ -214,7 +214,7 @@ func (a *Agent) onLogin(u *user, ok *proto.LoginOK, now int64) {
 
 func (a *Agent) sync(u *user) {
 	u.syncing = true
-	s := proto.Sync{AfterSeq: u.contiguous}
+	s := proto.Sync{AfterSeq: u.contiguous, Epoch: u.epoch}
 	a.wbuf = s.Append(a.wbuf[:0])
 	u.conn.Write(a.wbuf)
 }
@@ -299,7 +299,7 @@ func (a *Agent) ack(u *user) {
 	if u.conn == nil || u.contiguous == u.ackedTo {
 		return
 	}
-	m := proto.PushAck{Seq: u.contiguous}
+	m := proto.PushAck{Seq: u.contiguous, Epoch: u.epoch}
 	a.wbuf = m.Append(a.wbuf[:0])
 	u.conn.Write(a.wbuf)
 	u.ackedTo = u.contiguous

@@ -91,7 +91,7 @@ func TestStateCommandServesAndStopsOnSIGTERM(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := state.Session{UID: 5, Gateway: "gw-1", Conn: 1, Epoch: e}
-			if err := c.Register(ctx, want); err != nil {
+			if _, err := c.Register(ctx, want); err != nil {
 				t.Fatal(err)
 			}
 			if got, ok, err := c.Lookup(ctx, 5); err != nil || !ok || got != want {

@@ -149,15 +149,16 @@ func (c *Conn) Send(clientMsgID, to uint64, clientTS int64, payload []byte) erro
 	return c.write(m.Append)
 }
 
-// Ack sends PUSH_ACK for every seq through seq.
-func (c *Conn) Ack(seq uint64) error {
-	m := proto.PushAck{Seq: seq}
+// Ack sends PUSH_ACK for every seq through seq of the store incarnation epoch.
+func (c *Conn) Ack(seq, epoch uint64) error {
+	m := proto.PushAck{Seq: seq, Epoch: epoch}
 	return c.write(m.Append)
 }
 
-// Sync asks for the messages after seq (the PUSHes and SYNC_END arrive through Next).
-func (c *Conn) Sync(after uint64, limit uint32) error {
-	m := proto.Sync{AfterSeq: after, Limit: limit}
+// Sync asks for the messages after seq `after` of incarnation epoch (0: from the
+// start); the PUSHes and SYNC_END arrive through Next.
+func (c *Conn) Sync(after, epoch uint64, limit uint32) error {
+	m := proto.Sync{AfterSeq: after, Epoch: epoch, Limit: limit}
 	return c.write(m.Append)
 }
 

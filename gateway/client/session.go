@@ -269,7 +269,7 @@ func (s *Session) syncLocked() error {
 	}
 	s.syncing = true
 	s.stats.Syncs++
-	return s.conn.Sync(s.contiguous, 0)
+	return s.conn.Sync(s.contiguous, s.epoch, 0)
 }
 
 func (s *Session) readLoop(c *Conn, heartbeat time.Duration) error {
@@ -394,7 +394,7 @@ func (s *Session) deliverLocked(p proto.Push) {
 		s.cfg.OnMessage(p)
 	}
 	if s.conn != nil && (p.Seq%32 == 0 || len(s.ahead) == 0) {
-		s.conn.Ack(s.contiguous) // cumulative; batched while a backlog drains
+		s.conn.Ack(s.contiguous, s.epoch) // cumulative; batched while a backlog drains
 	}
 }
 

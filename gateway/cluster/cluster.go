@@ -213,7 +213,7 @@ func (c *Cluster) reregister(ctx context.Context, epoch uint64) {
 	for range reregisterWorkers {
 		wg.Go(func() {
 			for s := range work {
-				if err := c.cfg.State.Register(ctx, c.session(s, epoch)); err != nil {
+				if _, err := c.cfg.State.Register(ctx, c.session(s, epoch)); err != nil {
 					continue
 				}
 				n.Add(1)
@@ -263,7 +263,7 @@ func (c *Cluster) Login(ctx context.Context, s node.Session) (msg.Window, error)
 	if epoch == 0 {
 		return msg.Window{}, errors.New("cluster: no lease yet")
 	}
-	if err := c.cfg.State.Register(ctx, c.session(s, epoch)); err != nil {
+	if _, err := c.cfg.State.Register(ctx, c.session(s, epoch)); err != nil {
 		if errors.Is(err, state.ErrLeaseLost) {
 			select {
 			case c.lost <- struct{}{}:
@@ -309,8 +309,8 @@ func (c *Cluster) Send(ctx context.Context, from uint64, s *proto.Send) (uint64,
 }
 
 // Ack implements node.Backend.
-func (c *Cluster) Ack(ctx context.Context, uid, seq uint64) error {
-	return c.cfg.Msgs.Ack(ctx, uid, seq)
+func (c *Cluster) Ack(ctx context.Context, uid, seq, epoch uint64) error {
+	return c.cfg.Msgs.Ack(ctx, uid, seq, epoch)
 }
 
 // Sync implements node.Backend.
@@ -322,7 +322,7 @@ func (c *Cluster) Sync(ctx context.Context, uid, after uint64, limit int) ([]msg
 func (c *Cluster) handle(_ context.Context, req *link.Request) ([]byte, error) {
 	switch req.Method {
 	case gwlink.MethodPush:
-		m, err := msg.DecodeMessage(req.Body) // Deliver encodes the PUSH before returning
+		_, m, err := gwlink.DecodePush(req.Body) // Deliver encodes the PUSH before returning
 		if err != nil {
 			return nil, err
 		}

@@ -110,12 +110,14 @@ func TestLeaseLossReregistersAndPushesWhatWasStranded(t *testing.T) {
 	}
 
 	// User 1 has one message it acknowledged and two it has not; user 2 has none.
+	var m msg.Message
 	for range 3 {
-		if err := store.Append(ctx, &msg.Message{From: 9, To: 1, Payload: []byte("x")}); err != nil {
+		m = msg.Message{From: 9, To: 1, Payload: []byte("x")}
+		if err := store.Append(ctx, &m); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := store.Ack(ctx, 1, 1); err != nil {
+	if err := store.Ack(ctx, 1, 1, m.Epoch); err != nil {
 		t.Fatal(err)
 	}
 	if len(gw.delivered(1)) != 0 {

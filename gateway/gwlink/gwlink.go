@@ -3,15 +3,20 @@
 package gwlink
 
 import (
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
+
+	"github.com/floodgate/floodgate/gateway/msg"
 )
 
 // Methods served by a gateway's link server.
 const (
-	// MethodPush delivers one stored message. Request body: msg.AppendMessage.
-	// Response: one byte, PushDelivered or PushNotHere.
+	// MethodPush delivers one stored message to one session. Request body:
+	// AppendPush (the session's conn id, then msg.AppendMessage). Response: one
+	// byte, PushDelivered or PushNotHere.
 	MethodPush uint16 = 1
 	// MethodDrain asks the gateway to move its clients elsewhere. Request and
 	// response bodies: JSON DrainRequest and DrainStatus. The gateway keeps turning
@@ -25,12 +30,33 @@ const (
 
 // MethodPush results.
 const (
-	// PushNotHere: the recipient has no session on this gateway (the route was
-	// stale); the message stays stored for the recipient's next SYNC.
+	// PushNotHere: this gateway holds no session with that conn id for the
+	// recipient (the route was stale, or the session was replaced): look it up
+	// again. The message stays stored.
 	PushNotHere byte = 0
-	// PushDelivered: written to the recipient's connection (or queued for it).
+	// PushDelivered: the gateway took the message for the session: written to its
+	// connection or queued for it — or the session is between its registration and
+	// LOGIN_OK, or closing, so that the SYNC after its (next) LOGIN_OK fetches the
+	// message from the store. Either way the router's job for it is done.
 	PushDelivered byte = 1
 )
+
+// AppendPush appends a MethodPush request body: u64 conn | msg.AppendMessage(m).
+func AppendPush(b []byte, conn uint64, m *msg.Message) []byte {
+	return msg.AppendMessage(binary.BigEndian.AppendUint64(b, conn), m)
+}
+
+// DecodePush decodes a MethodPush request body; the payload aliases b.
+func DecodePush(b []byte) (conn uint64, m msg.Message, err error) {
+	if len(b) < 8 {
+		return 0, msg.Message{}, errors.New("gwlink: push body too short")
+	}
+	m, err = msg.DecodeMessage(b[8:])
+	if err != nil {
+		return 0, msg.Message{}, fmt.Errorf("gwlink: push: %w", err)
+	}
+	return binary.BigEndian.Uint64(b), m, nil
+}
 
 // DrainRequest paces a drain: every Interval, Batch clients get KICK DRAIN with a
 // retry hint of RetryAfter plus a uniform share of Interval (so one batch comes back

@@ -118,21 +118,21 @@ func (c *Client) Append(ctx context.Context, m *Message) error {
 	if m.To == 0 {
 		return ErrNoRecipient
 	}
-	resp, err := c.call(ctx, m.To, MethodAppend, AppendMessage(make([]byte, 0, EncodedSize(m)), m))
+	resp, err := c.call(ctx, m.To, MethodAppend, appendAppendRequest(make([]byte, 0, 8+EncodedSize(m)), m))
 	if err != nil {
 		return err
 	}
-	seq, id, err := decodePair(resp)
+	seq, id, epoch, err := decodeTriple(resp)
 	if err != nil {
 		return fmt.Errorf("msg append: %w", err)
 	}
-	m.Seq, m.ID = seq, id
+	m.Seq, m.ID, m.Epoch = seq, id, epoch
 	return nil
 }
 
 // Ack implements Store.
-func (c *Client) Ack(ctx context.Context, uid, seq uint64) error {
-	_, err := c.call(ctx, uid, MethodAck, appendPair(make([]byte, 0, 16), uid, seq))
+func (c *Client) Ack(ctx context.Context, uid, seq, epoch uint64) error {
+	_, err := c.call(ctx, uid, MethodAck, appendTriple(make([]byte, 0, ackReqSize), uid, seq, epoch))
 	return err
 }
 

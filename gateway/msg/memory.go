@@ -2,9 +2,9 @@ package msg
 
 import (
 	"context"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // memShards spreads users over independently locked maps.
@@ -35,7 +35,9 @@ type inbox struct {
 // NewMemory returns an empty store that retains at most perUser messages per user
 // (evicting the oldest unacknowledged ones beyond that; see Evictions).
 func NewMemory(perUser int) *Memory {
-	m := &Memory{epoch: rand.Uint64() | 1, limit: max(perUser, 1)}
+	// The epoch is the start time: a restarted process (which lost everything) has
+	// a larger one, so clients can tell the new incarnation from the old.
+	m := &Memory{epoch: uint64(time.Now().UnixMicro()), limit: max(perUser, 1)}
 	for i := range m.shards {
 		m.shards[i].users = make(map[uint64]*inbox)
 	}
@@ -50,7 +52,9 @@ func (m *Memory) Append(_ context.Context, msg *Message) error {
 		return ErrNoRecipient
 	}
 	msg.ID = m.nextID.Add(1)
+	msg.Epoch = m.epoch
 	stored := *msg
+	stored.ClientMsgID = 0
 	stored.Payload = append([]byte(nil), msg.Payload...)
 	sh := m.shard(msg.To)
 	sh.mu.Lock()
@@ -75,7 +79,10 @@ func (m *Memory) Append(_ context.Context, msg *Message) error {
 }
 
 // Ack implements Store.
-func (m *Memory) Ack(_ context.Context, uid, seq uint64) error {
+func (m *Memory) Ack(_ context.Context, uid, seq, epoch uint64) error {
+	if epoch != m.epoch {
+		return nil
+	}
 	sh := m.shard(uid)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()

@@ -2,11 +2,12 @@ package msg
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -19,7 +20,8 @@ import (
 //	<prefix>stored       string: messages retained in all inboxes (see Stored)
 //	<prefix>head:<uid>   string: INCR counter, the last seq assigned to uid
 //	<prefix>inbox:<uid>  list: uid's retained messages, oldest first, each in the
-//	                     AppendMessage encoding (Seq and ID set)
+//	                     stored encoding (appendStored: AppendMessage without the
+//	                     epoch, which is store-wide)
 //
 // An inbox is a list rather than a sorted set or a stream because retained seqs are
 // contiguous (head-LLEN+1 .. head, see redis_scripts.go), so a seq's position is
@@ -77,9 +79,39 @@ func (r *Redis) userKeys(uid uint64) (head, inbox string) {
 	return r.prefix + "head:" + id, r.prefix + "inbox:" + id
 }
 
-// candidateEpoch is the epoch a script sets if the store has none: fresh for every
-// call, so an epoch lost with Redis's data is never set again.
-func candidateEpoch() string { return strconv.FormatUint(rand.Uint64()|1, 10) }
+// candidateEpoch is the epoch a script sets if the store has none: the current time
+// in µs, so an epoch lost with Redis's data is never set again and a later
+// incarnation's epoch is larger than an earlier one's.
+func candidateEpoch() string { return strconv.FormatUint(uint64(time.Now().UnixMicro()), 10) }
+
+// storedFixed is the stored encoding's fixed part: seq | id | from | to | client_ts.
+const storedFixed = 40
+
+// appendStored appends m's stored encoding: AppendMessage without the epoch, which
+// the store keeps once (the epoch key) rather than in every message.
+func appendStored(b []byte, m *Message) []byte {
+	b = binary.BigEndian.AppendUint64(b, m.Seq)
+	b = binary.BigEndian.AppendUint64(b, m.ID)
+	b = binary.BigEndian.AppendUint64(b, m.From)
+	b = binary.BigEndian.AppendUint64(b, m.To)
+	b = binary.BigEndian.AppendUint64(b, uint64(m.ClientTS))
+	return append(b, m.Payload...)
+}
+
+// decodeStored decodes appendStored's encoding (Epoch left 0); the payload aliases b.
+func decodeStored(b []byte) (Message, error) {
+	if len(b) < storedFixed {
+		return Message{}, ErrShortMessage
+	}
+	return Message{
+		Seq:      binary.BigEndian.Uint64(b[0:]),
+		ID:       binary.BigEndian.Uint64(b[8:]),
+		From:     binary.BigEndian.Uint64(b[16:]),
+		To:       binary.BigEndian.Uint64(b[24:]),
+		ClientTS: int64(binary.BigEndian.Uint64(b[32:])),
+		Payload:  b[storedFixed:len(b):len(b)],
+	}, nil
+}
 
 // Ping checks that Redis answers and loads the stored count (see Stored).
 func (r *Redis) Ping(ctx context.Context) error {
@@ -97,24 +129,38 @@ func (r *Redis) Append(ctx context.Context, m *Message) error {
 		return ErrNoRecipient
 	}
 	head, inbox := r.userKeys(m.To)
-	enc := AppendMessage(make([]byte, 0, EncodedSize(m)), m)[16:] // the script prepends seq and id
-	res, err := r.scripts.append.Run(ctx, r.rdb, []string{r.keys.ids, r.keys.stored, head, inbox}, r.perUser, enc).Int64Slice()
+	enc := appendStored(make([]byte, 0, storedFixed+len(m.Payload)), m)[16:] // the script prepends seq and id
+	res, err := r.scripts.append.Run(ctx, r.rdb, []string{r.keys.ids, r.keys.stored, head, inbox, r.keys.epoch},
+		r.perUser, enc, candidateEpoch()).Slice()
 	if err != nil {
 		return fmt.Errorf("msg redis append: %w", err)
 	}
-	if len(res) != 4 {
+	if len(res) != 5 {
 		return fmt.Errorf("msg redis append: script returned %d values", len(res))
 	}
-	m.Seq, m.ID = uint64(res[0]), uint64(res[1])
-	r.evictions.Add(uint64(res[2]))
-	r.stored.Store(res[3])
+	seq, ok1 := res[0].(int64)
+	id, ok2 := res[1].(int64)
+	evicted, ok3 := res[2].(int64)
+	stored, ok4 := res[3].(int64)
+	es, ok5 := res[4].(string)
+	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 {
+		return fmt.Errorf("msg redis append: script returned %v", res)
+	}
+	epoch, err := strconv.ParseUint(es, 10, 64)
+	if err != nil {
+		return fmt.Errorf("msg redis append: epoch %q: %w", es, err)
+	}
+	m.Seq, m.ID, m.Epoch = uint64(seq), uint64(id), epoch
+	r.evictions.Add(uint64(evicted))
+	r.stored.Store(stored)
 	return nil
 }
 
 // Ack implements Store.
-func (r *Redis) Ack(ctx context.Context, uid, seq uint64) error {
+func (r *Redis) Ack(ctx context.Context, uid, seq, epoch uint64) error {
 	head, inbox := r.userKeys(uid)
-	res, err := r.scripts.ack.Run(ctx, r.rdb, []string{r.keys.stored, head, inbox}, strconv.FormatUint(seq, 10)).Int64Slice()
+	res, err := r.scripts.ack.Run(ctx, r.rdb, []string{r.keys.stored, head, inbox, r.keys.epoch},
+		strconv.FormatUint(seq, 10), strconv.FormatUint(epoch, 10)).Int64Slice()
 	if err != nil {
 		return fmt.Errorf("msg redis ack: %w", err)
 	}
@@ -167,9 +213,10 @@ func (r *Redis) Range(ctx context.Context, uid, after uint64, limit int) ([]Mess
 		if !ok {
 			return nil, Window{}, fmt.Errorf("msg redis range: message is a %T", it)
 		}
-		if msgs[i], err = DecodeMessage([]byte(s)); err != nil {
+		if msgs[i], err = decodeStored([]byte(s)); err != nil {
 			return nil, Window{}, fmt.Errorf("msg redis range: uid %d: %w", uid, err)
 		}
+		msgs[i].Epoch = w.Epoch
 	}
 	return msgs, w, nil
 }

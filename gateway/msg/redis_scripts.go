@@ -12,10 +12,15 @@ package msg
 // assigned, and only removed from the left (by Ack and by the window trim).
 
 // appendScript stores one message.
-// KEYS: ids, stored, head, inbox. ARGV: per-user limit, the message's encoding
-// without its first 16 bytes (seq and id, which the script prepends).
-// Returns {seq, id, evicted, stored}.
+// KEYS: ids, stored, head, inbox, epoch. ARGV: per-user limit, the message's stored
+// encoding without its first 16 bytes (seq and id, which the script prepends),
+// candidate epoch. Returns {seq, id, evicted, stored, epoch}.
 const appendScript = `
+local epoch = redis.call('GET', KEYS[5])
+if not epoch then
+	epoch = ARGV[3]
+	redis.call('SET', KEYS[5], epoch)
+end
 local id = redis.call('INCR', KEYS[1])
 local seq = redis.call('INCR', KEYS[3])
 local n = redis.call('RPUSH', KEYS[4], struct.pack('>I8I8', seq, id) .. ARGV[2])
@@ -26,12 +31,16 @@ if n > limit then
 	redis.call('LTRIM', KEYS[4], evicted, -1)
 end
 local stored = redis.call('INCRBY', KEYS[2], 1 - evicted)
-return {seq, id, evicted, stored}
+return {seq, id, evicted, stored, epoch}
 `
 
-// ackScript drops a user's messages through a seq.
-// KEYS: stored, head, inbox. ARGV: seq. Returns {dropped, stored}.
+// ackScript drops a user's messages through a seq, if the ack's epoch is the
+// store's (an ack counted in a lost incarnation names other messages).
+// KEYS: stored, head, inbox, epoch. ARGV: seq, epoch. Returns {dropped, stored}.
 const ackScript = `
+if redis.call('GET', KEYS[4]) ~= ARGV[2] then
+	return {0, tonumber(redis.call('GET', KEYS[1]) or '0')}
+end
 local head = tonumber(redis.call('GET', KEYS[2]) or '0')
 local len = redis.call('LLEN', KEYS[3])
 local first = head - len + 1

@@ -2,6 +2,7 @@ package msg_test
 
 import (
 	"context"
+	"encoding/binary"
 	"testing"
 
 	"github.com/floodgate/floodgate/gateway/msg"
@@ -39,7 +40,7 @@ func TestRedisKeyLayout(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := s.Ack(ctx, 9, 1); err != nil {
+	if err := s.Ack(ctx, 9, 1, last.Epoch); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Window(ctx, 9); err != nil {
@@ -57,9 +58,16 @@ func TestRedisKeyLayout(t *testing.T) {
 	if err != nil || len(items) != 2 {
 		t.Fatalf("LRANGE inbox: %d items, %v", len(items), err)
 	}
-	m, err := msg.DecodeMessage([]byte(items[1]))
-	if err != nil || m.Seq != 3 || m.ID != last.ID || m.From != 2 || m.To != 9 || m.ClientTS != -7 || string(m.Payload) != "c" {
-		t.Fatalf("newest item decodes to %+v, %v; want %+v", m, err, last)
+	// The stored encoding: seq | id | from | to | client_ts, then the payload (the
+	// epoch is store-wide, in its own key).
+	want := binary.BigEndian.AppendUint64(nil, 3)
+	want = binary.BigEndian.AppendUint64(want, last.ID)
+	want = binary.BigEndian.AppendUint64(want, 2)
+	want = binary.BigEndian.AppendUint64(want, 9)
+	want = binary.BigEndian.AppendUint64(want, uint64(last.ClientTS))
+	want = append(want, 'c')
+	if items[1] != string(want) {
+		t.Fatalf("newest item is % x, want % x", items[1], want)
 	}
 }
 

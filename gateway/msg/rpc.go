@@ -10,12 +10,14 @@ import (
 // Methods served by the msg server on its link listener (see Server and Client).
 // Integers are big-endian; a window is u64 epoch | u64 head | u64 oldest.
 const (
-	// MethodAppend stores a message. Request: AppendMessage of the message (its Seq
-	// and ID are ignored). Reply, sent only once the store holds the message:
-	// u64 seq | u64 id.
+	// MethodAppend stores a message. Request: u64 client_msg_id | AppendMessage of
+	// the message (its Seq, Epoch and ID are ignored). Reply, sent only once the
+	// store holds the message: u64 seq | u64 id | u64 epoch. An error reply whose
+	// text starts with ErrNotStored's means certainly not stored; any other error
+	// leaves the outcome unknown (retry with the same client_msg_id).
 	MethodAppend uint16 = 1
-	// MethodAck acknowledges a user's messages through a seq. Request:
-	// u64 uid | u64 seq. Reply: empty.
+	// MethodAck acknowledges a user's messages through a seq of an epoch. Request:
+	// u64 uid | u64 seq | u64 epoch. Reply: empty.
 	MethodAck uint16 = 2
 	// MethodRange replays a user's messages. Request: u64 uid | u64 after |
 	// u32 limit (0: as many as one reply carries). Reply: window | u32 n |
@@ -52,6 +54,8 @@ const (
 	windowSize     = 24
 	rangeReqSize   = 20
 	rangeReplyHead = windowSize + 4
+	ackReqSize     = 24
+	appendReplyLen = 24
 )
 
 // errMalformed reports a link body that does not parse.
@@ -74,16 +78,40 @@ func decodeWindow(b []byte) (Window, error) {
 	}, nil
 }
 
-// appendPair appends two u64s: the Ack request (uid, seq) and the Append reply (seq, id).
+// appendPair appends two u64s.
 func appendPair(b []byte, x, y uint64) []byte {
 	return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(b, x), y)
 }
 
-func decodePair(b []byte) (x, y uint64, err error) {
-	if len(b) != 16 {
-		return 0, 0, fmt.Errorf("%w: %d bytes, want 16", errMalformed, len(b))
+// appendTriple appends three u64s: the Ack request (uid, seq, epoch) and the Append
+// reply (seq, id, epoch).
+func appendTriple(b []byte, x, y, z uint64) []byte {
+	return binary.BigEndian.AppendUint64(appendPair(b, x, y), z)
+}
+
+func decodeTriple(b []byte) (x, y, z uint64, err error) {
+	if len(b) != 24 {
+		return 0, 0, 0, fmt.Errorf("%w: %d bytes, want 24", errMalformed, len(b))
 	}
-	return binary.BigEndian.Uint64(b), binary.BigEndian.Uint64(b[8:]), nil
+	return binary.BigEndian.Uint64(b), binary.BigEndian.Uint64(b[8:]), binary.BigEndian.Uint64(b[16:]), nil
+}
+
+// appendAppendRequest encodes an Append request: client_msg_id, then the message.
+func appendAppendRequest(b []byte, m *Message) []byte {
+	return AppendMessage(binary.BigEndian.AppendUint64(b, m.ClientMsgID), m)
+}
+
+// decodeAppendRequest decodes an Append request; the payload aliases b.
+func decodeAppendRequest(b []byte) (Message, error) {
+	if len(b) < 8 {
+		return Message{}, fmt.Errorf("%w: append request of %d bytes", errMalformed, len(b))
+	}
+	m, err := DecodeMessage(b[8:])
+	if err != nil {
+		return Message{}, fmt.Errorf("%w: %w", errMalformed, err)
+	}
+	m.ClientMsgID = binary.BigEndian.Uint64(b)
+	return m, nil
 }
 
 func appendUID(b []byte, uid uint64) []byte { return binary.BigEndian.AppendUint64(b, uid) }

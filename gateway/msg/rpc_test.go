@@ -50,7 +50,7 @@ func TestRequestBodiesRejectWrongLengths(t *testing.T) {
 		decode func([]byte) error
 		good   int
 	}{
-		{"pair", func(b []byte) error { _, _, err := decodePair(b); return err }, 16},
+		{"triple", func(b []byte) error { _, _, _, err := decodeTriple(b); return err }, 24},
 		{"uid", func(b []byte) error { _, err := decodeUID(b); return err }, 8},
 		{"range request", func(b []byte) error { _, _, _, err := decodeRangeRequest(b); return err }, rangeReqSize},
 		{"window", func(b []byte) error { _, err := decodeWindow(b); return err }, windowSize},

@@ -116,14 +116,14 @@ func (s *Server) classify(ctx context.Context, req *link.Request, err error) int
 }
 
 func (s *Server) append(ctx context.Context, body []byte) ([]byte, error) {
-	m, err := DecodeMessage(body)
+	m, err := decodeAppendRequest(body)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errMalformed, err)
+		return nil, err
 	}
 	if m.To == 0 {
 		return nil, ErrNoRecipient
 	}
-	m.Seq, m.ID = 0, 0
+	m.Seq, m.ID, m.Epoch = 0, 0, 0
 	if err := s.store.Append(ctx, &m); err != nil {
 		if errors.Is(err, ErrNoRecipient) {
 			return nil, ErrNoRecipient // its text is how Client recognises it
@@ -133,15 +133,15 @@ func (s *Server) append(ctx context.Context, body []byte) ([]byte, error) {
 	if s.sink != nil {
 		s.sink.Stored(&m) // m.Payload aliases the request body: valid during the call only
 	}
-	return appendPair(make([]byte, 0, 16), m.Seq, m.ID), nil
+	return appendTriple(make([]byte, 0, appendReplyLen), m.Seq, m.ID, m.Epoch), nil
 }
 
 func (s *Server) ack(ctx context.Context, body []byte) ([]byte, error) {
-	uid, seq, err := decodePair(body)
+	uid, seq, epoch, err := decodeTriple(body)
 	if err != nil {
 		return nil, err
 	}
-	return nil, s.store.Ack(ctx, uid, seq)
+	return nil, s.store.Ack(ctx, uid, seq, epoch)
 }
 
 // rangeMsgs asks the store for at most MaxRangeReply messages and answers with as

@@ -142,18 +142,20 @@ func TestServerRejectsBadRequests(t *testing.T) {
 	if err := lc.WaitConnected(ctx); err != nil {
 		t.Fatal(err)
 	}
-	to0 := msg.AppendMessage(nil, &msg.Message{From: 1})
+	// An append request is u64 client_msg_id, then the message.
+	appendReq := func(m *msg.Message) []byte { return msg.AppendMessage(make([]byte, 8), m) }
+	to0 := appendReq(&msg.Message{From: 1})
 	for _, c := range []struct {
 		name    string
 		method  uint16
 		body    []byte
 		wantErr string
 	}{
-		{"short append", msg.MethodAppend, make([]byte, 39), "malformed"},
+		{"short append", msg.MethodAppend, make([]byte, 8+47), "malformed"},
 		{"append to uid 0", msg.MethodAppend, to0, msg.ErrNoRecipient.Error()},
-		{"store failure", msg.MethodAppend, msg.AppendMessage(nil, &msg.Message{To: 1}), "backend down"},
-		{"short ack", msg.MethodAck, make([]byte, 15), "malformed"},
-		{"long ack", msg.MethodAck, make([]byte, 17), "malformed"},
+		{"store failure", msg.MethodAppend, appendReq(&msg.Message{To: 1}), "backend down"},
+		{"short ack", msg.MethodAck, make([]byte, 23), "malformed"},
+		{"long ack", msg.MethodAck, make([]byte, 25), "malformed"},
 		{"short range", msg.MethodRange, make([]byte, 19), "malformed"},
 		{"window without uid", msg.MethodWindow, nil, "malformed"},
 		{"window store failure", msg.MethodWindow, make([]byte, 8), "backend down"},
@@ -189,12 +191,14 @@ func TestServerMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	s, _ := startServer(t, msg.ServerConfig{Store: msg.NewMemory(2), Registry: reg})
 	c := dial(t, s.Addr())
+	var m msg.Message
 	for range 3 { // the third evicts seq 1
-		if err := c.Append(ctx, &msg.Message{To: 1}); err != nil {
+		m = msg.Message{To: 1}
+		if err := c.Append(ctx, &m); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := c.Ack(ctx, 1, 2); err != nil {
+	if err := c.Ack(ctx, 1, 2, m.Epoch); err != nil {
 		t.Fatal(err)
 	}
 	if got, _, err := c.Range(ctx, 1, 0, 0); err != nil || len(got) != 1 {

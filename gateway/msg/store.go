@@ -10,17 +10,26 @@ import (
 
 // Message is one stored message as its recipient will see it.
 type Message struct {
-	Seq      uint64 // the recipient's sequence number: from 1, without holes
+	Seq uint64 // the recipient's sequence number: from 1, without holes
+	// Epoch is the store incarnation Seq belongs to (Window.Epoch when it was
+	// stored): seqs compare only within one.
+	Epoch    uint64
 	ID       uint64 // server message id, unique within the store
 	From, To uint64
 	ClientTS int64  // the sender's timestamp, carried through untouched
 	Payload  []byte // immutable once stored
+	// ClientMsgID is the sender's id for the message, its identity for
+	// deduplication together with From and To (0: none). Append reads it; it is
+	// not stored, replayed or pushed.
+	ClientMsgID uint64
 }
 
 // Window describes one user's inbox.
 type Window struct {
-	// Epoch identifies the user's sequence space. It changes only if the store lost
-	// its state; a client that sees it change starts again from seq 0.
+	// Epoch identifies the user's sequence space: the store's incarnation. It
+	// changes only if the store lost its state, and then to a larger value (epochs
+	// are seeded from the clock), so a client that sees a larger one starts again
+	// from seq 0, and one from an older incarnation is recognisably stale.
 	Epoch uint64
 	// Head is the newest seq assigned (0 if none).
 	Head uint64
@@ -31,11 +40,17 @@ type Window struct {
 
 // Store is an inbox store. Implementations are safe for concurrent use.
 type Store interface {
-	// Append assigns m.Seq (the next for m.To) and m.ID and stores a copy of m. When
-	// it returns nil the message is stored.
+	// Append assigns m.Seq (the next for m.To), m.ID and m.Epoch and stores a copy
+	// of m. When it returns nil the message is stored. Append is idempotent for a
+	// message with a ClientMsgID: within the store's deduplication window, a second
+	// Append with the same (To, From, ClientMsgID) stores nothing and sets m.Seq,
+	// m.ID and m.Epoch to the first one's, so a retry after an unknown outcome never
+	// stores twice.
 	Append(ctx context.Context, m *Message) error
-	// Ack drops uid's messages with seq <= seq (acknowledgements are cumulative).
-	Ack(ctx context.Context, uid, seq uint64) error
+	// Ack drops uid's messages with seq <= seq (acknowledgements are cumulative) if
+	// epoch is the store's; an ack of another epoch (a client still counting in an
+	// incarnation that is gone) is ignored: its seqs would name other messages.
+	Ack(ctx context.Context, uid, seq, epoch uint64) error
 	// Range returns uid's retained messages with seq > after, in order, at most limit
 	// (limit <= 0: all), with the inbox's window.
 	Range(ctx context.Context, uid, after uint64, limit int) ([]Message, Window, error)
@@ -45,6 +60,12 @@ type Store interface {
 
 // ErrNoRecipient is returned by Append for a message to uid 0.
 var ErrNoRecipient = errors.New("msg: recipient uid 0")
+
+// ErrNotStored wraps a failure after which the message is certainly not stored
+// (the store was not reached). Any other Append error leaves the outcome unknown:
+// the message may have been stored, and the caller finds out by retrying with the
+// same ClientMsgID.
+var ErrNotStored = errors.New("msg: not stored")
 
 // EvictionCounter is implemented by stores that count evictions: unacknowledged
 // messages dropped because their recipient's window was full. The count is this

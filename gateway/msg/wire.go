@@ -6,14 +6,15 @@ import (
 )
 
 // messageFixed is the encoded size of a Message without its payload:
-// seq | id | from | to | client_ts (u64 each, big-endian), then the payload.
-const messageFixed = 40
+// seq | epoch | id | from | to | client_ts (u64 each, big-endian), then the payload.
+const messageFixed = 48
 
 // AppendMessage appends m's encoding to b: the form messages take on internal links
-// (store requests and replies, the router's feed, pushes to gateways) and in the
-// Redis store.
+// (store requests and replies, the router's feed, pushes to gateways). ClientMsgID
+// is not part of it: it travels only in an append request (see MethodAppend).
 func AppendMessage(b []byte, m *Message) []byte {
 	b = binary.BigEndian.AppendUint64(b, m.Seq)
+	b = binary.BigEndian.AppendUint64(b, m.Epoch)
 	b = binary.BigEndian.AppendUint64(b, m.ID)
 	b = binary.BigEndian.AppendUint64(b, m.From)
 	b = binary.BigEndian.AppendUint64(b, m.To)
@@ -35,10 +36,11 @@ func DecodeMessage(b []byte) (Message, error) {
 	}
 	return Message{
 		Seq:      binary.BigEndian.Uint64(b[0:]),
-		ID:       binary.BigEndian.Uint64(b[8:]),
-		From:     binary.BigEndian.Uint64(b[16:]),
-		To:       binary.BigEndian.Uint64(b[24:]),
-		ClientTS: int64(binary.BigEndian.Uint64(b[32:])),
+		Epoch:    binary.BigEndian.Uint64(b[8:]),
+		ID:       binary.BigEndian.Uint64(b[16:]),
+		From:     binary.BigEndian.Uint64(b[24:]),
+		To:       binary.BigEndian.Uint64(b[32:]),
+		ClientTS: int64(binary.BigEndian.Uint64(b[40:])),
 		Payload:  b[messageFixed:len(b):len(b)],
 	}, nil
 }

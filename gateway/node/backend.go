@@ -54,8 +54,8 @@ type Backend interface {
 	// Send stores m from uid `from` and routes it to its recipient; it returns the
 	// message id once the message is stored.
 	Send(ctx context.Context, from uint64, m *proto.Send) (msgID uint64, err error)
-	// Ack acknowledges uid's messages through seq.
-	Ack(ctx context.Context, uid, seq uint64) error
+	// Ack acknowledges uid's messages through seq of the store incarnation epoch.
+	Ack(ctx context.Context, uid, seq, epoch uint64) error
 	// Sync returns uid's messages after seq `after`, in order, at most limit, and the
 	// inbox window.
 	Sync(ctx context.Context, uid, after uint64, limit int) ([]msg.Message, msg.Window, error)
@@ -94,7 +94,9 @@ func (l *Local) Send(ctx context.Context, from uint64, s *proto.Send) (uint64, e
 }
 
 // Ack implements Backend.
-func (l *Local) Ack(ctx context.Context, uid, seq uint64) error { return l.store.Ack(ctx, uid, seq) }
+func (l *Local) Ack(ctx context.Context, uid, seq, epoch uint64) error {
+	return l.store.Ack(ctx, uid, seq, epoch)
+}
 
 // Sync implements Backend.
 func (l *Local) Sync(ctx context.Context, uid, after uint64, limit int) ([]msg.Message, msg.Window, error) {

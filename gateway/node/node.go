@@ -204,7 +204,7 @@ func (n *Node) handle(c *reactor.Conn, frame []byte, inline bool) reactor.Dispos
 			n.kickFor(c, err)
 			return reactor.Handled
 		}
-		if err := n.cfg.Backend.Ack(ctx, s.uid, m.Seq); err != nil {
+		if err := n.cfg.Backend.Ack(ctx, s.uid, m.Seq, m.Epoch); err != nil {
 			n.log.Warn("ack failed", "uid", s.uid, "seq", m.Seq, "err", err)
 		}
 	case proto.TypeSync:
@@ -334,7 +334,7 @@ func (n *Node) sync(ctx context.Context, c *reactor.Conn, s *session, body []byt
 			b = b[:0]
 		}
 	}
-	end := proto.SyncEnd{UpTo: upTo, Head: w.Head, Oldest: w.Oldest}
+	end := proto.SyncEnd{UpTo: upTo, Head: w.Head, Oldest: w.Oldest, Epoch: w.Epoch}
 	b = end.Append(b)
 	c.Write(b) //nolint:errcheck // a failed write closes the connection itself
 	*bp = b
@@ -361,7 +361,7 @@ func (n *Node) Deliver(m *msg.Message) bool {
 }
 
 func pushOf(m *msg.Message) proto.Push {
-	return proto.Push{Seq: m.Seq, MsgID: m.ID, From: m.From, ClientTS: m.ClientTS, Payload: m.Payload}
+	return proto.Push{Seq: m.Seq, Epoch: m.Epoch, MsgID: m.ID, From: m.From, ClientTS: m.ClientTS, Payload: m.Payload}
 }
 
 // write encodes one frame into a pooled buffer and writes it.

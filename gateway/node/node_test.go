@@ -187,7 +187,7 @@ func TestSendPushBetweenLocalUsers(t *testing.T) {
 			t.Fatalf("push %d: %+v", i, p)
 		}
 		if i%100 == 0 {
-			b.Ack(p.Seq)
+			b.Ack(p.Seq, p.Epoch)
 		}
 	}
 	if err := <-acks; err != nil {
@@ -216,7 +216,7 @@ func TestOfflineRecipientCatchesUpBySync(t *testing.T) {
 	var got []uint64
 	after := uint64(0)
 	for round := 0; round < 3 && after < ok.LastSeq; round++ {
-		b.Sync(after, 0)
+		b.Sync(after, ok.Epoch, 0)
 		for {
 			f := next(t, b)
 			if f.Type == proto.TypeSyncEnd {
@@ -241,8 +241,8 @@ func TestOfflineRecipientCatchesUpBySync(t *testing.T) {
 			t.Fatalf("replay out of order at %d: %d", i, s)
 		}
 	}
-	b.Ack(300)
-	b.Sync(300, 0)
+	b.Ack(300, ok.Epoch)
+	b.Sync(300, ok.Epoch, 0)
 	var end proto.SyncEnd
 	if f := next(t, b); f.Type != proto.TypeSyncEnd || end.Decode(f.Body) != nil || end.UpTo != 300 {
 		t.Fatalf("empty sync: %v %+v", f.Type, end)
@@ -281,9 +281,9 @@ func TestBadInputGetsItsCode(t *testing.T) {
 		{"SEND before LOGIN", false, (&proto.Send{To: 1}).Append(nil), false, proto.ReasonProtocol, proto.CodeNotLoggedIn},
 		{"second LOGIN", true, good(5), false, proto.ReasonProtocol, proto.CodeAlreadyLoggedIn},
 		{"unsupported version", false, (&proto.Login{Version: 9, UID: 5, Token: []byte("x")}).Append(nil), false, proto.ReasonProtocol, proto.CodeUnsupportedVersion},
-		{"bad token", false, (&proto.Login{Version: 1, UID: 5, Token: []byte("5.99999999999.bogus")}).Append(nil), false, proto.ReasonAuth, proto.CodeBadToken},
-		{"expired token", false, (&proto.Login{Version: 1, UID: 5, Token: g.signer.Mint(5, time.Now().Add(-time.Second))}).Append(nil), false, proto.ReasonAuth, proto.CodeTokenExpired},
-		{"token for another uid", false, (&proto.Login{Version: 1, UID: 6, Token: g.signer.Mint(5, time.Now().Add(time.Hour))}).Append(nil), false, proto.ReasonAuth, proto.CodeUIDMismatch},
+		{"bad token", false, (&proto.Login{Version: proto.Version, UID: 5, Token: []byte("5.99999999999.bogus")}).Append(nil), false, proto.ReasonAuth, proto.CodeBadToken},
+		{"expired token", false, (&proto.Login{Version: proto.Version, UID: 5, Token: g.signer.Mint(5, time.Now().Add(-time.Second))}).Append(nil), false, proto.ReasonAuth, proto.CodeTokenExpired},
+		{"token for another uid", false, (&proto.Login{Version: proto.Version, UID: 6, Token: g.signer.Mint(5, time.Now().Add(time.Hour))}).Append(nil), false, proto.ReasonAuth, proto.CodeUIDMismatch},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -429,7 +429,7 @@ func TestDrainKicksEveryoneInBatches(t *testing.T) {
 		t.Fatal("a second drain started while one runs")
 	}
 	late := g.dial(t)
-	late.WriteRaw((&proto.Login{Version: 1, UID: 50, Token: g.signer.Mint(50, time.Now().Add(time.Hour))}).Append(nil))
+	late.WriteRaw((&proto.Login{Version: proto.Version, UID: 50, Token: g.signer.Mint(50, time.Now().Add(time.Hour))}).Append(nil))
 	expectKick(t, late, proto.ReasonDrain, proto.CodeDraining)
 	for _, c := range cs {
 		k := expectKick(t, c, proto.ReasonDrain, proto.CodeDraining)
@@ -439,7 +439,7 @@ func TestDrainKicksEveryoneInBatches(t *testing.T) {
 	}
 	// Logins stay refused after everyone left, until the drain is undone.
 	late2 := g.dial(t)
-	late2.WriteRaw((&proto.Login{Version: 1, UID: 51, Token: g.signer.Mint(51, time.Now().Add(time.Hour))}).Append(nil))
+	late2.WriteRaw((&proto.Login{Version: proto.Version, UID: 51, Token: g.signer.Mint(51, time.Now().Add(time.Hour))}).Append(nil))
 	expectKick(t, late2, proto.ReasonDrain, proto.CodeDraining)
 	g.Undrain()
 	if _, err := g.dial(t).Login(60, g.signer.Mint(60, time.Now().Add(time.Hour))); err != nil {

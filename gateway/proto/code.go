@@ -61,7 +61,7 @@ const (
 	CodeNotLoggedIn        Code = 6 // a frame other than LOGIN before LOGIN_OK
 	CodeAlreadyLoggedIn    Code = 7 // a second LOGIN
 	CodeUnexpectedFrame    Code = 8 // a server-to-client type sent by a client
-	CodeUnsupportedVersion Code = 9 // LOGIN with a protocol version other than 1
+	CodeUnsupportedVersion Code = 9 // LOGIN with a protocol version other than Version
 )
 
 // Authentication failures; fatal, sent in a KICK with ReasonAuth.
@@ -87,6 +87,10 @@ const (
 	CodeDraining        Code = 63 // ReasonDrain
 	CodeShuttingDown    Code = 64 // ReasonShutdown
 	CodeSessionReplaced Code = 65 // ReasonReplaced
+	// CodeBackendUnavailable (ReasonBusy): the gateway cannot reach the session
+	// directory or the message store, so it cannot serve this connection now
+	// (a LOGIN it cannot register, a SEND whose outcome it cannot learn).
+	CodeBackendUnavailable Code = 66
 )
 
 // String returns the protocol name of c, such as "FRAME_TOO_LARGE", or
@@ -137,13 +141,15 @@ func (c Code) String() string {
 		return "SHUTTING_DOWN"
 	case CodeSessionReplaced:
 		return "SESSION_REPLACED"
+	case CodeBackendUnavailable:
+		return "BACKEND_UNAVAILABLE"
 	}
 	return "Code(" + strconv.Itoa(int(c)) + ")"
 }
 
 // KickReason reports the Reason a KICK carrying c is sent with: ReasonProtocol
 // for the protocol class (1–19), ReasonAuth for the auth class (20–39), the
-// matching reason for the defined server kick codes (60–65), and 0 for every
+// matching reason for the defined server kick codes (60–66), and 0 for every
 // other code, which is not fatal.
 func (c Code) KickReason() Reason {
 	switch {
@@ -165,6 +171,8 @@ func (c Code) KickReason() Reason {
 		return ReasonShutdown
 	case CodeSessionReplaced:
 		return ReasonReplaced
+	case CodeBackendUnavailable:
+		return ReasonBusy
 	}
 	return 0
 }

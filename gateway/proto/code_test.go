@@ -36,12 +36,13 @@ func TestCodes(t *testing.T) {
 		{CodeDraining, 63, "DRAINING", ReasonDrain},
 		{CodeShuttingDown, 64, "SHUTTING_DOWN", ReasonShutdown},
 		{CodeSessionReplaced, 65, "SESSION_REPLACED", ReasonReplaced},
+		{CodeBackendUnavailable, 66, "BACKEND_UNAVAILABLE", ReasonBusy},
 		// Undefined codes: classified by range where the class is uniform.
 		{0, 0, "Code(0)", 0},
 		{10, 10, "Code(10)", ReasonProtocol},
 		{23, 23, "Code(23)", ReasonAuth},
 		{44, 44, "Code(44)", 0},
-		{66, 66, "Code(66)", 0},
+		{67, 67, "Code(67)", 0},
 		{65535, 65535, "Code(65535)", 0},
 	}
 	for _, tc := range tests {

@@ -28,6 +28,7 @@ const (
 	exampleClientTS = 1767225600123
 	exampleMsgID    = 1000001
 	exampleSeq      = 5
+	exampleEpoch    = 1767225000000000 // the store's incarnation: its start time in µs
 )
 
 // TestProtocolDocExamples checks that every generated example in
@@ -193,10 +194,11 @@ func sendAckExample() string {
 }
 
 func pushExample() string {
-	m := Push{Seq: exampleSeq, MsgID: exampleMsgID, From: exampleUID, ClientTS: exampleClientTS, Payload: []byte("hello")}
+	m := Push{Seq: exampleSeq, Epoch: exampleEpoch, MsgID: exampleMsgID, From: exampleUID, ClientTS: exampleClientTS, Payload: []byte("hello")}
 	frame := m.Append(nil)
 	return dump(frame, append(header(frame),
 		field{8, fmt.Sprintf("seq = %d", m.Seq)},
+		field{8, fmt.Sprintf("epoch = %d", m.Epoch)},
 		field{8, fmt.Sprintf("msg_id = %d", m.MsgID)},
 		field{8, fmt.Sprintf("from = %d", m.From)},
 		field{8, fmt.Sprintf("client_ts = %d", m.ClientTS)},

@@ -6,8 +6,10 @@ import (
 )
 
 const (
-	// Version is the protocol version a client announces in LOGIN.
-	Version = 1
+	// Version is the protocol version a client announces in LOGIN. Version 2
+	// carries the store incarnation (epoch) wherever a seq travels: PUSH,
+	// PUSH_ACK, SYNC and SYNC_END (PROTOCOL.md, "Changes from version 1").
+	Version = 2
 
 	// MaxTokenLen is the largest login token accepted in LOGIN, in bytes.
 	MaxTokenLen = 512
@@ -17,15 +19,15 @@ const (
 // others.
 const (
 	loginFixed  = 9  // version u8 | uid u64
-	loginOKSize = 36 // session, epoch, last_seq u64 | heartbeat, idle, max_frame u32
+	loginOKSize = 48 // session, epoch, last_seq, oldest u64 | heartbeat, idle, max_frame, max_payload u32
 	errorFixed  = 10 // code u16 | ref u64
 	pingSize    = 8  // ts i64
 	sendFixed   = 24 // client_msg_id, to u64 | client_ts i64
 	sendAckSize = 16 // client_msg_id, msg_id u64
-	pushFixed   = 32 // seq, msg_id, from u64 | client_ts i64
-	pushAckSize = 8  // seq u64
-	syncSize    = 12 // after_seq u64 | limit u32
-	syncEndSize = 24 // up_to, head, oldest u64
+	pushFixed   = 40 // seq, epoch, msg_id, from u64 | client_ts i64
+	pushAckSize = 16 // seq, epoch u64
+	syncSize    = 20 // after_seq, epoch u64 | limit u32
+	syncEndSize = 32 // up_to, head, oldest, epoch u64
 	kickFixed   = 7  // reason u8 | code u16 | retry_after_ms u32
 )
 
@@ -86,15 +88,17 @@ func (m *Login) Size() int { return HeaderSize + loginFixed + len(m.Token) }
 // LoginOK is the body of LOGIN_OK, the server's answer to a valid LOGIN.
 type LoginOK struct {
 	Session       uint64 // server-assigned id of this connection, for diagnostics
-	Epoch         uint64 // identifies the user's seq space; a change means seqs restarted
+	Epoch         uint64 // the user's store incarnation: seqs compare only within one
 	LastSeq       uint64 // the user's newest seq at login, 0 if none
+	Oldest        uint64 // the oldest seq still retained, LastSeq+1 if none is
 	HeartbeatMS   uint32 // the client sends PING at this interval
 	IdleTimeoutMS uint32 // the server kicks after this long without an inbound frame
 	MaxFrame      uint32 // largest length field accepted and sent by the server
+	MaxPayload    uint32 // largest SEND payload accepted (at most MaxPayload(MaxFrame))
 }
 
 // Decode parses a LOGIN_OK body into m; it fails with ErrMalformed unless the
-// body is exactly 36 bytes. On error m is unchanged.
+// body is exactly 48 bytes. On error m is unchanged.
 func (m *LoginOK) Decode(body []byte) error {
 	if len(body) != loginOKSize {
 		return wantSize(TypeLoginOK, body, loginOKSize)
@@ -103,9 +107,11 @@ func (m *LoginOK) Decode(body []byte) error {
 		Session:       binary.BigEndian.Uint64(body[0:]),
 		Epoch:         binary.BigEndian.Uint64(body[8:]),
 		LastSeq:       binary.BigEndian.Uint64(body[16:]),
-		HeartbeatMS:   binary.BigEndian.Uint32(body[24:]),
-		IdleTimeoutMS: binary.BigEndian.Uint32(body[28:]),
-		MaxFrame:      binary.BigEndian.Uint32(body[32:]),
+		Oldest:        binary.BigEndian.Uint64(body[24:]),
+		HeartbeatMS:   binary.BigEndian.Uint32(body[32:]),
+		IdleTimeoutMS: binary.BigEndian.Uint32(body[36:]),
+		MaxFrame:      binary.BigEndian.Uint32(body[40:]),
+		MaxPayload:    binary.BigEndian.Uint32(body[44:]),
 	}
 	return nil
 }
@@ -116,9 +122,11 @@ func (m *LoginOK) Append(dst []byte) []byte {
 	binary.BigEndian.PutUint64(b[0:], m.Session)
 	binary.BigEndian.PutUint64(b[8:], m.Epoch)
 	binary.BigEndian.PutUint64(b[16:], m.LastSeq)
-	binary.BigEndian.PutUint32(b[24:], m.HeartbeatMS)
-	binary.BigEndian.PutUint32(b[28:], m.IdleTimeoutMS)
-	binary.BigEndian.PutUint32(b[32:], m.MaxFrame)
+	binary.BigEndian.PutUint64(b[24:], m.Oldest)
+	binary.BigEndian.PutUint32(b[32:], m.HeartbeatMS)
+	binary.BigEndian.PutUint32(b[36:], m.IdleTimeoutMS)
+	binary.BigEndian.PutUint32(b[40:], m.MaxFrame)
+	binary.BigEndian.PutUint32(b[44:], m.MaxPayload)
 	return dst
 }
 
@@ -277,6 +285,7 @@ func (m *SendAck) Size() int { return HeaderSize + sendAckSize }
 // replayed by SYNC.
 type Push struct {
 	Seq      uint64 // recipient's sequence number: 1, 2, 3, … without holes
+	Epoch    uint64 // the store incarnation Seq belongs to
 	MsgID    uint64 // server-assigned message id (as in the sender's SEND_ACK)
 	From     uint64 // sender uid
 	ClientTS int64  // the sender's ClientTS
@@ -284,16 +293,17 @@ type Push struct {
 }
 
 // Decode parses a PUSH body into m. Payload aliases body. It fails with
-// ErrMalformed if the body is shorter than 32 bytes. On error m is unchanged.
+// ErrMalformed if the body is shorter than 40 bytes. On error m is unchanged.
 func (m *Push) Decode(body []byte) error {
 	if len(body) < pushFixed {
 		return wantMin(TypePush, body, pushFixed)
 	}
 	*m = Push{
 		Seq:      binary.BigEndian.Uint64(body[0:]),
-		MsgID:    binary.BigEndian.Uint64(body[8:]),
-		From:     binary.BigEndian.Uint64(body[16:]),
-		ClientTS: int64(binary.BigEndian.Uint64(body[24:])),
+		Epoch:    binary.BigEndian.Uint64(body[8:]),
+		MsgID:    binary.BigEndian.Uint64(body[16:]),
+		From:     binary.BigEndian.Uint64(body[24:]),
+		ClientTS: int64(binary.BigEndian.Uint64(body[32:])),
 		Payload:  tail(body, pushFixed),
 	}
 	return nil
@@ -303,9 +313,10 @@ func (m *Push) Decode(body []byte) error {
 func (m *Push) Append(dst []byte) []byte {
 	dst, b := appendFrame(dst, TypePush, pushFixed, len(m.Payload))
 	binary.BigEndian.PutUint64(b[0:], m.Seq)
-	binary.BigEndian.PutUint64(b[8:], m.MsgID)
-	binary.BigEndian.PutUint64(b[16:], m.From)
-	binary.BigEndian.PutUint64(b[24:], uint64(m.ClientTS))
+	binary.BigEndian.PutUint64(b[8:], m.Epoch)
+	binary.BigEndian.PutUint64(b[16:], m.MsgID)
+	binary.BigEndian.PutUint64(b[24:], m.From)
+	binary.BigEndian.PutUint64(b[32:], uint64(m.ClientTS))
 	return append(dst, m.Payload...)
 }
 
@@ -314,16 +325,17 @@ func (m *Push) Size() int { return HeaderSize + pushFixed + len(m.Payload) }
 
 // PushAck is the body of PUSH_ACK, the client's cumulative acknowledgement.
 type PushAck struct {
-	Seq uint64 // the client holds every seq <= Seq
+	Seq   uint64 // the client holds every seq <= Seq
+	Epoch uint64 // of this incarnation; the server ignores an ack of another
 }
 
 // Decode parses a PUSH_ACK body into m; it fails with ErrMalformed unless the
-// body is exactly 8 bytes. On error m is unchanged.
+// body is exactly 16 bytes. On error m is unchanged.
 func (m *PushAck) Decode(body []byte) error {
 	if len(body) != pushAckSize {
 		return wantSize(TypePushAck, body, pushAckSize)
 	}
-	m.Seq = binary.BigEndian.Uint64(body)
+	*m = PushAck{Seq: binary.BigEndian.Uint64(body), Epoch: binary.BigEndian.Uint64(body[8:])}
 	return nil
 }
 
@@ -331,6 +343,7 @@ func (m *PushAck) Decode(body []byte) error {
 func (m *PushAck) Append(dst []byte) []byte {
 	dst, b := appendFrame(dst, TypePushAck, pushAckSize, 0)
 	binary.BigEndian.PutUint64(b, m.Seq)
+	binary.BigEndian.PutUint64(b[8:], m.Epoch)
 	return dst
 }
 
@@ -340,16 +353,17 @@ func (m *PushAck) Size() int { return HeaderSize + pushAckSize }
 // Sync is the body of SYNC, the client's request to replay stored messages.
 type Sync struct {
 	AfterSeq uint64 // replay seqs > AfterSeq, in order
+	Epoch    uint64 // the incarnation AfterSeq belongs to; 0 or another than the store's: replay from the start
 	Limit    uint32 // at most this many; 0 means the server's default
 }
 
 // Decode parses a SYNC body into m; it fails with ErrMalformed unless the
-// body is exactly 12 bytes. On error m is unchanged.
+// body is exactly 20 bytes. On error m is unchanged.
 func (m *Sync) Decode(body []byte) error {
 	if len(body) != syncSize {
 		return wantSize(TypeSync, body, syncSize)
 	}
-	*m = Sync{AfterSeq: binary.BigEndian.Uint64(body), Limit: binary.BigEndian.Uint32(body[8:])}
+	*m = Sync{AfterSeq: binary.BigEndian.Uint64(body), Epoch: binary.BigEndian.Uint64(body[8:]), Limit: binary.BigEndian.Uint32(body[16:])}
 	return nil
 }
 
@@ -357,27 +371,31 @@ func (m *Sync) Decode(body []byte) error {
 func (m *Sync) Append(dst []byte) []byte {
 	dst, b := appendFrame(dst, TypeSync, syncSize, 0)
 	binary.BigEndian.PutUint64(b, m.AfterSeq)
-	binary.BigEndian.PutUint32(b[8:], m.Limit)
+	binary.BigEndian.PutUint64(b[8:], m.Epoch)
+	binary.BigEndian.PutUint32(b[16:], m.Limit)
 	return dst
 }
 
 // Size reports the size of the complete SYNC frame.
 func (m *Sync) Size() int { return HeaderSize + syncSize }
 
-// SyncEnd is the body of SYNC_END, which closes the replay of one SYNC.
+// SyncEnd is the body of SYNC_END, which closes the replay of one SYNC (or,
+// unprompted, tells the client its inbox window).
 type SyncEnd struct {
-	UpTo   uint64 // last seq replayed by this SYNC, or its AfterSeq if none was
+	UpTo   uint64 // last seq replayed by this SYNC, or its AfterSeq if none was (0 when unprompted)
 	Head   uint64 // the user's newest seq
 	Oldest uint64 // oldest seq still retained, Head+1 if none is; seqs in (AfterSeq, Oldest) are lost
+	Epoch  uint64 // the incarnation the three seqs belong to
 }
 
 // Decode parses a SYNC_END body into m; it fails with ErrMalformed unless the
-// body is exactly 24 bytes. On error m is unchanged.
+// body is exactly 32 bytes. On error m is unchanged.
 func (m *SyncEnd) Decode(body []byte) error {
 	if len(body) != syncEndSize {
 		return wantSize(TypeSyncEnd, body, syncEndSize)
 	}
-	*m = SyncEnd{UpTo: binary.BigEndian.Uint64(body[0:]), Head: binary.BigEndian.Uint64(body[8:]), Oldest: binary.BigEndian.Uint64(body[16:])}
+	*m = SyncEnd{UpTo: binary.BigEndian.Uint64(body[0:]), Head: binary.BigEndian.Uint64(body[8:]),
+		Oldest: binary.BigEndian.Uint64(body[16:]), Epoch: binary.BigEndian.Uint64(body[24:])}
 	return nil
 }
 
@@ -387,6 +405,7 @@ func (m *SyncEnd) Append(dst []byte) []byte {
 	binary.BigEndian.PutUint64(b[0:], m.UpTo)
 	binary.BigEndian.PutUint64(b[8:], m.Head)
 	binary.BigEndian.PutUint64(b[16:], m.Oldest)
+	binary.BigEndian.PutUint64(b[24:], m.Epoch)
 	return dst
 }
 

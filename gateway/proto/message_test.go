@@ -20,11 +20,11 @@ type roundTrip struct {
 // roundTrips returns one or more messages of every type.
 func roundTrips() []roundTrip {
 	return []roundTrip{
-		{"login", TypeLogin, &Login{Version: 1, UID: 0x0102030405060708, Token: []byte("abc")},
-			"0000000d 01 | 01 | 0102030405060708 | 616263"},
-		{"login/max-token", TypeLogin, &Login{Version: 1, UID: 1, Token: bytes.Repeat([]byte{'t'}, MaxTokenLen)}, ""},
-		{"login-ok", TypeLoginOK, &LoginOK{Session: 1, Epoch: 2, LastSeq: 3, HeartbeatMS: 25000, IdleTimeoutMS: 75000, MaxFrame: 65536},
-			"00000025 02 | 0000000000000001 | 0000000000000002 | 0000000000000003 | 000061a8 | 000124f8 | 00010000"},
+		{"login", TypeLogin, &Login{Version: 2, UID: 0x0102030405060708, Token: []byte("abc")},
+			"0000000d 01 | 02 | 0102030405060708 | 616263"},
+		{"login/max-token", TypeLogin, &Login{Version: 2, UID: 1, Token: bytes.Repeat([]byte{'t'}, MaxTokenLen)}, ""},
+		{"login-ok", TypeLoginOK, &LoginOK{Session: 1, Epoch: 2, LastSeq: 3, Oldest: 4, HeartbeatMS: 25000, IdleTimeoutMS: 75000, MaxFrame: 65536, MaxPayload: 65495},
+			"00000031 02 | 0000000000000001 | 0000000000000002 | 0000000000000003 | 0000000000000004 | 000061a8 | 000124f8 | 00010000 | 0000ffd7"},
 		{"error", TypeError, &Error{Code: CodeRateLimited, Ref: 0xff, Message: []byte("slow down")},
 			"00000014 03 | 002b | 00000000000000ff | 736c6f7720646f776e"},
 		{"error/empty", TypeError, &Error{Code: CodeUnavailable, Message: []byte{}},
@@ -39,15 +39,15 @@ func roundTrips() []roundTrip {
 			"00000019 06 | 0000000000000002 | 0000000000000003 | 0000000000000000"},
 		{"send-ack", TypeSendAck, &SendAck{ClientMsgID: 1, MsgID: 0x1122334455667788},
 			"00000011 07 | 0000000000000001 | 1122334455667788"},
-		{"push", TypePush, &Push{Seq: 5, MsgID: 9, From: 42, ClientTS: 1, Payload: []byte("hi")},
-			"00000023 08 | 0000000000000005 | 0000000000000009 | 000000000000002a | 0000000000000001 | 6869"},
-		{"push/large", TypePush, &Push{Seq: 1 << 63, MsgID: 1, From: 2, ClientTS: -1 << 63, Payload: bytes.Repeat([]byte{0xAB}, MaxPayload(DefaultMaxFrame))}, ""},
-		{"push-ack", TypePushAck, &PushAck{Seq: 0xfffffffffffffffe},
-			"00000009 09 | fffffffffffffffe"},
-		{"sync", TypeSync, &Sync{AfterSeq: 10, Limit: 500},
-			"0000000d 0a | 000000000000000a | 000001f4"},
-		{"sync-end", TypeSyncEnd, &SyncEnd{UpTo: 20, Head: 30, Oldest: 3},
-			"00000019 0b | 0000000000000014 | 000000000000001e | 0000000000000003"},
+		{"push", TypePush, &Push{Seq: 5, Epoch: 6, MsgID: 9, From: 42, ClientTS: 1, Payload: []byte("hi")},
+			"0000002b 08 | 0000000000000005 | 0000000000000006 | 0000000000000009 | 000000000000002a | 0000000000000001 | 6869"},
+		{"push/large", TypePush, &Push{Seq: 1 << 63, Epoch: 1<<64 - 1, MsgID: 1, From: 2, ClientTS: -1 << 63, Payload: bytes.Repeat([]byte{0xAB}, MaxPayload(DefaultMaxFrame))}, ""},
+		{"push-ack", TypePushAck, &PushAck{Seq: 0xfffffffffffffffe, Epoch: 3},
+			"00000011 09 | fffffffffffffffe | 0000000000000003"},
+		{"sync", TypeSync, &Sync{AfterSeq: 10, Epoch: 7, Limit: 500},
+			"00000015 0a | 000000000000000a | 0000000000000007 | 000001f4"},
+		{"sync-end", TypeSyncEnd, &SyncEnd{UpTo: 20, Head: 30, Oldest: 3, Epoch: 8},
+			"00000021 0b | 0000000000000014 | 000000000000001e | 0000000000000003 | 0000000000000008"},
 		{"kick", TypeKick, &Kick{Reason: ReasonSlow, Code: CodeSlowConsumer, RetryAfterMS: 1000, Message: []byte("bye")},
 			"0000000b 0c | 01 | 003c | 000003e8 | 627965"},
 		{"kick/unknown-enums", TypeKick, &Kick{Reason: 200, Code: 9999, Message: []byte{}},
@@ -139,14 +139,14 @@ func TestDecodeErrors(t *testing.T) {
 		typ  Type
 		size int
 	}{
-		{TypeLoginOK, 36}, {TypePing, 8}, {TypePong, 8}, {TypeSendAck, 16},
-		{TypePushAck, 8}, {TypeSync, 12}, {TypeSyncEnd, 24},
+		{TypeLoginOK, 48}, {TypePing, 8}, {TypePong, 8}, {TypeSendAck, 16},
+		{TypePushAck, 16}, {TypeSync, 20}, {TypeSyncEnd, 32},
 	}
 	prefixed := []struct {
 		typ   Type
 		fixed int
 	}{
-		{TypeError, 10}, {TypeSend, 24}, {TypePush, 32}, {TypeKick, 7},
+		{TypeError, 10}, {TypeSend, 24}, {TypePush, 40}, {TypeKick, 7},
 	}
 	login := func(version byte, tokenLen int) []byte {
 		b := append([]byte{version}, make([]byte, 8)...)
@@ -160,12 +160,13 @@ func TestDecodeErrors(t *testing.T) {
 	}
 	tests := []badBody{
 		{"login/empty", TypeLogin, nil, ErrMalformed},
-		{"login/short", TypeLogin, []byte{1, 0, 0, 0}, ErrMalformed},
-		{"login/empty-token", TypeLogin, login(1, 0), ErrMalformed},
-		{"login/long-token", TypeLogin, login(1, MaxTokenLen+1), ErrMalformed},
+		{"login/short", TypeLogin, []byte{Version, 0, 0, 0}, ErrMalformed},
+		{"login/empty-token", TypeLogin, login(Version, 0), ErrMalformed},
+		{"login/long-token", TypeLogin, login(Version, MaxTokenLen+1), ErrMalformed},
 		{"login/version-0", TypeLogin, login(0, 3), ErrUnsupportedVersion},
-		{"login/version-2", TypeLogin, login(2, 3), ErrUnsupportedVersion},
-		{"login/version-2-short", TypeLogin, []byte{2}, ErrUnsupportedVersion},
+		{"login/version-1", TypeLogin, login(1, 3), ErrUnsupportedVersion}, // version 1 had no epochs on the wire
+		{"login/version-3", TypeLogin, login(3, 3), ErrUnsupportedVersion},
+		{"login/version-3-short", TypeLogin, []byte{3}, ErrUnsupportedVersion},
 	}
 	for _, f := range fixed {
 		tests = append(tests,
@@ -226,11 +227,11 @@ func TestAppendKickAndError(t *testing.T) {
 
 func TestMaxPayload(t *testing.T) {
 	tests := []struct{ maxFrame, want int }{
-		{DefaultMaxFrame, DefaultMaxFrame - 33},
-		{0, DefaultMaxFrame - 33},
-		{-1, DefaultMaxFrame - 33},
-		{MinMaxFrame, MinMaxFrame - 33},
-		{33, 0},
+		{DefaultMaxFrame, DefaultMaxFrame - 41},
+		{0, DefaultMaxFrame - 41},
+		{-1, DefaultMaxFrame - 41},
+		{MinMaxFrame, MinMaxFrame - 41},
+		{41, 0},
 		{10, 0},
 	}
 	for _, tc := range tests {

@@ -291,7 +291,7 @@ func (r *Router) reroute(s state.Session, p pendingMsg, outcome string, pause ti
 const retryPause = 50 * time.Millisecond
 
 func (r *Router) send(c *link.Client, s state.Session, p pendingMsg) {
-	c.Go(gwlink.MethodPush, msg.AppendMessage(nil, p.m), func(resp []byte, err error) {
+	c.Go(gwlink.MethodPush, gwlink.AppendPush(nil, s.Conn, p.m), func(resp []byte, err error) {
 		switch {
 		case err != nil:
 			r.unreachable(s, p)

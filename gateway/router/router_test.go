@@ -68,7 +68,7 @@ func startFakeGateway(t *testing.T, id string, users ...uint64) *fakeGateway {
 	}
 	srv, err := link.Listen(link.ServerConfig{Addr: "127.0.0.1:0", Secret: secret, Logger: quiet(),
 		Handler: func(_ context.Context, r *link.Request) ([]byte, error) {
-			m, err := msg.DecodeMessage(r.Body)
+			_, m, err := gwlink.DecodePush(r.Body)
 			if err != nil {
 				return nil, err
 			}

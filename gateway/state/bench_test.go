@@ -65,7 +65,7 @@ func BenchmarkRegister(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					u := uid.Add(1)
-					if err := s.Register(context.Background(), state.Session{UID: u, Gateway: "gw", Conn: u, Epoch: e}); err != nil {
+					if _, err := s.Register(context.Background(), state.Session{UID: u, Gateway: "gw", Conn: u, Epoch: e}); err != nil {
 						b.Error(err)
 						return
 					}

@@ -27,6 +27,14 @@ type ClientConfig struct {
 	// MinBackoff and MaxBackoff bound the reconnection backoff (link defaults: 50ms,
 	// 2s).
 	MinBackoff, MaxBackoff time.Duration
+	// OnKick, if set, receives the server's MethodKick notifications: a newer login
+	// replaced this session (for a gateway, whose link Name is its id). It runs on
+	// the link's reader goroutine and must not block.
+	OnKick func(Session)
+	// OnReconnect, if set, runs (on its own goroutine) after every connection but
+	// the first: notifications sent while the link was down (kicks among them) were
+	// lost, so a gateway re-checks its sessions then (Reregister).
+	OnReconnect func()
 }
 
 // Client is a Store served by a remote state Server, so a gateway (or router) uses a
@@ -42,6 +50,7 @@ type Client struct {
 	link    *link.Client
 	log     *slog.Logger
 	watches *watchHub
+	onKick  func(Session)
 }
 
 // Dial starts connecting to the server and returns at once; WaitConnected waits
@@ -63,7 +72,8 @@ func Dial(cfg ClientConfig) (*Client, error) {
 			return nil, err
 		}
 	}
-	c := &Client{log: cfg.Logger, watches: newWatchHub()}
+	c := &Client{log: cfg.Logger, watches: newWatchHub(), onKick: cfg.OnKick}
+	connected := false
 	c.link = link.Dial(link.ClientConfig{
 		Addr: cfg.Addr, Secret: cfg.Secret, Name: cfg.Name, Logger: cfg.Logger,
 		MinBackoff: cfg.MinBackoff, MaxBackoff: cfg.MaxBackoff, Observe: observe,
@@ -75,6 +85,10 @@ func Dial(cfg ClientConfig) (*Client, error) {
 			if c.watches.active() {
 				lc.Notify(MethodWatch, nil)
 			}
+			if connected && cfg.OnReconnect != nil {
+				go cfg.OnReconnect()
+			}
+			connected = true // OnConnect runs on the one goroutine that maintains the link
 		},
 	})
 	go c.watches.run()
@@ -109,6 +123,12 @@ func (c *Client) Watch(fn func([]Gateway)) {
 }
 
 func (c *Client) onNotify(method uint16, body []byte) {
+	if method == MethodKick {
+		if s, err := decodeSession(body); err == nil && c.onKick != nil {
+			c.onKick(s)
+		}
+		return
+	}
 	if method != MethodSnapshot {
 		return
 	}
@@ -169,8 +189,21 @@ func (c *Client) Gateways(ctx context.Context) ([]Gateway, error) {
 }
 
 // Register implements Store.
-func (c *Client) Register(ctx context.Context, s Session) error {
-	_, err := c.call(ctx, MethodRegister, appendSession(make([]byte, 0, sessionHeader+len(s.Gateway)), s))
+func (c *Client) Register(ctx context.Context, s Session) (Session, error) {
+	resp, err := c.call(ctx, MethodRegister, appendSession(make([]byte, 0, sessionHeader+len(s.Gateway)), s))
+	if err != nil || len(resp) == 0 {
+		return Session{}, err
+	}
+	prev, err := decodeSession(resp)
+	if err != nil {
+		return Session{}, fmt.Errorf("state register: %w", err)
+	}
+	return prev, nil
+}
+
+// Reregister implements Store.
+func (c *Client) Reregister(ctx context.Context, s Session) error {
+	_, err := c.call(ctx, MethodReregister, appendSession(make([]byte, 0, sessionHeader+len(s.Gateway)), s))
 	return err
 }
 
@@ -209,7 +242,7 @@ func (c *Client) Probe(ctx context.Context, uid uint64) (Session, LookupStatus, 
 func stateMethods() map[uint16]string {
 	m := map[uint16]string{}
 	for _, id := range []uint16{MethodAcquire, MethodRenew, MethodRelease, MethodSetDraining,
-		MethodGateways, MethodRegister, MethodUnregister, MethodLookup} {
+		MethodGateways, MethodRegister, MethodUnregister, MethodLookup, MethodReregister} {
 		m[id] = MethodName(id)
 	}
 	return m

@@ -246,24 +246,48 @@ func (m *Memory) Gateways(context.Context) ([]Gateway, error) {
 }
 
 // Register implements Store.
-func (m *Memory) Register(_ context.Context, s Session) error {
+func (m *Memory) Register(_ context.Context, s Session) (Session, error) {
+	prev, err := m.register(s, false)
+	if err != nil {
+		return Session{}, fmt.Errorf("register uid %d: %w", s.UID, err)
+	}
+	return prev, nil
+}
+
+// Reregister implements Store.
+func (m *Memory) Reregister(_ context.Context, s Session) error {
+	if _, err := m.register(s, true); err != nil {
+		return fmt.Errorf("reregister uid %d: %w", s.UID, err)
+	}
+	return nil
+}
+
+// register stores s under its gateway's live lease, returning the session it
+// replaced; with onlySame, only if the stored one is absent or has s's gateway and
+// conn (else ErrReplaced).
+func (m *Memory) register(s Session, onlySame bool) (Session, error) {
 	now := m.now()
 	m.gwMu.RLock()
 	defer m.gwMu.RUnlock() // held until the session is stored: see gwMu
 	gw, l, err := m.liveLease(s.Gateway, s.Epoch, now)
 	if err != nil {
-		return fmt.Errorf("register uid %d: %w", s.UID, err)
+		return Session{}, err
 	}
 	sh := m.shard(s.UID)
 	sh.mu.Lock()
+	defer sh.mu.Unlock()
 	old, had := sh.m[s.UID]
+	if had && onlySame && (old.gw.id != s.Gateway || old.conn != s.Conn) {
+		return Session{}, fmt.Errorf("%w (now %s conn %d)", ErrReplaced, old.gw.id, old.conn)
+	}
 	sh.m[s.UID] = memSession{gw: gw, ep: l.epoch, conn: s.Conn}
+	var prev Session
 	if had {
 		old.ep.sessions.Add(-1)
+		prev = old.session(s.UID)
 	}
 	l.epoch.sessions.Add(1)
-	sh.mu.Unlock()
-	return nil
+	return prev, nil
 }
 
 // Unregister implements Store.

@@ -61,7 +61,7 @@ func TestMemorySweepReclaimsDeadEpochs(t *testing.T) {
 				if uid%4 == 0 {
 					gw, e = "gw-b", eb
 				}
-				if err := m.Register(ctx, state.Session{UID: uid + 1, Gateway: gw, Conn: uid, Epoch: e}); err != nil {
+				if _, err := m.Register(ctx, state.Session{UID: uid + 1, Gateway: gw, Conn: uid, Epoch: e}); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -14,15 +14,18 @@ import (
 // Label values are resolved once here, so the hot path only increments.
 type serverMetrics struct {
 	registrations map[string]prometheus.Counter // ok, lease_lost, error
-	unregisters   map[string]prometheus.Counter // deleted, stale, error
-	lookups       map[string]prometheus.Counter // hit, miss, invalid, error
-	acquires      prometheus.Counter
-	renewals      map[string]prometheus.Counter // ok, lease_lost, error
-	releases      prometheus.Counter
-	lapses        prometheus.Counter
-	reclaimed     prometheus.Counter
-	liveGateways  prometheus.Gauge
-	watchers      prometheus.Gauge
+	// reregistrations: ok, lease_lost, replaced, error
+	reregistrations map[string]prometheus.Counter
+	kicks           map[string]prometheus.Counter // sent, unreachable
+	unregisters     map[string]prometheus.Counter // deleted, stale, error
+	lookups         map[string]prometheus.Counter // hit, miss, invalid, error
+	acquires        prometheus.Counter
+	renewals        map[string]prometheus.Counter // ok, lease_lost, error
+	releases        prometheus.Counter
+	lapses          prometheus.Counter
+	reclaimed       prometheus.Counter
+	liveGateways    prometheus.Gauge
+	watchers        prometheus.Gauge
 }
 
 func counterMap(reg prometheus.Registerer, name, help, label string, values ...string) map[string]prometheus.Counter {
@@ -58,6 +61,12 @@ func newServerMetrics(reg prometheus.Registerer, store Store) *serverMetrics {
 	m := &serverMetrics{
 		registrations: counterMap(reg, "floodgate_state_registrations_total",
 			"Session registrations, by result.", "result", "ok", "lease_lost", "error"),
+		reregistrations: counterMap(reg, "floodgate_state_reregistrations_total",
+			"Sessions registered again after a lease loss or reconnection, by result: replaced means a newer login had taken over.",
+			"result", "ok", "lease_lost", "replaced", "error"),
+		kicks: counterMap(reg, "floodgate_state_replacement_kicks_total",
+			"Logins that replaced a session on another gateway, by whether that gateway was told to kick it (sent) or not connected (unreachable).",
+			"result", "sent", "unreachable"),
 		unregisters: counterMap(reg, "floodgate_state_unregisters_total",
 			"Session unregisters, by result: deleted, or stale (the stored session was a newer one or none).",
 			"result", "deleted", "stale", "error"),
@@ -99,6 +108,8 @@ func result(err error, ok string) string {
 		return ok
 	case errors.Is(err, ErrLeaseLost):
 		return "lease_lost"
+	case errors.Is(err, ErrReplaced):
+		return "replaced"
 	}
 	return "error"
 }

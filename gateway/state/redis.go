@@ -50,7 +50,8 @@ type Redis struct {
 
 type redisScripts struct {
 	acquire, renew, release, setDraining, gateways *redis.Script
-	register, unregister, lookup, sweep, sessions  *redis.Script
+	register, reregister, unregister, lookup       *redis.Script
+	sweep, sessions                                *redis.Script
 }
 
 // NewRedis returns a store on rdb; the caller keeps ownership of rdb (and closes it).
@@ -70,7 +71,8 @@ func NewRedis(rdb *redis.Client, cfg RedisConfig) *Redis {
 		scripts: redisScripts{
 			acquire: script(luaAcquire), renew: script(luaRenew), release: script(luaRelease),
 			setDraining: script(luaSetDraining), gateways: script(luaGateways),
-			register: script(luaRegister), unregister: script(luaUnregister), lookup: script(luaLookup),
+			register: script(luaRegister), reregister: script(luaReregister),
+			unregister: script(luaUnregister), lookup: script(luaLookup),
 			sweep: script(luaSweep), sessions: script(luaSessions),
 		},
 	}
@@ -213,15 +215,57 @@ func parseGatewayRow(row any, now time.Time) (Gateway, error) {
 }
 
 // Register implements Store.
-func (r *Redis) Register(ctx context.Context, s Session) error {
-	ok, err := r.run(ctx, r.scripts.register, u64(s.UID), s.Gateway, u64(s.Conn), u64(s.Epoch)).Bool()
+func (r *Redis) Register(ctx context.Context, s Session) (Session, error) {
+	res, err := r.run(ctx, r.scripts.register, u64(s.UID), s.Gateway, u64(s.Conn), u64(s.Epoch)).Slice()
 	if err != nil {
-		return fmt.Errorf("state: register uid %d: %w", s.UID, err)
+		return Session{}, fmt.Errorf("state: register uid %d: %w", s.UID, err)
 	}
-	if !ok {
-		return fmt.Errorf("register uid %d: gateway %q epoch %d: %w", s.UID, s.Gateway, s.Epoch, ErrLeaseLost)
+	st, _ := res[0].(int64)
+	switch {
+	case st == 0:
+		return Session{}, fmt.Errorf("register uid %d: gateway %q epoch %d: %w", s.UID, s.Gateway, s.Epoch, ErrLeaseLost)
+	case len(res) == 1:
+		return Session{}, nil
+	}
+	prev, err := parseSession(s.UID, res[1:])
+	if err != nil {
+		return Session{}, fmt.Errorf("state: register uid %d: %w", s.UID, err)
+	}
+	return prev, nil
+}
+
+// Reregister implements Store.
+func (r *Redis) Reregister(ctx context.Context, s Session) error {
+	res, err := r.run(ctx, r.scripts.reregister, u64(s.UID), s.Gateway, u64(s.Conn), u64(s.Epoch)).Slice()
+	if err != nil {
+		return fmt.Errorf("state: reregister uid %d: %w", s.UID, err)
+	}
+	switch st, _ := res[0].(int64); st {
+	case 0:
+		return fmt.Errorf("reregister uid %d: gateway %q epoch %d: %w", s.UID, s.Gateway, s.Epoch, ErrLeaseLost)
+	case 2:
+		return fmt.Errorf("reregister uid %d: %w (now %v conn %v)", s.UID, ErrReplaced, res[1], res[2])
 	}
 	return nil
+}
+
+// parseSession parses a script's {gateway, conn, epoch} for uid.
+func parseSession(uid uint64, res []any) (Session, error) {
+	if len(res) != 3 {
+		return Session{}, fmt.Errorf("session of %d values", len(res))
+	}
+	s := Session{UID: uid}
+	s.Gateway, _ = res[0].(string)
+	c, _ := res[1].(string)
+	e, _ := res[2].(string)
+	var err error
+	if s.Conn, err = strconv.ParseUint(c, 10, 64); err == nil {
+		s.Epoch, err = strconv.ParseUint(e, 10, 64)
+	}
+	if err != nil {
+		return Session{}, fmt.Errorf("session %v: %w", res, err)
+	}
+	return s, nil
 }
 
 // Unregister implements Store.
@@ -255,13 +299,7 @@ func (r *Redis) Probe(ctx context.Context, uid uint64) (Session, LookupStatus, e
 	if len(res) != 4 || (st != int64(LookupHit) && st != int64(LookupInvalid)) {
 		return Session{}, LookupMiss, fmt.Errorf("state: lookup uid %d: bad reply %v", uid, res)
 	}
-	s := Session{UID: uid}
-	s.Gateway, _ = res[1].(string)
-	c, _ := res[2].(string)
-	e, _ := res[3].(string)
-	if s.Conn, err = strconv.ParseUint(c, 10, 64); err == nil {
-		s.Epoch, err = strconv.ParseUint(e, 10, 64)
-	}
+	s, err := parseSession(uid, res[1:])
 	if err != nil {
 		return Session{}, LookupMiss, fmt.Errorf("state: lookup uid %d: %w", uid, err)
 	}

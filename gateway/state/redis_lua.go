@@ -110,18 +110,37 @@ end
 return out
 `
 
-// ARGV: prefix, uid, gateway, conn, epoch → 1, or 0 if the epoch is not live.
-const luaRegister = `
-local uid, g, c, e = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-if redis.call('GET', leasekey(g)) ~= e then return 0 end
-local sk = sesskey(uid)
-local old = redis.call('HMGET', sk, 'g', 'e')
-if old[1] and (old[1] ~= g or old[2] ~= e) then
-  redis.call('SREM', idxkey(old[1], old[2]), uid)
+// store writes uid's session (g, c, e) over old (HMGET g c e), keeping the index.
+const luaStoreSession = `
+local function store(uid, old, g, c, e)
+  if old[1] and (old[1] ~= g or old[3] ~= e) then
+    redis.call('SREM', idxkey(old[1], old[3]), uid)
+  end
+  redis.call('HSET', sesskey(uid), 'g', g, 'c', c, 'e', e)
+  redis.call('SADD', idxkey(g, e), uid)
 end
-redis.call('HSET', sk, 'g', g, 'c', c, 'e', e)
-redis.call('SADD', idxkey(g, e), uid)
-return 1
+`
+
+// ARGV: prefix, uid, gateway, conn, epoch → {1} or {1, g, c, e} of the session it
+// replaced, or {0} if the epoch is not live.
+const luaRegister = luaStoreSession + `
+local uid, g, c, e = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+if redis.call('GET', leasekey(g)) ~= e then return {0} end
+local old = redis.call('HMGET', sesskey(uid), 'g', 'c', 'e')
+store(uid, old, g, c, e)
+if old[1] then return {1, old[1], old[2], old[3]} end
+return {1}
+`
+
+// ARGV: prefix, uid, gateway, conn, epoch → {1} stored, {0} the epoch is not live,
+// or {2, g, c} when another session (g, c) replaced this one (nothing changes).
+const luaReregister = luaStoreSession + `
+local uid, g, c, e = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+if redis.call('GET', leasekey(g)) ~= e then return {0} end
+local old = redis.call('HMGET', sesskey(uid), 'g', 'c', 'e')
+if old[1] and (old[1] ~= g or old[2] ~= c) then return {2, old[1], old[2]} end
+store(uid, old, g, c, e)
+return {1}
 `
 
 // ARGV: prefix, uid, gateway, conn, epoch → 1 if deleted, 0 if the session differs.

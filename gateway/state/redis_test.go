@@ -84,12 +84,12 @@ func TestRedisSweepLeavesNoGarbage(t *testing.T) {
 			ea, _ := r.Acquire(ctx, state.Gateway{ID: "gw-a"}, time.Minute)
 			eb, _ := r.Acquire(ctx, state.Gateway{ID: "gw-b"}, time.Minute)
 			for uid := range uint64(100) {
-				if err := r.Register(ctx, state.Session{UID: uid + 1, Gateway: "gw-a", Conn: uid, Epoch: ea}); err != nil {
+				if _, err := r.Register(ctx, state.Session{UID: uid + 1, Gateway: "gw-a", Conn: uid, Epoch: ea}); err != nil {
 					t.Fatal(err)
 				}
 			}
 			for uid := range uint64(10) { // ten users move to gw-b
-				if err := r.Register(ctx, state.Session{UID: uid + 1, Gateway: "gw-b", Conn: uid, Epoch: eb}); err != nil {
+				if _, err := r.Register(ctx, state.Session{UID: uid + 1, Gateway: "gw-b", Conn: uid, Epoch: eb}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -149,7 +149,7 @@ func TestRedisPrefixesIsolate(t *testing.T) {
 	a := state.NewRedis(rdb, state.RedisConfig{Prefix: "a:"})
 	b := state.NewRedis(rdb, state.RedisConfig{Prefix: "b:"})
 	e, _ := a.Acquire(ctx, state.Gateway{ID: "gw"}, time.Minute)
-	if err := a.Register(ctx, state.Session{UID: 1, Gateway: "gw", Conn: 1, Epoch: e}); err != nil {
+	if _, err := a.Register(ctx, state.Session{UID: 1, Gateway: "gw", Conn: 1, Epoch: e}); err != nil {
 		t.Fatal(err)
 	}
 	if gws, _ := b.Gateways(ctx); len(gws) != 0 {
@@ -158,7 +158,7 @@ func TestRedisPrefixesIsolate(t *testing.T) {
 	if _, ok, _ := b.Lookup(ctx, 1); ok {
 		t.Fatal("b finds a's session")
 	}
-	if err := b.Register(ctx, state.Session{UID: 1, Gateway: "gw", Conn: 1, Epoch: e}); err == nil {
+	if _, err := b.Register(ctx, state.Session{UID: 1, Gateway: "gw", Conn: 1, Epoch: e}); err == nil {
 		t.Fatal("b accepted a registration under a's lease")
 	}
 }

@@ -45,7 +45,56 @@ type Server struct {
 	log      *slog.Logger
 	m        *serverMetrics
 	w        *watchTable
+	peers    peerIndex    // connected peers by name, to reach a gateway's own link
 	lastWarn atomic.Int64 // unix ns of the last rate-limited warning
+}
+
+// peerIndex finds a connected peer by the name it gave in the handshake (a gateway
+// names itself by its id), so the server can tell a gateway to kick a session.
+type peerIndex struct {
+	mu sync.Mutex
+	m  map[string][]*link.Peer
+}
+
+func (x *peerIndex) add(p *link.Peer) {
+	x.mu.Lock()
+	if x.m == nil {
+		x.m = map[string][]*link.Peer{}
+	}
+	x.m[p.Name()] = append(x.m[p.Name()], p)
+	x.mu.Unlock()
+}
+
+func (x *peerIndex) remove(p *link.Peer) {
+	x.mu.Lock()
+	ps := x.m[p.Name()]
+	for i, q := range ps {
+		if q == p {
+			ps = append(ps[:i], ps[i+1:]...)
+			break
+		}
+	}
+	if len(ps) == 0 {
+		delete(x.m, p.Name())
+	} else {
+		x.m[p.Name()] = ps
+	}
+	x.mu.Unlock()
+}
+
+// notify sends a notification to every connected peer named name; it reports
+// whether there was one.
+func (x *peerIndex) notify(name string, method uint16, body []byte) bool {
+	x.mu.Lock()
+	ps := append([]*link.Peer(nil), x.m[name]...)
+	x.mu.Unlock()
+	sent := false
+	for _, p := range ps {
+		if p.Notify(method, body) == nil {
+			sent = true
+		}
+	}
+	return sent
 }
 
 // NewServer binds cfg.Addr; Serve then serves it.
@@ -71,7 +120,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	s.w = newWatchTable(s.m.watchers)
 	ln, err := link.Listen(link.ServerConfig{
 		Addr: cfg.Addr, Secret: cfg.Secret, Handler: s.handle,
-		OnDisconnect: s.w.remove, Logger: s.log,
+		OnConnect:    s.peers.add,
+		OnDisconnect: func(p *link.Peer) { s.w.remove(p); s.peers.remove(p) },
+		Logger:       s.log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("state server: %w", err)
@@ -124,8 +175,23 @@ func (s *Server) dispatch(ctx context.Context, req *link.Request) ([]byte, error
 		if err != nil {
 			return nil, fmt.Errorf("%w: register: %v", errBadRequest, err)
 		}
-		err = s.store.Register(ctx, ses)
+		prev, err := s.store.Register(ctx, ses)
 		s.m.registrations[result(err, "ok")].Inc()
+		if err != nil {
+			return nil, err
+		}
+		if prev.UID == 0 {
+			return nil, nil
+		}
+		s.kickReplaced(prev, ses)
+		return appendSession(make([]byte, 0, sessionHeader+len(prev.Gateway)), prev), nil
+	case MethodReregister:
+		ses, err := decodeSession(req.Body)
+		if err != nil {
+			return nil, fmt.Errorf("%w: reregister: %v", errBadRequest, err)
+		}
+		err = s.store.Reregister(ctx, ses)
+		s.m.reregistrations[result(err, "ok")].Inc()
 		return nil, err
 	case MethodUnregister:
 		ses, err := decodeSession(req.Body)
@@ -214,6 +280,24 @@ func (s *Server) dispatch(ctx context.Context, req *link.Request) ([]byte, error
 		return nil, nil
 	}
 	return nil, fmt.Errorf("%w: unknown method %d", errBadRequest, req.Method)
+}
+
+// kickReplaced tells the gateway holding prev, which the login cur replaced, to
+// kick it (MethodKick). A login on the same gateway needs no word: that gateway
+// replaced its own session. If prev's gateway is not connected (dead, or cut off),
+// the notification is skipped: that gateway re-registers every session it still
+// holds with Reregister when it reconnects or re-acquires its lease, and learns
+// there that this one was replaced.
+func (s *Server) kickReplaced(prev, cur Session) {
+	if prev.Gateway == cur.Gateway {
+		return
+	}
+	body := appendSession(make([]byte, 0, sessionHeader+len(prev.Gateway)), prev)
+	if s.peers.notify(prev.Gateway, MethodKick, body) {
+		s.m.kicks["sent"].Inc()
+	} else {
+		s.m.kicks["unreachable"].Inc()
+	}
 }
 
 // probe is Probe where the store has it, else Lookup (which cannot tell an invalid

@@ -445,3 +445,50 @@ func waitMetric(t *testing.T, reg *prometheus.Registry, name string, labels map[
 		time.Sleep(5 * time.Millisecond) // polling an observable condition
 	}
 }
+
+// A login on one gateway makes the server tell the gateway holding the user's
+// older session to kick it; a login on the same gateway does not (that gateway
+// replaced its own session).
+func TestServerTellsTheReplacedGatewayToKick(t *testing.T) {
+	srv, _ := startServer(t, state.ServerConfig{})
+	kicks := make(chan state.Session, 4)
+	gwA := dial(t, srv.Addr(), func(c *state.ClientConfig) {
+		c.Name = "gw-a"
+		c.OnKick = func(s state.Session) { kicks <- s }
+	})
+	gwB := dial(t, srv.Addr(), func(c *state.ClientConfig) { c.Name = "gw-b" })
+	ctx := t.Context()
+	ea, err := gwA.Acquire(ctx, state.Gateway{ID: "gw-a"}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eb, err := gwB.Acquire(ctx, state.Gateway{ID: "gw-b"}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := state.Session{UID: 7, Gateway: "gw-a", Conn: 1, Epoch: ea}
+	if _, err := gwA.Register(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	// Same gateway, a new connection: no kick notification (gw-a kicks its own).
+	again := state.Session{UID: 7, Gateway: "gw-a", Conn: 2, Epoch: ea}
+	if prev, err := gwA.Register(ctx, again); err != nil || prev != old {
+		t.Fatalf("re-login on gw-a: replaced %+v, %v; want %+v", prev, err, old)
+	}
+	if prev, err := gwB.Register(ctx, state.Session{UID: 7, Gateway: "gw-b", Conn: 5, Epoch: eb}); err != nil || prev != again {
+		t.Fatalf("login on gw-b: replaced %+v, %v; want %+v", prev, err, again)
+	}
+	select {
+	case got := <-kicks:
+		if got != again {
+			t.Fatalf("gw-a told to kick %+v, want %+v", got, again)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("gw-a was not told to kick the replaced session within 5s")
+	}
+	select {
+	case got := <-kicks:
+		t.Fatalf("an extra kick: %+v", got)
+	default:
+	}
+}

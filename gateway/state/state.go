@@ -76,9 +76,18 @@ type Store interface {
 	// caller's estimate on its own clock; the store is the authority.
 	Gateways(ctx context.Context) ([]Gateway, error)
 
-	// Register records s as s.UID's current session, replacing any other. It fails
+	// Register records s as s.UID's current session, replacing any other: a new
+	// LOGIN. It fails with ErrLeaseLost unless s.Epoch is the live epoch of
+	// s.Gateway. prev is the session it replaced, valid or not (UID 0 if none):
+	// the gateway holding it must kick it (the state server tells it, see
+	// MethodKick).
+	Register(ctx context.Context, s Session) (prev Session, err error)
+	// Reregister records s again under a new epoch of its gateway (after a lease
+	// loss) only if it is still the user's session: the stored one is absent or
+	// has the same Gateway and Conn. Otherwise a newer login replaced it: nothing
+	// changes and the error wraps ErrReplaced (the gateway must kick it). It fails
 	// with ErrLeaseLost unless s.Epoch is the live epoch of s.Gateway.
-	Register(ctx context.Context, s Session) error
+	Reregister(ctx context.Context, s Session) error
 	// Unregister deletes s.UID's session only if it is exactly s (gateway, conn and
 	// epoch); it reports whether it deleted.
 	Unregister(ctx context.Context, s Session) (bool, error)
@@ -90,6 +99,9 @@ type Store interface {
 // ErrLeaseLost is returned for an operation under a lease that lapsed or was
 // superseded by a newer epoch.
 var ErrLeaseLost = errors.New("state: gateway lease lost")
+
+// ErrReplaced is returned by Reregister for a session a newer login replaced.
+var ErrReplaced = errors.New("state: session replaced by a newer login")
 
 // ErrUnknownGateway is returned by SetDraining for a gateway never registered.
 var ErrUnknownGateway = errors.New("state: unknown gateway")

@@ -33,14 +33,20 @@ const (
 	MethodWatch uint16 = 6
 	// MethodSnapshot is a one-way notification from the server: JSON snapshot.
 	MethodSnapshot uint16 = 7
+	// MethodKick is a one-way notification from the server to a gateway (the peer
+	// whose link name is the gateway id): session → kick that session, a newer
+	// login replaced it. See Server.kickReplaced.
+	MethodKick uint16 = 8
 
-	// MethodRegister: session → empty.
+	// MethodRegister: session → empty, or the session it replaced.
 	MethodRegister uint16 = 16
 	// MethodUnregister: session → u8 1 (deleted) or 0 (the stored session differs).
 	MethodUnregister uint16 = 17
 	// MethodLookup: u64 uid → u8 LookupStatus, followed by the session's u64 conn |
 	// u64 epoch | gateway id unless the status is LookupMiss.
 	MethodLookup uint16 = 18
+	// MethodReregister: session → empty, or an error "replaced" (ErrReplaced).
+	MethodReregister uint16 = 19
 )
 
 // MethodName names a method in logs and metric labels.
@@ -60,6 +66,10 @@ func MethodName(m uint16) string {
 		return "watch"
 	case MethodSnapshot:
 		return "snapshot"
+	case MethodKick:
+		return "kick"
+	case MethodReregister:
+		return "reregister"
 	case MethodRegister:
 		return "register"
 	case MethodUnregister:
@@ -198,6 +208,7 @@ func decodeLookup(uid uint64, b []byte) (Session, LookupStatus, error) {
 // Error frames carry "<code> <message>", so the client can rebuild the sentinel.
 const (
 	codeLeaseLost      = "lease-lost"
+	codeReplaced       = "replaced"
 	codeUnknownGateway = "unknown-gateway"
 	codeBadRequest     = "bad-request"
 	codeInternal       = "internal"
@@ -221,6 +232,8 @@ func toWire(err error) error {
 	switch {
 	case errors.Is(err, ErrLeaseLost):
 		code = codeLeaseLost
+	case errors.Is(err, ErrReplaced):
+		code = codeReplaced
 	case errors.Is(err, ErrUnknownGateway):
 		code = codeUnknownGateway
 	case errors.Is(err, errBadRequest):
@@ -244,6 +257,8 @@ func (e *RemoteError) Unwrap() error {
 	switch e.Code {
 	case codeLeaseLost:
 		return ErrLeaseLost
+	case codeReplaced:
+		return ErrReplaced
 	case codeUnknownGateway:
 		return ErrUnknownGateway
 	}

@@ -66,7 +66,7 @@ func concurrentRangesSeeConsistentSnapshots(t *testing.T, newStore NewStore) {
 				return
 			}
 			if w.Head > 10 {
-				if err := s.Ack(ctx, uid, w.Head-10); err != nil {
+				if err := s.Ack(ctx, uid, w.Head-10, w.Epoch); err != nil {
 					t.Error(err)
 					return
 				}

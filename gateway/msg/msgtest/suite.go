@@ -58,7 +58,11 @@ func appendN(t *testing.T, s msg.Store, to uint64, n int) {
 // ack acknowledges uid's messages through seq, failing the test on an error.
 func ack(t *testing.T, s msg.Store, uid, seq uint64) {
 	t.Helper()
-	if err := s.Ack(context.Background(), uid, seq); err != nil {
+	w, err := s.Window(context.Background(), uid)
+	if err != nil {
+		t.Fatalf("window %d: %v", uid, err)
+	}
+	if err := s.Ack(context.Background(), uid, seq, w.Epoch); err != nil {
 		t.Fatalf("ack %d through %d: %v", uid, seq, err)
 	}
 }

@@ -42,6 +42,7 @@ func Run(t *testing.T, newStore func(t *testing.T) state.Store) {
 		{"ReleaseOfAStaleEpochLeavesTheNewLease", testStaleRelease},
 		{"RegisterReplacesAcrossGateways", testRegisterReplaces},
 		{"UnregisterIsCompareAndDelete", testUnregisterCompareAndDelete},
+		{"ReregisterNeverOverwritesANewerLogin", testReregister},
 		{"SetDrainingRoundTrips", testSetDraining},
 		{"GatewaysReportLeasesAndLoad", testGatewaysReport},
 		{"ProbeTellsInvalidFromMiss", testProbe},
@@ -67,7 +68,7 @@ func acquire(t *testing.T, s state.Store, id string, ttl time.Duration) uint64 {
 
 func register(t *testing.T, s state.Store, ses state.Session) {
 	t.Helper()
-	if err := s.Register(ctx(t), ses); err != nil {
+	if _, err := s.Register(ctx(t), ses); err != nil {
 		t.Fatalf("register %+v: %v", ses, err)
 	}
 }
@@ -173,7 +174,8 @@ func testRenewFailsAfterLapse(t *testing.T, s state.Store) {
 	}
 	waitInvalid(t, s, 1)
 	wantLeaseLost(t, "renew after lapse", s.Renew(ctx(t), "gw-a", e, state.Load{}, long))
-	wantLeaseLost(t, "register after lapse", s.Register(ctx(t), state.Session{UID: 2, Gateway: "gw-a", Conn: 2, Epoch: e}))
+	_, err := s.Register(ctx(t), state.Session{UID: 2, Gateway: "gw-a", Conn: 2, Epoch: e})
+	wantLeaseLost(t, "register after lapse", err)
 	wantLeaseLost(t, "renew of an unknown gateway", s.Renew(ctx(t), "gw-nope", e, state.Load{}, long))
 	if g := gateway(t, s, "gw-a"); g.Live(time.Now()) || g.Epoch != e {
 		t.Fatalf("lapsed gateway listed as %+v", g)
@@ -216,7 +218,7 @@ func testRegisterNeedsLiveEpoch(t *testing.T, s state.Store) {
 		{"released epoch", "gw-r", rel},
 		{"another gateway's epoch", "gw-r", e},
 	} {
-		err := s.Register(ctx(t), state.Session{UID: 9, Gateway: tc.gateway, Conn: 1, Epoch: tc.epoch})
+		_, err := s.Register(ctx(t), state.Session{UID: 9, Gateway: tc.gateway, Conn: 1, Epoch: tc.epoch})
 		wantLeaseLost(t, tc.name, err)
 	}
 	if _, ok := lookup(t, s, 9); ok {
@@ -246,7 +248,7 @@ func registerMany(t *testing.T, s state.Store, id string, epoch, base uint64, n 
 		wg.Go(func() {
 			for i := w; i < n; i += 8 {
 				uid := base + uint64(i) + 1
-				if err := s.Register(ctx(t), state.Session{UID: uid, Gateway: id, Conn: uid, Epoch: epoch}); err != nil {
+				if _, err := s.Register(ctx(t), state.Session{UID: uid, Gateway: id, Conn: uid, Epoch: epoch}); err != nil {
 					errs <- err
 					return
 				}
@@ -330,8 +332,12 @@ func testRegisterReplaces(t *testing.T, s state.Store) {
 	eb := acquire(t, s, "gw-b", long)
 	first := state.Session{UID: 42, Gateway: "gw-a", Conn: 1, Epoch: ea}
 	moved := state.Session{UID: 42, Gateway: "gw-b", Conn: 7, Epoch: eb}
-	register(t, s, first)
-	register(t, s, moved)
+	if prev, err := s.Register(ctx(t), first); err != nil || prev != (state.Session{}) {
+		t.Fatalf("first register: replaced %+v, err %v; want nothing replaced", prev, err)
+	}
+	if prev, err := s.Register(ctx(t), moved); err != nil || prev != first {
+		t.Fatalf("register on another gateway: replaced %+v, err %v; want %+v", prev, err, first)
+	}
 	if got, ok := lookup(t, s, 42); !ok || got != moved {
 		t.Fatalf("after moving gateways: %+v %v, want %+v", got, ok, moved)
 	}
@@ -538,7 +544,7 @@ func concurrentWorker(ctx context.Context, s state.Store, epochs map[string]uint
 		for i := range uids {
 			uid := base + uint64(i) + 1
 			want := state.Session{UID: uid, Gateway: gw, Conn: uint64(r), Epoch: epochs[gw]}
-			if err := s.Register(ctx, want); err != nil {
+			if _, err := s.Register(ctx, want); err != nil {
 				return fmt.Errorf("register %+v: %w", want, err)
 			}
 			got, ok, err := s.Lookup(ctx, uid)
@@ -553,4 +559,44 @@ func concurrentWorker(ctx context.Context, s state.Store, epochs map[string]uint
 		}
 	}
 	return nil
+}
+
+// A gateway that lost its lease registers its sessions again under the new epoch,
+// but only those no newer login replaced meanwhile.
+func testReregister(t *testing.T, s state.Store) {
+	e1 := acquire(t, s, "gw-a", long)
+	eb := acquire(t, s, "gw-b", long)
+	kept := state.Session{UID: 1, Gateway: "gw-a", Conn: 1, Epoch: e1}
+	taken := state.Session{UID: 2, Gateway: "gw-a", Conn: 2, Epoch: e1}
+	swept := state.Session{UID: 3, Gateway: "gw-a", Conn: 3, Epoch: e1}
+	for _, ses := range []state.Session{kept, taken, swept} {
+		register(t, s, ses)
+	}
+	e2 := acquire(t, s, "gw-a", long) // the lease was lost and acquired again
+	newer := state.Session{UID: 2, Gateway: "gw-b", Conn: 9, Epoch: eb}
+	register(t, s, newer)             // uid 2 logged in elsewhere meanwhile
+	if _, ok := lookup(t, s, 3); ok { // the lookup reclaims uid 3's dead session
+		t.Fatal("a session of the superseded epoch is valid")
+	}
+
+	again := func(ses state.Session) error { ses.Epoch = e2; return s.Reregister(ctx(t), ses) }
+	if err := again(kept); err != nil {
+		t.Fatalf("reregister of a session nobody replaced: %v", err)
+	}
+	if err := again(swept); err != nil {
+		t.Fatalf("reregister of a session whose dead record was reclaimed: %v", err)
+	}
+	if err := again(taken); !errors.Is(err, state.ErrReplaced) {
+		t.Fatalf("reregister over a newer login: %v, want ErrReplaced", err)
+	}
+	for uid, want := range map[uint64]state.Session{
+		1: {UID: 1, Gateway: "gw-a", Conn: 1, Epoch: e2},
+		2: newer,
+		3: {UID: 3, Gateway: "gw-a", Conn: 3, Epoch: e2},
+	} {
+		if got, ok := lookup(t, s, uid); !ok || got != want {
+			t.Errorf("uid %d: %+v %v, want %+v", uid, got, ok, want)
+		}
+	}
+	wantLeaseLost(t, "reregister under a dead epoch", s.Reregister(ctx(t), kept))
 }
