@@ -120,8 +120,12 @@ func (c *Conn) String() string {
 // goroutine, without blocking: it writes to the socket directly when nothing is queued,
 // and queues what the socket does not take (copying it; b may be reused on return).
 // Past the high watermark the connection stops reading until its queue drains; past
-// the hard cap it is closed with ReasonSlow and Write returns ErrSlow. While a Dial is
-// connecting, everything is queued.
+// the hard cap it is closed with ReasonSlow and Write returns ErrSlow. A Write is
+// never torn: either none of b goes out (ErrSlow, ErrClosed), or all of it does,
+// ahead of any farewell — so that a peer reading a framed protocol sees whole frames,
+// then the kick, then the end. (A b that had started on the wire when the cap was
+// passed is queued whole, past the cap, and the connection then closes as slow.)
+// While a Dial is connecting, everything is queued.
 func (c *Conn) Write(b []byte) error {
 	if len(b) == 0 {
 		return nil
@@ -146,6 +150,9 @@ func (c *Conn) writeLocked(b []byte, overCap bool) (err error, closing bool) {
 	if st == stateClosed || (st == stateClosing && !overCap) {
 		return ErrClosed, false
 	}
+	// started is set once part of b is on the wire: the rest must then follow
+	// whatever the cap says, or the peer would read a torn frame.
+	started := false
 	if c.out == nil && st != stateConnecting {
 		if cfg.WriteReadiness == WriteAlways {
 			// EPOLLOUT is always registered; an edge that fires between this write
@@ -156,6 +163,7 @@ func (c *Conn) writeLocked(b []byte, overCap bool) (err error, closing bool) {
 		if n > 0 {
 			l.stats.bytesOut.Add(uint64(n))
 			b = b[n:]
+			started = true
 		}
 		if len(b) == 0 {
 			c.outState.Store(0)
@@ -172,7 +180,7 @@ func (c *Conn) writeLocked(b []byte, overCap bool) (err error, closing bool) {
 	if c.out != nil {
 		queued = c.out.size
 	}
-	if !overCap && queued+len(b) > cfg.WriteHardCap {
+	if !overCap && !started && queued+len(b) > cfg.WriteHardCap {
 		c.outState.And(outQueued)
 		return ErrSlow, c.beginCloseLocked(ReasonSlow, ErrSlow, l.r.farewell(ReasonSlow, ErrSlow))
 	}
@@ -190,7 +198,29 @@ func (c *Conn) writeLocked(b []byte, overCap bool) (err error, closing bool) {
 		c.pause.Or(pauseOut)
 		l.stats.readPauses.Add(1)
 	}
+	if !overCap && c.out.size > cfg.WriteHardCap {
+		// Only a write that had started on the wire gets here: it is queued whole,
+		// and the connection closes as slow behind it, farewell last.
+		return nil, c.beginCloseLocked(ReasonSlow, ErrSlow, l.r.farewell(ReasonSlow, ErrSlow))
+	}
 	return nil, false
+}
+
+// OutputRoom reports how many more bytes may be written before the outbound queue
+// reaches its hard cap (and the connection is kicked as slow); 0 once closing. A
+// handler replaying a backlog sizes its batches by it, so that its own replay never
+// gets a prompt reader kicked.
+func (c *Conn) OutputRoom() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state.Load() >= stateClosing {
+		return 0
+	}
+	room := c.loop.r.cfg.WriteHardCap
+	if c.out != nil {
+		room -= c.out.size
+	}
+	return max(room, 0)
 }
 
 // PauseReading stops reading from the connection until ResumeReading: what the peer

@@ -36,6 +36,10 @@
 //   - Handler callbacks for one connection are serialised: OnOpen, frames in order,
 //     OnClose last. An inline frame is offered only when no deferred frame of that
 //     connection is pending, and OnClose waits behind the deferred ones.
+//   - A Write is never torn. Once part of it is on the wire the rest is queued even
+//     past the hard cap (the connection then closes as slow, farewell last), and a
+//     connection whose linger runs out with output still queued is reset, not ended
+//     with a FIN: a peer never reads half a frame followed by a clean end of stream.
 //   - Memory is bounded everywhere: the outbound queue by WriteHardCap (the connection
 //     is kicked as slow, with a farewell, never silently truncated), deferred input by
 //     MaxDeferred (reading pauses; the kernel's window pushes back on the peer), and an

@@ -673,6 +673,11 @@ func (l *loop) teardown(c *Conn, r Reason, cause error) {
 	fd := int(c.fd)
 	c.fd = -1
 	if c.out != nil {
+		// Output left unsent (the linger ran out on a peer that stopped reading):
+		// the kernel may hold the first part of a frame whose rest is dropped here.
+		// Reset the connection rather than end it with a FIN, so the peer sees an
+		// error, never a torn frame followed by a clean end of stream.
+		unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0}) //nolint:errcheck
 		l.stats.outBytes.Add(-int64(c.out.size))
 		c.out.release(&l.r.bufs)
 		c.out = nil

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -325,6 +326,73 @@ func TestSlowReaderSeesFarewellAfterQueuedData(t *testing.T) {
 	}
 	// Only now does the client read: all the queued data, then the farewell, then EOF.
 	c.expectFarewellThenEOF("slow", 10*time.Second)
+}
+
+// A single write bigger than the room left under the hard cap, part of which went
+// straight to the socket, is never torn: the peer reads the whole frame, then the
+// farewell, then EOF. (Before, the rest was dropped and the peer read half a frame.)
+func TestOversizedWriteIsNeverTorn(t *testing.T) {
+	big := frame(bytes.Repeat([]byte{'x'}, 300<<10)) // > the 64 KiB cap, > the socket buffer
+	wrote := make(chan error, 1)
+	h := &funcHandler{frame: func(c *Conn, f []byte) Disposition {
+		wrote <- c.Write(big)
+		return Handled
+	}}
+	r := startReactor(t, Config{Handler: h, WriteHardCap: 64 << 10, WriteHighWater: 16 << 10,
+		Linger: 10 * time.Second, SocketSendBuffer: 16 << 10})
+	c := dial(t, r)
+	c.send([]byte("go"))
+	select {
+	case err := <-wrote:
+		if err != nil {
+			t.Fatalf("Write = %v, want nil: a write that started on the wire is taken whole", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no write")
+	}
+	got := c.mustRecv(10 * time.Second)
+	if !bytes.Equal(got, payloadOf(big)) {
+		t.Fatalf("read a frame of %d bytes, want the %d written", len(got), len(payloadOf(big)))
+	}
+	c.expectFarewellThenEOF("slow", 10*time.Second)
+	c.Close() // our FIN ends the server's linger
+	waitFor(t, 5*time.Second, "the slow close to be counted", func() bool { s := r.Stats(); return s.ClosedBy(ReasonSlow) == 1 })
+}
+
+// A peer that never reads past a slow kick is reset when the linger runs out with
+// output still queued, not sent a FIN after a torn frame.
+func TestLingerExpiryWithQueuedOutputResets(t *testing.T) {
+	kicked := make(chan error, 1)
+	h := &funcHandler{frame: func(c *Conn, f []byte) Disposition {
+		go func() {
+			msg := frame(bytes.Repeat([]byte{'m'}, 1000))
+			for {
+				if err := c.Write(msg); err != nil {
+					kicked <- err
+					return
+				}
+			}
+		}()
+		return Handled
+	}}
+	r := startReactor(t, Config{Handler: h, WriteHardCap: 64 << 10, WriteHighWater: 16 << 10,
+		Linger: 100 * time.Millisecond, SocketSendBuffer: 16 << 10})
+	c := dial(t, r)
+	c.Conn.(*net.TCPConn).SetReadBuffer(16 << 10)
+	c.send([]byte("go"))
+	select {
+	case <-kicked:
+	case <-time.After(10 * time.Second):
+		t.Fatal("not kicked")
+	}
+	waitFor(t, 5*time.Second, "the linger to end the connection", func() bool { s := r.Stats(); return s.ClosedBy(ReasonSlow) == 1 })
+	// Read everything that arrived: it must end in a reset, never a clean EOF
+	// (which would pass a torn frame off as the end of the stream).
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err := io.Copy(io.Discard, c)
+	if err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("stream ended with %v, want a connection reset", err)
+	}
 }
 
 func TestConnectionLimitRejectsWithBusy(t *testing.T) {
