@@ -16,7 +16,6 @@ import (
 	"github.com/floodgate/floodgate/gateway/node"
 	"github.com/floodgate/floodgate/gateway/proto"
 	"github.com/floodgate/floodgate/gateway/reactor"
-	"github.com/floodgate/floodgate/gateway/state"
 	"github.com/floodgate/floodgate/internal/units"
 )
 
@@ -88,7 +87,10 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 		defer srv.Close(time.Second)
 		adminURL = srv.Addr()
 	}
-	var cl *cluster.Cluster
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var n *node.Node
+	run := func(ctx context.Context) error { return n.Run(ctx) }
 	if !*echo {
 		secret, err := sec.load()
 		if err != nil {
@@ -106,57 +108,41 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "gateway: -state and -msg go together")
 			return 2
 		default:
-			st, err := state.Dial(state.ClientConfig{Addr: *stateAddr, Secret: secret, Name: *id, Logger: log, Registry: reg})
-			if err != nil {
-				fmt.Fprintln(stderr, "gateway:", err)
-				return 2
-			}
-			defer st.Close()
-			ms, err := msg.Dial(msg.ClientConfig{Addr: *msgAddr, Secret: secret, Name: *id, Logger: log, Registry: reg})
-			if err != nil {
-				fmt.Fprintln(stderr, "gateway:", err)
-				return 2
-			}
-			defer ms.Close()
-			cl, err = cluster.New(cluster.Config{ID: *id, LinkAddr: *linkAddr, AdminAddr: adminURL, Secret: secret,
-				State: st, Msgs: ms, LeaseTTL: *leaseTTL, Registry: reg, Logger: log})
+			gw, err := cluster.NewGateway(cluster.GatewayConfig{Node: cfg, ID: *id, StateAddr: *stateAddr, MsgAddr: *msgAddr,
+				LinkAddr: *linkAddr, AdminAddr: adminURL, Secret: secret, LeaseTTL: *leaseTTL,
+				Registry: reg, Logger: log})
 			if err != nil {
 				log.Error("gateway failed to start", "err", err)
 				return 1
 			}
-			cfg.Backend = cl
-			if *workers == 0 {
-				// Handlers here wait on network calls (a LOGIN on state and msg): the
-				// pool must be wide enough to overlap those waits in a reconnect storm.
-				cfg.Reactor.Workers = 64
+			n = gw.Node()
+			// Hold the lease (and serve the link) before taking clients: a LOGIN must
+			// be able to register. READY is printed once it is held.
+			errc := make(chan error, 1)
+			go func() { errc <- gw.Run(ctx) }()
+			run = func(context.Context) error { return <-errc }
+			select {
+			case <-gw.Ready():
+			case err := <-errc:
+				if err != nil {
+					log.Error("gateway stopped with an error", "err", err)
+					return 1
+				}
+				return 0
 			}
 		}
 	}
-	cfg.Registry = reg
-	n, err := node.New(cfg)
-	if err != nil {
-		log.Error("gateway failed to start", "err", err)
-		return 1
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if cl != nil {
-		// Hold the lease (and serve the link) before taking clients: a LOGIN must be
-		// able to register. The cluster outlives the node's shutdown a moment, so the
-		// node's KICK SHUTDOWNs go out before the lease is released.
-		cctx, cstop := context.WithCancel(context.Background())
-		cdone := make(chan struct{})
-		go func() { cl.Run(cctx, n.Reactor().Addr().String()); close(cdone) }()
-		defer func() { cstop(); <-cdone }()
-		select {
-		case <-cl.Ready():
-		case <-ctx.Done():
-			return 0
+	if n == nil {
+		cfg.Registry = reg
+		var err error
+		if n, err = node.New(cfg); err != nil {
+			log.Error("gateway failed to start", "err", err)
+			return 1
 		}
 	}
 	// One machine-readable line on stdout for harnesses; everything else is logged.
 	fmt.Fprintf(stdout, "READY gateway %s %s\n", n.Reactor().Addr(), adminURL)
-	if err := n.Run(ctx); err != nil {
+	if err := run(ctx); err != nil {
 		log.Error("gateway stopped with an error", "err", err)
 		return 1
 	}

@@ -1,8 +1,27 @@
 // Package cluster is a gateway's Backend in the full stack: sessions are registered in
 // the state service under the gateway's lease, messages are stored by the msg service
-// (which hands them to the router), pushes arrive from the router over the gateway's
-// own link listener, and the lease is renewed with the gateway's load about three
-// times per TTL — one write per gateway, however many clients heartbeat.
+// (which hands them to the router and sees them delivered), pushes arrive from the
+// router over the gateway's own link listener, and the lease is renewed with the
+// gateway's load about three times per TTL — one write per gateway, however many
+// clients heartbeat. Gateway (gateway.go) assembles a whole gateway around it.
+//
+// # One live session per user
+//
+// A login registers its session with the state service, which reports the session
+// it replaced. When that one lives on another gateway, the state service tells that
+// gateway to kick it (KICK REPLACED) and forwards the gateway's answer; the login
+// waits for the answer (up to KickWait) before its LOGIN_OK, so the two sessions do
+// not overlap. A gateway that lost its lease, or its link to the state service,
+// registers its sessions again with Reregister, which refuses any a newer login
+// replaced meanwhile: those are kicked.
+//
+// # Fencing
+//
+// The gateway serves SENDs and LOGINs only while it holds a lease it knows to be
+// live on its own clock (acquired or renewed less than a TTL ago, minus a margin),
+// and stops taking SENDs from its old sessions while it re-registers them after a
+// loss: a session that was replaced elsewhere must never store a message as its
+// user.
 package cluster
 
 import (
@@ -31,17 +50,39 @@ type Config struct {
 	LinkAddr  string // listen address of the gateway's link server (router pushes, control drains)
 	AdminAddr string // advertised in the gateway table, for operators and control
 	Secret    []byte
-	State     state.Store // usually a *state.Client
-	Msgs      msg.Store   // usually a *msg.Client
+	State     state.Store // usually a *state.Client (which adds takeovers: see Kick, Kicked)
+	Msgs      msg.Store   // usually a *msg.Client (which adds asynchronous appends)
 	// LeaseTTL is the gateway's lease; it is renewed every TTL/3. Default 3s: a dead
 	// gateway's sessions are invalid within 3s.
 	LeaseTTL time.Duration
 	// LogoutQueue bounds unregistrations waiting to be sent; default 65536. Beyond it
 	// they are dropped (counted): the session then lingers in state until the user's
-	// next login replaces it or the lease ends, and pushes to it get NOT_HERE.
+	// next login replaces it or the lease ends, and pushes to it get NOT_HERE (which
+	// queues its unregistration again).
 	LogoutQueue int
+	// KickWait bounds how long a login waits for the gateway of the session it
+	// replaced to confirm the kick; default 1s. Past it (that gateway is stuck) the
+	// login goes ahead: the stuck gateway loses its lease, and re-registering after
+	// that tells it the session was replaced.
+	KickWait time.Duration
+	// SendTimeout bounds how long the append of a SEND whose outcome is unknown is
+	// retried before the connection is ended (so the client resends it); default 30s.
+	// It must stay well inside the msg service's deduplication window.
+	SendTimeout time.Duration
 	Registry    prometheus.Registerer
 	Logger      *slog.Logger
+}
+
+// takeovers is what a state.Client adds to the Store for one session per user.
+type takeovers interface {
+	RegisterTakeover(ctx context.Context, s state.Session) (prev state.Session, kickSent bool, err error)
+	Kicked(prev, by state.Session) error
+}
+
+// asyncAppender is what a msg.Client adds to the Store: appends that do not hold a
+// worker while the store answers.
+type asyncAppender interface {
+	AppendGo(m *msg.Message, fn func(error))
 }
 
 // Cluster is the backend. Create it, pass it to node.New as the Backend, then Run it
@@ -52,11 +93,22 @@ type Cluster struct {
 	gw    node.Gateway
 	srv   *link.Server
 	epoch atomic.Uint64 // the live lease's epoch; 0 while none
-	ready chan struct{}
-	once  sync.Once
-	lost  chan struct{} // a Register saw the lease lost: renew now
-	lq    chan state.Session
-	m     *metrics
+	// validUntil is when the lease may have lapsed, on this process's monotonic
+	// clock (ns since t0): the start of the last successful acquire or renew plus
+	// the TTL less a margin. Past it the gateway cannot know its sessions are valid.
+	validUntil atomic.Int64
+	t0         time.Time
+	// fenced is set from a lease loss until every old session is re-registered (or
+	// kicked): their SENDs are refused meanwhile.
+	fenced atomic.Bool
+	ready  chan struct{}
+	once   sync.Once
+	lost   chan struct{} // a Register saw the lease lost: renew now
+	lq     chan state.Session
+	m      *metrics
+
+	wmu     sync.Mutex
+	waiters map[[2]uint64]chan struct{} // (uid, session id) of logins waiting for a kick
 }
 
 // New binds the gateway's link listener.
@@ -70,15 +122,23 @@ func New(cfg Config) (*Cluster, error) {
 	if cfg.LogoutQueue <= 0 {
 		cfg.LogoutQueue = 1 << 16
 	}
+	if cfg.KickWait <= 0 {
+		cfg.KickWait = time.Second
+	}
+	if cfg.SendTimeout <= 0 {
+		cfg.SendTimeout = 30 * time.Second
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	c := &Cluster{
-		cfg:   cfg,
-		log:   cfg.Logger.With("gateway", cfg.ID),
-		ready: make(chan struct{}),
-		lost:  make(chan struct{}, 1),
-		lq:    make(chan state.Session, cfg.LogoutQueue),
+		cfg:     cfg,
+		log:     cfg.Logger.With("gateway", cfg.ID),
+		t0:      time.Now(),
+		ready:   make(chan struct{}),
+		lost:    make(chan struct{}, 1),
+		lq:      make(chan state.Session, cfg.LogoutQueue),
+		waiters: map[[2]uint64]chan struct{}{},
 	}
 	reg := cfg.Registry
 	if reg == nil {
@@ -119,10 +179,22 @@ func (c *Cluster) Run(ctx context.Context, addr string) error {
 	return nil
 }
 
+// now is the process's monotonic clock, for validUntil.
+func (c *Cluster) now() int64 { return int64(time.Since(c.t0)) }
+
+// leaseHeld reports whether the gateway holds a lease it knows to be live.
+func (c *Cluster) leaseHeld() bool { return c.epoch.Load() != 0 && c.now() < c.validUntil.Load() }
+
+// extend records a successful acquire or renew that was sent at start.
+func (c *Cluster) extend(start int64) {
+	c.validUntil.Store(start + int64(c.cfg.LeaseTTL-c.cfg.LeaseTTL/10))
+}
+
 // leaseLoop acquires the lease, renews it with load figures, and re-acquires it
-// when it is lost (for example after a state service with the memory backend
-// restarted): the new epoch invalidates the old sessions, so every session still
-// connected here is registered again under it.
+// when it is lost (the gateway was frozen past its TTL, cut off from the state
+// service, or the state service lost its data): the new epoch invalidates the old
+// sessions, so every session still connected here is registered again under it —
+// those a newer login did not replace meanwhile.
 func (c *Cluster) leaseLoop(ctx context.Context, g state.Gateway) {
 	ttl := c.cfg.LeaseTTL
 	sampler := newLoadSampler()
@@ -131,6 +203,7 @@ func (c *Cluster) leaseLoop(ctx context.Context, g state.Gateway) {
 	retry := time.Duration(0) // acquire retries back off from 50ms to a renewal period
 	for ctx.Err() == nil {
 		if c.epoch.Load() == 0 {
+			start := c.now()
 			epoch, err := c.cfg.State.Acquire(ctx, g, ttl)
 			if err != nil {
 				retry = min(max(2*retry, 50*time.Millisecond), ttl/3)
@@ -143,26 +216,30 @@ func (c *Cluster) leaseLoop(ctx context.Context, g state.Gateway) {
 				case <-ctx.Done():
 				}
 				continue
-			} else {
-				retry = 0
-				first := c.epochSwap(epoch)
-				c.log.Info("lease acquired", "epoch", epoch)
-				c.m.leaseAcquired.Inc()
-				c.once.Do(func() { close(c.ready) })
-				if !first {
-					go c.reregister(ctx, epoch)
-				}
+			}
+			retry = 0
+			c.extend(start)
+			first := c.epochSwap(epoch)
+			c.log.Info("lease acquired", "epoch", epoch)
+			c.m.leaseAcquired.Inc()
+			c.once.Do(func() { close(c.ready) })
+			if !first {
+				go c.reregister(ctx, epoch, true)
 			}
 		} else {
 			load := sampler.sample(c.gw)
+			start := c.now()
 			err := c.cfg.State.Renew(ctx, g.ID, c.epoch.Load(), load, ttl)
 			switch {
+			case err == nil:
+				c.extend(start)
 			case errors.Is(err, state.ErrLeaseLost):
 				c.log.Warn("lease lost; acquiring a new one", "epoch", c.epoch.Load())
 				c.m.leaseLost.Inc()
+				c.fenced.Store(true)
 				c.epoch.Store(0)
 				continue
-			case err != nil:
+			default:
 				c.m.leaseErrors.Inc()
 				c.log.Warn("lease: renew failed", "err", err)
 			}
@@ -194,76 +271,101 @@ func (c *Cluster) epochSwap(epoch uint64) bool {
 	}
 }
 
-// reregister registers every current session under a new epoch, then pushes it
-// what its inbox holds unacknowledged.
+// Resync re-registers every session under the current lease: call it when the link
+// to the state service comes back (state.ClientConfig.OnReconnect), because a kick
+// sent while it was down never arrived. Sessions replaced meanwhile are kicked.
+func (c *Cluster) Resync() {
+	if e := c.epoch.Load(); e != 0 {
+		c.reregister(context.Background(), e, false)
+	}
+}
+
+// reregister registers every current session again under epoch with Reregister:
+// those a newer login replaced are kicked (REPLACED); with notice, each of the others
+// is sent its inbox window in an unprompted SYNC_END.
 //
-// Why the push: between losing the lease and registering again, this gateway's
+// Why the notice: between losing the lease and registering again, this gateway's
 // sessions were invalid, so the router found their users offline and left messages
-// to them stored for SYNC. But those clients never went away and have no reason to
-// SYNC: only a later PUSH revealing a gap would tell them, and for a quiet user that
-// may be never. Re-pushing everything unacknowledged, after the registration (so
-// that anything stored later is routed here), closes that hole; what the client
-// already holds it drops as a duplicate by seq (PROTOCOL.md §8.2).
-func (c *Cluster) reregister(ctx context.Context, epoch uint64) {
+// to them stored. Those clients never went away and have no reason to SYNC; the
+// SYNC_END tells them the head, and they fetch what they miss at their own pace.
+func (c *Cluster) reregister(ctx context.Context, epoch uint64, notice bool) {
 	var all []node.Session
 	c.gw.EachSession(func(s node.Session) { all = append(all, s) })
-	var n, pushed atomic.Int64
+	var kept, replaced, noticed atomic.Int64
 	work := make(chan node.Session)
 	var wg sync.WaitGroup
 	for range reregisterWorkers {
 		wg.Go(func() {
 			for s := range work {
-				if _, err := c.cfg.State.Register(ctx, c.session(s, epoch)); err != nil {
+				err := c.cfg.State.Reregister(ctx, c.session(s, epoch))
+				switch {
+				case errors.Is(err, state.ErrReplaced):
+					replaced.Add(1)
+					c.gw.Replace(s.UID, s.ID)
+					continue
+				case err != nil:
+					c.log.Debug("re-registration failed", "uid", s.UID, "err", err)
 					continue
 				}
-				n.Add(1)
-				ms, _, err := c.cfg.Msgs.Range(ctx, s.UID, 0, catchUpLimit)
+				kept.Add(1)
+				if !notice {
+					continue
+				}
+				w, err := c.cfg.Msgs.Window(ctx, s.UID)
 				if err != nil {
-					c.log.Debug("catch-up after re-registration failed; the client's next gap SYNCs", "uid", s.UID, "err", err)
+					c.log.Debug("window after re-registration failed; the client's next push or SYNC catches up", "uid", s.UID, "err", err)
 					continue
 				}
-				for i := range ms {
-					if c.gw.Deliver(&ms[i]) {
-						pushed.Add(1)
-					}
+				if c.gw.Notice(s.UID, s.ID, w) {
+					noticed.Add(1)
 				}
 			}
 		})
 	}
+	superseded := false
 	for _, s := range all {
 		if c.epoch.Load() != epoch || ctx.Err() != nil {
-			break // superseded
+			superseded = true
+			break
 		}
 		work <- s
 	}
 	close(work)
 	wg.Wait()
-	c.m.reregistered.Add(float64(n.Load()))
-	c.m.caughtUp.Add(float64(pushed.Load()))
-	c.log.Info("sessions registered again under the new lease", "epoch", epoch, "sessions", n.Load(), "of", len(all),
-		"pushed", pushed.Load())
+	if !superseded && c.epoch.Load() == epoch {
+		c.fenced.Store(false)
+	}
+	c.m.reregistered.Add(float64(kept.Load()))
+	c.m.reregisterReplaced.Add(float64(replaced.Load()))
+	c.m.noticed.Add(float64(noticed.Load()))
+	c.log.Info("sessions registered again", "epoch", epoch, "kept", kept.Load(), "replaced", replaced.Load(),
+		"of", len(all), "noticed", noticed.Load())
 }
 
-// reregisterWorkers bounds the registrations (and catch-up reads) in flight after a
-// lease loss; the links pipeline them.
+// reregisterWorkers bounds the registrations (and window reads) in flight during a
+// re-registration; the links pipeline them.
 const reregisterWorkers = 32
-
-// catchUpLimit bounds the messages pushed to one session after a re-registration;
-// a client with more waiting sees the gap at the next push and SYNCs the rest.
-const catchUpLimit = 256
 
 func (c *Cluster) session(s node.Session, epoch uint64) state.Session {
 	return state.Session{UID: s.UID, Gateway: c.cfg.ID, Conn: s.ID, Epoch: epoch}
 }
 
 // Login implements node.Backend: the session is registered before LOGIN_OK, so a
-// message stored after the client's SYNC is routed here.
+// message stored after the client's SYNC is routed here; an older session of the
+// user on another gateway is kicked first (see the package doc).
 func (c *Cluster) Login(ctx context.Context, s node.Session) (msg.Window, error) {
 	epoch := c.epoch.Load()
-	if epoch == 0 {
-		return msg.Window{}, errors.New("cluster: no lease yet")
+	if epoch == 0 || !c.leaseHeld() {
+		return msg.Window{}, errors.New("cluster: no live lease")
 	}
-	if _, err := c.cfg.State.Register(ctx, c.session(s, epoch)); err != nil {
+	ses := c.session(s, epoch)
+	var err error
+	if td, ok := c.cfg.State.(takeovers); ok {
+		err = c.registerTakeover(ctx, td, ses)
+	} else {
+		_, err = c.cfg.State.Register(ctx, ses)
+	}
+	if err != nil {
 		if errors.Is(err, state.ErrLeaseLost) {
 			select {
 			case c.lost <- struct{}{}:
@@ -272,13 +374,80 @@ func (c *Cluster) Login(ctx context.Context, s node.Session) (msg.Window, error)
 		}
 		return msg.Window{}, fmt.Errorf("register: %w", err)
 	}
-	return c.cfg.Msgs.Window(ctx, s.UID)
+	w, err := c.cfg.Msgs.Window(ctx, s.UID)
+	if err != nil {
+		c.Logout(s) // registered, but it will get no LOGIN_OK
+		return msg.Window{}, err
+	}
+	return w, nil
+}
+
+// registerTakeover registers ses and, if the session it replaced is being kicked on
+// another gateway, waits (up to KickWait) until that gateway says it is closed.
+func (c *Cluster) registerTakeover(ctx context.Context, td takeovers, ses state.Session) error {
+	key := [2]uint64{ses.UID, ses.Conn}
+	done := make(chan struct{})
+	c.wmu.Lock()
+	c.waiters[key] = done // before the call: the answer may beat the response
+	c.wmu.Unlock()
+	defer func() {
+		c.wmu.Lock()
+		delete(c.waiters, key)
+		c.wmu.Unlock()
+	}()
+	_, sent, err := td.RegisterTakeover(ctx, ses)
+	if err != nil || !sent {
+		return err
+	}
+	t := time.NewTimer(c.cfg.KickWait)
+	defer t.Stop()
+	select {
+	case <-done:
+		c.m.takeovers["confirmed"].Inc()
+	case <-t.C:
+		c.m.takeovers["timeout"].Inc()
+		c.log.Warn("the replaced session's gateway did not confirm its kick; logging in anyway", "uid", ses.UID, "waited", c.cfg.KickWait)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}
+
+// Kick handles the state service's MethodKick (state.ClientConfig.OnKick): the
+// login `by` replaced prev, a session of this gateway. It kicks prev if it is still
+// here (or refuses its LOGIN_OK if it is still logging in) and answers Kicked
+// either way, so the new login stops waiting. It does not block.
+func (c *Cluster) Kick(prev, by state.Session) {
+	if prev.Gateway == c.cfg.ID && c.gw.Replace(prev.UID, prev.Conn) {
+		c.m.takeovers["kicked_here"].Inc()
+	}
+	if td, ok := c.cfg.State.(takeovers); ok {
+		if err := td.Kicked(prev, by); err != nil {
+			c.log.Debug("kicked: could not answer", "uid", prev.UID, "err", err)
+		}
+	}
+}
+
+// Kicked handles a forwarded MethodKicked (state.ClientConfig.OnKicked): the
+// session that this gateway's login `by` replaced is closed.
+func (c *Cluster) Kicked(_, by state.Session) {
+	c.wmu.Lock()
+	done := c.waiters[[2]uint64{by.UID, by.Conn}]
+	delete(c.waiters, [2]uint64{by.UID, by.Conn})
+	c.wmu.Unlock()
+	if done != nil {
+		close(done)
+	}
 }
 
 // Logout implements node.Backend without blocking: the unregistration is queued.
 func (c *Cluster) Logout(s node.Session) {
+	c.unregister(c.session(s, c.epoch.Load()))
+}
+
+func (c *Cluster) unregister(s state.Session) {
 	select {
-	case c.lq <- c.session(s, c.epoch.Load()):
+	case c.lq <- s:
 	default:
 		c.m.logoutDropped.Inc()
 	}
@@ -299,13 +468,19 @@ func (c *Cluster) unregisterLoop(ctx context.Context) {
 	}
 }
 
-// Send implements node.Backend.
-func (c *Cluster) Send(ctx context.Context, from uint64, s *proto.Send) (uint64, error) {
-	m := msg.Message{From: from, To: s.To, ClientTS: s.ClientTS, Payload: s.Payload}
-	if err := c.cfg.Msgs.Append(ctx, &m); err != nil {
-		return 0, err
+// Send implements node.Backend: the append is asynchronous, and one whose outcome
+// is unknown (the msg link broke, or msg did not answer in time) is retried with
+// the same client message id — msg deduplicates it — until it is known, the
+// client's connection is gone, or SendTimeout has passed.
+func (c *Cluster) Send(from uint64, s *proto.Send, closed func() bool, done func(uint64, error)) {
+	if !c.leaseHeld() || c.fenced.Load() {
+		done(0, fmt.Errorf("%w: the gateway holds no live lease for its sessions now", msg.ErrNotStored))
+		return
 	}
-	return m.ID, nil
+	a := &sendAttempt{c: c, closed: closed, done: done, start: time.Now(),
+		m: &msg.Message{From: from, To: s.To, ClientTS: s.ClientTS, Payload: append([]byte(nil), s.Payload...),
+			ClientMsgID: s.ClientMsgID}}
+	a.try()
 }
 
 // Ack implements node.Backend.
@@ -322,12 +497,19 @@ func (c *Cluster) Sync(ctx context.Context, uid, after uint64, limit int) ([]msg
 func (c *Cluster) handle(_ context.Context, req *link.Request) ([]byte, error) {
 	switch req.Method {
 	case gwlink.MethodPush:
-		_, m, err := gwlink.DecodePush(req.Body) // Deliver encodes the PUSH before returning
+		conn, m, err := gwlink.DecodePush(req.Body) // Deliver encodes the PUSH before returning
 		if err != nil {
 			return nil, err
 		}
-		if c.gw.Deliver(&m) {
+		if c.gw.Deliver(&m, conn) {
 			return []byte{gwlink.PushDelivered}, nil
+		}
+		// No such session here, yet the directory pointed at it: its unregistration
+		// was lost or is still queued. Queue it (again) so the directory heals; a
+		// record under an older epoch is invalid anyway, and a newer session of the
+		// user is left alone (compare-and-delete).
+		if e := c.epoch.Load(); e != 0 {
+			c.unregister(state.Session{UID: m.To, Gateway: c.cfg.ID, Conn: conn, Epoch: e})
 		}
 		return []byte{gwlink.PushNotHere}, nil
 	case gwlink.MethodDrain:

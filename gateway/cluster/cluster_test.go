@@ -13,35 +13,71 @@ import (
 	"github.com/floodgate/floodgate/gateway/node"
 	"github.com/floodgate/floodgate/gateway/reactor"
 	"github.com/floodgate/floodgate/gateway/state"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
-// fakeGateway holds a fixed set of sessions and records what is delivered to them.
+// fakeGateway holds a fixed set of sessions and records what is delivered to them,
+// the window notices they get, and the sessions it is told to kick as replaced.
 type fakeGateway struct {
 	sessions []node.Session
 	mu       sync.Mutex
 	got      map[uint64][]uint64 // uid → seqs delivered
-	changed  chan struct{}       // a delivery happened (buffered 1)
+	notices  map[uint64]msg.Window
+	replaced map[uint64]uint64 // uid → session id kicked as replaced
+	changed  chan struct{}     // something happened (buffered 1)
 }
 
 func newFakeGateway(sessions ...node.Session) *fakeGateway {
-	return &fakeGateway{sessions: sessions, got: map[uint64][]uint64{}, changed: make(chan struct{}, 1)}
+	return &fakeGateway{sessions: sessions, got: map[uint64][]uint64{}, notices: map[uint64]msg.Window{},
+		replaced: map[uint64]uint64{}, changed: make(chan struct{}, 1)}
 }
 
-func (g *fakeGateway) Deliver(m *msg.Message) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
+func (g *fakeGateway) find(uid, conn uint64) bool {
 	for _, s := range g.sessions {
-		if s.UID == m.To {
-			g.got[m.To] = append(g.got[m.To], m.Seq)
-			select {
-			case g.changed <- struct{}{}:
-			default:
-			}
+		if s.UID == uid && (conn == 0 || s.ID == conn) {
 			return true
 		}
 	}
 	return false
+}
+
+func (g *fakeGateway) signal() {
+	select {
+	case g.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (g *fakeGateway) Deliver(m *msg.Message, conn uint64) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.find(m.To, conn) {
+		return false
+	}
+	g.got[m.To] = append(g.got[m.To], m.Seq)
+	g.signal()
+	return true
+}
+
+func (g *fakeGateway) Replace(uid, conn uint64) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.find(uid, conn) {
+		return false
+	}
+	g.replaced[uid] = conn
+	g.signal()
+	return true
+}
+
+func (g *fakeGateway) Notice(uid, conn uint64, w msg.Window) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.find(uid, conn) {
+		return false
+	}
+	g.notices[uid] = w
+	g.signal()
+	return true
 }
 
 func (g *fakeGateway) Stats() reactor.Stats { return reactor.Stats{} }
@@ -54,44 +90,36 @@ func (g *fakeGateway) EachSession(fn func(node.Session)) {
 func (g *fakeGateway) Drain(gwlink.DrainRequest) gwlink.DrainStatus { return gwlink.DrainStatus{} }
 func (g *fakeGateway) Undrain() gwlink.DrainStatus                  { return gwlink.DrainStatus{} }
 
-// waitDelivered waits until uid has been delivered want (in that order).
-func (g *fakeGateway) waitDelivered(t *testing.T, uid uint64, want []uint64) {
+// waitFor waits until cond holds (under the gateway's lock), failing after 10s.
+func (g *fakeGateway) waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	timeout := time.After(10 * time.Second)
 	for {
 		g.mu.Lock()
-		got := slices.Clone(g.got[uid])
+		ok := cond()
 		g.mu.Unlock()
-		if slices.Equal(got, want) {
+		if ok {
 			return
-		}
-		if len(got) > len(want) {
-			t.Fatalf("uid %d got %v, want %v", uid, got, want)
 		}
 		select {
 		case <-g.changed:
 		case <-timeout:
-			t.Fatalf("uid %d got %v, want %v", uid, got, want)
+			t.Fatalf("timed out waiting for %s", what)
 		}
 	}
 }
 
-func (g *fakeGateway) delivered(uid uint64) []uint64 {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return slices.Clone(g.got[uid])
-}
-
 // A gateway that loses its lease (the state service restarted, or it could not renew
-// in time) registers its sessions again under a new epoch and pushes them what they
-// have not acknowledged: messages stored while its sessions were invalid were left
-// for a SYNC that these still-connected clients would never send.
-func TestLeaseLossReregistersAndPushesWhatWasStranded(t *testing.T) {
+// in time) registers its sessions again under a new epoch — except one a newer login
+// replaced meanwhile, which it kicks — and tells the others their inbox window:
+// messages stored while its sessions were invalid were left in the store, and these
+// still-connected clients would otherwise never ask for them.
+func TestLeaseLossReregistersNoticesAndKicksTheReplaced(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	st := state.NewMemory(state.MemoryConfig{})
 	store := msg.NewMemory(64)
-	gw := newFakeGateway(node.Session{UID: 1, ID: 11}, node.Session{UID: 2, ID: 12})
+	gw := newFakeGateway(node.Session{UID: 1, ID: 11}, node.Session{UID: 2, ID: 12}, node.Session{UID: 3, ID: 13})
 	c, err := New(Config{ID: "gw-1", LinkAddr: "127.0.0.1:0", Secret: []byte("cluster-test-secret-0123"),
 		State: st, Msgs: store, LeaseTTL: 300 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -120,23 +148,35 @@ func TestLeaseLossReregistersAndPushesWhatWasStranded(t *testing.T) {
 	if err := store.Ack(ctx, 1, 1, m.Epoch); err != nil {
 		t.Fatal(err)
 	}
-	if len(gw.delivered(1)) != 0 {
-		t.Fatal("delivered before any lease loss")
-	}
 
-	// The lease ends under the gateway's feet: its sessions are invalid at once.
+	// The lease ends under the gateway's feet: its sessions are invalid at once, and
+	// user 3 logs in on another gateway before this one registers again.
 	if err := st.Release(ctx, "gw-1", first); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok, _ := st.Lookup(ctx, 1); ok {
 		t.Fatal("session still valid after its gateway's lease ended")
 	}
+	e2, err := st.Acquire(ctx, state.Gateway{ID: "gw-2"}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newer := state.Session{UID: 3, Gateway: "gw-2", Conn: 99, Epoch: e2}
+	if _, err := st.Register(ctx, newer); err != nil {
+		t.Fatal(err)
+	}
 
-	gw.waitDelivered(t, 1, []uint64{2, 3})
-	for deadline := time.Now().Add(10 * time.Second); testutil.ToFloat64(c.m.reregistered) < 2; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%v sessions registered again, want 2", testutil.ToFloat64(c.m.reregistered))
-		}
+	gw.waitFor(t, "window notices to users 1 and 2 and a kick for user 3", func() bool {
+		return len(gw.notices) == 2 && len(gw.replaced) == 1
+	})
+	if w := gw.notices[1]; w.Head != 3 || w.Oldest != 2 || w.Epoch != m.Epoch {
+		t.Errorf("user 1's notice: %+v, want head 3, oldest 2, epoch %d", w, m.Epoch)
+	}
+	if w := gw.notices[2]; w.Head != 0 {
+		t.Errorf("user 2's notice: %+v, want an empty inbox", w)
+	}
+	if id := gw.replaced[3]; id != 13 {
+		t.Errorf("kicked session %d of user 3, want 13", id)
 	}
 	for _, uid := range []uint64{1, 2} {
 		s, ok, err := st.Lookup(ctx, uid)
@@ -144,7 +184,16 @@ func TestLeaseLossReregistersAndPushesWhatWasStranded(t *testing.T) {
 			t.Fatalf("uid %d after re-registration: %+v ok=%v err=%v (old epoch %d, now %d)", uid, s, ok, err, first, c.epoch.Load())
 		}
 	}
-	if got := gw.delivered(2); len(got) != 0 {
-		t.Errorf("uid 2 has nothing stored but got %v", got)
+	if s, ok, _ := st.Lookup(ctx, 3); !ok || s != newer {
+		t.Errorf("user 3's newer login was overwritten: %+v %v", s, ok)
 	}
+	if got := gw.delivered(1); len(got) != 0 {
+		t.Errorf("pushed %v: the client fetches its backlog itself, paced by its reading", got)
+	}
+}
+
+func (g *fakeGateway) delivered(uid uint64) []uint64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.got[uid])
 }

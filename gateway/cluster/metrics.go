@@ -7,9 +7,10 @@ import (
 )
 
 type metrics struct {
-	leaseAcquired, leaseLost, leaseErrors prometheus.Counter
-	reregistered, caughtUp                prometheus.Counter
-	logoutDropped, logoutFailed           prometheus.Counter
+	leaseAcquired, leaseLost, leaseErrors     prometheus.Counter
+	reregistered, reregisterReplaced, noticed prometheus.Counter
+	logoutDropped, logoutFailed, sendRetries  prometheus.Counter
+	takeovers                                 map[string]prometheus.Counter // confirmed, timeout, kicked_here
 }
 
 func newMetrics(reg prometheus.Registerer, labels prometheus.Labels, epoch *atomic.Uint64) *metrics {
@@ -20,12 +21,26 @@ func newMetrics(reg prometheus.Registerer, labels prometheus.Labels, epoch *atom
 		leaseAcquired: c("floodgate_gateway_lease_acquired_total", "Leases acquired (the first, and after each loss)."),
 		leaseLost:     c("floodgate_gateway_lease_lost_total", "Lease renewals refused because the lease had lapsed or been superseded."),
 		leaseErrors:   c("floodgate_gateway_lease_errors_total", "Lease calls that failed (state unreachable)."),
-		reregistered:  c("floodgate_gateway_sessions_reregistered_total", "Sessions registered again under a new lease."),
-		caughtUp:      c("floodgate_gateway_caught_up_pushes_total", "Unacknowledged messages pushed again to sessions registered again under a new lease."),
+		reregistered: c("floodgate_gateway_sessions_reregistered_total",
+			"Sessions registered again (after a lease loss or a state reconnection) that nobody had replaced."),
+		reregisterReplaced: c("floodgate_gateway_sessions_reregister_replaced_total",
+			"Sessions found replaced by a newer login when registering again, and kicked (REPLACED)."),
+		noticed: c("floodgate_gateway_window_notices_total",
+			"Unprompted SYNC_ENDs sent to sessions registered again under a new lease."),
 		logoutDropped: c("floodgate_gateway_logout_dropped_total", "Unregistrations dropped because the queue was full."),
 		logoutFailed:  c("floodgate_gateway_logout_failed_total", "Unregistrations that failed."),
+		sendRetries: c("floodgate_gateway_send_retries_total",
+			"Appends retried (same client message id) because an earlier attempt's outcome was unknown."),
+		takeovers: map[string]prometheus.Counter{},
 	}
-	reg.MustRegister(m.leaseAcquired, m.leaseLost, m.leaseErrors, m.reregistered, m.caughtUp, m.logoutDropped, m.logoutFailed,
+	tk := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "floodgate_gateway_takeovers_total",
+		Help:        "Session takeovers across gateways: logins that saw the replaced session's kick confirmed or waited in vain (timeout), and sessions kicked here for a login elsewhere (kicked_here).",
+		ConstLabels: labels}, []string{"result"})
+	for _, r := range []string{"confirmed", "timeout", "kicked_here"} {
+		m.takeovers[r] = tk.WithLabelValues(r)
+	}
+	reg.MustRegister(tk, m.leaseAcquired, m.leaseLost, m.leaseErrors, m.reregistered, m.reregisterReplaced, m.noticed,
+		m.logoutDropped, m.logoutFailed, m.sendRetries,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "floodgate_gateway_lease_epoch",
 			Help: "The epoch of the lease held now (0: none).", ConstLabels: labels},
 			func() float64 { return float64(epoch.Load()) }))

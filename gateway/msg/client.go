@@ -195,3 +195,35 @@ func (c *Client) rangeReply(ctx context.Context, uid, after uint64, limit int) (
 	}
 	return msgs, w, nil
 }
+
+// AppendGo is Append without waiting: m is encoded before AppendGo returns (the
+// caller may then reuse its payload), and fn receives the outcome exactly once, on
+// another goroutine unless the request could not be sent at all; on success m's Seq,
+// ID and Epoch are set first. fn must not block. Appends to one recipient started
+// in order from one goroutine reach the server in that order, so a sender's
+// messages keep their order without waiting for each other. Errors are classified
+// as Append's.
+func (c *Client) AppendGo(m *Message, fn func(error)) {
+	if m.To == 0 {
+		fn(ErrNoRecipient)
+		return
+	}
+	body := appendAppendRequest(make([]byte, 0, 8+EncodedSize(m)), m)
+	c.link(m.To).Go(MethodAppend, body, func(resp []byte, err error) {
+		if err != nil {
+			var re *link.RemoteError
+			if errors.As(err, &re) && re.Msg == ErrNoRecipient.Error() {
+				err = ErrNoRecipient
+			}
+			fn(fmt.Errorf("msg %s: %w", MethodName(MethodAppend), err))
+			return
+		}
+		seq, id, epoch, err := decodeTriple(resp)
+		if err != nil {
+			fn(fmt.Errorf("msg append: %w", err))
+			return
+		}
+		m.Seq, m.ID, m.Epoch = seq, id, epoch
+		fn(nil)
+	})
+}

@@ -12,20 +12,25 @@ import (
 // Session identifies one login of a user on this gateway.
 type Session struct {
 	UID uint64
-	ID  uint64 // unique per gateway process
-}
-
-// Pusher delivers a stored message to its recipient's connection on this gateway.
-type Pusher interface {
-	// Deliver writes m as a PUSH to m.To's session here; false if m.To has no
-	// session here or its connection would not take it (the message stays stored
-	// and reaches the user through SYNC).
-	Deliver(m *msg.Message) bool
+	ID  uint64 // unique per gateway, across its restarts (seeded from the clock)
 }
 
 // Gateway is what a Backend may ask of the gateway it serves; *Node implements it.
 type Gateway interface {
-	Pusher
+	// Deliver offers m to session conn of m.To (conn 0: whatever session m.To has
+	// here). It reports whether the gateway took it for that session: written to its
+	// connection or queued for it — or the session is logging in (its SYNC after
+	// LOGIN_OK will fetch m from the store) or closing (its next login SYNCs). false
+	// means no such session is here: the route was stale.
+	Deliver(m *msg.Message, conn uint64) bool
+	// Replace kicks session conn of uid with KICK REPLACED: a newer login took over.
+	// A session still logging in is refused its LOGIN_OK instead. It reports whether
+	// the session was here.
+	Replace(uid, conn uint64) bool
+	// Notice sends session conn of uid an unprompted SYNC_END carrying w, so that its
+	// client fetches what it may have missed (after a re-registration); false if the
+	// session is not here.
+	Notice(uid, conn uint64, w msg.Window) bool
 	// Stats returns the connection engine's counters.
 	Stats() reactor.Stats
 	// Sessions returns the number of logged-in sessions.
@@ -40,20 +45,30 @@ type Gateway interface {
 
 // Backend is the rest of the IM stack as a gateway sees it: the session directory,
 // the message store and the router. The single-gateway Local backend keeps it all in
-// this process; the IM-stack services plug in behind the same interface.
-// Methods may block briefly (they run on workers), except Logout, which runs from
-// connection teardown and must not block.
+// this process; the IM-stack services plug in behind the same interface (package
+// cluster). Methods may block briefly (they run on workers), except Logout, which
+// runs from connection teardown and must not block, and Send, which must return at
+// once and answer through its callback.
 type Backend interface {
 	// Attach tells the backend which gateway it serves. New calls it once, before
 	// the gateway accepts connections.
 	Attach(g Gateway)
 	// Login records s as uid's current session and returns the user's inbox window.
+	// An older session of the user elsewhere is kicked first (REPLACED); if s itself
+	// is replaced while Login runs, the backend calls Gateway.Replace for it, and
+	// the gateway refuses its LOGIN_OK.
 	Login(ctx context.Context, s Session) (msg.Window, error)
 	// Logout forgets s if it is still the user's current session (compare and delete).
 	Logout(s Session)
-	// Send stores m from uid `from` and routes it to its recipient; it returns the
-	// message id once the message is stored.
-	Send(ctx context.Context, from uint64, m *proto.Send) (msgID uint64, err error)
+	// Send stores m from uid `from` and calls done exactly once: with the message id
+	// once it is stored; with an error wrapping msg.ErrNotStored (or
+	// msg.ErrNoRecipient) when it certainly is not; or with any other error when the
+	// outcome could not be learned in time (the gateway then ends the connection:
+	// an ERROR would claim "not stored"). A retry of an unknown outcome uses the same
+	// client message id, so it never stores twice. m, payload included, is valid only
+	// during the call; closed reports whether the client's connection is gone (then
+	// retrying serves nobody). done may run on another goroutine and must not block.
+	Send(from uint64, m *proto.Send, closed func() bool, done func(msgID uint64, err error))
 	// Ack acknowledges uid's messages through seq of the store incarnation epoch.
 	Ack(ctx context.Context, uid, seq, epoch uint64) error
 	// Sync returns uid's messages after seq `after`, in order, at most limit, and the
@@ -65,15 +80,15 @@ type Backend interface {
 // messages in an in-process msg.Store, so users on this gateway reach each other and
 // offline users catch up by SYNC. Cross-gateway routing needs the IM-stack services.
 type Local struct {
-	store  msg.Store
-	pusher Pusher
+	store msg.Store
+	gw    Gateway
 }
 
 // NewLocal returns a Local backend over store.
 func NewLocal(store msg.Store) *Local { return &Local{store: store} }
 
 // Attach implements Backend.
-func (l *Local) Attach(g Gateway) { l.pusher = g }
+func (l *Local) Attach(g Gateway) { l.gw = g }
 
 // Login implements Backend.
 func (l *Local) Login(ctx context.Context, s Session) (msg.Window, error) {
@@ -83,14 +98,16 @@ func (l *Local) Login(ctx context.Context, s Session) (msg.Window, error) {
 // Logout implements Backend: the gateway's own session table is the directory.
 func (l *Local) Logout(Session) {}
 
-// Send implements Backend: store first, then push to the recipient if connected here.
-func (l *Local) Send(ctx context.Context, from uint64, s *proto.Send) (uint64, error) {
-	m := &msg.Message{From: from, To: s.To, ClientTS: s.ClientTS, Payload: s.Payload}
-	if err := l.store.Append(ctx, m); err != nil {
-		return 0, err
+// Send implements Backend: store first (in-process, so the outcome is always
+// known), then push to the recipient if connected here.
+func (l *Local) Send(from uint64, s *proto.Send, _ func() bool, done func(uint64, error)) {
+	m := &msg.Message{From: from, To: s.To, ClientTS: s.ClientTS, Payload: s.Payload, ClientMsgID: s.ClientMsgID}
+	if err := l.store.Append(context.Background(), m); err != nil {
+		done(0, err)
+		return
 	}
-	l.pusher.Deliver(m)
-	return m.ID, nil
+	l.gw.Deliver(m, 0)
+	done(m.ID, nil)
 }
 
 // Ack implements Backend.

@@ -19,8 +19,8 @@ type metrics struct {
 
 var (
 	loginResults = []string{"ok", "replaced", "bad_token", "expired", "uid_mismatch", "malformed", "unavailable"}
-	sendResults  = []string{"ok", "bad_recipient", "too_large", "unavailable"}
-	pushResults  = []string{"delivered", "offline", "dropped"}
+	sendResults  = []string{"ok", "bad_recipient", "too_large", "rate_limited", "unavailable", "unknown"}
+	pushResults  = []string{"delivered", "pending", "offline", "dropped"}
 )
 
 func newMetrics(reg prometheus.Registerer, constLabels prometheus.Labels, sessions func() float64) *metrics {

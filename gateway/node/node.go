@@ -32,7 +32,8 @@ type Config struct {
 	// MaxFrame is the largest frame length accepted and announced; default
 	// proto.DefaultMaxFrame.
 	MaxFrame int
-	// SyncLimit caps the messages one SYNC replays; default 256.
+	// SyncLimit caps the messages one SYNC replays (the default for a SYNC with
+	// limit 0, and the cap); default 256.
 	SyncLimit int
 	// RequestTimeout bounds each backend call; default 5s.
 	RequestTimeout time.Duration
@@ -55,6 +56,7 @@ type Node struct {
 	r        *reactor.Reactor
 	sessions *sessions
 	nextID   atomic.Uint64
+	loginMu  [loginLocks]sync.Mutex
 	m        *metrics
 	scratch  sync.Pool // *[]byte for encoding outbound frames
 	draining atomic.Bool
@@ -84,6 +86,9 @@ func New(cfg Config) (*Node, error) {
 		return nil, errors.New("node: a Signer and a Backend are required (or Echo)")
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger.With("gateway", cfg.ID), sessions: newSessions()}
+	// Session ids start at the clock so that a restarted gateway never reuses one:
+	// the directory and the router name a session by (gateway id, session id).
+	n.nextID.Store(uint64(time.Now().UnixNano()))
 	n.scratch.New = func() any { b := make([]byte, 0, 512); return &b }
 	reg := cfg.Registry
 	if reg == nil {
@@ -197,7 +202,7 @@ func (n *Node) handle(c *reactor.Conn, frame []byte, inline bool) reactor.Dispos
 	case proto.TypeLogin:
 		n.login(ctx, c, f.Body)
 	case proto.TypeSend:
-		n.send(ctx, c, s, f.Body)
+		n.send(c, s, f.Body)
 	case proto.TypePushAck:
 		var m proto.PushAck
 		if err := m.Decode(f.Body); err != nil {
@@ -223,11 +228,21 @@ func (n *Node) ping(c *reactor.Conn, body []byte) {
 	n.write(c, proto.TypePong, func(b []byte) []byte { return pong.Append(b) })
 }
 
+// loginLocks serialises the logins of one user on this gateway (by uid), so that
+// the order in which the directory registers them is the order in which they take
+// over here: the one registered last is the one left current.
+const loginLocks = 256
+
 func (n *Node) login(ctx context.Context, c *reactor.Conn, body []byte) {
 	var m proto.Login
 	if err := m.Decode(body); err != nil {
 		n.m.logins["malformed"].Inc()
 		n.kickFor(c, err)
+		return
+	}
+	if m.UID == 0 {
+		n.m.logins["malformed"].Inc()
+		n.kick(c, proto.ReasonProtocol, proto.CodeMalformed, 0, "uid 0 is not a user")
 		return
 	}
 	if err := n.cfg.Signer.Verify(m.Token, m.UID, time.Now()); err != nil {
@@ -247,36 +262,52 @@ func (n *Node) login(ctx context.Context, c *reactor.Conn, body []byte) {
 		return
 	}
 	s := &session{uid: m.UID, id: n.nextID.Add(1), c: c}
+	lock := &n.loginMu[m.UID%loginLocks]
+	lock.Lock()
+	defer lock.Unlock()
+	n.sessions.begin(s)
 	w, err := n.cfg.Backend.Login(ctx, Session{UID: s.uid, ID: s.id})
 	if err != nil {
+		n.sessions.abandon(s)
 		n.m.logins["unavailable"].Inc()
 		n.log.Warn("login: backend unavailable", "uid", m.UID, "err", err)
-		n.kick(c, proto.ReasonBusy, proto.CodeUnavailable, jitterMS(1000, 3000), "session directory unavailable")
+		n.kick(c, proto.ReasonBusy, proto.CodeBackendUnavailable, jitterMS(1000, 3000), "session directory unavailable")
 		return
 	}
 	c.SetContext(s)
-	if old := n.sessions.put(s); old != nil {
+	old, ok := n.sessions.promote(s)
+	if !ok {
+		n.m.logins["replaced"].Inc()
+		n.kick(c, proto.ReasonReplaced, proto.CodeSessionReplaced, 0, "logged in elsewhere")
+		return
+	}
+	if old != nil {
 		n.m.logins["replaced"].Inc()
 		n.kick(old.c, proto.ReasonReplaced, proto.CodeSessionReplaced, 0, "logged in elsewhere")
 	}
 	n.m.logins["ok"].Inc()
-	ok := proto.LoginOK{
-		Session: s.id, Epoch: w.Epoch, LastSeq: w.Head,
+	ok2 := proto.LoginOK{
+		Session: s.id, Epoch: w.Epoch, LastSeq: w.Head, Oldest: w.Oldest,
 		HeartbeatMS:   uint32(n.cfg.Heartbeat / time.Millisecond),
 		IdleTimeoutMS: uint32(n.cfg.Reactor.IdleTimeout / time.Millisecond),
 		MaxFrame:      uint32(n.cfg.MaxFrame),
+		MaxPayload:    uint32(proto.MaxPayload(n.cfg.MaxFrame)),
 	}
-	n.write(c, proto.TypeLoginOK, func(b []byte) []byte { return ok.Append(b) })
+	n.write(c, proto.TypeLoginOK, func(b []byte) []byte { return ok2.Append(b) })
 }
 
-func (n *Node) send(ctx context.Context, c *reactor.Conn, s *session, body []byte) {
+// MaxUnansweredSends is how many SENDs one connection may have waiting for their
+// answer; beyond it a SEND is refused with RATE_LIMITED (and not stored), which
+// bounds what a connection holds in the gateway while the store is slow.
+const MaxUnansweredSends = 256
+
+func (n *Node) send(c *reactor.Conn, s *session, body []byte) {
 	var m proto.Send
 	if err := m.Decode(body); err != nil {
 		n.kickFor(c, err)
 		return
 	}
 	var code proto.Code
-	var msgID uint64
 	switch {
 	case m.To == 0:
 		code = proto.CodeBadRecipient
@@ -284,25 +315,50 @@ func (n *Node) send(ctx context.Context, c *reactor.Conn, s *session, body []byt
 	case len(m.Payload) > proto.MaxPayload(n.cfg.MaxFrame):
 		code = proto.CodePayloadTooLarge
 		n.m.sends["too_large"].Inc()
-	default:
-		var err error
-		if msgID, err = n.cfg.Backend.Send(ctx, s.uid, &m); err != nil {
-			code = proto.CodeUnavailable
-			n.m.sends["unavailable"].Inc()
-			n.log.Warn("send: backend failed", "from", s.uid, "to", m.To, "err", err)
-		}
+	case s.inflight.Add(1) > MaxUnansweredSends:
+		s.inflight.Add(-1)
+		code = proto.CodeRateLimited
+		n.m.sends["rate_limited"].Inc()
 	}
 	if code != 0 {
 		n.write(c, proto.TypeError, func(b []byte) []byte { return proto.AppendError(b, code, m.ClientMsgID, "") })
 		return
 	}
-	n.m.sends["ok"].Inc()
-	ack := proto.SendAck{ClientMsgID: m.ClientMsgID, MsgID: msgID}
-	n.write(c, proto.TypeSendAck, func(b []byte) []byte { return ack.Append(b) })
+	cmid, to := m.ClientMsgID, m.To
+	n.cfg.Backend.Send(s.uid, &m, c.Closed, func(msgID uint64, err error) {
+		s.inflight.Add(-1)
+		switch {
+		case err == nil:
+			n.m.sends["ok"].Inc()
+			ack := proto.SendAck{ClientMsgID: cmid, MsgID: msgID}
+			n.write(c, proto.TypeSendAck, func(b []byte) []byte { return ack.Append(b) })
+		case errors.Is(err, msg.ErrNoRecipient):
+			n.m.sends["bad_recipient"].Inc()
+			n.write(c, proto.TypeError, func(b []byte) []byte { return proto.AppendError(b, proto.CodeBadRecipient, cmid, "") })
+		case errors.Is(err, msg.ErrNotStored):
+			n.m.sends["unavailable"].Inc()
+			n.log.Warn("send: not stored", "from", s.uid, "to", to, "err", err)
+			n.write(c, proto.TypeError, func(b []byte) []byte { return proto.AppendError(b, proto.CodeUnavailable, cmid, "") })
+		default:
+			// The outcome is unknown: an ERROR would say "not stored", which may be
+			// false. Ending the connection says "unknown" (PROTOCOL.md §7): the
+			// client resends with the same id after reconnecting.
+			n.m.sends["unknown"].Inc()
+			n.log.Warn("send: outcome unknown; ending the connection", "from", s.uid, "to", to, "err", err)
+			n.kick(c, proto.ReasonBusy, proto.CodeBackendUnavailable, jitterMS(500, 2000), "message store unavailable")
+		}
+	})
 }
 
-// syncFlush is how many bytes of replayed frames are batched into one write.
-const syncFlush = 64 << 10
+// SYNC pacing: a reply holds at most syncLimit messages and syncBudget bytes of PUSH
+// frames, and never more than half of the connection's room under its output hard
+// cap — but always one message if any is retained — so that the server's own
+// replay never gets a prompt reader kicked as slow; SYNC_END.up_to tells the
+// client where to ask again. syncFlush is how many bytes go into one write.
+const (
+	syncBudget = 256 << 10
+	syncFlush  = 64 << 10
+)
 
 func (n *Node) sync(ctx context.Context, c *reactor.Conn, s *session, body []byte) {
 	var m proto.Sync
@@ -315,22 +371,34 @@ func (n *Node) sync(ctx context.Context, c *reactor.Conn, s *session, body []byt
 		limit = int(m.Limit)
 	}
 	msgs, w, err := n.cfg.Backend.Sync(ctx, s.uid, m.AfterSeq, limit)
+	if err == nil && m.AfterSeq != 0 && m.Epoch != w.Epoch {
+		// The client counts in another incarnation: its after_seq names nothing
+		// here. Replay this incarnation from its start.
+		m.AfterSeq = 0
+		msgs, w, err = n.cfg.Backend.Sync(ctx, s.uid, 0, limit)
+	}
 	if err != nil {
 		n.log.Warn("sync: backend failed", "uid", s.uid, "err", err)
 		n.write(c, proto.TypeError, func(b []byte) []byte { return proto.AppendError(b, proto.CodeUnavailable, 0, "") })
 		return
 	}
+	budget := min(syncBudget, c.OutputRoom()/2)
 	bp := n.scratch.Get().(*[]byte)
 	b := (*bp)[:0]
-	upTo := m.AfterSeq
+	upTo, sent, replayed := m.AfterSeq, 0, 0
 	for i := range msgs {
 		p := pushOf(&msgs[i])
+		if replayed > 0 && sent+len(b)+p.Size() > budget {
+			break
+		}
 		b = p.Append(b)
 		upTo = p.Seq
+		replayed++
 		if len(b) >= syncFlush {
 			if c.Write(b) != nil {
 				break
 			}
+			sent += len(b)
 			b = b[:0]
 		}
 	}
@@ -339,25 +407,49 @@ func (n *Node) sync(ctx context.Context, c *reactor.Conn, s *session, body []byt
 	c.Write(b) //nolint:errcheck // a failed write closes the connection itself
 	*bp = b
 	n.putScratch(bp)
-	n.m.framesOut[proto.TypePush].Add(float64(len(msgs)))
+	n.m.framesOut[proto.TypePush].Add(float64(replayed))
 	n.m.framesOut[proto.TypeSyncEnd].Inc()
-	n.m.replayed.Add(float64(len(msgs)))
+	n.m.replayed.Add(float64(replayed))
 }
 
-// Deliver implements Pusher.
-func (n *Node) Deliver(m *msg.Message) bool {
-	s := n.sessions.get(m.To)
+// Deliver implements Gateway.
+func (n *Node) Deliver(m *msg.Message, conn uint64) bool {
+	s, pending := n.sessions.target(m.To, conn)
 	if s == nil {
+		if pending {
+			n.m.pushes["pending"].Inc() // its SYNC after LOGIN_OK fetches it
+			return true
+		}
 		n.m.pushes["offline"].Inc()
 		return false
 	}
 	p := pushOf(m)
 	if err := n.write(s.c, proto.TypePush, func(b []byte) []byte { return p.Append(b) }); err != nil {
-		n.m.pushes["dropped"].Inc() // the connection is going; the message stays stored for SYNC
-		return false
+		n.m.pushes["dropped"].Inc() // the connection is going; the client's next login SYNCs
+		return true
 	}
 	n.m.pushes["delivered"].Inc()
 	return true
+}
+
+// Replace implements Gateway.
+func (n *Node) Replace(uid, conn uint64) bool {
+	s, found := n.sessions.replace(uid, conn)
+	if s != nil {
+		n.m.logins["replaced"].Inc()
+		n.kick(s.c, proto.ReasonReplaced, proto.CodeSessionReplaced, 0, "logged in elsewhere")
+	}
+	return found
+}
+
+// Notice implements Gateway.
+func (n *Node) Notice(uid, conn uint64, w msg.Window) bool {
+	s, _ := n.sessions.target(uid, conn)
+	if s == nil || conn == 0 {
+		return false
+	}
+	end := proto.SyncEnd{Head: w.Head, Oldest: w.Oldest, Epoch: w.Epoch}
+	return n.write(s.c, proto.TypeSyncEnd, func(b []byte) []byte { return end.Append(b) }) == nil
 }
 
 func pushOf(m *msg.Message) proto.Push {

@@ -7,22 +7,32 @@ import (
 	"github.com/floodgate/floodgate/gateway/reactor"
 )
 
-// session is one logged-in connection: the Conn's context from LOGIN_OK on. Before
-// LOGIN a connection has none, so an unauthenticated connection costs nothing here.
+// session is one login: from LOGIN until its LOGIN_OK it is pending (the backend
+// is registering it), then it is the Conn's context and its user's current session
+// here. Before LOGIN a connection has none, so an unauthenticated connection costs
+// nothing here.
 type session struct {
 	uid uint64
 	id  uint64
 	c   *reactor.Conn
+	// replaced is set (under the shard lock) when a newer login took over while this
+	// one was pending: it must not get its LOGIN_OK.
+	replaced bool
+	// inflight counts SENDs not answered yet (the per-connection cap).
+	inflight atomic.Int32
 }
 
 const sessionShards = 64
 
-// sessions maps uid → current session, sharded to keep lock hold times short under
-// login storms.
+// sessions maps uid → current session, and pending logins by session id, sharded
+// by uid to keep lock hold times short under login storms. A session moves from
+// pending to current under its shard's lock, so a kick (Replace) that races with
+// the login finds it in exactly one place.
 type sessions struct {
 	shards [sessionShards]struct {
-		mu sync.Mutex
-		m  map[uint64]*session
+		mu      sync.Mutex
+		m       map[uint64]*session // uid → current session
+		pending map[uint64]*session // session id → pending login
 	}
 	n atomic.Int64
 }
@@ -31,21 +41,64 @@ func newSessions() *sessions {
 	t := &sessions{}
 	for i := range t.shards {
 		t.shards[i].m = make(map[uint64]*session)
+		t.shards[i].pending = make(map[uint64]*session)
 	}
 	return t
 }
 
-// put makes s its user's current session and returns the one it replaced, if any.
-func (t *sessions) put(s *session) (old *session) {
+// begin records s as a pending login.
+func (t *sessions) begin(s *session) {
 	sh := &t.shards[s.uid%sessionShards]
 	sh.mu.Lock()
+	sh.pending[s.id] = s
+	sh.mu.Unlock()
+}
+
+// abandon forgets a pending login that failed.
+func (t *sessions) abandon(s *session) {
+	sh := &t.shards[s.uid%sessionShards]
+	sh.mu.Lock()
+	delete(sh.pending, s.id)
+	sh.mu.Unlock()
+}
+
+// promote makes pending s its user's current session and returns the one it
+// replaced, if any; ok is false (and nothing changes but s leaving pending) if s was
+// replaced while pending.
+func (t *sessions) promote(s *session) (old *session, ok bool) {
+	sh := &t.shards[s.uid%sessionShards]
+	sh.mu.Lock()
+	delete(sh.pending, s.id)
+	if s.replaced {
+		sh.mu.Unlock()
+		return nil, false
+	}
 	old = sh.m[s.uid]
 	sh.m[s.uid] = s
 	sh.mu.Unlock()
 	if old == nil {
 		t.n.Add(1)
 	}
-	return old
+	return old, true
+}
+
+// replace takes session id of uid out: a current one is removed and returned (the
+// caller kicks it); a pending one is marked replaced. found reports whether it was
+// here in either form.
+func (t *sessions) replace(uid, id uint64) (cur *session, found bool) {
+	sh := &t.shards[uid%sessionShards]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if s := sh.m[uid]; s != nil && s.id == id {
+		delete(sh.m, uid)
+		t.n.Add(-1)
+		return s, true
+	}
+	if p := sh.pending[id]; p != nil && p.uid == uid {
+		p.replaced = true
+		return nil, true
+	}
+	return nil, false
 }
 
 // remove deletes s only if it is still its user's current session, so a late close
@@ -64,15 +117,22 @@ func (t *sessions) remove(s *session) bool {
 	return ok
 }
 
-func (t *sessions) get(uid uint64) *session {
+// target finds where to deliver to uid's session id (id 0: the current one): the
+// current session, or pending true for a login in progress.
+func (t *sessions) target(uid, id uint64) (s *session, pending bool) {
 	sh := &t.shards[uid%sessionShards]
 	sh.mu.Lock()
-	s := sh.m[uid]
-	sh.mu.Unlock()
-	return s
+	defer sh.mu.Unlock()
+	if s := sh.m[uid]; s != nil && (id == 0 || s.id == id) {
+		return s, false
+	}
+	if p := sh.pending[id]; id != 0 && p != nil && p.uid == uid {
+		return nil, true
+	}
+	return nil, false
 }
 
-// each calls fn for every session (under each shard's lock: fn must not block).
+// each calls fn for every current session (under each shard's lock: fn must not block).
 func (t *sessions) each(fn func(*session)) {
 	for i := range t.shards {
 		sh := &t.shards[i]

@@ -221,64 +221,36 @@ func (s *Stack) StartGateway(ctx context.Context, id string) (Gateway, error) {
 	if err != nil {
 		return Gateway{}, err
 	}
-	st, err := state.Dial(state.ClientConfig{Addr: s.State, Secret: cfg.Secret, Name: id, Logger: log})
-	if err != nil {
-		return Gateway{}, err
-	}
-	ms, err := msg.Dial(msg.ClientConfig{Addr: s.Msg, Secret: cfg.Secret, Name: id, Logger: log})
-	if err != nil {
-		st.Close()
-		return Gateway{}, err
-	}
-	if err := errors.Join(st.WaitConnected(ctx), ms.WaitConnected(ctx)); err != nil {
-		st.Close()
-		ms.Close()
-		return Gateway{}, err
-	}
-	reg := prometheus.NewRegistry() // per gateway: restarts re-register the same names
-	cl, err := cluster.New(cluster.Config{ID: id, LinkAddr: s.any(), Secret: cfg.Secret, State: st, Msgs: ms,
-		LeaseTTL: cfg.LeaseTTL, Registry: reg, Logger: log})
-	if err != nil {
-		st.Close()
-		ms.Close()
-		return Gateway{}, err
-	}
 	rc := reactor.Config{Addr: s.any(), ShutdownTimeout: 2 * time.Second}
 	if cfg.Gateway != nil {
 		cfg.Gateway(len(s.Gateways), &rc)
 	}
-	n, err := node.New(node.Config{ID: id, Reactor: rc, Heartbeat: cfg.Heartbeat, Signer: signer, Backend: cl, Registry: reg, Logger: log})
+	gw, err := cluster.NewGateway(cluster.GatewayConfig{
+		Node: node.Config{Reactor: rc, Heartbeat: cfg.Heartbeat, Signer: signer},
+		ID:   id, StateAddr: s.State, MsgAddr: s.Msg, LinkAddr: s.any(), Secret: cfg.Secret,
+		LeaseTTL: cfg.LeaseTTL,
+		Registry: prometheus.NewRegistry(), // per gateway: restarts re-register the same names
+		Logger:   log,
+	})
 	if err != nil {
-		st.Close()
-		ms.Close()
 		return Gateway{}, err
 	}
 	gctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	addr := n.Reactor().Addr().String()
 	go func() {
 		defer close(done)
-		var wg sync.WaitGroup
-		cctx, cstop := context.WithCancel(context.Background())
-		wg.Go(func() { cl.Run(cctx, addr) })
-		select {
-		case <-cl.Ready():
-			n.Run(gctx) // the node's KICK SHUTDOWNs go out before the lease is released
-		case <-gctx.Done():
+		if err := gw.Run(gctx); err != nil {
+			log.Error("gateway stopped", "err", err)
 		}
-		cstop()
-		wg.Wait()
-		st.Close()
-		ms.Close()
 	}()
 	select {
-	case <-cl.Ready():
+	case <-gw.Ready():
 	case <-ctx.Done():
 		cancel()
 		<-done
 		return Gateway{}, ctx.Err()
 	}
-	g := Gateway{ID: id, Addr: addr, Link: cl.LinkAddr()}
+	g := Gateway{ID: id, Addr: gw.Node().Reactor().Addr().String(), Link: gw.LinkAddr()}
 	s.mu.Lock()
 	s.gwCancel[id], s.gwDone[id] = cancel, done
 	replaced := false

@@ -27,10 +27,15 @@ type ClientConfig struct {
 	// MinBackoff and MaxBackoff bound the reconnection backoff (link defaults: 50ms,
 	// 2s).
 	MinBackoff, MaxBackoff time.Duration
-	// OnKick, if set, receives the server's MethodKick notifications: a newer login
-	// replaced this session (for a gateway, whose link Name is its id). It runs on
-	// the link's reader goroutine and must not block.
-	OnKick func(Session)
+	// OnKick, if set, receives the server's MethodKick notifications (for a gateway,
+	// whose link Name is its id): the login `by` replaced this gateway's session
+	// prev. The gateway kicks prev, then answers with Kicked(prev, by) — also when it
+	// no longer held prev. It runs on the link's reader goroutine and must not block.
+	OnKick func(prev, by Session)
+	// OnKicked, if set, receives the forwarded Kicked of another gateway: prev, which
+	// this gateway's session `by` replaced, is closed. It runs on the link's reader
+	// goroutine and must not block.
+	OnKicked func(prev, by Session)
 	// OnReconnect, if set, runs (on its own goroutine) after every connection but
 	// the first: notifications sent while the link was down (kicks among them) were
 	// lost, so a gateway re-checks its sessions then (Reregister).
@@ -50,7 +55,8 @@ type Client struct {
 	link    *link.Client
 	log     *slog.Logger
 	watches *watchHub
-	onKick  func(Session)
+	onKick  func(prev, by Session)
+	kicked  func(prev, by Session)
 }
 
 // Dial starts connecting to the server and returns at once; WaitConnected waits
@@ -72,7 +78,7 @@ func Dial(cfg ClientConfig) (*Client, error) {
 			return nil, err
 		}
 	}
-	c := &Client{log: cfg.Logger, watches: newWatchHub(), onKick: cfg.OnKick}
+	c := &Client{log: cfg.Logger, watches: newWatchHub(), onKick: cfg.OnKick, kicked: cfg.OnKicked}
 	connected := false
 	c.link = link.Dial(link.ClientConfig{
 		Addr: cfg.Addr, Secret: cfg.Secret, Name: cfg.Name, Logger: cfg.Logger,
@@ -123,9 +129,15 @@ func (c *Client) Watch(fn func([]Gateway)) {
 }
 
 func (c *Client) onNotify(method uint16, body []byte) {
-	if method == MethodKick {
-		if s, err := decodeSession(body); err == nil && c.onKick != nil {
-			c.onKick(s)
+	if method == MethodKick || method == MethodKicked {
+		prev, by, err := decodeTakeover(body)
+		switch {
+		case err != nil:
+			c.log.Warn("state: bad takeover notification", "method", MethodName(method), "err", err)
+		case method == MethodKick && c.onKick != nil:
+			c.onKick(prev, by)
+		case method == MethodKicked && c.kicked != nil:
+			c.kicked(prev, by)
 		}
 		return
 	}
@@ -190,15 +202,29 @@ func (c *Client) Gateways(ctx context.Context) ([]Gateway, error) {
 
 // Register implements Store.
 func (c *Client) Register(ctx context.Context, s Session) (Session, error) {
+	prev, _, err := c.RegisterTakeover(ctx, s)
+	return prev, err
+}
+
+// RegisterTakeover is Register that also reports whether the replaced session's
+// gateway was told to kick it: if so, its Kicked arrives through OnKicked (unless
+// that gateway is stuck), and a login that must not overlap the old session waits
+// for it.
+func (c *Client) RegisterTakeover(ctx context.Context, s Session) (prev Session, kickSent bool, err error) {
 	resp, err := c.call(ctx, MethodRegister, appendSession(make([]byte, 0, sessionHeader+len(s.Gateway)), s))
 	if err != nil || len(resp) == 0 {
-		return Session{}, err
+		return Session{}, false, err
 	}
-	prev, err := decodeSession(resp)
-	if err != nil {
-		return Session{}, fmt.Errorf("state register: %w", err)
+	if prev, err = decodeSession(resp[1:]); err != nil {
+		return Session{}, false, fmt.Errorf("state register: %w", err)
 	}
-	return prev, nil
+	return prev, resp[0]&RegisterKickSent != 0, nil
+}
+
+// Kicked tells the server (which tells the gateway of by) that this gateway closed
+// prev, or no longer held it: the answer to an OnKick.
+func (c *Client) Kicked(prev, by Session) error {
+	return c.link.Notify(MethodKicked, appendTakeover(nil, prev, by))
 }
 
 // Reregister implements Store.

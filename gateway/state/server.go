@@ -158,6 +158,12 @@ func (s *Server) Serve(ctx context.Context) error {
 // expected ones (lost leases, unknown gateways) are the caller's business and are not
 // logged.
 func (s *Server) handle(ctx context.Context, req *link.Request) ([]byte, error) {
+	if req.OneWay && req.Method == MethodKicked {
+		if err := s.kicked(req.Body); err != nil {
+			s.warnLimited("bad kicked notification", "peer", req.Peer.Name(), "err", err)
+		}
+		return nil, nil
+	}
 	resp, err := s.dispatch(ctx, req)
 	if err != nil {
 		if !errors.Is(err, ErrLeaseLost) && !errors.Is(err, ErrUnknownGateway) {
@@ -183,8 +189,11 @@ func (s *Server) dispatch(ctx context.Context, req *link.Request) ([]byte, error
 		if prev.UID == 0 {
 			return nil, nil
 		}
-		s.kickReplaced(prev, ses)
-		return appendSession(make([]byte, 0, sessionHeader+len(prev.Gateway)), prev), nil
+		var flags byte
+		if s.kickReplaced(prev, ses) {
+			flags |= RegisterKickSent
+		}
+		return appendSession(append(make([]byte, 0, 1+sessionHeader+len(prev.Gateway)), flags), prev), nil
 	case MethodReregister:
 		ses, err := decodeSession(req.Body)
 		if err != nil {
@@ -283,21 +292,31 @@ func (s *Server) dispatch(ctx context.Context, req *link.Request) ([]byte, error
 }
 
 // kickReplaced tells the gateway holding prev, which the login cur replaced, to
-// kick it (MethodKick). A login on the same gateway needs no word: that gateway
-// replaced its own session. If prev's gateway is not connected (dead, or cut off),
-// the notification is skipped: that gateway re-registers every session it still
-// holds with Reregister when it reconnects or re-acquires its lease, and learns
-// there that this one was replaced.
-func (s *Server) kickReplaced(prev, cur Session) {
+// kick it (MethodKick); it reports whether it did. A login on the same gateway needs
+// no word: that gateway replaced its own session. If prev's gateway is not connected
+// (dead, or cut off) the notification is skipped: that gateway re-registers every
+// session it still holds with Reregister when it reconnects or re-acquires its
+// lease, and learns there that this one was replaced.
+func (s *Server) kickReplaced(prev, cur Session) bool {
 	if prev.Gateway == cur.Gateway {
-		return
+		return false
 	}
-	body := appendSession(make([]byte, 0, sessionHeader+len(prev.Gateway)), prev)
-	if s.peers.notify(prev.Gateway, MethodKick, body) {
+	if s.peers.notify(prev.Gateway, MethodKick, appendTakeover(nil, prev, cur)) {
 		s.m.kicks["sent"].Inc()
-	} else {
-		s.m.kicks["unreachable"].Inc()
+		return true
 	}
+	s.m.kicks["unreachable"].Inc()
+	return false
+}
+
+// kicked forwards a gateway's MethodKicked to the gateway of the replacing session.
+func (s *Server) kicked(body []byte) error {
+	_, by, err := decodeTakeover(body)
+	if err != nil {
+		return fmt.Errorf("%w: kicked: %v", errBadRequest, err)
+	}
+	s.peers.notify(by.Gateway, MethodKicked, body)
+	return nil
 }
 
 // probe is Probe where the store has it, else Lookup (which cannot tell an invalid

@@ -452,11 +452,19 @@ func waitMetric(t *testing.T, reg *prometheus.Registry, name string, labels map[
 func TestServerTellsTheReplacedGatewayToKick(t *testing.T) {
 	srv, _ := startServer(t, state.ServerConfig{})
 	kicks := make(chan state.Session, 4)
-	gwA := dial(t, srv.Addr(), func(c *state.ClientConfig) {
+	kicked := make(chan [2]state.Session, 4)
+	var gwA *state.Client
+	gwA = dial(t, srv.Addr(), func(c *state.ClientConfig) {
 		c.Name = "gw-a"
-		c.OnKick = func(s state.Session) { kicks <- s }
+		c.OnKick = func(prev, by state.Session) {
+			kicks <- prev
+			gwA.Kicked(prev, by) // gw-a closed it: tell the new session's gateway
+		}
 	})
-	gwB := dial(t, srv.Addr(), func(c *state.ClientConfig) { c.Name = "gw-b" })
+	gwB := dial(t, srv.Addr(), func(c *state.ClientConfig) {
+		c.Name = "gw-b"
+		c.OnKicked = func(prev, by state.Session) { kicked <- [2]state.Session{prev, by} }
+	})
 	ctx := t.Context()
 	ea, err := gwA.Acquire(ctx, state.Gateway{ID: "gw-a"}, time.Minute)
 	if err != nil {
@@ -475,8 +483,9 @@ func TestServerTellsTheReplacedGatewayToKick(t *testing.T) {
 	if prev, err := gwA.Register(ctx, again); err != nil || prev != old {
 		t.Fatalf("re-login on gw-a: replaced %+v, %v; want %+v", prev, err, old)
 	}
-	if prev, err := gwB.Register(ctx, state.Session{UID: 7, Gateway: "gw-b", Conn: 5, Epoch: eb}); err != nil || prev != again {
-		t.Fatalf("login on gw-b: replaced %+v, %v; want %+v", prev, err, again)
+	by := state.Session{UID: 7, Gateway: "gw-b", Conn: 5, Epoch: eb}
+	if prev, sent, err := gwB.RegisterTakeover(ctx, by); err != nil || prev != again || !sent {
+		t.Fatalf("login on gw-b: replaced %+v (kick sent %v), %v; want %+v, sent", prev, sent, err, again)
 	}
 	select {
 	case got := <-kicks:
@@ -485,6 +494,26 @@ func TestServerTellsTheReplacedGatewayToKick(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("gw-a was not told to kick the replaced session within 5s")
+	}
+	select {
+	case got := <-kicked:
+		if got[0] != again || got[1] != by {
+			t.Fatalf("gw-b heard kicked %+v, want %+v by %+v", got, again, by)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("gw-b did not hear that the old session was kicked within 5s")
+	}
+	// A gateway that is not connected gets no kick, and the login is told so.
+	ec, err := gwB.Acquire(ctx, state.Gateway{ID: "gw-c"}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onC := state.Session{UID: 8, Gateway: "gw-c", Conn: 1, Epoch: ec}
+	if _, err := gwB.Register(ctx, onC); err != nil {
+		t.Fatal(err)
+	}
+	if prev, sent, err := gwB.RegisterTakeover(ctx, state.Session{UID: 8, Gateway: "gw-b", Conn: 6, Epoch: eb}); err != nil || prev != onC || sent {
+		t.Fatalf("login replacing a session on an unconnected gateway: %+v sent %v, %v", prev, sent, err)
 	}
 	select {
 	case got := <-kicks:

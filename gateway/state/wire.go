@@ -34,11 +34,18 @@ const (
 	// MethodSnapshot is a one-way notification from the server: JSON snapshot.
 	MethodSnapshot uint16 = 7
 	// MethodKick is a one-way notification from the server to a gateway (the peer
-	// whose link name is the gateway id): session → kick that session, a newer
-	// login replaced it. See Server.kickReplaced.
+	// whose link name is the gateway id): takeover (the replaced session, then the
+	// session that replaced it) → kick the first, then answer MethodKicked with the
+	// same body, whether or not it still held it. See Server.kickReplaced.
 	MethodKick uint16 = 8
+	// MethodKicked is a one-way notification, takeover body: from the gateway that
+	// kicked a replaced session to the server, which forwards it to the gateway of
+	// the replacing session (by its link name), whose LOGIN_OK waits for it.
+	MethodKicked uint16 = 9
 
-	// MethodRegister: session → empty, or the session it replaced.
+	// MethodRegister: session → empty, or u8 flags | the session it replaced, where
+	// flag RegisterKickSent says the replaced session's gateway was told to kick it
+	// (MethodKick) and will answer MethodKicked.
 	MethodRegister uint16 = 16
 	// MethodUnregister: session → u8 1 (deleted) or 0 (the stored session differs).
 	MethodUnregister uint16 = 17
@@ -68,6 +75,8 @@ func MethodName(m uint16) string {
 		return "snapshot"
 	case MethodKick:
 		return "kick"
+	case MethodKicked:
+		return "kicked"
 	case MethodReregister:
 		return "reregister"
 	case MethodRegister:
@@ -176,6 +185,33 @@ func decodeSession(b []byte) (Session, error) {
 		Epoch:   binary.BigEndian.Uint64(b[16:]),
 		Gateway: string(b[sessionHeader:]),
 	}, nil
+}
+
+// RegisterKickSent is the Register response flag: the replaced session's gateway
+// was told to kick it.
+const RegisterKickSent = 1
+
+// appendTakeover appends the takeover body of MethodKick and MethodKicked: u16 length
+// of the replaced session's encoding, that encoding, then the replacing session's.
+func appendTakeover(b []byte, prev, by Session) []byte {
+	b = binary.BigEndian.AppendUint16(b, uint16(sessionHeader+len(prev.Gateway)))
+	return appendSession(appendSession(b, prev), by)
+}
+
+// decodeTakeover decodes a takeover body.
+func decodeTakeover(b []byte) (prev, by Session, err error) {
+	if len(b) < 2 {
+		return Session{}, Session{}, fmt.Errorf("takeover body of %d bytes", len(b))
+	}
+	n := int(binary.BigEndian.Uint16(b))
+	if n > len(b)-2 {
+		return Session{}, Session{}, fmt.Errorf("takeover body: first session of %d bytes in %d", n, len(b)-2)
+	}
+	if prev, err = decodeSession(b[2 : 2+n]); err != nil {
+		return Session{}, Session{}, err
+	}
+	by, err = decodeSession(b[2+n:])
+	return prev, by, err
 }
 
 // appendLookup appends a Lookup response.

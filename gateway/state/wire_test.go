@@ -110,3 +110,23 @@ func TestErrorsSurviveTheWire(t *testing.T) {
 		t.Fatalf("a link error was rewritten: %v", err)
 	}
 }
+
+// Takeover bodies round-trip, and no input makes decodeTakeover panic or accept a
+// body whose parts do not re-encode to it.
+func FuzzDecodeTakeover(f *testing.F) {
+	prev := Session{UID: 7, Gateway: "gw-a", Conn: 1, Epoch: 2}
+	by := Session{UID: 7, Gateway: "gw-b", Conn: 5, Epoch: 9}
+	f.Add(appendTakeover(nil, prev, by))
+	f.Add(appendTakeover(nil, Session{}, Session{}))
+	f.Add([]byte{0, 200, 1, 2, 3})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, q, err := decodeTakeover(b)
+		if err != nil {
+			return
+		}
+		if re := appendTakeover(nil, p, q); string(re) != string(b) {
+			t.Fatalf("% x decodes to %+v, %+v, which encode to % x", b, p, q, re)
+		}
+	})
+}
