@@ -189,7 +189,9 @@ func TestLoginAsUIDZeroIsRefused(t *testing.T) {
 // RATE_LIMITED (not stored), and each SEND is answered exactly once.
 func TestUnansweredSendsAreCapped(t *testing.T) {
 	release := make(chan struct{})
-	g := startGateway(t, func(c *node.Config) { c.Backend = &stallingBackend{Local: node.NewLocal(msg.NewMemory(4096)), release: release} })
+	g := startGateway(t, func(c *node.Config) {
+		c.Backend = &stallingBackend{Local: node.NewLocal(msg.NewMemory(4096)), release: release}
+	})
 	c, _ := g.login(t, 1)
 	const n = node.MaxUnansweredSends + 10
 	var batch []byte
@@ -257,4 +259,3 @@ func testCounter(t *testing.T, g *gateway, name, label string) float64 {
 	}
 	return 0
 }
-
