@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -72,11 +73,18 @@ func runClient(args []string, stdout, stderr io.Writer) int {
 				fmt.Fprintln(stderr, `type "<uid> <message>"`)
 				continue
 			}
-			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			// Send retries on its own (same client_msg_id, so the message is stored
+			// at most once) until the server acknowledges it or refuses it for good.
+			sctx, cancel := context.WithTimeout(ctx, sendTimeout)
 			id, err := s.Send(sctx, dest, time.Now().UnixMilli(), []byte(text))
 			cancel()
-			if err != nil {
-				fmt.Fprintln(stderr, "not sent:", err)
+			refused, isRefused := errors.AsType[*client.ServerError](err)
+			switch {
+			case isRefused:
+				fmt.Fprintln(stderr, "not sent:", refused)
+				continue
+			case err != nil:
+				fmt.Fprintf(stderr, "no acknowledgement within %v; the message may or may not have been stored: %v\n", sendTimeout, err)
 				continue
 			}
 			fmt.Fprintf(stderr, "stored as message %d\n", id)
@@ -84,8 +92,16 @@ func runClient(args []string, stdout, stderr io.Writer) int {
 		// End of input: keep receiving until interrupted.
 	}()
 	if err := <-done; err != nil {
+		if k, ok := errors.AsType[*client.KickError](err); ok && k.Reason == proto.ReasonReplaced {
+			fmt.Fprintf(stderr, "client: uid %d logged in elsewhere; this session ended\n", *uid)
+			return 1
+		}
 		fmt.Fprintln(stderr, "client:", err)
 		return 1
 	}
 	return 0
 }
+
+// sendTimeout bounds how long the example client waits for one message's
+// acknowledgement (the session keeps retrying meanwhile, across reconnects).
+const sendTimeout = 30 * time.Second

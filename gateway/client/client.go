@@ -55,6 +55,10 @@ func (c *Conn) write(encode func([]byte) []byte) error {
 	return err
 }
 
+// Buffered reports how many bytes have been read from the connection but not
+// yet returned by Next: 0 means the frames that arrived are all consumed.
+func (c *Conn) Buffered() int { return c.r.Buffered() }
+
 // Next reads the next frame. Its Body is valid until the next call to Next.
 func (c *Conn) Next() (proto.Frame, error) {
 	var h [4]byte

@@ -1,17 +1,39 @@
 package client
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/floodgate/floodgate/gateway/proto"
 )
+
+// Session tuning.
+const (
+	// ackEvery batches PUSH_ACKs: one goes out once contiguous has advanced by
+	// ackEvery, and whenever the session has read everything that arrived (so a
+	// client at rest has acknowledged all it holds, and a replay of 256
+	// messages costs 8 acks, not 256).
+	ackEvery = 32
+	// maxUnanswered is the most SENDs the session leaves unanswered on one
+	// connection; the server answers RATE_LIMITED above 256.
+	maxUnanswered = 256
+	// activeReset: a connection that stayed logged in this long resets the
+	// reconnect backoff (PROTOCOL.md §10).
+	activeReset = 30 * time.Second
+)
+
+// ErrSessionClosed is returned by Send once Run has returned (wrapped together
+// with Run's error, if any).
+var ErrSessionClosed = errors.New("client: session closed")
 
 // SessionConfig configures a Session.
 type SessionConfig struct {
@@ -21,57 +43,92 @@ type SessionConfig struct {
 	// connection. Or set Gateways for a fixed list.
 	Ipconf   string
 	Gateways []string
-	// OnMessage receives each message exactly once, in seq order. It runs on the
-	// session's reader goroutine and must not block for long.
+	// OnMessage receives each message once per (epoch, seq), in seq order within
+	// an incarnation (see Window; a message of an incarnation older than the one
+	// before the current is stale and delivered as it comes). It runs on the
+	// session's reader goroutine, outside the session's lock: it may call Stats
+	// and Contiguous, but must not block for long, nor wait for a Send (the
+	// reader goroutine is what completes Sends).
 	OnMessage func(p proto.Push)
 	// OnConnect, if set, is told each gateway the session logs in to.
 	OnConnect func(addr string)
 	// GapWait is how long an out-of-order message waits for the ones before it
-	// before the session asks for them with SYNC; default 100ms.
+	// before the session asks for them with SYNC, and how long a SYNC that made
+	// no progress holds the next one back; default 100ms.
 	GapWait time.Duration
+	// Backoff is the reconnect schedule; zero fields take ipconf's hints, and
+	// without those the defaults of PROTOCOL.md §10 (DefaultBackoffBase, …).
+	// SENDs refused with UNAVAILABLE or RATE_LIMITED are retried on it too.
+	Backoff Backoff
 	Logger  *slog.Logger
 }
 
-// Session is a user's connection that survives gateways: it reconnects (via ipconf,
-// with full-jitter exponential backoff and the server's retry hints), SYNCs from its
-// last contiguous seq after every login, and hands every message to OnMessage once,
-// in order, whatever duplicates and reordering the network and the servers produce.
+// Session is a user's connection that survives gateways: it reconnects (via
+// ipconf, with jittered exponential backoff and the server's retry hints), keeps
+// one receive Window across its connections (so it SYNCs from where it was after
+// every login, follows the store to a new incarnation, and hands every message
+// to OnMessage once, in order), and makes Send reliable.
+//
+// Run returns, ending the session, when the token is refused (KICK AUTH) or
+// another login for the same user replaced this one (KICK REPLACED: the user
+// logged in elsewhere, and reconnecting would take the session back from it).
+// Every other end of a connection — a gateway gone, KICK BUSY (the gateway
+// cannot reach the session directory or the store: code 66), DRAIN, SLOW,
+// SHUTDOWN, IDLE — is followed by a reconnect.
 type Session struct {
-	cfg SessionConfig
-	log *slog.Logger
-	hc  *http.Client
+	cfg   SessionConfig
+	log   *slog.Logger
+	hc    *http.Client
+	start time.Time // the Window's clock counts from here
 
-	mu        sync.Mutex
-	conn      *Conn
-	connected chan struct{} // closed while logged in
-	nextCMID  uint64
-	acks      map[uint64]chan sendResult
-	// Delivery state: everything <= contiguous went to OnMessage.
-	contiguous uint64
-	epoch      uint64
-	ahead      map[uint64]proto.Push // seqs above contiguous+1, waiting for the gap
-	gapSince   time.Time
-	syncing    bool
+	mu         sync.Mutex
+	conn       *Conn
+	connected  chan struct{} // closed while logged in
+	win        Window[proto.Push]
+	deliver    func(seq uint64, p proto.Push)
+	out        []proto.Push // delivered, not yet handed to OnMessage (reader goroutine only)
+	maxPayload int          // the current connection's SEND payload limit
+	hint       Backoff      // ipconf's last backoff hint
+	nextID     uint64       // the last client_msg_id used
+	order      uint64       // sends so far, to write them in the order they were made
+	sends      map[uint64]*pendingSend
+	queued     int // sends waiting to be written (now or after their retry time)
+	inflight   int // sends written on the current connection and not answered
+	closed     error
 	stats      SessionStats
 }
 
 // SessionStats counts what a session saw.
 type SessionStats struct {
 	Delivered  uint64 // messages handed to OnMessage
-	Duplicates uint64 // pushes for seqs already delivered
+	Duplicates uint64 // pushes for messages already delivered
 	OutOfOrder uint64 // pushes that arrived ahead of a gap
 	Evicted    uint64 // seqs the server no longer had (window evictions): lost
+	Stale      uint64 // delivered messages of an earlier incarnation than the current one
+	Resets     uint64 // moves to a new store incarnation
 	Logins     uint64
 	Syncs      uint64
+	Resent     uint64 // SENDs written again (after a reconnect, UNAVAILABLE or RATE_LIMITED)
+}
+
+// pendingSend is one Send waiting for its SEND_ACK.
+type pendingSend struct {
+	id, to    uint64
+	ts        int64
+	payload   []byte
+	order     uint64
+	written   bool      // on the current connection, unanswered
+	abandoned bool      // the caller gave up; forgotten once the connection cannot answer any more
+	retryAt   time.Time // after UNAVAILABLE or RATE_LIMITED: not before
+	refusals  int       // UNAVAILABLE or RATE_LIMITED answers so far
+	writes    int
+	result    chan sendResult // buffered: one result
 }
 
 type sendResult struct {
 	msgID uint64
 	err   error
 }
-
-// ErrNotConnected is returned by Send while the session is between connections.
-var ErrNotConnected = errors.New("client: session not connected")
 
 // NewSession returns a session; Run drives it.
 func NewSession(cfg SessionConfig) *Session {
@@ -81,10 +138,15 @@ func NewSession(cfg SessionConfig) *Session {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Session{
-		cfg: cfg, log: cfg.Logger.With("uid", cfg.UID), hc: &http.Client{Timeout: 5 * time.Second},
-		connected: make(chan struct{}), acks: map[uint64]chan sendResult{}, ahead: map[uint64]proto.Push{},
+	s := &Session{
+		cfg: cfg, log: cfg.Logger.With("uid", cfg.UID), hc: &http.Client{Timeout: 5 * time.Second}, start: time.Now(),
+		connected: make(chan struct{}), sends: map[uint64]*pendingSend{},
+		// Unique per session, and across restarts: a random start (the server
+		// deduplicates (sender, to, client_msg_id) for minutes).
+		nextID: rand.Uint64(),
 	}
+	s.deliver = s.deliverLocked
+	return s
 }
 
 // Stats returns the counters.
@@ -94,11 +156,19 @@ func (s *Session) Stats() SessionStats {
 	return s.stats
 }
 
-// Contiguous returns the highest seq up to which every message was delivered.
+// Contiguous returns the highest seq of the current incarnation up to which
+// every message was delivered (or skipped as evicted).
 func (s *Session) Contiguous() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.contiguous
+	return s.win.Contiguous()
+}
+
+// Epoch returns the store incarnation the session is in, 0 before its first login.
+func (s *Session) Epoch() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.win.Epoch()
 }
 
 // WaitConnected waits until the session is logged in.
@@ -114,72 +184,210 @@ func (s *Session) WaitConnected(ctx context.Context) error {
 	}
 }
 
-// Send sends a message and waits for the server's SEND_ACK (the message is stored).
-// Between connections it fails with ErrNotConnected; the caller may retry.
+// Send sends a message to uid `to` and returns its msg_id once the server has
+// stored it. It is reliable and idempotent: the SEND keeps one client_msg_id
+// (unique to this session) for its whole life; it is written again with that id
+// after every reconnect until it is answered, and again after backoff when the
+// server answers UNAVAILABLE or RATE_LIMITED; the server stores it at most once
+// however many times it arrives (within its deduplication window, 5 minutes).
+// At most 256 SENDs are left unanswered on a connection; more wait their turn.
+//
+// It returns a *ServerError when the server refused the message for good
+// (BAD_RECIPIENT, PAYLOAD_TOO_LARGE — the latter also without asking, when the
+// payload is above the limit announced in LOGIN_OK): it was not stored. When
+// ctx ends first it returns ctx's error, wrapped: the message may or may not
+// have been stored, and it is not sent again. Once Run has returned it fails
+// with ErrSessionClosed, with the same caveat for a SEND that was written.
+//
+// Send may be called before Run and between connections: the message waits for
+// the next login.
 func (s *Session) Send(ctx context.Context, to uint64, clientTS int64, payload []byte) (uint64, error) {
 	s.mu.Lock()
-	c := s.conn
-	if c == nil {
+	if s.closed != nil {
+		err := s.closed
 		s.mu.Unlock()
-		return 0, ErrNotConnected
+		return 0, err
 	}
-	s.nextCMID++
-	id := s.nextCMID
-	ch := make(chan sendResult, 1)
-	s.acks[id] = ch
-	err := c.Send(id, to, clientTS, payload) // under mu: one writer at a time
+	s.nextID++
+	if s.nextID == 0 { // 0 is "no request" in ERROR.ref
+		s.nextID++
+	}
+	s.order++
+	p := &pendingSend{id: s.nextID, to: to, ts: clientTS, payload: bytes.Clone(payload), order: s.order,
+		result: make(chan sendResult, 1)}
+	s.sends[p.id] = p
+	s.queued++
+	if c := s.conn; c != nil {
+		if err := s.pumpLocked(c, time.Now()); err != nil {
+			c.Close() // the reader notices and reconnects; the SEND is written again then
+		}
+	}
 	s.mu.Unlock()
-	if err != nil {
-		s.forgetAck(id)
-		return 0, ErrNotConnected
-	}
+
 	select {
-	case r := <-ch:
+	case r := <-p.result:
 		return r.msgID, r.err
 	case <-ctx.Done():
-		s.forgetAck(id)
-		return 0, ctx.Err()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case r := <-p.result: // answered meanwhile
+		return r.msgID, r.err
+	default:
+	}
+	if s.sends[p.id] == p {
+		if p.written {
+			p.abandoned = true // its answer still counts against the connection's unanswered SENDs
+		} else {
+			delete(s.sends, p.id)
+			s.queued--
+		}
+	}
+	return 0, fmt.Errorf("client: send %d to %d (it may or may not have been stored): %w", p.id, to, ctx.Err())
+}
+
+// pumpLocked writes the sends that are due, oldest first, while the connection
+// has room for unanswered ones.
+func (s *Session) pumpLocked(c *Conn, now time.Time) error {
+	if s.queued == 0 || s.inflight >= maxUnanswered {
+		return nil
+	}
+	var due []*pendingSend
+	for _, p := range s.sends {
+		if !p.written && !p.abandoned && !now.Before(p.retryAt) {
+			due = append(due, p)
+		}
+	}
+	slices.SortFunc(due, func(a, b *pendingSend) int { return cmp.Compare(a.order, b.order) })
+	for _, p := range due {
+		if s.inflight >= maxUnanswered {
+			break
+		}
+		if len(p.payload) > s.maxPayload {
+			s.queued--
+			s.finishLocked(p, 0, &ServerError{Code: proto.CodePayloadTooLarge, Ref: p.id,
+				Message: fmt.Sprintf("payload of %d bytes above the server's limit of %d (checked by the client)", len(p.payload), s.maxPayload)})
+			continue
+		}
+		if err := c.Send(p.id, p.to, p.ts, p.payload); err != nil {
+			return err
+		}
+		if p.writes > 0 {
+			s.stats.Resent++
+		}
+		p.writes++
+		p.written = true
+		s.queued--
+		s.inflight++
+	}
+	return nil
+}
+
+// finishLocked ends a send with its answer.
+func (s *Session) finishLocked(p *pendingSend, msgID uint64, err error) {
+	delete(s.sends, p.id)
+	if !p.abandoned {
+		p.result <- sendResult{msgID: msgID, err: err}
 	}
 }
 
-func (s *Session) forgetAck(id uint64) {
-	s.mu.Lock()
-	delete(s.acks, id)
-	s.mu.Unlock()
+// answeredLocked takes the SEND_ACK or ERROR of send id (err nil: acked).
+func (s *Session) answeredLocked(id, msgID uint64, err *ServerError, now time.Time) {
+	p := s.sends[id]
+	if p == nil || !p.written {
+		return // a send whose caller gave up and was forgotten, or an answer we never asked for
+	}
+	p.written = false
+	s.inflight--
+	switch {
+	case err == nil:
+		s.finishLocked(p, msgID, nil)
+	case !p.abandoned && (err.Code == proto.CodeUnavailable || err.Code == proto.CodeRateLimited):
+		// Certainly not stored, and worth another try after backoff.
+		p.retryAt = now.Add(s.backoffLocked().Delay(p.refusals, rand.Float64()))
+		p.refusals++
+		s.queued++
+	default:
+		s.finishLocked(p, 0, err)
+	}
 }
 
-// Run connects and reconnects until ctx ends. It returns early only when
-// reconnecting cannot help (the token was refused, or another login replaced this one).
+// requeueLocked makes every unanswered send wait for the next connection,
+// forgetting those whose callers gave up.
+func (s *Session) requeueLocked() {
+	for id, p := range s.sends {
+		switch {
+		case p.abandoned:
+			delete(s.sends, id)
+		case p.written:
+			p.written = false
+			s.queued++
+		}
+	}
+	s.inflight = 0
+}
+
+// backoffLocked is the schedule in force: the configuration, then ipconf's
+// hint, then the defaults.
+func (s *Session) backoffLocked() Backoff {
+	return s.cfg.Backoff.or(s.hint).or(Backoff{Base: DefaultBackoffBase, Max: DefaultBackoffMax, Jitter: DefaultBackoffJitter})
+}
+
+// Run connects and reconnects until ctx ends (then it returns nil), or until
+// reconnecting cannot help: KICK AUTH (the token was refused) or KICK REPLACED
+// (the user logged in elsewhere), returned as a *KickError. Call it once; when it
+// returns, unanswered Sends fail with ErrSessionClosed.
 func (s *Session) Run(ctx context.Context) error {
+	err := s.run(ctx)
+	s.mu.Lock()
+	s.closed = ErrSessionClosed
+	if err != nil {
+		s.closed = fmt.Errorf("%w: %w", ErrSessionClosed, err)
+	}
+	for _, p := range s.sends {
+		s.finishLocked(p, 0, s.closed)
+	}
+	s.queued, s.inflight = 0, 0
+	s.mu.Unlock()
+	return err
+}
+
+func (s *Session) run(ctx context.Context) error {
 	attempt := 0
 	for ctx.Err() == nil {
-		served, err := s.connectAndServe(ctx)
+		active, err := s.connectAndServe(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
 		var hint time.Duration
-		var kick *KickError
 		drained := false
-		if errors.As(err, &kick) {
+		if kick, ok := errors.AsType[*KickError](err); ok {
 			if kick.Reason == proto.ReasonAuth || kick.Reason == proto.ReasonReplaced {
 				return err
 			}
 			hint = time.Duration(kick.RetryAfterMS) * time.Millisecond
 			drained = kick.Reason == proto.ReasonDrain
 		}
-		if served {
+		if de, ok := errors.AsType[*DiscoverError](err); ok {
+			hint = de.RetryAfter
+		}
+		if active >= activeReset {
 			attempt = 0
 		}
 		wait := hint // a drain is spread by the gateway already: no backoff (PROTOCOL.md §10)
 		if !drained {
+			s.mu.Lock()
+			wait += s.backoffLocked().Delay(attempt, rand.Float64())
+			s.mu.Unlock()
 			attempt++
-			// Full jitter: uniform in [0, min(cap, base·2^attempt)), after the server's hint.
-			wait += time.Duration(rand.Int64N(int64(min(2*time.Second, 50*time.Millisecond<<min(attempt, 6)))))
 		}
 		s.log.Debug("reconnecting", "err", err, "in", wait)
+		t := time.NewTimer(wait)
 		select {
-		case <-time.After(wait):
+		case <-t.C:
 		case <-ctx.Done():
+			t.Stop()
 		}
 	}
 	return nil
@@ -190,6 +398,12 @@ func (s *Session) addrs(ctx context.Context) ([]string, error) {
 		return s.cfg.Gateways, nil
 	}
 	gl, err := Discover(ctx, s.hc, s.cfg.Ipconf, s.cfg.UID)
+	if de, ok := errors.AsType[*DiscoverError](err); ok {
+		gl = de.Hints
+	}
+	s.mu.Lock()
+	s.hint = gl.Backoff.Backoff()
+	s.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
@@ -200,12 +414,12 @@ func (s *Session) addrs(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-// connectAndServe logs in through the first gateway that takes it and serves the
-// connection until it ends; served says whether it got as far as logging in.
-func (s *Session) connectAndServe(ctx context.Context) (served bool, err error) {
+// connectAndServe logs in through the first gateway that takes it and serves
+// the connection until it ends; active is how long it stayed logged in.
+func (s *Session) connectAndServe(ctx context.Context) (active time.Duration, err error) {
 	addrs, err := s.addrs(ctx)
 	if err != nil {
-		return false, err
+		return 0, err
 	}
 	var c *Conn
 	var ok proto.LoginOK
@@ -216,9 +430,8 @@ func (s *Session) connectAndServe(ctx context.Context) (served bool, err error) 
 		if ok, err = c.Login(s.cfg.UID, s.cfg.Token()); err != nil {
 			c.Close()
 			c = nil
-			var kick *KickError
-			if errors.As(err, &kick) {
-				return false, err
+			if _, kicked := errors.AsType[*KickError](err); kicked {
+				return 0, err
 			}
 			continue
 		}
@@ -228,22 +441,24 @@ func (s *Session) connectAndServe(ctx context.Context) (served bool, err error) 
 		break
 	}
 	if c == nil {
-		return false, fmt.Errorf("no gateway took the login: %w", err)
+		return 0, fmt.Errorf("no gateway took the login: %w", err)
 	}
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
+	since := time.Now()
 
 	s.mu.Lock()
-	if s.epoch != 0 && ok.Epoch != s.epoch {
-		// The server lost its sequence space: start over from 0.
-		s.contiguous = 0
-		clear(s.ahead)
+	if s.win.Login(ok) {
+		s.stats.Resets++
 	}
-	s.epoch = ok.Epoch
+	s.maxPayload = proto.MaxPayload(int(ok.MaxFrame))
+	if ok.MaxPayload > 0 && int(ok.MaxPayload) < s.maxPayload {
+		s.maxPayload = int(ok.MaxPayload)
+	}
 	s.conn = c
 	s.stats.Logins++
 	close(s.connected)
-	err = s.syncLocked()
+	err = s.tendLocked(c, time.Now(), true)
 	s.mu.Unlock()
 	if err == nil {
 		err = s.readLoop(c, time.Duration(ok.HeartbeatMS)*time.Millisecond)
@@ -252,24 +467,34 @@ func (s *Session) connectAndServe(ctx context.Context) (served bool, err error) 
 	s.mu.Lock()
 	s.conn = nil
 	s.connected = make(chan struct{})
-	s.syncing = false
-	for id, ch := range s.acks {
-		ch <- sendResult{err: ErrNotConnected}
-		delete(s.acks, id)
-	}
+	s.win.Disconnected()
+	s.requeueLocked()
 	s.mu.Unlock()
 	c.Close()
-	return true, err
+	return time.Since(since), err
 }
 
-// syncLocked asks for everything after the last contiguous seq.
-func (s *Session) syncLocked() error {
-	if s.conn == nil {
-		return nil // between connections: the next login SYNCs anyway
+// tendLocked is what the session does after each frame and on its timer:
+// acknowledge (every ackEvery, or everything once idle), SYNC when the window
+// asks for it, and write the SENDs that are due.
+func (s *Session) tendLocked(c *Conn, now time.Time, idle bool) error {
+	every := uint64(ackEvery)
+	if idle {
+		every = 0
 	}
-	s.syncing = true
-	s.stats.Syncs++
-	return s.conn.Sync(s.contiguous, s.epoch, 0)
+	if a, ok := s.win.Ack(every); ok {
+		if err := c.Ack(a.Seq, a.Epoch); err != nil {
+			return err
+		}
+	}
+	if s.win.NeedSync(int64(now.Sub(s.start)), int64(s.cfg.GapWait)) {
+		m := s.win.Sync(0)
+		s.stats.Syncs++
+		if err := c.Sync(m.AfterSeq, m.Epoch, m.Limit); err != nil {
+			return err
+		}
+	}
+	return s.pumpLocked(c, now)
 }
 
 func (s *Session) readLoop(c *Conn, heartbeat time.Duration) error {
@@ -278,11 +503,12 @@ func (s *Session) readLoop(c *Conn, heartbeat time.Duration) error {
 	}
 	done := make(chan struct{})
 	defer close(done)
-	// A timer goroutine, not read deadlines (which could tear a frame): every GapWait
-	// it checks for a gap no frame will close, and it sends the heartbeats, the first
-	// one jittered so that a reconnect storm does not ping in step.
+	// A timer goroutine, not read deadlines (which could tear a frame): every
+	// GapWait (at most 100ms) it lets the window ask for a SYNC no frame would
+	// trigger, writes the SENDs whose retry time came, and sends the heartbeats,
+	// the first one jittered so that a reconnect storm does not ping in step.
 	go func() {
-		t := time.NewTicker(s.cfg.GapWait)
+		t := time.NewTicker(min(s.cfg.GapWait, 100*time.Millisecond))
 		defer t.Stop()
 		nextPing := time.Now().Add(time.Duration(rand.Int64N(int64(heartbeat))))
 		for {
@@ -292,10 +518,13 @@ func (s *Session) readLoop(c *Conn, heartbeat time.Duration) error {
 			case now := <-t.C:
 				s.mu.Lock()
 				if s.conn == c {
-					s.checkGapLocked()
-					if now.After(nextPing) {
-						c.Ping(now.UnixNano())
+					err := s.tendLocked(c, now, true)
+					if err == nil && now.After(nextPing) {
+						err = c.Ping(now.UnixNano())
 						nextPing = now.Add(heartbeat)
+					}
+					if err != nil {
+						c.Close() // the reader sees it and the session reconnects
 					}
 				}
 				s.mu.Unlock()
@@ -307,120 +536,88 @@ func (s *Session) readLoop(c *Conn, heartbeat time.Duration) error {
 		if err != nil {
 			return err
 		}
-		if err := s.handle(f); err != nil {
+		s.mu.Lock()
+		err = s.handleLocked(f, time.Now())
+		if err == nil {
+			err = s.tendLocked(c, time.Now(), c.Buffered() == 0)
+		}
+		out := s.out
+		s.mu.Unlock()
+		// OnMessage outside the lock, still on this goroutine: in order.
+		if s.cfg.OnMessage != nil {
+			for _, p := range out {
+				s.cfg.OnMessage(p)
+			}
+		}
+		clear(out)
+		s.out = out[:0]
+		if err != nil {
 			return err
 		}
 	}
 }
 
-func (s *Session) handle(f proto.Frame) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// deliverLocked is the Window's deliver: one message for OnMessage.
+func (s *Session) deliverLocked(_ uint64, p proto.Push) {
+	s.stats.Delivered++
+	if p.Epoch < s.win.Epoch() {
+		s.stats.Stale++
+	}
+	s.out = append(s.out, p)
+}
+
+func (s *Session) handleLocked(f proto.Frame, now time.Time) error {
 	switch f.Type {
 	case proto.TypePush:
 		var p proto.Push
 		if err := p.Decode(f.Body); err != nil {
 			return err
 		}
-		p.Payload = append([]byte(nil), p.Payload...)
-		s.acceptLocked(p)
+		p.Payload = bytes.Clone(p.Payload) // it aliases the read buffer; the message is kept
+		before := s.win.Epoch()
+		switch s.win.Push(&p, p, int64(now.Sub(s.start)), s.deliver) {
+		case Held:
+			s.stats.OutOfOrder++
+		case Duplicate:
+			s.stats.Duplicates++
+		}
+		s.countReset(before)
 	case proto.TypeSyncEnd:
 		var e proto.SyncEnd
 		if err := e.Decode(f.Body); err != nil {
 			return err
 		}
-		s.syncing = false
-		if e.Oldest > s.contiguous+1 {
-			// Evicted before we got them: gone. Skip past, and count it.
-			s.stats.Evicted += e.Oldest - s.contiguous - 1
-			s.contiguous = e.Oldest - 1
-			s.drainAheadLocked()
-		}
-		if s.contiguous < e.Head {
-			return s.syncLocked()
-		}
+		before := s.win.Epoch()
+		s.stats.Evicted += s.win.SyncEnd(&e, s.deliver)
+		s.countReset(before)
 	case proto.TypeSendAck:
 		var a proto.SendAck
 		if err := a.Decode(f.Body); err != nil {
 			return err
 		}
-		if ch, ok := s.acks[a.ClientMsgID]; ok {
-			ch <- sendResult{msgID: a.MsgID}
-			delete(s.acks, a.ClientMsgID)
-		}
+		s.answeredLocked(a.ClientMsgID, a.MsgID, nil, now)
 	case proto.TypeError:
 		err := AsError(f)
-		var se *ServerError
-		if errors.As(err, &se) {
-			if ch, ok := s.acks[se.Ref]; ok {
-				ch <- sendResult{err: err}
-				delete(s.acks, se.Ref)
-			}
+		se, ok := errors.AsType[*ServerError](err)
+		switch {
+		case !ok:
+			return err
+		case se.Ref == 0:
+			// No SEND has id 0: a SYNC the server could not serve (UNAVAILABLE).
+			// The window asks again after GapWait.
+			s.log.Debug("sync refused", "err", se)
+			s.win.SyncFailed()
+		default:
+			s.answeredLocked(se.Ref, 0, se, now)
 		}
 	case proto.TypeKick:
 		return AsError(f)
 	}
-	s.checkGapLocked()
 	return nil
 }
 
-// acceptLocked takes one pushed message: deliver it if it is next, keep it if it is
-// ahead of a gap, drop it if it was delivered already.
-func (s *Session) acceptLocked(p proto.Push) {
-	switch {
-	case p.Seq <= s.contiguous:
-		s.stats.Duplicates++
-		return
-	case p.Seq > s.contiguous+1:
-		if _, dup := s.ahead[p.Seq]; dup {
-			s.stats.Duplicates++
-			return
-		}
-		if len(s.ahead) == 0 {
-			s.gapSince = time.Now()
-		}
-		s.stats.OutOfOrder++
-		s.ahead[p.Seq] = p
-		return
+func (s *Session) countReset(before uint64) {
+	if before != 0 && s.win.Epoch() != before {
+		s.stats.Resets++
 	}
-	s.deliverLocked(p)
-	s.drainAheadLocked()
-}
-
-func (s *Session) deliverLocked(p proto.Push) {
-	s.contiguous = p.Seq
-	s.stats.Delivered++
-	if s.cfg.OnMessage != nil {
-		s.cfg.OnMessage(p)
-	}
-	if s.conn != nil && (p.Seq%32 == 0 || len(s.ahead) == 0) {
-		s.conn.Ack(s.contiguous, s.epoch) // cumulative; batched while a backlog drains
-	}
-}
-
-func (s *Session) drainAheadLocked() {
-	for {
-		p, ok := s.ahead[s.contiguous+1]
-		if !ok {
-			break
-		}
-		delete(s.ahead, p.Seq)
-		s.deliverLocked(p)
-	}
-	for seq := range s.ahead {
-		if seq <= s.contiguous {
-			delete(s.ahead, seq)
-		}
-	}
-	if len(s.ahead) > 0 {
-		s.gapSince = time.Now()
-	}
-}
-
-// checkGapLocked asks for the missing seqs once a gap has lasted GapWait.
-func (s *Session) checkGapLocked() {
-	if len(s.ahead) == 0 || s.syncing || s.conn == nil || time.Since(s.gapSince) < s.cfg.GapWait {
-		return
-	}
-	s.syncLocked()
 }

@@ -10,13 +10,23 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Backoff is the reconnect schedule hinted to clients: exponential backoff from
-// Base up to Max, each delay randomised by up to the fraction Jitter of itself so
-// clients do not come back in lockstep.
+// Backoff is the reconnect schedule hinted to clients (PROTOCOL.md §10):
+// attempt n waits ceiling × (1 − Jitter × u) with ceiling = min(Max, Base × 2^n)
+// and u uniform in [0, 1), so each delay is randomised by up to the fraction
+// Jitter of itself and clients do not come back in lockstep. Jitter 1 is full
+// jitter.
 type Backoff struct {
 	Base, Max time.Duration
 	Jitter    float64
 }
+
+// The backoff hinted by default: full jitter from 500 ms, capped at 30 s, the
+// schedule PROTOCOL.md §10 prescribes for clients that have no hint.
+const (
+	DefaultBackoffBase   = 500 * time.Millisecond
+	DefaultBackoffMax    = 30 * time.Second
+	DefaultBackoffJitter = 1.0
+)
 
 // Config configures a Service. Zero fields take the defaults documented on them.
 type Config struct {
@@ -41,7 +51,8 @@ type Config struct {
 	AcceptPenalty, CPUPenalty float64
 	// Heartbeat is the client heartbeat interval hinted to clients (default 30s).
 	Heartbeat time.Duration
-	// Backoff is hinted to clients (default base 3s, max 300s, jitter 0.3).
+	// Backoff is hinted to clients (defaults DefaultBackoffBase, DefaultBackoffMax
+	// and DefaultBackoffJitter: base 500ms, max 30s, full jitter).
 	Backoff Backoff
 	// PollInterval is how often Run reads the gateway table (default 500ms).
 	PollInterval time.Duration
@@ -73,12 +84,12 @@ func (c Config) withDefaults() (Config, error) {
 	def(&c.FreezeFor, 30*time.Second)
 	def(&c.Window, 5*time.Second)
 	def(&c.Heartbeat, 30*time.Second)
-	def(&c.Backoff.Base, 3*time.Second)
-	def(&c.Backoff.Max, 300*time.Second)
+	def(&c.Backoff.Base, DefaultBackoffBase)
+	def(&c.Backoff.Max, DefaultBackoffMax)
 	def(&c.PollInterval, 500*time.Millisecond)
 	def(&c.StaleAfter, 5*time.Second)
 	if c.Backoff.Jitter == 0 {
-		c.Backoff.Jitter = 0.3
+		c.Backoff.Jitter = DefaultBackoffJitter
 	}
 	if c.AcceptRateFull == 0 {
 		c.AcceptRateFull = 1000

@@ -8,6 +8,8 @@ import (
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/floodgate/floodgate/gateway/client"
 )
 
 func get(t *testing.T, url string, into any) (int, http.Header) {
@@ -132,5 +134,30 @@ func TestRunPollsTheSourceAndHealthTracksIt(t *testing.T) {
 	clk.Advance(6 * time.Second)
 	if err := s.Health(); err == nil {
 		t.Fatal("healthy with a table 6s old")
+	}
+}
+
+// The default hints are the schedule PROTOCOL.md §10 gives clients without a
+// hint (full jitter, 500 ms base, 30 s cap): one truth for clients, the Go
+// client's defaults included, whether or not they ask ipconf.
+func TestDefaultBackoffHintIsTheProtocolSchedule(t *testing.T) {
+	clk := newClock()
+	s := newService(t, clk)
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	want := BackoffHint{BaseMS: 500, MaxMS: 30000, Jitter: 1}
+
+	var r Response
+	code, h := get(t, srv.URL+"/v1/gateways?uid=1", &r)
+	if code != http.StatusServiceUnavailable || r.Backoff != want || h.Get("Retry-After") != "1" {
+		t.Fatalf("no table: code %d, backoff %+v, Retry-After %q; want 503, %+v, 1", code, r.Backoff, h.Get("Retry-After"), want)
+	}
+	s.Update(fleet(clk, 100))
+	if code, _ := get(t, srv.URL+"/v1/gateways?uid=1", &r); code != http.StatusOK || r.Backoff != want {
+		t.Fatalf("code %d, backoff %+v, want 200, %+v", code, r.Backoff, want)
+	}
+	c := client.BackoffHint{BaseMS: int(want.BaseMS), MaxMS: int(want.MaxMS), Jitter: want.Jitter}.Backoff()
+	if c != (client.Backoff{Base: client.DefaultBackoffBase, Max: client.DefaultBackoffMax, Jitter: client.DefaultBackoffJitter}) {
+		t.Fatalf("the Go client's defaults %+v differ from ipconf's hint %+v", c, want)
 	}
 }

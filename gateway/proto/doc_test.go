@@ -19,7 +19,8 @@ var updateDoc = flag.Bool("update", false, "rewrite the generated examples in PR
 const docFile = "PROTOCOL.md"
 
 // The worked example of PROTOCOL.md: user 42 logs in and sends "hello" to
-// user 7, for whom it is message seq 5.
+// user 7, for whom it is message seq 5; user 7 acknowledges it, reconnects
+// later and SYNCs from it.
 const (
 	exampleSecret   = "floodgate example secret 32 byte"
 	exampleUID      = 42
@@ -29,6 +30,7 @@ const (
 	exampleMsgID    = 1000001
 	exampleSeq      = 5
 	exampleEpoch    = 1767225000000000 // the store's incarnation: its start time in µs
+	exampleSession  = 1
 )
 
 // TestProtocolDocExamples checks that every generated example in
@@ -42,9 +44,13 @@ func TestProtocolDocExamples(t *testing.T) {
 	examples := []struct{ name, text string }{
 		{"token", tokenExample(t)},
 		{"login", loginExample(t)},
+		{"login-ok", loginOKExample()},
 		{"send", sendExample()},
 		{"send-ack", sendAckExample()},
 		{"push", pushExample()},
+		{"push-ack", pushAckExample()},
+		{"sync", syncExample()},
+		{"sync-end", syncEndExample()},
 	}
 	for _, ex := range examples {
 		start, end, ok := goldenBlock(doc, ex.name)
@@ -167,7 +173,7 @@ func loginExample(t *testing.T) string {
 	m := Login{Version: Version, UID: exampleUID, Token: s.Mint(exampleUID, time.Unix(exampleExpiry, 0))}
 	frame := m.Append(nil)
 	return dump(frame, append(header(frame),
-		field{1, "version = 1"},
+		field{1, fmt.Sprintf("version = %d", m.Version)},
 		field{8, fmt.Sprintf("uid = %d", m.UID)},
 		field{len(m.Token), fmt.Sprintf("token = %q", m.Token)},
 	)...)
@@ -203,5 +209,51 @@ func pushExample() string {
 		field{8, fmt.Sprintf("from = %d", m.From)},
 		field{8, fmt.Sprintf("client_ts = %d", m.ClientTS)},
 		field{len(m.Payload), fmt.Sprintf("payload = %q", m.Payload)},
+	)...)
+}
+
+func loginOKExample() string {
+	m := LoginOK{Session: exampleSession, Epoch: exampleEpoch, LastSeq: 0, Oldest: 1, HeartbeatMS: 30000,
+		IdleTimeoutMS: 90000, MaxFrame: DefaultMaxFrame, MaxPayload: uint32(MaxPayload(DefaultMaxFrame))}
+	frame := m.Append(nil)
+	return dump(frame, append(header(frame),
+		field{8, fmt.Sprintf("session = %d", m.Session)},
+		field{8, fmt.Sprintf("epoch = %d", m.Epoch)},
+		field{8, fmt.Sprintf("last_seq = %d", m.LastSeq)},
+		field{8, fmt.Sprintf("oldest = %d", m.Oldest)},
+		field{4, fmt.Sprintf("heartbeat_ms = %d", m.HeartbeatMS)},
+		field{4, fmt.Sprintf("idle_timeout_ms = %d", m.IdleTimeoutMS)},
+		field{4, fmt.Sprintf("max_frame = %d", m.MaxFrame)},
+		field{4, fmt.Sprintf("max_payload = %d", m.MaxPayload)},
+	)...)
+}
+
+func pushAckExample() string {
+	m := PushAck{Seq: exampleSeq, Epoch: exampleEpoch}
+	frame := m.Append(nil)
+	return dump(frame, append(header(frame),
+		field{8, fmt.Sprintf("seq = %d", m.Seq)},
+		field{8, fmt.Sprintf("epoch = %d", m.Epoch)},
+	)...)
+}
+
+func syncExample() string {
+	m := Sync{AfterSeq: exampleSeq, Epoch: exampleEpoch}
+	frame := m.Append(nil)
+	return dump(frame, append(header(frame),
+		field{8, fmt.Sprintf("after_seq = %d", m.AfterSeq)},
+		field{8, fmt.Sprintf("epoch = %d", m.Epoch)},
+		field{4, fmt.Sprintf("limit = %d", m.Limit)},
+	)...)
+}
+
+func syncEndExample() string {
+	m := SyncEnd{UpTo: exampleSeq, Head: exampleSeq, Oldest: exampleSeq + 1, Epoch: exampleEpoch}
+	frame := m.Append(nil)
+	return dump(frame, append(header(frame),
+		field{8, fmt.Sprintf("up_to = %d", m.UpTo)},
+		field{8, fmt.Sprintf("head = %d", m.Head)},
+		field{8, fmt.Sprintf("oldest = %d", m.Oldest)},
+		field{8, fmt.Sprintf("epoch = %d", m.Epoch)},
 	)...)
 }
