@@ -259,3 +259,27 @@ func testCounter(t *testing.T, g *gateway, name, label string) float64 {
 	}
 	return 0
 }
+
+// Frames written behind LOGIN, before the client could have seen LOGIN_OK, are a
+// violation (NOT_LOGGED_IN), even in the same write; the same frames after LOGIN_OK
+// are served. (Before, LOGIN and PING in one write got LOGIN_OK, then PONG.)
+func TestFramesPipelinedBehindLoginAreRefused(t *testing.T) {
+	g := startGateway(t, nil)
+	c := g.dial(t)
+	login := proto.Login{Version: proto.Version, UID: 5, Token: g.signer.Mint(5, time.Now().Add(time.Hour))}
+	ping := proto.Ping{TS: 1}
+	if err := c.WriteRaw(ping.Append(login.Append(nil))); err != nil {
+		t.Fatal(err)
+	}
+	if f := next(t, c); f.Type != proto.TypeLoginOK {
+		t.Fatalf("got %v, want LOGIN_OK first", f.Type)
+	}
+	expectKick(t, c, proto.ReasonProtocol, proto.CodeNotLoggedIn)
+
+	// The well-behaved client waits for LOGIN_OK.
+	d, _ := g.login(t, 7)
+	d.Ping(2)
+	if f := next(t, d); f.Type != proto.TypePong {
+		t.Fatalf("got %v, want PONG", f.Type)
+	}
+}

@@ -190,6 +190,9 @@ func (n *Node) handle(c *reactor.Conn, frame []byte, inline bool) reactor.Dispos
 	case f.Type != proto.TypeLogin && s == nil:
 		n.kick(c, proto.ReasonProtocol, proto.CodeNotLoggedIn, 0, f.Type.String()+" before LOGIN")
 		return reactor.Handled
+	case s != nil && (f.Type == proto.TypePing || !inline) && s.sentBeforeLoginOK():
+		n.kick(c, proto.ReasonProtocol, proto.CodeNotLoggedIn, 0, f.Type.String()+" sent before LOGIN_OK")
+		return reactor.Handled
 	case f.Type == proto.TypePing:
 		n.ping(c, f.Body)
 		return reactor.Handled
@@ -286,6 +289,7 @@ func (n *Node) login(ctx context.Context, c *reactor.Conn, body []byte) {
 		n.kick(old.c, proto.ReasonReplaced, proto.CodeSessionReplaced, 0, "logged in elsewhere")
 	}
 	n.m.logins["ok"].Inc()
+	s.handled, s.readAtOK = 1, c.FramesRead() // see sentBeforeLoginOK
 	ok2 := proto.LoginOK{
 		Session: s.id, Epoch: w.Epoch, LastSeq: w.Head, Oldest: w.Oldest,
 		HeartbeatMS:   uint32(n.cfg.Heartbeat / time.Millisecond),

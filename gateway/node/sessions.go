@@ -20,6 +20,20 @@ type session struct {
 	replaced bool
 	// inflight counts SENDs not answered yet (the per-connection cap).
 	inflight atomic.Int32
+	// handled counts the frames handled on this connection (LOGIN is 1), and
+	// readAtOK is how many had been read when LOGIN_OK was sent. The connection's
+	// callbacks never overlap, so neither needs synchronisation.
+	handled, readAtOK uint32
+}
+
+// sentBeforeLoginOK numbers the frame being handled and reports whether it had
+// already been read when LOGIN_OK was sent: then the client sent it before it could
+// have seen LOGIN_OK (pipelined behind its LOGIN), a violation the protocol names
+// NOT_LOGGED_IN. Frames reach the handler in the order read, so the frame's number
+// is its position in the stream.
+func (s *session) sentBeforeLoginOK() bool {
+	s.handled++
+	return s.handled <= s.readAtOK
 }
 
 const sessionShards = 64

@@ -74,6 +74,9 @@ type Conn struct {
 	inWant int32
 	lflags uint8
 	reason Reason // why it closed; set once
+	// framesRead counts the complete frames read so far (written by the epoller,
+	// read by handlers on any goroutine).
+	framesRead atomic.Uint32
 
 	loop *loop
 	out  *outQueue // unsent output; nil when none (idle connections hold no buffer)
@@ -205,6 +208,13 @@ func (c *Conn) writeLocked(b []byte, overCap bool) (err error, closing bool) {
 	}
 	return nil, false
 }
+
+// FramesRead reports how many complete frames have been read from the connection so
+// far, handled or still queued for a worker. Frames reach the handler in the order
+// read, so a handler that numbers the frames it handles can tell whether a frame was
+// read before some moment of its own (the count it took then): a protocol that
+// forbids frames before a reply uses it to judge frames pipelined behind a request.
+func (c *Conn) FramesRead() uint32 { return c.framesRead.Load() }
 
 // OutputRoom reports how many more bytes may be written before the outbound queue
 // reaches its hard cap (and the connection is kicked as slow); 0 once closing. A

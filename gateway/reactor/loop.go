@@ -466,6 +466,7 @@ func (l *loop) carry(c *Conn, head []byte, want int) {
 // (so that frames are always handled in order). It reports whether c is still open.
 func (l *loop) deliver(c *Conn, frame []byte) bool {
 	l.stats.framesIn.Add(1)
+	c.framesRead.Add(1)
 	if c.jobs.busy() || l.r.cfg.Handler.OnFrame(c, frame) == Defer {
 		l.r.deferFrame(c, frame)
 	}
