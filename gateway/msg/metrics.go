@@ -39,6 +39,11 @@ func newServerMetrics(reg prometheus.Registerer, store Store, sink Sink) *server
 			Help: "Unacknowledged messages evicted because their recipient's window was full."},
 			func() float64 { return float64(ec.Evictions()) }))
 	}
+	if dc, ok := store.(DedupeCounter); ok {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "floodgate_msg_deduplicated_total",
+			Help: "Appends that found their message already stored (a retry with the same client message id) and stored nothing."},
+			func() float64 { return float64(dc.Deduplicated()) }))
+	}
 	if sc, ok := store.(StoredCounter); ok {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "floodgate_msg_stored_messages",
 			Help: "Messages retained in all inboxes (for Redis: the store-wide count as of this process's latest write)."},

@@ -22,6 +22,10 @@ import (
 //	<prefix>inbox:<uid>  list: uid's retained messages, oldest first, each in the
 //	                     stored encoding (appendStored: AppendMessage without the
 //	                     epoch, which is store-wide)
+//	<prefix>dd:<to>:<from>:<client msg id>
+//	                     string "seq:id": a message appended with a client message
+//	                     id, remembered for the dedupe window (PX) so that a retried
+//	                     Append returns it instead of storing it again
 //
 // An inbox is a list rather than a sorted set or a stream because retained seqs are
 // contiguous (head-LLEN+1 .. head, see redis_scripts.go), so a seq's position is
@@ -46,11 +50,14 @@ import (
 type Redis struct {
 	rdb     redis.UniversalClient
 	perUser int
+	window  string // dedupe window in ms, as the append script takes it
 	prefix  string
 	keys    struct{ epoch, ids, stored string }
 	scripts struct{ append, ack, window, rng *redis.Script }
 	// evictions counts the evictions this process's appends made.
 	evictions atomic.Uint64
+	// deduped counts this process's appends that found their message stored.
+	deduped atomic.Uint64
 	// stored is the store-wide retained count as of the latest script that
 	// reported it.
 	stored atomic.Int64
@@ -60,12 +67,16 @@ var (
 	_ Store           = (*Redis)(nil)
 	_ EvictionCounter = (*Redis)(nil)
 	_ StoredCounter   = (*Redis)(nil)
+	_ DedupeCounter   = (*Redis)(nil)
 )
 
 // NewRedis returns a store keeping its keys under prefix (e.g. "fg:msg:") in rdb,
-// retaining at most perUser messages per user. The caller closes rdb.
-func NewRedis(rdb redis.UniversalClient, prefix string, perUser int) *Redis {
-	r := &Redis{rdb: rdb, perUser: max(perUser, 1), prefix: prefix}
+// retaining at most perUser messages per user and deduplicating appends within a
+// window (WithDedupeWindow; DefaultDedupeWindow). The caller closes rdb.
+func NewRedis(rdb redis.UniversalClient, prefix string, perUser int, opts ...StoreOption) *Redis {
+	o := newStoreOptions(opts)
+	r := &Redis{rdb: rdb, perUser: max(perUser, 1), prefix: prefix,
+		window: strconv.FormatInt(max(o.dedupeWindow.Milliseconds(), 1), 10)}
 	r.keys.epoch, r.keys.ids, r.keys.stored = prefix+"epoch", prefix+"ids", prefix+"stored"
 	r.scripts.append = redis.NewScript(appendScript)
 	r.scripts.ack = redis.NewScript(ackScript)
@@ -130,12 +141,15 @@ func (r *Redis) Append(ctx context.Context, m *Message) error {
 	}
 	head, inbox := r.userKeys(m.To)
 	enc := appendStored(make([]byte, 0, storedFixed+len(m.Payload)), m)[16:] // the script prepends seq and id
-	res, err := r.scripts.append.Run(ctx, r.rdb, []string{r.keys.ids, r.keys.stored, head, inbox, r.keys.epoch},
-		r.perUser, enc, candidateEpoch()).Slice()
+	keys := []string{r.keys.ids, r.keys.stored, head, inbox, r.keys.epoch}
+	if m.ClientMsgID != 0 {
+		keys = append(keys, r.dedupeKey(m))
+	}
+	res, err := r.scripts.append.Run(ctx, r.rdb, keys, r.perUser, enc, candidateEpoch(), r.window).Slice()
 	if err != nil {
 		return fmt.Errorf("msg redis append: %w", err)
 	}
-	if len(res) != 5 {
+	if len(res) != 6 {
 		return fmt.Errorf("msg redis append: script returned %d values", len(res))
 	}
 	seq, ok1 := res[0].(int64)
@@ -143,7 +157,8 @@ func (r *Redis) Append(ctx context.Context, m *Message) error {
 	evicted, ok3 := res[2].(int64)
 	stored, ok4 := res[3].(int64)
 	es, ok5 := res[4].(string)
-	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 {
+	deduped, ok6 := res[5].(int64)
+	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || !ok6 {
 		return fmt.Errorf("msg redis append: script returned %v", res)
 	}
 	epoch, err := strconv.ParseUint(es, 10, 64)
@@ -152,8 +167,22 @@ func (r *Redis) Append(ctx context.Context, m *Message) error {
 	}
 	m.Seq, m.ID, m.Epoch = uint64(seq), uint64(id), epoch
 	r.evictions.Add(uint64(evicted))
+	r.deduped.Add(uint64(deduped))
 	r.stored.Store(stored)
 	return nil
+}
+
+// dedupeKey is m's dedupe key: <prefix>dd:<to>:<from>:<client msg id>.
+func (r *Redis) dedupeKey(m *Message) string {
+	b := make([]byte, 0, len(r.prefix)+3+3*21)
+	b = append(b, r.prefix...)
+	b = append(b, "dd:"...)
+	b = strconv.AppendUint(b, m.To, 10)
+	b = append(b, ':')
+	b = strconv.AppendUint(b, m.From, 10)
+	b = append(b, ':')
+	b = strconv.AppendUint(b, m.ClientMsgID, 10)
+	return string(b)
 }
 
 // Ack implements Store.
@@ -242,6 +271,10 @@ func parseWindow(res []any) (Window, error) {
 // Evictions implements EvictionCounter: the evictions made by this process's
 // appends (with several msg processes on one Redis, their sum is the store's).
 func (r *Redis) Evictions() uint64 { return r.evictions.Load() }
+
+// Deduplicated implements DedupeCounter: this process's appends that found their
+// message already stored.
+func (r *Redis) Deduplicated() uint64 { return r.deduped.Load() }
 
 // Stored implements StoredCounter: the messages retained store-wide (the stored
 // key, kept exact by every script), as of this process's latest Append or Ack, or

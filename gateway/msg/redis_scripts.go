@@ -11,15 +11,26 @@ package msg
 // That holds because messages are only pushed at the right, with the seq just
 // assigned, and only removed from the left (by Ack and by the window trim).
 
-// appendScript stores one message.
-// KEYS: ids, stored, head, inbox, epoch. ARGV: per-user limit, the message's stored
-// encoding without its first 16 bytes (seq and id, which the script prepends),
-// candidate epoch. Returns {seq, id, evicted, stored, epoch}.
+// appendScript stores one message, unless its identity is remembered: then it
+// stores nothing and returns the first append's seq and id, with evicted 0 and the
+// stored count unchanged.
+// KEYS: ids, stored, head, inbox, epoch, and the message's dedupe key if it has a
+// client message id. ARGV: per-user limit, the message's stored encoding without its
+// first 16 bytes (seq and id, which the script prepends), candidate epoch, dedupe
+// window in ms. Returns {seq, id, evicted, stored, epoch, deduplicated (0 or 1)}.
 const appendScript = `
 local epoch = redis.call('GET', KEYS[5])
 if not epoch then
 	epoch = ARGV[3]
 	redis.call('SET', KEYS[5], epoch)
+end
+if KEYS[6] then
+	local seen = redis.call('GET', KEYS[6])
+	if seen then
+		local sep = string.find(seen, ':', 1, true)
+		return {tonumber(string.sub(seen, 1, sep - 1)), tonumber(string.sub(seen, sep + 1)), 0,
+			tonumber(redis.call('GET', KEYS[2]) or '0'), epoch, 1}
+	end
 end
 local id = redis.call('INCR', KEYS[1])
 local seq = redis.call('INCR', KEYS[3])
@@ -31,7 +42,10 @@ if n > limit then
 	redis.call('LTRIM', KEYS[4], evicted, -1)
 end
 local stored = redis.call('INCRBY', KEYS[2], 1 - evicted)
-return {seq, id, evicted, stored, epoch}
+if KEYS[6] then
+	redis.call('SET', KEYS[6], string.format('%.0f:%.0f', seq, id), 'PX', ARGV[4])
+end
+return {seq, id, evicted, stored, epoch, 0}
 `
 
 // ackScript drops a user's messages through a seq, if the ack's epoch is the

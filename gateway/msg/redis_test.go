@@ -3,7 +3,9 @@ package msg_test
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/floodgate/floodgate/gateway/msg"
 	"github.com/floodgate/floodgate/gateway/msg/msgtest"
@@ -154,5 +156,30 @@ func TestRedisShrunkWindowTrimsAtNextAppend(t *testing.T) {
 	}
 	if w.Oldest != 9 || w.Head != 11 || small.Evictions() != 8 || small.Stored() != 3 {
 		t.Fatalf("window %+v, %d evictions, %d stored; want oldest 9 head 11, 8 evictions, 3 stored", w, small.Evictions(), small.Stored())
+	}
+}
+
+// A Redis dedupe key is <prefix>dd:<to>:<from>:<client msg id> holding "seq:id",
+// expiring after the configured window; a message without a client id has none.
+func TestRedisDedupeKeyExpiresAfterTheWindow(t *testing.T) {
+	ctx := context.Background()
+	_, rdb := startRedis(t)
+	s := msg.NewRedis(rdb, "dd:", 10, msg.WithDedupeWindow(90*time.Second))
+	m := msg.Message{From: 3, To: 4, ClientMsgID: 1 << 60}
+	if err := s.Append(ctx, &m); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Append(ctx, &msg.Message{From: 3, To: 4}); err != nil {
+		t.Fatal(err)
+	}
+	key := fmt.Sprintf("dd:dd:4:3:%d", uint64(1<<60))
+	if v, err := rdb.Get(ctx, key).Result(); err != nil || v != fmt.Sprintf("%d:%d", m.Seq, m.ID) {
+		t.Fatalf("GET %s = %q, %v; want \"%d:%d\"", key, v, err, m.Seq, m.ID)
+	}
+	if ttl, err := rdb.PTTL(ctx, key).Result(); err != nil || ttl <= 80*time.Second || ttl > 90*time.Second {
+		t.Fatalf("PTTL %s = %v, %v; want just under 90s", key, ttl, err)
+	}
+	if keys, err := rdb.Keys(ctx, "dd:dd:*").Result(); err != nil || len(keys) != 1 {
+		t.Fatalf("dedupe keys %v, %v: want one (the message without an id has none)", keys, err)
 	}
 }

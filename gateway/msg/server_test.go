@@ -192,8 +192,8 @@ func TestServerMetrics(t *testing.T) {
 	s, _ := startServer(t, msg.ServerConfig{Store: msg.NewMemory(2), Registry: reg})
 	c := dial(t, s.Addr())
 	var m msg.Message
-	for range 3 { // the third evicts seq 1
-		m = msg.Message{To: 1}
+	for i := range 4 { // the third evicts seq 1; the fourth is a retry of the third
+		m = msg.Message{To: 1, From: 5, ClientMsgID: uint64(min(i, 2) + 1)}
 		if err := c.Append(ctx, &m); err != nil {
 			t.Fatal(err)
 		}
@@ -212,15 +212,16 @@ func TestServerMetrics(t *testing.T) {
 		labels []string
 		want   float64
 	}{
-		{"floodgate_msg_requests_total", []string{"method", "append", "result", "ok"}, 3},
+		{"floodgate_msg_requests_total", []string{"method", "append", "result", "ok"}, 4},
 		{"floodgate_msg_requests_total", []string{"method", "ack", "result", "ok"}, 1},
 		{"floodgate_msg_requests_total", []string{"method", "range", "result", "ok"}, 1},
 		{"floodgate_msg_requests_total", []string{"method", "window", "result", "ok"}, 1},
-		{"floodgate_msg_request_duration_seconds", []string{"method", "append"}, 3},
+		{"floodgate_msg_request_duration_seconds", []string{"method", "append"}, 4},
 		{"floodgate_msg_request_duration_seconds", []string{"method", "range"}, 1},
 		{"floodgate_msg_replayed_total", nil, 1},
 		{"floodgate_msg_evictions_total", nil, 1},
 		{"floodgate_msg_stored_messages", nil, 1},
+		{"floodgate_msg_deduplicated_total", nil, 1},
 		{"floodgate_msg_route_dropped_total", nil, -1}, // no sink that drops
 	} {
 		if got := metricValue(t, reg, c.name, c.labels...); got != c.want {

@@ -6,6 +6,7 @@ package msg
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // Message is one stored message as its recipient will see it.
@@ -72,6 +73,45 @@ var ErrNotStored = errors.New("msg: not stored")
 // process's, from zero at start (a Prometheus counter's semantics).
 type EvictionCounter interface {
 	Evictions() uint64
+}
+
+// DedupeCounter is implemented by stores that deduplicate appends (see
+// Store.Append), to report how many appends found their message already stored. The
+// count is this process's, from zero at start.
+type DedupeCounter interface {
+	Deduplicated() uint64
+}
+
+// DefaultDedupeWindow is how long, at least, a store remembers a message's
+// (To, From, ClientMsgID) to deduplicate a retried Append.
+const DefaultDedupeWindow = 5 * time.Minute
+
+// StoreOption tunes a store (NewMemory, NewRedis).
+type StoreOption func(*storeOptions)
+
+type storeOptions struct {
+	dedupeWindow time.Duration
+	now          func() time.Time // the Memory store's clock (tests)
+}
+
+func newStoreOptions(opts []StoreOption) storeOptions {
+	o := storeOptions{dedupeWindow: DefaultDedupeWindow, now: time.Now}
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
+}
+
+// WithDedupeWindow sets how long a store remembers a message's (To, From,
+// ClientMsgID) to deduplicate a retried Append; d <= 0 keeps the default. A window
+// should outlast every retry a sender makes: a retry after it stores the message
+// again.
+func WithDedupeWindow(d time.Duration) StoreOption {
+	return func(o *storeOptions) {
+		if d > 0 {
+			o.dedupeWindow = d
+		}
+	}
 }
 
 // StoredCounter is implemented by stores that can tell cheaply how many messages
