@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -134,7 +135,11 @@ func (r *Redis) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Append implements Store.
+// Append implements Store. An error wrapping ErrNotStored means Redis was not
+// reached: the context was done before the call, or no connection could be had or
+// made. Any other error leaves the outcome unknown. The script runs at most once
+// per call whatever rdb's retry settings (a retry is the caller's, with the same
+// ClientMsgID, which deduplication makes safe).
 func (r *Redis) Append(ctx context.Context, m *Message) error {
 	if m.To == 0 {
 		return ErrNoRecipient
@@ -145,8 +150,14 @@ func (r *Redis) Append(ctx context.Context, m *Message) error {
 	if m.ClientMsgID != 0 {
 		keys = append(keys, r.dedupeKey(m))
 	}
-	res, err := r.scripts.append.Run(ctx, r.rdb, keys, r.perUser, enc, candidateEpoch(), r.window).Slice()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%w: msg redis append: %w", ErrNotStored, err)
+	}
+	res, err := r.runOnce(ctx, r.scripts.append, appendScript, keys, r.perUser, enc, candidateEpoch(), r.window).Slice()
 	if err != nil {
+		if notSent(err) {
+			return fmt.Errorf("%w: msg redis append: %w", ErrNotStored, err)
+		}
 		return fmt.Errorf("msg redis append: %w", err)
 	}
 	if len(res) != 6 {
@@ -170,6 +181,48 @@ func (r *Redis) Append(ctx context.Context, m *Message) error {
 	r.deduped.Add(uint64(deduped))
 	r.stored.Store(stored)
 	return nil
+}
+
+// noRetryCmd is a command go-redis runs at most once: its client retries a command
+// whose connection failed, which for a script that was written (and perhaps run)
+// could run it twice, and would make the error of the last attempt (say, a refused
+// dial) hide that an earlier one reached Redis.
+type noRetryCmd struct{ *redis.Cmd }
+
+// NoRetry implements redis.Cmder.
+func (noRetryCmd) NoRetry() bool { return true }
+
+// runOnce runs script (whose source is src) like redis.Script.Run: EVALSHA, then
+// EVAL if Redis does not have it cached (NOSCRIPT: it ran nothing). go-redis makes
+// each at most one attempt, so that the error is that attempt's (see notSent).
+func (r *Redis) runOnce(ctx context.Context, script *redis.Script, src string, keys []string, args ...any) *redis.Cmd {
+	cmd := r.evalOnce(ctx, "evalsha", script.Hash(), keys, args)
+	if err := cmd.Err(); errors.Is(err, redis.ErrNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT") {
+		return r.evalOnce(ctx, "eval", src, keys, args)
+	}
+	return cmd
+}
+
+func (r *Redis) evalOnce(ctx context.Context, verb, script string, keys []string, args []any) *redis.Cmd {
+	cmdArgs := make([]any, 0, 3+len(keys)+len(args))
+	cmdArgs = append(cmdArgs, verb, script, len(keys))
+	for _, k := range keys {
+		cmdArgs = append(cmdArgs, k)
+	}
+	cmdArgs = append(cmdArgs, args...)
+	cmd := redis.NewCmd(ctx, cmdArgs...)
+	_ = r.rdb.Process(ctx, noRetryCmd{cmd}) // the error is the command's too
+	return cmd
+}
+
+// notSent reports whether err, from a command go-redis tried once (runOnce), means
+// the command never reached Redis: no connection could be had (the pool timed out
+// or the client is closed) or made (the dial failed). Any other failure may have
+// come after Redis ran it.
+func notSent(err error) bool {
+	var op *net.OpError
+	return errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrClosed) ||
+		(errors.As(err, &op) && op.Op == "dial")
 }
 
 // dedupeKey is m's dedupe key: <prefix>dd:<to>:<from>:<client msg id>.

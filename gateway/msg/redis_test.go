@@ -3,7 +3,9 @@ package msg_test
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
@@ -181,5 +183,74 @@ func TestRedisDedupeKeyExpiresAfterTheWindow(t *testing.T) {
 	}
 	if keys, err := rdb.Keys(ctx, "dd:dd:*").Result(); err != nil || len(keys) != 1 {
 		t.Fatalf("dedupe keys %v, %v: want one (the message without an id has none)", keys, err)
+	}
+}
+
+// An Append that never reached Redis fails with ErrNotStored; one that reached it
+// and failed there leaves the outcome unknown (not ErrNotStored).
+func TestRedisAppendErrorsSayWhetherStored(t *testing.T) {
+	srv, _ := startRedis(t)
+	freed := func() string { // a loopback port nobody listens on
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		return ln.Addr().String()
+	}()
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, c := range []struct {
+		name          string
+		setup         func(t *testing.T) (*redis.Client, context.Context)
+		wantNotStored bool
+	}{
+		{"dial refused", func(t *testing.T) (*redis.Client, context.Context) {
+			return redis.NewClient(&redis.Options{Addr: freed}), context.Background()
+		}, true},
+		{"context done before the call", func(t *testing.T) (*redis.Client, context.Context) {
+			return redis.NewClient(&redis.Options{Addr: srv.Addr}), canceled
+		}, true},
+		{"client closed", func(t *testing.T) (*redis.Client, context.Context) {
+			rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+			rdb.Close()
+			return rdb, context.Background()
+		}, true},
+		{"pool exhausted", func(t *testing.T) (*redis.Client, context.Context) {
+			rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, PoolSize: 1, PoolTimeout: 50 * time.Millisecond})
+			held := make(chan struct{})
+			go func() { // holds the pool's only connection for a second
+				defer close(held)
+				rdb.BLPop(context.Background(), time.Second, "nothing-comes")
+			}()
+			t.Cleanup(func() { <-held })
+			deadline := time.Now().Add(5 * time.Second)
+			for st := rdb.PoolStats(); st.TotalConns != 1 || st.IdleConns != 0; st = rdb.PoolStats() {
+				if time.Now().After(deadline) {
+					t.Fatalf("the blocking command never took the connection: %+v", st)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			return rdb, context.Background()
+		}, true},
+		{"script failed in Redis", func(t *testing.T) (*redis.Client, context.Context) {
+			rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+			if err := rdb.Set(context.Background(), "failing:inbox:7", "not a list", 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			return rdb, context.Background()
+		}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rdb, ctx := c.setup(t)
+			defer rdb.Close()
+			err := msg.NewRedis(rdb, "failing:", 10).Append(ctx, &msg.Message{From: 1, To: 7, ClientMsgID: 3})
+			if err == nil {
+				t.Fatal("Append succeeded")
+			}
+			if got := errors.Is(err, msg.ErrNotStored); got != c.wantNotStored {
+				t.Fatalf("Append: %v; ErrNotStored %v, want %v", err, got, c.wantNotStored)
+			}
+		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -27,7 +28,9 @@ type ServerConfig struct {
 // Server serves a Store over link, for Client: the methods are MethodAppend,
 // MethodAck, MethodRange and MethodWindow. Like every link server it handles each
 // connection's requests one at a time, in order. An Append is answered only once
-// the store holds the message and the Sink has been told of it.
+// the store holds the message and the Sink has been told of it. An Append error
+// whose text starts with ErrNotStored's says the message is certainly not stored
+// (the store said so, or the server is shutting down and did not call it).
 type Server struct {
 	link  *link.Server
 	store Store
@@ -124,9 +127,15 @@ func (s *Server) append(ctx context.Context, body []byte) ([]byte, error) {
 		return nil, ErrNoRecipient
 	}
 	m.Seq, m.ID, m.Epoch = 0, 0, 0
+	if err := ctx.Err(); err != nil { // shutting down: the store is not called
+		return nil, fmt.Errorf("%w: %w", ErrNotStored, err)
+	}
 	if err := s.store.Append(ctx, &m); err != nil {
-		if errors.Is(err, ErrNoRecipient) {
+		switch {
+		case errors.Is(err, ErrNoRecipient):
 			return nil, ErrNoRecipient // its text is how Client recognises it
+		case errors.Is(err, ErrNotStored) && !strings.HasPrefix(err.Error(), ErrNotStored.Error()):
+			return nil, fmt.Errorf("%w: %w", ErrNotStored, err) // the prefix is how Client recognises it
 		}
 		return nil, err
 	}

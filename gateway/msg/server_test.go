@@ -3,6 +3,7 @@ package msg_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -228,4 +229,50 @@ func TestServerMetrics(t *testing.T) {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
 	}
+}
+
+// failingAppends fails every Append with err.
+type failingAppends struct {
+	msg.Store
+	err error
+}
+
+func (f failingAppends) Append(context.Context, *msg.Message) error { return f.err }
+
+// A Client's Append error wraps ErrNotStored exactly when the message is certainly
+// not stored: the request was never sent, or the server's store said so (whatever
+// the wording of its error); a failure of unknown outcome does not.
+func TestAppendErrorsSayWhetherStored(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name          string
+		storeErr      error
+		wantNotStored bool
+	}{
+		{"the store was not reached", fmt.Errorf("%w: redis dial refused", msg.ErrNotStored), true},
+		{"the store wrapped it deeper", fmt.Errorf("pool: %w", msg.ErrNotStored), true},
+		{"outcome unknown", errBroken, false},
+		{"text that only mentions it", errors.New("backend said: " + msg.ErrNotStored.Error()), false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, _ := startServer(t, msg.ServerConfig{Store: failingAppends{msg.NewMemory(10), c.storeErr}})
+			err := dial(t, s.Addr()).Append(ctx, &msg.Message{From: 1, To: 2, ClientMsgID: 9})
+			if err == nil {
+				t.Fatal("Append succeeded")
+			}
+			if got := errors.Is(err, msg.ErrNotStored); got != c.wantNotStored {
+				t.Fatalf("Append: %v; ErrNotStored %v, want %v", err, got, c.wantNotStored)
+			}
+		})
+	}
+	t.Run("never sent", func(t *testing.T) {
+		c, err := msg.Dial(msg.ClientConfig{Addr: "127.0.0.1:1", Secret: testSecret, Logger: quiet()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := c.Append(ctx, &msg.Message{From: 1, To: 2}); !errors.Is(err, msg.ErrNotStored) || !errors.Is(err, link.ErrUnavailable) {
+			t.Fatalf("Append without a connection: %v; want ErrNotStored wrapping link.ErrUnavailable", err)
+		}
+	})
 }
