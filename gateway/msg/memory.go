@@ -190,6 +190,9 @@ func (m *Memory) Window(_ context.Context, uid uint64) (Window, error) {
 // Evictions returns how many unacknowledged messages were evicted by the per-user limit.
 func (m *Memory) Evictions() uint64 { return m.evictions.Load() }
 
+// PerUser implements RetentionLimit.
+func (m *Memory) PerUser() int { return m.limit }
+
 // Deduplicated implements DedupeCounter.
 func (m *Memory) Deduplicated() uint64 { return m.deduped.Load() }
 

@@ -69,6 +69,7 @@ var (
 	_ EvictionCounter = (*Redis)(nil)
 	_ StoredCounter   = (*Redis)(nil)
 	_ DedupeCounter   = (*Redis)(nil)
+	_ RetentionLimit  = (*Redis)(nil)
 )
 
 // NewRedis returns a store keeping its keys under prefix (e.g. "fg:msg:") in rdb,
@@ -324,6 +325,9 @@ func parseWindow(res []any) (Window, error) {
 // Evictions implements EvictionCounter: the evictions made by this process's
 // appends (with several msg processes on one Redis, their sum is the store's).
 func (r *Redis) Evictions() uint64 { return r.evictions.Load() }
+
+// PerUser implements RetentionLimit.
+func (r *Redis) PerUser() int { return r.perUser }
 
 // Deduplicated implements DedupeCounter: this process's appends that found their
 // message already stored.

@@ -72,6 +72,15 @@ func dial(t *testing.T, addr string, mutate ...func(*msg.ClientConfig)) *msg.Cli
 	return c
 }
 
+// dialLink returns a link client of addr, closed when the test ends.
+func dialLink(t *testing.T, addr string) *link.Client {
+	t.Helper()
+	c := link.Dial(link.ClientConfig{Addr: addr, Secret: testSecret, Name: "msg", Logger: quiet(),
+		MinBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
+	t.Cleanup(c.Close)
+	return c
+}
+
 func waitConnected(t *testing.T, c *msg.Client) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
