@@ -290,7 +290,7 @@ func TestSettleBodies(t *testing.T) {
 	if err != nil || !slices.Equal(got, want) {
 		t.Fatalf("decoded %v, %v; want %v", got, err, want)
 	}
-	for _, n := range []int{0, 1, 23, 25, 47, (MaxSettles + 1) * settleSize} {
+	for _, n := range []int{0, 1, 23, 25, 47, (MaxSettles + 1) * SettleSize} {
 		if _, err := DecodeSettles(nil, make([]byte, n)); err == nil {
 			t.Errorf("a settle body of %d bytes decoded", n)
 		}

@@ -30,8 +30,8 @@ type Settle struct {
 	UID, Seq, ID uint64
 }
 
-// settleSize is one Settle's encoded size.
-const settleSize = 24
+// SettleSize is one Settle's encoded size.
+const SettleSize = 24
 
 // MaxSettles is the most settles one SettleMethod body carries.
 const MaxSettles = 4096
@@ -45,10 +45,10 @@ func AppendSettle(b []byte, s Settle) []byte {
 
 // DecodeSettles decodes a SettleMethod body, appending its settles to dst.
 func DecodeSettles(dst []Settle, b []byte) ([]Settle, error) {
-	if len(b) == 0 || len(b)%settleSize != 0 || len(b)/settleSize > MaxSettles {
+	if len(b) == 0 || len(b)%SettleSize != 0 || len(b)/SettleSize > MaxSettles {
 		return dst, fmt.Errorf("%w: settle body of %d bytes", errMalformed, len(b))
 	}
-	for ; len(b) > 0; b = b[settleSize:] {
+	for ; len(b) > 0; b = b[SettleSize:] {
 		dst = append(dst, Settle{
 			UID: binary.BigEndian.Uint64(b),
 			Seq: binary.BigEndian.Uint64(b[8:]),
