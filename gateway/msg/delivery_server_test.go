@@ -3,6 +3,7 @@ package msg_test
 import (
 	"bytes"
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -225,5 +226,62 @@ func TestServerRoutesDeduplicatedAppendsAgain(t *testing.T) {
 	}
 	if got := metricValue(t, reg, "floodgate_msg_pending_messages"); got != 1 {
 		t.Fatalf("%v pending, want the deduplicated message tracked again", got)
+	}
+}
+
+// A msg server starting on a Redis store takes over the messages a previous one
+// stored but never saw settled (the router was down), routes them once the router
+// is up, and unmarks every user it is done with, those without retained messages
+// included.
+func TestServerOnRedisTakesOverUnsettledMessages(t *testing.T) {
+	ctx := context.Background()
+	_, rdb := startRedis(t)
+	gone := startRouterStub(t, "127.0.0.1:0")
+	routerAddr := gone.srv.Addr()
+	gone.stop() // the router is down while the first server stores
+	d := msg.DeliveryConfig{ReconnectMax: 20 * time.Millisecond, UnmarkInterval: 20 * time.Millisecond, ResendMin: time.Hour}
+	store := msg.NewRedis(rdb, "takeover:", 100)
+	first, stopFirst := startServer(t, msg.ServerConfig{Store: store, Router: routerAddr, Delivery: d})
+	c := dial(t, first.Addr())
+	ids := map[uint64]bool{}
+	for i := range 5 {
+		m := msg.Message{From: 9, To: uint64(1 + i%3), Payload: []byte{byte(i)}}
+		if err := c.Append(ctx, &m); err != nil {
+			t.Fatal(err)
+		}
+		ids[m.ID] = true
+	}
+	acked := msg.Message{From: 9, To: 5} // marked, but acknowledged behind the tracker's back
+	if err := store.Append(ctx, &acked); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Ack(ctx, 5, acked.Seq, acked.Epoch); err != nil {
+		t.Fatal(err)
+	}
+	stopFirst()
+	if got := pendingUsers(t, store); !slices.Equal(got, []uint64{1, 2, 3, 5}) {
+		t.Fatalf("pending after the first server: %v, want 1, 2, 3, 5", got)
+	}
+
+	rs := startRouterStub(t, routerAddr)
+	reg := prometheus.NewRegistry()
+	startServer(t, msg.ServerConfig{Store: msg.NewRedis(rdb, "takeover:", 100), Router: routerAddr, Delivery: d, Registry: reg})
+	got := rs.waitRouted(t, 5)
+	for _, m := range got {
+		delete(ids, m.ID)
+	}
+	if len(ids) != 0 {
+		t.Fatalf("messages %v were not routed after the restart; the router got %+v", ids, got)
+	}
+	if r := metricValue(t, reg, "floodgate_msg_replays_total"); r < 5 {
+		t.Fatalf("replays %v, want at least 5", r)
+	}
+	rs.settle(t, got...)
+	deadline := time.Now().Add(5 * time.Second)
+	for len(pendingUsers(t, store)) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("pending %v after every message was settled", pendingUsers(t, store))
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

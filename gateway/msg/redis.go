@@ -23,6 +23,9 @@ import (
 //	<prefix>inbox:<uid>  list: uid's retained messages, oldest first, each in the
 //	                     stored encoding (appendStored: AppendMessage without the
 //	                     epoch, which is store-wide)
+//	<prefix>pending      set: users that may have messages the router has not
+//	                     settled (PendingStore): added by every Append, removed by
+//	                     Unmark once the delivery tracker holds nothing for them
 //	<prefix>dd:<to>:<from>:<client msg id>
 //	                     string "seq:id": a message appended with a client message
 //	                     id, remembered for the dedupe window (PX) so that a retried
@@ -53,8 +56,8 @@ type Redis struct {
 	perUser int
 	window  string // dedupe window in ms, as the append script takes it
 	prefix  string
-	keys    struct{ epoch, ids, stored string }
-	scripts struct{ append, ack, window, rng *redis.Script }
+	keys    struct{ epoch, ids, stored, pending string }
+	scripts struct{ append, ack, window, rng, unmark *redis.Script }
 	// evictions counts the evictions this process's appends made.
 	evictions atomic.Uint64
 	// deduped counts this process's appends that found their message stored.
@@ -70,6 +73,7 @@ var (
 	_ StoredCounter   = (*Redis)(nil)
 	_ DedupeCounter   = (*Redis)(nil)
 	_ RetentionLimit  = (*Redis)(nil)
+	_ PendingStore    = (*Redis)(nil)
 )
 
 // NewRedis returns a store keeping its keys under prefix (e.g. "fg:msg:") in rdb,
@@ -79,11 +83,12 @@ func NewRedis(rdb redis.UniversalClient, prefix string, perUser int, opts ...Sto
 	o := newStoreOptions(opts)
 	r := &Redis{rdb: rdb, perUser: max(perUser, 1), prefix: prefix,
 		window: strconv.FormatInt(max(o.dedupeWindow.Milliseconds(), 1), 10)}
-	r.keys.epoch, r.keys.ids, r.keys.stored = prefix+"epoch", prefix+"ids", prefix+"stored"
+	r.keys.epoch, r.keys.ids, r.keys.stored, r.keys.pending = prefix+"epoch", prefix+"ids", prefix+"stored", prefix+"pending"
 	r.scripts.append = redis.NewScript(appendScript)
 	r.scripts.ack = redis.NewScript(ackScript)
 	r.scripts.window = redis.NewScript(windowScript)
 	r.scripts.rng = redis.NewScript(rangeScript)
+	r.scripts.unmark = redis.NewScript(unmarkScript)
 	return r
 }
 
@@ -147,14 +152,15 @@ func (r *Redis) Append(ctx context.Context, m *Message) error {
 	}
 	head, inbox := r.userKeys(m.To)
 	enc := appendStored(make([]byte, 0, storedFixed+len(m.Payload)), m)[16:] // the script prepends seq and id
-	keys := []string{r.keys.ids, r.keys.stored, head, inbox, r.keys.epoch}
+	keys := []string{r.keys.ids, r.keys.stored, head, inbox, r.keys.epoch, r.keys.pending}
 	if m.ClientMsgID != 0 {
 		keys = append(keys, r.dedupeKey(m))
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%w: msg redis append: %w", ErrNotStored, err)
 	}
-	res, err := r.runOnce(ctx, r.scripts.append, appendScript, keys, r.perUser, enc, candidateEpoch(), r.window).Slice()
+	res, err := r.runOnce(ctx, r.scripts.append, appendScript, keys, r.perUser, enc, candidateEpoch(), r.window,
+		strconv.FormatUint(m.To, 10)).Slice()
 	if err != nil {
 		if notSent(err) {
 			return fmt.Errorf("%w: msg redis append: %w", ErrNotStored, err)
@@ -302,6 +308,49 @@ func (r *Redis) Range(ctx context.Context, uid, after uint64, limit int) ([]Mess
 		msgs[i].Epoch = w.Epoch
 	}
 	return msgs, w, nil
+}
+
+// PendingUsers implements PendingStore: it scans the pending set.
+func (r *Redis) PendingUsers(ctx context.Context, fn func(uid uint64) bool) error {
+	var cursor uint64
+	for {
+		members, next, err := r.rdb.SScan(ctx, r.keys.pending, cursor, "", 1024).Result()
+		if err != nil {
+			return fmt.Errorf("msg redis pending users: %w", err)
+		}
+		for _, s := range members {
+			uid, err := strconv.ParseUint(s, 10, 64)
+			if err != nil {
+				return fmt.Errorf("msg redis pending users: member %q: %w", s, err)
+			}
+			if !fn(uid) {
+				return nil
+			}
+		}
+		if next == 0 {
+			return nil
+		}
+		cursor = next
+	}
+}
+
+// Unmark implements PendingStore, in one script call.
+func (r *Redis) Unmark(ctx context.Context, users []UserHead) error {
+	if len(users) == 0 {
+		return nil
+	}
+	keys := make([]string, 1, 1+len(users))
+	keys[0] = r.keys.pending
+	args := make([]any, 0, 2*len(users))
+	for _, u := range users {
+		head, _ := r.userKeys(u.UID)
+		keys = append(keys, head)
+		args = append(args, strconv.FormatUint(u.UID, 10), strconv.FormatUint(u.Head, 10))
+	}
+	if err := r.scripts.unmark.Run(ctx, r.rdb, keys, args...).Err(); err != nil {
+		return fmt.Errorf("msg redis unmark: %w", err)
+	}
+	return nil
 }
 
 // parseWindow parses a script's {epoch, head, oldest}.

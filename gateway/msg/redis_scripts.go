@@ -13,19 +13,22 @@ package msg
 
 // appendScript stores one message, unless its identity is remembered: then it
 // stores nothing and returns the first append's seq and id, with evicted 0 and the
-// stored count unchanged.
-// KEYS: ids, stored, head, inbox, epoch, and the message's dedupe key if it has a
-// client message id. ARGV: per-user limit, the message's stored encoding without its
-// first 16 bytes (seq and id, which the script prepends), candidate epoch, dedupe
-// window in ms. Returns {seq, id, evicted, stored, epoch, deduplicated (0 or 1)}.
+// stored count unchanged. Either way it marks the recipient in the pending set (its
+// messages are to be routed; see Redis.Unmark).
+// KEYS: ids, stored, head, inbox, epoch, pending, and the message's dedupe key if it
+// has a client message id. ARGV: per-user limit, the message's stored encoding
+// without its first 16 bytes (seq and id, which the script prepends), candidate
+// epoch, dedupe window in ms, recipient uid.
+// Returns {seq, id, evicted, stored, epoch, deduplicated (0 or 1)}.
 const appendScript = `
 local epoch = redis.call('GET', KEYS[5])
 if not epoch then
 	epoch = ARGV[3]
 	redis.call('SET', KEYS[5], epoch)
 end
-if KEYS[6] then
-	local seen = redis.call('GET', KEYS[6])
+redis.call('SADD', KEYS[6], ARGV[5])
+if KEYS[7] then
+	local seen = redis.call('GET', KEYS[7])
 	if seen then
 		local sep = string.find(seen, ':', 1, true)
 		return {tonumber(string.sub(seen, 1, sep - 1)), tonumber(string.sub(seen, sep + 1)), 0,
@@ -42,10 +45,26 @@ if n > limit then
 	redis.call('LTRIM', KEYS[4], evicted, -1)
 end
 local stored = redis.call('INCRBY', KEYS[2], 1 - evicted)
-if KEYS[6] then
-	redis.call('SET', KEYS[6], string.format('%.0f:%.0f', seq, id), 'PX', ARGV[4])
+if KEYS[7] then
+	redis.call('SET', KEYS[7], string.format('%.0f:%.0f', seq, id), 'PX', ARGV[4])
 end
 return {seq, id, evicted, stored, epoch, 0}
+`
+
+// unmarkScript removes users from the pending set, each only if its head is still
+// the one given: a user whose head moved on had a message stored since, which the
+// tracker that asked may not have seen, and stays marked.
+// KEYS: pending, then each user's head key. ARGV: for each user in KEYS order, its
+// uid and the head. Returns how many users it removed.
+const unmarkScript = `
+local removed = 0
+for i = 2, #KEYS do
+	local head = redis.call('GET', KEYS[i]) or '0'
+	if head == ARGV[2 * i - 2] then
+		removed = removed + redis.call('SREM', KEYS[1], ARGV[2 * i - 3])
+	end
+end
+return removed
 `
 
 // ackScript drops a user's messages through a seq, if the ack's epoch is the

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
@@ -252,5 +253,56 @@ func TestRedisAppendErrorsSayWhetherStored(t *testing.T) {
 				t.Fatalf("Append: %v; ErrNotStored %v, want %v", err, got, c.wantNotStored)
 			}
 		})
+	}
+}
+
+// pendingUsers lists the store's pending set, sorted.
+func pendingUsers(t *testing.T, s *msg.Redis) []uint64 {
+	t.Helper()
+	var uids []uint64
+	if err := s.PendingUsers(context.Background(), func(uid uint64) bool { uids = append(uids, uid); return true }); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(uids)
+	return uids
+}
+
+// Every Append, deduplicated or not, marks its recipient pending; Unmark removes a
+// user only while its head is the one given, so that a message stored since keeps
+// it marked.
+func TestRedisPendingSetFollowsAppendsAndUnmarks(t *testing.T) {
+	ctx := context.Background()
+	_, rdb := startRedis(t)
+	s := msg.NewRedis(rdb, "pending:", 10)
+	appendTo := func(to, cmid uint64) {
+		if err := s.Append(ctx, &msg.Message{From: 1, To: to, ClientMsgID: cmid}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendTo(1, 0)
+	appendTo(2, 7)
+	for _, step := range []struct {
+		name string
+		do   func()
+		want []uint64
+	}{
+		{"after appends", func() {}, []uint64{1, 2}},
+		{"unmark 1 at its head, 2 at a stale one", func() {
+			if err := s.Unmark(ctx, []msg.UserHead{{UID: 1, Head: 1}, {UID: 2, Head: 0}}); err != nil {
+				t.Fatal(err)
+			}
+		}, []uint64{2}},
+		{"a deduplicated append marks again", func() { appendTo(2, 7) }, []uint64{2}},
+		{"unmark 2 at its head; a new message to 1", func() {
+			s.Unmark(ctx, []msg.UserHead{{UID: 2, Head: 1}})
+			appendTo(1, 0)
+		}, []uint64{1}},
+		{"unmark behind the head", func() { s.Unmark(ctx, []msg.UserHead{{UID: 1, Head: 1}}) }, []uint64{1}},
+		{"unmark at the head, and a user never seen", func() { s.Unmark(ctx, []msg.UserHead{{UID: 1, Head: 2}, {UID: 3, Head: 0}}) }, nil},
+	} {
+		step.do()
+		if got := pendingUsers(t, s); !slices.Equal(got, step.want) {
+			t.Fatalf("%s: pending %v, want %v", step.name, got, step.want)
+		}
 	}
 }
