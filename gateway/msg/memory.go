@@ -10,7 +10,10 @@ import (
 // memShards spreads users over independently locked maps.
 const memShards = 256
 
-// Memory is the in-process Store: sharded maps of per-user inboxes.
+// Memory is the in-process Store: sharded maps of per-user inboxes. Everything is
+// lost with the process; a new one starts a new epoch. Deduplication remembers each
+// message appended with a client message id for one to two windows (a few dozen
+// bytes each), per shard, as appends to that shard come in.
 type Memory struct {
 	epoch     uint64
 	limit     int // messages retained per user

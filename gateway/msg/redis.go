@@ -40,9 +40,9 @@ import (
 // (skiplist node and hash entry) and of a stream's (entry ids and field names).
 // Each operation is one Lua script: one round trip, atomic.
 //
-// The epoch is a random value that the Window and Range scripts set when the key is
-// missing; it therefore survives msg restarts for as long as Redis keeps its data,
-// and changes when Redis loses it. Redis must not evict keys (maxmemory-policy
+// The epoch is a time-seeded value (see candidateEpoch) that the scripts set when
+// the key is missing; it therefore survives msg restarts for as long as Redis keeps
+// its data, and changes, to a larger value, when Redis loses it. Redis must not evict keys (maxmemory-policy
 // noeviction), or an inbox could vanish under an unchanged epoch; and durability is
 // Redis's: an Append is acknowledged once Redis holds the message in memory, and
 // survives a Redis crash only as far as its AOF/RDB settings say (appendfsync always

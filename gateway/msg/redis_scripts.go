@@ -86,7 +86,7 @@ redis.call('LTRIM', KEYS[3], n, -1)
 return {n, redis.call('DECRBY', KEYS[1], n)}
 `
 
-// epochPrelude reads the store's epoch, setting it to the caller's random candidate
+// epochPrelude reads the store's epoch, setting it to the caller's candidate
 // if missing: at first use, and again after Redis lost its data, so that a lost
 // store never reports an epoch a client saw before.
 const epochPrelude = `

@@ -206,14 +206,18 @@ func TestRouterRestartLosesNothing(t *testing.T) {
 	lookup.blocked.Store(nil)
 	close(hang)
 
-	for i := range 10 { // stored while the router is down
+	// Down for 1.5s, storing all along: long enough for msg's reconnect attempts to
+	// back off to their longest pause.
+	down := time.Now()
+	for i := 0; i < 100 && time.Since(down) < 1500*time.Millisecond; i++ {
 		ids = append(ids, appendOne(t, c, uint64(1+i%10)))
+		time.Sleep(50 * time.Millisecond) // the fault's duration, not synchronisation
 	}
 	restarted := time.Now()
 	_, rreg, _ := g.startRouter(routerAddr, g.st)
 	took := g.gw.waitDelivered(t, ids, restarted, healBound)
-	t.Logf("%d messages: all delivered %v after the router restart (bound %v); msg replays %v, redeliveries %v; router deduplicated %v",
-		len(ids), took.Round(time.Millisecond), healBound,
+	t.Logf("%d messages: all delivered %v after the router restart (down %v; bound %v); msg replays %v, redeliveries %v; router deduplicated %v",
+		len(ids), took.Round(time.Millisecond), restarted.Sub(down).Round(time.Millisecond), healBound,
 		metricOf(t, mreg, "floodgate_msg_replays_total"), metricOf(t, mreg, "floodgate_msg_redeliveries_total"),
 		metricOf(t, rreg, "floodgate_router_deduplicated_total"))
 	waitCounter(t, "pending", gaugeOf(mreg, "floodgate_msg_pending_messages"), func(v float64) bool { return v == 0 })
