@@ -33,7 +33,7 @@ func TestRedisStore(t *testing.T) {
 }
 
 // The keys are the documented layout: a head counter and a list of encoded messages
-// per user, and the store-wide counters.
+// per user, the store-wide counters, and the set of users with pending messages.
 func TestRedisKeyLayout(t *testing.T) {
 	ctx := context.Background()
 	_, rdb := startRedis(t)
@@ -58,6 +58,9 @@ func TestRedisKeyLayout(t *testing.T) {
 	}
 	if e, err := rdb.Get(ctx, "fg:msg:epoch").Uint64(); err != nil || e == 0 {
 		t.Errorf("epoch %d, %v", e, err)
+	}
+	if members, err := rdb.SMembers(ctx, "fg:msg:pending").Result(); err != nil || !slices.Equal(members, []string{"9"}) {
+		t.Errorf("SMEMBERS fg:msg:pending = %q, %v; want [9]", members, err)
 	}
 	items, err := rdb.LRange(ctx, "fg:msg:inbox:9", 0, -1).Result()
 	if err != nil || len(items) != 2 {
