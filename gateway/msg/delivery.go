@@ -1,6 +1,7 @@
 package msg
 
 import (
+	"cmp"
 	"container/heap"
 	"context"
 	"log/slog"
@@ -194,16 +195,16 @@ func (t *tracker) add(uid, epoch, seq, id uint64, now time.Time) (tracked, early
 		return false, false
 	case epoch > u.epoch: // the store lost its state: what was tracked is gone
 		t.n -= len(u.entries)
+		t.m.untracked[untrackedGone].Add(float64(len(u.entries)))
 		u.entries, u.epoch, u.last = u.entries[:0], epoch, 0
 	}
-	i, found := slices.BinarySearchFunc(u.entries, seq, func(e pendingEntry, s uint64) int { return cmpU64(e.seq, s) })
-	if !found {
+	if i, found := u.find(seq); !found {
 		u.entries = slices.Insert(u.entries, i, pendingEntry{seq: seq, id: id, at: now.Sub(t.start)})
 		t.n++
 	}
 	u.last = max(u.last, seq)
 	if t.limit > 0 && seq > t.limit { // evicted by the store by now
-		k, _ := slices.BinarySearchFunc(u.entries, seq-t.limit+1, func(e pendingEntry, s uint64) int { return cmpU64(e.seq, s) })
+		k, _ := u.find(seq - t.limit + 1)
 		u.entries = slices.Delete(u.entries, 0, k)
 		t.n -= k
 		t.m.untracked[untrackedGone].Add(float64(k))
@@ -211,14 +212,9 @@ func (t *tracker) add(uid, epoch, seq, id uint64, now time.Time) (tracked, early
 	return true, early
 }
 
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
+// find returns the index of seq in u.entries, or where it would go.
+func (u *pendingUser) find(seq uint64) (int, bool) {
+	return slices.BinarySearchFunc(u.entries, seq, func(e pendingEntry, s uint64) int { return cmp.Compare(e.seq, s) })
 }
 
 // dueNow makes uid's pending messages due for a resend at once.
@@ -250,7 +246,7 @@ func (t *tracker) settle(ss []Settle) {
 		if u == nil {
 			continue
 		}
-		i, found := slices.BinarySearchFunc(u.entries, s.Seq, func(e pendingEntry, s uint64) int { return cmpU64(e.seq, s) })
+		i, found := u.find(s.Seq)
 		if !found || u.entries[i].id != s.ID {
 			continue
 		}
@@ -273,7 +269,7 @@ func (t *tracker) ack(uid, seq, epoch uint64) {
 	if u == nil || u.epoch != epoch {
 		return
 	}
-	k, found := slices.BinarySearchFunc(u.entries, seq, func(e pendingEntry, s uint64) int { return cmpU64(e.seq, s) })
+	k, found := u.find(seq)
 	if found {
 		k++
 	}

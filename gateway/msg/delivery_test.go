@@ -1,6 +1,7 @@
 package msg
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"slices"
@@ -151,7 +152,7 @@ func TestTrackerSettleStopsResends(t *testing.T) {
 	f.wantPending(3, 2)
 	f.now = f.now.Add(time.Second)
 	sent := f.resendDue()
-	slices.SortStableFunc(sent, func(a, b [2]uint64) int { return cmpU64(a[0], b[0]) }) // users resend in parallel
+	slices.SortStableFunc(sent, func(a, b [2]uint64) int { return cmp.Compare(a[0], b[0]) }) // users resend in parallel
 	if !slices.Equal(sent, [][2]uint64{{1, 1}, {1, 3}, {2, 1}}) {
 		t.Fatalf("resent %v, want uid 1's seqs 1 then 3, and uid 2's seq 1", sent)
 	}
