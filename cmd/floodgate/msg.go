@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/floodgate/floodgate/gateway/admin"
-	"github.com/floodgate/floodgate/gateway/link"
 	"github.com/floodgate/floodgate/gateway/msg"
 	"github.com/redis/go-redis/v9"
 )
@@ -27,7 +26,11 @@ func runMsg(args []string, stdout, stderr io.Writer) int {
 		redisAddr   = fs.String("redis-addr", "127.0.0.1:6379", "Redis address, for -backend redis")
 		redisPrefix = fs.String("redis-prefix", "fg:msg:", "prefix of every Redis key of the store, for -backend redis")
 		inbox       = fs.Int("inbox", 1024, "messages kept per user until acknowledged; beyond it the oldest are evicted")
-		router      = fs.String("router", "", "router link address to forward stored messages to (empty: none); while it is unreachable they are not routed, only stored")
+		dedupe      = fs.Duration("dedupe-window", msg.DefaultDedupeWindow, "how long a message's (recipient, sender, client message id) is remembered, so that a retried SEND stores nothing")
+		router      = fs.String("router", "", "router link address to deliver stored messages through (empty: none; they reach recipients only through SYNC)")
+		resendMin   = fs.Duration("resend-min", 2*time.Second, "pause before a message the router has not settled is sent to it again; doubles up to -resend-max")
+		resendMax   = fs.Duration("resend-max", 30*time.Second, "longest pause between resends of a message the router has not settled")
+		reconnect   = fs.Duration("router-reconnect-max", 500*time.Millisecond, "longest pause between attempts to reach the router (every unsettled message is replayed once it is back)")
 	)
 	var sec secretFlags
 	sec.register(fs)
@@ -37,6 +40,11 @@ func runMsg(args []string, stdout, stderr io.Writer) int {
 	}
 	if *inbox <= 0 {
 		fmt.Fprintf(stderr, "msg: -inbox %d: want at least 1\n", *inbox)
+		return 2
+	}
+	if *dedupe <= 0 || *resendMin <= 0 || *resendMax < *resendMin || *reconnect <= 0 {
+		fmt.Fprintf(stderr, "msg: -dedupe-window %v, -resend-min %v, -resend-max %v, -router-reconnect-max %v: want positive durations, resend-max >= resend-min\n",
+			*dedupe, *resendMin, *resendMax, *reconnect)
 		return 2
 	}
 	if *backend != "memory" && *backend != "redis" {
@@ -50,20 +58,16 @@ func runMsg(args []string, stdout, stderr io.Writer) int {
 	}
 	log = log.With("id", *id)
 
-	store, health, closeStore, err := openMsgStore(*backend, *redisAddr, *redisPrefix, *inbox, log)
+	store, health, closeStore, err := openMsgStore(*backend, *redisAddr, *redisPrefix, *inbox, log, msg.WithDedupeWindow(*dedupe))
 	if err != nil {
 		log.Error("msg failed to start", "err", err)
 		return 1
 	}
 	defer closeStore()
-	var sink msg.Sink
-	if *router != "" {
-		rc := link.Dial(link.ClientConfig{Addr: *router, Secret: secret, Name: *id, Logger: log})
-		defer rc.Close()
-		sink = msg.NewLinkSink(rc, log)
-	}
 	reg := admin.NewRegistry()
-	srv, err := msg.NewServer(msg.ServerConfig{Addr: *listen, Secret: secret, Store: store, Sink: sink, Logger: log, Registry: reg})
+	srv, err := msg.NewServer(msg.ServerConfig{Addr: *listen, Secret: secret, Store: store, Router: *router, Name: *id,
+		Delivery: msg.DeliveryConfig{ResendMin: *resendMin, ResendMax: *resendMax, ReconnectMax: *reconnect},
+		Logger:   log, Registry: reg})
 	if err != nil {
 		log.Error("msg failed to start", "err", err)
 		return 1
@@ -94,14 +98,14 @@ func runMsg(args []string, stdout, stderr io.Writer) int {
 // openMsgStore opens the -backend store, returning it with its health check (nil:
 // always healthy) and what closes it. A Redis that does not answer within 5s is an
 // error, so a misconfigured process fails at start rather than at the first message.
-func openMsgStore(backend, addr, prefix string, perUser int, log *slog.Logger) (msg.Store, func() error, func(), error) {
+func openMsgStore(backend, addr, prefix string, perUser int, log *slog.Logger, opts ...msg.StoreOption) (msg.Store, func() error, func(), error) {
 	if backend == "memory" {
-		return msg.NewMemory(perUser), nil, func() {}, nil
+		return msg.NewMemory(perUser, opts...), nil, func() {}, nil
 	}
 	// go-redis has one process-wide logger; this process is the place to route it.
 	redis.SetLogger(redisLog{log.With("component", "go-redis")})
 	rdb := redis.NewClient(&redis.Options{Addr: addr})
-	store := msg.NewRedis(rdb, prefix, perUser)
+	store := msg.NewRedis(rdb, prefix, perUser, opts...)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := store.Ping(ctx); err != nil {

@@ -18,17 +18,26 @@ import (
 func runRouter(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("router", flag.ContinueOnError)
 	var (
-		listen    = fs.String("listen", "127.0.0.1:7300", "link address where the msg service feeds stored messages")
-		adminAddr = fs.String("admin", "127.0.0.1:7301", "admin address (/metrics, /healthz, pprof; empty: off)")
-		stateAddr = fs.String("state", "127.0.0.1:7200", "state service link address")
-		cacheTTL  = fs.Duration("cache-ttl", 30*time.Second, "how long a cached route is trusted at most")
-		lookups   = fs.Int("max-lookups", 256, "concurrent state lookups")
+		listen      = fs.String("listen", "127.0.0.1:7300", "link address where the msg service feeds stored messages")
+		adminAddr   = fs.String("admin", "127.0.0.1:7301", "admin address (/metrics, /healthz, pprof; empty: off)")
+		stateAddr   = fs.String("state", "127.0.0.1:7200", "state service link address")
+		cacheTTL    = fs.Duration("cache-ttl", 30*time.Second, "how long a cached route is trusted at most")
+		lookups     = fs.Int("max-lookups", 256, "concurrent state lookups")
+		retryWindow = fs.Duration("retry-window", 60*time.Second, "how long a message is retried (failed lookups, unreachable gateways, NOT_HERE; pauses up to 1s) before it is left to msg's resends")
+		pushTimeout = fs.Duration("push-timeout", 2*time.Second, "how long a push waits for the gateway's answer before the gateway counts as unreachable")
+		maxInFlight = fs.Int("max-inflight", 1<<18, "messages being routed at most; beyond it the oldest is dropped unsettled (msg resends it)")
+		maxBytes    = fs.Int64("max-inflight-bytes", 256<<20, "payload bytes of the messages being routed at most; beyond it the oldest is dropped unsettled")
 	)
 	var sec secretFlags
 	sec.register(fs)
 	log, done, code := parseLogged(fs, args, stderr)
 	if done {
 		return code
+	}
+	if *retryWindow <= 0 || *pushTimeout <= 0 || *maxInFlight <= 0 || *maxBytes <= 0 {
+		fmt.Fprintf(stderr, "router: -retry-window %v, -push-timeout %v, -max-inflight %d, -max-inflight-bytes %d: want all positive\n",
+			*retryWindow, *pushTimeout, *maxInFlight, *maxBytes)
+		return 2
 	}
 	secret, err := sec.load()
 	if err != nil {
@@ -43,7 +52,8 @@ func runRouter(args []string, stdout, stderr io.Writer) int {
 	}
 	defer st.Close()
 	r, err := router.New(router.Config{Addr: *listen, Secret: secret, State: st, CacheTTL: *cacheTTL,
-		MaxLookups: *lookups, Registry: reg, Logger: log})
+		MaxLookups: *lookups, RetryWindow: *retryWindow, PushTimeout: *pushTimeout,
+		MaxInFlight: *maxInFlight, MaxInFlightBytes: *maxBytes, Registry: reg, Logger: log})
 	if err != nil {
 		log.Error("router failed to start", "err", err)
 		return 1

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/floodgate/floodgate/gateway/link"
@@ -39,8 +40,11 @@ type ClientConfig struct {
 //
 // While no connection is up, calls fail at once with an error wrapping
 // link.ErrUnavailable. A call whose connection breaks fails with one wrapping
-// link.ErrDisconnected, and may or may not have been applied: an Append retried
-// after that may store the message twice, so Client never retries by itself.
+// link.ErrDisconnected, and may or may not have been applied. Append tells the two
+// apart for its caller: an error wrapping ErrNotStored means certainly not stored
+// (never sent, or the server said so); any other leaves the outcome unknown, and a
+// retry with the same ClientMsgID finds out without storing twice. Client never
+// retries by itself.
 type Client struct {
 	links []*link.Client
 }
@@ -120,7 +124,7 @@ func (c *Client) Append(ctx context.Context, m *Message) error {
 	}
 	resp, err := c.call(ctx, m.To, MethodAppend, appendAppendRequest(make([]byte, 0, 8+EncodedSize(m)), m))
 	if err != nil {
-		return err
+		return classifyAppendError(err)
 	}
 	seq, id, epoch, err := decodeTriple(resp)
 	if err != nil {
@@ -128,6 +132,20 @@ func (c *Client) Append(ctx context.Context, m *Message) error {
 	}
 	m.Seq, m.ID, m.Epoch = seq, id, epoch
 	return nil
+}
+
+// classifyAppendError makes a failed Append's error wrap ErrNotStored when the
+// message is certainly not stored: the request was never sent (no connection), or
+// the server's error says so (see MethodAppend).
+func classifyAppendError(err error) error {
+	var re *link.RemoteError
+	switch {
+	case errors.Is(err, link.ErrUnavailable):
+		return fmt.Errorf("%w: %w", ErrNotStored, err)
+	case errors.As(err, &re) && strings.HasPrefix(re.Msg, ErrNotStored.Error()):
+		return fmt.Errorf("%w (the msg server's answer: %w)", ErrNotStored, err)
+	}
+	return err
 }
 
 // Ack implements Store.

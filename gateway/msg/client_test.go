@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -162,68 +161,6 @@ func TestClientRangeAcrossRepliesKeepsTheFirstWindow(t *testing.T) {
 				t.Fatalf("asked after %v, want %v", ps.asked, c.wantAsked)
 			}
 		})
-	}
-}
-
-// recordingSink keeps a copy of every message it is told of.
-type recordingSink struct {
-	mu   sync.Mutex
-	msgs []msg.Message
-}
-
-func (r *recordingSink) Stored(m *msg.Message) {
-	c := *m
-	c.Payload = bytes.Clone(m.Payload)
-	r.mu.Lock()
-	r.msgs = append(r.msgs, c)
-	r.mu.Unlock()
-}
-
-// The sink is told of every stored message, with its seq and id, before the
-// sender's Append returns; a rejected append is not stored and not told of.
-func TestSinkSeesEveryStoredMessageBeforeTheReply(t *testing.T) {
-	ctx := context.Background()
-	sink := &recordingSink{}
-	s, _ := startServer(t, msg.ServerConfig{Store: msg.NewMemory(100), Sink: sink})
-	c := dial(t, s.Addr())
-	var mu sync.Mutex
-	sent := map[uint64]msg.Message{} // by id
-	var wg sync.WaitGroup
-	for g := range 4 {
-		wg.Go(func() {
-			for i := range 50 {
-				m := &msg.Message{From: uint64(g), To: uint64(1 + i%3), ClientTS: int64(i), Payload: fmt.Appendf(nil, "%d/%d", g, i)}
-				if err := c.Append(ctx, m); err != nil {
-					t.Error(err)
-					return
-				}
-				sink.mu.Lock()
-				told := slices.ContainsFunc(sink.msgs, func(s msg.Message) bool { return s.ID == m.ID })
-				sink.mu.Unlock()
-				if !told {
-					t.Errorf("Append of id %d returned before the sink was told", m.ID)
-				}
-				mu.Lock()
-				sent[m.ID] = *m
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	if err := c.Append(ctx, &msg.Message{From: 1}); !errors.Is(err, msg.ErrNoRecipient) {
-		t.Fatalf("append to uid 0: %v", err)
-	}
-	sink.mu.Lock()
-	defer sink.mu.Unlock()
-	if len(sink.msgs) != len(sent) {
-		t.Fatalf("sink told of %d messages, %d stored", len(sink.msgs), len(sent))
-	}
-	for _, got := range sink.msgs {
-		want := sent[got.ID]
-		if got.Seq != want.Seq || got.Seq == 0 || got.From != want.From || got.To != want.To ||
-			got.ClientTS != want.ClientTS || !bytes.Equal(got.Payload, want.Payload) {
-			t.Fatalf("sink got %+v, the sender %+v", got, want)
-		}
 	}
 }
 

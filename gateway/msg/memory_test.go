@@ -10,6 +10,7 @@ import (
 var (
 	_ msg.EvictionCounter = (*msg.Memory)(nil)
 	_ msg.StoredCounter   = (*msg.Memory)(nil)
+	_ msg.DedupeCounter   = (*msg.Memory)(nil)
 )
 
 func TestMemoryStore(t *testing.T) {

@@ -23,7 +23,7 @@ type serverMetrics struct {
 	replayed prometheus.Counter
 }
 
-func newServerMetrics(reg prometheus.Registerer, store Store, sink Sink) *serverMetrics {
+func newServerMetrics(reg prometheus.Registerer, store Store) *serverMetrics {
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "floodgate_msg_requests_total",
 		Help: "Requests served, by method (append, ack, range, window) and result (ok, rejected, failed)."},
 		[]string{"method", "result"})
@@ -39,25 +39,15 @@ func newServerMetrics(reg prometheus.Registerer, store Store, sink Sink) *server
 			Help: "Unacknowledged messages evicted because their recipient's window was full."},
 			func() float64 { return float64(ec.Evictions()) }))
 	}
+	if dc, ok := store.(DedupeCounter); ok {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "floodgate_msg_deduplicated_total",
+			Help: "Appends that found their message already stored (a retry with the same client message id) and stored nothing."},
+			func() float64 { return float64(dc.Deduplicated()) }))
+	}
 	if sc, ok := store.(StoredCounter); ok {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "floodgate_msg_stored_messages",
 			Help: "Messages retained in all inboxes (for Redis: the store-wide count as of this process's latest write)."},
 			func() float64 { return float64(sc.Stored()) }))
-	}
-	if dc, ok := sink.(DropCounter); ok {
-		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "floodgate_msg_route_dropped_total",
-			Help: "Stored messages not forwarded to the router because it was unreachable (they stay stored)."},
-			func() float64 { return float64(dc.Dropped()) }))
-	}
-	if c, ok := sink.(Connector); ok {
-		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "floodgate_msg_router_connected",
-			Help: "1 while the link to the router is up (stored messages are forwarded), else 0."},
-			func() float64 {
-				if c.Connected() {
-					return 1
-				}
-				return 0
-			}))
 	}
 	m := &serverMetrics{replayed: replayed}
 	for method := MethodAppend; method <= MethodWindow; method++ {
@@ -74,4 +64,72 @@ func newServerMetrics(reg prometheus.Registerer, store Store, sink Sink) *server
 func (m *serverMetrics) observe(method uint16, d time.Duration, result int) {
 	m.requests[method][result].Inc()
 	m.latency[method].Observe(d.Seconds())
+}
+
+// Why a message stopped being tracked for delivery, as the "reason" label: the
+// router settled it; the recipient acknowledged it; the store no longer holds it
+// (evicted, acknowledged meanwhile, or lost with the store's incarnation).
+const (
+	untrackedSettled = iota
+	untrackedAcked
+	untrackedGone
+	numUntracked
+)
+
+// deliveryMetrics are the delivery tracker's metrics, prefix floodgate_msg_.
+type deliveryMetrics struct {
+	redeliveries, replays prometheus.Counter
+	queueFull, unsent     prometheus.Counter
+	settleLatency         prometheus.Observer
+	untracked             [numUntracked]prometheus.Counter
+}
+
+func newDeliveryMetrics(reg prometheus.Registerer) *deliveryMetrics {
+	counter := func(name, help string) prometheus.Counter {
+		c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+		reg.MustRegister(c)
+		return c
+	}
+	untracked := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "floodgate_msg_untracked_total",
+		Help: "Messages no longer tracked for delivery, by reason: settled (by the router), acked (by the recipient), gone (no longer in the store)."},
+		[]string{"reason"})
+	settle := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "floodgate_msg_settle_seconds",
+		Help:    "From storing a message to the router settling it (delivered to a live session, or the recipient offline).",
+		Buckets: prometheus.ExponentialBuckets(50e-6, 2, 20)}) // 50µs .. 26s
+	reg.MustRegister(untracked, settle)
+	m := &deliveryMetrics{
+		redeliveries: counter("floodgate_msg_redeliveries_total",
+			"Unsettled messages sent to the router again after their resend pause."),
+		replays: counter("floodgate_msg_replays_total",
+			"Unsettled messages sent to the router again because the link to it came (back) up, or the process started with them."),
+		queueFull: counter("floodgate_msg_route_queue_full_total",
+			"Stored messages that found the queue to the router full (they are resent from the store)."),
+		unsent: counter("floodgate_msg_route_unsent_total",
+			"Route notifications the link to the router failed to take (replayed when it is back)."),
+		settleLatency: settle,
+	}
+	for r, reason := range [numUntracked]string{"settled", "acked", "gone"} {
+		m.untracked[r] = untracked.WithLabelValues(reason)
+	}
+	return m
+}
+
+// registerDeliveryGauges registers the gauges read from t and its router link.
+func registerDeliveryGauges(reg prometheus.Registerer, t *tracker) {
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "floodgate_msg_pending_messages",
+			Help: "Stored messages the router has not settled yet (tracked for resending)."},
+			func() float64 { n, _ := t.pending(); return float64(n) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "floodgate_msg_pending_users",
+			Help: "Users with at least one message the router has not settled yet."},
+			func() float64 { _, n := t.pending(); return float64(n) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "floodgate_msg_router_connected",
+			Help: "1 while the link to the router is up (stored messages are routed; pending ones were replayed), else 0."},
+			func() float64 {
+				if t.link.Connected() {
+					return 1
+				}
+				return 0
+			}),
+	)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,13 @@ import (
 //	<prefix>inbox:<uid>  list: uid's retained messages, oldest first, each in the
 //	                     stored encoding (appendStored: AppendMessage without the
 //	                     epoch, which is store-wide)
+//	<prefix>pending      set: users that may have messages the router has not
+//	                     settled (PendingStore): added by every Append, removed by
+//	                     Unmark once the delivery tracker holds nothing for them
+//	<prefix>dd:<to>:<from>:<client msg id>
+//	                     string "seq:id": a message appended with a client message
+//	                     id, remembered for the dedupe window (PX) so that a retried
+//	                     Append returns it instead of storing it again
 //
 // An inbox is a list rather than a sorted set or a stream because retained seqs are
 // contiguous (head-LLEN+1 .. head, see redis_scripts.go), so a seq's position is
@@ -32,9 +40,9 @@ import (
 // (skiplist node and hash entry) and of a stream's (entry ids and field names).
 // Each operation is one Lua script: one round trip, atomic.
 //
-// The epoch is a random value that the Window and Range scripts set when the key is
-// missing; it therefore survives msg restarts for as long as Redis keeps its data,
-// and changes when Redis loses it. Redis must not evict keys (maxmemory-policy
+// The epoch is a time-seeded value (see candidateEpoch) that the scripts set when
+// the key is missing; it therefore survives msg restarts for as long as Redis keeps
+// its data, and changes, to a larger value, when Redis loses it. Redis must not evict keys (maxmemory-policy
 // noeviction), or an inbox could vanish under an unchanged epoch; and durability is
 // Redis's: an Append is acknowledged once Redis holds the message in memory, and
 // survives a Redis crash only as far as its AOF/RDB settings say (appendfsync always
@@ -46,11 +54,14 @@ import (
 type Redis struct {
 	rdb     redis.UniversalClient
 	perUser int
+	window  string // dedupe window in ms, as the append script takes it
 	prefix  string
-	keys    struct{ epoch, ids, stored string }
-	scripts struct{ append, ack, window, rng *redis.Script }
+	keys    struct{ epoch, ids, stored, pending string }
+	scripts struct{ append, ack, window, rng, unmark *redis.Script }
 	// evictions counts the evictions this process's appends made.
 	evictions atomic.Uint64
+	// deduped counts this process's appends that found their message stored.
+	deduped atomic.Uint64
 	// stored is the store-wide retained count as of the latest script that
 	// reported it.
 	stored atomic.Int64
@@ -60,17 +71,24 @@ var (
 	_ Store           = (*Redis)(nil)
 	_ EvictionCounter = (*Redis)(nil)
 	_ StoredCounter   = (*Redis)(nil)
+	_ DedupeCounter   = (*Redis)(nil)
+	_ RetentionLimit  = (*Redis)(nil)
+	_ PendingStore    = (*Redis)(nil)
 )
 
 // NewRedis returns a store keeping its keys under prefix (e.g. "fg:msg:") in rdb,
-// retaining at most perUser messages per user. The caller closes rdb.
-func NewRedis(rdb redis.UniversalClient, prefix string, perUser int) *Redis {
-	r := &Redis{rdb: rdb, perUser: max(perUser, 1), prefix: prefix}
-	r.keys.epoch, r.keys.ids, r.keys.stored = prefix+"epoch", prefix+"ids", prefix+"stored"
+// retaining at most perUser messages per user and deduplicating appends within a
+// window (WithDedupeWindow; DefaultDedupeWindow). The caller closes rdb.
+func NewRedis(rdb redis.UniversalClient, prefix string, perUser int, opts ...StoreOption) *Redis {
+	o := newStoreOptions(opts)
+	r := &Redis{rdb: rdb, perUser: max(perUser, 1), prefix: prefix,
+		window: strconv.FormatInt(max(o.dedupeWindow.Milliseconds(), 1), 10)}
+	r.keys.epoch, r.keys.ids, r.keys.stored, r.keys.pending = prefix+"epoch", prefix+"ids", prefix+"stored", prefix+"pending"
 	r.scripts.append = redis.NewScript(appendScript)
 	r.scripts.ack = redis.NewScript(ackScript)
 	r.scripts.window = redis.NewScript(windowScript)
 	r.scripts.rng = redis.NewScript(rangeScript)
+	r.scripts.unmark = redis.NewScript(unmarkScript)
 	return r
 }
 
@@ -123,19 +141,33 @@ func (r *Redis) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Append implements Store.
+// Append implements Store. An error wrapping ErrNotStored means Redis was not
+// reached: the context was done before the call, or no connection could be had or
+// made. Any other error leaves the outcome unknown. The script runs at most once
+// per call whatever rdb's retry settings (a retry is the caller's, with the same
+// ClientMsgID, which deduplication makes safe).
 func (r *Redis) Append(ctx context.Context, m *Message) error {
 	if m.To == 0 {
 		return ErrNoRecipient
 	}
 	head, inbox := r.userKeys(m.To)
 	enc := appendStored(make([]byte, 0, storedFixed+len(m.Payload)), m)[16:] // the script prepends seq and id
-	res, err := r.scripts.append.Run(ctx, r.rdb, []string{r.keys.ids, r.keys.stored, head, inbox, r.keys.epoch},
-		r.perUser, enc, candidateEpoch()).Slice()
+	keys := []string{r.keys.ids, r.keys.stored, head, inbox, r.keys.epoch, r.keys.pending}
+	if m.ClientMsgID != 0 {
+		keys = append(keys, r.dedupeKey(m))
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%w: msg redis append: %w", ErrNotStored, err)
+	}
+	res, err := r.runOnce(ctx, r.scripts.append, appendScript, keys, r.perUser, enc, candidateEpoch(), r.window,
+		strconv.FormatUint(m.To, 10)).Slice()
 	if err != nil {
+		if notSent(err) {
+			return fmt.Errorf("%w: msg redis append: %w", ErrNotStored, err)
+		}
 		return fmt.Errorf("msg redis append: %w", err)
 	}
-	if len(res) != 5 {
+	if len(res) != 6 {
 		return fmt.Errorf("msg redis append: script returned %d values", len(res))
 	}
 	seq, ok1 := res[0].(int64)
@@ -143,7 +175,8 @@ func (r *Redis) Append(ctx context.Context, m *Message) error {
 	evicted, ok3 := res[2].(int64)
 	stored, ok4 := res[3].(int64)
 	es, ok5 := res[4].(string)
-	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 {
+	deduped, ok6 := res[5].(int64)
+	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || !ok6 {
 		return fmt.Errorf("msg redis append: script returned %v", res)
 	}
 	epoch, err := strconv.ParseUint(es, 10, 64)
@@ -152,8 +185,64 @@ func (r *Redis) Append(ctx context.Context, m *Message) error {
 	}
 	m.Seq, m.ID, m.Epoch = uint64(seq), uint64(id), epoch
 	r.evictions.Add(uint64(evicted))
+	r.deduped.Add(uint64(deduped))
 	r.stored.Store(stored)
 	return nil
+}
+
+// noRetryCmd is a command go-redis runs at most once: its client retries a command
+// whose connection failed, which for a script that was written (and perhaps run)
+// could run it twice, and would make the error of the last attempt (say, a refused
+// dial) hide that an earlier one reached Redis.
+type noRetryCmd struct{ *redis.Cmd }
+
+// NoRetry implements redis.Cmder.
+func (noRetryCmd) NoRetry() bool { return true }
+
+// runOnce runs script (whose source is src) like redis.Script.Run: EVALSHA, then
+// EVAL if Redis does not have it cached (NOSCRIPT: it ran nothing). go-redis makes
+// each at most one attempt, so that the error is that attempt's (see notSent).
+func (r *Redis) runOnce(ctx context.Context, script *redis.Script, src string, keys []string, args ...any) *redis.Cmd {
+	cmd := r.evalOnce(ctx, "evalsha", script.Hash(), keys, args)
+	if err := cmd.Err(); errors.Is(err, redis.ErrNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT") {
+		return r.evalOnce(ctx, "eval", src, keys, args)
+	}
+	return cmd
+}
+
+func (r *Redis) evalOnce(ctx context.Context, verb, script string, keys []string, args []any) *redis.Cmd {
+	cmdArgs := make([]any, 0, 3+len(keys)+len(args))
+	cmdArgs = append(cmdArgs, verb, script, len(keys))
+	for _, k := range keys {
+		cmdArgs = append(cmdArgs, k)
+	}
+	cmdArgs = append(cmdArgs, args...)
+	cmd := redis.NewCmd(ctx, cmdArgs...)
+	_ = r.rdb.Process(ctx, noRetryCmd{cmd}) // the error is the command's too
+	return cmd
+}
+
+// notSent reports whether err, from a command go-redis tried once (runOnce), means
+// the command never reached Redis: no connection could be had (the pool timed out
+// or the client is closed) or made (the dial failed). Any other failure may have
+// come after Redis ran it.
+func notSent(err error) bool {
+	var op *net.OpError
+	return errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrClosed) ||
+		(errors.As(err, &op) && op.Op == "dial")
+}
+
+// dedupeKey is m's dedupe key: <prefix>dd:<to>:<from>:<client msg id>.
+func (r *Redis) dedupeKey(m *Message) string {
+	b := make([]byte, 0, len(r.prefix)+3+3*21)
+	b = append(b, r.prefix...)
+	b = append(b, "dd:"...)
+	b = strconv.AppendUint(b, m.To, 10)
+	b = append(b, ':')
+	b = strconv.AppendUint(b, m.From, 10)
+	b = append(b, ':')
+	b = strconv.AppendUint(b, m.ClientMsgID, 10)
+	return string(b)
 }
 
 // Ack implements Store.
@@ -221,6 +310,49 @@ func (r *Redis) Range(ctx context.Context, uid, after uint64, limit int) ([]Mess
 	return msgs, w, nil
 }
 
+// PendingUsers implements PendingStore: it scans the pending set.
+func (r *Redis) PendingUsers(ctx context.Context, fn func(uid uint64) bool) error {
+	var cursor uint64
+	for {
+		members, next, err := r.rdb.SScan(ctx, r.keys.pending, cursor, "", 1024).Result()
+		if err != nil {
+			return fmt.Errorf("msg redis pending users: %w", err)
+		}
+		for _, s := range members {
+			uid, err := strconv.ParseUint(s, 10, 64)
+			if err != nil {
+				return fmt.Errorf("msg redis pending users: member %q: %w", s, err)
+			}
+			if !fn(uid) {
+				return nil
+			}
+		}
+		if next == 0 {
+			return nil
+		}
+		cursor = next
+	}
+}
+
+// Unmark implements PendingStore, in one script call.
+func (r *Redis) Unmark(ctx context.Context, users []UserHead) error {
+	if len(users) == 0 {
+		return nil
+	}
+	keys := make([]string, 1, 1+len(users))
+	keys[0] = r.keys.pending
+	args := make([]any, 0, 2*len(users))
+	for _, u := range users {
+		head, _ := r.userKeys(u.UID)
+		keys = append(keys, head)
+		args = append(args, strconv.FormatUint(u.UID, 10), strconv.FormatUint(u.Head, 10))
+	}
+	if err := r.scripts.unmark.Run(ctx, r.rdb, keys, args...).Err(); err != nil {
+		return fmt.Errorf("msg redis unmark: %w", err)
+	}
+	return nil
+}
+
 // parseWindow parses a script's {epoch, head, oldest}.
 func parseWindow(res []any) (Window, error) {
 	if len(res) != 3 {
@@ -242,6 +374,13 @@ func parseWindow(res []any) (Window, error) {
 // Evictions implements EvictionCounter: the evictions made by this process's
 // appends (with several msg processes on one Redis, their sum is the store's).
 func (r *Redis) Evictions() uint64 { return r.evictions.Load() }
+
+// PerUser implements RetentionLimit.
+func (r *Redis) PerUser() int { return r.perUser }
+
+// Deduplicated implements DedupeCounter: this process's appends that found their
+// message already stored.
+func (r *Redis) Deduplicated() uint64 { return r.deduped.Load() }
 
 // Stored implements StoredCounter: the messages retained store-wide (the stored
 // key, kept exact by every script), as of this process's latest Append or Ack, or

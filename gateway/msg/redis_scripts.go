@@ -11,15 +11,29 @@ package msg
 // That holds because messages are only pushed at the right, with the seq just
 // assigned, and only removed from the left (by Ack and by the window trim).
 
-// appendScript stores one message.
-// KEYS: ids, stored, head, inbox, epoch. ARGV: per-user limit, the message's stored
-// encoding without its first 16 bytes (seq and id, which the script prepends),
-// candidate epoch. Returns {seq, id, evicted, stored, epoch}.
+// appendScript stores one message, unless its identity is remembered: then it
+// stores nothing and returns the first append's seq and id, with evicted 0 and the
+// stored count unchanged. Either way it marks the recipient in the pending set (its
+// messages are to be routed; see Redis.Unmark).
+// KEYS: ids, stored, head, inbox, epoch, pending, and the message's dedupe key if it
+// has a client message id. ARGV: per-user limit, the message's stored encoding
+// without its first 16 bytes (seq and id, which the script prepends), candidate
+// epoch, dedupe window in ms, recipient uid.
+// Returns {seq, id, evicted, stored, epoch, deduplicated (0 or 1)}.
 const appendScript = `
 local epoch = redis.call('GET', KEYS[5])
 if not epoch then
 	epoch = ARGV[3]
 	redis.call('SET', KEYS[5], epoch)
+end
+redis.call('SADD', KEYS[6], ARGV[5])
+if KEYS[7] then
+	local seen = redis.call('GET', KEYS[7])
+	if seen then
+		local sep = string.find(seen, ':', 1, true)
+		return {tonumber(string.sub(seen, 1, sep - 1)), tonumber(string.sub(seen, sep + 1)), 0,
+			tonumber(redis.call('GET', KEYS[2]) or '0'), epoch, 1}
+	end
 end
 local id = redis.call('INCR', KEYS[1])
 local seq = redis.call('INCR', KEYS[3])
@@ -31,7 +45,26 @@ if n > limit then
 	redis.call('LTRIM', KEYS[4], evicted, -1)
 end
 local stored = redis.call('INCRBY', KEYS[2], 1 - evicted)
-return {seq, id, evicted, stored, epoch}
+if KEYS[7] then
+	redis.call('SET', KEYS[7], string.format('%.0f:%.0f', seq, id), 'PX', ARGV[4])
+end
+return {seq, id, evicted, stored, epoch, 0}
+`
+
+// unmarkScript removes users from the pending set, each only if its head is still
+// the one given: a user whose head moved on had a message stored since, which the
+// tracker that asked may not have seen, and stays marked.
+// KEYS: pending, then each user's head key. ARGV: for each user in KEYS order, its
+// uid and the head. Returns how many users it removed.
+const unmarkScript = `
+local removed = 0
+for i = 2, #KEYS do
+	local head = redis.call('GET', KEYS[i]) or '0'
+	if head == ARGV[2 * i - 2] then
+		removed = removed + redis.call('SREM', KEYS[1], ARGV[2 * i - 3])
+	end
+end
+return removed
 `
 
 // ackScript drops a user's messages through a seq, if the ack's epoch is the
@@ -53,7 +86,7 @@ redis.call('LTRIM', KEYS[3], n, -1)
 return {n, redis.call('DECRBY', KEYS[1], n)}
 `
 
-// epochPrelude reads the store's epoch, setting it to the caller's random candidate
+// epochPrelude reads the store's epoch, setting it to the caller's candidate
 // if missing: at first use, and again after Redis lost its data, so that a lost
 // store never reports an epoch a client saw before.
 const epochPrelude = `

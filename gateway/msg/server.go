@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,29 +19,49 @@ type ServerConfig struct {
 	Addr   string // link listen address (ip:port)
 	Secret []byte // cluster secret; peers must prove they hold it
 	Store  Store
-	// Sink, if set, is told of every stored message (see Sink: it must not block).
-	Sink   Sink
-	Logger *slog.Logger // nil: slog.Default()
+	// Router is the router's link address. If set, the server sees every stored
+	// message through to the router (see Server); if empty, messages are only
+	// stored, and reach their recipients through SYNC.
+	Router string
+	// Name is this process's link identity towards the router; default "msg".
+	Name string
+	// Delivery tunes the delivery to the router.
+	Delivery DeliveryConfig
+	Logger   *slog.Logger // nil: slog.Default()
 	// Registry receives the floodgate_msg_ metrics; nil: they are kept, not exported.
 	Registry prometheus.Registerer
 }
 
 // Server serves a Store over link, for Client: the methods are MethodAppend,
 // MethodAck, MethodRange and MethodWindow. Like every link server it handles each
-// connection's requests one at a time, in order. An Append is answered only once
-// the store holds the message and the Sink has been told of it.
+// connection's requests one at a time, in order. An Append error whose text starts
+// with ErrNotStored's says the message is certainly not stored (the store said so,
+// or the server is shutting down and did not call it).
+//
+// With a Router, the server owns the delivery of every message it stores until the
+// router settles it (see RouteMethod and SettleMethod): an Append is answered only
+// once the message is stored and tracked (a deduplicated Append tracks and routes
+// the message again); the message is handed to the router at once, sent again with
+// backoff while unsettled (DeliveryConfig), and all unsettled messages are sent
+// again whenever the link to the router comes back up. A recipient's
+// acknowledgement settles its messages too. On a store that outlives the process
+// (PendingStore), a server starting up takes over the messages a previous one left
+// unsettled.
 type Server struct {
 	link  *link.Server
 	store Store
-	sink  Sink
 	log   *slog.Logger
 	m     *serverMetrics
+	// tr and router deliver stored messages; nil without ServerConfig.Router.
+	tr     *tracker
+	router *link.Client
 	// failing is whether the latest store call failed, so that an outage is logged
 	// once when it starts and once when it ends rather than per request.
 	failing atomic.Bool
 }
 
-// NewServer binds cfg.Addr; Serve then serves it.
+// NewServer binds cfg.Addr and starts connecting to cfg.Router; Serve then serves
+// (and must run: it closes the router link when it returns).
 func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("msg: ServerConfig needs a Store")
@@ -50,13 +72,26 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry() // counted, not exported
 	}
-	s := &Server{store: cfg.Store, sink: cfg.Sink, log: cfg.Logger,
-		m: newServerMetrics(cfg.Registry, cfg.Store, cfg.Sink)}
+	if cfg.Name == "" {
+		cfg.Name = "msg"
+	}
+	s := &Server{store: cfg.Store, log: cfg.Logger, m: newServerMetrics(cfg.Registry, cfg.Store)}
 	ln, err := link.Listen(link.ServerConfig{Addr: cfg.Addr, Secret: cfg.Secret, Handler: s.handle, Logger: cfg.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("msg server: %w", err)
 	}
 	s.link = ln
+	if cfg.Router != "" {
+		s.tr = newTracker(cfg.Delivery, cfg.Store, nil, newDeliveryMetrics(cfg.Registry), cfg.Logger)
+		// OnConnect runs before the link serves anything, so it must not wait on the
+		// router: replayAll only marks messages due and wakes the resend loop.
+		s.router = link.Dial(link.ClientConfig{Addr: cfg.Router, Secret: cfg.Secret, Name: cfg.Name,
+			OnNotify:   s.tr.onNotify,
+			OnConnect:  func(context.Context, *link.Client) { s.tr.replayAll() },
+			MaxBackoff: s.tr.cfg.ReconnectMax, Logger: cfg.Logger.With("peer", "router")})
+		s.tr.link = s.router
+		registerDeliveryGauges(cfg.Registry, s.tr)
+	}
 	return s, nil
 }
 
@@ -64,10 +99,23 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 func (s *Server) Addr() string { return s.link.Addr() }
 
 // Serve serves until ctx ends, then closes every connection and returns once their
-// handlers have finished.
+// handlers, and the delivery to the router, have finished.
 func (s *Server) Serve(ctx context.Context) error {
 	s.log.Info("msg serving", "addr", s.Addr())
-	return s.link.Serve(ctx)
+	if s.tr == nil {
+		return s.link.Serve(ctx)
+	}
+	dctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { s.tr.run(dctx) })
+	if s.tr.persist != nil {
+		wg.Go(func() { s.tr.load(dctx) })
+	}
+	err := s.link.Serve(ctx)
+	stop()
+	wg.Wait()
+	s.router.Close()
+	return err
 }
 
 func (s *Server) handle(ctx context.Context, req *link.Request) ([]byte, error) {
@@ -124,14 +172,20 @@ func (s *Server) append(ctx context.Context, body []byte) ([]byte, error) {
 		return nil, ErrNoRecipient
 	}
 	m.Seq, m.ID, m.Epoch = 0, 0, 0
+	if err := ctx.Err(); err != nil { // shutting down: the store is not called
+		return nil, fmt.Errorf("%w: %w", ErrNotStored, err)
+	}
 	if err := s.store.Append(ctx, &m); err != nil {
-		if errors.Is(err, ErrNoRecipient) {
+		switch {
+		case errors.Is(err, ErrNoRecipient):
 			return nil, ErrNoRecipient // its text is how Client recognises it
+		case errors.Is(err, ErrNotStored) && !strings.HasPrefix(err.Error(), ErrNotStored.Error()):
+			return nil, fmt.Errorf("%w: %w", ErrNotStored, err) // the prefix is how Client recognises it
 		}
 		return nil, err
 	}
-	if s.sink != nil {
-		s.sink.Stored(&m) // m.Payload aliases the request body: valid during the call only
+	if s.tr != nil {
+		s.tr.track(&m) // m.Payload aliases the request body: valid during the call only
 	}
 	return appendTriple(make([]byte, 0, appendReplyLen), m.Seq, m.ID, m.Epoch), nil
 }
@@ -141,7 +195,13 @@ func (s *Server) ack(ctx context.Context, body []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return nil, s.store.Ack(ctx, uid, seq, epoch)
+	if err := s.store.Ack(ctx, uid, seq, epoch); err != nil {
+		return nil, err
+	}
+	if s.tr != nil {
+		s.tr.ack(uid, seq, epoch)
+	}
+	return nil, nil
 }
 
 // rangeMsgs asks the store for at most MaxRangeReply messages and answers with as

@@ -3,6 +3,7 @@ package msg_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -68,6 +69,15 @@ func dial(t *testing.T, addr string, mutate ...func(*msg.ClientConfig)) *msg.Cli
 	}
 	t.Cleanup(c.Close)
 	waitConnected(t, c)
+	return c
+}
+
+// dialLink returns a link client of addr, closed when the test ends.
+func dialLink(t *testing.T, addr string) *link.Client {
+	t.Helper()
+	c := link.Dial(link.ClientConfig{Addr: addr, Secret: testSecret, Name: "msg", Logger: quiet(),
+		MinBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
+	t.Cleanup(c.Close)
 	return c
 }
 
@@ -192,8 +202,8 @@ func TestServerMetrics(t *testing.T) {
 	s, _ := startServer(t, msg.ServerConfig{Store: msg.NewMemory(2), Registry: reg})
 	c := dial(t, s.Addr())
 	var m msg.Message
-	for range 3 { // the third evicts seq 1
-		m = msg.Message{To: 1}
+	for i := range 4 { // the third evicts seq 1; the fourth is a retry of the third
+		m = msg.Message{To: 1, From: 5, ClientMsgID: uint64(min(i, 2) + 1)}
 		if err := c.Append(ctx, &m); err != nil {
 			t.Fatal(err)
 		}
@@ -212,19 +222,67 @@ func TestServerMetrics(t *testing.T) {
 		labels []string
 		want   float64
 	}{
-		{"floodgate_msg_requests_total", []string{"method", "append", "result", "ok"}, 3},
+		{"floodgate_msg_requests_total", []string{"method", "append", "result", "ok"}, 4},
 		{"floodgate_msg_requests_total", []string{"method", "ack", "result", "ok"}, 1},
 		{"floodgate_msg_requests_total", []string{"method", "range", "result", "ok"}, 1},
 		{"floodgate_msg_requests_total", []string{"method", "window", "result", "ok"}, 1},
-		{"floodgate_msg_request_duration_seconds", []string{"method", "append"}, 3},
+		{"floodgate_msg_request_duration_seconds", []string{"method", "append"}, 4},
 		{"floodgate_msg_request_duration_seconds", []string{"method", "range"}, 1},
 		{"floodgate_msg_replayed_total", nil, 1},
 		{"floodgate_msg_evictions_total", nil, 1},
 		{"floodgate_msg_stored_messages", nil, 1},
-		{"floodgate_msg_route_dropped_total", nil, -1}, // no sink that drops
+		{"floodgate_msg_deduplicated_total", nil, 1},
+		{"floodgate_msg_pending_messages", nil, -1}, // no router: nothing is tracked
+		{"floodgate_msg_router_connected", nil, -1},
 	} {
 		if got := metricValue(t, reg, c.name, c.labels...); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
 	}
+}
+
+// failingAppends fails every Append with err.
+type failingAppends struct {
+	msg.Store
+	err error
+}
+
+func (f failingAppends) Append(context.Context, *msg.Message) error { return f.err }
+
+// A Client's Append error wraps ErrNotStored exactly when the message is certainly
+// not stored: the request was never sent, or the server's store said so (whatever
+// the wording of its error); a failure of unknown outcome does not.
+func TestAppendErrorsSayWhetherStored(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name          string
+		storeErr      error
+		wantNotStored bool
+	}{
+		{"the store was not reached", fmt.Errorf("%w: redis dial refused", msg.ErrNotStored), true},
+		{"the store wrapped it deeper", fmt.Errorf("pool: %w", msg.ErrNotStored), true},
+		{"outcome unknown", errBroken, false},
+		{"text that only mentions it", errors.New("backend said: " + msg.ErrNotStored.Error()), false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, _ := startServer(t, msg.ServerConfig{Store: failingAppends{msg.NewMemory(10), c.storeErr}})
+			err := dial(t, s.Addr()).Append(ctx, &msg.Message{From: 1, To: 2, ClientMsgID: 9})
+			if err == nil {
+				t.Fatal("Append succeeded")
+			}
+			if got := errors.Is(err, msg.ErrNotStored); got != c.wantNotStored {
+				t.Fatalf("Append: %v; ErrNotStored %v, want %v", err, got, c.wantNotStored)
+			}
+		})
+	}
+	t.Run("never sent", func(t *testing.T) {
+		c, err := msg.Dial(msg.ClientConfig{Addr: "127.0.0.1:1", Secret: testSecret, Logger: quiet()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := c.Append(ctx, &msg.Message{From: 1, To: 2}); !errors.Is(err, msg.ErrNotStored) || !errors.Is(err, link.ErrUnavailable) {
+			t.Fatalf("Append without a connection: %v; want ErrNotStored wrapping link.ErrUnavailable", err)
+		}
+	})
 }

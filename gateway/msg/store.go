@@ -1,11 +1,16 @@
 // Package msg keeps each recipient's inbox: it assigns per-recipient sequence numbers,
-// stores a message before the sender is acknowledged, keeps it until the recipient
-// acknowledges it (within a bounded window), and replays gaps in order.
+// stores a message before the sender is acknowledged (once per client message id:
+// a retried append is deduplicated), keeps it until the recipient acknowledges it
+// (within a bounded window), and replays gaps in order. Its Server also owns each
+// stored message's delivery inside the cluster: it hands the message to the router
+// and sends it again until the router settles it (see Server, RouteMethod and
+// SettleMethod).
 package msg
 
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // Message is one stored message as its recipient will see it.
@@ -72,6 +77,45 @@ var ErrNotStored = errors.New("msg: not stored")
 // process's, from zero at start (a Prometheus counter's semantics).
 type EvictionCounter interface {
 	Evictions() uint64
+}
+
+// DedupeCounter is implemented by stores that deduplicate appends (see
+// Store.Append), to report how many appends found their message already stored. The
+// count is this process's, from zero at start.
+type DedupeCounter interface {
+	Deduplicated() uint64
+}
+
+// DefaultDedupeWindow is how long, at least, a store remembers a message's
+// (To, From, ClientMsgID) to deduplicate a retried Append.
+const DefaultDedupeWindow = 5 * time.Minute
+
+// StoreOption tunes a store (NewMemory, NewRedis).
+type StoreOption func(*storeOptions)
+
+type storeOptions struct {
+	dedupeWindow time.Duration
+	now          func() time.Time // the Memory store's clock (tests)
+}
+
+func newStoreOptions(opts []StoreOption) storeOptions {
+	o := storeOptions{dedupeWindow: DefaultDedupeWindow, now: time.Now}
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
+}
+
+// WithDedupeWindow sets how long a store remembers a message's (To, From,
+// ClientMsgID) to deduplicate a retried Append; d <= 0 keeps the default. A window
+// should outlast every retry a sender makes: a retry after it stores the message
+// again.
+func WithDedupeWindow(d time.Duration) StoreOption {
+	return func(o *storeOptions) {
+		if d > 0 {
+			o.dedupeWindow = d
+		}
+	}
 }
 
 // StoredCounter is implemented by stores that can tell cheaply how many messages

@@ -1,21 +1,35 @@
 // Package router delivers stored messages to their recipients' gateways. The msg
-// service feeds it every message it stores; the router finds the recipient's session
-// (from a cache, or the state service on a miss), pushes the message over a link to
-// that gateway, and re-routes once if the gateway says the user is no longer there.
-// A message it cannot deliver — recipient offline, gateway gone — is not lost: it
-// stays in the recipient's inbox until the client's next SYNC. A failed lookup is
-// different: the recipient may well be online and waiting, with nothing to make its
-// client SYNC, so the router keeps trying (RetryWindow) while the state service is
-// down or restarting.
+// service sends it every message it stores (msg.RouteMethod); the router finds the
+// recipient's session (from a cache, or the state service on a miss), pushes the
+// message over a link to that gateway, and settles it back to the msg service
+// (msg.SettleMethod) once the gateway took it for a live session, or once the
+// recipient is known to be offline: either way the message stays stored for the
+// recipient's next SYNC, and the router's job is done.
+//
+// Anything else is retried, from a fresh lookup each time, with pauses up to a
+// second, for RetryWindow: a failed lookup (the state service down or
+// restarting), an unreachable gateway (dead, restarting, or frozen: a push it does
+// not answer within PushTimeout), NOT_HERE (the user moved). After the window the
+// router gives up on the message without settling it, and the msg service, which
+// resends every unsettled message with backoff, takes over. The router does not
+// count on anything it holds surviving it: a restarted router is sent every
+// unsettled message again.
+//
+// A message the router is already working on is not routed twice: a resend of it
+// only redirects its settle to the msg connection that sent it last. The set of
+// messages in flight is bounded (MaxInFlight, MaxInFlightBytes); beyond it the
+// oldest is dropped unsettled, for the msg service to resend.
 package router
 
 import (
 	"bytes"
+	"container/list"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/floodgate/floodgate/gateway/gwlink"
@@ -44,16 +58,22 @@ type Config struct {
 	// feed); default 256.
 	MaxLookups    int
 	LookupTimeout time.Duration // default 2s
-	// Retries is how many times a message is routed again after NOT_HERE or an
-	// unreachable gateway; default 5 (pauses of 100ms doubling: about 3s in all, a
-	// few lease periods).
-	Retries int
-	// RetryWindow is how long a message keeps being routed again while its
-	// recipient's state lookup fails (pauses from 50ms, doubling up to 1s); after
-	// it, the message stays stored for SYNC. Default 30s: a state service's restart.
+	// RetryWindow is how long, from its arrival, a message keeps being routed again
+	// after a failed lookup, an unreachable gateway or NOT_HERE (pauses from 50ms
+	// doubling up to 1s, each followed by a fresh lookup; the first reroute after
+	// NOT_HERE is immediate). After it the message is given up unsettled: the msg
+	// service resends it. Default 60s.
 	RetryWindow time.Duration
-	Registry    prometheus.Registerer
-	Logger      *slog.Logger
+	// PushTimeout is how long a push waits for its gateway's answer before the
+	// gateway counts as unreachable (a frozen gateway never answers); default 2s.
+	PushTimeout time.Duration
+	// MaxInFlight and MaxInFlightBytes (payloads) bound the messages being routed;
+	// beyond either the oldest is dropped unsettled (the msg service resends it).
+	// Defaults 262144 messages and 256 MiB.
+	MaxInFlight      int
+	MaxInFlightBytes int64
+	Registry         prometheus.Registerer
+	Logger           *slog.Logger
 }
 
 // Router is a running router.
@@ -64,12 +84,24 @@ type Router struct {
 	cache *routeCache
 	m     *metrics
 	sem   chan struct{}
+	// ctx ends when Serve returns: routing in progress is abandoned.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	gmu sync.Mutex
 	gws map[string]*gatewayLink
 
 	pmu     sync.Mutex
-	pending map[uint64][]pendingMsg // uid → messages waiting for that uid's lookup
+	pending map[uint64][]*flight // uid → messages waiting for that uid's lookup
+
+	// fmu guards the in-flight set: every message being routed, by identity, and
+	// the same in arrival order (for dropping the oldest), and their payload bytes.
+	fmu     sync.Mutex
+	flights map[flightKey]*flight
+	order   *list.List // of *flight
+	bytes   int64
+
+	settles chan settle // to the msg service, batched by settleLoop
 }
 
 type gatewayLink struct {
@@ -78,11 +110,27 @@ type gatewayLink struct {
 	client   *link.Client
 }
 
-type pendingMsg struct {
+// flightKey is a stored message's identity: seqs compare within an epoch only.
+type flightKey struct{ uid, epoch, seq uint64 }
+
+// flight is one message being routed. It is routed by one chain of steps at a time
+// (route, lookup, push, the answer, a reroute), so attempt and failed need no lock.
+type flight struct {
 	m        *msg.Message
+	key      flightKey
+	received time.Time
 	attempt  int // routes again after NOT_HERE or an unreachable gateway
 	failed   int // consecutive failed lookups (kept on the queue's first message)
-	received time.Time
+	// peer (the msg connection to settle to) and elem (its place in Router.order;
+	// nil once it is finished or dropped) are guarded by Router.fmu.
+	peer *link.Peer
+	elem *list.Element
+}
+
+// settle is one message to settle to a msg connection.
+type settle struct {
+	peer *link.Peer
+	s    msg.Settle
 }
 
 // New binds the router's link listener.
@@ -105,22 +153,34 @@ func New(cfg Config) (*Router, error) {
 	if cfg.LookupTimeout <= 0 {
 		cfg.LookupTimeout = 2 * time.Second
 	}
-	if cfg.Retries <= 0 {
-		cfg.Retries = 5
-	}
 	if cfg.RetryWindow <= 0 {
-		cfg.RetryWindow = 30 * time.Second
+		cfg.RetryWindow = 60 * time.Second
+	}
+	if cfg.PushTimeout <= 0 {
+		cfg.PushTimeout = 2 * time.Second
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = 1 << 18
+	}
+	if cfg.MaxInFlightBytes <= 0 {
+		cfg.MaxInFlightBytes = 256 << 20
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	ctx, cancel := context.WithCancel(context.Background())
 	r := &Router{
 		cfg:     cfg,
 		log:     cfg.Logger.With("component", "router"),
 		cache:   newRouteCache(cfg.CacheTTL, cfg.CacheSize),
 		sem:     make(chan struct{}, cfg.MaxLookups),
+		ctx:     ctx,
+		cancel:  cancel,
 		gws:     map[string]*gatewayLink{},
-		pending: map[uint64][]pendingMsg{},
+		pending: map[uint64][]*flight{},
+		flights: map[flightKey]*flight{},
+		order:   list.New(),
+		settles: make(chan settle, settleQueue),
 	}
 	reg := cfg.Registry
 	if reg == nil {
@@ -129,6 +189,7 @@ func New(cfg Config) (*Router, error) {
 	r.m = newMetrics(reg, r)
 	srv, err := link.Listen(link.ServerConfig{Addr: cfg.Addr, Secret: cfg.Secret, Handler: r.handle, Logger: r.log})
 	if err != nil {
+		cancel()
 		return nil, err
 	}
 	r.srv = srv
@@ -138,9 +199,14 @@ func New(cfg Config) (*Router, error) {
 // Addr returns the feed's link address.
 func (r *Router) Addr() string { return r.srv.Addr() }
 
-// Serve serves the feed until ctx ends, then closes the gateway links.
+// Serve serves the feed until ctx ends, then abandons the messages in flight (the
+// msg service resends them to the next router) and closes the gateway links.
 func (r *Router) Serve(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Go(r.settleLoop)
 	err := r.srv.Serve(ctx)
+	r.cancel()
+	wg.Wait()
 	r.gmu.Lock()
 	for id, g := range r.gws {
 		g.client.Close()
@@ -159,35 +225,144 @@ func (r *Router) handle(_ context.Context, req *link.Request) ([]byte, error) {
 		r.log.Warn("bad route notification", "err", err)
 		return nil, err
 	}
-	r.Stored(&m)
+	r.m.received.Inc()
+	if f := r.admit(&m, req.Peer); f != nil {
+		r.route(f)
+	}
 	return nil, nil
 }
 
-// Stored routes one stored message (it makes the Router a msg.Sink for in-process
-// wiring). It does not wait for delivery.
-func (r *Router) Stored(m *msg.Message) {
-	r.m.received.Inc()
-	r.route(pendingMsg{m: m, received: time.Now()})
+// admit adds m to the in-flight set and returns its flight, or nil if m is in
+// flight already (a resend: its settle now goes to peer, the latest sender). A full
+// set drops its oldest flights.
+func (r *Router) admit(m *msg.Message, peer *link.Peer) *flight {
+	key := flightKey{uid: m.To, epoch: m.Epoch, seq: m.Seq}
+	r.fmu.Lock()
+	defer r.fmu.Unlock()
+	if f := r.flights[key]; f != nil {
+		f.peer = peer
+		r.m.deduplicated.Inc()
+		return nil
+	}
+	f := &flight{m: m, key: key, received: time.Now(), peer: peer}
+	f.elem = r.order.PushBack(f)
+	r.flights[key] = f
+	r.bytes += int64(len(m.Payload))
+	for r.order.Len() > r.cfg.MaxInFlight || (r.bytes > r.cfg.MaxInFlightBytes && r.order.Len() > 1) {
+		r.remove(r.order.Front().Value.(*flight))
+		r.m.routed["dropped"].Inc()
+	}
+	return f
 }
 
-// route sends p towards its recipient: straight to the gateway on a valid cache
+// remove takes f out of the in-flight set. The caller holds fmu.
+func (r *Router) remove(f *flight) {
+	r.order.Remove(f.elem)
+	f.elem = nil
+	delete(r.flights, f.key)
+	r.bytes -= int64(len(f.m.Payload))
+}
+
+// active reports whether f is still to be routed: not finished, not dropped, and
+// the router still serving.
+func (r *Router) active(f *flight) bool {
+	if r.ctx.Err() != nil {
+		return false
+	}
+	r.fmu.Lock()
+	defer r.fmu.Unlock()
+	return f.elem != nil
+}
+
+// finish ends f's routing with outcome, settling it to its msg connection if
+// settled (delivered or offline). A flight finished or dropped already is left
+// alone, so a late answer counts once.
+func (r *Router) finish(f *flight, outcome string, settled bool) {
+	r.fmu.Lock()
+	if f.elem == nil {
+		r.fmu.Unlock()
+		return
+	}
+	r.remove(f)
+	peer := f.peer
+	r.fmu.Unlock()
+	r.m.routed[outcome].Inc()
+	if !settled || peer == nil {
+		return
+	}
+	select {
+	case r.settles <- settle{peer: peer, s: msg.Settle{UID: f.m.To, Seq: f.m.Seq, ID: f.m.ID}}:
+	default:
+		r.m.settles["dropped"].Inc() // msg resends it, and the next push settles it
+	}
+}
+
+// settleQueue bounds the settles waiting for settleLoop.
+const settleQueue = 1 << 16
+
+// settleLoop sends queued settles to their msg connections, as many per
+// notification as have queued up (up to msg.MaxSettles), until the router stops.
+func (r *Router) settleLoop() {
+	bodies := map[*link.Peer][]byte{}
+	flush := func(p *link.Peer) {
+		b := bodies[p]
+		delete(bodies, p)
+		result := "sent"
+		if p.Notify(msg.SettleMethod, b) != nil {
+			result = "failed" // the msg connection is gone: its successor resends
+		}
+		r.m.settles[result].Add(float64(len(b) / msg.SettleSize))
+	}
+	add := func(s settle) {
+		b := msg.AppendSettle(bodies[s.peer], s.s)
+		bodies[s.peer] = b
+		if len(b)/msg.SettleSize >= msg.MaxSettles {
+			flush(s.peer)
+		}
+	}
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case s := <-r.settles:
+			add(s)
+		}
+	drain:
+		for range settleQueue {
+			select {
+			case s := <-r.settles:
+				add(s)
+			default:
+				break drain
+			}
+		}
+		for p := range bodies {
+			flush(p)
+		}
+	}
+}
+
+// route sends f towards its recipient: straight to the gateway on a valid cache
 // hit, else behind the recipient's lookup. Messages to one recipient that arrive
 // while its lookup is under way queue behind it and go out in arrival order.
-func (r *Router) route(p pendingMsg) {
-	uid := p.m.To
+func (r *Router) route(f *flight) {
+	if !r.active(f) {
+		return
+	}
+	uid := f.m.To
 	r.pmu.Lock()
 	if q, waiting := r.pending[uid]; waiting {
-		r.pending[uid] = append(q, p)
+		r.pending[uid] = append(q, f)
 		r.pmu.Unlock()
 		return
 	}
 	if s, ok := r.cache.get(uid, time.Now()); ok && r.liveEpoch(s.Gateway) == s.Epoch {
 		r.pmu.Unlock()
 		r.m.cacheHit.Inc()
-		r.push(s, p)
+		r.push(s, f)
 		return
 	}
-	r.pending[uid] = []pendingMsg{p}
+	r.pending[uid] = []*flight{f}
 	r.pmu.Unlock()
 	r.m.cacheMiss.Inc()
 	r.sem <- struct{}{}
@@ -196,7 +371,7 @@ func (r *Router) route(p pendingMsg) {
 
 func (r *Router) lookup(uid uint64) {
 	defer func() { <-r.sem }()
-	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.LookupTimeout)
+	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.LookupTimeout)
 	s, ok, err := r.cfg.State.Lookup(ctx, uid)
 	cancel()
 	r.pmu.Lock()
@@ -204,6 +379,8 @@ func (r *Router) lookup(uid uint64) {
 	q := r.pending[uid]
 	delete(r.pending, uid)
 	switch {
+	case r.ctx.Err() != nil:
+		// The router stopped: the msg service resends to its successor.
 	case err != nil && time.Since(q[0].received) < r.cfg.RetryWindow:
 		// Keep the queue pending, so that later messages to uid wait behind it in
 		// order, and look up again after a pause.
@@ -213,20 +390,24 @@ func (r *Router) lookup(uid uint64) {
 		if q[0].failed == 1 {
 			r.log.Debug("state lookup failed; retrying", "uid", uid, "messages", len(q), "err", err)
 		}
-		time.AfterFunc(min(retryPause<<min(q[0].failed, 5), time.Second), func() {
+		time.AfterFunc(retryPause(q[0].failed), func() {
 			r.sem <- struct{}{}
 			r.lookup(uid)
 		})
 	case err != nil:
-		r.m.routed["error"].Add(float64(len(q)))
-		r.log.Warn("state lookups kept failing; messages stay stored for SYNC", "uid", uid, "messages", len(q),
-			"for", time.Since(q[0].received).Round(time.Millisecond), "err", err)
+		r.log.Warn("state lookups kept failing; the messages are left to the msg service's resends", "uid", uid,
+			"messages", len(q), "for", time.Since(q[0].received).Round(time.Millisecond), "err", err)
+		for _, f := range q {
+			r.finish(f, "error", false)
+		}
 	case !ok:
-		r.m.routed["offline"].Add(float64(len(q)))
+		for _, f := range q {
+			r.finish(f, "offline", true)
+		}
 	default:
 		r.cache.put(s, time.Now())
-		for _, p := range q {
-			r.push(s, p)
+		for _, f := range q {
+			r.push(s, f)
 		}
 	}
 }
@@ -235,74 +416,97 @@ func (r *Router) lookup(uid uint64) {
 // for example right after the gateway appeared in the table.
 const connectWait = time.Second
 
-// push hands p to s's gateway and handles its answer asynchronously.
-func (r *Router) push(s state.Session, p pendingMsg) {
+// push hands f to s's gateway and handles its answer asynchronously.
+func (r *Router) push(s state.Session, f *flight) {
+	if !r.active(f) {
+		return
+	}
 	c := r.gatewayClient(s.Gateway)
 	if c == nil {
-		r.unreachable(s, p)
+		r.reroute(s, f, "unreachable")
 		return
 	}
 	if !c.Connected() {
 		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), connectWait)
+			ctx, cancel := context.WithTimeout(r.ctx, connectWait)
 			defer cancel()
 			if c.WaitConnected(ctx) != nil {
-				r.unreachable(s, p)
+				r.reroute(s, f, "unreachable")
 				return
 			}
-			r.send(c, s, p)
+			r.send(c, s, f)
 		}()
 		return
 	}
-	r.send(c, s, p)
+	r.send(c, s, f)
 }
 
-// unreachable handles a push whose gateway cannot be reached. The route is
-// suspect — most often the gateway died and its user is already logging in
-// elsewhere, while its lease has not lapsed yet — so the cached route goes and the
-// message is routed again, after a pause, from a fresh lookup. Dropping it instead
-// would strand it: a recipient who has already SYNCed on its new gateway learns of
-// a stored message only from a push or a later gap.
-func (r *Router) unreachable(s state.Session, p pendingMsg) {
-	r.reroute(s, p, "unreachable", retryPause<<(p.attempt+1))
-}
-
-// reroute drops s's cached route and routes p again from a fresh lookup after
-// pause (0: at once, off the caller's goroutine, since route may wait for a lookup
-// slot), unless p has used its retries: then it is counted under outcome and stays
-// stored, for SYNC.
-func (r *Router) reroute(s state.Session, p pendingMsg, outcome string, pause time.Duration) {
-	r.cache.drop(s)
-	if p.attempt >= r.cfg.Retries {
-		r.m.routed[outcome].Inc()
-		return
-	}
-	r.m.reroutes.Inc()
-	p.attempt++
-	if pause == 0 {
-		go r.route(p)
-		return
-	}
-	time.AfterFunc(pause, func() { r.route(p) })
-}
-
-// retryPause is the first pause before routing a message again after its gateway
-// was unreachable; it doubles with each attempt.
-const retryPause = 50 * time.Millisecond
-
-func (r *Router) send(c *link.Client, s state.Session, p pendingMsg) {
-	c.Go(gwlink.MethodPush, gwlink.AppendPush(nil, s.Conn, p.m), func(resp []byte, err error) {
+// send pushes f to s's gateway over c. An answer that does not come within
+// PushTimeout counts as an unreachable gateway; if it comes later and says
+// delivered, f is finished then (its reroute, under way, finds it done).
+func (r *Router) send(c *link.Client, s state.Session, f *flight) {
+	var answered atomic.Bool
+	timer := time.AfterFunc(r.cfg.PushTimeout, func() {
+		if answered.CompareAndSwap(false, true) {
+			r.m.pushTimeouts.Inc()
+			r.reroute(s, f, "unreachable")
+		}
+	})
+	c.Go(gwlink.MethodPush, gwlink.AppendPush(nil, s.Conn, f.m), func(resp []byte, err error) {
+		delivered := err == nil && len(resp) == 1 && resp[0] == gwlink.PushDelivered
+		if !answered.CompareAndSwap(false, true) {
+			if delivered {
+				r.delivered(f)
+			}
+			return
+		}
+		timer.Stop()
 		switch {
 		case err != nil:
-			r.unreachable(s, p)
-		case len(resp) == 1 && resp[0] == gwlink.PushDelivered:
-			r.m.routed["delivered"].Inc()
-			r.m.latency.Observe(time.Since(p.received).Seconds())
-		default: // NOT_HERE: the user moved; the cached route is stale
-			r.reroute(s, p, "not_here", 0)
+			r.reroute(s, f, "unreachable")
+		case delivered:
+			r.delivered(f)
+		default: // NOT_HERE: the user moved, or the session was replaced
+			r.reroute(s, f, "not_here")
 		}
 	})
 }
+
+func (r *Router) delivered(f *flight) {
+	r.m.latency.Observe(time.Since(f.received).Seconds())
+	r.finish(f, "delivered", true)
+}
+
+// reroute drops s's cached route and routes f again from a fresh lookup after a
+// pause (none for a first NOT_HERE: the user just moved), unless f has been in
+// flight for RetryWindow: then it is given up, counted under outcome, unsettled.
+func (r *Router) reroute(s state.Session, f *flight, outcome string) {
+	r.cache.drop(s)
+	if !r.active(f) {
+		return
+	}
+	if time.Since(f.received) >= r.cfg.RetryWindow {
+		r.finish(f, outcome, false)
+		return
+	}
+	r.m.reroutes.Inc()
+	f.attempt++
+	if outcome == "not_here" && f.attempt == 1 {
+		go r.route(f) // route may wait for a lookup slot: not on the caller's goroutine
+		return
+	}
+	time.AfterFunc(retryPause(f.attempt), func() { r.route(f) })
+}
+
+// retryPause is the pause before the n-th (from 1) retry: 50ms doubling, at most
+// maxRetryPause.
+func retryPause(n int) time.Duration {
+	return min(50*time.Millisecond<<min(n, 10), maxRetryPause)
+}
+
+// maxRetryPause caps the pauses between retries, so that a message reaches its
+// recipient within about that long after the fault that held it up heals.
+const maxRetryPause = time.Second
 
 // SetGateways takes the state service's gateway table (from its watch): it records
 // each live gateway's epoch, which is what makes cached routes valid or not, and
@@ -330,6 +534,7 @@ func (r *Router) SetGateways(table []state.Gateway) {
 		}
 		r.gws[id] = &gatewayLink{epoch: g.Epoch, linkAddr: g.LinkAddr, client: link.Dial(link.ClientConfig{
 			Addr: g.LinkAddr, Secret: r.cfg.Secret, Name: r.cfg.Name, Logger: r.log.With("gateway", id),
+			MaxBackoff: maxRetryPause,
 		})}
 	}
 }
@@ -358,4 +563,11 @@ func (r *Router) liveGateways() int {
 	r.gmu.Lock()
 	defer r.gmu.Unlock()
 	return len(r.gws)
+}
+
+// inFlight returns the messages being routed and their payload bytes.
+func (r *Router) inFlight() (int, int64) {
+	r.fmu.Lock()
+	defer r.fmu.Unlock()
+	return r.order.Len(), r.bytes
 }

@@ -56,21 +56,36 @@ type fakeGateway struct {
 	mu    sync.Mutex
 	users map[uint64]bool
 	got   map[uint64][]uint64 // uid → seqs delivered, in order
+	ids   map[uint64]int      // message id → deliveries
 	cond  *sync.Cond
 	stop  func()
+	// hold, while set, is what every push waits on before it is answered (a frozen
+	// gateway); pushes counts the pushes received.
+	hold   atomic.Pointer[chan struct{}]
+	pushes atomic.Int64
 }
 
 func startFakeGateway(t *testing.T, id string, users ...uint64) *fakeGateway {
-	g := &fakeGateway{id: id, users: map[uint64]bool{}, got: map[uint64][]uint64{}}
+	return startFakeGatewayAt(t, id, "127.0.0.1:0", users...)
+}
+
+// startFakeGatewayAt starts a fake gateway listening on addr.
+func startFakeGatewayAt(t *testing.T, id, addr string, users ...uint64) *fakeGateway {
+	t.Helper()
+	g := &fakeGateway{id: id, users: map[uint64]bool{}, got: map[uint64][]uint64{}, ids: map[uint64]int{}}
 	g.cond = sync.NewCond(&g.mu)
 	for _, u := range users {
 		g.users[u] = true
 	}
-	srv, err := link.Listen(link.ServerConfig{Addr: "127.0.0.1:0", Secret: secret, Logger: quiet(),
+	srv, err := link.Listen(link.ServerConfig{Addr: addr, Secret: secret, Logger: quiet(),
 		Handler: func(_ context.Context, r *link.Request) ([]byte, error) {
 			_, m, err := gwlink.DecodePush(r.Body)
 			if err != nil {
 				return nil, err
+			}
+			g.pushes.Add(1)
+			if h := g.hold.Load(); h != nil {
+				<-*h
 			}
 			g.mu.Lock()
 			defer g.mu.Unlock()
@@ -78,6 +93,7 @@ func startFakeGateway(t *testing.T, id string, users ...uint64) *fakeGateway {
 				return []byte{gwlink.PushNotHere}, nil
 			}
 			g.got[m.To] = append(g.got[m.To], m.Seq)
+			g.ids[m.ID]++
 			g.cond.Broadcast()
 			return []byte{gwlink.PushDelivered}, nil
 		}})
@@ -87,10 +103,29 @@ func startFakeGateway(t *testing.T, id string, users ...uint64) *fakeGateway {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { srv.Serve(ctx); close(done) }()
-	g.stop = func() { cancel(); <-done }
+	g.stop = sync.OnceFunc(func() { cancel(); <-done })
 	t.Cleanup(g.stop)
 	g.srv = srv
 	return g
+}
+
+// freeze makes every push wait until the returned release is called.
+func (g *fakeGateway) freeze() (release func()) {
+	ch := make(chan struct{})
+	g.hold.Store(&ch)
+	return sync.OnceFunc(func() { g.hold.Store(nil); close(ch) })
+}
+
+// recipients returns the users something was delivered to here, in order.
+func (g *fakeGateway) recipients() []uint64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var uids []uint64
+	for uid := range g.got {
+		uids = append(uids, uid)
+	}
+	slices.Sort(uids)
+	return uids
 }
 
 func (g *fakeGateway) table(epoch uint64) state.Gateway {
@@ -126,7 +161,70 @@ type fixture struct {
 	r    *Router
 	st   *fakeState
 	reg  *prometheus.Registry
-	feed *link.Client
+	feed *feed
+}
+
+// feed is a link client standing in for a msg server: it sends route
+// notifications and records the settles it gets back.
+type feed struct {
+	c       *link.Client
+	mu      sync.Mutex
+	settled []msg.Settle
+}
+
+func dialFeed(t *testing.T, addr, name string) *feed {
+	t.Helper()
+	fd := &feed{}
+	fd.c = link.Dial(link.ClientConfig{Addr: addr, Secret: secret, Name: name, Logger: quiet(),
+		OnNotify: func(method uint16, body []byte) {
+			if method != msg.SettleMethod {
+				t.Errorf("the feed got notification %d", method)
+				return
+			}
+			ss, err := msg.DecodeSettles(nil, body)
+			if err != nil {
+				t.Errorf("settle body: %v", err)
+			}
+			fd.mu.Lock()
+			fd.settled = append(fd.settled, ss...)
+			fd.mu.Unlock()
+		}})
+	t.Cleanup(fd.c.Close)
+	wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer wcancel()
+	if err := fd.c.WaitConnected(wctx); err != nil {
+		t.Fatal(err)
+	}
+	return fd
+}
+
+// send notifies the router of message seq to `to` (id = seq).
+func (fd *feed) send(t *testing.T, to, seq uint64) {
+	t.Helper()
+	m := msg.Message{Seq: seq, ID: seq, From: 1, To: to, Payload: []byte("x")}
+	if err := fd.c.Notify(msg.RouteMethod, msg.AppendMessage(nil, &m)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// settles returns the settles received so far.
+func (fd *feed) settles() []msg.Settle {
+	fd.mu.Lock()
+	defer fd.mu.Unlock()
+	return append([]msg.Settle(nil), fd.settled...)
+}
+
+// waitSettles waits until the feed got n settles and returns them.
+func (fd *feed) waitSettles(t *testing.T, n int) []msg.Settle {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(fd.settles()) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d settles, want %d", len(fd.settles()), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return fd.settles()
 }
 
 func startRouter(t *testing.T, st *fakeState, options ...func(*Config)) *fixture {
@@ -144,22 +242,12 @@ func startRouter(t *testing.T, st *fakeState, options ...func(*Config)) *fixture
 	done := make(chan struct{})
 	go func() { r.Serve(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	feed := link.Dial(link.ClientConfig{Addr: r.Addr(), Secret: secret, Name: "msg", Logger: quiet()})
-	t.Cleanup(feed.Close)
-	wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer wcancel()
-	if err := feed.WaitConnected(wctx); err != nil {
-		t.Fatal(err)
-	}
-	return &fixture{r: r, st: st, reg: reg, feed: feed}
+	return &fixture{r: r, st: st, reg: reg, feed: dialFeed(t, r.Addr(), "msg")}
 }
 
 func (f *fixture) send(t *testing.T, to, seq uint64) {
 	t.Helper()
-	m := msg.Message{Seq: seq, ID: seq, From: 1, To: to, Payload: []byte("x")}
-	if err := f.feed.Notify(msg.RouteMethod, msg.AppendMessage(nil, &m)); err != nil {
-		t.Fatal(err)
-	}
+	f.feed.send(t, to, seq)
 }
 
 func (f *fixture) routed(result string) float64 { return testutil.ToFloat64(f.r.m.routed[result]) }
@@ -260,18 +348,29 @@ func TestEpochChangeInvalidatesCachedRoutes(t *testing.T) {
 	}
 }
 
-// Offline recipients and dead gateways are counted, not retried forever: those
-// messages stay stored for the recipient's SYNC.
-func TestOfflineAndUnreachableAreCounted(t *testing.T) {
+// An offline recipient's message is settled at once (it stays stored for the
+// recipient's SYNC); one for a gateway that stays unreachable is retried, from a
+// fresh lookup each time, for the retry window, then given up unsettled (the msg
+// service resends it).
+func TestOfflineIsSettledAndUnreachableGivenUp(t *testing.T) {
 	st := &fakeState{sessions: map[uint64]state.Session{}}
 	st.set(state.Session{UID: 2, Gateway: "gw-gone", Conn: 1, Epoch: 1})
-	f := startRouter(t, st)
+	f := startRouter(t, st, func(c *Config) { c.RetryWindow = 500 * time.Millisecond })
 	f.send(t, 1, 1) // nobody
 	f.send(t, 2, 1) // a gateway the router has no link to
 	f.waitRouted(t, "offline", 1)
-	f.waitRouted(t, "unreachable", 1) // after its retries
+	if got := f.feed.waitSettles(t, 1); got[0] != (msg.Settle{UID: 1, Seq: 1, ID: 1}) {
+		t.Fatalf("settled %+v, want uid 1's message", got)
+	}
+	f.waitRouted(t, "unreachable", 1) // after its retry window
 	if l := st.lookups.Load(); l < 3 {
 		t.Errorf("the unreachable route was not looked up again (%d lookups)", l)
+	}
+	if got := f.feed.settles(); len(got) != 1 {
+		t.Fatalf("settled %+v: the message given up must not be", got)
+	}
+	if n, _ := f.r.inFlight(); n != 0 {
+		t.Fatalf("%d messages still in flight", n)
 	}
 }
 
@@ -349,5 +448,193 @@ func TestLookupsFailingPastTheWindowAreGivenUp(t *testing.T) {
 	f.waitRouted(t, "error", 2)
 	if l := st.lookups.Load(); l < 2 {
 		t.Errorf("%d lookups, want the first and at least one retry", l)
+	}
+}
+
+// waitCounter waits until cond holds for the metric c.
+func waitCounter(t *testing.T, name string, c prometheus.Collector, cond func(float64) bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond(testutil.ToFloat64(c)) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s = %v", name, testutil.ToFloat64(c))
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// A delivered message is settled back to the msg connection that sent it, naming
+// its uid, seq and id.
+func TestDeliveredMessagesAreSettled(t *testing.T) {
+	a := startFakeGateway(t, "gw-a", 1, 2)
+	st := &fakeState{sessions: map[uint64]state.Session{}}
+	st.set(state.Session{UID: 1, Gateway: "gw-a", Conn: 1, Epoch: 1})
+	st.set(state.Session{UID: 2, Gateway: "gw-a", Conn: 2, Epoch: 1})
+	f := startRouter(t, st)
+	f.r.SetGateways([]state.Gateway{a.table(1)})
+	for seq := uint64(1); seq <= 3; seq++ {
+		f.send(t, 1, seq)
+	}
+	f.send(t, 2, 4)
+	got := f.feed.waitSettles(t, 4)
+	slices.SortFunc(got, func(x, y msg.Settle) int { return int(x.ID) - int(y.ID) })
+	want := []msg.Settle{{UID: 1, Seq: 1, ID: 1}, {UID: 1, Seq: 2, ID: 2}, {UID: 1, Seq: 3, ID: 3}, {UID: 2, Seq: 4, ID: 4}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("settled %+v, want %+v", got, want)
+	}
+	f.waitRouted(t, "delivered", 4)
+}
+
+// A message resent while the router is still working on it is not routed twice,
+// and its settle goes to the msg connection that sent it last (an earlier one may
+// be gone).
+func TestMessagesInFlightAreRoutedOnce(t *testing.T) {
+	a := startFakeGateway(t, "gw-a", 1)
+	st := &fakeState{sessions: map[uint64]state.Session{}, delay: 200 * time.Millisecond}
+	st.set(state.Session{UID: 1, Gateway: "gw-a", Conn: 1, Epoch: 1})
+	f := startRouter(t, st)
+	f.r.SetGateways([]state.Gateway{a.table(1)})
+	second := dialFeed(t, f.r.Addr(), "msg-2")
+	f.send(t, 1, 1)
+	waitCounter(t, "received", f.r.m.received, func(v float64) bool { return v == 1 })
+	second.send(t, 1, 1) // the lookup takes 200ms: all of these find it in flight
+	second.send(t, 1, 1)
+	waitCounter(t, "deduplicated", f.r.m.deduplicated, func(v float64) bool { return v == 2 })
+	if got := second.waitSettles(t, 1); !slices.Equal(got, []msg.Settle{{UID: 1, Seq: 1, ID: 1}}) {
+		t.Fatalf("the latest sender got settles %+v", got)
+	}
+	if got := a.waitSeqs(t, 1, 1); len(got) != 1 {
+		t.Fatalf("delivered %v, want seq 1 once", got)
+	}
+	if got := f.feed.settles(); len(got) != 0 {
+		t.Fatalf("the first sender got settles %+v", got)
+	}
+	f.send(t, 1, 1) // settled: a resend now is a new delivery
+	if got := a.waitSeqs(t, 1, 2); !slices.Equal(got, []uint64{1, 1}) {
+		t.Fatalf("delivered %v, want seq 1 twice", got)
+	}
+}
+
+// A gateway that does not answer a push (frozen) counts as unreachable after the
+// push timeout, and the push is retried; once it answers, the message is settled
+// once, however many of its pushes the gateway then answers.
+func TestFrozenGatewayPushesTimeOutAndAreRetried(t *testing.T) {
+	a := startFakeGateway(t, "gw-a", 1)
+	st := &fakeState{sessions: map[uint64]state.Session{}}
+	st.set(state.Session{UID: 1, Gateway: "gw-a", Conn: 1, Epoch: 1})
+	f := startRouter(t, st, func(c *Config) { c.PushTimeout = 100 * time.Millisecond })
+	f.r.SetGateways([]state.Gateway{a.table(1)})
+	release := a.freeze()
+	f.send(t, 1, 1)
+	waitCounter(t, "push timeouts", f.r.m.pushTimeouts, func(v float64) bool { return v >= 2 })
+	released := time.Now()
+	release()
+	f.feed.waitSettles(t, 1)
+	if d := time.Since(released); d > 2*time.Second {
+		t.Fatalf("settled %v after the gateway came back, want within 2s", d)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for { // every push is answered, so no late answer can settle again
+		a.mu.Lock()
+		answered := int64(a.ids[1])
+		a.mu.Unlock()
+		if answered == a.pushes.Load() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d pushes answered", answered, a.pushes.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	waitCounter(t, "in flight", prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "n"},
+		func() float64 { n, _ := f.r.inFlight(); return float64(n) }), func(v float64) bool { return v == 0 })
+	if got := f.feed.settles(); len(got) != 1 {
+		t.Fatalf("settled %+v, want once", got)
+	}
+}
+
+// Pushes to an unreachable gateway, or answered NOT_HERE, are retried from fresh
+// lookups with pauses of at most a second: once the gateway is back, or the
+// session is there, the message arrives within about that long.
+func TestRetriesReachTheRecipientSoonAfterTheFaultHeals(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		break_ func(g *fakeGateway) (heal func(t *testing.T) *fakeGateway)
+	}{
+		{"gateway down", func(g *fakeGateway) func(t *testing.T) *fakeGateway {
+			addr := g.srv.Addr()
+			g.stop()
+			return func(t *testing.T) *fakeGateway { return startFakeGatewayAt(t, g.id, addr, 1) }
+		}},
+		{"not here", func(g *fakeGateway) func(t *testing.T) *fakeGateway {
+			g.move(1, false)
+			return func(*testing.T) *fakeGateway { g.move(1, true); return g }
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a := startFakeGateway(t, "gw-a", 1)
+			st := &fakeState{sessions: map[uint64]state.Session{}}
+			st.set(state.Session{UID: 1, Gateway: "gw-a", Conn: 1, Epoch: 1})
+			f := startRouter(t, st)
+			f.r.SetGateways([]state.Gateway{a.table(1)})
+			heal := c.break_(a)
+			f.send(t, 1, 1)
+			f.send(t, 1, 2)
+			waitCounter(t, "reroutes", f.r.m.reroutes, func(v float64) bool { return v >= 6 }) // pauses near a second by now
+			healed := time.Now()
+			g := heal(t)
+			if got := g.waitSeqs(t, 1, 2); !slices.Contains(got, 1) || !slices.Contains(got, 2) {
+				t.Fatalf("delivered %v", got)
+			}
+			if d := time.Since(healed); d > 2*time.Second {
+				t.Fatalf("delivered %v after the fault healed, want within 2s", d)
+			}
+			f.feed.waitSettles(t, 2)
+		})
+	}
+}
+
+// The in-flight set is bounded by count and by payload bytes: beyond either the
+// oldest message is dropped, unsettled and never pushed (the msg service resends
+// it), and the newer ones are delivered.
+func TestInFlightSetIsBounded(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		cfg  func(*Config)
+	}{
+		{"count", func(c *Config) { c.MaxInFlight = 3 }},
+		{"bytes", func(c *Config) { c.MaxInFlightBytes = 3 }}, // each payload is one byte
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a := startFakeGateway(t, "gw-a", 1, 2, 3, 4, 5)
+			st := &fakeState{sessions: map[uint64]state.Session{}}
+			for uid := uint64(1); uid <= 5; uid++ {
+				st.set(state.Session{UID: uid, Gateway: "gw-a", Conn: uid, Epoch: 1})
+			}
+			st.down.Store(true)
+			f := startRouter(t, st, c.cfg)
+			f.r.SetGateways([]state.Gateway{a.table(1)})
+			for uid := uint64(1); uid <= 5; uid++ {
+				f.send(t, uid, 1)
+			}
+			f.waitRouted(t, "dropped", 2)
+			if n, b := f.r.inFlight(); n != 3 || b != 3 {
+				t.Fatalf("%d messages, %d bytes in flight; want 3 and 3", n, b)
+			}
+			st.down.Store(false)
+			got := f.feed.waitSettles(t, 3)
+			var uids []uint64
+			for _, s := range got {
+				uids = append(uids, s.UID)
+			}
+			slices.Sort(uids)
+			if !slices.Equal(uids, []uint64{3, 4, 5}) {
+				t.Fatalf("settled users %v, want the newest three", uids)
+			}
+			f.waitRouted(t, "delivered", 3)
+			if got := a.recipients(); !slices.Equal(got, []uint64{3, 4, 5}) {
+				t.Fatalf("delivered to users %v, want 3, 4, 5: a dropped message was pushed", got)
+			}
+		})
 	}
 }

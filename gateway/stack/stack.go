@@ -18,7 +18,6 @@ import (
 	"github.com/floodgate/floodgate/gateway/cluster"
 	"github.com/floodgate/floodgate/gateway/control"
 	"github.com/floodgate/floodgate/gateway/ipconf"
-	"github.com/floodgate/floodgate/gateway/link"
 	"github.com/floodgate/floodgate/gateway/msg"
 	"github.com/floodgate/floodgate/gateway/node"
 	"github.com/floodgate/floodgate/gateway/proto"
@@ -149,11 +148,9 @@ func (s *Stack) start(ctx, runCtx context.Context) error {
 	rst.Watch(rt.SetGateways)
 	s.Router = rt.Addr()
 	s.run("router", rt.Serve, runCtx)
-	// msg, feeding the router
-	feed := link.Dial(link.ClientConfig{Addr: s.Router, Secret: cfg.Secret, Name: "msg", Logger: log.With("component", "msg")})
-	s.closers = append(s.closers, feed.Close)
+	// msg, delivering through the router (the same defaults as `floodgate msg`)
 	ms, err := msg.NewServer(msg.ServerConfig{Addr: s.any(), Secret: cfg.Secret, Store: msg.NewMemory(cfg.Inbox),
-		Sink: msg.NewLinkSink(feed, log), Logger: log.With("component", "msg"), Registry: s.reg})
+		Router: s.Router, Name: "msg", Logger: log.With("component", "msg"), Registry: s.reg})
 	if err != nil {
 		return err
 	}

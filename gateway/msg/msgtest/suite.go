@@ -40,6 +40,9 @@ func Run(t *testing.T, newStore func(t *testing.T, perUser int) msg.Store) {
 		{"EvictionsAndStoredAreCounted", evictionsAndStoredAreCounted},
 		{"ConcurrentAppendsKeepSeqsDense", concurrentAppendsKeepSeqsDense},
 		{"ConcurrentRangesSeeConsistentSnapshots", concurrentRangesSeeConsistentSnapshots},
+		{"RetriedAppendStoresNothing", retriedAppendStoresNothing},
+		{"DedupeIdentityIsRecipientSenderAndID", dedupeIdentityIsRecipientSenderAndID},
+		{"DedupeOutlivesAckAndEviction", dedupeOutlivesAckAndEviction},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, newStore) })
 	}

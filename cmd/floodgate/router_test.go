@@ -1,0 +1,22 @@
+package main
+
+import (
+	"bytes"
+	"testing"
+)
+
+func TestRouterCommandRejectsBadFlags(t *testing.T) {
+	t.Setenv("FLOODGATE_SECRET", msgTestSecret)
+	for _, args := range [][]string{
+		{"-retry-window", "0s"},
+		{"-push-timeout", "-1s"},
+		{"-max-inflight", "0"},
+		{"-max-inflight-bytes", "0"},
+		{"stray"},
+	} {
+		var out, errb bytes.Buffer
+		if code := dispatch(append([]string{"router"}, args...), &out, &errb); code != 2 {
+			t.Errorf("router %q: exit %d, want 2 (stderr %q)", args, code, errb.String())
+		}
+	}
+}
