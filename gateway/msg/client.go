@@ -110,11 +110,17 @@ func (c *Client) call(ctx context.Context, uid uint64, method uint16, body []byt
 	if err == nil {
 		return resp, nil
 	}
+	return nil, callError(method, err)
+}
+
+// callError maps a failed call's error: the server's ErrNoRecipient back to it, and
+// the method named.
+func callError(method uint16, err error) error {
 	var re *link.RemoteError
 	if errors.As(err, &re) && re.Msg == ErrNoRecipient.Error() {
 		err = ErrNoRecipient
 	}
-	return nil, fmt.Errorf("msg %s: %w", MethodName(method), err)
+	return fmt.Errorf("msg %s: %w", MethodName(method), err)
 }
 
 // Append implements Store: it returns once the server's store holds m.
@@ -229,11 +235,7 @@ func (c *Client) AppendGo(m *Message, fn func(error)) {
 	body := appendAppendRequest(make([]byte, 0, 8+EncodedSize(m)), m)
 	c.link(m.To).Go(MethodAppend, body, func(resp []byte, err error) {
 		if err != nil {
-			var re *link.RemoteError
-			if errors.As(err, &re) && re.Msg == ErrNoRecipient.Error() {
-				err = ErrNoRecipient
-			}
-			fn(fmt.Errorf("msg %s: %w", MethodName(MethodAppend), err))
+			fn(classifyAppendError(callError(MethodAppend, err)))
 			return
 		}
 		seq, id, epoch, err := decodeTriple(resp)

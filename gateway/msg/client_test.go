@@ -243,3 +243,23 @@ func TestClientSurvivesServerRestart(t *testing.T) {
 		t.Fatalf("after the restart: %+v", got)
 	}
 }
+
+// AppendGo classifies failures as Append does: a request that could not be sent is
+// certainly not stored.
+func TestAppendGoClassifiesLikeAppend(t *testing.T) {
+	c, err := msg.Dial(msg.ClientConfig{Addr: "127.0.0.1:1", Secret: []byte("msg-client-test-secret"),
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	errc := make(chan error, 1)
+	c.AppendGo(&msg.Message{To: 1, Payload: []byte("x")}, func(err error) { errc <- err })
+	if err := <-errc; !errors.Is(err, msg.ErrNotStored) {
+		t.Fatalf("AppendGo with no connection: %v, want ErrNotStored", err)
+	}
+	c.AppendGo(&msg.Message{}, func(err error) { errc <- err })
+	if err := <-errc; !errors.Is(err, msg.ErrNoRecipient) {
+		t.Fatalf("AppendGo to uid 0: %v, want ErrNoRecipient", err)
+	}
+}

@@ -427,9 +427,9 @@ func TestIdleConnectionsAreClosed(t *testing.T) {
 	const idle = 300 * time.Millisecond
 	cl := newCloseLog()
 	r := startReactor(t, Config{Handler: &funcHandler{frame: echoFrame, close: cl.onClose}, IdleTimeout: idle})
+	start := time.Now() // before the dial: the server starts the idle clock at accept
 	quiet := dial(t, r)
 	busy := dial(t, r)
-	start := time.Now()
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
