@@ -236,3 +236,39 @@ func TestReloginOnANodeGateway(t *testing.T) {
 	}
 	assertEveryMessageDelivered(t, c)
 }
+
+// A memory store that restarts under connected clients starts every inbox again
+// at seq 1 in a new incarnation: what it held undelivered is lost (counted lost,
+// never as duplicates), and the new incarnation's messages are delivered although
+// their seqs are ones the clients already had in the old one.
+func TestStoreRestartShowsAsLossNeverAsDuplicates(t *testing.T) {
+	g := newFakeGateway(t, nil)
+	plan := fakePlan([]string{g.addr()}, 10, 100, 4)
+	plan.Deadline = Duration(2 * time.Second)
+	a := newAgent(t, plan)
+	done := make(chan *Result, 1)
+	go func() {
+		res, err := a.Run(context.Background())
+		if err != nil {
+			t.Error(err)
+		}
+		done <- res
+	}()
+	waitFor(t, 20*time.Second, "100 messages stored", func() bool { return g.storedCount() >= 100 })
+	g.setHold(true) // stored, not pushed: pending when the store restarts
+	held := g.storedCount()
+	waitFor(t, 10*time.Second, "30 messages held", func() bool { return g.storedCount() >= held+30 })
+	g.restartStore()
+	g.setHold(false)
+	var res *Result
+	select {
+	case res = <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the agent did not finish")
+	}
+	c := res.Messages
+	t.Logf("messages %+v", c)
+	if c.Duplicates+c.Phantom+c.Misdelivered != 0 || c.Lost < 30 || c.Delivered+c.Lost+c.Failed != c.Sent || c.Delivered < c.Sent/2 {
+		t.Fatalf("want the held messages lost, the rest delivered, no duplicates: %+v", c)
+	}
+}

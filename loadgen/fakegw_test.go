@@ -35,6 +35,9 @@ type fakeGateway struct {
 	retries  int                     // SENDs whose payload differed from the identity's first
 	kicked   int                     // KICK REPLACED frames sent
 	nextMsg  uint64
+	epoch    uint64 // the store's incarnation
+	hold     bool   // store without pushing (as if the router were down)
+	nstored  int    // messages stored, over every incarnation
 	closed   bool
 	wg       sync.WaitGroup
 }
@@ -60,7 +63,7 @@ func newFakeGateway(t *testing.T, configure func(*fakeGateway)) *fakeGateway {
 		t.Fatal(err)
 	}
 	g := &fakeGateway{t: t, ln: ln, sessions: map[uint64]*fakeConn{}, inbox: map[uint64][]proto.Push{},
-		seen: map[[2]uint64]int{}, payload: map[[2]uint64][]byte{}, stored: map[[2]uint64]uint64{}}
+		seen: map[[2]uint64]int{}, payload: map[[2]uint64][]byte{}, stored: map[[2]uint64]uint64{}, epoch: fakeEpoch}
 	if configure != nil {
 		configure(g)
 	}
@@ -158,6 +161,7 @@ func (c *fakeConn) handle(f proto.Frame) bool {
 		}
 		g.mu.Lock()
 		c.uid = m.UID
+		epoch := g.epoch
 		if old := g.sessions[m.UID]; old != nil && !g.noKick {
 			old.write(proto.AppendKick(nil, proto.ReasonReplaced, proto.CodeSessionReplaced, 0, ""))
 			old.nc.Close()
@@ -166,7 +170,7 @@ func (c *fakeConn) handle(f proto.Frame) bool {
 		g.sessions[m.UID] = c
 		head := uint64(len(g.inbox[m.UID]))
 		g.mu.Unlock()
-		ok := proto.LoginOK{Session: m.UID, Epoch: fakeEpoch, LastSeq: head, Oldest: 1, HeartbeatMS: 30000, IdleTimeoutMS: 90000, MaxFrame: 1 << 20, MaxPayload: 1 << 16}
+		ok := proto.LoginOK{Session: m.UID, Epoch: epoch, LastSeq: head, Oldest: 1, HeartbeatMS: 30000, IdleTimeoutMS: 90000, MaxFrame: 1 << 20, MaxPayload: 1 << 16}
 		c.write(ok.Append(nil))
 	case proto.TypeSend:
 		var m proto.Send
@@ -181,13 +185,17 @@ func (c *fakeConn) handle(f proto.Frame) bool {
 		}
 		g.mu.Lock()
 		msgs := g.inbox[c.uid]
+		after := m.AfterSeq
+		if m.Epoch != g.epoch {
+			after = 0 // another incarnation's seq: replay from the start
+		}
 		var b []byte
-		upTo := m.AfterSeq
-		for i := int(m.AfterSeq); i < len(msgs); i++ {
+		upTo := after
+		for i := int(min(after, uint64(len(msgs)))); i < len(msgs); i++ {
 			b = msgs[i].Append(b)
 			upTo = msgs[i].Seq
 		}
-		end := proto.SyncEnd{UpTo: upTo, Head: uint64(len(msgs)), Oldest: 1, Epoch: fakeEpoch}
+		end := proto.SyncEnd{UpTo: upTo, Head: uint64(len(msgs)), Oldest: 1, Epoch: g.epoch}
 		g.mu.Unlock()
 		c.write(end.Append(b))
 	case proto.TypePing:
@@ -222,10 +230,13 @@ func (c *fakeConn) send(m *proto.Send) bool {
 		g.nextMsg++
 		msgID = g.nextMsg
 		g.stored[key] = msgID
-		p := proto.Push{Seq: uint64(len(g.inbox[m.To]) + 1), Epoch: fakeEpoch, MsgID: msgID, From: c.uid, ClientTS: m.ClientTS,
+		p := proto.Push{Seq: uint64(len(g.inbox[m.To]) + 1), Epoch: g.epoch, MsgID: msgID, From: c.uid, ClientTS: m.ClientTS,
 			Payload: append([]byte(nil), m.Payload...)}
 		g.inbox[m.To] = append(g.inbox[m.To], p)
-		push, to = &p, g.sessions[m.To]
+		g.nstored++
+		if !g.hold {
+			push, to = &p, g.sessions[m.To]
+		}
 	}
 	g.mu.Unlock()
 	if push != nil && to != nil {
@@ -267,7 +278,7 @@ func (g *fakeGateway) kicks() int {
 func (g *fakeGateway) inject(to, from uint64, payload []byte) {
 	g.mu.Lock()
 	g.nextMsg++
-	p := proto.Push{Seq: uint64(len(g.inbox[to]) + 1), Epoch: fakeEpoch, MsgID: g.nextMsg, From: from, Payload: payload}
+	p := proto.Push{Seq: uint64(len(g.inbox[to]) + 1), Epoch: g.epoch, MsgID: g.nextMsg, From: from, Payload: payload}
 	g.inbox[to] = append(g.inbox[to], p)
 	c := g.sessions[to]
 	g.mu.Unlock()
@@ -302,6 +313,30 @@ func (g *fakeGateway) kickAll() int {
 		n++
 	}
 	return n
+}
+
+// setHold makes the gateway store without pushing (true) or push again (false).
+func (g *fakeGateway) setHold(hold bool) {
+	g.mu.Lock()
+	g.hold = hold
+	g.mu.Unlock()
+}
+
+// restartStore is a memory store's restart: a new, larger incarnation, and
+// everything stored (the dedupe record too) gone.
+func (g *fakeGateway) restartStore() {
+	g.mu.Lock()
+	g.epoch++
+	g.inbox = map[uint64][]proto.Push{}
+	g.stored = map[[2]uint64]uint64{}
+	g.mu.Unlock()
+}
+
+// storedCount is how many messages were stored, over every incarnation.
+func (g *fakeGateway) storedCount() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.nstored
 }
 
 // online counts the sessions.

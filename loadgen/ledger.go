@@ -67,9 +67,12 @@ type Counts struct {
 	// seq again: a replay, a resend after a reconnect). Harmless by design.
 	Redelivered uint64 `json:"redelivered"`
 	OutOfOrder  uint64 `json:"out_of_order"` // pushes that arrived ahead of a gap (held back)
-	Evicted     uint64 `json:"evicted"`      // seqs the server no longer held at SYNC
-	Skipped     uint64 `json:"skipped"`      // send slots with no sender online
-	Overflow    uint64 `json:"overflow"`     // messages ended early because the ledger was full
+	// Stale counts pushes of an incarnation older than the one the window retired:
+	// the receive rule cannot deduplicate them and hands them over as they come.
+	Stale    uint64 `json:"stale"`
+	Evicted  uint64 `json:"evicted"`  // seqs the server no longer held at SYNC
+	Skipped  uint64 `json:"skipped"`  // send slots with no sender online
+	Overflow uint64 `json:"overflow"` // messages ended early because the ledger was full
 	// Phantom counts messages received that this agent never sent: an id without
 	// its base, an unknown k, or a k whose sender does not match.
 	Phantom uint64 `json:"phantom"`
@@ -99,6 +102,7 @@ func (c *Counts) Add(o Counts) {
 	c.Duplicates += o.Duplicates
 	c.Redelivered += o.Redelivered
 	c.OutOfOrder += o.OutOfOrder
+	c.Stale += o.Stale
 	c.Evicted += o.Evicted
 	c.Skipped += o.Skipped
 	c.Overflow += o.Overflow
@@ -116,7 +120,7 @@ func (c Counts) Sub(o Counts) Counts {
 		Sent: c.Sent - o.Sent, Acked: c.Acked - o.Acked, Delivered: c.Delivered - o.Delivered,
 		Lost: c.Lost - o.Lost, LostSlow: c.LostSlow - o.LostSlow, Failed: c.Failed - o.Failed, Late: c.Late - o.Late,
 		Duplicates: c.Duplicates - o.Duplicates, Redelivered: c.Redelivered - o.Redelivered,
-		OutOfOrder: c.OutOfOrder - o.OutOfOrder, Evicted: c.Evicted - o.Evicted,
+		OutOfOrder: c.OutOfOrder - o.OutOfOrder, Stale: c.Stale - o.Stale, Evicted: c.Evicted - o.Evicted,
 		Skipped: c.Skipped - o.Skipped, Overflow: c.Overflow - o.Overflow,
 		Phantom: c.Phantom - o.Phantom, Misdelivered: c.Misdelivered - o.Misdelivered, Retried: c.Retried - o.Retried,
 		Relogins: c.Relogins - o.Relogins, ReplaceLate: c.ReplaceLate - o.ReplaceLate,

@@ -1,136 +1,113 @@
 package loadgen
 
 import (
+	"time"
+
+	"github.com/floodgate/floodgate/gateway/client"
 	"github.com/floodgate/floodgate/gateway/proto"
 )
 
-// The receive rule: seq-level dedupe, reordering and gap filling per user, what a
-// real client does before its app sees a message. Every function here holds the
-// agent's lock.
+// The receive rule is gateway/client's Window, one per user, fed by every
+// connection of the user (a relogin's old connection included): the harness
+// measures the client users get. Every function here holds the agent's lock.
 
-// rxLogin takes a LOGIN_OK into the user's receive window: a new incarnation of
-// the user's store resets it (what the old one held is gone; the ledger counts the
-// loss).
+const (
+	// gapWait is how long a gap stays open before a SYNC fills it (and how long a
+	// SYNC that made no progress holds the next one back): the Go client's default.
+	gapWait = 100 * time.Millisecond
+	// ackEvery is how far the contiguous seq moves before a PUSH_ACK goes out at
+	// once; the sweep flushes any smaller advance every sweepEvery.
+	ackEvery = 16
+)
+
+// deliverNothing is the Window's deliver callback: the agent accounts for a
+// message on its first receipt (Push's verdict), not when the window releases it.
+func deliverNothing(uint64, struct{}) {}
+
+// rxLogin takes a LOGIN_OK into the user's window. A new incarnation resets it
+// (what the old one held is gone: the ledger counts the loss at the deadline).
 func (a *Agent) rxLogin(u *user, ok *proto.LoginOK) {
-	if u.epoch != 0 && ok.Epoch != u.epoch {
-		u.contiguous, u.ackedTo, u.ahead = 0, 0, nil
+	before := u.w.Epoch()
+	u.w.Login(*ok)
+	a.noteEpoch(u, before)
+}
+
+// noteEpoch remembers the incarnation the window retired when it moved past
+// before, so that stale pushes (older than the retired one) can be told apart.
+func (a *Agent) noteEpoch(u *user, before uint64) {
+	if e := u.w.Epoch(); e != before && before != 0 {
+		u.retired = before
 	}
-	u.epoch = ok.Epoch
-	u.syncing = false
 }
 
-// rxDisconnected forgets what was in flight on the user's connection.
-func (a *Agent) rxDisconnected(u *user) {
-	u.syncing = false
-	u.ahead = nil
-}
+// rxDisconnected tells the window the user's connection ended.
+func (a *Agent) rxDisconnected(u *user) { u.w.Disconnected() }
 
-// sync asks for everything after the contiguous seq.
-func (a *Agent) sync(u *user) {
-	if u.conn == nil {
+// maybeSync sends the SYNC the window asks for, on the user's connection.
+func (a *Agent) maybeSync(u *user, now int64) {
+	if u.conn == nil || u.state != uActive || !u.w.NeedSync(now, int64(gapWait)) {
 		return
 	}
-	u.syncing = true
-	s := proto.Sync{AfterSeq: u.contiguous, Epoch: u.epoch}
+	s := u.w.Sync(0)
 	a.wbuf = s.Append(a.wbuf[:0])
 	u.conn.Write(a.wbuf)
 }
 
-// rxSyncEnd takes a SYNC_END, prompted or not: it moves past evicted seqs and
-// asks again while the server holds more.
-func (a *Agent) rxSyncEnd(u *user, e *proto.SyncEnd) {
-	if e.Epoch != u.epoch && e.Epoch != 0 {
-		u.contiguous, u.ackedTo, u.ahead = 0, 0, nil
-		u.epoch = e.Epoch
-	}
-	u.syncing = false
-	if e.Oldest > u.contiguous+1 {
-		// Evicted from the window before this client got them: gone for good.
-		a.counts.Evicted += e.Oldest - u.contiguous - 1
-		u.contiguous = e.Oldest - 1
-		a.drainAhead(u)
-	}
-	if u.contiguous < e.Head {
-		a.sync(u)
-		return
-	}
-	if u.slow && a.slowRate == 0 && u.conn != nil {
+// rxSyncEnd takes a SYNC_END, prompted or not (a gateway tells a client its
+// window unprompted): evictions are counted, and the window says whether to ask
+// again.
+func (a *Agent) rxSyncEnd(u *user, e *proto.SyncEnd, now int64) {
+	before := u.w.Epoch()
+	a.counts.Evicted += u.w.SyncEnd(e, deliverNothing)
+	a.noteEpoch(u, before)
+	a.maybeSync(u, now)
+	if u.slow && a.slowRate == 0 && u.conn != nil && !u.w.NeedSync(now, int64(gapWait)) {
 		u.conn.PauseReading() // a reader that stopped: the server must deal with it
 	}
 }
 
-// rxPush takes one PUSH through the receive rule and reports whether it is the
-// first receipt of its seq (delivered or held back ahead of a gap).
+// rxSyncFailed takes an ERROR answering a SYNC: the window asks again later.
+func (a *Agent) rxSyncFailed(u *user) { u.w.SyncFailed() }
+
+// rxPush takes one PUSH through the window and reports whether it is the first
+// receipt of its (epoch, seq): delivered or held back ahead of a gap.
 func (a *Agent) rxPush(u *user, p *proto.Push, now int64) bool {
-	if p.Epoch != u.epoch && p.Epoch != 0 {
-		if p.Epoch < u.epoch {
-			a.counts.Redelivered++ // an older incarnation's push: dropped
-			return false
-		}
-		u.contiguous, u.ackedTo, u.ahead = 0, 0, nil
-		u.epoch = p.Epoch
-	}
-	switch {
-	case p.Seq <= u.contiguous:
+	before := u.w.Epoch()
+	v := u.w.Push(p, struct{}{}, now, deliverNothing)
+	a.noteEpoch(u, before)
+	switch v {
+	case client.Duplicate:
 		a.counts.Redelivered++
 		return false
-	case p.Seq > u.contiguous+1:
-		if _, dup := u.ahead[p.Seq]; dup {
-			a.counts.Redelivered++
-			return false
-		}
-		if u.ahead == nil {
-			u.ahead = map[uint64]struct{}{}
-		}
-		if len(u.ahead) == 0 {
-			u.gapSince = now
-		}
-		u.ahead[p.Seq] = struct{}{}
+	case client.Held:
 		a.counts.OutOfOrder++
-	default:
-		u.contiguous = p.Seq
-		a.drainAhead(u)
+	case client.Delivered:
+		if p.Epoch < u.w.Epoch() && p.Epoch != u.retired {
+			a.counts.Stale++ // older than the retired incarnation: not deduplicated
+		}
 	}
-	if u.contiguous-u.ackedTo >= 16 {
-		a.ack(u)
-	}
+	a.ack(u, ackEvery)
+	a.maybeSync(u, now)
 	return true
 }
 
-func (a *Agent) drainAhead(u *user) {
-	for len(u.ahead) > 0 {
-		if _, ok := u.ahead[u.contiguous+1]; !ok {
-			break
-		}
-		delete(u.ahead, u.contiguous+1)
-		u.contiguous++
-	}
-	for seq := range u.ahead {
-		if seq <= u.contiguous {
-			delete(u.ahead, seq)
-		}
-	}
-	if len(u.ahead) == 0 {
-		u.ahead = nil
-	}
-}
-
-// ack acknowledges the contiguous seq on the user's connection.
-func (a *Agent) ack(u *user) {
-	if u.conn == nil || u.state != uActive || u.contiguous == u.ackedTo {
+// ack sends the PUSH_ACK the window owes once the contiguous seq moved by every
+// (0: by any amount).
+func (a *Agent) ack(u *user, every uint64) {
+	if u.conn == nil || u.state != uActive {
 		return
 	}
-	m := proto.PushAck{Seq: u.contiguous, Epoch: u.epoch}
+	m, ok := u.w.Ack(every)
+	if !ok {
+		return
+	}
 	a.wbuf = m.Append(a.wbuf[:0])
 	u.conn.Write(a.wbuf)
-	u.ackedTo = u.contiguous
 }
 
-// rxSweep is the receive rule's periodic work: a gap older than gapWait is
-// filled by SYNC; acks are flushed.
+// rxSweep is the receive rule's periodic work: a gap open for gapWait (or a
+// stalled SYNC's wait) ends in a SYNC; acks are flushed.
 func (a *Agent) rxSweep(u *user, now int64) {
-	if len(u.ahead) > 0 && !u.syncing && now-u.gapSince > int64(gapWait) {
-		a.sync(u)
-	}
-	a.ack(u)
+	a.maybeSync(u, now)
+	a.ack(u, 0)
 }

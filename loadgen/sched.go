@@ -12,7 +12,6 @@ import (
 const (
 	tick       = time.Millisecond
 	sweepEvery = 100 * time.Millisecond // each user is looked at this often
-	gapWait    = 200 * time.Millisecond // a gap older than this is filled by SYNC
 	// settleTimeout bounds the connect phase when no Start signal is given.
 	settleTimeout = 2 * time.Minute
 )

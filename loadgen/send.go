@@ -113,7 +113,7 @@ func (a *Agent) onError(u *user, role connRole, e *proto.Error, now int64) {
 	k, mine := a.ledger.number(e.Ref)
 	if !mine || k == 0 {
 		if e.Ref == 0 && role == roleCurrent {
-			u.syncing = false // a refused SYNC: the gap timer asks again
+			a.rxSyncFailed(u) // a refused SYNC: the window asks again later
 		}
 		return
 	}

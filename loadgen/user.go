@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/floodgate/floodgate/gateway/client"
 	"github.com/floodgate/floodgate/gateway/proto"
 	"github.com/floodgate/floodgate/gateway/reactor"
 )
@@ -34,14 +35,10 @@ type user struct {
 	state uint8
 	slow  bool // reads slowly (or not at all)
 	idle  bool // holds a connection, neither sends nor receives
-	// Delivery: every seq <= contiguous was received; ahead holds seqs received
-	// beyond a gap (allocated only while there is one).
-	contiguous uint64
-	ackedTo    uint64
-	ahead      map[uint64]struct{}
-	gapSince   int64
-	syncing    bool
-	epoch      uint64
+	// w is the user's receive window (dedupe, order, gaps, SYNC and ack pacing);
+	// retired the store incarnation it last retired (0: none).
+	w       client.Window[struct{}]
+	retired uint64
 	// Sends: unanswered holds the ks written on conn that have had neither
 	// SEND_ACK nor ERROR; resend the ks to write again once logged in (a SEND
 	// unanswered when its connection ended may or may not be stored: the same id
@@ -171,7 +168,7 @@ func (a *Agent) OnFrame(c *reactor.Conn, frame []byte) reactor.Disposition {
 	case proto.TypeSyncEnd:
 		var e proto.SyncEnd
 		if e.Decode(f.Body) == nil {
-			a.rxSyncEnd(u, &e)
+			a.rxSyncEnd(u, &e, now)
 		}
 	case proto.TypeKick:
 		var k proto.Kick
@@ -316,7 +313,7 @@ func (a *Agent) loggedIn(u *user, ok *proto.LoginOK, now int64) {
 	// The first heartbeat is jittered so that a reconnect storm does not ping in step.
 	u.nextPing = now + rand.Int64N(max(u.heartbeat, 1))
 	a.rxLogin(u, ok)
-	a.sync(u)
+	a.maybeSync(u, now)
 	a.resendAll(u, now)
 }
 
