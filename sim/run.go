@@ -198,6 +198,7 @@ func (r *runner) run(ctx context.Context) error {
 	r.net = n
 	defer func() {
 		r.stopAll(5 * time.Second)
+		os.RemoveAll(r.redisDir())
 		if err := n.Teardown(); err != nil {
 			r.log.Error("teardown", "err", err)
 		}

@@ -26,6 +26,9 @@ func (r *runner) startCore(ctx context.Context) error {
 			if sc.Topology.Backend.State != "redis" && sc.Topology.Backend.Msg != "redis" {
 				continue
 			}
+			if err := os.MkdirAll(r.redisDir(), 0o755); err != nil {
+				return fmt.Errorf("redis: %w", err)
+			}
 			p, err := r.start(ctx, s)
 			if err != nil {
 				return err
@@ -84,9 +87,14 @@ func (r *runner) coreSpecs() []spec {
 		ctlArgs = append(ctlArgs, "-soft-fraction", fmt.Sprint(float64(f)))
 	}
 	return []spec{
+		// Redis keeps an append-only file synced every second (no snapshots): a msg
+		// or state process killed loses nothing Redis acknowledged, and Redis itself
+		// would come back with at most the last second missing. The file lives in a
+		// scratch folder removed after the run, not in the run folder.
 		{name: "redis", role: "redis", host: core, bin: "redis-server", addr: redisAddr,
-			args: []string{"--bind", core.Addr.String(), "--port", fmt.Sprint(portRedis), "--save", "", "--appendonly", "no",
-				"--protected-mode", "no", "--dir", r.dir, "--dbfilename", "redis-" + r.net.Run + ".rdb"}},
+			args: []string{"--bind", core.Addr.String(), "--port", fmt.Sprint(portRedis), "--save", "",
+				"--appendonly", "yes", "--appendfsync", "everysec", "--appenddirname", "aof",
+				"--protected-mode", "no", "--dir", r.redisDir(), "--dbfilename", "redis.rdb"}},
 		{name: "state", role: "state", host: core, bin: bin, ready: true, addr: at(portState), admin: at(portStateAdmin),
 			args: append(append([]string{"state", "-listen", at(portState), "-admin", at(portStateAdmin)}, backend(sc.Topology.Backend.State)...), log...)},
 		{name: "router", role: "router", host: core, bin: bin, ready: true, addr: at(portRouter), admin: at(portRouterAdmin),
@@ -152,6 +160,11 @@ func (r *runner) live(name string) *proc {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.byName[name]
+}
+
+// redisDir is Redis's scratch folder for the run (its append-only file).
+func (r *runner) redisDir() string {
+	return filepath.Join(os.TempDir(), "floodgate-redis-"+r.net.Run)
 }
 
 func (r *runner) ipconfURL() string { return "http://" + hostPort(r.net.Host("core"), portIpconf) }

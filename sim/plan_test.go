@@ -1,0 +1,30 @@
+package sim
+
+import (
+	"testing"
+
+	"github.com/floodgate/floodgate/sim/scenario"
+)
+
+// The scenario's relogin rates reach the agents' plan: the scenario's for every
+// phase, a phase's own where it sets one.
+func TestPlanCarriesReloginRates(t *testing.T) {
+	s, err := scenario.Parse("re.yaml", []byte(`name: re
+topology: {gateways: 2, agents: 1}
+clients: {count: 100}
+behaviours: {relogin: 20/s}
+phases:
+  - {name: quiet, duration: 5s, relogin: 0/s}
+  - {name: default, duration: 5s}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := planFor(s, "http://127.0.0.1:1", "0123456789abcdef")
+	if p.Behaviour.ReloginPerSec != 20 || p.Phases[0].ReloginPerSec == nil || *p.Phases[0].ReloginPerSec != 0 || p.Phases[1].ReloginPerSec != nil {
+		t.Fatalf("plan relogin %v, phases %v %v", p.Behaviour.ReloginPerSec, p.Phases[0].ReloginPerSec, p.Phases[1].ReloginPerSec)
+	}
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
