@@ -30,7 +30,7 @@ const (
 
 // Files this package derives.
 const (
-	FileSummary = "summary.json" // Summary (the contract in ../shared/DESIGN.md §7)
+	FileSummary = "summary.json" // Summary: the contract tools read
 	FileReport  = "report.md"
 	FileHTML    = "index.html"
 	FileJUnit   = "junit.xml"

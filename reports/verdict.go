@@ -18,7 +18,7 @@ const (
 	VerdictError   = "error"   // the harness itself failed (RunInfo.HarnessError)
 )
 
-// Exit codes, per ../shared/DESIGN.md §7.
+// Exit codes of a run: the contract CI reads (README.md, "Quick start").
 const (
 	ExitPass    = 0
 	ExitHarness = 1
@@ -116,6 +116,10 @@ func lossText(m Messages) string {
 	text := fmt.Sprintf("lost %s of %s sent", fmtCount(float64(m.Lost)), fmtCount(float64(m.Sent)))
 	if m.LostSlow > 0 {
 		text += fmt.Sprintf(" (%s to normal readers, %s to slow readers)", fmtCount(float64(m.LostNormal())), fmtCount(float64(m.LostSlow)))
+	}
+	if m.Duplicates+m.Phantom+m.Misdelivered > 0 {
+		text += fmt.Sprintf("; %s duplicates, %s phantom, %s misdelivered",
+			fmtCount(float64(m.Duplicates)), fmtCount(float64(m.Phantom)), fmtCount(float64(m.Misdelivered)))
 	}
 	return text
 }
