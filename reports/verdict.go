@@ -125,8 +125,9 @@ func lossText(m Messages) string {
 }
 
 // FiguresText is what `floodgate scenario run` prints under its verdict line: the
-// whole run's push latency percentiles, connect and reconnect times, and how long
-// the initial population took to log in. Every figure is also in summary.json.
+// whole run's push latency percentiles, connect, reconnect and replace times, how
+// long the initial population took to log in, and each healed fault's recovery.
+// Every figure is also in summary.json.
 func FiguresText(s *Summary) string {
 	var b strings.Builder
 	us := func(name string, l Latency) {
@@ -144,8 +145,15 @@ func FiguresText(s *Summary) string {
 	us("push slow", s.LatencyUS[loadgen.TagPushSlow])
 	ms("connect", s.ConnectMS)
 	ms("reconnect", s.ReconnectMS)
+	us("replace", s.LatencyUS[loadgen.TagReplace])
 	if c := s.Connections; c.EstablishS > 0 {
 		fmt.Fprintf(&b, "  %-10s %s\n", "population", establishText(c))
+	}
+	for _, f := range s.Faults {
+		if h, ok := heal(f.FaultEvent); ok && f.HealToLastDeliveryMS != nil {
+			fmt.Fprintf(&b, "  %-10s %s %s healed at %+.1f s; the last message pending then was delivered %s later\n", "recovery",
+				f.Action, f.Target, h.Sub(s.Run.TrafficStart).Seconds(), fmtUS(*f.HealToLastDeliveryMS*1000))
+		}
 	}
 	return b.String()
 }
