@@ -14,7 +14,7 @@ import (
 // so that a crowd of refused senders does not come back in one wave.
 const (
 	retryBase = 100 * time.Millisecond
-	retryMax  = 2 * time.Second
+	retryMax  = time.Second
 )
 
 // send schedules message from → to with its intended time and writes its SEND.
