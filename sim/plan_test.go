@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/floodgate/floodgate/sim/scenario"
@@ -26,5 +27,16 @@ phases:
 	}
 	if err := p.Validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// state and msg never share a key prefix in one Redis: both keep "<prefix>epoch".
+func TestRedisPrefixesDifferPerService(t *testing.T) {
+	st, msg := redisPrefix("abc123", "state"), redisPrefix("abc123", "msg")
+	if st == msg || strings.HasPrefix(st, msg) || strings.HasPrefix(msg, st) {
+		t.Fatalf("state prefix %q and msg prefix %q overlap", st, msg)
+	}
+	if other := redisPrefix("xyz789", "msg"); other == msg {
+		t.Fatalf("two runs share the prefix %q", msg)
 	}
 }

@@ -54,15 +54,19 @@ func (r *runner) coreSpecs() []spec {
 	bin := r.opts.Binary
 	at := func(port int) string { return hostPort(core, port) }
 	redisAddr := at(portRedis)
-	backend := func(kind string) []string {
+	// Each service gets its own key prefix in the shared Redis: state and msg both
+	// keep a key named "<prefix>epoch" (state's lease counter, msg's store
+	// incarnation), and under one prefix every lease state issued would change
+	// msg's incarnation.
+	backend := func(kind, service string) []string {
 		if kind == "redis" {
-			return []string{"-backend", "redis", "-redis-addr", redisAddr, "-redis-prefix", "fg-" + r.net.Run + ":"}
+			return []string{"-backend", "redis", "-redis-addr", redisAddr, "-redis-prefix", redisPrefix(r.net.Run, service)}
 		}
 		return []string{"-backend", "memory"}
 	}
 	log := []string{"-log-level", "warn"}
 	msgArgs := append([]string{"msg", "-listen", at(portMsg), "-admin", at(portMsgAdmin), "-router", at(portRouter)},
-		backend(sc.Topology.Backend.Msg)...)
+		backend(sc.Topology.Backend.Msg, "msg")...)
 	if sc.Components.Msg.Inbox > 0 {
 		msgArgs = append(msgArgs, "-inbox", fmt.Sprint(sc.Components.Msg.Inbox))
 	}
@@ -96,7 +100,7 @@ func (r *runner) coreSpecs() []spec {
 				"--appendonly", "yes", "--appendfsync", "everysec", "--appenddirname", "aof",
 				"--protected-mode", "no", "--dir", r.redisDir(), "--dbfilename", "redis.rdb"}},
 		{name: "state", role: "state", host: core, bin: bin, ready: true, addr: at(portState), admin: at(portStateAdmin),
-			args: append(append([]string{"state", "-listen", at(portState), "-admin", at(portStateAdmin)}, backend(sc.Topology.Backend.State)...), log...)},
+			args: append(append([]string{"state", "-listen", at(portState), "-admin", at(portStateAdmin)}, backend(sc.Topology.Backend.State, "state")...), log...)},
 		{name: "router", role: "router", host: core, bin: bin, ready: true, addr: at(portRouter), admin: at(portRouterAdmin),
 			args: append([]string{"router", "-listen", at(portRouter), "-admin", at(portRouterAdmin), "-state", at(portState)}, log...)},
 		{name: "msg", role: "msg", host: core, bin: bin, ready: true, addr: at(portMsg), admin: at(portMsgAdmin), args: append(msgArgs, log...)},
@@ -104,6 +108,9 @@ func (r *runner) coreSpecs() []spec {
 		{name: "control", role: "control", host: core, bin: bin, ready: true, addr: at(portControl), admin: at(portControl), args: append(ctlArgs, log...)},
 	}
 }
+
+// redisPrefix is a service's key prefix in the run's Redis.
+func redisPrefix(run, service string) string { return "fg-" + run + ":" + service + ":" }
 
 // gatewaySpec is gateway i's process.
 func (r *runner) gatewaySpec(i int) spec {
