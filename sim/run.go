@@ -57,6 +57,8 @@ type Progress struct {
 	Lost       uint64
 	Failed     uint64
 	Reconnects uint64
+	// Duplicates, Phantom and Misdelivered must stay 0 (loadgen.Counts).
+	Duplicates, Phantom, Misdelivered uint64
 }
 
 // runner is one run.
