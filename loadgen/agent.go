@@ -12,10 +12,15 @@
 // CLOCK_MONOTONIC, the same clock in every namespace of the machine.
 //
 // Each agent sends between its own users only, so it knows every message it expects
-// and accounts for each one: delivered within the deadline, lost (the server
-// acknowledged it, it never arrived in time: recorded at the deadline, not dropped
-// from the histogram) or failed (the send was never acknowledged). Users still spread
-// over every gateway through ipconf, so the system sees cross-gateway traffic.
+// and accounts for each one by its identity, (sender, client message id): delivered
+// within the deadline, lost (the server acknowledged it, it never arrived in time:
+// recorded at the deadline, not dropped from the histogram) or failed (not
+// acknowledged by the deadline: the client gave up) — and, apart, what no correct
+// system does: a message handed to the app twice (duplicates), one never sent
+// (phantom), one at the wrong user (misdelivered). Senders retry like a real app,
+// with the same client message id. Users receive through gateway/client's Window,
+// the receive rule real clients use. Users still spread over every gateway through
+// ipconf, so the system sees cross-gateway traffic.
 //
 // Latencies go into HdrHistograms per 1 s interval and per SLI tag, written as an
 // HdrHistogram interval log (.hlog) that merges across agents and machines. The
