@@ -16,8 +16,9 @@ const (
 	// SYNC that made no progress holds the next one back): the Go client's default.
 	gapWait = 100 * time.Millisecond
 	// ackEvery is how far the contiguous seq moves before a PUSH_ACK goes out at
-	// once; the sweep flushes any smaller advance every sweepEvery.
-	ackEvery = 16
+	// once (the Go client's batch); the sweep flushes any smaller advance every
+	// sweepEvery, where the Go client flushes once it has read what arrived.
+	ackEvery = 32
 )
 
 // deliverNothing is the Window's deliver callback: the agent accounts for a
