@@ -175,7 +175,12 @@ func TestUnexpectedReplaceIsCountedAndTheUserReconnects(t *testing.T) {
 	}()
 	waitFor(t, 20*time.Second, "every user online", func() bool { return g.online() == 8 })
 	kicked := g.kickAll()
-	res := <-done
+	var res *Result
+	select {
+	case res = <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the agent did not finish")
+	}
 	if res == nil {
 		t.Fatal("no result")
 	}
