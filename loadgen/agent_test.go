@@ -86,6 +86,9 @@ func TestAgentAccountsForEveryMessage(t *testing.T) {
 	if snaps == 0 {
 		t.Error("no progress snapshot")
 	}
+	if last, ok := res.Recovery.LastDeliveryBefore(res.Ended); !ok || last.Before(res.Started) || last.After(res.Ended) {
+		t.Errorf("the last first delivery %v (%v) is not within the traffic [%v, %v]", last, ok, res.Started, res.Ended)
+	}
 	// The interval log reads back, with tagged intervals that add up to the totals.
 	f, err := os.Open(filepath.Join(dir, "a0.hlog"))
 	if err != nil {

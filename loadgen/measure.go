@@ -17,10 +17,13 @@ const (
 	TagReconnect = "reconnect" // after a disconnect: disconnect seen → LOGIN_OK
 	TagLag       = "lag"       // generator lag: actual − intended send time
 	TagHiccup    = "hiccup"    // scheduler tick lateness (the agent's own stalls)
+	// TagReplace is a relogin's new LOGIN_OK → the old connection's KICK REPLACED
+	// (clamped at 0: the server may kick before it answers the new login).
+	TagReplace = "replace"
 )
 
 // Tags lists every tag in a fixed order.
-var Tags = []string{TagPush, TagPushSlow, TagConnect, TagReconnect, TagLag, TagHiccup}
+var Tags = []string{TagPush, TagPushSlow, TagConnect, TagReconnect, TagLag, TagHiccup, TagReplace}
 
 // Histogram range: 1µs to one hour, 3 significant digits. Values above the range are
 // clamped to it and counted (tcpkali#27 silently dropped them), never lost.

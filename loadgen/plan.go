@@ -92,6 +92,10 @@ type Behaviour struct {
 	ChurnPerSec float64 `json:"churn_per_sec,omitempty"`
 	// IdleFraction of users only hold their connection: they neither send nor receive.
 	IdleFraction float64 `json:"idle_fraction,omitempty"`
+	// ReloginPerSec is how many times a second (plan-wide) an active user logs in
+	// again on another gateway without closing its connection: the old one must be
+	// kicked REPLACED.
+	ReloginPerSec float64 `json:"relogin_per_sec,omitempty"`
 }
 
 // Phase is a stretch of the run with its own traffic settings. Rate, churn and the
@@ -106,6 +110,8 @@ type Phase struct {
 	Rate         *float64 `json:"rate,omitempty"`
 	ChurnPerSec  *float64 `json:"churn_per_sec,omitempty"`
 	SlowFraction *float64 `json:"slow_fraction,omitempty"`
+	// ReloginPerSec overrides the plan's relogin rate for this phase.
+	ReloginPerSec *float64 `json:"relogin_per_sec,omitempty"`
 }
 
 // LoadPlan reads a plan from a JSON file.
@@ -170,8 +176,8 @@ func (p *Plan) Validate() error {
 	if b.SlowFraction < 0 || b.SlowFraction > 1 || b.IdleFraction < 0 || b.IdleFraction > 1 || b.SlowFraction+b.IdleFraction > 1 {
 		bad("plan: slow and idle fractions must be in [0, 1] and add up to at most 1")
 	}
-	if b.ChurnPerSec < 0 || b.SlowBytesPerSec < 0 {
-		bad("plan: churn and slow rates must be >= 0")
+	if b.ChurnPerSec < 0 || b.SlowBytesPerSec < 0 || b.ReloginPerSec < 0 {
+		bad("plan: churn, relogin and slow rates must be >= 0")
 	}
 	if p.Deadline == 0 {
 		p.Deadline = Duration(10 * time.Second)
@@ -190,8 +196,9 @@ func (p *Plan) Validate() error {
 			bad("plan: phase %d (%q): users must be within 0..%d", i, ph.Name, p.Users)
 		}
 		if (ph.Rate != nil && *ph.Rate < 0) || (ph.ChurnPerSec != nil && *ph.ChurnPerSec < 0) ||
+			(ph.ReloginPerSec != nil && *ph.ReloginPerSec < 0) ||
 			(ph.SlowFraction != nil && (*ph.SlowFraction < 0 || *ph.SlowFraction+b.IdleFraction > 1)) {
-			bad("plan: phase %d (%q): bad rate, churn or slow fraction", i, ph.Name)
+			bad("plan: phase %d (%q): bad rate, churn, relogin or slow fraction", i, ph.Name)
 		}
 	}
 	return errors.Join(errs...)

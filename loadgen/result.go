@@ -63,6 +63,10 @@ type Result struct {
 	Clamped         uint64                 `json:"clamped_values"`
 	ProtocolErrors  uint64                 `json:"protocol_errors"`
 	ServerErrors    uint64                 `json:"server_errors"`
+	Errors          map[string]uint64      `json:"errors"` // ERROR frames received, by code
+	// Recovery is when messages were first delivered, by when they were meant to
+	// be sent: reports derive each fault's heal-to-last-delivery time from it.
+	Recovery *Recovery `json:"recovery,omitempty"`
 }
 
 func (r *Result) write(path string) error {
@@ -101,7 +105,8 @@ func (a *Agent) finish(st *runState, started time.Time, interrupted bool) (*Resu
 		Established: a.established, PeakActive: a.peakActive, Reconnects: a.reconnects,
 		Disconnects: a.disconnects, ConnectFailures: a.connectFailures, Kicks: a.kicks,
 		Messages: c, Latency: map[string]Percentiles{}, Clamped: a.meters.clamped,
-		ProtocolErrors: a.protoErrors, ServerErrors: a.serverErrors,
+		ProtocolErrors: a.protoErrors, ServerErrors: a.serverErrors, Errors: a.errorCodes,
+		Recovery: recoveryOf(a.recovery, a.epoch),
 	}
 	for _, t := range Tags {
 		res.Latency[t] = Summarise(a.meters.total[t])
@@ -115,8 +120,11 @@ func (r *Result) WriteTable(w io.Writer) {
 	m := r.Messages
 	fmt.Fprintf(w, "%s: %d users, established %d, reconnects %d, connect failures %d\n",
 		r.Agent, r.Users, r.Established, r.Reconnects, r.ConnectFailures)
-	fmt.Fprintf(w, "messages: sent %d, acked %d, delivered %d, lost %d, failed %d, late %d, duplicates %d, out of order %d, evicted %d, skipped %d\n",
-		m.Sent, m.Acked, m.Delivered, m.Lost, m.Failed, m.Late, m.Duplicates, m.OutOfOrder, m.Evicted, m.Skipped)
+	fmt.Fprintf(w, "messages: sent %d, acked %d, delivered %d, lost %d, failed %d, late %d, duplicates %d, phantom %d, misdelivered %d, retried %d, redelivered %d, out of order %d, evicted %d, skipped %d\n",
+		m.Sent, m.Acked, m.Delivered, m.Lost, m.Failed, m.Late, m.Duplicates, m.Phantom, m.Misdelivered, m.Retried, m.Redelivered, m.OutOfOrder, m.Evicted, m.Skipped)
+	if m.Relogins > 0 || m.ReplacedUnexpected > 0 {
+		fmt.Fprintf(w, "relogins %d, replace late %d, replaced unexpectedly %d\n", m.Relogins, m.ReplaceLate, m.ReplacedUnexpected)
+	}
 	fmt.Fprintf(w, "%-10s %9s %9s %9s %9s %9s %9s %9s\n", "ms", "count", "p50", "p90", "p99", "p99.9", "p99.99", "max")
 	for _, t := range Tags {
 		p := r.Latency[t]

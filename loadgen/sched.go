@@ -12,7 +12,6 @@ import (
 const (
 	tick       = time.Millisecond
 	sweepEvery = 100 * time.Millisecond // each user is looked at this often
-	gapWait    = 200 * time.Millisecond // a gap older than this is filled by SYNC
 	// settleTimeout bounds the connect phase when no Start signal is given.
 	settleTimeout = 2 * time.Minute
 )
@@ -29,6 +28,8 @@ type runState struct {
 	rate        float64 // this segment's messages per second in the current phase
 	churn       float64 // this segment's disconnects per second
 	churnDebt   float64
+	relogin     float64 // this segment's relogins per second
+	reloginDebt float64
 	lastTick    int64
 	lastRotate  int64
 	lastReport  int64
@@ -101,6 +102,7 @@ func (a *Agent) schedule(ctx context.Context) (*Result, error) {
 		if st.t0 >= 0 && now >= st.t0 {
 			a.traffic(&st, now)
 		}
+		a.flushRetries(now)
 		a.sweepUsers(now)
 		a.ledger.expire(a.toMono(now), deadline, a.onEnded)
 		if now-st.lastRotate >= interval {
@@ -162,13 +164,16 @@ func (a *Agent) traffic(st *runState, now int64) {
 			break
 		}
 		ph := plan.Phases[st.phase]
-		st.rate, st.churn = plan.Traffic.Rate, plan.Behaviour.ChurnPerSec
+		st.rate, st.churn, st.relogin = plan.Traffic.Rate, plan.Behaviour.ChurnPerSec, plan.Behaviour.ReloginPerSec
 		slow := plan.Behaviour.SlowFraction
 		if ph.Rate != nil {
 			st.rate = *ph.Rate
 		}
 		if ph.ChurnPerSec != nil {
 			st.churn = *ph.ChurnPerSec
+		}
+		if ph.ReloginPerSec != nil {
+			st.relogin = *ph.ReloginPerSec
 		}
 		if ph.SlowFraction != nil {
 			slow = *ph.SlowFraction
@@ -206,6 +211,16 @@ func (a *Agent) traffic(st *runState, now int64) {
 			u.conn.Close() // the user drops and comes back, as churning clients do
 		}
 	}
+	st.reloginDebt += seg.share(plan, st.relogin) * float64(tick) / float64(time.Second)
+	for ; st.reloginDebt >= 1; st.reloginDebt-- {
+		// A few draws find an eligible user (active, not already relogging, not a
+		// slow reader); a slot that finds none is let go.
+		for range 4 {
+			if a.startRelogin(a.users[a.rng.IntN(len(a.users))], now) {
+				break
+			}
+		}
+	}
 }
 
 // sendSlot sends the message(s) of one schedule slot with intended time intended.
@@ -240,15 +255,6 @@ func (a *Agent) sendSlot(intended, now int64) {
 	}
 }
 
-func (a *Agent) send(from, to *user, intended int64) {
-	mono := a.toMono(intended)
-	k := a.ledger.add(mono, to.idx, a.onEnded)
-	putHeader(a.payload, k, mono, from.uid)
-	m := proto.Send{ClientMsgID: k, To: to.uid, ClientTS: mono, Payload: a.payload}
-	a.wbuf = m.Append(a.wbuf[:0])
-	from.conn.Write(a.wbuf) //nolint:errcheck // a failed write leaves k unacknowledged: it ends as failed
-}
-
 // onEnded records a message that ended undelivered: a lost one at the deadline, in
 // the histogram of its recipient's class, so percentiles see every loss.
 func (a *Agent) onEnded(e entry, lost bool) {
@@ -264,7 +270,8 @@ func (a *Agent) onEnded(e entry, lost bool) {
 }
 
 // sweepUsers visits a slice of the users each tick, so that each one is seen every
-// sweepEvery: heartbeats, reconnects, gap fills, ack flushes, slow reading.
+// sweepEvery: heartbeats, reconnects, login timeouts, gap fills, ack flushes, slow
+// reading, relogins.
 func (a *Agent) sweepUsers(now int64) {
 	n := len(a.users)
 	chunk := (n*int(tick) + int(sweepEvery) - 1) / int(sweepEvery)
@@ -276,6 +283,10 @@ func (a *Agent) sweepUsers(now int64) {
 			if u.tried && now >= u.retryAt {
 				a.dial(u, now)
 			}
+		case uConnecting, uLoggingIn:
+			if now-u.dialAt > int64(loginTimeout) && u.conn != nil {
+				u.conn.Close() // a gateway that does not answer: try another
+			}
 		case uActive:
 			if now >= u.nextPing && u.heartbeat > 0 {
 				p := proto.Ping{TS: a.toMono(now)}
@@ -283,16 +294,16 @@ func (a *Agent) sweepUsers(now int64) {
 				u.conn.Write(a.wbuf)
 				u.nextPing = now + u.heartbeat
 			}
-			if len(u.ahead) > 0 && !u.syncing && now-u.gapSince > int64(gapWait) {
-				a.sync(u)
-			}
-			a.ack(u)
+			a.rxSweep(u, now)
 			if u.slow && a.slowRate > 0 {
 				u.slowBudget = min(u.slowBudget+a.slowRate*int64(sweepEvery)/int64(time.Second), a.slowRate)
 				if u.slowBudget > 0 {
 					u.conn.ResumeReading()
 				}
 			}
+		}
+		if u.rl != nil {
+			a.sweepRelogin(u, now)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/floodgate/floodgate/gateway/client"
 	"github.com/floodgate/floodgate/gateway/proto"
 	"github.com/floodgate/floodgate/gateway/reactor"
 )
@@ -15,24 +16,38 @@ const (
 	uConnecting              // TCP connecting
 	uLoggingIn               // LOGIN sent
 	uActive                  // logged in (and SYNCed at least once)
+	// uRelogging: the user's connection ended while its relogin connection was
+	// still logging in; that one becomes the user's when it is in.
+	uRelogging
 )
+
+// loginTimeout bounds a connection attempt from dial to LOGIN_OK: a gateway that
+// accepted the TCP connection but does not answer (frozen, overloaded) is given
+// up on, as a real client would, and another one is tried.
+const loginTimeout = 10 * time.Second
 
 // user is one simulated client. All fields are guarded by the agent's lock.
 type user struct {
 	uid   uint64
 	idx   int32
-	conn  *reactor.Conn
+	conn  *reactor.Conn // the connection the user logs in and sends on
+	addr  string        // the gateway conn was dialled to
 	state uint8
 	slow  bool // reads slowly (or not at all)
 	idle  bool // holds a connection, neither sends nor receives
-	// Delivery: every seq <= contiguous was received; ahead holds seqs received
-	// beyond a gap (allocated only while there is one).
-	contiguous uint64
-	ackedTo    uint64
-	ahead      map[uint64]struct{}
-	gapSince   int64
-	syncing    bool
-	epoch      uint64
+	// w is the user's receive window (dedupe, order, gaps, SYNC and ack pacing);
+	// retired the store incarnation it last retired (0: none).
+	w       client.Window[struct{}]
+	retired uint64
+	// Sends: unanswered holds the ks written on conn that have had neither
+	// SEND_ACK nor ERROR; resend the ks to write again once logged in (a SEND
+	// unanswered when its connection ended may or may not be stored: the same id
+	// again is how a client finds out). Both nil when empty: there is no scan of
+	// the ledger per login.
+	unanswered []uint64
+	resend     []uint64
+	// rl is the relogin in progress (behaviours.relogin), nil when none.
+	rl *relogin
 	// Timing, in agent-clock nanoseconds.
 	dialAt     int64 // when the current connection attempt started
 	lostAt     int64 // when the last connection was lost (0: never connected)
@@ -49,18 +64,42 @@ type user struct {
 	slowBudget int64 // bytes the slow reader may still read this second
 }
 
-// payload header: k (the message number), intended send time, sender uid.
-func putHeader(p []byte, k uint64, intended int64, from uint64) {
-	binary.BigEndian.PutUint64(p[0:], k)
+// Payload header: the client message id (the agent's base | k), the intended send
+// time, the sender's uid. The rest of the payload is zeros, so a retry rebuilds it
+// byte for byte from (k, intended time, sender).
+func putHeader(p []byte, id uint64, intended int64, from uint64) {
+	binary.BigEndian.PutUint64(p[0:], id)
 	binary.BigEndian.PutUint64(p[8:], uint64(intended))
 	binary.BigEndian.PutUint64(p[16:], from)
 }
 
-func readHeader(p []byte) (k uint64, intended int64, ok bool) {
+func readHeader(p []byte) (id uint64, intended int64, from uint64, ok bool) {
 	if len(p) < MinPayload {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
-	return binary.BigEndian.Uint64(p[0:]), int64(binary.BigEndian.Uint64(p[8:])), true
+	return binary.BigEndian.Uint64(p[0:]), int64(binary.BigEndian.Uint64(p[8:])), binary.BigEndian.Uint64(p[16:]), true
+}
+
+// connRole is what one of a user's connections is to it.
+type connRole uint8
+
+const (
+	roleNone    connRole = iota // a connection the user no longer cares about
+	roleCurrent                 // u.conn
+	roleRelogin                 // the second login in progress (u.rl.conn)
+	roleOld                     // the connection a relogin replaced, until it ends (u.rl.old)
+)
+
+func (u *user) roleOf(c *reactor.Conn) connRole {
+	switch {
+	case c == u.conn:
+		return roleCurrent
+	case u.rl != nil && c == u.rl.conn:
+		return roleRelogin
+	case u.rl != nil && c == u.rl.old:
+		return roleOld
+	}
+	return roleNone
 }
 
 // OnOpen implements reactor.Handler: the dial completed; log in.
@@ -68,10 +107,13 @@ func (a *Agent) OnOpen(c *reactor.Conn) {
 	u := c.Context().(*user)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if u.conn != c {
+	switch u.roleOf(c) {
+	case roleCurrent:
+		u.state = uLoggingIn
+	case roleRelogin:
+	default:
 		return
 	}
-	u.state = uLoggingIn
 	login := proto.Login{Version: proto.Version, UID: u.uid, Token: a.signer.Mint(u.uid, time.Now().Add(24*time.Hour))}
 	a.wbuf = login.Append(a.wbuf[:0])
 	c.Write(a.wbuf)
@@ -85,7 +127,8 @@ func (a *Agent) OnFrame(c *reactor.Conn, frame []byte) reactor.Disposition {
 	u := c.Context().(*user)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if u.conn != c {
+	role := u.roleOf(c)
+	if role == roleNone {
 		return reactor.Handled
 	}
 	f, err := proto.ParseFrame(frame)
@@ -100,7 +143,7 @@ func (a *Agent) OnFrame(c *reactor.Conn, frame []byte) reactor.Disposition {
 		var p proto.Push
 		if p.Decode(f.Body) == nil {
 			a.onPush(u, &p, now)
-			if u.slow && a.slowRate > 0 {
+			if role == roleCurrent && u.slow && a.slowRate > 0 {
 				u.slowBudget -= int64(len(frame))
 				if u.slowBudget < 0 {
 					c.PauseReading()
@@ -110,29 +153,58 @@ func (a *Agent) OnFrame(c *reactor.Conn, frame []byte) reactor.Disposition {
 	case proto.TypeSendAck:
 		var ack proto.SendAck
 		if ack.Decode(f.Body) == nil {
-			a.ledger.ack(ack.ClientMsgID)
+			a.onSendAck(u, role, ack.ClientMsgID)
 		}
 	case proto.TypeLoginOK:
 		var ok proto.LoginOK
 		if ok.Decode(f.Body) == nil {
-			a.onLogin(u, &ok, now)
+			switch role {
+			case roleCurrent:
+				a.onLogin(u, &ok, now)
+			case roleRelogin:
+				a.onReloginOK(u, &ok, now)
+			}
 		}
 	case proto.TypeSyncEnd:
 		var e proto.SyncEnd
 		if e.Decode(f.Body) == nil {
-			a.onSyncEnd(u, &e)
+			a.rxSyncEnd(u, &e, now)
 		}
 	case proto.TypeKick:
 		var k proto.Kick
 		if k.Decode(f.Body) == nil {
-			a.kicks[k.Reason.String()]++
-			u.retryHint = int64(k.RetryAfterMS) * int64(time.Millisecond)
-			u.drained = k.Reason == proto.ReasonDrain
+			a.onKick(u, role, &k, now)
 		}
 	case proto.TypeError:
-		a.serverErrors++
+		var e proto.Error
+		if e.Decode(f.Body) == nil {
+			a.onError(u, role, &e, now)
+		}
 	}
 	return reactor.Handled
+}
+
+// onKick records a KICK. A KICK REPLACED is expected on a connection a relogin
+// replaces (measured) and unexpected anywhere else (counted; the user reconnects
+// once the server closes the connection).
+func (a *Agent) onKick(u *user, role connRole, k *proto.Kick, now int64) {
+	a.kicks[k.Reason.String()]++
+	if k.Reason == proto.ReasonReplaced {
+		switch {
+		case role == roleOld, role == roleCurrent && u.rl != nil && u.rl.conn != nil:
+			if u.rl.kickAt == 0 {
+				u.rl.kickAt = now
+			}
+			a.settleReplace(u, now)
+			return
+		default:
+			a.counts.ReplacedUnexpected++
+		}
+	}
+	if role == roleCurrent {
+		u.retryHint = int64(k.RetryAfterMS) * int64(time.Millisecond)
+		u.drained = k.Reason == proto.ReasonDrain
+	}
 }
 
 // OnClose implements reactor.Handler: the user is offline and will reconnect.
@@ -140,10 +212,21 @@ func (a *Agent) OnClose(c *reactor.Conn, r reactor.Reason, err error) {
 	u := c.Context().(*user)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if u.conn != c {
+	now := a.now()
+	switch u.roleOf(c) {
+	case roleRelogin:
+		a.reloginFailed(u, now)
+		return
+	case roleOld:
+		a.oldEnded(u, now)
+		return
+	case roleNone:
 		return
 	}
-	now := a.now()
+	if u.rl != nil && u.rl.conn != nil && u.state == uActive {
+		a.endedBeforeRelogin(u, now)
+		return
+	}
 	if u.state == uActive {
 		a.disconnects++
 		a.active--
@@ -153,11 +236,23 @@ func (a *Agent) OnClose(c *reactor.Conn, r reactor.Reason, err error) {
 		u.attempt++
 	}
 	refused := u.state == uConnecting // the dial itself failed: the gateway is gone or full
+	a.leave(u)
+	u.state = uOffline
+	a.backoff(u, now, refused)
+}
+
+// leave takes the user off its connection: no longer a sender, its unanswered
+// SENDs to be written again after the next login, its receive window told.
+func (a *Agent) leave(u *user) {
 	a.removeSender(u)
 	u.conn = nil
-	u.state = uOffline
-	u.syncing = false
-	u.ahead = nil
+	u.resend = append(u.resend, u.unanswered...)
+	u.unanswered = nil
+	a.rxDisconnected(u)
+}
+
+// backoff schedules an offline user's reconnect.
+func (a *Agent) backoff(u *user, now int64, refused bool) {
 	// Full-jitter exponential backoff from the ipconf hints, after the server's own
 	// retry hint: a crowd of clients that lost the same gateway must not come back
 	// in one wave. A first refused connect is different: the client has a list, so
@@ -179,130 +274,85 @@ func (a *Agent) OnClose(c *reactor.Conn, r reactor.Reason, err error) {
 	u.retryHint, u.drained = 0, false
 }
 
+// onLogin takes the LOGIN_OK of the user's own connection.
 func (a *Agent) onLogin(u *user, ok *proto.LoginOK, now int64) {
-	if u.epoch != 0 && ok.Epoch != u.epoch {
-		// The server's sequence space was reset (a msg store lost its data): what it
-		// held is gone; start over from seq 0 (the ledger counts the loss).
-		u.contiguous, u.ackedTo, u.ahead = 0, 0, nil
+	if u.lostAt == 0 {
+		a.meters.record(TagConnect, (now-u.dialAt)/1000)
+		a.established++
+	} else {
+		a.meters.record(TagReconnect, (now-u.lostAt)/1000)
+		a.reconnects++
 	}
-	u.epoch = ok.Epoch
+	a.activate(u, now)
+	if u.lostAt == 0 {
+		a.advanceLoginFrontier()
+		if a.recvLimit < len(a.recipients) && int(u.idx) < a.recvTarget {
+			a.followLogins() // a step's new user is in
+		}
+	}
+	a.loggedIn(u, ok, now)
+}
+
+// activate makes a user that was not logged in active.
+func (a *Agent) activate(u *user, now int64) {
 	u.state = uActive
 	u.avoid, u.quick = 0, 0
 	a.active++
 	a.peakActive = max(a.peakActive, a.active)
 	u.attempt = 0
+	a.addSender(u)
+}
+
+// loggedIn is what follows every LOGIN_OK that makes a connection the user's:
+// heartbeats, the receive window, SYNC, and the SENDs to write again.
+func (a *Agent) loggedIn(u *user, ok *proto.LoginOK, now int64) {
 	u.heartbeat = a.heartbeat
 	if u.heartbeat == 0 {
 		u.heartbeat = int64(ok.HeartbeatMS) * int64(time.Millisecond)
 	}
 	// The first heartbeat is jittered so that a reconnect storm does not ping in step.
 	u.nextPing = now + rand.Int64N(max(u.heartbeat, 1))
-	if u.lostAt == 0 {
-		a.meters.record(TagConnect, (now-u.dialAt)/1000)
-		a.established++
-		a.advanceLoginFrontier()
-		if a.recvLimit < len(a.recipients) && int(u.idx) < a.recvTarget {
-			a.followLogins() // a step's new user is in
-		}
-	} else {
-		a.meters.record(TagReconnect, (now-u.lostAt)/1000)
-		a.reconnects++
-	}
-	a.addSender(u)
-	a.sync(u)
+	a.rxLogin(u, ok)
+	a.maybeSync(u, now)
+	a.resendAll(u, now)
 }
 
-func (a *Agent) sync(u *user) {
-	u.syncing = true
-	s := proto.Sync{AfterSeq: u.contiguous, Epoch: u.epoch}
-	a.wbuf = s.Append(a.wbuf[:0])
-	u.conn.Write(a.wbuf)
-}
-
-func (a *Agent) onSyncEnd(u *user, e *proto.SyncEnd) {
-	u.syncing = false
-	if e.Oldest > u.contiguous+1 {
-		// Evicted from the window before this client got them: gone for good.
-		a.counts.Evicted += e.Oldest - u.contiguous - 1
-		u.contiguous = e.Oldest - 1
-		a.drainAhead(u)
-	}
-	if u.contiguous < e.Head {
-		a.sync(u)
-		return
-	}
-	if u.slow && a.slowRate == 0 && u.conn != nil {
-		u.conn.PauseReading() // a reader that stopped: the server must deal with it
-	}
-}
-
-// onPush takes one PUSH: seq-level dedupe and ordering (what a real client does),
-// then the measurement, by message number, on its first delivery.
+// onPush takes one PUSH: the receive rule (seq-level dedupe and ordering, what a
+// real client does), then, on a message's first receipt, the accounting by
+// identity and the latency measurement.
 func (a *Agent) onPush(u *user, p *proto.Push, now int64) {
-	switch {
-	case p.Seq <= u.contiguous:
-		a.counts.Duplicates++
+	if !a.rxPush(u, p, now) {
 		return
-	case p.Seq > u.contiguous+1:
-		if _, dup := u.ahead[p.Seq]; dup {
-			a.counts.Duplicates++
-			return
-		}
-		if u.ahead == nil {
-			u.ahead = map[uint64]struct{}{}
-		}
-		if len(u.ahead) == 0 {
-			u.gapSince = now
-		}
-		u.ahead[p.Seq] = struct{}{}
-		a.counts.OutOfOrder++
-	default:
-		u.contiguous = p.Seq
-		a.drainAhead(u)
 	}
-	k, intended, ok := readHeader(p.Payload)
+	a.firstReceipt(u, p, now)
+}
+
+// firstReceipt accounts for a message received for the first time by u (the
+// receive rule delivered or held it): by its identity, and its latency.
+func (a *Agent) firstReceipt(u *user, p *proto.Push, now int64) {
+	id, intended, from, ok := readHeader(p.Payload)
 	if !ok {
 		a.protoErrors++
 		return
 	}
-	if _, first := a.ledger.deliver(k); first {
+	k, mine := a.ledger.number(id)
+	sender := int64(from) - int64(a.users[0].uid)
+	if !mine || from != p.From || sender < 0 || sender >= int64(len(a.users)) {
+		a.ledger.c.Phantom++
+		return
+	}
+	e, r := a.ledger.receive(k, int32(sender), u.idx)
+	switch r {
+	case RecvFirst:
 		tag := TagPush
 		if u.slow {
 			tag = TagPushSlow
 		}
 		a.meters.record(tag, (a.toMono(now)-intended)/1000)
+		a.noteDelivery(e.intended, now)
+	case RecvLate:
+		a.noteDelivery(e.intended, now)
 	}
-	if u.contiguous-u.ackedTo >= 16 {
-		a.ack(u)
-	}
-}
-
-func (a *Agent) drainAhead(u *user) {
-	for len(u.ahead) > 0 {
-		if _, ok := u.ahead[u.contiguous+1]; !ok {
-			break
-		}
-		delete(u.ahead, u.contiguous+1)
-		u.contiguous++
-	}
-	for seq := range u.ahead {
-		if seq <= u.contiguous {
-			delete(u.ahead, seq)
-		}
-	}
-	if len(u.ahead) == 0 {
-		u.ahead = nil
-	}
-}
-
-func (a *Agent) ack(u *user) {
-	if u.conn == nil || u.contiguous == u.ackedTo {
-		return
-	}
-	m := proto.PushAck{Seq: u.contiguous, Epoch: u.epoch}
-	a.wbuf = m.Append(a.wbuf[:0])
-	u.conn.Write(a.wbuf)
-	u.ackedTo = u.contiguous
 }
 
 func (a *Agent) addSender(u *user) {

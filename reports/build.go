@@ -131,7 +131,7 @@ func (a *analysis) summarise() *Summary {
 	s := &Summary{
 		Version: SummaryVersion, Scenario: info.Scenario, Seed: info.Seed, Mode: string(info.Mode),
 		HarnessError: info.HarnessError, Commit: info.Commit,
-		LatencyUS: map[string]Latency{}, Faults: info.Faults, Events: info.Events, Alerts: len(a.r.alerts),
+		LatencyUS: map[string]Latency{}, Faults: a.faultSummaries(), Events: info.Events, Alerts: len(a.r.alerts),
 	}
 	if s.Scenario == "" {
 		s.Scenario = sc.Name
@@ -171,6 +171,7 @@ func (a *analysis) summarise() *Summary {
 	if t, ok := a.counts(a.whole); ok {
 		s.Messages = messages(t.msgs)
 		s.Connections.Established, s.Connections.Reconnects = t.established, t.reconnects
+		s.Connections.Relogins, s.Connections.ReplaceLate, s.Connections.ReplacedUnexpected = t.msgs.Relogins, t.msgs.ReplaceLate, t.msgs.ReplacedUnexpected
 	}
 	s.Connections.PeakEstablished, s.Connections.PeakExact, _ = a.peakEstablished(a.whole)
 	s.Processes = a.processes()
@@ -207,7 +208,8 @@ func (a *analysis) summarise() *Summary {
 // messages converts the agents' counts.
 func messages(c loadgen.Counts) Messages {
 	return Messages{Sent: c.Sent, Acked: c.Acked, Delivered: c.Delivered, Lost: c.Lost, LostSlow: c.LostSlow, Failed: c.Failed, Late: c.Late,
-		Duplicates: c.Duplicates, OutOfOrder: c.OutOfOrder, Evicted: c.Evicted, Skipped: c.Skipped, Overflow: c.Overflow}
+		Duplicates: c.Duplicates, OutOfOrder: c.OutOfOrder, Evicted: c.Evicted, Skipped: c.Skipped, Overflow: c.Overflow,
+		Redelivered: c.Redelivered, Stale: c.Stale, Phantom: c.Phantom, Misdelivered: c.Misdelivered, Retried: c.Retried}
 }
 
 // processes folds each process name's incarnations and resource samples.

@@ -220,7 +220,7 @@ func latencySection(in reportInput) section {
 	return sec
 }
 
-// countRow prints one accounting row.
+// countRow prints one row of the delivery accounting by identity.
 func countRow(name string, m Messages) []string {
 	c := func(v uint64) string { return fmtCount(float64(v)) }
 	lost := c(m.Lost)
@@ -228,19 +228,31 @@ func countRow(name string, m Messages) []string {
 		lost += " (" + c(m.LostSlow) + " slow)"
 	}
 	return []string{name, c(m.Sent), c(m.Acked), c(m.Delivered), lost, c(m.Failed), c(m.Late),
-		c(m.Duplicates), c(m.OutOfOrder), c(m.Evicted), c(m.Skipped), c(m.Overflow)}
+		c(m.Duplicates), c(m.Phantom), c(m.Misdelivered)}
+}
+
+// wireRow prints one row of what the receive rule and the senders' retries did.
+func wireRow(name string, m Messages) []string {
+	c := func(v uint64) string { return fmtCount(float64(v)) }
+	return []string{name, c(m.Retried), c(m.Redelivered), c(m.OutOfOrder), c(m.Stale), c(m.Evicted), c(m.Skipped), c(m.Overflow)}
 }
 
 func accountingSection(s *Summary) section {
-	t := table{Head: []string{"scope", "sent", "acked", "delivered", "lost", "failed", "late", "duplicates", "out of order", "evicted", "skipped", "overflow"}}
+	t := table{Caption: "Messages, by identity (sender, client message id)",
+		Head: []string{"scope", "sent", "acked", "delivered", "lost", "failed", "late", "duplicates", "phantom", "misdelivered"}}
+	w := table{Caption: "Retries and the receive rule",
+		Head: []string{"scope", "retried", "redelivered", "out of order", "stale", "evicted", "skipped", "overflow"}}
 	t.Rows = append(t.Rows, countRow("whole run", s.Messages))
+	w.Rows = append(w.Rows, wireRow("whole run", s.Messages))
 	for _, ph := range s.Phases {
 		if ph.Messages != nil {
 			t.Rows = append(t.Rows, countRow(ph.Name, *ph.Messages))
+			w.Rows = append(w.Rows, wireRow(ph.Name, *ph.Messages))
 		}
 	}
-	return section{ID: "delivery", Title: "Delivery accounting", Tables: []table{t},
-		Paras: []string{"Lost: acknowledged by the server, not delivered by the deadline (in brackets, those to slow readers). Failed: never acknowledged. Late: delivered after the deadline (already counted lost or failed). Evicted: no longer held by the server at SYNC. Skipped: send slots with no sender online. Overflow: ended early because the agent's ledger was full."}}
+	return section{ID: "delivery", Title: "Delivery accounting", Tables: []table{t, w},
+		Paras: []string{"Each message is counted by its identity, (sender, client message id). Delivered: its recipient received it within the deadline, once. Lost: acknowledged by the server, not delivered by the deadline (in brackets, those to slow readers). Failed: the client gave up: not acknowledged by the deadline, retries included. Late: delivered after the deadline (already counted lost or failed). Duplicates: handed to the app a second time (one message received under two seqs: stored twice). Phantom: received, never sent by an agent. Misdelivered: reached a user other than its recipient. The last three must be 0.",
+			"Retried: SENDs written again with the same client message id (refused UNAVAILABLE or RATE_LIMITED, or unanswered when a connection ended). Redelivered: pushes the receive rule dropped as already held (replays; harmless). Out of order: pushes held back behind a gap. Stale: pushes of a store incarnation older than the retired one. Evicted: no longer held by the server at SYNC. Skipped: send slots with no sender online. Overflow: ended early because the agent's ledger was full."}}
 }
 
 func millisRow(name string, m MillisStats) []string {
@@ -271,6 +283,12 @@ func connectionSection(in reportInput) section {
 		{"disconnects", fmtCount(float64(c.Disconnects))},
 		{"failed connection attempts", fmtCount(float64(c.ConnectFailures))},
 		{"kicks received", cmp.Or(strings.Join(kicks, ", "), "none")},
+	}
+	if c.Relogins > 0 || c.ReplacedUnexpected > 0 {
+		rows = append(rows,
+			[]string{"relogins (second login on another gateway)", fmtCount(float64(c.Relogins))},
+			[]string{"old session not kicked REPLACED within 1 s", fmtCount(float64(c.ReplaceLate))},
+			[]string{"KICK REPLACED nobody asked for", fmtCount(float64(c.ReplacedUnexpected))})
 	}
 	dist := table{Caption: "Connect and reconnect times (ms)", Head: []string{"", "count", "p50", "p90", "p99", "p99.9", "max"},
 		Rows: [][]string{millisRow("reconnect", s.ReconnectMS), millisRow("first connect", s.ConnectMS)}}
@@ -310,7 +328,7 @@ func resourceSection(in reportInput) section {
 }
 
 func faultSection(in reportInput) section {
-	t := table{Head: []string{"at", "phase", "action", "target", "until", "detail"}}
+	t := table{Head: []string{"at", "phase", "action", "target", "until", "heal → last delivery", "detail"}}
 	for _, f := range in.s.Faults {
 		detail := f.Detail
 		if f.Error != "" {
@@ -320,9 +338,14 @@ func faultSection(in reportInput) section {
 		if !f.End.IsZero() {
 			until = in.rel(f.End)
 		}
-		t.Rows = append(t.Rows, []string{in.rel(f.At), f.Phase, f.Action, f.Target, until, detail})
+		recovery := "—"
+		if v := f.HealToLastDeliveryMS; v != nil {
+			recovery = fmtUS(*v * 1000)
+		}
+		t.Rows = append(t.Rows, []string{in.rel(f.At), f.Phase, f.Action, f.Target, until, recovery, detail})
 	}
-	sec := section{ID: "faults", Title: "Faults", Tables: []table{t}}
+	sec := section{ID: "faults", Title: "Faults", Tables: []table{t},
+		Paras: []string{"Until: a pause's end, or when a restarted process served again: the heal. Heal → last delivery: from the heal to the last first delivery of a message intended before it (the messages pending at the heal; late ones included, lost ones are counted lost instead); 0 when all of them were delivered by the heal."}}
 	if len(in.s.Faults) == 0 {
 		sec.Tables, sec.Paras = nil, []string{"No faults were injected."}
 	}

@@ -49,6 +49,8 @@ type fixture struct {
 	// interval starting k seconds, plus the agent's sub-second offset, after t0).
 	values func(a, k int, tag string) []int64
 	counts func(a int) loadgen.Counts // agent a's final message counts
+	// recovery returns agent a's record of first deliveries (nil: none).
+	recovery func(a int) *loadgen.Recovery
 
 	info     RunInfo
 	metrics  []MetricsSample
@@ -264,6 +266,9 @@ func (f *fixture) writeAgent(a int) {
 	res := loadgen.Result{Agent: fmt.Sprintf("agent-%d", a), Users: 1000 / f.agents, Started: f.t0,
 		Ended: last.Add(300 * time.Microsecond), Established: uint64(1000 / f.agents), PeakActive: 1000 / f.agents,
 		Messages: f.counts(a), Latency: map[string]loadgen.Percentiles{}}
+	if f.recovery != nil {
+		res.Recovery = f.recovery(a)
+	}
 	writeJSONFile(t, filepath.Join(f.dir, DirHlog, fmt.Sprintf("agent-%d.json", a)), res)
 }
 

@@ -83,7 +83,9 @@ func (a *analysis) measure(metric, stat string, sc scope) (v float64, ok bool, w
 		return v, true, ""
 	}
 	switch metric {
-	case "sent", "acked", "delivered", "lost", "lost_slow", "lost_normal", "failed", "duplicates", "out_of_order", "evicted", "established", "reconnects":
+	case "sent", "acked", "delivered", "lost", "lost_slow", "lost_normal", "failed", "duplicates", "out_of_order", "evicted",
+		"phantom", "misdelivered", "redelivered", "retried", "stale", "relogins", "replace_late", "replaced_unexpected",
+		"established", "reconnects":
 		t, ok := a.counts(sc)
 		if !ok {
 			return 0, false, "no agent results or progress reports"
@@ -92,6 +94,8 @@ func (a *analysis) measure(metric, stat string, sc scope) (v float64, ok bool, w
 		return float64(map[string]uint64{
 			"sent": m.Sent, "acked": m.Acked, "delivered": m.Delivered, "lost": m.Lost, "lost_slow": m.LostSlow, "lost_normal": m.Lost - m.LostSlow, "failed": m.Failed,
 			"duplicates": m.Duplicates, "out_of_order": m.OutOfOrder, "evicted": m.Evicted,
+			"phantom": m.Phantom, "misdelivered": m.Misdelivered, "redelivered": m.Redelivered, "retried": m.Retried, "stale": m.Stale,
+			"relogins": m.Relogins, "replace_late": m.ReplaceLate, "replaced_unexpected": m.ReplacedUnexpected,
 			"established": t.established, "reconnects": t.reconnects,
 		}[metric]), true, ""
 	case "peak_established":

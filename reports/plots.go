@@ -15,7 +15,7 @@ import (
 	"gonum.org/v1/plot/vg"
 )
 
-// sloMS is the push latency SLO every latency plot shows (../shared/DESIGN.md).
+// sloMS is the push latency SLO every latency plot shows.
 const sloMS = 100
 
 // plotFile is one PNG written beside the report.
@@ -40,6 +40,8 @@ func tagTitle(tag string) string {
 		return "generator lag (actual − intended send)"
 	case loadgen.TagHiccup:
 		return "generator hiccups (scheduler stalls)"
+	case loadgen.TagReplace:
+		return "replace time (relogin's LOGIN_OK → old session's KICK REPLACED)"
 	}
 	return tag
 }

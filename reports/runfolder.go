@@ -30,7 +30,7 @@ const (
 
 // Files this package derives.
 const (
-	FileSummary = "summary.json" // Summary (the contract in ../shared/DESIGN.md §7)
+	FileSummary = "summary.json" // Summary: the contract tools read
 	FileReport  = "report.md"
 	FileHTML    = "index.html"
 	FileJUnit   = "junit.xml"
@@ -84,7 +84,9 @@ type FaultEvent struct {
 	Action string    `json:"action"` // kill, pause, restart, drain, scale_out, reconnect_storm, connect_flood
 	Target string    `json:"target,omitempty"`
 	At     time.Time `json:"at"`
-	End    time.Time `json:"end,omitempty"` // for a pause: when SIGCONT went out
+	// End is the heal: for a pause, when SIGCONT went out; for a restart or a
+	// reconnect storm, when the restarted process(es) served again.
+	End    time.Time `json:"end,omitempty"`
 	Detail string    `json:"detail,omitempty"`
 	Error  string    `json:"error,omitempty"` // the fault could not be applied
 }

@@ -3,11 +3,16 @@ package reports
 import "time"
 
 // SummaryVersion is the version of summary.json's layout; it grows when fields
-// are added (fields are never renamed or removed).
-const SummaryVersion = 1
+// are added (fields are never renamed or removed). Version 2 added the
+// accounting by identity (messages.phantom, misdelivered, redelivered, retried,
+// stale; messages.duplicates now counts messages handed to the app twice, where
+// version 1 counted wire duplicates, now messages.redelivered), relogins
+// (connections.relogins, replace_late, replaced_unexpected) and
+// faults[].heal_to_last_delivery_ms.
+const SummaryVersion = 2
 
 // Summary is summary.json: the contract CI, `floodgate compare` and other tools
-// read (../shared/DESIGN.md §7). Field names are a contract: add, never rename.
+// read. Field names are a contract: add, never rename.
 // Latencies ending in _us are microseconds, _ms milliseconds; sizes are bytes.
 type Summary struct {
 	Version  int    `json:"summary_version"`
@@ -44,7 +49,7 @@ type Summary struct {
 	Gateway         GatewayFigures     `json:"gateway"`
 	Efficiency      Efficiency         `json:"efficiency"`
 	Run             RunMeta            `json:"run"`
-	Faults          []FaultEvent       `json:"faults"`
+	Faults          []FaultSummary     `json:"faults"`
 	Events          []RunEvent         `json:"events"`
 	Alerts          int                `json:"alerts"` // alert events control raised
 	Caveats         []string           `json:"caveats"`
@@ -69,22 +74,45 @@ type Connections struct {
 	// agents' start (their connect rate included); EstablishedInitially how many did.
 	EstablishS           float64 `json:"establish_s"`
 	EstablishedInitially int64   `json:"established_initially"`
+	// Relogins are second logins on another gateway (behaviours.relogin);
+	// ReplaceLate those whose old connection was not kicked REPLACED within 1 s of
+	// the new LOGIN_OK (or ended without that kick); ReplacedUnexpected the KICK
+	// REPLACED frames on connections nobody replaced from the agents' side.
+	Relogins           uint64 `json:"relogins"`
+	ReplaceLate        uint64 `json:"replace_late"`
+	ReplacedUnexpected uint64 `json:"replaced_unexpected"`
 }
 
-// Messages is the delivery accounting, summed over agents (loadgen.Counts).
+// Messages is the delivery accounting, summed over agents (loadgen.Counts). A
+// message is counted by its identity, (sender, client message id).
 type Messages struct {
-	Sent       uint64 `json:"sent"`
-	Acked      uint64 `json:"acked_by_server"`
-	Delivered  uint64 `json:"delivered"`
-	Lost       uint64 `json:"lost"`
-	LostSlow   uint64 `json:"lost_slow"` // of Lost, those to slow readers (push_slow): apart from the normal readers' loss
-	Failed     uint64 `json:"failed"`
-	Late       uint64 `json:"late"`
+	Sent      uint64 `json:"sent"`
+	Acked     uint64 `json:"acked_by_server"`
+	Delivered uint64 `json:"delivered"`
+	Lost      uint64 `json:"lost"`
+	LostSlow  uint64 `json:"lost_slow"` // of Lost, those to slow readers (push_slow): apart from the normal readers' loss
+	Failed    uint64 `json:"failed"`    // the client gave up: not acknowledged by the deadline
+	Late      uint64 `json:"late"`
+	// Duplicates are messages handed to the app more than once (one identity
+	// received under two seqs: stored twice). Before summary files had
+	// Redelivered, this field counted wire duplicates instead.
 	Duplicates uint64 `json:"duplicates"`
 	OutOfOrder uint64 `json:"out_of_order"`
 	Evicted    uint64 `json:"evicted"`
 	Skipped    uint64 `json:"skipped"`
 	Overflow   uint64 `json:"overflow"`
+	// Redelivered are pushes the receive rule dropped as already held (a seq it
+	// had: replays, resends after a reconnect); harmless by design.
+	Redelivered uint64 `json:"redelivered"`
+	// Stale are pushes of a store incarnation older than the one the receive
+	// rule retired, which it cannot deduplicate.
+	Stale uint64 `json:"stale"`
+	// Phantom are messages received that no agent sent; Misdelivered are messages
+	// that reached a user other than their recipient.
+	Phantom      uint64 `json:"phantom"`
+	Misdelivered uint64 `json:"misdelivered"`
+	// Retried are SENDs written again with the same client message id.
+	Retried uint64 `json:"retried"`
 }
 
 // LostNormal is how many messages normal readers lost: Lost without LostSlow.

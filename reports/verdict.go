@@ -18,7 +18,7 @@ const (
 	VerdictError   = "error"   // the harness itself failed (RunInfo.HarnessError)
 )
 
-// Exit codes, per ../shared/DESIGN.md §7.
+// Exit codes of a run: the contract CI reads (README.md, "Quick start").
 const (
 	ExitPass    = 0
 	ExitHarness = 1
@@ -117,12 +117,17 @@ func lossText(m Messages) string {
 	if m.LostSlow > 0 {
 		text += fmt.Sprintf(" (%s to normal readers, %s to slow readers)", fmtCount(float64(m.LostNormal())), fmtCount(float64(m.LostSlow)))
 	}
+	if m.Duplicates+m.Phantom+m.Misdelivered > 0 {
+		text += fmt.Sprintf("; %s duplicates, %s phantom, %s misdelivered",
+			fmtCount(float64(m.Duplicates)), fmtCount(float64(m.Phantom)), fmtCount(float64(m.Misdelivered)))
+	}
 	return text
 }
 
 // FiguresText is what `floodgate scenario run` prints under its verdict line: the
-// whole run's push latency percentiles, connect and reconnect times, and how long
-// the initial population took to log in. Every figure is also in summary.json.
+// whole run's push latency percentiles, connect, reconnect and replace times, how
+// long the initial population took to log in, and each healed fault's recovery.
+// Every figure is also in summary.json.
 func FiguresText(s *Summary) string {
 	var b strings.Builder
 	us := func(name string, l Latency) {
@@ -140,8 +145,15 @@ func FiguresText(s *Summary) string {
 	us("push slow", s.LatencyUS[loadgen.TagPushSlow])
 	ms("connect", s.ConnectMS)
 	ms("reconnect", s.ReconnectMS)
+	us("replace", s.LatencyUS[loadgen.TagReplace])
 	if c := s.Connections; c.EstablishS > 0 {
 		fmt.Fprintf(&b, "  %-10s %s\n", "population", establishText(c))
+	}
+	for _, f := range s.Faults {
+		if h, ok := heal(f.FaultEvent); ok && f.HealToLastDeliveryMS != nil {
+			fmt.Fprintf(&b, "  %-10s %s %s healed at %+.1f s; the last message pending then was delivered %s later\n", "recovery",
+				f.Action, f.Target, h.Sub(s.Run.TrafficStart).Seconds(), fmtUS(*f.HealToLastDeliveryMS*1000))
+		}
 	}
 	return b.String()
 }

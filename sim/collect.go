@@ -99,6 +99,9 @@ func (r *runner) noteProgress() {
 		p.Delivered += s.Counts.Delivered
 		p.Lost += s.Counts.Lost
 		p.Failed += s.Counts.Failed
+		p.Duplicates += s.Counts.Duplicates
+		p.Phantom += s.Counts.Phantom
+		p.Misdelivered += s.Counts.Misdelivered
 		p.Reconnects += s.Reconnects
 		p.Phase = s.Phase
 	}

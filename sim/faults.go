@@ -55,6 +55,7 @@ func (r *runner) apply(ctx context.Context, phase string, f scenario.Fault) {
 		time.AfterFunc(f.For.D(), func() { p.signal(syscall.SIGCONT) })
 	case "restart":
 		err = r.restart(ctx, f.Restart)
+		ev.End = time.Now() // serving again: the heal
 	case "drain":
 		body := map[string]any{"gateway": f.Drain}
 		if f.Batch > 0 {
@@ -81,6 +82,7 @@ func (r *runner) apply(ctx context.Context, phase string, f scenario.Fault) {
 		ev.Target = strings.Join(names, ",")
 	case "reconnect_storm":
 		err = r.storm(ctx)
+		ev.End = time.Now() // every gateway serving again: the heal
 		r.mu.Lock()
 		ev.Detail = fmt.Sprintf("%d gateways restarted", r.gateways)
 		r.mu.Unlock()

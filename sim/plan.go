@@ -21,6 +21,7 @@ func planFor(s *scenario.Scenario, ipconf, secret string) loadgen.Plan {
 		Behaviour: loadgen.Behaviour{
 			SlowFraction: float64(s.Behaviours.Slow.Fraction), SlowBytesPerSec: int(s.Behaviours.Slow.Rate),
 			ChurnPerSec: float64(s.Behaviours.Churn), IdleFraction: float64(s.Behaviours.Idle),
+			ReloginPerSec: float64(s.Behaviours.Relogin),
 		},
 		Deadline: loadgen.Duration(s.Clients.Deadline),
 	}
@@ -37,6 +38,10 @@ func planFor(s *scenario.Scenario, ipconf, secret string) loadgen.Plan {
 		if ph.Churn != nil {
 			v := float64(*ph.Churn)
 			lp.ChurnPerSec = &v
+		}
+		if ph.Relogin != nil {
+			v := float64(*ph.Relogin)
+			lp.ReloginPerSec = &v
 		}
 		if ph.SlowFraction != nil {
 			v := float64(*ph.SlowFraction)

@@ -57,6 +57,8 @@ type Progress struct {
 	Lost       uint64
 	Failed     uint64
 	Reconnects uint64
+	// Duplicates, Phantom and Misdelivered must stay 0 (loadgen.Counts).
+	Duplicates, Phantom, Misdelivered uint64
 }
 
 // runner is one run.
@@ -198,6 +200,7 @@ func (r *runner) run(ctx context.Context) error {
 	r.net = n
 	defer func() {
 		r.stopAll(5 * time.Second)
+		os.RemoveAll(r.redisDir())
 		if err := n.Teardown(); err != nil {
 			r.log.Error("teardown", "err", err)
 		}

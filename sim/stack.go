@@ -26,6 +26,9 @@ func (r *runner) startCore(ctx context.Context) error {
 			if sc.Topology.Backend.State != "redis" && sc.Topology.Backend.Msg != "redis" {
 				continue
 			}
+			if err := os.MkdirAll(r.redisDir(), 0o755); err != nil {
+				return fmt.Errorf("redis: %w", err)
+			}
 			p, err := r.start(ctx, s)
 			if err != nil {
 				return err
@@ -51,15 +54,19 @@ func (r *runner) coreSpecs() []spec {
 	bin := r.opts.Binary
 	at := func(port int) string { return hostPort(core, port) }
 	redisAddr := at(portRedis)
-	backend := func(kind string) []string {
+	// Each service gets its own key prefix in the shared Redis: state and msg both
+	// keep a key named "<prefix>epoch" (state's lease counter, msg's store
+	// incarnation), and under one prefix every lease state issued would change
+	// msg's incarnation.
+	backend := func(kind, service string) []string {
 		if kind == "redis" {
-			return []string{"-backend", "redis", "-redis-addr", redisAddr, "-redis-prefix", "fg-" + r.net.Run + ":"}
+			return []string{"-backend", "redis", "-redis-addr", redisAddr, "-redis-prefix", redisPrefix(r.net.Run, service)}
 		}
 		return []string{"-backend", "memory"}
 	}
 	log := []string{"-log-level", "warn"}
 	msgArgs := append([]string{"msg", "-listen", at(portMsg), "-admin", at(portMsgAdmin), "-router", at(portRouter)},
-		backend(sc.Topology.Backend.Msg)...)
+		backend(sc.Topology.Backend.Msg, "msg")...)
 	if sc.Components.Msg.Inbox > 0 {
 		msgArgs = append(msgArgs, "-inbox", fmt.Sprint(sc.Components.Msg.Inbox))
 	}
@@ -84,11 +91,16 @@ func (r *runner) coreSpecs() []spec {
 		ctlArgs = append(ctlArgs, "-soft-fraction", fmt.Sprint(float64(f)))
 	}
 	return []spec{
+		// Redis keeps an append-only file synced every second (no snapshots): a msg
+		// or state process killed loses nothing Redis acknowledged, and Redis itself
+		// would come back with at most the last second missing. The file lives in a
+		// scratch folder removed after the run, not in the run folder.
 		{name: "redis", role: "redis", host: core, bin: "redis-server", addr: redisAddr,
-			args: []string{"--bind", core.Addr.String(), "--port", fmt.Sprint(portRedis), "--save", "", "--appendonly", "no",
-				"--protected-mode", "no", "--dir", r.dir, "--dbfilename", "redis-" + r.net.Run + ".rdb"}},
+			args: []string{"--bind", core.Addr.String(), "--port", fmt.Sprint(portRedis), "--save", "",
+				"--appendonly", "yes", "--appendfsync", "everysec", "--appenddirname", "aof",
+				"--protected-mode", "no", "--dir", r.redisDir(), "--dbfilename", "redis.rdb"}},
 		{name: "state", role: "state", host: core, bin: bin, ready: true, addr: at(portState), admin: at(portStateAdmin),
-			args: append(append([]string{"state", "-listen", at(portState), "-admin", at(portStateAdmin)}, backend(sc.Topology.Backend.State)...), log...)},
+			args: append(append([]string{"state", "-listen", at(portState), "-admin", at(portStateAdmin)}, backend(sc.Topology.Backend.State, "state")...), log...)},
 		{name: "router", role: "router", host: core, bin: bin, ready: true, addr: at(portRouter), admin: at(portRouterAdmin),
 			args: append([]string{"router", "-listen", at(portRouter), "-admin", at(portRouterAdmin), "-state", at(portState)}, log...)},
 		{name: "msg", role: "msg", host: core, bin: bin, ready: true, addr: at(portMsg), admin: at(portMsgAdmin), args: append(msgArgs, log...)},
@@ -96,6 +108,9 @@ func (r *runner) coreSpecs() []spec {
 		{name: "control", role: "control", host: core, bin: bin, ready: true, addr: at(portControl), admin: at(portControl), args: append(ctlArgs, log...)},
 	}
 }
+
+// redisPrefix is a service's key prefix in the run's Redis.
+func redisPrefix(run, service string) string { return "fg-" + run + ":" + service + ":" }
 
 // gatewaySpec is gateway i's process.
 func (r *runner) gatewaySpec(i int) spec {
@@ -152,6 +167,11 @@ func (r *runner) live(name string) *proc {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.byName[name]
+}
+
+// redisDir is Redis's scratch folder for the run (its append-only file).
+func (r *runner) redisDir() string {
+	return filepath.Join(os.TempDir(), "floodgate-redis-"+r.net.Run)
 }
 
 func (r *runner) ipconfURL() string { return "http://" + hostPort(r.net.Host("core"), portIpconf) }

@@ -38,7 +38,7 @@ func newRunDisplay(w io.Writer, s *scenario.Scenario) *runDisplay {
 				d.mu.Lock()
 				defer d.mu.Unlock()
 				l := d.last
-				return fmt.Sprintf("phase %-12s sent %d  delivered %d  lost %d  failed %d  reconnects %d", l.Phase, l.Sent, l.Delivered, l.Lost, l.Failed, l.Reconnects)
+				return fmt.Sprintf("phase %-12s sent %d  delivered %d  lost %d  failed %d  reconnects %d%s", l.Phase, l.Sent, l.Delivered, l.Lost, l.Failed, l.Reconnects, wrongText(l))
 			})))
 		}
 	}
@@ -58,8 +58,8 @@ func (d *runDisplay) update(p sim.Progress) {
 		return
 	}
 	if due && p.Phase != "" {
-		fmt.Fprintf(d.w, "%s %-12s established %d/%d  sent %d  delivered %d  lost %d  failed %d  reconnects %d\n",
-			time.Now().Format("15:04:05"), p.Phase, p.Active, p.Clients, p.Sent, p.Delivered, p.Lost, p.Failed, p.Reconnects)
+		fmt.Fprintf(d.w, "%s %-12s established %d/%d  sent %d  delivered %d  lost %d  failed %d  reconnects %d%s\n",
+			time.Now().Format("15:04:05"), p.Phase, p.Active, p.Clients, p.Sent, p.Delivered, p.Lost, p.Failed, p.Reconnects, wrongText(p))
 	}
 }
 
@@ -69,4 +69,13 @@ func (d *runDisplay) close() {
 		d.phase.SetTotal(-1, true)
 		d.p.Wait()
 	}
+}
+
+// wrongText names the counts that must stay 0 once one is not: duplicates,
+// phantom and misdelivered messages.
+func wrongText(p sim.Progress) string {
+	if p.Duplicates+p.Phantom+p.Misdelivered == 0 {
+		return ""
+	}
+	return fmt.Sprintf("  duplicates %d  phantom %d  misdelivered %d", p.Duplicates, p.Phantom, p.Misdelivered)
 }

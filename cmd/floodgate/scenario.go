@@ -16,7 +16,7 @@ import (
 	"github.com/floodgate/floodgate/sim/scenario"
 )
 
-// Exit codes of a scenario run (the contract in DESIGN.md §7).
+// Exit codes of a scenario run (the contract README.md states: reports.Exit*).
 const (
 	exitPass    = 0
 	exitHarness = 1

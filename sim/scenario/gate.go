@@ -34,9 +34,11 @@ const (
 // Metrics lists every metric a gate may name, with its kind.
 var Metrics = map[string]string{
 	"push": KindLatency, "push_slow": KindLatency, "connect": KindLatency, "reconnect": KindLatency,
-	"lag": KindLatency, "hiccup": KindLatency,
+	"lag": KindLatency, "hiccup": KindLatency, "replace": KindLatency,
 	"sent": KindCount, "acked": KindCount, "delivered": KindCount, "lost": KindCount, "lost_slow": KindCount, "lost_normal": KindCount, "failed": KindCount,
 	"duplicates": KindCount, "out_of_order": KindCount, "evicted": KindCount,
+	"phantom": KindCount, "misdelivered": KindCount, "redelivered": KindCount, "retried": KindCount, "stale": KindCount,
+	"relogins": KindCount, "replace_late": KindCount, "replaced_unexpected": KindCount,
 	"established": KindCount, "peak_established": KindCount, "reconnects": KindCount,
 	"rejected_busy": KindCount, "kicks_slow": KindCount, "process_deaths": KindCount,
 	"gateway_rss_per_conn": KindBytes, "gateway_peak_rss": KindBytes,

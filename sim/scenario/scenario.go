@@ -124,6 +124,10 @@ type Behaviours struct {
 	Idle units.Fraction `yaml:"idle"`
 	// Churn is disconnects per second across all clients; they reconnect.
 	Churn units.Rate `yaml:"churn"`
+	// Relogin is how many times a second (across all clients) an active client
+	// logs in again on another gateway without closing its connection; the old
+	// connection must be kicked REPLACED.
+	Relogin units.Rate `yaml:"relogin"`
 }
 
 // Slow readers.
@@ -143,6 +147,7 @@ type Phase struct {
 	// Traffic for this phase only (unset: the scenario's traffic and behaviours).
 	Rate         *units.Rate     `yaml:"rate"`
 	Churn        *units.Rate     `yaml:"churn"`
+	Relogin      *units.Rate     `yaml:"relogin"`
 	SlowFraction *units.Fraction `yaml:"slow_fraction"`
 	Faults       []Fault         `yaml:"faults"`
 	Gates        []Gate          `yaml:"gates" want:"a gate like \"push p99 < 100ms\""`
@@ -362,6 +367,9 @@ func (s *Scenario) check(file string) Errors {
 	if b.Slow.Fraction+b.Idle > 1 {
 		bad(b.At, "behaviours", "slow (%v) and idle (%v) fractions add up to more than 100%%", float64(b.Slow.Fraction), float64(b.Idle))
 	}
+	if b.Relogin > 0 && t.Gateways < 2 {
+		bad(b.At, "behaviours.relogin", "a relogin goes to another gateway: it needs at least 2 gateways, the topology has %d", t.Gateways)
+	}
 	if len(s.Phases) == 0 {
 		bad(s.At, "phases", "at least one phase is required")
 	}
@@ -389,6 +397,9 @@ func (s *Scenario) check(file string) Errors {
 				bad(p.At, path+".clients", "%d is fewer than an earlier phase's %d: clients only step up", *p.Clients, stepped)
 			}
 			stepped = *p.Clients
+		}
+		if p.Relogin != nil && *p.Relogin > 0 && t.Gateways < 2 {
+			bad(p.At, path+".relogin", "a relogin goes to another gateway: it needs at least 2 gateways, the topology has %d", t.Gateways)
 		}
 		if p.SlowFraction != nil && *p.SlowFraction+b.Idle > 1 {
 			bad(p.At, path+".slow_fraction", "with idle %v adds up to more than 100%%", float64(b.Idle))

@@ -152,3 +152,69 @@ func TestNameMustMatchTheFile(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+const relogin = `name: re
+topology: {gateways: 2, agents: 1}
+clients: {count: 100}
+behaviours:
+  relogin: 20/s
+phases:
+  - {name: quiet, duration: 5s, relogin: 0/s}
+  - {name: busy, duration: 5s, relogin: 50/s}
+  - {name: default, duration: 5s}
+gates:
+  - replace p99 < 1s
+  - replace_late == 0
+  - phantom == 0
+  - misdelivered == 0
+  - duplicates == 0
+  - redelivered >= 0
+  - retried >= 0
+  - stale == 0
+  - replaced_unexpected == 0
+`
+
+// behaviours.relogin and phases[].relogin read as rates, and the gate metrics of
+// the accounting by identity and of relogins are known.
+func TestReloginKeysAndIdentityGates(t *testing.T) {
+	s, err := Parse("re.yaml", []byte(relogin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Behaviours.Relogin != 20 || *s.Phases[0].Relogin != 0 || *s.Phases[1].Relogin != 50 || s.Phases[2].Relogin != nil {
+		t.Fatalf("relogin rates: %v, phases %v %v %v", s.Behaviours.Relogin, s.Phases[0].Relogin, s.Phases[1].Relogin, s.Phases[2].Relogin)
+	}
+	if g := s.Gates[0]; g.Metric != "replace" || g.Stat != "p99" || g.Value != 1e6 || g.Kind() != KindLatency {
+		t.Fatalf("replace gate %+v", g)
+	}
+	for _, g := range s.Gates[1:] {
+		if g.Kind() != KindCount {
+			t.Errorf("%s: kind %s, want a count", g.Text, g.Kind())
+		}
+	}
+	for _, tc := range []struct {
+		name, from, to, where, reason string
+	}{
+		{"relogin is a rate", "relogin: 20/s", "relogin: lots", "re.yaml:5:12", `behaviours.relogin: "lots" is not a rate`},
+		{"a relogin needs another gateway", "gateways: 2", "gateways: 1", "re.yaml:5:3", "behaviours.relogin: a relogin goes to another gateway: it needs at least 2 gateways"},
+		{"a phase's relogin needs another gateway too", "gateways: 2, agents: 1}\nclients: {count: 100}\nbehaviours:\n  relogin: 20/s",
+			"gateways: 1, agents: 1}\nclients: {count: 100}\nbehaviours:\n  relogin: 0/s", "re.yaml:8:5", "phases[1].relogin: a relogin goes to another gateway"},
+		{"a phase's relogin is a rate", "relogin: 50/s", "relogin: 50", "re.yaml:8:41", `phases[1].relogin: "50" is not a rate`},
+		{"replace needs a statistic", "replace p99 < 1s", "replace < 1s", "re.yaml:11:5", "replace needs a statistic"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("re.yaml", []byte(strings.Replace(relogin, tc.from, tc.to, 1)))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			var es Errors
+			errors.As(err, &es)
+			for _, e := range es {
+				if strings.HasPrefix(e.Error(), tc.where) && strings.Contains(e.Error(), tc.reason) {
+					return
+				}
+			}
+			t.Fatalf("no error at %q containing %q in:\n%v", tc.where, tc.reason, err)
+		})
+	}
+}

@@ -1,0 +1,42 @@
+package sim
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/floodgate/floodgate/sim/scenario"
+)
+
+// The scenario's relogin rates reach the agents' plan: the scenario's for every
+// phase, a phase's own where it sets one.
+func TestPlanCarriesReloginRates(t *testing.T) {
+	s, err := scenario.Parse("re.yaml", []byte(`name: re
+topology: {gateways: 2, agents: 1}
+clients: {count: 100}
+behaviours: {relogin: 20/s}
+phases:
+  - {name: quiet, duration: 5s, relogin: 0/s}
+  - {name: default, duration: 5s}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := planFor(s, "http://127.0.0.1:1", "0123456789abcdef")
+	if p.Behaviour.ReloginPerSec != 20 || p.Phases[0].ReloginPerSec == nil || *p.Phases[0].ReloginPerSec != 0 || p.Phases[1].ReloginPerSec != nil {
+		t.Fatalf("plan relogin %v, phases %v %v", p.Behaviour.ReloginPerSec, p.Phases[0].ReloginPerSec, p.Phases[1].ReloginPerSec)
+	}
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// state and msg never share a key prefix in one Redis: both keep "<prefix>epoch".
+func TestRedisPrefixesDifferPerService(t *testing.T) {
+	st, msg := redisPrefix("abc123", "state"), redisPrefix("abc123", "msg")
+	if st == msg || strings.HasPrefix(st, msg) || strings.HasPrefix(msg, st) {
+		t.Fatalf("state prefix %q and msg prefix %q overlap", st, msg)
+	}
+	if other := redisPrefix("xyz789", "msg"); other == msg {
+		t.Fatalf("two runs share the prefix %q", msg)
+	}
+}
