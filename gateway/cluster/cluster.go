@@ -79,10 +79,11 @@ type takeovers interface {
 	Kicked(prev, by state.Session) error
 }
 
-// asyncAppender is what a msg.Client adds to the Store: appends that do not hold a
-// worker while the store answers.
+// asyncAppender is what a msg.Client adds to the Store: appends and acks that do
+// not hold a worker while the store answers.
 type asyncAppender interface {
 	AppendGo(m *msg.Message, fn func(error))
+	AckGo(uid, seq, epoch uint64, fn func(error))
 }
 
 // Cluster is the backend. Create it, pass it to node.New as the Backend, then Run it
@@ -99,13 +100,15 @@ type Cluster struct {
 	validUntil atomic.Int64
 	t0         time.Time
 	// fenced is set from a lease loss until every old session is re-registered (or
-	// kicked): their SENDs are refused meanwhile.
-	fenced atomic.Bool
-	ready  chan struct{}
-	once   sync.Once
-	lost   chan struct{} // a Register saw the lease lost: renew now
-	lq     chan state.Session
-	m      *metrics
+	// kicked): SENDs of a user whose session is not re-registered yet (not in
+	// cleared) are refused meanwhile.
+	fenced  atomic.Bool
+	cleared atomic.Pointer[sync.Map] // uid → struct{}: re-registered since the fence went up
+	ready   chan struct{}
+	once    sync.Once
+	lost    chan struct{} // a Register saw the lease lost: renew now
+	lq      chan state.Session
+	m       *metrics
 
 	wmu     sync.Mutex
 	waiters map[[2]uint64]chan struct{} // (uid, session id) of logins waiting for a kick
@@ -234,8 +237,10 @@ func (c *Cluster) leaseLoop(ctx context.Context, g state.Gateway) {
 			case err == nil:
 				c.extend(start)
 			case errors.Is(err, state.ErrLeaseLost):
-				c.log.Warn("lease lost; acquiring a new one", "epoch", c.epoch.Load())
+				c.log.Warn("lease lost: refusing SENDs until each session is registered again under a new lease",
+					"epoch", c.epoch.Load())
 				c.m.leaseLost.Inc()
+				c.cleared.Store(new(sync.Map))
 				c.fenced.Store(true)
 				c.epoch.Store(0)
 				continue
@@ -308,6 +313,9 @@ func (c *Cluster) reregister(ctx context.Context, epoch uint64, notice bool) {
 					continue
 				}
 				kept.Add(1)
+				if m := c.cleared.Load(); m != nil {
+					m.Store(s.UID, struct{}{}) // its SENDs are safe again
+				}
 				if !notice {
 					continue
 				}
@@ -473,8 +481,8 @@ func (c *Cluster) unregisterLoop(ctx context.Context) {
 // the same client message id — msg deduplicates it — until it is known, the
 // client's connection is gone, or SendTimeout has passed.
 func (c *Cluster) Send(from uint64, s *proto.Send, closed func() bool, done func(uint64, error)) {
-	if !c.leaseHeld() || c.fenced.Load() {
-		done(0, fmt.Errorf("%w: the gateway holds no live lease for its sessions now", msg.ErrNotStored))
+	if !c.mayStore(from) {
+		done(0, fmt.Errorf("%w: the gateway holds no live lease for this session now", msg.ErrNotStored))
 		return
 	}
 	a := &sendAttempt{c: c, closed: closed, done: done, start: time.Now(),
@@ -483,8 +491,38 @@ func (c *Cluster) Send(from uint64, s *proto.Send, closed func() bool, done func
 	a.try()
 }
 
-// Ack implements node.Backend.
+// mayStore reports whether a SEND of uid may be stored now: the gateway holds a live
+// lease, and after a lease loss the user's session is registered again (a session a
+// newer login replaced elsewhere must never store a message as its user).
+func (c *Cluster) mayStore(uid uint64) bool {
+	if !c.leaseHeld() {
+		return false
+	}
+	if !c.fenced.Load() {
+		return true
+	}
+	m := c.cleared.Load()
+	if m == nil {
+		return false
+	}
+	_, ok := m.Load(uid)
+	return ok
+}
+
+// Ack implements node.Backend. With a msg.Client it does not wait for the answer:
+// acknowledgements are cumulative, a lost one only makes a later SYNC replay what
+// the client already has, and a worker held for every ack while msg is slow would
+// stall every connection's requests behind it.
 func (c *Cluster) Ack(ctx context.Context, uid, seq, epoch uint64) error {
+	if ag, ok := c.cfg.Msgs.(asyncAppender); ok {
+		ag.AckGo(uid, seq, epoch, func(err error) {
+			if err != nil {
+				c.m.ackFailed.Inc()
+				c.log.Debug("ack failed", "uid", uid, "seq", seq, "err", err)
+			}
+		})
+		return nil
+	}
 	return c.cfg.Msgs.Ack(ctx, uid, seq, epoch)
 }
 

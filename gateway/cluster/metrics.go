@@ -10,6 +10,7 @@ type metrics struct {
 	leaseAcquired, leaseLost, leaseErrors     prometheus.Counter
 	reregistered, reregisterReplaced, noticed prometheus.Counter
 	logoutDropped, logoutFailed, sendRetries  prometheus.Counter
+	ackFailed                                 prometheus.Counter
 	takeovers                                 map[string]prometheus.Counter // confirmed, timeout, kicked_here
 }
 
@@ -31,6 +32,8 @@ func newMetrics(reg prometheus.Registerer, labels prometheus.Labels, epoch *atom
 		logoutFailed:  c("floodgate_gateway_logout_failed_total", "Unregistrations that failed."),
 		sendRetries: c("floodgate_gateway_send_retries_total",
 			"Appends retried (same client message id) because an earlier attempt's outcome was unknown."),
+		ackFailed: c("floodgate_gateway_ack_failed_total",
+			"Acknowledgements the message store did not confirm (harmless: a later SYNC replays what they covered)."),
 		takeovers: map[string]prometheus.Counter{},
 	}
 	tk := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "floodgate_gateway_takeovers_total",
@@ -40,7 +43,7 @@ func newMetrics(reg prometheus.Registerer, labels prometheus.Labels, epoch *atom
 		m.takeovers[r] = tk.WithLabelValues(r)
 	}
 	reg.MustRegister(tk, m.leaseAcquired, m.leaseLost, m.leaseErrors, m.reregistered, m.reregisterReplaced, m.noticed,
-		m.logoutDropped, m.logoutFailed, m.sendRetries,
+		m.logoutDropped, m.logoutFailed, m.sendRetries, m.ackFailed,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "floodgate_gateway_lease_epoch",
 			Help: "The epoch of the lease held now (0: none).", ConstLabels: labels},
 			func() float64 { return float64(epoch.Load()) }))

@@ -160,6 +160,19 @@ func (c *Client) Ack(ctx context.Context, uid, seq, epoch uint64) error {
 	return err
 }
 
+// AckGo is Ack without waiting: fn receives the outcome exactly once, on another
+// goroutine unless the request could not be sent. Acknowledgements are cumulative,
+// so a lost one costs only a message replayed later, and a gateway need not hold a
+// worker while a slow store answers.
+func (c *Client) AckGo(uid, seq, epoch uint64, fn func(error)) {
+	c.link(uid).Go(MethodAck, appendTriple(make([]byte, 0, ackReqSize), uid, seq, epoch), func(_ []byte, err error) {
+		if err != nil {
+			err = callError(MethodAck, err)
+		}
+		fn(err)
+	})
+}
+
 // Window implements Store.
 func (c *Client) Window(ctx context.Context, uid uint64) (Window, error) {
 	resp, err := c.call(ctx, uid, MethodWindow, appendUID(make([]byte, 0, 8), uid))

@@ -340,8 +340,8 @@ func (n *Node) send(c *reactor.Conn, s *session, body []byte) {
 			n.m.sends["bad_recipient"].Inc()
 			n.write(c, proto.TypeError, func(b []byte) []byte { return proto.AppendError(b, proto.CodeBadRecipient, cmid, "") })
 		case errors.Is(err, msg.ErrNotStored):
-			n.m.sends["unavailable"].Inc()
-			n.log.Warn("send: not stored", "from", s.uid, "to", to, "err", err)
+			n.m.sends["unavailable"].Inc() // the backend logs why, once per outage
+			n.log.Debug("send: not stored", "from", s.uid, "to", to, "err", err)
 			n.write(c, proto.TypeError, func(b []byte) []byte { return proto.AppendError(b, proto.CodeUnavailable, cmid, "") })
 		default:
 			// The outcome is unknown: an ERROR would say "not stored", which may be

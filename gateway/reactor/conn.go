@@ -210,7 +210,8 @@ func (c *Conn) writeLocked(b []byte, overCap bool) (err error, closing bool) {
 }
 
 // FramesRead reports how many complete frames have been read from the connection so
-// far, handled or still queued for a worker. Frames reach the handler in the order
+// far, handled or still queued for a worker (all the frames one read brought are
+// counted before the first of them is handed over). Frames reach the handler in the order
 // read, so a handler that numbers the frames it handles can tell whether a frame was
 // read before some moment of its own (the count it took then): a protocol that
 // forbids frames before a reply uses it to judge frames pipelined behind a request.

@@ -362,6 +362,7 @@ func (l *loop) read(c *Conn) {
 			if n < missing && c.lflags&lfRDHUP == 0 {
 				return // short read: drained
 			}
+			c.framesRead.Add(1)
 			ok := l.deliver(c, b)
 			l.r.bufs.put(c.in)
 			c.in, c.inWant = nil, 0
@@ -437,6 +438,18 @@ func (l *loop) peerClosed(c *Conn) {
 // consumed, the full size of the incomplete frame at b[off:] if its header is
 // complete (0 if not), and false if the connection stopped being open.
 func (l *loop) parse(c *Conn, b []byte) (off, want int, ok bool) {
+	// Count the read's complete frames before handing any over: a worker may run the
+	// first frame while this loop is still on the next, and FramesRead must already
+	// cover every frame that arrived with it.
+	n := uint32(0)
+	for o := 0; o < len(b); n++ {
+		size, err := l.r.cfg.Framer(b[o:])
+		if err != nil || size == 0 || size > len(b)-o {
+			break
+		}
+		o += size
+	}
+	c.framesRead.Add(n)
 	for off < len(b) {
 		size, err := l.r.cfg.Framer(b[off:])
 		if err != nil {
@@ -466,7 +479,6 @@ func (l *loop) carry(c *Conn, head []byte, want int) {
 // (so that frames are always handled in order). It reports whether c is still open.
 func (l *loop) deliver(c *Conn, frame []byte) bool {
 	l.stats.framesIn.Add(1)
-	c.framesRead.Add(1)
 	if c.jobs.busy() || l.r.cfg.Handler.OnFrame(c, frame) == Defer {
 		l.r.deferFrame(c, frame)
 	}
