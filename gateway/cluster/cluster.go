@@ -106,7 +106,7 @@ type Cluster struct {
 	cleared atomic.Pointer[sync.Map] // uid → struct{}: re-registered since the fence went up
 	ready   chan struct{}
 	once    sync.Once
-	lost    chan struct{} // a Register saw the lease lost: renew now
+	lost    chan struct{} // renew now: a Register saw the lease lost, or it is past validUntil
 	lq      chan state.Session
 	m       *metrics
 
@@ -185,8 +185,25 @@ func (c *Cluster) Run(ctx context.Context, addr string) error {
 // now is the process's monotonic clock, for validUntil.
 func (c *Cluster) now() int64 { return int64(time.Since(c.t0)) }
 
-// leaseHeld reports whether the gateway holds a lease it knows to be live.
-func (c *Cluster) leaseHeld() bool { return c.epoch.Load() != 0 && c.now() < c.validUntil.Load() }
+// leaseHeld reports whether the gateway holds a lease it knows to be live. When it
+// does not, it asks the lease loop to renew now rather than at its next tick: a
+// gateway that was frozen past its TTL learns at its first request after waking
+// that it lost the lease, not up to a renewal period later.
+func (c *Cluster) leaseHeld() bool {
+	if c.epoch.Load() != 0 && c.now() < c.validUntil.Load() {
+		return true
+	}
+	c.renewNow()
+	return false
+}
+
+// renewNow wakes the lease loop.
+func (c *Cluster) renewNow() {
+	select {
+	case c.lost <- struct{}{}:
+	default:
+	}
+}
 
 // extend records a successful acquire or renew that was sent at start.
 func (c *Cluster) extend(start int64) {
@@ -249,9 +266,16 @@ func (c *Cluster) leaseLoop(ctx context.Context, g state.Gateway) {
 				c.log.Warn("lease: renew failed", "err", err)
 			}
 		}
+		lastTry := time.Now()
 		select {
 		case <-t.C:
 		case <-c.lost:
+			// Asked to renew early: at most every minRenewGap, or a state service
+			// that is down would be asked again for every refused request.
+			select {
+			case <-time.After(minRenewGap - time.Since(lastTry)):
+			case <-ctx.Done():
+			}
 		case <-ctx.Done():
 		}
 	}
@@ -263,6 +287,9 @@ func (c *Cluster) leaseLoop(ctx context.Context, g state.Gateway) {
 		cancel()
 	}
 }
+
+// minRenewGap is the least time between two lease calls made on request (renewNow).
+const minRenewGap = 100 * time.Millisecond
 
 // epochSwap records a new epoch; it reports whether this is the first lease.
 func (c *Cluster) epochSwap(epoch uint64) bool {
@@ -294,49 +321,31 @@ func (c *Cluster) Resync() {
 // to them stored. Those clients never went away and have no reason to SYNC; the
 // SYNC_END tells them the head, and they fetch what they miss at their own pace.
 func (c *Cluster) reregister(ctx context.Context, epoch uint64, notice bool) {
+	t0 := time.Now()
 	var all []node.Session
 	c.gw.EachSession(func(s node.Session) { all = append(all, s) })
 	var kept, replaced, noticed atomic.Int64
-	work := make(chan node.Session)
+	work := make(chan []node.Session)
 	var wg sync.WaitGroup
 	for range reregisterWorkers {
 		wg.Go(func() {
-			for s := range work {
-				err := c.cfg.State.Reregister(ctx, c.session(s, epoch))
-				switch {
-				case errors.Is(err, state.ErrReplaced):
-					replaced.Add(1)
-					c.gw.Replace(s.UID, s.ID)
-					continue
-				case err != nil:
-					c.log.Debug("re-registration failed", "uid", s.UID, "err", err)
-					continue
-				}
-				kept.Add(1)
-				if m := c.cleared.Load(); m != nil {
-					m.Store(s.UID, struct{}{}) // its SENDs are safe again
-				}
-				if !notice {
-					continue
-				}
-				w, err := c.cfg.Msgs.Window(ctx, s.UID)
-				if err != nil {
-					c.log.Debug("window after re-registration failed; the client's next push or SYNC catches up", "uid", s.UID, "err", err)
-					continue
-				}
-				if c.gw.Notice(s.UID, s.ID, w) {
-					noticed.Add(1)
-				}
+			for batch := range work {
+				k, r, n := c.reregisterBatch(ctx, epoch, batch, notice)
+				kept.Add(k)
+				replaced.Add(r)
+				noticed.Add(n)
 			}
 		})
 	}
 	superseded := false
-	for _, s := range all {
+	for len(all) > 0 {
 		if c.epoch.Load() != epoch || ctx.Err() != nil {
 			superseded = true
 			break
 		}
-		work <- s
+		n := min(len(all), reregisterBatch)
+		work <- all[:n]
+		all = all[n:]
 	}
 	close(work)
 	wg.Wait()
@@ -346,13 +355,104 @@ func (c *Cluster) reregister(ctx context.Context, epoch uint64, notice bool) {
 	c.m.reregistered.Add(float64(kept.Load()))
 	c.m.reregisterReplaced.Add(float64(replaced.Load()))
 	c.m.noticed.Add(float64(noticed.Load()))
-	c.log.Info("sessions registered again", "epoch", epoch, "kept", kept.Load(), "replaced", replaced.Load(),
-		"of", len(all), "noticed", noticed.Load())
+	level := slog.LevelInfo
+	if notice {
+		level = slog.LevelWarn // after a lease loss: worth seeing at the default level
+	}
+	c.log.Log(ctx, level, "sessions registered again", "epoch", epoch, "took", time.Since(t0).Round(time.Millisecond),
+		"kept", kept.Load(), "replaced", replaced.Load(), "noticed", noticed.Load())
 }
 
-// reregisterWorkers bounds the registrations (and window reads) in flight during a
-// re-registration; the links pipeline them.
-const reregisterWorkers = 32
+// Re-registration goes in batches of reregisterBatch sessions (one round trip to
+// state and one to msg each, with a state.Client and a msg.Client), reregisterWorkers
+// batches at a time: 12,500 sessions take tens of milliseconds rather than the
+// seconds one call per session took (measured: 2,000 sessions in 0.86 s, one call
+// each, on two cores shared with the whole harness).
+const (
+	reregisterBatch   = 256
+	reregisterWorkers = 4
+)
+
+// batchDirectory and batchWindows are the batch calls of a state.Client and a
+// msg.Client.
+type (
+	batchDirectory interface {
+		ReregisterBatch(ctx context.Context, ss []state.Session) ([]error, error)
+	}
+	batchWindows interface {
+		Windows(ctx context.Context, uids []uint64) ([]msg.Window, error)
+	}
+)
+
+// reregisterBatch re-registers one batch of sessions under epoch, kicks the replaced
+// ones, lifts the SEND fence of the others and, with notice, tells them their
+// windows. It returns how many it kept, kicked and told.
+func (c *Cluster) reregisterBatch(ctx context.Context, epoch uint64, batch []node.Session, notice bool) (kept, replaced, noticed int64) {
+	ss := make([]state.Session, len(batch))
+	for i, s := range batch {
+		ss[i] = c.session(s, epoch)
+	}
+	var errs []error
+	if bd, ok := c.cfg.State.(batchDirectory); ok {
+		var err error
+		if errs, err = bd.ReregisterBatch(ctx, ss); err != nil {
+			c.log.Debug("re-registration failed", "sessions", len(ss), "err", err)
+			return 0, 0, 0
+		}
+	} else {
+		errs = make([]error, len(ss))
+		for i := range ss {
+			errs[i] = c.cfg.State.Reregister(ctx, ss[i])
+		}
+	}
+	var keep []node.Session
+	cleared := c.cleared.Load()
+	for i, err := range errs {
+		switch {
+		case errors.Is(err, state.ErrReplaced):
+			replaced++
+			c.gw.Replace(batch[i].UID, batch[i].ID)
+		case err != nil:
+			c.log.Debug("re-registration failed", "uid", batch[i].UID, "err", err)
+		default:
+			keep = append(keep, batch[i])
+			if cleared != nil {
+				cleared.Store(batch[i].UID, struct{}{}) // its SENDs are safe again
+			}
+		}
+	}
+	kept = int64(len(keep))
+	if !notice || len(keep) == 0 {
+		return kept, replaced, 0
+	}
+	uids := make([]uint64, len(keep))
+	for i, s := range keep {
+		uids[i] = s.UID
+	}
+	var ws []msg.Window
+	if bw, ok := c.cfg.Msgs.(batchWindows); ok {
+		var err error
+		if ws, err = bw.Windows(ctx, uids); err != nil {
+			c.log.Debug("windows after re-registration failed; the clients' next push or SYNC catches up", "err", err)
+			return kept, replaced, 0
+		}
+	} else {
+		ws = make([]msg.Window, len(uids))
+		for i, u := range uids {
+			var err error
+			if ws[i], err = c.cfg.Msgs.Window(ctx, u); err != nil {
+				c.log.Debug("window after re-registration failed", "uid", u, "err", err)
+				return kept, replaced, 0
+			}
+		}
+	}
+	for i, s := range keep {
+		if c.gw.Notice(s.UID, s.ID, ws[i]) {
+			noticed++
+		}
+	}
+	return kept, replaced, noticed
+}
 
 func (c *Cluster) session(s node.Session, epoch uint64) state.Session {
 	return state.Session{UID: s.UID, Gateway: c.cfg.ID, Conn: s.ID, Epoch: epoch}
@@ -375,10 +475,7 @@ func (c *Cluster) Login(ctx context.Context, s node.Session) (msg.Window, error)
 	}
 	if err != nil {
 		if errors.Is(err, state.ErrLeaseLost) {
-			select {
-			case c.lost <- struct{}{}:
-			default:
-			}
+			c.renewNow()
 		}
 		return msg.Window{}, fmt.Errorf("register: %w", err)
 	}

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"slices"
 	"sync"
@@ -115,10 +116,55 @@ func (g *fakeGateway) waitFor(t *testing.T, what string, cond func() bool) {
 // messages stored while its sessions were invalid were left in the store, and these
 // still-connected clients would otherwise never ask for them.
 func TestLeaseLossReregistersNoticesAndKicksTheReplaced(t *testing.T) {
+	t.Run("in process", func(t *testing.T) {
+		testLeaseLoss(t, state.NewMemory(state.MemoryConfig{}), msg.NewMemory(64))
+	})
+	t.Run("over links, in batches", func(t *testing.T) {
+		st, store := serveStores(t)
+		testLeaseLoss(t, st, store)
+	})
+}
+
+// serveStores serves a memory state store and a memory msg store on loopback and
+// returns clients of both: the gateway's production path (batched calls).
+func serveStores(t *testing.T) (*state.Client, *msg.Client) {
+	t.Helper()
+	secret := []byte("cluster-test-secret-0123")
+	quiet := slog.New(slog.DiscardHandler)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	ss, err := state.NewServer(state.ServerConfig{Addr: "127.0.0.1:0", Secret: secret, Store: state.NewMemory(state.MemoryConfig{}), Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Go(func() { ss.Serve(ctx) })
+	ms, err := msg.NewServer(msg.ServerConfig{Addr: "127.0.0.1:0", Secret: secret, Store: msg.NewMemory(64), Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Go(func() { ms.Serve(ctx) })
+	sc, err := state.Dial(state.ClientConfig{Addr: ss.Addr(), Secret: secret, Name: "gw-1", Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sc.Close)
+	mc, err := msg.Dial(msg.ClientConfig{Addr: ms.Addr(), Secret: secret, Name: "gw-1", Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(mc.Close)
+	wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer wcancel()
+	if err := errors.Join(sc.WaitConnected(wctx), mc.WaitConnected(wctx)); err != nil {
+		t.Fatal(err)
+	}
+	return sc, mc
+}
+
+func testLeaseLoss(t *testing.T, st state.Store, store msg.Store) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	st := state.NewMemory(state.MemoryConfig{})
-	store := msg.NewMemory(64)
 	gw := newFakeGateway(node.Session{UID: 1, ID: 11}, node.Session{UID: 2, ID: 12}, node.Session{UID: 3, ID: 13})
 	c, err := New(Config{ID: "gw-1", LinkAddr: "127.0.0.1:0", Secret: []byte("cluster-test-secret-0123"),
 		State: st, Msgs: store, LeaseTTL: 300 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})

@@ -65,7 +65,7 @@ func Dial(cfg ClientConfig) (*Client, error) {
 	}
 	if cfg.Observe == nil && cfg.Registry != nil {
 		names := map[uint16]string{}
-		for _, m := range []uint16{MethodAppend, MethodAck, MethodRange, MethodWindow} {
+		for _, m := range []uint16{MethodAppend, MethodAck, MethodRange, MethodWindow, MethodWindows} {
 			names[m] = MethodName(m)
 		}
 		obs, err := link.CallObserver(cfg.Registry, "msg", names)
@@ -158,6 +158,30 @@ func classifyAppendError(err error) error {
 func (c *Client) Ack(ctx context.Context, uid, seq, epoch uint64) error {
 	_, err := c.call(ctx, uid, MethodAck, appendTriple(make([]byte, 0, ackReqSize), uid, seq, epoch))
 	return err
+}
+
+// Windows returns the windows of uids (at most MaxWindows), in order, in one round
+// trip.
+func (c *Client) Windows(ctx context.Context, uids []uint64) ([]Window, error) {
+	if len(uids) == 0 || len(uids) > MaxWindows {
+		return nil, fmt.Errorf("msg windows: %d uids, want 1..%d", len(uids), MaxWindows)
+	}
+	body := make([]byte, 0, 8*len(uids))
+	for _, u := range uids {
+		body = appendUID(body, u)
+	}
+	resp, err := c.call(ctx, uids[0], MethodWindows, body)
+	if err != nil {
+		return nil, err
+	}
+	if len(resp) != len(uids)*windowSize {
+		return nil, fmt.Errorf("msg windows: %w: reply of %d bytes for %d uids", errMalformed, len(resp), len(uids))
+	}
+	out := make([]Window, len(uids))
+	for i := range out {
+		out[i], _ = decodeWindow(resp[i*windowSize : (i+1)*windowSize])
+	}
+	return out, nil
 }
 
 // AckGo is Ack without waiting: fn receives the outcome exactly once, on another

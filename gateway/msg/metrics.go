@@ -18,8 +18,8 @@ const (
 // serverMetrics are a Server's metrics, prefix floodgate_msg_. Label values are
 // resolved once here, so a request only increments and observes.
 type serverMetrics struct {
-	requests [MethodWindow + 1][numResults]prometheus.Counter // by method number
-	latency  [MethodWindow + 1]prometheus.Observer
+	requests [MethodWindows + 1][numResults]prometheus.Counter // by method number
+	latency  [MethodWindows + 1]prometheus.Observer
 	replayed prometheus.Counter
 }
 
@@ -50,7 +50,7 @@ func newServerMetrics(reg prometheus.Registerer, store Store) *serverMetrics {
 			func() float64 { return float64(sc.Stored()) }))
 	}
 	m := &serverMetrics{replayed: replayed}
-	for method := MethodAppend; method <= MethodWindow; method++ {
+	for method := MethodAppend; method <= MethodWindows; method++ {
 		name := MethodName(method)
 		for r, result := range [numResults]string{"ok", "rejected", "failed"} {
 			m.requests[method][r] = requests.WithLabelValues(name, result)

@@ -27,6 +27,10 @@ const (
 	MethodRange uint16 = 3
 	// MethodWindow reports a user's window. Request: u64 uid. Reply: window.
 	MethodWindow uint16 = 4
+	// MethodWindows reports many users' windows at once (a gateway telling its
+	// sessions their windows after it registered them again). Request: n × u64 uid,
+	// 1 ≤ n ≤ MaxWindows. Reply: n × window, in the request's order.
+	MethodWindows uint16 = 5
 )
 
 // MethodName names a method in logs and metric labels; "" for an unknown one.
@@ -40,9 +44,14 @@ func MethodName(m uint16) string {
 		return "range"
 	case MethodWindow:
 		return "window"
+	case MethodWindows:
+		return "windows"
 	}
 	return ""
 }
+
+// MaxWindows is the most uids one MethodWindows request may carry.
+const MaxWindows = 1024
 
 // MaxRangeReply is the most messages one MethodRange reply carries. It equals the
 // gateway's default SYNC limit, so a default SYNC is one reply and one snapshot

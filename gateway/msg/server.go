@@ -2,6 +2,7 @@ package msg
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -139,6 +140,8 @@ func (s *Server) handle(ctx context.Context, req *link.Request) ([]byte, error) 
 		resp, err = s.rangeMsgs(ctx, req.Body)
 	case MethodWindow:
 		resp, err = s.window(ctx, req.Body)
+	case MethodWindows:
+		resp, err = s.windows(ctx, req.Body)
 	}
 	s.m.observe(req.Method, time.Since(start), s.classify(ctx, req, err))
 	return resp, err
@@ -224,6 +227,21 @@ func (s *Server) rangeMsgs(ctx context.Context, body []byte) ([]byte, error) {
 			uid, msgs[0].Seq, EncodedSize(&msgs[0]))
 	}
 	s.m.replayed.Add(float64(n))
+	return resp, nil
+}
+
+func (s *Server) windows(ctx context.Context, body []byte) ([]byte, error) {
+	if len(body) == 0 || len(body)%8 != 0 || len(body)/8 > MaxWindows {
+		return nil, fmt.Errorf("%w: windows request of %d bytes", errMalformed, len(body))
+	}
+	resp := make([]byte, 0, len(body)/8*windowSize)
+	for b := body; len(b) > 0; b = b[8:] {
+		w, err := s.store.Window(ctx, binary.BigEndian.Uint64(b))
+		if err != nil {
+			return nil, err
+		}
+		resp = appendWindow(resp, w)
+	}
 	return resp, nil
 }
 

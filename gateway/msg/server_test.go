@@ -286,3 +286,28 @@ func TestAppendErrorsSayWhetherStored(t *testing.T) {
 		}
 	})
 }
+
+// MethodWindows answers many users' windows in one round trip, in order, and
+// refuses a malformed or oversized request.
+func TestServerAnswersWindowsInOneCall(t *testing.T) {
+	ctx := context.Background()
+	s, _ := startServer(t, msg.ServerConfig{Store: msg.NewMemory(8)})
+	c := dial(t, s.Addr())
+	for to, n := range map[uint64]int{1: 3, 2: 1} {
+		for range n {
+			if err := c.Append(ctx, &msg.Message{To: to}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	ws, err := c.Windows(ctx, []uint64{2, 9, 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ws) != 3 || ws[0].Head != 1 || ws[1].Head != 0 || ws[1].Oldest != 1 || ws[2].Head != 3 || ws[2].Epoch != ws[0].Epoch {
+		t.Fatalf("windows %+v, want heads 1, 0, 3 in request order", ws)
+	}
+	if _, err := c.Windows(ctx, make([]uint64, msg.MaxWindows+1)); err == nil {
+		t.Fatal("a request over MaxWindows was sent")
+	}
+}

@@ -221,6 +221,36 @@ func (c *Client) RegisterTakeover(ctx context.Context, s Session) (prev Session,
 	return prev, resp[0]&RegisterKickSent != 0, nil
 }
 
+// ReregisterBatch is Reregister for many sessions of one gateway epoch (at most
+// MaxReregisterBatch) in one round trip. It returns one error per session, in
+// order: nil, or one wrapping ErrReplaced or ErrLeaseLost; err is for the call.
+func (c *Client) ReregisterBatch(ctx context.Context, ss []Session) (errs []error, err error) {
+	body, err := appendReregisterBatch(nil, ss)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.call(ctx, MethodReregisterBatch, body)
+	if err != nil {
+		return nil, err
+	}
+	if len(resp) != len(ss) {
+		return nil, fmt.Errorf("state reregister batch: %d results for %d sessions", len(resp), len(ss))
+	}
+	errs = make([]error, len(ss))
+	for i, r := range resp {
+		switch r {
+		case ReregisterOK:
+		case ReregisterReplaced:
+			errs[i] = fmt.Errorf("reregister uid %d: %w", ss[i].UID, ErrReplaced)
+		case ReregisterLeaseLost:
+			errs[i] = fmt.Errorf("reregister uid %d: %w", ss[i].UID, ErrLeaseLost)
+		default:
+			return nil, fmt.Errorf("state reregister batch: result %d", r)
+		}
+	}
+	return errs, nil
+}
+
 // Kicked tells the server (which tells the gateway of by) that this gateway closed
 // prev, or no longer held it: the answer to an OnKick.
 func (c *Client) Kicked(prev, by Session) error {
@@ -268,7 +298,7 @@ func (c *Client) Probe(ctx context.Context, uid uint64) (Session, LookupStatus, 
 func stateMethods() map[uint16]string {
 	m := map[uint16]string{}
 	for _, id := range []uint16{MethodAcquire, MethodRenew, MethodRelease, MethodSetDraining,
-		MethodGateways, MethodRegister, MethodUnregister, MethodLookup, MethodReregister} {
+		MethodGateways, MethodRegister, MethodUnregister, MethodLookup, MethodReregister, MethodReregisterBatch} {
 		m[id] = MethodName(id)
 	}
 	return m

@@ -202,6 +202,25 @@ func (s *Server) dispatch(ctx context.Context, req *link.Request) ([]byte, error
 		err = s.store.Reregister(ctx, ses)
 		s.m.reregistrations[result(err, "ok")].Inc()
 		return nil, err
+	case MethodReregisterBatch:
+		ss, err := decodeReregisterBatch(req.Body)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", errBadRequest, err)
+		}
+		resp := make([]byte, len(ss))
+		for i, ses := range ss {
+			err := s.store.Reregister(ctx, ses)
+			s.m.reregistrations[result(err, "ok")].Inc()
+			switch {
+			case errors.Is(err, ErrReplaced):
+				resp[i] = ReregisterReplaced
+			case errors.Is(err, ErrLeaseLost):
+				resp[i] = ReregisterLeaseLost
+			case err != nil:
+				return nil, err
+			}
+		}
+		return resp, nil
 	case MethodUnregister:
 		ses, err := decodeSession(req.Body)
 		if err != nil {

@@ -521,3 +521,44 @@ func TestServerTellsTheReplacedGatewayToKick(t *testing.T) {
 	default:
 	}
 }
+
+// A batch re-registers each session as Reregister would, one result per session.
+func TestServerReregistersInBatches(t *testing.T) {
+	srv, _ := startServer(t, state.ServerConfig{})
+	c := dial(t, srv.Addr())
+	ctx := t.Context()
+	e1, err := c.Acquire(ctx, state.Gateway{ID: "gw-a"}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eb, err := c.Acquire(ctx, state.Gateway{ID: "gw-b"}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for uid := uint64(1); uid <= 3; uid++ {
+		if _, err := c.Register(ctx, state.Session{UID: uid, Gateway: "gw-a", Conn: uid, Epoch: e1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e2, err := c.Acquire(ctx, state.Gateway{ID: "gw-a"}, time.Minute) // the lease was lost and taken again
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Register(ctx, state.Session{UID: 2, Gateway: "gw-b", Conn: 9, Epoch: eb}); err != nil {
+		t.Fatal(err)
+	}
+	batch := []state.Session{{UID: 1, Gateway: "gw-a", Conn: 1, Epoch: e2}, {UID: 2, Gateway: "gw-a", Conn: 2, Epoch: e2},
+		{UID: 3, Gateway: "gw-a", Conn: 3, Epoch: e2}}
+	errs, err := c.ReregisterBatch(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs[0] != nil || !errors.Is(errs[1], state.ErrReplaced) || errs[2] != nil {
+		t.Fatalf("results %v, want ok, replaced, ok", errs)
+	}
+	stale := batch[:1]
+	stale[0].Epoch = e1
+	if errs, err := c.ReregisterBatch(ctx, stale); err != nil || !errors.Is(errs[0], state.ErrLeaseLost) {
+		t.Fatalf("batch under a dead epoch: %v, %v; want lease lost", errs, err)
+	}
+}

@@ -54,7 +54,64 @@ const (
 	MethodLookup uint16 = 18
 	// MethodReregister: session → empty, or an error "replaced" (ErrReplaced).
 	MethodReregister uint16 = 19
+	// MethodReregisterBatch re-registers many sessions of one gateway epoch in one
+	// round trip: u64 epoch | u16 len | gateway id | n × (u64 uid | u64 conn), with
+	// 1 ≤ n ≤ MaxReregisterBatch → n × u8: ReregisterOK, ReregisterReplaced or
+	// ReregisterLeaseLost, in the request's order.
+	MethodReregisterBatch uint16 = 20
 )
+
+// MaxReregisterBatch is the most sessions one MethodReregisterBatch carries.
+const MaxReregisterBatch = 1024
+
+// MethodReregisterBatch results, one byte per session.
+const (
+	ReregisterOK        byte = 0
+	ReregisterReplaced  byte = 1
+	ReregisterLeaseLost byte = 2
+)
+
+// appendReregisterBatch encodes a batch; every session must have the first one's
+// gateway and epoch.
+func appendReregisterBatch(b []byte, ss []Session) ([]byte, error) {
+	if len(ss) == 0 || len(ss) > MaxReregisterBatch {
+		return nil, fmt.Errorf("state: reregister batch of %d sessions, want 1..%d", len(ss), MaxReregisterBatch)
+	}
+	gw, epoch := ss[0].Gateway, ss[0].Epoch
+	b = binary.BigEndian.AppendUint64(b, epoch)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(gw)))
+	b = append(b, gw...)
+	for _, s := range ss {
+		if s.Gateway != gw || s.Epoch != epoch {
+			return nil, fmt.Errorf("state: reregister batch mixes %s/%d with %s/%d", gw, epoch, s.Gateway, s.Epoch)
+		}
+		b = binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(b, s.UID), s.Conn)
+	}
+	return b, nil
+}
+
+// decodeReregisterBatch decodes a batch.
+func decodeReregisterBatch(b []byte) ([]Session, error) {
+	if len(b) < 10 {
+		return nil, fmt.Errorf("reregister batch of %d bytes", len(b))
+	}
+	epoch := binary.BigEndian.Uint64(b)
+	n := int(binary.BigEndian.Uint16(b[8:]))
+	b = b[10:]
+	if n > len(b) {
+		return nil, fmt.Errorf("reregister batch: gateway id of %d bytes in %d", n, len(b))
+	}
+	gw := string(b[:n])
+	b = b[n:]
+	if len(b) == 0 || len(b)%16 != 0 || len(b)/16 > MaxReregisterBatch {
+		return nil, fmt.Errorf("reregister batch: %d bytes of sessions", len(b))
+	}
+	ss := make([]Session, len(b)/16)
+	for i := range ss {
+		ss[i] = Session{UID: binary.BigEndian.Uint64(b[16*i:]), Conn: binary.BigEndian.Uint64(b[16*i+8:]), Gateway: gw, Epoch: epoch}
+	}
+	return ss, nil
+}
 
 // MethodName names a method in logs and metric labels.
 func MethodName(m uint16) string {
@@ -79,6 +136,8 @@ func MethodName(m uint16) string {
 		return "kicked"
 	case MethodReregister:
 		return "reregister"
+	case MethodReregisterBatch:
+		return "reregister_batch"
 	case MethodRegister:
 		return "register"
 	case MethodUnregister:

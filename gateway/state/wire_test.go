@@ -130,3 +130,29 @@ func FuzzDecodeTakeover(f *testing.F) {
 		}
 	})
 }
+
+// Reregister batches round-trip, refuse to mix gateways or epochs, and no input
+// makes decodeReregisterBatch panic or accept a body that does not re-encode to it.
+func FuzzDecodeReregisterBatch(f *testing.F) {
+	ss := []Session{{UID: 1, Gateway: "gw-a", Conn: 2, Epoch: 3}, {UID: 4, Gateway: "gw-a", Conn: 5, Epoch: 3}}
+	good, err := appendReregisterBatch(nil, ss)
+	if err != nil {
+		f.Fatal(err)
+	}
+	if _, err := appendReregisterBatch(nil, append(ss, Session{UID: 6, Gateway: "gw-b", Epoch: 3})); err == nil {
+		f.Fatal("a batch mixing gateways encoded")
+	}
+	f.Add(good)
+	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 1, 0, 9})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := decodeReregisterBatch(b)
+		if err != nil {
+			return
+		}
+		re, err := appendReregisterBatch(nil, got)
+		if err != nil || string(re) != string(b) {
+			t.Fatalf("% x decodes to %+v, which encodes to % x (%v)", b, got, re, err)
+		}
+	})
+}
