@@ -41,6 +41,7 @@ import (
 	"github.com/floodgate/floodgate/gateway/node"
 	"github.com/floodgate/floodgate/gateway/proto"
 	"github.com/floodgate/floodgate/gateway/state"
+	"github.com/floodgate/floodgate/internal/fanout"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -324,32 +325,23 @@ func (c *Cluster) reregister(ctx context.Context, epoch uint64, notice bool) {
 	t0 := time.Now()
 	var all []node.Session
 	c.gw.EachSession(func(s node.Session) { all = append(all, s) })
-	var kept, replaced, noticed atomic.Int64
-	work := make(chan []node.Session)
-	var wg sync.WaitGroup
-	for range reregisterWorkers {
-		wg.Go(func() {
-			for batch := range work {
-				k, r, n := c.reregisterBatch(ctx, epoch, batch, notice)
-				kept.Add(k)
-				replaced.Add(r)
-				noticed.Add(n)
-			}
-		})
-	}
-	superseded := false
+	var batches [][]node.Session
 	for len(all) > 0 {
-		if c.epoch.Load() != epoch || ctx.Err() != nil {
-			superseded = true
-			break
-		}
 		n := min(len(all), reregisterBatch)
-		work <- all[:n]
-		all = all[n:]
+		batches, all = append(batches, all[:n]), all[n:]
 	}
-	close(work)
-	wg.Wait()
-	if !superseded && c.epoch.Load() == epoch {
+	var kept, replaced, noticed atomic.Int64
+	fanout.Each(ctx, batches, reregisterWorkers, func(batch []node.Session, _ struct{}) struct{} {
+		if c.epoch.Load() != epoch {
+			return struct{}{} // superseded: a newer lease's re-registration takes over
+		}
+		k, r, n := c.reregisterBatch(ctx, epoch, batch, notice)
+		kept.Add(k)
+		replaced.Add(r)
+		noticed.Add(n)
+		return struct{}{}
+	})
+	if ctx.Err() == nil && c.epoch.Load() == epoch {
 		c.fenced.Store(false)
 	}
 	c.m.reregistered.Add(float64(kept.Load()))

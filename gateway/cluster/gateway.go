@@ -35,13 +35,6 @@ type GatewayConfig struct {
 	Logger              *slog.Logger
 }
 
-// linkBackoffMax caps the pause between attempts to reconnect to the state and msg
-// services. The link's default (2 s) would add up to 2 s to every recovery after a
-// restart of either — measured: a msg restarted on Redis had its last pending
-// message delivered 2.3 s after it was back — while a few connections per gateway
-// retrying twice a second cost nothing.
-const linkBackoffMax = 500 * time.Millisecond
-
 // Gateway is one gateway of the full stack, assembled in one place for every
 // command that runs one: its links to the state and msg services, its cluster
 // backend (lease, registrations, takeovers) and its node (the client side).
@@ -68,7 +61,7 @@ func NewGateway(cfg GatewayConfig) (*Gateway, error) {
 	var clMu sync.Mutex
 	cluster := func() *Cluster { clMu.Lock(); defer clMu.Unlock(); return g.cl }
 	st, err := state.Dial(state.ClientConfig{Addr: cfg.StateAddr, Secret: cfg.Secret, Name: cfg.ID, Logger: cfg.Logger,
-		Registry: cfg.Registry, MaxBackoff: linkBackoffMax,
+		Registry: cfg.Registry,
 		OnKick: func(prev, by state.Session) {
 			if c := cluster(); c != nil {
 				c.Kick(prev, by)
@@ -89,7 +82,7 @@ func NewGateway(cfg GatewayConfig) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway %s: %w", cfg.ID, err)
 	}
 	ms, err := msg.Dial(msg.ClientConfig{Addr: cfg.MsgAddr, Secret: cfg.Secret, Name: cfg.ID, Logger: cfg.Logger,
-		Registry: cfg.Registry, MaxBackoff: linkBackoffMax})
+		Registry: cfg.Registry})
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("gateway %s: %w", cfg.ID, err)

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/floodgate/floodgate/internal/fanout"
 )
 
 // DeliveryConfig tunes how a Server sees each stored message through to the router
@@ -359,26 +361,7 @@ const resendBatch = 1024
 // resend runs jobs on cfg.Workers goroutines and returns when all are done (or ctx
 // ends).
 func (t *tracker) resend(ctx context.Context, jobs []resendJob) {
-	next := make(chan resendJob)
-	var wg sync.WaitGroup
-	for range min(t.cfg.Workers, len(jobs)) {
-		wg.Go(func() {
-			var buf []byte
-			for j := range next {
-				buf = t.resendUser(ctx, j, buf)
-			}
-		})
-	}
-feed:
-	for _, j := range jobs {
-		select {
-		case next <- j:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(next)
-	wg.Wait()
+	fanout.Each(ctx, jobs, t.cfg.Workers, func(j resendJob, buf []byte) []byte { return t.resendUser(ctx, j, buf) })
 }
 
 // resendUser reads j's messages back from the store and sends those still pending
@@ -587,31 +570,12 @@ func (t *tracker) load(ctx context.Context) {
 	}
 	slices.Sort(uids)
 	uids = slices.Compact(uids)
-	var (
-		next = make(chan uint64)
-		wg   sync.WaitGroup
-		msgs atomic.Int64
-	)
-	for range min(t.cfg.Workers, len(uids)) {
-		wg.Go(func() {
-			var buf []byte
-			for uid := range next {
-				var n int
-				n, buf = t.loadUser(ctx, uid, buf)
-				msgs.Add(int64(n))
-			}
-		})
-	}
-feed:
-	for _, uid := range uids {
-		select {
-		case next <- uid:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(next)
-	wg.Wait()
+	var msgs atomic.Int64
+	fanout.Each(ctx, uids, t.cfg.Workers, func(uid uint64, buf []byte) []byte {
+		n, buf := t.loadUser(ctx, uid, buf)
+		msgs.Add(int64(n))
+		return buf
+	})
 	if len(uids) > 0 {
 		t.log.Info("msg: tracking messages left unsettled by the previous process", "users", len(uids), "messages", msgs.Load())
 	}

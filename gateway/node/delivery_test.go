@@ -14,6 +14,7 @@ import (
 	"github.com/floodgate/floodgate/gateway/msg"
 	"github.com/floodgate/floodgate/gateway/node"
 	"github.com/floodgate/floodgate/gateway/proto"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // fill appends n messages of size bytes each to uid's inbox in store, from uid 9.
@@ -101,7 +102,7 @@ func TestSlowReaderGetsWholeFramesThenKick(t *testing.T) {
 		if f := next(t, sender); f.Type != proto.TypeSendAck {
 			t.Fatalf("send %d: %v", i, client.AsError(f))
 		}
-		kicked = testCounter(t, g, "floodgate_gateway_kicks_total", "SLOW") > 0
+		kicked = testutil.ToFloat64(metric(t, g.reg, "floodgate_gateway_kicks_total", "SLOW")) > 0
 	}
 	if !kicked {
 		t.Fatal("a reader that never reads was not kicked SLOW after 200 pushes of 20 KB")
@@ -236,28 +237,6 @@ func (b *stallingBackend) Send(from uint64, m *proto.Send, closed func() bool, d
 		<-b.release
 		b.Local.Send(from, &cp, closed, done)
 	}()
-}
-
-// testCounter reads a counter of the gateway's registry by name and label value.
-func testCounter(t *testing.T, g *gateway, name, label string) float64 {
-	t.Helper()
-	mfs, err := g.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if lp.GetValue() == label {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
 }
 
 // Frames written behind LOGIN, before the client could have seen LOGIN_OK, are a

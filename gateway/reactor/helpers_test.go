@@ -82,6 +82,24 @@ func (h *funcHandler) OnClose(c *Conn, r Reason, err error) {
 	}
 }
 
+// writeUntilRefused returns a handler that, at a connection's first frame, writes msg
+// to it from another goroutine (as a router pushing would) until a Write fails, and
+// the channel that Write's error arrives on.
+func writeUntilRefused(msg []byte) (*funcHandler, <-chan error) {
+	refused := make(chan error, 1)
+	return &funcHandler{frame: func(c *Conn, f []byte) Disposition {
+		go func() {
+			for {
+				if err := c.Write(msg); err != nil {
+					refused <- err
+					return
+				}
+			}
+		}()
+		return Handled
+	}}, refused
+}
+
 // echoFrame writes every frame back inline.
 func echoFrame(c *Conn, f []byte) Disposition {
 	c.Write(f) //nolint:errcheck

@@ -297,19 +297,7 @@ func TestSlowReaderIsKickedAtHardCapWhileOthersContinue(t *testing.T) {
 
 // A slow reader that reads at last finds the farewell after everything queued before it.
 func TestSlowReaderSeesFarewellAfterQueuedData(t *testing.T) {
-	kicked := make(chan error, 1)
-	h := &funcHandler{frame: func(c *Conn, f []byte) Disposition {
-		go func() {
-			msg := frame(bytes.Repeat([]byte{'m'}, 1000))
-			for {
-				if err := c.Write(msg); err != nil {
-					kicked <- err
-					return
-				}
-			}
-		}()
-		return Handled
-	}}
+	h, kicked := writeUntilRefused(frame(bytes.Repeat([]byte{'m'}, 1000)))
 	// A small kernel send buffer so that the user-space queue, not the kernel, holds
 	// the backlog (loopback autotuning would otherwise take megabytes first).
 	r := startReactor(t, Config{Handler: h, WriteHardCap: 128 << 10, WriteHighWater: 32 << 10,
@@ -362,19 +350,7 @@ func TestOversizedWriteIsNeverTorn(t *testing.T) {
 // A peer that never reads past a slow kick is reset when the linger runs out with
 // output still queued, not sent a FIN after a torn frame.
 func TestLingerExpiryWithQueuedOutputResets(t *testing.T) {
-	kicked := make(chan error, 1)
-	h := &funcHandler{frame: func(c *Conn, f []byte) Disposition {
-		go func() {
-			msg := frame(bytes.Repeat([]byte{'m'}, 1000))
-			for {
-				if err := c.Write(msg); err != nil {
-					kicked <- err
-					return
-				}
-			}
-		}()
-		return Handled
-	}}
+	h, kicked := writeUntilRefused(frame(bytes.Repeat([]byte{'m'}, 1000)))
 	r := startReactor(t, Config{Handler: h, WriteHardCap: 64 << 10, WriteHighWater: 16 << 10,
 		Linger: 100 * time.Millisecond, SocketSendBuffer: 16 << 10})
 	c := dial(t, r)

@@ -25,7 +25,7 @@ type ClientConfig struct {
 	// histogram (same name, help, labels and buckets), it is shared.
 	Registry prometheus.Registerer
 	// MinBackoff and MaxBackoff bound the reconnection backoff (link defaults: 50ms,
-	// 2s).
+	// 500ms).
 	MinBackoff, MaxBackoff time.Duration
 	// OnKick, if set, receives the server's MethodKick notifications (for a gateway,
 	// whose link Name is its id): the login `by` replaced this gateway's session
