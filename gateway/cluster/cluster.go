@@ -222,6 +222,7 @@ func (c *Cluster) leaseLoop(ctx context.Context, g state.Gateway) {
 	t := time.NewTicker(ttl / 3)
 	defer t.Stop()
 	retry := time.Duration(0) // acquire retries back off from 50ms to a renewal period
+	failing := false          // renewals are failing (logged once)
 	for ctx.Err() == nil {
 		if c.epoch.Load() == 0 {
 			start := c.now()
@@ -251,6 +252,10 @@ func (c *Cluster) leaseLoop(ctx context.Context, g state.Gateway) {
 			load := sampler.sample(c.gw)
 			start := c.now()
 			err := c.cfg.State.Renew(ctx, g.ID, c.epoch.Load(), load, ttl)
+			if err == nil && failing {
+				failing = false
+				c.log.Info("lease: renewing again")
+			}
 			switch {
 			case err == nil:
 				c.extend(start)
@@ -264,7 +269,10 @@ func (c *Cluster) leaseLoop(ctx context.Context, g state.Gateway) {
 				continue
 			default:
 				c.m.leaseErrors.Inc()
-				c.log.Warn("lease: renew failed", "err", err)
+				if !failing { // once per outage: renewals are retried every few hundred ms
+					failing = true
+					c.log.Warn("lease: renew failed; retrying until the lease lapses or the state service answers", "err", err)
+				}
 			}
 		}
 		lastTry := time.Now()

@@ -57,7 +57,7 @@ type Redis struct {
 	window  string // dedupe window in ms, as the append script takes it
 	prefix  string
 	keys    struct{ epoch, ids, stored, pending string }
-	scripts struct{ append, ack, window, rng, unmark *redis.Script }
+	scripts struct{ append, ack, window, windows, rng, unmark *redis.Script }
 	// evictions counts the evictions this process's appends made.
 	evictions atomic.Uint64
 	// deduped counts this process's appends that found their message stored.
@@ -87,6 +87,7 @@ func NewRedis(rdb redis.UniversalClient, prefix string, perUser int, opts ...Sto
 	r.scripts.append = redis.NewScript(appendScript)
 	r.scripts.ack = redis.NewScript(ackScript)
 	r.scripts.window = redis.NewScript(windowScript)
+	r.scripts.windows = redis.NewScript(windowsScript)
 	r.scripts.rng = redis.NewScript(rangeScript)
 	r.scripts.unmark = redis.NewScript(unmarkScript)
 	return r
@@ -272,6 +273,30 @@ func (r *Redis) Window(ctx context.Context, uid uint64) (Window, error) {
 		return Window{}, fmt.Errorf("msg redis window: %w", err)
 	}
 	return w, nil
+}
+
+// Windows implements WindowsBatcher: one script for every uid.
+func (r *Redis) Windows(ctx context.Context, uids []uint64) ([]Window, error) {
+	keys := make([]string, 1, 1+2*len(uids))
+	keys[0] = r.keys.epoch
+	for _, uid := range uids {
+		head, inbox := r.userKeys(uid)
+		keys = append(keys, head, inbox)
+	}
+	res, err := r.scripts.windows.Run(ctx, r.rdb, keys, candidateEpoch()).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("msg redis windows: %w", err)
+	}
+	if len(res) != 1+2*len(uids) {
+		return nil, fmt.Errorf("msg redis windows: script returned %d values for %d users", len(res), len(uids))
+	}
+	out := make([]Window, len(uids))
+	for i := range out {
+		if out[i], err = parseWindow([]any{res[0], res[1+2*i], res[2+2*i]}); err != nil {
+			return nil, fmt.Errorf("msg redis windows: %w", err)
+		}
+	}
+	return out, nil
 }
 
 // Range implements Store.

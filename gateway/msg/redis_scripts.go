@@ -106,6 +106,25 @@ const windowScript = epochPrelude + `
 return {epoch, head, first}
 `
 
+// windowsScript reports many users' windows at once.
+// KEYS: epoch, then head, inbox for each user. ARGV: candidate epoch. Returns
+// {epoch, head1, oldest1, head2, oldest2, ...}.
+const windowsScript = `
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then
+	epoch = ARGV[1]
+	redis.call('SET', KEYS[1], epoch)
+end
+local out = {epoch}
+for i = 2, #KEYS, 2 do
+	local head = tonumber(redis.call('GET', KEYS[i]) or '0')
+	local len = redis.call('LLEN', KEYS[i + 1])
+	out[#out + 1] = head
+	out[#out + 1] = head - len + 1
+end
+return out
+`
+
 // rangeScript returns a user's messages after a seq, and the window.
 // KEYS: epoch, head, inbox. ARGV: candidate epoch, after, limit (0: all).
 // Returns {epoch, head, oldest, {encoded messages}}.

@@ -234,12 +234,27 @@ func (s *Server) windows(ctx context.Context, body []byte) ([]byte, error) {
 	if len(body) == 0 || len(body)%8 != 0 || len(body)/8 > MaxWindows {
 		return nil, fmt.Errorf("%w: windows request of %d bytes", errMalformed, len(body))
 	}
-	resp := make([]byte, 0, len(body)/8*windowSize)
-	for b := body; len(b) > 0; b = b[8:] {
-		w, err := s.store.Window(ctx, binary.BigEndian.Uint64(b))
-		if err != nil {
+	uids := make([]uint64, len(body)/8)
+	for i := range uids {
+		uids[i] = binary.BigEndian.Uint64(body[8*i:])
+	}
+	var ws []Window
+	if b, ok := s.store.(WindowsBatcher); ok {
+		var err error
+		if ws, err = b.Windows(ctx, uids); err != nil {
 			return nil, err
 		}
+	} else {
+		ws = make([]Window, len(uids))
+		for i, uid := range uids {
+			var err error
+			if ws[i], err = s.store.Window(ctx, uid); err != nil {
+				return nil, err
+			}
+		}
+	}
+	resp := make([]byte, 0, len(ws)*windowSize)
+	for _, w := range ws {
 		resp = appendWindow(resp, w)
 	}
 	return resp, nil

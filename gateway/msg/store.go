@@ -118,6 +118,13 @@ func WithDedupeWindow(d time.Duration) StoreOption {
 	}
 }
 
+// WindowsBatcher is implemented by stores that read many users' windows in one
+// operation (Redis: one script rather than a round trip each); the Server uses it
+// for MethodWindows.
+type WindowsBatcher interface {
+	Windows(ctx context.Context, uids []uint64) ([]Window, error)
+}
+
 // StoredCounter is implemented by stores that can tell cheaply how many messages
 // they retain now, across all inboxes.
 type StoredCounter interface {

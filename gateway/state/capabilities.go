@@ -47,6 +47,34 @@ type Prober interface {
 	Probe(ctx context.Context, uid uint64) (Session, LookupStatus, error)
 }
 
+// BatchReregisterer is a Store that re-registers many sessions of one gateway
+// epoch at once (Redis: one script instead of a round trip each). The Server uses it
+// for MethodReregisterBatch.
+type BatchReregisterer interface {
+	// ReregisterBatch is Reregister for every session of ss, which share one
+	// Gateway and Epoch; it returns one error per session, in order (nil, or one
+	// wrapping ErrReplaced or ErrLeaseLost), and err for the batch as a whole.
+	ReregisterBatch(ctx context.Context, ss []Session) (errs []error, err error)
+}
+
+// batchErrors turns per-session statuses (0 stored, 1 replaced, 2 lease lost) into
+// ReregisterBatch's errors.
+func batchErrors[N ~int64 | ~uint8](ss []Session, res []N) ([]error, error) {
+	errs := make([]error, len(ss))
+	for i, st := range res {
+		switch st {
+		case 0:
+		case 1:
+			errs[i] = fmt.Errorf("reregister uid %d: %w", ss[i].UID, ErrReplaced)
+		case 2:
+			errs[i] = fmt.Errorf("reregister uid %d: gateway %q epoch %d: %w", ss[i].UID, ss[i].Gateway, ss[i].Epoch, ErrLeaseLost)
+		default:
+			return nil, fmt.Errorf("state: reregister batch: status %d", st)
+		}
+	}
+	return errs, nil
+}
+
 // Sweeper is a Store that holds dead sessions until they are reclaimed. Sessions of
 // dead epochs are invalid whether or not they were reclaimed; sweeping only bounds
 // memory. The Server calls Sweep periodically.

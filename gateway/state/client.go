@@ -236,19 +236,7 @@ func (c *Client) ReregisterBatch(ctx context.Context, ss []Session) (errs []erro
 	if len(resp) != len(ss) {
 		return nil, fmt.Errorf("state reregister batch: %d results for %d sessions", len(resp), len(ss))
 	}
-	errs = make([]error, len(ss))
-	for i, r := range resp {
-		switch r {
-		case ReregisterOK:
-		case ReregisterReplaced:
-			errs[i] = fmt.Errorf("reregister uid %d: %w", ss[i].UID, ErrReplaced)
-		case ReregisterLeaseLost:
-			errs[i] = fmt.Errorf("reregister uid %d: %w", ss[i].UID, ErrLeaseLost)
-		default:
-			return nil, fmt.Errorf("state reregister batch: result %d", r)
-		}
-	}
-	return errs, nil
+	return batchErrors(ss, resp)
 }
 
 // Kicked tells the server (which tells the gateway of by) that this gateway closed

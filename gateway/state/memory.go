@@ -262,6 +262,15 @@ func (m *Memory) Reregister(_ context.Context, s Session) error {
 	return nil
 }
 
+// ReregisterBatch implements BatchReregisterer.
+func (m *Memory) ReregisterBatch(ctx context.Context, ss []Session) ([]error, error) {
+	errs := make([]error, len(ss))
+	for i, s := range ss {
+		errs[i] = m.Reregister(ctx, s)
+	}
+	return errs, nil
+}
+
 // register stores s under its gateway's live lease, returning the session it
 // replaced; with onlySame, only if the stored one is absent or has s's gateway and
 // conn (else ErrReplaced).

@@ -51,6 +51,7 @@ type Redis struct {
 type redisScripts struct {
 	acquire, renew, release, setDraining, gateways *redis.Script
 	register, reregister, unregister, lookup       *redis.Script
+	reregisterBatch                                *redis.Script
 	sweep, sessions                                *redis.Script
 }
 
@@ -71,7 +72,7 @@ func NewRedis(rdb *redis.Client, cfg RedisConfig) *Redis {
 		scripts: redisScripts{
 			acquire: script(luaAcquire), renew: script(luaRenew), release: script(luaRelease),
 			setDraining: script(luaSetDraining), gateways: script(luaGateways),
-			register: script(luaRegister), reregister: script(luaReregister),
+			register: script(luaRegister), reregister: script(luaReregister), reregisterBatch: script(luaReregisterBatch),
 			unregister: script(luaUnregister), lookup: script(luaLookup),
 			sweep: script(luaSweep), sessions: script(luaSessions),
 		},
@@ -247,6 +248,29 @@ func (r *Redis) Reregister(ctx context.Context, s Session) error {
 		return fmt.Errorf("reregister uid %d: %w (now %v conn %v)", s.UID, ErrReplaced, res[1], res[2])
 	}
 	return nil
+}
+
+// ReregisterBatch implements BatchReregisterer: one script for the whole batch.
+func (r *Redis) ReregisterBatch(ctx context.Context, ss []Session) ([]error, error) {
+	if len(ss) == 0 {
+		return nil, nil
+	}
+	args := make([]any, 0, 2+2*len(ss))
+	args = append(args, ss[0].Gateway, u64(ss[0].Epoch))
+	for _, s := range ss {
+		if s.Gateway != ss[0].Gateway || s.Epoch != ss[0].Epoch {
+			return nil, fmt.Errorf("state: reregister batch mixes %s/%d with %s/%d", ss[0].Gateway, ss[0].Epoch, s.Gateway, s.Epoch)
+		}
+		args = append(args, u64(s.UID), u64(s.Conn))
+	}
+	res, err := r.run(ctx, r.scripts.reregisterBatch, args...).Int64Slice()
+	if err != nil {
+		return nil, fmt.Errorf("state: reregister batch: %w", err)
+	}
+	if len(res) != len(ss) {
+		return nil, fmt.Errorf("state: reregister batch: %d results for %d sessions", len(res), len(ss))
+	}
+	return batchErrors(ss, res)
 }
 
 // parseSession parses a script's {gateway, conn, epoch} for uid.

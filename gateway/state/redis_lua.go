@@ -143,6 +143,30 @@ store(uid, old, g, c, e)
 return {1}
 `
 
+// ARGV: prefix, gateway, epoch, then uid, conn pairs → one status per pair: 0
+// stored, 1 another session replaced it (nothing changed), 2 the epoch is not live.
+// Reregister for a whole batch in one round trip.
+const luaReregisterBatch = luaStoreSession + `
+local g, e = ARGV[2], ARGV[3]
+local live = redis.call('GET', leasekey(g)) == e
+local out = {}
+for i = 4, #ARGV, 2 do
+  local uid, c = ARGV[i], ARGV[i + 1]
+  if not live then
+    out[#out + 1] = 2
+  else
+    local old = redis.call('HMGET', sesskey(uid), 'g', 'c', 'e')
+    if old[1] and (old[1] ~= g or old[2] ~= c) then
+      out[#out + 1] = 1
+    else
+      store(uid, old, g, c, e)
+      out[#out + 1] = 0
+    end
+  end
+end
+return out
+`
+
 // ARGV: prefix, uid, gateway, conn, epoch → 1 if deleted, 0 if the session differs.
 const luaUnregister = `
 local uid, g, c, e = ARGV[2], ARGV[3], ARGV[4], ARGV[5]

@@ -207,9 +207,19 @@ func (s *Server) dispatch(ctx context.Context, req *link.Request) ([]byte, error
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", errBadRequest, err)
 		}
+		var errs []error
+		if b, ok := s.store.(BatchReregisterer); ok {
+			if errs, err = b.ReregisterBatch(ctx, ss); err != nil {
+				return nil, err
+			}
+		} else {
+			errs = make([]error, len(ss))
+			for i, ses := range ss {
+				errs[i] = s.store.Reregister(ctx, ses)
+			}
+		}
 		resp := make([]byte, len(ss))
-		for i, ses := range ss {
-			err := s.store.Reregister(ctx, ses)
+		for i, err := range errs {
 			s.m.reregistrations[result(err, "ok")].Inc()
 			switch {
 			case errors.Is(err, ErrReplaced):

@@ -27,6 +27,7 @@ func Run(t *testing.T, newStore func(t *testing.T, perUser int) msg.Store) {
 		{"AckDropsThroughSeq", ackDropsThroughSeq},
 		{"WindowEvictsOldestBeyondLimit", windowEvictsOldestBeyondLimit},
 		{"UnknownUserHasEmptyWindow", unknownUserHasEmptyWindow},
+		{"WindowsBatchMatchesWindow", windowsBatchMatchesWindow},
 		{"RejectsUIDZero", rejectsUIDZero},
 		{"StoredPayloadIsACopy", storedPayloadIsACopy},
 		{"FieldsAndPayloadsRoundTrip", fieldsAndPayloadsRoundTrip},
@@ -117,4 +118,34 @@ func equalSeqs(a, b []uint64) bool {
 		}
 	}
 	return true
+}
+
+// A store that reads windows in batches gives, for each uid in order, what Window
+// gives.
+func windowsBatchMatchesWindow(t *testing.T, newStore NewStore) {
+	s := newStore(t, 4)
+	b, ok := s.(msg.WindowsBatcher)
+	if !ok {
+		t.Skip("the store reads one window at a time")
+	}
+	appendN(t, s, 1, 6) // evicts two
+	appendN(t, s, 2, 1)
+	ack(t, s, 2, 1)
+	uids := []uint64{2, 3, 1}
+	got, err := b.Windows(context.Background(), uids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(uids) {
+		t.Fatalf("%d windows for %d uids", len(got), len(uids))
+	}
+	for i, uid := range uids {
+		want, err := s.Window(context.Background(), uid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got[i] != want {
+			t.Errorf("uid %d: batch says %+v, Window says %+v", uid, got[i], want)
+		}
+	}
 }

@@ -43,6 +43,7 @@ func Run(t *testing.T, newStore func(t *testing.T) state.Store) {
 		{"RegisterReplacesAcrossGateways", testRegisterReplaces},
 		{"UnregisterIsCompareAndDelete", testUnregisterCompareAndDelete},
 		{"ReregisterNeverOverwritesANewerLogin", testReregister},
+		{"ReregisterBatchMatchesReregister", testReregisterBatch},
 		{"SetDrainingRoundTrips", testSetDraining},
 		{"GatewaysReportLeasesAndLoad", testGatewaysReport},
 		{"ProbeTellsInvalidFromMiss", testProbe},
@@ -599,4 +600,39 @@ func testReregister(t *testing.T, s state.Store) {
 		}
 	}
 	wantLeaseLost(t, "reregister under a dead epoch", s.Reregister(ctx(t), kept))
+}
+
+// A batch re-registration gives each session what Reregister would: stored,
+// replaced by a newer login (left alone), or refused under a dead epoch.
+func testReregisterBatch(t *testing.T, s state.Store) {
+	b, ok := s.(state.BatchReregisterer)
+	if !ok {
+		t.Skip("the store re-registers one session at a time")
+	}
+	e1 := acquire(t, s, "gw-a", long)
+	eb := acquire(t, s, "gw-b", long)
+	for uid := uint64(1); uid <= 3; uid++ {
+		register(t, s, state.Session{UID: uid, Gateway: "gw-a", Conn: uid, Epoch: e1})
+	}
+	e2 := acquire(t, s, "gw-a", long)
+	newer := state.Session{UID: 2, Gateway: "gw-b", Conn: 9, Epoch: eb}
+	register(t, s, newer)
+	batch := []state.Session{{UID: 1, Gateway: "gw-a", Conn: 1, Epoch: e2}, {UID: 2, Gateway: "gw-a", Conn: 2, Epoch: e2},
+		{UID: 3, Gateway: "gw-a", Conn: 3, Epoch: e2}, {UID: 4, Gateway: "gw-a", Conn: 4, Epoch: e2}}
+	errs, err := b.ReregisterBatch(ctx(t), batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(errs) != 4 || errs[0] != nil || !errors.Is(errs[1], state.ErrReplaced) || errs[2] != nil || errs[3] != nil {
+		t.Fatalf("results %v, want stored, replaced, stored, stored", errs)
+	}
+	for _, want := range []state.Session{batch[0], newer, batch[2], batch[3]} {
+		if got, ok := lookup(t, s, want.UID); !ok || got != want {
+			t.Errorf("uid %d: %+v %v, want %+v", want.UID, got, ok, want)
+		}
+	}
+	stale := []state.Session{{UID: 1, Gateway: "gw-a", Conn: 1, Epoch: e1}}
+	if errs, err := b.ReregisterBatch(ctx(t), stale); err != nil || !errors.Is(errs[0], state.ErrLeaseLost) {
+		t.Fatalf("a batch under a dead epoch: %v, %v; want lease lost", errs, err)
+	}
 }
