@@ -37,6 +37,7 @@ func runLoadgen(args []string, stdout, stderr io.Writer) int {
 		payload   = fs.Int("payload", 64, "payload bytes (quick plan)")
 		bind      = fs.String("bind", "", "comma-separated source addresses (overrides the plan's)")
 		seed      = fs.Int64("seed", 1, "seed (quick plan)")
+		uidBase   = fs.Int64("uid-base", -1, "the users are uid-base+1 … uid-base+users (quick plan); -1: a fresh range each run, so that messages an earlier run against the same stack left unacknowledged do not reach this run's users (they would count as phantom)")
 		adminAddr = fs.String("admin", "", "serve pprof and /debug/memstats here (empty: off)")
 	)
 	var sec secretFlags
@@ -65,8 +66,15 @@ func runLoadgen(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "loadgen:", err)
 			return 2
 		}
+		base := uint64(*uidBase)
+		if *uidBase < 0 {
+			// A fresh range of a billion uids, from the clock: two runs a second
+			// apart never share users.
+			base = uint64(time.Now().Unix()%(1<<31)) * 1_000_000_000
+			log.Info("quick plan users", "uid_base", base)
+		}
 		plan = loadgen.Plan{
-			Seed: *seed, Ipconf: *ipconf, Secret: string(secret), Users: *users, ConnectRate: *connRate,
+			Seed: *seed, Ipconf: *ipconf, Secret: string(secret), Users: *users, UIDBase: base, ConnectRate: *connRate,
 			Traffic: loadgen.Traffic{Rate: *rate, Pattern: "pairs", PayloadBytes: *payload},
 			Phases:  []loadgen.Phase{{Name: "steady", Duration: loadgen.Duration(*duration)}},
 		}
