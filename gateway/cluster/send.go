@@ -16,6 +16,9 @@ import (
 // once (its link is not connected), so the cap is what a message waits after msg is
 // back: measured with a 2 s cap, the last message pending at a msg restart on Redis
 // arrived 2.1 s after it; the cap matches the link's reconnect backoff.
+// A SEND that certainly was not stored (msg is down, or this gateway cannot store
+// for the session right now) is retried the same way for up to Config.SendHold (see
+// there) before the client is told UNAVAILABLE.
 const (
 	attemptTimeout = 5 * time.Second
 	retryFirst     = 100 * time.Millisecond
@@ -56,6 +59,10 @@ func (a *sendAttempt) try() {
 	if n > 1 {
 		a.c.m.sendRetries.Inc()
 	}
+	if !a.c.mayStore(a.m.From) {
+		a.result(n, fmt.Errorf("%w: the gateway holds no live lease for this session now", msg.ErrNotStored))
+		return
+	}
 	if ag, ok := a.c.cfg.Msgs.(asyncAppender); ok {
 		ag.AppendGo(a.m, func(err error) { a.result(n, err) })
 		return
@@ -74,9 +81,13 @@ func (a *sendAttempt) result(n int, err error) {
 		return
 	}
 	a.timer.Stop()
-	definite := err == nil || errors.Is(err, msg.ErrNoRecipient) || (errors.Is(err, msg.ErrNotStored) && !a.unknown)
+	notStored := errors.Is(err, msg.ErrNotStored) && !a.unknown
+	definite := err == nil || errors.Is(err, msg.ErrNoRecipient) ||
+		(notStored && (a.closed() || time.Since(a.start) >= a.c.cfg.SendHold))
 	switch {
 	case definite:
+	case notStored:
+		// Certainly not stored so far: hold it a little, it may be stored shortly.
 	case a.closed():
 		err = fmt.Errorf("%w; the client's connection is gone", errOutcomeUnknown) // it resends after reconnecting
 		definite = true
@@ -96,7 +107,7 @@ func (a *sendAttempt) result(n int, err error) {
 	}
 	// Until the next attempt starts, a late answer of this one still counts (a
 	// success is as good as any).
-	a.unknown = true
+	a.unknown = a.unknown || !notStored
 	pause := min(retryFirst<<min(a.attempt-1, 5), retryMax)
 	a.mu.Unlock()
 	time.AfterFunc(pause, a.try)

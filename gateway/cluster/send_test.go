@@ -57,11 +57,11 @@ func (f *flakyStore) Append(ctx context.Context, m *msg.Message) error {
 }
 
 // sendOnce runs one SEND through a cluster over store and returns what done got.
-func sendOnce(t *testing.T, store msg.Store, closed func() bool, sendTimeout time.Duration) (uint64, error, *Cluster) {
+func sendOnce(t *testing.T, store msg.Store, closed func() bool, sendTimeout, hold time.Duration) (uint64, error, *Cluster) {
 	t.Helper()
 	st := state.NewMemory(state.MemoryConfig{})
 	c, err := New(Config{ID: "gw-1", LinkAddr: "127.0.0.1:0", Secret: []byte("cluster-test-secret-0123"),
-		State: st, Msgs: store, SendTimeout: sendTimeout, Logger: slog.New(slog.DiscardHandler)})
+		State: st, Msgs: store, SendTimeout: sendTimeout, SendHold: hold, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,27 +94,37 @@ func sendOnce(t *testing.T, store msg.Store, closed func() bool, sendTimeout tim
 
 func TestSendRetriesUnknownOutcomesWithTheSameID(t *testing.T) {
 	notClosed := func() bool { return false }
+	refusedFor := func(n int) []string {
+		s := make([]string, n)
+		for i := range s {
+			s[i] = "refused"
+		}
+		return s
+	}
 	for _, tc := range []struct {
 		name       string
 		script     []string
 		timeout    time.Duration
+		hold       time.Duration
 		closed     func() bool
 		wantErr    error // nil: acknowledged
 		wantStored int
 		retries    float64
 	}{
-		{"stored at once", nil, time.Minute, notClosed, nil, 1, 0},
-		{"the answer was lost: the retry finds it, stored once", []string{"lost"}, time.Minute, notClosed, nil, 1, 1},
-		{"msg down twice, then up", []string{"down", "down"}, time.Minute, notClosed, nil, 1, 2},
-		{"certainly not stored: reported at once", []string{"refused"}, time.Minute, notClosed, msg.ErrNotStored, 0, 0},
-		{"not stored after an unknown outcome proves nothing: keep trying", []string{"lost", "refused"}, time.Minute, notClosed, nil, 1, 2},
+		{"stored at once", nil, time.Minute, time.Minute, notClosed, nil, 1, 0},
+		{"the answer was lost: the retry finds it, stored once", []string{"lost"}, time.Minute, time.Minute, notClosed, nil, 1, 1},
+		{"msg down twice, then up", []string{"down", "down"}, time.Minute, time.Minute, notClosed, nil, 1, 2},
+		{"not stored, then msg is back within the hold: acknowledged late", []string{"refused", "refused"}, time.Minute, time.Minute, notClosed, nil, 1, 2},
+		{"certainly not stored for longer than the hold: UNAVAILABLE", refusedFor(100), time.Minute, 300 * time.Millisecond, notClosed, msg.ErrNotStored, 0, -1},
+		{"not stored after an unknown outcome proves nothing: keep trying", []string{"lost", "refused"}, time.Minute, time.Minute, notClosed, nil, 1, 2},
 		{"never confirmed in time: the outcome stays unknown", []string{"down", "down", "down", "down", "down", "down", "down", "down"},
-			300 * time.Millisecond, notClosed, errOutcomeUnknown, 0, -1},
-		{"the client left: stop trying", []string{"down", "down", "down"}, time.Minute, func() bool { return true }, errOutcomeUnknown, 0, 0},
+			300 * time.Millisecond, time.Minute, notClosed, errOutcomeUnknown, 0, -1},
+		{"the client left: stop trying", []string{"down", "down", "down"}, time.Minute, time.Minute, func() bool { return true }, errOutcomeUnknown, 0, 0},
+		{"not stored and the client left: not stored", []string{"refused"}, time.Minute, time.Minute, func() bool { return true }, msg.ErrNotStored, 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			store := &flakyStore{Memory: msg.NewMemory(64), script: tc.script, seen: map[uint64]msg.Message{}}
-			id, err, c := sendOnce(t, store, tc.closed, tc.timeout)
+			id, err, c := sendOnce(t, store, tc.closed, tc.timeout, tc.hold)
 			switch {
 			case tc.wantErr == nil && (err != nil || id == 0):
 				t.Fatalf("done(%d, %v), want an acknowledgement", id, err)
