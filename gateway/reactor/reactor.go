@@ -205,6 +205,9 @@ type Reactor struct {
 	acceptors []*acceptor
 	addr      netip.AddrPort
 	workq     chan *jobs
+	ovMu      sync.Mutex
+	overflow  []*jobs       // scheduled connections the full queue could not take (see schedule)
+	ovKick    chan struct{} // wakes the pump
 	bufs      bufPool
 	start     time.Time
 	wheelTick int64
@@ -230,7 +233,8 @@ func New(cfg Config) (*Reactor, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	r := &Reactor{cfg: cfg, log: cfg.Logger, start: time.Now(), drained: make(chan struct{}), quit: make(chan struct{})}
+	r := &Reactor{cfg: cfg, log: cfg.Logger, start: time.Now(), drained: make(chan struct{}), quit: make(chan struct{}),
+		ovKick: make(chan struct{}, 1)}
 	r.jobsIdle = sync.NewCond(&r.jobsMu)
 	if err := r.applyFileLimit(); err != nil {
 		return nil, err
@@ -362,6 +366,7 @@ func (r *Reactor) Run(ctx context.Context) error {
 			}
 		})
 	}
+	workersWG.Go(r.pump)
 	for _, l := range r.loops {
 		loopsWG.Go(l.run)
 	}

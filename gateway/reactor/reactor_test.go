@@ -746,3 +746,62 @@ func TestPauseAndResumeReading(t *testing.T) {
 	c.ResumeReading()
 	waitFor(t, 5*time.Second, "the frames that waited to be read", func() bool { return got.Load() == 100 })
 }
+
+// Connections that close with frames still waiting for a busy worker pool keep their
+// place on the pool's queue; under churn their number passes the queue's capacity.
+// The epoller must not block on the full queue: other connections are still read
+// and answered, and every deferred frame and OnClose runs once the workers free up.
+// (Before, the epoller blocked, and with it every connection of the process.)
+func TestFullWorkQueueNeverBlocksTheEpoller(t *testing.T) {
+	release := make(chan struct{})
+	var handled, closed atomic.Int64
+	h := &funcHandler{
+		frame: func(c *Conn, f []byte) Disposition {
+			if string(payloadOf(f)) == "ping" {
+				return echoFrame(c, f)
+			}
+			return Defer
+		},
+		deferred: func(c *Conn, f []byte) {
+			<-release
+			handled.Add(1)
+		},
+		close: func(*Conn, Reason, error) { closed.Add(1) },
+	}
+	const maxConns = 4 // the queue holds 2×4+1024 connections
+	r := startReactor(t, Config{Handler: h, MaxConns: maxConns, Workers: 2, Epollers: 1})
+	// Churn until more connections than the queue holds had a frame queued (some
+	// dials are turned away BUSY while the last ones are still closing).
+	const capacity = 2*maxConns + 1024
+	for i := 0; r.Stats().Accepted < capacity+200; i++ {
+		if i == 20*capacity {
+			t.Fatalf("only %d connections admitted in %d dials", r.Stats().Accepted, i)
+		}
+		c, err := net.DialTimeout("tcp", r.Addr().String(), 5*time.Second)
+		if err != nil {
+			t.Fatalf("dial %d: %v", i, err)
+		}
+		c.Write(frame([]byte("work")))
+		c.Close()
+		if i%maxConns == maxConns-1 { // stay under the connection limit
+			waitFor(t, 5*time.Second, "the churned connections to close", func() bool { return r.Stats().Conns == 0 })
+		}
+	}
+	waitFor(t, 5*time.Second, "the churned connections to close", func() bool { return r.Stats().Conns == 0 })
+	churn := int64(r.Stats().Accepted)
+	var queued int64
+	waitFor(t, 10*time.Second, "more connections queued for the workers than the queue holds", func() bool {
+		queued = int64(r.Stats().WorkerQueue)
+		return queued > capacity+100
+	})
+	// The epoller still reads and answers other connections.
+	live := dial(t, r)
+	live.send([]byte("ping"))
+	if p := live.mustRecv(5 * time.Second); string(p) != "ping" {
+		t.Fatalf("got %q", p)
+	}
+	close(release)
+	waitFor(t, 20*time.Second, "every deferred frame and OnClose", func() bool {
+		return handled.Load() >= queued && closed.Load() == churn // every churned connection (the live one is open)
+	})
+}

@@ -92,7 +92,7 @@ func (r *Reactor) Stats() Stats {
 		RejectedBusy: r.astats.rejected.Load(),
 		AcceptErrors: r.astats.acceptErrors.Load(),
 		Throttled:    r.astats.throttled.Load(),
-		WorkerQueue:  len(r.workq),
+		WorkerQueue:  r.queued(),
 	}
 	for _, l := range r.loops {
 		ls := &l.stats

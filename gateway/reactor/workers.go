@@ -53,11 +53,70 @@ func (r *Reactor) deferFrame(c *Conn, frame []byte) {
 	c.loop.stats.deferred.Add(int64(len(frame)))
 	if schedule {
 		r.jobStarted()
-		// A jobs is on the queue at most once, and the queue has room for twice the
-		// connection limit, so this does not block in practice; if it ever did, it
-		// would be backpressure, not deadlock: workers never block on the queue.
-		r.workq <- j
+		r.schedule(j)
 	}
+}
+
+// schedule puts j on the pool's queue without ever blocking the epoller. A jobs is
+// on the queue at most once, but connections that closed with frames still queued
+// keep their place, so under churn faster than the workers (clients that give up on
+// slow logins and reconnect, again and again) the queue can fill: what does not fit
+// waits in the overflow list, which the pump feeds to the queue as workers free it.
+// Blocking the epoller instead stopped every connection of the gateway at once,
+// measured in a login storm: the queue full at 39,024, no frame read any more.
+func (r *Reactor) schedule(j *jobs) {
+	r.ovMu.Lock()
+	if len(r.overflow) == 0 {
+		select {
+		case r.workq <- j:
+			r.ovMu.Unlock()
+			return
+		default:
+		}
+	}
+	r.overflow = append(r.overflow, j)
+	r.ovMu.Unlock()
+	select {
+	case r.ovKick <- struct{}{}:
+	default:
+	}
+}
+
+// pump moves the overflow list onto the queue, in order, blocking (itself, not an
+// epoller) while the queue is full, until quit.
+func (r *Reactor) pump() {
+	for {
+		r.ovMu.Lock()
+		if len(r.overflow) == 0 {
+			r.ovMu.Unlock()
+			select {
+			case <-r.ovKick:
+				continue
+			case <-r.quit:
+				return
+			}
+		}
+		j := r.overflow[0]
+		r.overflow[0] = nil
+		r.overflow = r.overflow[1:]
+		if len(r.overflow) == 0 {
+			r.overflow = nil // give the backing array back
+		}
+		r.ovMu.Unlock()
+		select {
+		case r.workq <- j:
+		case <-r.quit:
+			return
+		}
+	}
+}
+
+// queued reports how many connections wait for a worker.
+func (r *Reactor) queued() int {
+	r.ovMu.Lock()
+	n := len(r.overflow)
+	r.ovMu.Unlock()
+	return len(r.workq) + n
 }
 
 // workBatch is how many frames a worker handles for one connection before letting the
