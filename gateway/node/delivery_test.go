@@ -262,3 +262,49 @@ func TestFramesPipelinedBehindLoginAreRefused(t *testing.T) {
 		t.Fatalf("got %v, want PONG", f.Type)
 	}
 }
+
+// When the workers are far behind, a new LOGIN is turned away at once with KICK
+// BUSY and a retry hint, instead of waiting behind the others longer than its client
+// would: load shedding, so that a slow backend cannot feed a login storm.
+func TestLoginsAreShedWhileWorkersAreFarBehind(t *testing.T) {
+	release := make(chan struct{})
+	g := startGateway(t, func(c *node.Config) {
+		c.Backend = &stallingLogins{Local: node.NewLocal(msg.NewMemory(16)), release: release}
+		c.Reactor.Workers = 1
+		c.MaxWaiting = 2
+	})
+	defer close(release)
+	// One login occupies the only worker; three more wait for it.
+	for uid := uint64(1); uid <= 4; uid++ {
+		c := g.dial(t)
+		c.WriteRaw((&proto.Login{Version: proto.Version, UID: uid, Token: g.signer.Mint(uid, time.Now().Add(time.Hour))}).Append(nil))
+	}
+	waitNode(t, "three logins waiting for the worker", func() bool { return g.Reactor().Stats().WorkerQueue == 3 })
+	late := g.dial(t)
+	_, err := late.Login(9, g.signer.Mint(9, time.Now().Add(time.Hour)))
+	var k *client.KickError
+	if !errors.As(err, &k) || k.Reason != proto.ReasonBusy || k.Code != proto.CodeServerFull || k.RetryAfterMS < 1000 {
+		t.Fatalf("login while 3 wait (limit 2): %v, want KICK BUSY SERVER_FULL with a retry hint", err)
+	}
+}
+
+// stallingLogins holds every Login until release is closed.
+type stallingLogins struct {
+	*node.Local
+	release chan struct{}
+}
+
+func (b *stallingLogins) Login(ctx context.Context, s node.Session) (msg.Window, error) {
+	<-b.release
+	return b.Local.Login(ctx, s)
+}
+
+// waitNode polls cond until it holds, failing after 10s.
+func waitNode(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}

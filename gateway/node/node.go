@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,6 +36,10 @@ type Config struct {
 	// SyncLimit caps the messages one SYNC replays (the default for a SYNC with
 	// limit 0, and the cap); default 256.
 	SyncLimit int
+	// MaxWaiting is how many connections may wait for a worker before new LOGINs
+	// are turned away with KICK BUSY and a retry hint (load shedding); default 16 ×
+	// the reactor's workers.
+	MaxWaiting int
 	// RequestTimeout bounds each backend call; default 5s.
 	RequestTimeout time.Duration
 	// Signer verifies LOGIN tokens. Required unless Echo.
@@ -117,6 +122,13 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.r = r
 	n.cfg.Reactor = rc
+	if n.cfg.MaxWaiting <= 0 {
+		workers := rc.Workers
+		if workers <= 0 {
+			workers = 4 * runtime.GOMAXPROCS(0) // the reactor's default
+		}
+		n.cfg.MaxWaiting = 16 * workers
+	}
 	reg.MustRegister(reactorprom.New(r, labels))
 	return n, nil
 }
@@ -137,6 +149,12 @@ func (n *Node) Stats() reactor.Stats { return n.r.Stats() }
 // EachSession calls fn for every logged-in session.
 func (n *Node) EachSession(fn func(Session)) {
 	n.sessions.each(func(s *session) { fn(Session{UID: s.uid, ID: s.id}) })
+}
+
+// overloaded reports whether the workers are so far behind that a new login would
+// wait longer than a client does: more than MaxWaiting connections queued for them.
+func (n *Node) overloaded() bool {
+	return n.r.Stats().WorkerQueue > n.cfg.MaxWaiting
 }
 
 // echo is the --echo handler: every frame goes straight back, inline.
@@ -195,6 +213,14 @@ func (n *Node) handle(c *reactor.Conn, frame []byte, inline bool) reactor.Dispos
 		return reactor.Handled
 	case f.Type == proto.TypePing:
 		n.ping(c, f.Body)
+		return reactor.Handled
+	case inline && f.Type == proto.TypeLogin && n.overloaded():
+		// Turn the login away now, with a spread retry hint, rather than queue it
+		// behind thousands of others: it would be answered after its client gave
+		// up, and the client's retry would add to the queue (a login storm that
+		// feeds itself, measured on Redis-backed stores at 5k logins/s).
+		n.m.logins["shed"].Inc()
+		n.kick(c, proto.ReasonBusy, proto.CodeServerFull, jitterMS(1000, 5000), "too many logins waiting; retry later")
 		return reactor.Handled
 	case inline:
 		return reactor.Defer
