@@ -20,12 +20,8 @@ package msg
 // without its first 16 bytes (seq and id, which the script prepends), candidate
 // epoch, dedupe window in ms, recipient uid.
 // Returns {seq, id, evicted, stored, epoch, deduplicated (0 or 1)}.
-const appendScript = `
-local epoch = redis.call('GET', KEYS[5])
-if not epoch then
-	epoch = ARGV[3]
-	redis.call('SET', KEYS[5], epoch)
-end
+const appendScript = luaEpochOf + `
+local epoch = epochOf(KEYS[5], ARGV[3])
 redis.call('SADD', KEYS[6], ARGV[5])
 if KEYS[7] then
 	local seen = redis.call('GET', KEYS[7])
@@ -86,15 +82,25 @@ redis.call('LTRIM', KEYS[3], n, -1)
 return {n, redis.call('DECRBY', KEYS[1], n)}
 `
 
+// luaEpochOf defines epochOf(key, candidate): the store's epoch, set to the
+// caller's candidate if missing — at first use, and again after Redis lost its data,
+// so that a lost store never reports an epoch a client saw before.
+const luaEpochOf = `
+local function epochOf(key, candidate)
+	local e = redis.call('GET', key)
+	if not e then
+		e = candidate
+		redis.call('SET', key, e)
+	end
+	return e
+end
+`
+
 // epochPrelude reads the store's epoch, setting it to the caller's candidate
 // if missing: at first use, and again after Redis lost its data, so that a lost
 // store never reports an epoch a client saw before.
-const epochPrelude = `
-local epoch = redis.call('GET', KEYS[1])
-if not epoch then
-	epoch = ARGV[1]
-	redis.call('SET', KEYS[1], epoch)
-end
+const epochPrelude = luaEpochOf + `
+local epoch = epochOf(KEYS[1], ARGV[1])
 local head = tonumber(redis.call('GET', KEYS[2]) or '0')
 local len = redis.call('LLEN', KEYS[3])
 local first = head - len + 1
@@ -109,12 +115,8 @@ return {epoch, head, first}
 // windowsScript reports many users' windows at once.
 // KEYS: epoch, then head, inbox for each user. ARGV: candidate epoch. Returns
 // {epoch, head1, oldest1, head2, oldest2, ...}.
-const windowsScript = `
-local epoch = redis.call('GET', KEYS[1])
-if not epoch then
-	epoch = ARGV[1]
-	redis.call('SET', KEYS[1], epoch)
-end
+const windowsScript = luaEpochOf + `
+local epoch = epochOf(KEYS[1], ARGV[1])
 local out = {epoch}
 for i = 2, #KEYS, 2 do
 	local head = tonumber(redis.call('GET', KEYS[i]) or '0')
