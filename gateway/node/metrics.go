@@ -56,7 +56,7 @@ func newMetrics(reg prometheus.Registerer, constLabels prometheus.Labels, sessio
 			m.framesOut[t] = out.WithLabelValues(t.String())
 		}
 	}
-	for r := proto.ReasonSlow; r <= proto.ReasonReplaced; r++ {
+	for r := proto.ReasonSlow; r <= proto.ReasonPolicy; r++ {
 		m.kicks[r] = kicks.WithLabelValues(r.String())
 	}
 	for _, v := range loginResults {

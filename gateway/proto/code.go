@@ -19,6 +19,7 @@ const (
 	ReasonProtocol Reason = 6 // the client violated the protocol
 	ReasonShutdown Reason = 7 // the server is shutting down
 	ReasonReplaced Reason = 8 // a newer session for the same user replaced this one
+	ReasonPolicy   Reason = 9 // the client broke a server policy (rates, connection caps)
 )
 
 // String returns the protocol name of r, such as "SLOW", or "Reason(9)" for
@@ -41,6 +42,8 @@ func (r Reason) String() string {
 		return "SHUTDOWN"
 	case ReasonReplaced:
 		return "REPLACED"
+	case ReasonPolicy:
+		return "POLICY"
 	}
 	return "Reason(" + strconv.Itoa(int(r)) + ")"
 }
@@ -77,6 +80,7 @@ const (
 	CodePayloadTooLarge Code = 41 // SEND payload exceeds the payload limit
 	CodeUnavailable     Code = 42 // temporarily unable to serve; retry later
 	CodeRateLimited     Code = 43 // the client exceeded its rate; slow down
+	CodeRecipientFull   Code = 44 // the recipient's storage quota is used up; not stored
 )
 
 // Server-initiated kicks; each is sent with the matching Reason.
@@ -91,6 +95,15 @@ const (
 	// directory or the message store, so it cannot serve this connection now
 	// (a LOGIN it cannot register, a SEND whose outcome it cannot learn).
 	CodeBackendUnavailable Code = 66
+	// CodeLoginTimeout (ReasonIdle): no LOGIN arrived within the login deadline
+	// counted from the connection's accept.
+	CodeLoginTimeout Code = 67
+	// CodeRateExceeded (ReasonPolicy): the client kept exceeding its rate limits
+	// after being answered RATE_LIMITED.
+	CodeRateExceeded Code = 68
+	// CodeTooManyConnections (ReasonPolicy): the client's address holds as many
+	// connections as the server allows one address.
+	CodeTooManyConnections Code = 69
 )
 
 // String returns the protocol name of c, such as "FRAME_TOO_LARGE", or
@@ -129,6 +142,8 @@ func (c Code) String() string {
 		return "UNAVAILABLE"
 	case CodeRateLimited:
 		return "RATE_LIMITED"
+	case CodeRecipientFull:
+		return "RECIPIENT_FULL"
 	case CodeSlowConsumer:
 		return "SLOW_CONSUMER"
 	case CodeServerFull:
@@ -143,6 +158,12 @@ func (c Code) String() string {
 		return "SESSION_REPLACED"
 	case CodeBackendUnavailable:
 		return "BACKEND_UNAVAILABLE"
+	case CodeLoginTimeout:
+		return "LOGIN_TIMEOUT"
+	case CodeRateExceeded:
+		return "RATE_EXCEEDED"
+	case CodeTooManyConnections:
+		return "TOO_MANY_CONNECTIONS"
 	}
 	return "Code(" + strconv.Itoa(int(c)) + ")"
 }
@@ -173,6 +194,10 @@ func (c Code) KickReason() Reason {
 		return ReasonReplaced
 	case CodeBackendUnavailable:
 		return ReasonBusy
+	case CodeLoginTimeout:
+		return ReasonIdle
+	case CodeRateExceeded, CodeTooManyConnections:
+		return ReasonPolicy
 	}
 	return 0
 }

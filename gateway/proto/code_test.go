@@ -30,6 +30,7 @@ func TestCodes(t *testing.T) {
 		{CodePayloadTooLarge, 41, "PAYLOAD_TOO_LARGE", 0},
 		{CodeUnavailable, 42, "UNAVAILABLE", 0},
 		{CodeRateLimited, 43, "RATE_LIMITED", 0},
+		{CodeRecipientFull, 44, "RECIPIENT_FULL", 0},
 		{CodeSlowConsumer, 60, "SLOW_CONSUMER", ReasonSlow},
 		{CodeServerFull, 61, "SERVER_FULL", ReasonBusy},
 		{CodeIdleTimeout, 62, "IDLE_TIMEOUT", ReasonIdle},
@@ -37,12 +38,15 @@ func TestCodes(t *testing.T) {
 		{CodeShuttingDown, 64, "SHUTTING_DOWN", ReasonShutdown},
 		{CodeSessionReplaced, 65, "SESSION_REPLACED", ReasonReplaced},
 		{CodeBackendUnavailable, 66, "BACKEND_UNAVAILABLE", ReasonBusy},
+		{CodeLoginTimeout, 67, "LOGIN_TIMEOUT", ReasonIdle},
+		{CodeRateExceeded, 68, "RATE_EXCEEDED", ReasonPolicy},
+		{CodeTooManyConnections, 69, "TOO_MANY_CONNECTIONS", ReasonPolicy},
 		// Undefined codes: classified by range where the class is uniform.
 		{0, 0, "Code(0)", 0},
 		{10, 10, "Code(10)", ReasonProtocol},
 		{23, 23, "Code(23)", ReasonAuth},
-		{44, 44, "Code(44)", 0},
-		{67, 67, "Code(67)", 0},
+		{45, 45, "Code(45)", 0},
+		{70, 70, "Code(70)", 0},
 		{65535, 65535, "Code(65535)", 0},
 	}
 	for _, tc := range tests {
@@ -64,14 +68,14 @@ func TestCodes(t *testing.T) {
 }
 
 func TestReasons(t *testing.T) {
-	names := []string{"SLOW", "BUSY", "DRAIN", "AUTH", "IDLE", "PROTOCOL", "SHUTDOWN", "REPLACED"}
-	consts := []Reason{ReasonSlow, ReasonBusy, ReasonDrain, ReasonAuth, ReasonIdle, ReasonProtocol, ReasonShutdown, ReasonReplaced}
+	names := []string{"SLOW", "BUSY", "DRAIN", "AUTH", "IDLE", "PROTOCOL", "SHUTDOWN", "REPLACED", "POLICY"}
+	consts := []Reason{ReasonSlow, ReasonBusy, ReasonDrain, ReasonAuth, ReasonIdle, ReasonProtocol, ReasonShutdown, ReasonReplaced, ReasonPolicy}
 	for i, name := range names {
 		if r := consts[i]; r != Reason(i+1) || r.String() != name {
 			t.Errorf("reason %d = %d %q, want %d %q", i, r, r, i+1, name)
 		}
 	}
-	for _, r := range []Reason{0, 9, 255} {
+	for _, r := range []Reason{0, 10, 255} {
 		if got, want := r.String(), fmt.Sprintf("Reason(%d)", r); got != want {
 			t.Errorf("String() = %q, want %q", got, want)
 		}
