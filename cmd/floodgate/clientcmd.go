@@ -27,8 +27,7 @@ func runClient(args []string, stdout, stderr io.Writer) int {
 	ipconf := fs.String("ipconf", "", "ipconf base URL (or -gateway)")
 	gateway := fs.String("gateway", "", "a gateway address, instead of asking ipconf")
 	uid := fs.Uint64("uid", 0, "the user to log in as (required)")
-	var sec secretFlags
-	sec.register(fs)
+	kf := registerKeys(fs, tokenKey)
 	if stop, code := parse(fs, args, stderr); stop {
 		return code
 	}
@@ -36,12 +35,12 @@ func runClient(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "client: -uid and one of -ipconf or -gateway are required")
 		return 2
 	}
-	secret, err := sec.load()
+	held, err := kf.load(tokenKey)
 	if err != nil {
 		fmt.Fprintln(stderr, "client:", err)
 		return 2
 	}
-	signer, err := proto.NewSigner(secret)
+	signer, err := proto.NewSigner(held.token)
 	if err != nil {
 		fmt.Fprintln(stderr, "client:", err)
 		return 2

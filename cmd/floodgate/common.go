@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"strings"
 )
 
 // logFlags are the logging flags every long-running role takes.
@@ -33,28 +31,6 @@ func (l *logFlags) logger(w io.Writer) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("-log-format %q: want text or json", l.format)
-}
-
-// secretFlags locate the cluster secret: a file, or the FLOODGATE_SECRET variable.
-// There is deliberately no flag taking the secret itself: it would show in ps.
-type secretFlags struct{ file string }
-
-func (s *secretFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&s.file, "secret-file", "", "file holding the cluster secret (default: $FLOODGATE_SECRET)")
-}
-
-func (s *secretFlags) load() ([]byte, error) {
-	if s.file != "" {
-		b, err := os.ReadFile(s.file)
-		if err != nil {
-			return nil, fmt.Errorf("reading the secret: %w", err)
-		}
-		return []byte(strings.TrimSpace(string(b))), nil
-	}
-	if v := os.Getenv("FLOODGATE_SECRET"); v != "" {
-		return []byte(v), nil
-	}
-	return nil, errors.New("no cluster secret: give -secret-file or set FLOODGATE_SECRET")
 }
 
 // parse parses a subcommand's flags; it returns an exit code > 0 when the caller

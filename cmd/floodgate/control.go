@@ -15,8 +15,9 @@ import (
 func runControl(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("control", flag.ContinueOnError)
 	var (
-		listen         = fs.String("listen", "127.0.0.1:7200", "HTTP address for the control API, /metrics, /healthz and pprof")
-		stateAddr      = fs.String("state", "", "state service link address (required)")
+		listen         = fs.String("listen", defControl, "HTTP address of the control API (/v1/...) and /healthz: keep it private")
+		adminAddr      = fs.String("admin", defControlAdmin, "admin address for /metrics, /healthz, pprof and /debug/memstats: keep it private (empty: off)")
+		stateAddr      = fs.String("state", defState, "state service link address")
 		softFraction   = fs.Float64("soft-fraction", 0.9, "over_soft_limit when conns exceed this fraction of max_conns")
 		workerQueueMax = fs.Int("worker-queue-max", 1000, "congestion when a gateway's worker queue exceeds this")
 		clearRatio     = fs.Float64("clear-ratio", 0.9, "a load alert resolves at this fraction of its threshold")
@@ -29,13 +30,15 @@ func runControl(args []string, stdout, stderr io.Writer) int {
 		drainBatch     = fs.Int("drain-batch", 500, "default clients kicked per drain interval")
 		drainInterval  = fs.Duration("drain-interval", time.Second, "default time between drain batches")
 		drainRetry     = fs.Duration("drain-retry-after", 0, "fixed delay added to drained clients' reconnect hint (each also gets a random share of the batch interval)")
+		drainBatchMax  = fs.Int("drain-batch-max", 10000, "largest batch a drain request may ask for (400 beyond)")
+		drainIntMin    = fs.Duration("drain-interval-min", 10*time.Millisecond, "shortest interval a drain request may ask for (400 below)")
+		drainRetryMax  = fs.Duration("drain-retry-after-max", 10*time.Minute, "longest retry_after a drain request may ask for (400 beyond)")
 		poll           = fs.Duration("poll", 500*time.Millisecond, "how often the gateway table is read")
 		shutdownWait   = fs.Duration("shutdown-timeout", 5*time.Second, "bound on finishing in-flight requests at SIGTERM")
 		outboundMax    = units.Size(64 << 20)
 	)
 	fs.Var(&outboundMax, "outbound-queued-max", "congestion when a gateway's queued outbound bytes exceed this")
-	var sec secretFlags
-	sec.register(fs)
+	kf := registerKeys(fs, clusterKey, adminToken)
 	log, done, code := parseLogged(fs, args, stderr)
 	if done {
 		return code
@@ -44,7 +47,7 @@ func runControl(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "control: -state is required")
 		return 2
 	}
-	secret, err := sec.load()
+	held, err := kf.load(clusterKey, adminToken)
 	if err != nil {
 		fmt.Fprintln(stderr, "control:", err)
 		return 2
@@ -52,13 +55,14 @@ func runControl(args []string, stdout, stderr io.Writer) int {
 	cfg := control.Config{
 		SoftFraction: *softFraction, OutboundQueuedMax: int64(outboundMax), WorkerQueueMax: *workerQueueMax,
 		ClearRatio: *clearRatio, HighWater: *highWater, LowWater: *lowWater, MinGateways: *minGateways,
-		Sustain: *sustain, RingSize: *ringSize, LinkSecret: secret, DrainTimeout: *drainTimeout,
+		Sustain: *sustain, RingSize: *ringSize, LinkSecret: held.cluster, AdminToken: held.admin, DrainTimeout: *drainTimeout,
 		DrainDefaults: gwlink.DrainRequest{Batch: *drainBatch, Interval: *drainInterval, RetryAfter: *drainRetry},
-		PollInterval:  *poll, Logger: log,
+		DrainBatchMax: *drainBatchMax, DrainIntervalMin: *drainIntMin, DrainRetryAfterMax: *drainRetryMax,
+		PollInterval: *poll, Logger: log,
 	}
 	reg := admin.NewRegistry()
 	cfg.Registerer = reg
-	store, closeStore, err := dialState("control", *stateAddr, secret, reg, log) // in ipconf.go
+	store, closeStore, err := dialState("control", *stateAddr, held.cluster, reg, log) // in ipconf.go
 	if err != nil {
 		log.Error("control failed to start", "err", err)
 		return 1
@@ -70,7 +74,6 @@ func runControl(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	defer svc.Close()
-	mux := admin.Handler(reg, svc.Health)
-	mux.Handle("/v1/", svc.Handler())
-	return serveService("control", *listen, mux, svc.Run, *shutdownWait, stdout, log)
+	return serveService(service{name: "control", addr: *listen, api: admin.API(svc.Handler(), svc.Health),
+		adminAddr: *adminAddr, admin: admin.Handler(reg, svc.Health), follow: svc.Run, wait: *shutdownWait}, stdout, log)
 }

@@ -24,7 +24,6 @@ import (
 	"github.com/floodgate/floodgate/internal/testbin"
 )
 
-const e2eSecret = "failover-test-secret-0123"
 
 // proc is one floodgate process of a test stack.
 type proc struct {
@@ -38,7 +37,7 @@ type proc struct {
 func startProc(t *testing.T, args ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(testbin.Floodgate(t), args...)
-	cmd.Env = append(os.Environ(), "FLOODGATE_SECRET="+e2eSecret)
+	cmd.Env = append(os.Environ(), testKeyEnv(args[0])...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	var stderr lockedBuffer
 	cmd.Stderr = &stderr
@@ -89,8 +88,8 @@ func TestGatewaySIGKILLUnderTrafficLosesNothing(t *testing.T) {
 	st := startProc(t, "state", "-listen", lo, "-admin", "")
 	router := startProc(t, "router", "-listen", lo, "-admin", "", "-state", st.ready[2])
 	msgs := startProc(t, "msg", "-listen", lo, "-admin", "", "-router", router.ready[2])
-	ipconf := startProc(t, "ipconf", "-listen", lo, "-state", st.ready[2], "-poll", "100ms")
-	control := startProc(t, "control", "-listen", lo, "-state", st.ready[2], "-poll", "100ms")
+	ipconf := startProc(t, "ipconf", "-listen", lo, "-admin", "", "-state", st.ready[2], "-poll", "100ms")
+	control := startProc(t, "control", "-listen", lo, "-admin", "", "-state", st.ready[2], "-poll", "100ms")
 	var gws []*proc
 	for _, id := range []string{"gw-1", "gw-2"} {
 		gws = append(gws, startProc(t, "gateway", "-id", id, "-listen", lo, "-admin", "", "-link", lo,
@@ -110,7 +109,7 @@ func TestGatewaySIGKILLUnderTrafficLosesNothing(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 
-	signer, _ := proto.NewSigner([]byte(e2eSecret))
+	signer, _ := proto.NewSigner([]byte(testTokenKey))
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	const users = 24
@@ -161,7 +160,7 @@ func TestGatewaySIGKILLUnderTrafficLosesNothing(t *testing.T) {
 	if _, err := stranded.Login(999, signer.Mint(999, time.Now().Add(time.Hour))); err != nil {
 		t.Fatal(err)
 	}
-	sc, _ := state.Dial(state.ClientConfig{Addr: st.ready[2], Secret: []byte(e2eSecret), Logger: slog.New(slog.DiscardHandler)})
+	sc, _ := state.Dial(state.ClientConfig{Addr: st.ready[2], Secret: []byte(testClusterKey), Logger: slog.New(slog.DiscardHandler)})
 	defer sc.Close()
 	sc.WaitConnected(ctx)
 	if s, ok, _ := sc.Lookup(ctx, 999); !ok || s.Gateway != "gw-1" {

@@ -23,8 +23,8 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
 	var (
 		id           = fs.String("id", "gw-1", "gateway id, in metrics and logs")
-		listen       = fs.String("listen", "127.0.0.1:7000", "client listen address (ip:port)")
-		adminAddr    = fs.String("admin", "127.0.0.1:7001", "admin address for /metrics, /healthz, pprof (empty: off)")
+		listen       = fs.String("listen", defGateway, "client listen address (ip:port): the public port")
+		adminAddr    = fs.String("admin", defGatewayAdmin, "admin address for /metrics, /healthz, pprof and /debug/memstats: keep it private (empty: off)")
 		maxConns     = fs.Int("max-conns", 0, "connection limit (0: derived from RLIMIT_NOFILE)")
 		epollers     = fs.Int("epollers", 0, "epoll loops (0: GOMAXPROCS)")
 		listeners    = fs.Int("accept-loops", 0, "accept loops, one SO_REUSEPORT listener each (0: GOMAXPROCS)")
@@ -35,9 +35,9 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 		shutdownWait = fs.Duration("shutdown-timeout", 5*time.Second, "bound on the graceful close at SIGTERM")
 		echo         = fs.Bool("echo", false, "answer every frame with itself (reactor benchmark mode; no login)")
 		inbox        = fs.Int("inbox", 1024, "messages kept per user until acknowledged (single-gateway store)")
-		stateAddr    = fs.String("state", "", "state service link address: join the full stack (with -msg); empty: single gateway")
-		msgAddr      = fs.String("msg", "", "msg service link address (with -state)")
-		linkAddr     = fs.String("link", "127.0.0.1:0", "this gateway's link address for router pushes and control drains (with -state)")
+		stateAddr    = fs.String("state", "", "state service link address, "+defState+" by default where state runs: join the full stack (with -msg); empty: single gateway")
+		msgAddr      = fs.String("msg", "", "msg service link address, "+defMsg+" by default where msg runs (with -state)")
+		linkAddr     = fs.String("link", defGatewayLink, "this gateway's link address for router pushes and control drains (with -state): keep it private")
 		leaseTTL     = fs.Duration("lease-ttl", 3*time.Second, "the gateway's lease in the state service: its sessions die within this of a crash")
 		maxFrame     = units.Size(proto.DefaultMaxFrame)
 		highWater    = units.Size(64 << 10)
@@ -51,8 +51,7 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&hardCap, "write-hard-cap", "queued output per connection that kicks it as SLOW")
 	fs.Var(&sndbuf, "sndbuf", "SO_SNDBUF per connection (0: kernel autotuning)")
 	fs.Var(&rcvbuf, "rcvbuf", "SO_RCVBUF per connection (0: kernel autotuning)")
-	var sec secretFlags
-	sec.register(fs)
+	kf := registerKeys(fs, tokenKey, clusterKey)
 	log, done, code := parseLogged(fs, args, stderr)
 	if done {
 		return code
@@ -75,6 +74,30 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 	cfg := node.Config{
 		ID: *id, Reactor: rc, Heartbeat: *heartbeat, MaxFrame: maxFrame.Int(), Echo: *echo, Logger: log,
 	}
+	// Keys before anything listens. An echo gateway (no login) needs none, a lone
+	// gateway only the token key to verify LOGIN tokens, one in the full stack
+	// also the cluster key for its links.
+	alone := *stateAddr == "" && *msgAddr == ""
+	if !alone && (*stateAddr == "" || *msgAddr == "") {
+		fmt.Fprintln(stderr, "gateway: -state and -msg go together")
+		return 2
+	}
+	var held heldKeys
+	if !*echo {
+		need := []keyKind{tokenKey, clusterKey}
+		if alone {
+			need = need[:1]
+		}
+		var err error
+		if held, err = kf.load(need...); err != nil {
+			fmt.Fprintln(stderr, "gateway:", err)
+			return 2
+		}
+		if cfg.Signer, err = proto.NewSigner(held.token); err != nil {
+			fmt.Fprintln(stderr, "gateway:", err)
+			return 2
+		}
+	}
 	reg := admin.NewRegistry()
 	// The admin server comes first so the gateway table can carry its real address.
 	adminURL := "-"
@@ -92,24 +115,11 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 	var n *node.Node
 	run := func(ctx context.Context) error { return n.Run(ctx) }
 	if !*echo {
-		secret, err := sec.load()
-		if err != nil {
-			fmt.Fprintln(stderr, "gateway:", err)
-			return 2
-		}
-		if cfg.Signer, err = proto.NewSigner(secret); err != nil {
-			fmt.Fprintln(stderr, "gateway:", err)
-			return 2
-		}
-		switch {
-		case *stateAddr == "" && *msgAddr == "":
+		if alone {
 			cfg.Backend = node.NewLocal(msg.NewMemory(*inbox))
-		case *stateAddr == "" || *msgAddr == "":
-			fmt.Fprintln(stderr, "gateway: -state and -msg go together")
-			return 2
-		default:
+		} else {
 			gw, err := cluster.NewGateway(cluster.GatewayConfig{Node: cfg, ID: *id, StateAddr: *stateAddr, MsgAddr: *msgAddr,
-				LinkAddr: *linkAddr, AdminAddr: adminURL, Secret: secret, LeaseTTL: *leaseTTL,
+				LinkAddr: *linkAddr, AdminAddr: adminURL, Secret: held.cluster, LeaseTTL: *leaseTTL,
 				Registry: reg, Logger: log})
 			if err != nil {
 				log.Error("gateway failed to start", "err", err)

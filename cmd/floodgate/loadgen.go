@@ -40,8 +40,7 @@ func runLoadgen(args []string, stdout, stderr io.Writer) int {
 		uidBase   = fs.Int64("uid-base", -1, "the users are uid-base+1 … uid-base+users (quick plan); -1: a fresh range each run, so that messages an earlier run against the same stack left unacknowledged do not reach this run's users (they would count as phantom)")
 		adminAddr = fs.String("admin", "", "serve pprof and /debug/memstats here (empty: off)")
 	)
-	var sec secretFlags
-	sec.register(fs)
+	kf := registerKeys(fs, tokenKey)
 	log, done, code := parseLogged(fs, args, stderr)
 	if done {
 		return code
@@ -61,7 +60,7 @@ func runLoadgen(args []string, stdout, stderr io.Writer) int {
 			plan.Bind = strings.Split(*bind, ",")
 		}
 	} else {
-		secret, err := sec.load()
+		held, err := kf.load(tokenKey)
 		if err != nil {
 			fmt.Fprintln(stderr, "loadgen:", err)
 			return 2
@@ -74,7 +73,7 @@ func runLoadgen(args []string, stdout, stderr io.Writer) int {
 			log.Info("quick plan users", "uid_base", base)
 		}
 		plan = loadgen.Plan{
-			Seed: *seed, Ipconf: *ipconf, Secret: string(secret), Users: *users, UIDBase: base, ConnectRate: *connRate,
+			Seed: *seed, Ipconf: *ipconf, Secret: string(held.token), Users: *users, UIDBase: base, ConnectRate: *connRate,
 			Traffic: loadgen.Traffic{Rate: *rate, Pattern: "pairs", PayloadBytes: *payload},
 			Phases:  []loadgen.Phase{{Name: "steady", Duration: loadgen.Duration(*duration)}},
 		}

@@ -30,13 +30,13 @@ func TestUsageAndUnknownCommand(t *testing.T) {
 	}
 }
 
-func TestTokenVerifiesUnderTheSameSecret(t *testing.T) {
-	t.Setenv("FLOODGATE_SECRET", "a-secret-of-sixteen+")
+func TestTokenVerifiesUnderTheTokenKey(t *testing.T) {
+	t.Setenv("FLOODGATE_TOKEN_KEY", testTokenKey)
 	var out, errb bytes.Buffer
 	if code := dispatch([]string{"token", "-uid", "77", "-ttl", "1h"}, &out, &errb); code != 0 {
 		t.Fatalf("code %d: %s", code, errb.String())
 	}
-	s, _ := proto.NewSigner([]byte("a-secret-of-sixteen+"))
+	s, _ := proto.NewSigner([]byte(testTokenKey))
 	if err := s.Verify(bytes.TrimSpace(out.Bytes()), 77, time.Now()); err != nil {
 		t.Fatalf("minted token does not verify: %v (%q)", err, out.String())
 	}
@@ -47,7 +47,7 @@ func TestTokenVerifiesUnderTheSameSecret(t *testing.T) {
 func TestGatewayCommandServesAndStopsOnSIGTERM(t *testing.T) {
 	bin := testbin.Floodgate(t)
 	cmd := exec.Command(bin, "gateway", "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-shutdown-timeout", "2s")
-	cmd.Env = append(os.Environ(), "FLOODGATE_SECRET=a-secret-of-sixteen+")
+	cmd.Env = append(os.Environ(), "FLOODGATE_TOKEN_KEY="+testTokenKey) // a lone gateway holds the token key only
 	var stderr lockedBuffer
 	cmd.Stderr = &stderr
 	stdout, _ := cmd.StdoutPipe()

@@ -20,20 +20,19 @@ func runMsg(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("msg", flag.ContinueOnError)
 	var (
 		id          = fs.String("id", "msg-1", "this process's name, in logs and to the router")
-		listen      = fs.String("listen", "127.0.0.1:7400", "link address gateways call (ip:port)")
-		adminAddr   = fs.String("admin", "127.0.0.1:7401", "admin address for /metrics, /healthz, pprof (empty: off)")
+		listen      = fs.String("listen", defMsg, "link address gateways call (ip:port): keep it private")
+		adminAddr   = fs.String("admin", defMsgAdmin, "admin address for /metrics, /healthz, pprof and /debug/memstats: keep it private (empty: off)")
 		backend     = fs.String("backend", "memory", "message store: memory (lost at exit) or redis")
 		redisAddr   = fs.String("redis-addr", "127.0.0.1:6379", "Redis address, for -backend redis")
 		redisPrefix = fs.String("redis-prefix", "fg:msg:", "prefix of every Redis key of the store, for -backend redis")
 		inbox       = fs.Int("inbox", 1024, "messages kept per user until acknowledged; beyond it the oldest are evicted")
 		dedupe      = fs.Duration("dedupe-window", msg.DefaultDedupeWindow, "how long a message's (recipient, sender, client message id) is remembered, so that a retried SEND stores nothing")
-		router      = fs.String("router", "", "router link address to deliver stored messages through (empty: none; they reach recipients only through SYNC)")
+		router      = fs.String("router", "", "router link address to deliver stored messages through, "+defRouter+" by default where the router runs (empty: none; they reach recipients only through SYNC)")
 		resendMin   = fs.Duration("resend-min", 2*time.Second, "pause before a message the router has not settled is sent to it again; doubles up to -resend-max")
 		resendMax   = fs.Duration("resend-max", 30*time.Second, "longest pause between resends of a message the router has not settled")
 		reconnect   = fs.Duration("router-reconnect-max", 500*time.Millisecond, "longest pause between attempts to reach the router (every unsettled message is replayed once it is back)")
 	)
-	var sec secretFlags
-	sec.register(fs)
+	kf := registerKeys(fs, clusterKey)
 	log, done, code := parseLogged(fs, args, stderr)
 	if done {
 		return code
@@ -51,11 +50,12 @@ func runMsg(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "msg: -backend %q: want memory or redis\n", *backend)
 		return 2
 	}
-	secret, err := sec.load()
+	held, err := kf.load(clusterKey)
 	if err != nil {
 		fmt.Fprintln(stderr, "msg:", err)
 		return 2
 	}
+	secret := held.cluster
 	log = log.With("id", *id)
 
 	store, health, closeStore, err := openMsgStore(*backend, *redisAddr, *redisPrefix, *inbox, log, msg.WithDedupeWindow(*dedupe))

@@ -19,10 +19,9 @@ import (
 	"github.com/floodgate/floodgate/internal/testbin"
 )
 
-const msgTestSecret = "a-secret-of-sixteen+"
 
 func TestMsgCommandRejectsBadFlags(t *testing.T) {
-	t.Setenv("FLOODGATE_SECRET", msgTestSecret)
+	t.Setenv("FLOODGATE_CLUSTER_KEY", testClusterKey)
 	for _, args := range [][]string{
 		{"-backend", "disk"},
 		{"-inbox", "0"},
@@ -49,7 +48,7 @@ type msgProcess struct {
 func startMsg(t *testing.T, args ...string) *msgProcess {
 	t.Helper()
 	cmd := exec.Command(testbin.Floodgate(t), append([]string{"msg", "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0"}, args...)...)
-	cmd.Env = append(os.Environ(), "FLOODGATE_SECRET="+msgTestSecret)
+	cmd.Env = append(os.Environ(), "FLOODGATE_CLUSTER_KEY="+testClusterKey)
 	p := &msgProcess{cmd: cmd, stderr: &lockedBuffer{}}
 	cmd.Stderr = p.stderr
 	stdout, err := cmd.StdoutPipe()
@@ -126,7 +125,7 @@ func routerStub(t *testing.T) (addr string, connected <-chan string, got <-chan 
 	t.Helper()
 	routed := make(chan []byte, 16)
 	peers := make(chan string, 16)
-	srv, err := link.Listen(link.ServerConfig{Addr: "127.0.0.1:0", Secret: []byte(msgTestSecret),
+	srv, err := link.Listen(link.ServerConfig{Addr: "127.0.0.1:0", Secret: []byte(testClusterKey),
 		OnConnect: func(p *link.Peer) { peers <- p.Name() },
 		Handler: func(_ context.Context, r *link.Request) ([]byte, error) {
 			if r.Method == msg.RouteMethod && r.OneWay {
@@ -146,7 +145,7 @@ func routerStub(t *testing.T) (addr string, connected <-chan string, got <-chan 
 
 func dialMsg(t *testing.T, addr string) *msg.Client {
 	t.Helper()
-	c, err := msg.Dial(msg.ClientConfig{Addr: addr, Secret: []byte(msgTestSecret)})
+	c, err := msg.Dial(msg.ClientConfig{Addr: addr, Secret: []byte(testClusterKey)})
 	if err != nil {
 		t.Fatal(err)
 	}

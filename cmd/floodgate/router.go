@@ -18,9 +18,9 @@ import (
 func runRouter(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("router", flag.ContinueOnError)
 	var (
-		listen      = fs.String("listen", "127.0.0.1:7300", "link address where the msg service feeds stored messages")
-		adminAddr   = fs.String("admin", "127.0.0.1:7301", "admin address (/metrics, /healthz, pprof; empty: off)")
-		stateAddr   = fs.String("state", "127.0.0.1:7200", "state service link address")
+		listen      = fs.String("listen", defRouter, "link address where the msg service feeds stored messages: keep it private")
+		adminAddr   = fs.String("admin", defRouterAdmin, "admin address for /metrics, /healthz, pprof and /debug/memstats: keep it private (empty: off)")
+		stateAddr   = fs.String("state", defState, "state service link address")
 		cacheTTL    = fs.Duration("cache-ttl", 30*time.Second, "how long a cached route is trusted at most")
 		lookups     = fs.Int("max-lookups", 256, "concurrent state lookups")
 		retryWindow = fs.Duration("retry-window", 60*time.Second, "how long a message is retried (failed lookups, unreachable gateways, NOT_HERE; pauses up to 1s) before it is left to msg's resends")
@@ -28,8 +28,7 @@ func runRouter(args []string, stdout, stderr io.Writer) int {
 		maxInFlight = fs.Int("max-inflight", 1<<18, "messages being routed at most; beyond it the oldest is dropped unsettled (msg resends it)")
 		maxBytes    = fs.Int64("max-inflight-bytes", 256<<20, "payload bytes of the messages being routed at most; beyond it the oldest is dropped unsettled")
 	)
-	var sec secretFlags
-	sec.register(fs)
+	kf := registerKeys(fs, clusterKey)
 	log, done, code := parseLogged(fs, args, stderr)
 	if done {
 		return code
@@ -39,11 +38,12 @@ func runRouter(args []string, stdout, stderr io.Writer) int {
 			*retryWindow, *pushTimeout, *maxInFlight, *maxBytes)
 		return 2
 	}
-	secret, err := sec.load()
+	held, err := kf.load(clusterKey)
 	if err != nil {
 		fmt.Fprintln(stderr, "router:", err)
 		return 2
 	}
+	secret := held.cluster
 	reg := admin.NewRegistry()
 	st, err := state.Dial(state.ClientConfig{Addr: *stateAddr, Secret: secret, Name: "router", Logger: log, Registry: reg})
 	if err != nil {

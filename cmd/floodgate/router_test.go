@@ -6,7 +6,7 @@ import (
 )
 
 func TestRouterCommandRejectsBadFlags(t *testing.T) {
-	t.Setenv("FLOODGATE_SECRET", msgTestSecret)
+	t.Setenv("FLOODGATE_CLUSTER_KEY", testClusterKey)
 	for _, args := range [][]string{
 		{"-retry-window", "0s"},
 		{"-push-timeout", "-1s"},

@@ -18,25 +18,25 @@ import (
 func runState(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("state", flag.ContinueOnError)
 	var (
-		listen      = fs.String("listen", "127.0.0.1:7100", "link address for gateways, routers and control")
-		adminAddr   = fs.String("admin", "127.0.0.1:7101", "admin address for /metrics, /healthz, pprof (empty: off)")
+		listen      = fs.String("listen", defState, "link address for gateways, routers, ipconf and control: keep it private")
+		adminAddr   = fs.String("admin", defStateAdmin, "admin address for /metrics, /healthz, pprof and /debug/memstats: keep it private (empty: off)")
 		backend     = fs.String("backend", "memory", "session and lease store: memory (this process) or redis")
 		redisAddr   = fs.String("redis-addr", "127.0.0.1:6379", "Redis address, with -backend redis")
 		redisPrefix = fs.String("redis-prefix", "floodgate:state:", "prefix of every Redis key, with -backend redis")
 		retention   = fs.Duration("retention", time.Hour, "how long a dead gateway stays listed")
 		poll        = fs.Duration("poll", 100*time.Millisecond, "how often to check leases for lapses to push to watchers")
 	)
-	var sec secretFlags
-	sec.register(fs)
+	kf := registerKeys(fs, clusterKey)
 	log, done, code := parseLogged(fs, args, stderr)
 	if done {
 		return code
 	}
-	secret, err := sec.load()
+	held, err := kf.load(clusterKey)
 	if err != nil {
 		fmt.Fprintln(stderr, "state:", err)
 		return 2
 	}
+	secret := held.cluster
 	if *backend != "memory" && *backend != "redis" {
 		fmt.Fprintf(stderr, "state: -backend %q: want memory or redis\n", *backend)
 		return 2

@@ -18,10 +18,8 @@ import (
 	"github.com/floodgate/floodgate/internal/testbin"
 )
 
-const stateTestSecret = "a-secret-of-sixteen+"
-
 func TestStateCommandRejectsBadFlags(t *testing.T) {
-	t.Setenv("FLOODGATE_SECRET", stateTestSecret)
+	t.Setenv("FLOODGATE_CLUSTER_KEY", testClusterKey)
 	for _, tc := range []struct {
 		args []string
 		code int
@@ -48,7 +46,7 @@ func TestStateCommandServesAndStopsOnSIGTERM(t *testing.T) {
 				args = append(args, "-redis-addr", redistest.Start(t).Addr, "-redis-prefix", "e2e:")
 			}
 			cmd := exec.Command(testbin.Floodgate(t), args...)
-			cmd.Env = append(os.Environ(), "FLOODGATE_SECRET="+stateTestSecret)
+			cmd.Env = append(os.Environ(), "FLOODGATE_CLUSTER_KEY="+testClusterKey)
 			var stderr lockedBuffer
 			cmd.Stderr = &stderr
 			stdout, err := cmd.StdoutPipe()
@@ -76,7 +74,7 @@ func TestStateCommandServesAndStopsOnSIGTERM(t *testing.T) {
 			}
 			linkAddr, adminAddr := f[2], f[3]
 
-			c, err := state.Dial(state.ClientConfig{Addr: linkAddr, Secret: []byte(stateTestSecret)})
+			c, err := state.Dial(state.ClientConfig{Addr: linkAddr, Secret: []byte(testClusterKey)})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -13,8 +13,7 @@ func runToken(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("token", flag.ContinueOnError)
 	uid := fs.Uint64("uid", 0, "user id (required, > 0)")
 	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token is valid")
-	var sec secretFlags
-	sec.register(fs)
+	kf := registerKeys(fs, tokenKey)
 	if stop, code := parse(fs, args, stderr); stop {
 		return code
 	}
@@ -22,12 +21,12 @@ func runToken(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "token: -uid is required and must be > 0")
 		return 2
 	}
-	secret, err := sec.load()
+	held, err := kf.load(tokenKey)
 	if err != nil {
 		fmt.Fprintln(stderr, "token:", err)
 		return 2
 	}
-	signer, err := proto.NewSigner(secret)
+	signer, err := proto.NewSigner(held.token)
 	if err != nil {
 		fmt.Fprintln(stderr, "token:", err)
 		return 2

@@ -1,6 +1,7 @@
 // Package admin serves a component's admin endpoints: Prometheus metrics, health,
 // pprof, and Go memory figures for benchmarks. Every Floodgate process mounts it on
-// its admin address.
+// its admin address, a listener of its own that stays private (SECURITY.md); a
+// service's API listener serves API instead.
 package admin
 
 import (
@@ -69,11 +70,19 @@ func NewRegistry() *prometheus.Registry {
 }
 
 // Handler serves /metrics from reg, /healthz from health (nil: always OK), and the
-// debug endpoints. Components add their own routes to the returned mux.
+// debug endpoints. It belongs on a process's private admin listener only: pprof
+// and the GC-forcing /debug/memstats are not for the public.
 func Handler(reg *prometheus.Registry, health func() error) *http.ServeMux {
 	mux := DebugHandler()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+	mux.Handle("GET /healthz", Health(health))
+	return mux
+}
+
+// Health answers GET /healthz: "ok", or 503 with health's error (nil health:
+// always OK).
+func Health(health func() error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		if health != nil {
 			if err := health(); err != nil {
 				http.Error(w, err.Error(), http.StatusServiceUnavailable)
@@ -82,6 +91,16 @@ func Handler(reg *prometheus.Registry, health func() error) *http.ServeMux {
 		}
 		fmt.Fprintln(w, "ok")
 	})
+}
+
+// API serves a service's own routes (api, under /v1/) and GET /healthz, and
+// nothing else: no metrics, no pprof, no memstats. It is what a service's API
+// listener serves (ipconf's public one, control's), next to a Handler on the
+// admin listener.
+func API(api http.Handler, health func() error) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("/v1/", api)
+	mux.Handle("GET /healthz", Health(health))
 	return mux
 }
 

@@ -60,3 +60,35 @@ func TestAdminEndpoints(t *testing.T) {
 		t.Fatalf("/debug/pprof/heap: %d", code)
 	}
 }
+
+// An API listener serves the service's routes and /healthz, never the admin
+// endpoints: pprof, the GC-forcing memstats and metrics stay on the admin listener.
+func TestAPIServesNoAdminEndpoints(t *testing.T) {
+	api := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "api") })
+	s, err := Start("127.0.0.1:0", API(api, nil), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(time.Second)
+	for _, tc := range []struct {
+		path string
+		want int
+	}{
+		{"/v1/gateways", http.StatusOK},
+		{"/healthz", http.StatusOK},
+		{"/metrics", http.StatusNotFound},
+		{"/debug/memstats", http.StatusNotFound},
+		{"/debug/pprof/", http.StatusNotFound},
+		{"/debug/pprof/heap", http.StatusNotFound},
+		{"/debug/pprof/profile", http.StatusNotFound},
+	} {
+		resp, err := http.Get("http://" + s.Addr() + tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("GET %s: %d, want %d", tc.path, resp.StatusCode, tc.want)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/floodgate/floodgate/gateway/gwlink"
+	"github.com/floodgate/floodgate/internal/keys"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -44,8 +45,12 @@ type Config struct {
 	// RingSize is how many alert events are kept for GET /v1/alerts (default 1024).
 	RingSize int
 
-	// LinkSecret is the cluster secret for link connections to gateways (required).
+	// LinkSecret is the cluster key for link connections to gateways (required,
+	// at least keys.MinLen bytes).
 	LinkSecret []byte
+	// AdminToken is the bearer token POST /v1/drain and /v1/undrain require
+	// (required, at least keys.MinLen bytes, not the cluster key).
+	AdminToken []byte
 	// LinkName is this process's name on those links (default "control").
 	LinkName string
 	// DrainTimeout bounds connecting to a gateway and its answer to a drain
@@ -54,6 +59,14 @@ type Config struct {
 	// DrainDefaults fill the fields a drain request leaves out (default: batches of
 	// 500 every second, each client told to come back within the batch's second).
 	DrainDefaults gwlink.DrainRequest
+	// DrainBatchMax is the largest batch a drain request may ask for (default
+	// 10000); DrainIntervalMin the shortest interval (default 10ms) and
+	// DrainRetryAfterMax the longest retry_after (default 10m). A request past
+	// one is refused with 400: one request cannot kick a whole gateway at once
+	// or send its clients away for hours.
+	DrainBatchMax      int
+	DrainIntervalMin   time.Duration
+	DrainRetryAfterMax time.Duration
 
 	// PollInterval is how often Run reads the gateway table (default 500ms).
 	PollInterval time.Duration
@@ -103,6 +116,11 @@ func (c Config) withDefaults() (Config, error) {
 		c.DrainDefaults.Batch = 500
 	}
 	defd(&c.DrainDefaults.Interval, time.Second)
+	if c.DrainBatchMax == 0 {
+		c.DrainBatchMax = 10000
+	}
+	defd(&c.DrainIntervalMin, 10*time.Millisecond)
+	defd(&c.DrainRetryAfterMax, 10*time.Minute)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -114,8 +132,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 
 	var errs []error
-	if len(c.LinkSecret) == 0 {
-		errs = append(errs, errors.New("no link secret"))
+	if err := keys.Validate(keys.Named{Name: "cluster key", Key: c.LinkSecret},
+		keys.Named{Name: "admin token", Key: c.AdminToken}); err != nil {
+		errs = append(errs, err)
 	}
 	if c.SoftFraction <= 0 || c.SoftFraction > 1 || c.ClearRatio <= 0 || c.ClearRatio > 1 {
 		errs = append(errs, fmt.Errorf("soft fraction %v, clear ratio %v: want 0 < x <= 1", c.SoftFraction, c.ClearRatio))
@@ -136,11 +155,27 @@ func (c Config) withDefaults() (Config, error) {
 		errs = append(errs, fmt.Errorf("sustain %v, drain timeout %v, poll interval %v, release margin %v: want > 0",
 			c.Sustain, c.DrainTimeout, c.PollInterval, c.ReleaseMargin))
 	}
-	if err := c.DrainDefaults.Validate(); err != nil {
+	if c.DrainBatchMax < 1 || c.DrainIntervalMin < 0 || c.DrainRetryAfterMax < 0 {
+		errs = append(errs, fmt.Errorf("drain bounds: batch max %d, interval min %v, retry-after max %v: want batch max >= 1, durations >= 0",
+			c.DrainBatchMax, c.DrainIntervalMin, c.DrainRetryAfterMax))
+	} else if err := c.checkDrain(c.DrainDefaults); err != nil {
 		errs = append(errs, fmt.Errorf("drain defaults: %w", err))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return c, fmt.Errorf("control config: %w", err)
 	}
 	return c, nil
+}
+
+// checkDrain validates a drain request against gwlink's rules and the bounds
+// above.
+func (c Config) checkDrain(d gwlink.DrainRequest) error {
+	if err := d.Validate(); err != nil {
+		return err
+	}
+	if d.Batch > c.DrainBatchMax || d.Interval < c.DrainIntervalMin || d.RetryAfter > c.DrainRetryAfterMax {
+		return fmt.Errorf("drain: batch %d, interval %v, retry-after %v: want batch <= %d, interval >= %v, retry-after <= %v",
+			d.Batch, d.Interval, d.RetryAfter, c.DrainBatchMax, c.DrainIntervalMin, c.DrainRetryAfterMax)
+	}
+	return nil
 }

@@ -40,7 +40,7 @@ type DrainResult struct {
 // its link, to move its clients off as req paces. It answers the gateway's
 // DrainStatus.
 func (s *Service) Drain(ctx context.Context, id string, req gwlink.DrainRequest) (DrainResult, error) {
-	if err := req.Validate(); err != nil {
+	if err := s.cfg.checkDrain(req); err != nil {
 		return DrainResult{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	g, err := s.liveGateway(id)

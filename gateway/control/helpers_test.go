@@ -14,7 +14,8 @@ import (
 
 var (
 	epoch0 = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
-	secret = []byte("cluster-secret-for-tests")
+	secret     = []byte("cluster-key-for-the-control-tests-0123")
+	adminToken = []byte("admin-token-for-the-control-tests-0123")
 )
 
 // clock is a manually advanced clock.
@@ -89,7 +90,7 @@ func (f *fakeStore) drainCalls() []drainCall {
 
 func newService(t *testing.T, clk *clock, store Store, mutate ...func(*Config)) *Service {
 	t.Helper()
-	cfg := Config{Now: clk.Now, LinkSecret: secret, Logger: slog.New(slog.DiscardHandler)}
+	cfg := Config{Now: clk.Now, LinkSecret: secret, AdminToken: adminToken, Logger: slog.New(slog.DiscardHandler)}
 	for _, m := range mutate {
 		m(&cfg)
 	}

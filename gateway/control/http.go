@@ -1,11 +1,15 @@
 package control
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -63,8 +67,8 @@ type ErrorResponse struct {
 	Error string `json:"error"`
 }
 
-// maxBody bounds request bodies.
-const maxBody = 64 << 10
+// maxBody bounds request bodies: a drain or undrain body is a few dozen bytes.
+const maxBody = 4 << 10
 
 // Handler serves the control API:
 //
@@ -73,16 +77,61 @@ const maxBody = 64 << 10
 //	POST /v1/drain             DrainBody → DrainResult
 //	POST /v1/undrain           UndrainBody → UndrainResult
 //
-// Errors answer an ErrorResponse: 400 for a malformed request, 404 for an unknown
-// gateway, 409 for one not live, 502 when the state service or the gateway fails
-// (a failed drain command leaves the draining flag set), 503 once closed.
+// The POSTs change the fleet, so they need "Authorization: Bearer <admin token>"
+// (401 without one, 403 with a wrong one) and "Content-Type: application/json"
+// (415 otherwise: a browser form or a text/plain fetch from a web page cannot
+// send one without a CORS preflight this server never answers), and their bodies
+// are at most 4 KiB (413). The GETs only read.
+//
+// Errors answer an ErrorResponse: 400 for a malformed request or one past the
+// drain bounds, 404 for an unknown gateway, 409 for one not live, 502 when the
+// state service or the gateway fails (a failed drain command leaves the draining
+// flag set), 503 once closed.
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/alerts", s.serveAlerts)
 	mux.HandleFunc("GET /v1/recommendation", s.serveRecommendation)
-	mux.HandleFunc("POST /v1/drain", s.serveDrain)
-	mux.HandleFunc("POST /v1/undrain", s.serveUndrain)
+	mux.HandleFunc("POST /v1/drain", s.mutating("drain", s.serveDrain))
+	mux.HandleFunc("POST /v1/undrain", s.mutating("undrain", s.serveUndrain))
 	return mux
+}
+
+// mutating guards an endpoint that changes the fleet: the admin token first (an
+// unauthenticated caller learns nothing else), then the content type, then a
+// bounded body.
+func (s *Service) mutating(op string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if status, msg := s.authorize(r); status != 0 {
+			if status == http.StatusUnauthorized {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="floodgate-control"`)
+			}
+			s.metrics.drains.WithLabelValues(op, resultDenied).Inc()
+			writeJSON(w, status, ErrorResponse{Error: msg})
+			return
+		}
+		if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+			s.metrics.drains.WithLabelValues(op, resultDenied).Inc()
+			writeJSON(w, http.StatusUnsupportedMediaType, ErrorResponse{Error: "Content-Type must be application/json"})
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		h(w, r)
+	}
+}
+
+// authorize checks r's bearer token against the admin token in constant time
+// (both are hashed first, so neither the content nor the length leaks). It
+// returns 0 when r may proceed, else the status and message to answer.
+func (s *Service) authorize(r *http.Request) (status int, msg string) {
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		return http.StatusUnauthorized, "this endpoint needs Authorization: Bearer <admin token>"
+	}
+	got, want := sha256.Sum256([]byte(tok)), sha256.Sum256(s.cfg.AdminToken)
+	if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+		return http.StatusForbidden, "wrong admin token"
+	}
+	return 0, ""
 }
 
 func (s *Service) serveAlerts(w http.ResponseWriter, r *http.Request) {
@@ -155,6 +204,10 @@ func decode(w http.ResponseWriter, r *http.Request, v interface{ gateway() strin
 	}
 	if err == nil && v.gateway() == "" {
 		err = errors.New(`missing "gateway"`)
+	}
+	if _, tooBig := errors.AsType[*http.MaxBytesError](err); tooBig {
+		writeJSON(w, http.StatusRequestEntityTooLarge, ErrorResponse{Error: fmt.Sprintf("request body over %d bytes", maxBody)})
+		return false
 	}
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, ErrorResponse{Error: "request body: " + err.Error()})

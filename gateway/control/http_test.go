@@ -56,6 +56,7 @@ func (a *api) post(path, body string, into any) int {
 	a.t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, a.url+path, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+string(adminToken))
 	return a.do(req, into)
 }
 
@@ -148,17 +149,82 @@ func TestConfigValidation(t *testing.T) {
 		cfg  Config
 		ok   bool
 	}{
-		{"defaults", Config{LinkSecret: secret}, true},
-		{"no secret", Config{}, false},
-		{"watermarks crossed", Config{LinkSecret: secret, LowWater: 0.8, HighWater: 0.5}, false},
-		{"soft fraction over 1", Config{LinkSecret: secret, SoftFraction: 1.5}, false},
-		{"min gateways negative", Config{LinkSecret: secret, MinGateways: -1}, false},
-		{"bad drain defaults", Config{LinkSecret: secret, DrainDefaults: gwlink.DrainRequest{Batch: -1}}, false},
+		{"defaults", Config{LinkSecret: secret, AdminToken: adminToken}, true},
+		{"no secret", Config{AdminToken: adminToken}, false},
+		{"short cluster key", Config{LinkSecret: []byte("cluster-secret-for-tests"), AdminToken: adminToken}, false},
+		{"no admin token", Config{LinkSecret: secret}, false},
+		{"short admin token", Config{LinkSecret: secret, AdminToken: []byte("letmein")}, false},
+		{"admin token is the cluster key", Config{LinkSecret: secret, AdminToken: secret}, false},
+		{"watermarks crossed", Config{LinkSecret: secret, AdminToken: adminToken, LowWater: 0.8, HighWater: 0.5}, false},
+		{"soft fraction over 1", Config{LinkSecret: secret, AdminToken: adminToken, SoftFraction: 1.5}, false},
+		{"min gateways negative", Config{LinkSecret: secret, AdminToken: adminToken, MinGateways: -1}, false},
+		{"bad drain defaults", Config{LinkSecret: secret, AdminToken: adminToken, DrainDefaults: gwlink.DrainRequest{Batch: -1}}, false},
+		{"drain default batch over the bound", Config{LinkSecret: secret, AdminToken: adminToken,
+			DrainDefaults: gwlink.DrainRequest{Batch: 20000, Interval: time.Second}}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := New(&fakeStore{}, tc.cfg); (err == nil) != tc.ok {
 				t.Fatalf("New: %v, want ok=%v", err, tc.ok)
 			}
 		})
+	}
+}
+
+// The mutating endpoints refuse callers without the admin token (401), with a
+// wrong one (403), requests a browser form or a text/plain fetch could make
+// (415), oversized bodies (413) and drains past the bounds (400) — and none of
+// these refusals drains anything.
+func TestMutatingEndpointsNeedTheAdminTokenAndJSON(t *testing.T) {
+	clk := newClock()
+	store := &fakeStore{}
+	s := newService(t, clk, store)
+	api := serve(t, s)
+	store.set(gw(clk, "g1", 10)) // known to the state service, not live to control: no link
+	valid := `{"gateway":"g1"}`
+	for _, tc := range []struct {
+		name, path, auth, ctype, body string
+		want                          int
+	}{
+		{"no token", "/v1/drain", "", "application/json", valid, http.StatusUnauthorized},
+		{"basic auth", "/v1/drain", "Basic " + string(adminToken), "application/json", valid, http.StatusUnauthorized},
+		{"empty bearer", "/v1/undrain", "Bearer ", "application/json", valid, http.StatusUnauthorized},
+		{"wrong token", "/v1/drain", "Bearer " + string(secret), "application/json", valid, http.StatusForbidden},
+		{"token prefix", "/v1/undrain", "Bearer " + string(adminToken[:len(adminToken)-1]), "application/json", valid, http.StatusForbidden},
+		{"text/plain", "/v1/drain", "Bearer " + string(adminToken), "text/plain", valid, http.StatusUnsupportedMediaType},
+		{"form", "/v1/undrain", "Bearer " + string(adminToken), "application/x-www-form-urlencoded", "gateway=g1", http.StatusUnsupportedMediaType},
+		{"no content type", "/v1/drain", "Bearer " + string(adminToken), "", valid, http.StatusUnsupportedMediaType},
+		{"body over 4 KiB", "/v1/drain", "Bearer " + string(adminToken), "application/json",
+			`{"gateway":"` + strings.Repeat("g", 5000) + `"}`, http.StatusRequestEntityTooLarge},
+		{"batch over the bound", "/v1/drain", "Bearer " + string(adminToken), "application/json",
+			`{"gateway":"g1","batch":10001}`, http.StatusBadRequest},
+		{"interval under the bound", "/v1/drain", "Bearer " + string(adminToken), "application/json",
+			`{"gateway":"g1","interval":"1ns"}`, http.StatusBadRequest},
+		{"retry_after over the bound", "/v1/drain", "Bearer " + string(adminToken), "application/json",
+			`{"gateway":"g1","retry_after":"24h"}`, http.StatusBadRequest},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPost, api.url+tc.path, strings.NewReader(tc.body))
+			if tc.ctype != "" {
+				req.Header.Set("Content-Type", tc.ctype)
+			}
+			if tc.auth != "" {
+				req.Header.Set("Authorization", tc.auth)
+			}
+			var er ErrorResponse
+			if code := api.do(req, &er); code != tc.want || er.Error == "" {
+				t.Fatalf("%d %+v, want %d", code, er, tc.want)
+			}
+		})
+	}
+	if calls := store.drainCalls(); len(calls) != 0 {
+		t.Fatalf("a refused request changed the draining flag: %v", calls)
+	}
+	// With the token and JSON (parameters allowed), the same undrain goes through.
+	req, _ := http.NewRequest(http.MethodPost, api.url+"/v1/undrain", strings.NewReader(valid))
+	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	req.Header.Set("Authorization", "bearer "+string(adminToken))
+	var ur UndrainResult
+	if code := api.do(req, &ur); code != http.StatusOK || ur.Gateway != "g1" {
+		t.Fatalf("authorised undrain: %d %+v", code, ur)
 	}
 }

@@ -27,6 +27,8 @@ const (
 	resultStateError  = "state_error"
 	resultClosed      = "closed"
 	resultError       = "error"
+	// resultDenied: no admin token, a wrong one, or not a JSON request.
+	resultDenied = "denied"
 )
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {

@@ -24,14 +24,17 @@ import (
 	"github.com/floodgate/floodgate/gateway/reactor"
 	"github.com/floodgate/floodgate/gateway/router"
 	"github.com/floodgate/floodgate/gateway/state"
+	"github.com/floodgate/floodgate/internal/keys"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config configures a stack.
 type Config struct {
-	Host     string // address every component binds (port 0); default 127.0.0.1
-	Secret   []byte // cluster secret, >= 16 bytes
-	Gateways int    // default 2
+	Host string // address every component binds (port 0); default 127.0.0.1
+	// Keys are the stack's secrets (SECURITY.md): each left nil is generated.
+	// Given ones must be at least keys.MinLen bytes and pairwise different.
+	Keys     Keys
+	Gateways int // default 2
 	// LeaseTTL is each gateway's lease; default 3s.
 	LeaseTTL time.Duration
 	// Heartbeat is announced to clients; default 30s.
@@ -40,6 +43,19 @@ type Config struct {
 	// Gateway tweaks each gateway's reactor configuration (Addr is set by the stack).
 	Gateway func(i int, rc *reactor.Config)
 	Logger  *slog.Logger
+}
+
+// Keys are a stack's three secrets, each given only to the components that
+// need it.
+type Keys struct {
+	// Token signs LOGIN tokens: the gateways verify them with it, and whoever
+	// mints tokens for the stack's clients needs it too.
+	Token []byte
+	// Cluster authenticates every internal link (state, msg, router, the
+	// gateways' links, ipconf's and control's state clients).
+	Cluster []byte
+	// Admin is the bearer token of control's POST /v1/drain and /v1/undrain.
+	Admin []byte
 }
 
 // Addrs are where the running components listen.
@@ -58,6 +74,8 @@ type Gateway struct {
 // Stack is a running stack.
 type Stack struct {
 	Addrs
+	// Keys are the keys in use, the generated ones included.
+	Keys     Keys
 	cfg      Config
 	log      *slog.Logger
 	cancel   context.CancelFunc
@@ -91,11 +109,17 @@ func Up(ctx context.Context, cfg Config) (*Stack, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if len(cfg.Secret) < proto.MinSecretLen {
-		return nil, fmt.Errorf("stack: secret must be at least %d bytes", proto.MinSecretLen)
+	for _, k := range []*[]byte{&cfg.Keys.Token, &cfg.Keys.Cluster, &cfg.Keys.Admin} {
+		if *k == nil {
+			*k = keys.Generate()
+		}
+	}
+	if err := keys.Validate(keys.Named{Name: "token key", Key: cfg.Keys.Token},
+		keys.Named{Name: "cluster key", Key: cfg.Keys.Cluster}, keys.Named{Name: "admin token", Key: cfg.Keys.Admin}); err != nil {
+		return nil, fmt.Errorf("stack: %w", err)
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	s := &Stack{cfg: cfg, log: cfg.Logger, cancel: cancel, reg: admin.NewRegistry(),
+	s := &Stack{Keys: cfg.Keys, cfg: cfg, log: cfg.Logger, cancel: cancel, reg: admin.NewRegistry(),
 		gwCancel: map[string]context.CancelFunc{}, gwDone: map[string]chan struct{}{}}
 	if err := s.start(ctx, runCtx); err != nil {
 		s.Close()
@@ -121,7 +145,7 @@ func (s *Stack) run(name string, f func(context.Context) error, ctx context.Cont
 func (s *Stack) start(ctx, runCtx context.Context) error {
 	cfg, log := s.cfg, s.log
 	// state
-	st, err := state.NewServer(state.ServerConfig{Addr: s.any(), Secret: cfg.Secret, Store: state.NewMemory(state.MemoryConfig{}),
+	st, err := state.NewServer(state.ServerConfig{Addr: s.any(), Secret: cfg.Keys.Cluster, Store: state.NewMemory(state.MemoryConfig{}),
 		Logger: log.With("component", "state"), Registry: s.reg})
 	if err != nil {
 		return err
@@ -129,7 +153,7 @@ func (s *Stack) start(ctx, runCtx context.Context) error {
 	s.State = st.Addr()
 	s.run("state", st.Serve, runCtx)
 	stateClient := func(name string) (*state.Client, error) {
-		c, err := state.Dial(state.ClientConfig{Addr: s.State, Secret: cfg.Secret, Name: name, Logger: log.With("component", name)})
+		c, err := state.Dial(state.ClientConfig{Addr: s.State, Secret: cfg.Keys.Cluster, Name: name, Logger: log.With("component", name)})
 		if err != nil {
 			return nil, err
 		}
@@ -141,7 +165,7 @@ func (s *Stack) start(ctx, runCtx context.Context) error {
 	if err != nil {
 		return err
 	}
-	rt, err := router.New(router.Config{Addr: s.any(), Secret: cfg.Secret, State: rst, Registry: s.reg, Logger: log})
+	rt, err := router.New(router.Config{Addr: s.any(), Secret: cfg.Keys.Cluster, State: rst, Registry: s.reg, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -149,7 +173,7 @@ func (s *Stack) start(ctx, runCtx context.Context) error {
 	s.Router = rt.Addr()
 	s.run("router", rt.Serve, runCtx)
 	// msg, delivering through the router (the same defaults as `floodgate msg`)
-	ms, err := msg.NewServer(msg.ServerConfig{Addr: s.any(), Secret: cfg.Secret, Store: msg.NewMemory(cfg.Inbox),
+	ms, err := msg.NewServer(msg.ServerConfig{Addr: s.any(), Secret: cfg.Keys.Cluster, Store: msg.NewMemory(cfg.Inbox),
 		Router: s.Router, Name: "msg", Logger: log.With("component", "msg"), Registry: s.reg})
 	if err != nil {
 		return err
@@ -166,20 +190,20 @@ func (s *Stack) start(ctx, runCtx context.Context) error {
 		return err
 	}
 	s.run("ipconf", func(ctx context.Context) error { return ip.Run(ctx, ist) }, runCtx)
-	if s.Ipconf, err = s.serveHTTP(runCtx, "ipconf", ip.Handler()); err != nil {
+	if s.Ipconf, err = s.serveHTTP(runCtx, "ipconf", admin.API(ip.Handler(), ip.Health)); err != nil {
 		return err
 	}
 	cst, err := stateClient("control")
 	if err != nil {
 		return err
 	}
-	ctl, err := control.New(cst, control.Config{LinkSecret: cfg.Secret, Registerer: s.reg, Logger: log})
+	ctl, err := control.New(cst, control.Config{LinkSecret: cfg.Keys.Cluster, AdminToken: cfg.Keys.Admin, Registerer: s.reg, Logger: log})
 	if err != nil {
 		return err
 	}
 	s.closers = append(s.closers, ctl.Close)
 	s.run("control", ctl.Run, runCtx)
-	if s.Control, err = s.serveHTTP(runCtx, "control", ctl.Handler()); err != nil {
+	if s.Control, err = s.serveHTTP(runCtx, "control", admin.API(ctl.Handler(), ctl.Health)); err != nil {
 		return err
 	}
 	if s.Admin, err = s.serveHTTP(runCtx, "admin", admin.Handler(s.reg, nil)); err != nil {
@@ -214,7 +238,7 @@ func (s *Stack) serveHTTP(ctx context.Context, name string, h http.Handler) (str
 // StartGateway starts (or restarts) gateway id and waits until it holds its lease.
 func (s *Stack) StartGateway(ctx context.Context, id string) (Gateway, error) {
 	cfg, log := s.cfg, s.log.With("component", id)
-	signer, err := proto.NewSigner(cfg.Secret)
+	signer, err := proto.NewSigner(cfg.Keys.Token)
 	if err != nil {
 		return Gateway{}, err
 	}
@@ -224,7 +248,7 @@ func (s *Stack) StartGateway(ctx context.Context, id string) (Gateway, error) {
 	}
 	gw, err := cluster.NewGateway(cluster.GatewayConfig{
 		Node: node.Config{Reactor: rc, Heartbeat: cfg.Heartbeat, Signer: signer},
-		ID:   id, StateAddr: s.State, MsgAddr: s.Msg, LinkAddr: s.any(), Secret: cfg.Secret,
+		ID:   id, StateAddr: s.State, MsgAddr: s.Msg, LinkAddr: s.any(), Secret: cfg.Keys.Cluster,
 		LeaseTTL: cfg.LeaseTTL,
 		Registry: prometheus.NewRegistry(), // per gateway: restarts re-register the same names
 		Logger:   log,

@@ -17,13 +17,18 @@ import (
 	"github.com/floodgate/floodgate/gateway/state"
 )
 
-var secret = []byte("stack-test-secret-0123456")
+// testKeys are the stack tests' keys: three different ones, as in production.
+var testKeys = Keys{
+	Token:   []byte("stack-test-token-key-0123456789abcdef"),
+	Cluster: []byte("stack-test-cluster-key-0123456789abcdef"),
+	Admin:   []byte("stack-test-admin-token-0123456789abcdef"),
+}
 
 func up(t *testing.T, gateways int) *Stack {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	s, err := Up(ctx, Config{Secret: secret, Gateways: gateways, LeaseTTL: time.Second, Logger: slog.New(slog.DiscardHandler)})
+	s, err := Up(ctx, Config{Keys: testKeys, Gateways: gateways, LeaseTTL: time.Second, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +41,7 @@ func up(t *testing.T, gateways int) *Stack {
 }
 
 func token(uid uint64) []byte {
-	s, _ := proto.NewSigner(secret)
+	s, _ := proto.NewSigner(testKeys.Token)
 	return s.Mint(uid, time.Now().Add(time.Hour))
 }
 
@@ -201,7 +206,10 @@ func TestDrainMovesClientsWithoutLoss(t *testing.T) {
 	}
 	// Drain gw-1 while the traffic runs.
 	body, _ := json.Marshal(map[string]any{"gateway": "gw-1", "batch": 5, "interval": "50ms", "retry_after": "100ms"})
-	resp, err := http.Post(st.Control+"/v1/drain", "application/json", bytes.NewReader(body))
+	req, _ := http.NewRequest(http.MethodPost, st.Control+"/v1/drain", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+string(st.Keys.Admin))
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +254,7 @@ func TestGatewayGoneInvalidatesItsSessionsAtOnce(t *testing.T) {
 	for uid := uint64(1); uid <= 5; uid++ {
 		session(ctx, t, uid, []string{st.Gateways[0].Addr}, "", nil)
 	}
-	sc, err := state.Dial(state.ClientConfig{Addr: st.State, Secret: secret, Logger: slog.New(slog.DiscardHandler)})
+	sc, err := state.Dial(state.ClientConfig{Addr: st.State, Secret: testKeys.Cluster, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
