@@ -24,7 +24,6 @@ import (
 	"github.com/floodgate/floodgate/internal/testbin"
 )
 
-
 // proc is one floodgate process of a test stack.
 type proc struct {
 	cmd   *exec.Cmd

@@ -19,7 +19,6 @@ import (
 	"github.com/floodgate/floodgate/internal/testbin"
 )
 
-
 func TestMsgCommandRejectsBadFlags(t *testing.T) {
 	t.Setenv("FLOODGATE_CLUSTER_KEY", testClusterKey)
 	for _, args := range [][]string{

@@ -13,7 +13,7 @@ import (
 )
 
 var (
-	epoch0 = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	epoch0     = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 	secret     = []byte("cluster-key-for-the-control-tests-0123")
 	adminToken = []byte("admin-token-for-the-control-tests-0123")
 )
