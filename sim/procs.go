@@ -8,11 +8,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/floodgate/floodgate/internal/keys"
 	"github.com/floodgate/floodgate/netns"
 	"github.com/floodgate/floodgate/reports"
 )
@@ -76,10 +78,7 @@ func (r *runner) start(ctx context.Context, s spec) (*proc, error) {
 	}
 	fmt.Fprintf(logf, "=== %s %s %s\n", time.Now().UTC().Format(time.RFC3339Nano), s.bin, strings.Join(s.args, " "))
 	cmd := r.net.Command(context.Background(), s.host, s.bin, s.args...)
-	// GOMAXPROCS=1: a run packs ~20 processes onto a few cores; with more Ps each
-	// process keeps extra scheduler threads spinning for work it will not get,
-	// which measured as p99 165 ms → 83 ms in crash-failover's steady phase.
-	cmd.Env = append(os.Environ(), "FLOODGATE_SECRET="+r.secret, "GOMAXPROCS=1")
+	cmd.Env = processEnv(os.Environ(), r.keys, s.role)
 	cmd.Stderr = logf
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -204,4 +203,44 @@ func (r *runner) stopAll(grace time.Duration) {
 			}
 		}
 	}
+}
+
+// runKeys are a run's secrets (SECURITY.md), generated afresh for every run:
+// the token key signs the agents' login tokens and the gateways verify them, the
+// cluster key authenticates the internal links, the admin token opens control's
+// drain.
+type runKeys struct {
+	token, cluster, admin string
+}
+
+func newRunKeys() runKeys {
+	return runKeys{token: string(keys.Generate()), cluster: string(keys.Generate()), admin: string(keys.Generate())}
+}
+
+// processEnv is the environment of a process of role: base (the runner's own)
+// without any key variable, plus exactly the keys role needs. Agents get none:
+// their plan file carries the token key.
+//
+// GOMAXPROCS=1: a run packs ~20 processes onto a few cores; with more Ps each
+// process keeps extra scheduler threads spinning for work it will not get,
+// which measured as p99 165 ms → 83 ms in crash-failover's steady phase.
+func processEnv(base []string, k runKeys, role string) []string {
+	// The variables keys travel in, and the retired one.
+	keyVars := []string{"FLOODGATE_TOKEN_KEY", "FLOODGATE_CLUSTER_KEY", "FLOODGATE_ADMIN_TOKEN", "FLOODGATE_SECRET"}
+	env := make([]string, 0, len(base)+3)
+	for _, kv := range base {
+		name, _, _ := strings.Cut(kv, "=")
+		if !slices.Contains(keyVars, name) {
+			env = append(env, kv)
+		}
+	}
+	switch role {
+	case "gateway":
+		env = append(env, "FLOODGATE_TOKEN_KEY="+k.token, "FLOODGATE_CLUSTER_KEY="+k.cluster)
+	case "state", "msg", "router", "ipconf":
+		env = append(env, "FLOODGATE_CLUSTER_KEY="+k.cluster)
+	case "control":
+		env = append(env, "FLOODGATE_CLUSTER_KEY="+k.cluster, "FLOODGATE_ADMIN_TOKEN="+k.admin)
+	}
+	return append(env, "GOMAXPROCS=1")
 }

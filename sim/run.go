@@ -11,7 +11,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -68,7 +67,7 @@ type runner struct {
 	dir    string
 	log    *slog.Logger
 	net    *netns.Net
-	secret string
+	keys   runKeys // generated for this run; each process gets only what it needs
 
 	mu       sync.Mutex
 	info     reports.RunInfo
@@ -88,6 +87,7 @@ const (
 	portGatewayAdmin = 7001
 	portGatewayLink  = 7002
 	portIpconf       = 7100
+	portIpconfAdmin  = 7101
 	portState        = 7200
 	portStateAdmin   = 7201
 	portRouter       = 7300
@@ -95,6 +95,7 @@ const (
 	portMsg          = 7400
 	portMsgAdmin     = 7401
 	portControl      = 7500
+	portControlAdmin = 7501
 	portRedis        = 6379
 )
 
@@ -170,9 +171,7 @@ func (r *runner) run(ctx context.Context) error {
 		return nil // invalid, not a harness error
 	}
 
-	b := make([]byte, 24)
-	rand.Read(b)
-	r.secret = base64.RawURLEncoding.EncodeToString(b)
+	r.keys = newRunKeys()
 	hosts := []string{"core"}
 	maxGw := sc.Topology.Gateways
 	for _, ph := range sc.Phases {

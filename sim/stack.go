@@ -70,7 +70,7 @@ func (r *runner) coreSpecs() []spec {
 	if sc.Components.Msg.Inbox > 0 {
 		msgArgs = append(msgArgs, "-inbox", fmt.Sprint(sc.Components.Msg.Inbox))
 	}
-	ipArgs := []string{"ipconf", "-listen", at(portIpconf), "-state", at(portState), "-poll", "200ms"}
+	ipArgs := []string{"ipconf", "-listen", at(portIpconf), "-admin", at(portIpconfAdmin), "-state", at(portState), "-poll", "200ms"}
 	if k := sc.Components.Ipconf.TopK; k > 0 {
 		ipArgs = append(ipArgs, "-top-k", fmt.Sprint(k))
 	}
@@ -86,7 +86,7 @@ func (r *runner) coreSpecs() []spec {
 	if m := sc.Clients.Reconnect.Max; m > 0 {
 		ipArgs = append(ipArgs, "-backoff-max", m.String())
 	}
-	ctlArgs := []string{"control", "-listen", at(portControl), "-state", at(portState), "-poll", "200ms"}
+	ctlArgs := []string{"control", "-listen", at(portControl), "-admin", at(portControlAdmin), "-state", at(portState), "-poll", "200ms"}
 	if f := sc.Components.Control.SoftLimit; f > 0 {
 		ctlArgs = append(ctlArgs, "-soft-fraction", fmt.Sprint(float64(f)))
 	}
@@ -104,8 +104,8 @@ func (r *runner) coreSpecs() []spec {
 		{name: "router", role: "router", host: core, bin: bin, ready: true, addr: at(portRouter), admin: at(portRouterAdmin),
 			args: append([]string{"router", "-listen", at(portRouter), "-admin", at(portRouterAdmin), "-state", at(portState)}, log...)},
 		{name: "msg", role: "msg", host: core, bin: bin, ready: true, addr: at(portMsg), admin: at(portMsgAdmin), args: append(msgArgs, log...)},
-		{name: "ipconf", role: "ipconf", host: core, bin: bin, ready: true, addr: at(portIpconf), admin: at(portIpconf), args: append(ipArgs, log...)},
-		{name: "control", role: "control", host: core, bin: bin, ready: true, addr: at(portControl), admin: at(portControl), args: append(ctlArgs, log...)},
+		{name: "ipconf", role: "ipconf", host: core, bin: bin, ready: true, addr: at(portIpconf), admin: at(portIpconfAdmin), args: append(ipArgs, log...)},
+		{name: "control", role: "control", host: core, bin: bin, ready: true, addr: at(portControl), admin: at(portControlAdmin), args: append(ctlArgs, log...)},
 	}
 }
 
@@ -201,14 +201,15 @@ func (r *runner) waitAdvertised(ctx context.Context, n int) error {
 // its segment of the plan and waiting for the start signal.
 func (r *runner) startAgents(ctx context.Context) ([]*proc, error) {
 	sc := r.sc
-	plan := planFor(sc, r.ipconfURL(), r.secret)
+	plan := planFor(sc, r.ipconfURL(), r.keys.token)
 	planPath := filepath.Join(r.dir, reports.FilePlan)
 	pub := plan
 	pub.Secret = "(redacted)"
 	if err := writeJSON(planPath, pub); err != nil {
 		return nil, err
 	}
-	// The agents read the real secret from a file outside the run folder.
+	// The agents read the real token key (they mint their users' tokens) from a
+	// file outside the run folder.
 	secretPlan := filepath.Join(os.TempDir(), "floodgate-plan-"+r.net.Run+".json")
 	if err := writeJSON(secretPlan, plan); err != nil {
 		return nil, err
@@ -349,13 +350,17 @@ func getJSON(ctx context.Context, url string, v any) error {
 	return json.NewDecoder(resp.Body).Decode(v)
 }
 
-func postJSON(ctx context.Context, url string, body any) (map[string]any, error) {
+// postControl posts body as JSON to control's path, with the run's admin token
+// (control's mutating endpoints refuse requests without it).
+func (r *runner) postControl(ctx context.Context, path string, body any) (map[string]any, error) {
 	b, _ := json.Marshal(body)
+	url := r.controlURL() + path
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(string(b)))
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+r.keys.admin)
 	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
 	if err != nil {
 		return nil, err
