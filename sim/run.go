@@ -62,12 +62,12 @@ type Progress struct {
 
 // runner is one run.
 type runner struct {
-	opts   Options
-	sc     *scenario.Scenario
-	dir    string
-	log    *slog.Logger
-	net    *netns.Net
-	keys   runKeys // generated for this run; each process gets only what it needs
+	opts Options
+	sc   *scenario.Scenario
+	dir  string
+	log  *slog.Logger
+	net  *netns.Net
+	keys runKeys // generated for this run; each process gets only what it needs
 
 	mu       sync.Mutex
 	info     reports.RunInfo
