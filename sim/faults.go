@@ -168,7 +168,7 @@ func (r *runner) restart(ctx context.Context, name string) error {
 // flood starts an extra agent with users beyond the plan's, connecting at the
 // flood rate and sending nothing: more clients than the gateways admit.
 func (r *runner) flood(ctx context.Context, f scenario.Fault, phase string) error {
-	plan := planFor(r.sc, r.ipconfURL(), r.keys.token)
+	plan := planFor(r.sc, r.ipconfURL(), r.keyset.token)
 	plan.Users = int(f.ConnectFlood)
 	plan.UIDBase = uint64(r.sc.Clients.Count) + 1_000_000
 	plan.ConnectRate = float64(f.FloodRate)

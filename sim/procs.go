@@ -78,7 +78,7 @@ func (r *runner) start(ctx context.Context, s spec) (*proc, error) {
 	}
 	fmt.Fprintf(logf, "=== %s %s %s\n", time.Now().UTC().Format(time.RFC3339Nano), s.bin, strings.Join(s.args, " "))
 	cmd := r.net.Command(context.Background(), s.host, s.bin, s.args...)
-	cmd.Env = processEnv(os.Environ(), r.keys, s.role)
+	cmd.Env = processEnv(os.Environ(), r.keyset, s.role)
 	cmd.Stderr = logf
 	out, err := cmd.StdoutPipe()
 	if err != nil {

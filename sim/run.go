@@ -62,12 +62,12 @@ type Progress struct {
 
 // runner is one run.
 type runner struct {
-	opts Options
-	sc   *scenario.Scenario
-	dir  string
-	log  *slog.Logger
-	net  *netns.Net
-	keys runKeys // generated for this run; each process gets only what it needs
+	opts   Options
+	sc     *scenario.Scenario
+	dir    string
+	log    *slog.Logger
+	net    *netns.Net
+	keyset runKeys // generated for this run; each process gets only what it needs
 
 	mu       sync.Mutex
 	info     reports.RunInfo
@@ -171,7 +171,7 @@ func (r *runner) run(ctx context.Context) error {
 		return nil // invalid, not a harness error
 	}
 
-	r.keys = newRunKeys()
+	r.keyset = newRunKeys()
 	hosts := []string{"core"}
 	maxGw := sc.Topology.Gateways
 	for _, ph := range sc.Phases {

@@ -201,7 +201,7 @@ func (r *runner) waitAdvertised(ctx context.Context, n int) error {
 // its segment of the plan and waiting for the start signal.
 func (r *runner) startAgents(ctx context.Context) ([]*proc, error) {
 	sc := r.sc
-	plan := planFor(sc, r.ipconfURL(), r.keys.token)
+	plan := planFor(sc, r.ipconfURL(), r.keyset.token)
 	planPath := filepath.Join(r.dir, reports.FilePlan)
 	pub := plan
 	pub.Secret = "(redacted)"
@@ -360,7 +360,7 @@ func (r *runner) postControl(ctx context.Context, path string, body any) (map[st
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+r.keys.admin)
+	req.Header.Set("Authorization", "Bearer "+r.keyset.admin)
 	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
 	if err != nil {
 		return nil, err
