@@ -208,19 +208,19 @@ func (s *Server) Serve(ctx context.Context) error {
 			if retryAtOnce(aerr) {
 				continue
 			}
-			backoff = nextAcceptBackoff(backoff)
-			if streak == 1 {
-				s.log.Warn("link accept failing; backing off", "addr", s.Addr(), "err", aerr, "backoff", backoff)
+			if backoff == 0 { // the first back-off of this streak
+				s.log.Warn("link accept failing; backing off", "addr", s.Addr(), "err", aerr, "backoff", minAcceptBackoff)
 			}
+			backoff = nextAcceptBackoff(backoff)
 			if !sleepCtx(ctx, backoff) {
 				break
 			}
 			continue
 		}
-		if streak > 0 {
+		if backoff > 0 {
 			s.log.Info("link accepting again", "addr", s.Addr(), "errors", streak)
-			streak, backoff = 0, 0
 		}
+		streak, backoff = 0, 0
 		s.admit(ctx, nc)
 	}
 	// Close everything, including connections still in their handshake: tracking

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -47,6 +48,35 @@ func (l *flakyListener) times() []time.Time {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return append([]time.Time(nil), l.returned...)
+}
+
+// recordingHandler is a slog.Handler that keeps the messages it is given.
+type recordingHandler struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (h *recordingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *recordingHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *recordingHandler) WithGroup(string) slog.Handler            { return h }
+func (h *recordingHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	h.msgs = append(h.msgs, r.Message)
+	h.mu.Unlock()
+	return nil
+}
+
+// count returns how many records had the message msg.
+func (h *recordingHandler) count(msg string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, m := range h.msgs {
+		if m == msg {
+			n++
+		}
+	}
+	return n
 }
 
 // acceptErr wraps errno as the net package does for a failed accept.
@@ -143,7 +173,8 @@ func TestServeSurvivesAcceptErrors(t *testing.T) {
 			for range n {
 				ln.errs = append(ln.errs, tc.err)
 			}
-			s, _, done := serveOn(t, ln)
+			logs := &recordingHandler{}
+			s, _, done := serveOn(t, ln, func(c *ServerConfig) { c.Logger = slog.New(logs) })
 			c := dialClient(t, s.Addr())
 			waitUp(t, c)
 			if got, err := c.Call(context.Background(), 1, []byte("x")); err != nil || string(got) != "1:x" {
@@ -156,6 +187,16 @@ func TestServeSurvivesAcceptErrors(t *testing.T) {
 			}
 			if st := s.Stats(); st.AcceptErrors != n {
 				t.Fatalf("AcceptErrors = %d, want %d", st.AcceptErrors, n)
+			}
+			wantLogs := 0
+			if tc.backoff {
+				wantLogs = 1 // once per streak, however long
+			}
+			if got := logs.count("link accept failing; backing off"); got != wantLogs {
+				t.Fatalf("%d accept-failure log lines for a streak of %d errors, want %d", got, n, wantLogs)
+			}
+			if got := logs.count("link accepting again"); got != wantLogs {
+				t.Fatalf("%d recovery log lines, want %d", got, wantLogs)
 			}
 			at := ln.times()
 			for i := 1; i < len(at); i++ {
