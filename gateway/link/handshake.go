@@ -82,6 +82,16 @@ func readClientHello(r io.Reader, secret, ns []byte) (name string, nc0 []byte, e
 	return string(nm), nc0, nil
 }
 
+// appendClientHello appends the client's half of the handshake (see readClientHello);
+// name is at most maxNameLen bytes.
+func appendClientHello(b, secret, ns, nc0 []byte, name string) []byte {
+	b = append(b, magic...)
+	b = append(b, nc0...)
+	b = append(b, byte(len(name)))
+	b = append(b, name...)
+	return append(b, mac(secret, "fg-link client", ns, nc0, []byte(name))...)
+}
+
 // clientHandshake proves the secret to the server and checks the server's proof.
 func clientHandshake(nc net.Conn, r *bufio.Reader, secret []byte, name string) error {
 	if len(name) > maxNameLen {
@@ -99,11 +109,7 @@ func clientHandshake(nc net.Conn, r *bufio.Reader, secret []byte, name string) e
 	ns := hello[len(magic):]
 	nc0 := make([]byte, nonceSize)
 	rand.Read(nc0)
-	msg := append([]byte(magic), nc0...)
-	msg = append(msg, byte(len(name)))
-	msg = append(msg, name...)
-	msg = append(msg, mac(secret, "fg-link client", ns, nc0, []byte(name))...)
-	if _, err := nc.Write(msg); err != nil {
+	if _, err := nc.Write(appendClientHello(nil, secret, ns, nc0, name)); err != nil {
 		return err
 	}
 	proof := make([]byte, sha256.Size)
