@@ -54,25 +54,26 @@ type serverMetrics struct {
 	refusedVec   *prometheus.CounterVec
 	service      string
 	stats        struct {
-		acceptErrors, busy, auth, peerCap atomic.Uint64
-		handshaking, peers                atomic.Int64
+		acceptErrors, busy, busyIP, auth, peerCap atomic.Uint64
+		handshaking, peers                        atomic.Int64
 	}
 }
 
 // ServerStats is a snapshot of a Server's counters.
 type ServerStats struct {
-	AcceptErrors uint64 // Accept calls that failed (the server backed off or retried)
-	RefusedBusy  uint64 // connections closed at accept: MaxHandshakes were under way
-	RefusedAuth  uint64 // handshakes that failed or timed out
-	RefusedPeers uint64 // authenticated peers closed: MaxPeers were connected
-	Handshaking  int64  // handshakes under way now
-	Peers        int64  // authenticated peers connected now
+	AcceptErrors  uint64 // Accept calls that failed (the server backed off or retried)
+	RefusedBusy   uint64 // connections closed at accept: MaxHandshakes were under way
+	RefusedBusyIP uint64 // connections closed at accept: MaxHandshakesPerIP from that address were under way
+	RefusedAuth   uint64 // handshakes that failed or timed out
+	RefusedPeers  uint64 // authenticated peers closed: MaxPeers were connected
+	Handshaking   int64  // handshakes under way now
+	Peers         int64  // authenticated peers connected now
 }
 
 // Stats returns a snapshot of the server's counters.
 func (s *Server) Stats() ServerStats {
 	st := &s.m.stats
-	return ServerStats{AcceptErrors: st.acceptErrors.Load(), RefusedBusy: st.busy.Load(),
+	return ServerStats{AcceptErrors: st.acceptErrors.Load(), RefusedBusy: st.busy.Load(), RefusedBusyIP: st.busyIP.Load(),
 		RefusedAuth: st.auth.Load(), RefusedPeers: st.peerCap.Load(),
 		Handshaking: st.handshaking.Load(), Peers: st.peers.Load()}
 }
@@ -90,7 +91,7 @@ func newServerMetrics(reg prometheus.Registerer, service string) (*serverMetrics
 	}
 	refused, err := registerShared(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "floodgate_link_server_refused_total",
-		Help: "Connections an internal link listener closed: busy (MaxHandshakes under way), auth (handshake failed or timed out), peers (MaxPeers connected).",
+		Help: "Connections an internal link listener closed: busy (MaxHandshakes under way), busy_ip (MaxHandshakesPerIP from the address under way), auth (handshake failed or timed out), peers (MaxPeers connected).",
 	}, []string{"service", "reason"}))
 	if err != nil {
 		return nil, err
@@ -136,6 +137,8 @@ func (m *serverMetrics) refused(reason string) {
 	switch reason {
 	case "busy":
 		m.stats.busy.Add(1)
+	case "busy_ip":
+		m.stats.busyIP.Add(1)
 	case "auth":
 		m.stats.auth.Add(1)
 	case "peers":

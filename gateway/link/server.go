@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -69,6 +70,12 @@ type ServerConfig struct {
 	// authenticated a connection holds a goroutine and a few hundred bytes, never the
 	// 64 KiB read buffer of a peer.
 	MaxHandshakes int
+	// MaxHandshakesPerIP caps the handshakes under way from one remote address
+	// (default 16), so that one host cannot hold every MaxHandshakes slot and lock
+	// the cluster's own services out; over it a new connection from that address is
+	// closed at once and counted. A fleet's services reconnecting together after a
+	// restart stay far below it: a handshake lasts a few round trips.
+	MaxHandshakesPerIP int
 	// MaxPeers caps the authenticated peers at once (default 4096). A peer that
 	// completes the handshake over the cap is closed at once and counted (its client
 	// retries with back-off). Every peer holds 128 KiB of buffers, so the cap bounds
@@ -84,9 +91,10 @@ type ServerConfig struct {
 
 // Defaults of ServerConfig's limits.
 const (
-	DefaultHandshakeTimeout = 5 * time.Second
-	DefaultMaxHandshakes    = 64
-	DefaultMaxPeers         = 4096
+	DefaultHandshakeTimeout   = 5 * time.Second
+	DefaultMaxHandshakes      = 64
+	DefaultMaxHandshakesPerIP = 16
+	DefaultMaxPeers           = 4096
 )
 
 // Back-off after an accept error (out of descriptors, buffers or memory): retrying
@@ -107,6 +115,8 @@ type Server struct {
 	mu    sync.Mutex
 	conns map[net.Conn]struct{} // every accepted connection, handshaking or not
 	peers map[*Peer]struct{}    // the authenticated ones
+	// hsByIP counts the handshakes under way by remote address.
+	hsByIP map[netip.Addr]int
 	// reserved counts the places taken under MaxPeers: the peers, and those whose
 	// handshake is sending the server's proof.
 	reserved int
@@ -151,6 +161,9 @@ func NewServer(cfg ServerConfig, ln net.Listener) (*Server, error) {
 	if cfg.MaxHandshakes <= 0 {
 		cfg.MaxHandshakes = DefaultMaxHandshakes
 	}
+	if cfg.MaxHandshakesPerIP <= 0 {
+		cfg.MaxHandshakesPerIP = DefaultMaxHandshakesPerIP
+	}
 	if cfg.MaxPeers <= 0 {
 		cfg.MaxPeers = DefaultMaxPeers
 	}
@@ -165,7 +178,7 @@ func NewServer(cfg ServerConfig, ln net.Listener) (*Server, error) {
 		return nil, err
 	}
 	return &Server{cfg: cfg, ln: ln, log: cfg.Logger, m: m, hs: make(chan struct{}, cfg.MaxHandshakes),
-		conns: map[net.Conn]struct{}{}, peers: map[*Peer]struct{}{}}, nil
+		conns: map[net.Conn]struct{}{}, peers: map[*Peer]struct{}{}, hsByIP: map[netip.Addr]int{}}, nil
 }
 
 // Addr returns the bound address.
@@ -256,16 +269,36 @@ func (s *Server) admit(ctx context.Context, nc net.Conn) {
 	if s.busy.Swap(false) {
 		s.log.Info("link handshakes below their cap again", "addr", s.Addr())
 	}
-	if !s.track(nc) {
+	ip := remoteIP(nc)
+	switch s.track(nc, ip) {
+	case trackClosing:
 		<-s.hs
 		nc.Close()
+		return
+	case trackIPBusy:
+		<-s.hs
+		nc.Close()
+		s.m.refused("busy_ip")
+		if n, ok := s.refuseLog.allow(time.Now()); ok {
+			s.log.Warn("link handshakes from one address at their cap; closing its new connections",
+				"remote", ip.String(), "max_handshakes_per_ip", s.cfg.MaxHandshakesPerIP, "suppressed", n)
+		}
 		return
 	}
 	s.m.handshakes(1)
 	s.wg.Go(func() {
-		s.serveConn(ctx, nc)
+		s.serveConn(ctx, nc, ip)
 		s.untrack(nc)
 	})
+}
+
+// remoteIP is the address nc comes from (IPv4-mapped addresses unmapped); the zero
+// Addr for a connection that is not TCP.
+func remoteIP(nc net.Conn) netip.Addr {
+	if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
+		return ta.AddrPort().Addr().Unmap()
+	}
+	return netip.Addr{}
 }
 
 // retryAtOnce reports accept errors that concern one connection rather than the
@@ -293,15 +326,38 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// track records an accepted connection; false once the server is closing.
-func (s *Server) track(nc net.Conn) bool {
+// Results of track.
+const (
+	trackOK      = iota
+	trackClosing // the server is closing
+	trackIPBusy  // MaxHandshakesPerIP handshakes from that address are under way
+)
+
+// track records an accepted connection from ip and counts its handshake against
+// ip's share (handshakeDone gives it back).
+func (s *Server) track(nc net.Conn, ip netip.Addr) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
-		return false
+		return trackClosing
 	}
+	if s.hsByIP[ip] >= s.cfg.MaxHandshakesPerIP {
+		return trackIPBusy
+	}
+	s.hsByIP[ip]++
 	s.conns[nc] = struct{}{}
-	return true
+	return trackOK
+}
+
+// handshakeDone gives back the handshake slots of a connection from ip.
+func (s *Server) handshakeDone(ip netip.Addr) {
+	s.mu.Lock()
+	if s.hsByIP[ip]--; s.hsByIP[ip] <= 0 {
+		delete(s.hsByIP, ip)
+	}
+	s.mu.Unlock()
+	<-s.hs
+	s.m.handshakes(-1)
 }
 
 func (s *Server) untrack(nc net.Conn) {
@@ -310,7 +366,7 @@ func (s *Server) untrack(nc net.Conn) {
 	s.mu.Unlock()
 }
 
-func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
+func (s *Server) serveConn(ctx context.Context, nc net.Conn, ip netip.Addr) {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
@@ -320,8 +376,7 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 	// MaxPeers is reserved before the server's proof goes out, so a client that
 	// counts itself connected is never dropped for the cap afterwards.
 	name, admitted, err := serverHandshake(nc, s.cfg.Secret, s.cfg.HandshakeTimeout, s.reservePeer)
-	<-s.hs
-	s.m.handshakes(-1)
+	s.handshakeDone(ip)
 	if err != nil {
 		msg, reason := "link peer refused", "auth"
 		if errors.Is(err, errTooManyPeers) {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"runtime"
@@ -249,7 +250,14 @@ func TestServeEndsWhenItsListenerIsClosed(t *testing.T) {
 // the server has a handshake under way on it; false if the server closed it first.
 func stalledConn(t *testing.T, addr string) (net.Conn, bool) {
 	t.Helper()
-	nc, err := net.Dial("tcp", addr)
+	return stalledConnFrom(t, netip.MustParseAddr("127.0.0.1"), addr)
+}
+
+// stalledConnFrom is stalledConn from the loopback address src.
+func stalledConnFrom(t *testing.T, src netip.Addr, addr string) (net.Conn, bool) {
+	t.Helper()
+	d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0))}
+	nc, err := d.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,6 +270,12 @@ func stalledConn(t *testing.T, addr string) (net.Conn, bool) {
 	return nc, true
 }
 
+// spreadSource is the loopback source address of the i-th of many connections,
+// spread so that none exceeds the per-address handshake cap.
+func spreadSource(i int) netip.Addr {
+	return netip.AddrFrom4([4]byte{127, 0, 0, byte(1 + i/DefaultMaxHandshakesPerIP)})
+}
+
 // Finding: handshakes in progress were uncapped. With the default cap of 64 held by
 // stalled connections, the next connection is closed at once without a hello, and
 // once the stalled ones go a real peer connects again.
@@ -269,15 +283,15 @@ func TestHandshakesOverTheCapAreClosedAtOnce(t *testing.T) {
 	s, _ := startServer(t, echoHandler)
 	stalled := make([]net.Conn, 0, DefaultMaxHandshakes)
 	for i := range DefaultMaxHandshakes {
-		nc, ok := stalledConn(t, s.Addr())
+		nc, ok := stalledConnFrom(t, spreadSource(i), s.Addr())
 		if !ok {
 			t.Fatalf("handshake %d of %d refused under the cap", i+1, DefaultMaxHandshakes)
 		}
 		stalled = append(stalled, nc)
 	}
-	for range 3 {
+	for i := range 3 {
 		start := time.Now()
-		if _, ok := stalledConn(t, s.Addr()); ok {
+		if _, ok := stalledConnFrom(t, netip.AddrFrom4([4]byte{127, 0, 1, byte(i + 1)}), s.Addr()); ok {
 			t.Fatalf("a handshake over the cap of %d was started", DefaultMaxHandshakes)
 		}
 		if d := time.Since(start); d > time.Second {
@@ -296,6 +310,29 @@ func TestHandshakesOverTheCapAreClosedAtOnce(t *testing.T) {
 	if _, err := c.Call(context.Background(), 1, nil); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// One address cannot take more than MaxHandshakesPerIP of the handshake slots: its
+// next connection is closed at once, while another address is still served.
+func TestHandshakesFromOneAddressAreCapped(t *testing.T) {
+	s, _ := startServer(t, echoHandler, func(c *ServerConfig) { c.MaxHandshakesPerIP = 2 })
+	hog := netip.MustParseAddr("127.0.0.7")
+	for i := range 2 {
+		if _, ok := stalledConnFrom(t, hog, s.Addr()); !ok {
+			t.Fatalf("handshake %d from %v refused under its cap", i+1, hog)
+		}
+	}
+	if _, ok := stalledConnFrom(t, hog, s.Addr()); ok {
+		t.Fatalf("a third handshake from %v was started", hog)
+	}
+	if _, ok := stalledConnFrom(t, netip.MustParseAddr("127.0.0.8"), s.Addr()); !ok {
+		t.Fatal("another address was refused")
+	}
+	if st := s.Stats(); st.RefusedBusyIP != 1 || st.RefusedBusy != 0 || st.Handshaking != 3 {
+		t.Fatalf("stats %+v, want 1 refused for its address and 3 handshaking", st)
+	}
+	c := dialClient(t, s.Addr()) // from 127.0.0.1
+	waitUp(t, c)
 }
 
 // A connection costs at most the handshake deadline however it stalls: before the
@@ -369,8 +406,8 @@ func heapInUse() uint64 {
 func TestHandshakingConnectionsHoldNoLargeBuffers(t *testing.T) {
 	s, _ := startServer(t, echoHandler)
 	before := heapInUse()
-	for range DefaultMaxHandshakes {
-		if _, ok := stalledConn(t, s.Addr()); !ok {
+	for i := range DefaultMaxHandshakes {
+		if _, ok := stalledConnFrom(t, spreadSource(i), s.Addr()); !ok {
 			t.Fatal("handshake refused under the cap")
 		}
 	}
