@@ -252,8 +252,9 @@ func (s *Server) Serve(ctx context.Context) error {
 }
 
 // admit takes a handshake slot for a freshly accepted connection and starts serving
-// it, or closes it at once when MaxHandshakes are already under way: the slot is
-// taken here, before a goroutine exists, so a flood costs nothing but the accept.
+// it, or closes it at once when MaxHandshakes are already under way, or
+// MaxHandshakesPerIP from its address: the slots are taken here, before a goroutine
+// exists, so a flood costs nothing but the accept.
 func (s *Server) admit(ctx context.Context, nc net.Conn) {
 	select {
 	case s.hs <- struct{}{}:
