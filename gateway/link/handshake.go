@@ -114,7 +114,7 @@ func clientHandshake(nc net.Conn, r *bufio.Reader, secret []byte, name string) e
 	}
 	proof := make([]byte, sha256.Size)
 	if _, err := io.ReadFull(r, proof); err != nil {
-		return fmt.Errorf("%w: server closed during the handshake (wrong secret, or the server full?): %v", ErrAuth, err)
+		return fmt.Errorf("%w: server closed during the handshake (wrong secret, or the server at a cap?): %v", ErrAuth, err)
 	}
 	if !hmac.Equal(proof, mac(secret, "fg-link server", nc0, ns)) {
 		return fmt.Errorf("%w: server does not hold the cluster secret", ErrAuth)
