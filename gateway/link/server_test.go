@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // flakyListener is a net.Listener whose Accept fails with the injected errors, in
@@ -600,3 +602,62 @@ func TestExhaustHelperProcess(t *testing.T) {
 
 // acceptFailed returns how many accepts have failed on s.
 func acceptFailed(s *Server) uint64 { return s.Stats().AcceptErrors }
+
+// Servers of one process share a Registry: each counts under its own service label,
+// and the second to register reuses the first's collectors.
+func TestServerMetricsShareARegistry(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	lnA := &flakyListener{Listener: listenLoopback(t), errs: []error{acceptErr(syscall.EMFILE), acceptErr(syscall.EMFILE)}}
+	a, _, _ := serveOn(t, lnA, func(c *ServerConfig) { c.Registry, c.Service = reg, "state" })
+	b, _, _ := serveOn(t, listenLoopback(t), func(c *ServerConfig) { c.Registry, c.Service = reg, "router" })
+	waitFor(t, "two accept errors", func() bool { return a.Stats().AcceptErrors == 2 })
+	if _, ok := stalledConn(t, b.Addr()); !ok {
+		t.Fatal("no hello")
+	}
+	waitFor(t, "a handshake under way", func() bool { return b.Stats().Handshaking == 1 })
+	for _, tc := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"floodgate_link_server_accept_errors_total", []string{"state"}, 2},
+		{"floodgate_link_server_accept_errors_total", []string{"router"}, 0},
+		{"floodgate_link_server_handshakes", []string{"router"}, 1},
+		{"floodgate_link_server_handshakes", []string{"state"}, 0},
+	} {
+		if got := gathered(t, reg, tc.name, tc.labels...); got != tc.want {
+			t.Errorf("%s%v = %v, want %v", tc.name, tc.labels, got, tc.want)
+		}
+	}
+}
+
+// gathered returns the value of the series of metric name whose label values are
+// values (in label-name order), or -1 if there is none.
+func gathered(t *testing.T, reg *prometheus.Registry, name string, values ...string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range mf.GetMetric() {
+			if len(m.GetLabel()) != len(values) {
+				continue
+			}
+			for i, l := range m.GetLabel() {
+				if l.GetValue() != values[i] {
+					continue series
+				}
+			}
+			if c := m.GetCounter(); c != nil {
+				return c.GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	return -1
+}
