@@ -20,6 +20,18 @@
 // answers HMAC-SHA256(secret, "fg-link server" | Nc | Ns), which the client checks in
 // turn, so neither side talks to an impostor. A failed check closes the connection.
 //
+// # Limits
+//
+// A server's listener survives accept errors (out of descriptors, buffers or
+// memory): it backs off from 5ms, doubling to 1s, and only a cancelled context or a
+// closed listener ends Serve. At most ServerConfig.MaxHandshakes (64) connections
+// are in their handshake at once, and at most MaxHandshakesPerIP (16) from one
+// remote address: one accepted over either cap is closed before a byte is
+// exchanged. A handshake holds a goroutine and a few hundred bytes, never a
+// peer's buffers, and ends at HandshakeTimeout (5s) from accept however the client
+// stalls or trickles. At most MaxPeers (4096) authenticated peers are connected at
+// once: over it the server closes the connection before sending its proof.
+//
 // # Ordering and batching
 //
 // A server handles one connection's requests one at a time, in arrival order, so a

@@ -72,6 +72,16 @@ func readFrame(r *bufio.Reader, buf []byte) (frame, []byte, error) {
 	return frame{kind: h[4], id: binary.BigEndian.Uint64(h[5:]), method: binary.BigEndian.Uint16(h[13:]), body: body}, buf, nil
 }
 
+// frameHeader encodes the header of a frame whose body is n bytes long.
+func frameHeader(kind uint8, id uint64, method uint16, n int) [headerSize]byte {
+	var h [headerSize]byte
+	binary.BigEndian.PutUint32(h[:4], uint32(headerSize-4+n))
+	h[4] = kind
+	binary.BigEndian.PutUint64(h[5:], id)
+	binary.BigEndian.PutUint16(h[13:], method)
+	return h
+}
+
 // writer batches frames onto a connection: send appends under a lock and wakes the
 // flusher, which writes out whatever accumulated.
 type writer struct {
@@ -97,11 +107,7 @@ func (w *writer) send(kind uint8, id uint64, method uint16, body []byte) error {
 	if len(body) > MaxBody {
 		return fmt.Errorf("link: body of %d bytes over the %d limit", len(body), MaxBody)
 	}
-	var h [headerSize]byte
-	binary.BigEndian.PutUint32(h[:4], uint32(headerSize-4+len(body)))
-	h[4] = kind
-	binary.BigEndian.PutUint64(h[5:], id)
-	binary.BigEndian.PutUint16(h[13:], method)
+	h := frameHeader(kind, id, method, len(body))
 	w.mu.Lock()
 	if w.err != nil {
 		err := w.err

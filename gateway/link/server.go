@@ -7,10 +7,36 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
+
+// logLimiter lets one log line through per second and counts those it held back,
+// so that a flood of refused connections cannot flood the log.
+type logLimiter struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+// allow reports whether a line may be logged at now, and how many were suppressed
+// since the last one that was.
+func (l *logLimiter) allow(now time.Time) (int, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.last.IsZero() && now.Sub(l.last) < time.Second {
+		l.suppressed++
+		return 0, false
+	}
+	n := l.suppressed
+	l.last, l.suppressed = now, 0
+	return n, true
+}
 
 // Request is one request or notification received by a Server.
 type Request struct {
@@ -35,20 +61,71 @@ type ServerConfig struct {
 	// OnConnect and OnDisconnect, if set, are called as authenticated peers come and go.
 	OnConnect, OnDisconnect func(*Peer)
 	WriteTimeout            time.Duration // default 10s; a peer that takes no data this long is dropped
-	HandshakeTimeout        time.Duration // default 5s
-	Logger                  *slog.Logger
+	// HandshakeTimeout bounds the whole handshake from accept (default 5s): a peer
+	// that stalls or trickles is closed when it expires, whatever it has sent.
+	HandshakeTimeout time.Duration
+	// MaxHandshakes caps the connections in their handshake at once (default 64). A
+	// connection accepted over the cap is closed at once, before any byte is read or
+	// written, and counted; authenticated peers are not affected. Until it has
+	// authenticated a connection holds a goroutine and a few hundred bytes, never the
+	// 64 KiB read buffer of a peer.
+	MaxHandshakes int
+	// MaxHandshakesPerIP caps the handshakes under way from one remote address
+	// (default 16), so that one host cannot hold every MaxHandshakes slot and lock
+	// the cluster's own services out; over it a new connection from that address is
+	// closed at once and counted. A fleet's services reconnecting together after a
+	// restart stay far below it: a handshake lasts a few round trips.
+	MaxHandshakesPerIP int
+	// MaxPeers caps the authenticated peers at once (default 4096). A peer that
+	// completes the handshake over the cap is closed at once and counted (its client
+	// retries with back-off). Every peer holds 128 KiB of buffers, so the cap bounds
+	// what a runaway client (one that leaks links) can take.
+	MaxPeers int
+	// Service names the server in its metrics' service label (default "link").
+	Service string
+	// Registry receives the floodgate_link_server_* metrics (nil: counted, not exported;
+	// Stats reads them either way). Servers of one process may share a Registry.
+	Registry prometheus.Registerer
+	Logger   *slog.Logger
 }
+
+// Defaults of ServerConfig's limits.
+const (
+	DefaultHandshakeTimeout   = 5 * time.Second
+	DefaultMaxHandshakes      = 64
+	DefaultMaxHandshakesPerIP = 16
+	DefaultMaxPeers           = 4096
+)
+
+// Back-off after an accept error (out of descriptors, buffers or memory): retrying
+// at once cannot help and would burn a core, while the kernel's backlog keeps the
+// connections that arrive meanwhile.
+const (
+	minAcceptBackoff = 5 * time.Millisecond
+	maxAcceptBackoff = time.Second
+)
 
 // Server accepts link connections.
 type Server struct {
-	cfg     ServerConfig
-	ln      net.Listener
-	log     *slog.Logger
-	mu      sync.Mutex
-	conns   map[net.Conn]struct{} // every accepted connection, handshaking or not
-	peers   map[*Peer]struct{}    // the authenticated ones
-	closing bool
-	wg      sync.WaitGroup
+	cfg   ServerConfig
+	ln    net.Listener
+	log   *slog.Logger
+	m     *serverMetrics
+	hs    chan struct{} // one token per handshake in progress
+	mu    sync.Mutex
+	conns map[net.Conn]struct{} // every accepted connection, handshaking or not
+	peers map[*Peer]struct{}    // the authenticated ones
+	// hsByIP counts the handshakes under way by remote address.
+	hsByIP map[netip.Addr]int
+	// reserved counts the places taken under MaxPeers: the peers, and those whose
+	// handshake is sending the server's proof.
+	reserved int
+	closing  bool
+	wg       sync.WaitGroup
+	// busy is set while connections are being turned away over MaxHandshakes, so
+	// that a flood logs when it starts and when it ends rather than per connection.
+	busy      atomic.Bool
+	refuseLog logLimiter
 }
 
 // Listen binds the server's address.
@@ -56,20 +133,52 @@ func Listen(cfg ServerConfig) (*Server, error) {
 	if len(cfg.Secret) == 0 || cfg.Handler == nil {
 		return nil, errors.New("link: ServerConfig needs a Secret and a Handler")
 	}
-	if cfg.WriteTimeout <= 0 {
-		cfg.WriteTimeout = 10 * time.Second
-	}
-	if cfg.HandshakeTimeout <= 0 {
-		cfg.HandshakeTimeout = 5 * time.Second
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("link listener: %w", err)
 	}
-	return &Server{cfg: cfg, ln: ln, log: cfg.Logger, conns: map[net.Conn]struct{}{}, peers: map[*Peer]struct{}{}}, nil
+	s, err := NewServer(cfg, ln)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// NewServer serves link connections accepted from ln (which Serve closes);
+// cfg.Addr is ignored. Listen is the usual way in; this one lets a caller supply
+// its own listener.
+func NewServer(cfg ServerConfig, ln net.Listener) (*Server, error) {
+	if len(cfg.Secret) == 0 || cfg.Handler == nil {
+		return nil, errors.New("link: ServerConfig needs a Secret and a Handler")
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 10 * time.Second
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if cfg.MaxHandshakes <= 0 {
+		cfg.MaxHandshakes = DefaultMaxHandshakes
+	}
+	if cfg.MaxHandshakesPerIP <= 0 {
+		cfg.MaxHandshakesPerIP = DefaultMaxHandshakesPerIP
+	}
+	if cfg.MaxPeers <= 0 {
+		cfg.MaxPeers = DefaultMaxPeers
+	}
+	if cfg.Service == "" {
+		cfg.Service = "link"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	m, err := newServerMetrics(cfg.Registry, cfg.Service)
+	if err != nil {
+		return nil, err
+	}
+	return &Server{cfg: cfg, ln: ln, log: cfg.Logger, m: m, hs: make(chan struct{}, cfg.MaxHandshakes),
+		conns: map[net.Conn]struct{}{}, peers: map[*Peer]struct{}{}, hsByIP: map[netip.Addr]int{}}, nil
 }
 
 // Addr returns the bound address.
@@ -87,29 +196,45 @@ func (s *Server) Peers() []*Peer {
 }
 
 // Serve accepts connections until ctx ends, then closes the listener and every
-// connection and returns once their goroutines have finished.
+// connection and returns once their goroutines have finished. An accept error does
+// not end it: it backs off (5ms doubling to 1s, reset by the next success) and tries
+// again, so a burst of EMFILE cannot take the service down. It returns nil when ctx
+// ended, or the error if someone else closed the listener.
 func (s *Server) Serve(ctx context.Context) error {
-	go func() {
-		<-ctx.Done()
-		s.ln.Close()
-	}()
+	stop := context.AfterFunc(ctx, func() { s.ln.Close() })
+	defer stop()
 	var err error
+	var backoff time.Duration
+	var streak uint64 // accept errors since the last success
 	for {
 		nc, aerr := s.ln.Accept()
 		if aerr != nil {
-			if ctx.Err() == nil {
-				err = aerr
+			if ctx.Err() != nil {
+				break
 			}
-			break
-		}
-		if !s.track(nc) {
-			nc.Close()
+			if errors.Is(aerr, net.ErrClosed) {
+				err = fmt.Errorf("link listener closed: %w", aerr)
+				break
+			}
+			s.m.acceptError()
+			streak++
+			if retryAtOnce(aerr) {
+				continue
+			}
+			if backoff == 0 { // the first back-off of this streak
+				s.log.Warn("link accept failing; backing off", "addr", s.Addr(), "err", aerr, "backoff", minAcceptBackoff)
+			}
+			backoff = nextAcceptBackoff(backoff)
+			if !sleepCtx(ctx, backoff) {
+				break
+			}
 			continue
 		}
-		s.wg.Go(func() {
-			s.serveConn(ctx, nc)
-			s.untrack(nc)
-		})
+		if backoff > 0 {
+			s.log.Info("link accepting again", "addr", s.Addr(), "errors", streak)
+		}
+		streak, backoff = 0, 0
+		s.admit(ctx, nc)
 	}
 	// Close everything, including connections still in their handshake: tracking
 	// starts at accept, so none can slip in after this and keep Serve waiting.
@@ -126,15 +251,114 @@ func (s *Server) Serve(ctx context.Context) error {
 	return err
 }
 
-// track records an accepted connection; false once the server is closing.
-func (s *Server) track(nc net.Conn) bool {
+// admit takes a handshake slot for a freshly accepted connection and starts serving
+// it, or closes it at once when MaxHandshakes are already under way, or
+// MaxHandshakesPerIP from its address: the slots are taken here, before a goroutine
+// exists, so a flood costs nothing but the accept.
+func (s *Server) admit(ctx context.Context, nc net.Conn) {
+	select {
+	case s.hs <- struct{}{}:
+	default:
+		nc.Close()
+		s.m.refused("busy")
+		if !s.busy.Swap(true) {
+			s.log.Warn("link handshakes at their cap; closing new connections", "addr", s.Addr(),
+				"max_handshakes", s.cfg.MaxHandshakes)
+		}
+		return
+	}
+	if s.busy.Swap(false) {
+		s.log.Info("link handshakes below their cap again", "addr", s.Addr())
+	}
+	ip := remoteIP(nc)
+	switch s.track(nc, ip) {
+	case trackClosing:
+		<-s.hs
+		nc.Close()
+		return
+	case trackIPBusy:
+		<-s.hs
+		nc.Close()
+		s.m.refused("busy_ip")
+		if n, ok := s.refuseLog.allow(time.Now()); ok {
+			s.log.Warn("link handshakes from one address at their cap; closing its new connections",
+				"remote", ip.String(), "max_handshakes_per_ip", s.cfg.MaxHandshakesPerIP, "suppressed", n)
+		}
+		return
+	}
+	s.m.handshakes(1)
+	s.wg.Go(func() {
+		s.serveConn(ctx, nc, ip)
+		s.untrack(nc)
+	})
+}
+
+// remoteIP is the address nc comes from (IPv4-mapped addresses unmapped); the zero
+// Addr for a connection that is not TCP.
+func remoteIP(nc net.Conn) netip.Addr {
+	if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
+		return ta.AddrPort().Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+// retryAtOnce reports accept errors that concern one connection rather than the
+// listener or the process (the peer reset it while it waited in the backlog; a
+// signal): the next accept may well succeed, so there is nothing to wait for.
+func retryAtOnce(err error) bool {
+	return errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.EPROTO) || errors.Is(err, syscall.EINTR)
+}
+
+// nextAcceptBackoff is the pause after an accept error that followed a pause of
+// prev (0 for the first error of a streak): 5ms, doubling, at most 1s.
+func nextAcceptBackoff(prev time.Duration) time.Duration {
+	return min(max(2*prev, minAcceptBackoff), maxAcceptBackoff)
+}
+
+// sleepCtx waits for d unless ctx ends first; false if it did.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// Results of track.
+const (
+	trackOK      = iota
+	trackClosing // the server is closing
+	trackIPBusy  // MaxHandshakesPerIP handshakes from that address are under way
+)
+
+// track records an accepted connection from ip and counts its handshake against
+// ip's share (handshakeDone gives it back).
+func (s *Server) track(nc net.Conn, ip netip.Addr) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
-		return false
+		return trackClosing
 	}
+	if s.hsByIP[ip] >= s.cfg.MaxHandshakesPerIP {
+		return trackIPBusy
+	}
+	s.hsByIP[ip]++
 	s.conns[nc] = struct{}{}
-	return true
+	return trackOK
+}
+
+// handshakeDone gives back the handshake slots of a connection from ip.
+func (s *Server) handshakeDone(ip netip.Addr) {
+	s.mu.Lock()
+	if s.hsByIP[ip]--; s.hsByIP[ip] <= 0 {
+		delete(s.hsByIP, ip)
+	}
+	s.mu.Unlock()
+	<-s.hs
+	s.m.handshakes(-1)
 }
 
 func (s *Server) untrack(nc net.Conn) {
@@ -143,14 +367,28 @@ func (s *Server) untrack(nc net.Conn) {
 	s.mu.Unlock()
 }
 
-func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
+func (s *Server) serveConn(ctx context.Context, nc net.Conn, ip netip.Addr) {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
-	r := bufio.NewReaderSize(nc, 64<<10)
-	name, err := serverHandshake(nc, r, s.cfg.Secret, s.cfg.HandshakeTimeout)
+	// The handshake reads straight from the connection, exactly the bytes it needs:
+	// an unauthenticated peer never costs the 64 KiB read buffer, and nothing it sent
+	// after the handshake is left behind in a small one. The peer's place under
+	// MaxPeers is reserved before the server's proof goes out, so a client that
+	// counts itself connected is never dropped for the cap afterwards.
+	name, admitted, err := serverHandshake(nc, s.cfg.Secret, s.cfg.HandshakeTimeout, s.reservePeer)
+	s.handshakeDone(ip)
 	if err != nil {
-		s.log.Warn("link peer refused", "remote", nc.RemoteAddr().String(), "err", err)
+		msg, reason := "link peer refused", "auth"
+		if errors.Is(err, errTooManyPeers) {
+			msg, reason = "link peer refused: too many peers", "peers"
+		} else if admitted {
+			s.releasePeer() // reserved, but the proof did not go out
+		}
+		s.m.refused(reason)
+		if n, ok := s.refuseLog.allow(time.Now()); ok {
+			s.log.Warn(msg, "remote", nc.RemoteAddr().String(), "err", err, "suppressed", n)
+		}
 		nc.Close()
 		return
 	}
@@ -159,6 +397,7 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 	s.mu.Lock()
 	s.peers[p] = struct{}{}
 	s.mu.Unlock()
+	r := bufio.NewReaderSize(nc, 64<<10)
 	if s.cfg.OnConnect != nil {
 		s.cfg.OnConnect(p)
 	}
@@ -167,12 +406,37 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 	s.mu.Lock()
 	delete(s.peers, p)
 	s.mu.Unlock()
+	s.releasePeer()
 	if s.cfg.OnDisconnect != nil {
 		s.cfg.OnDisconnect(p)
 	}
 	if err != nil && !p.closedLocally.Load() {
 		s.log.Info("link peer gone", "peer", name, "remote", p.remote, "err", err)
 	}
+}
+
+// errTooManyPeers refuses a handshake when MaxPeers are connected.
+var errTooManyPeers = errors.New("link: too many peers")
+
+// reservePeer takes a place under MaxPeers for an authenticated client named name;
+// errTooManyPeers when there is none.
+func (s *Server) reservePeer(name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.reserved >= s.cfg.MaxPeers {
+		return fmt.Errorf("%w (%d connected; %q refused)", errTooManyPeers, s.reserved, name)
+	}
+	s.reserved++
+	s.m.peerCount(1)
+	return nil
+}
+
+// releasePeer gives back a place taken by reservePeer.
+func (s *Server) releasePeer() {
+	s.mu.Lock()
+	s.reserved--
+	s.mu.Unlock()
+	s.m.peerCount(-1)
 }
 
 func (s *Server) readLoop(ctx context.Context, p *Peer, r *bufio.Reader) error {
