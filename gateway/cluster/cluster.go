@@ -160,7 +160,8 @@ func New(cfg Config) (*Cluster, error) {
 		reg = prometheus.NewRegistry()
 	}
 	c.m = newMetrics(reg, prometheus.Labels{"gateway": cfg.ID}, &c.epoch)
-	srv, err := link.Listen(link.ServerConfig{Addr: cfg.LinkAddr, Secret: cfg.Secret, Handler: c.handle, Logger: c.log})
+	srv, err := link.Listen(link.ServerConfig{Addr: cfg.LinkAddr, Secret: cfg.Secret, Handler: c.handle, Logger: c.log,
+		Registry: reg, Service: "gateway"})
 	if err != nil {
 		return nil, err
 	}

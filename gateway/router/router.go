@@ -187,7 +187,8 @@ func New(cfg Config) (*Router, error) {
 		reg = prometheus.NewRegistry()
 	}
 	r.m = newMetrics(reg, r)
-	srv, err := link.Listen(link.ServerConfig{Addr: cfg.Addr, Secret: cfg.Secret, Handler: r.handle, Logger: r.log})
+	srv, err := link.Listen(link.ServerConfig{Addr: cfg.Addr, Secret: cfg.Secret, Handler: r.handle, Logger: r.log,
+		Registry: reg, Service: "router"})
 	if err != nil {
 		cancel()
 		return nil, err

@@ -122,7 +122,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		Addr: cfg.Addr, Secret: cfg.Secret, Handler: s.handle,
 		OnConnect:    s.peers.add,
 		OnDisconnect: func(p *link.Peer) { s.w.remove(p); s.peers.remove(p) },
-		Logger:       s.log,
+		Logger:       s.log, Registry: cfg.Registry, Service: "state",
 	})
 	if err != nil {
 		return nil, fmt.Errorf("state server: %w", err)
