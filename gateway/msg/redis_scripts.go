@@ -148,17 +148,19 @@ if not u then
 		stored0 = -left
 	end
 	u = {seq = 0, epoch = userEpoch(epoch, ARGV[6], ARGV[9]), tb = 0, fb = 0, ft = 0, len = 0}
-	redis.call('HSET', KEYS[3], 'seq', 0, 'epoch', u.epoch, 'tb', 0, 'fb', 0, 'ft', 0)
 	created = 1
 end
 redis.call('SADD', KEYS[6], ARGV[4])
 local id = redis.call('INCR', KEYS[1])
-local seq = redis.call('HINCRBY', KEYS[3], 'seq', 1)
+local seq = u.seq + 1
 local now = tonumber(ARGV[5])
 redis.call('RPUSH', KEYS[4], struct.pack('>I8I8I8I8', seq, id, now, u.tb) .. ARGV[1])
-redis.call('HINCRBY', KEYS[3], 'tb', size)
+local tb = string.format('%.0f', u.tb + size)
 if u.len == 0 then
-	redis.call('HSET', KEYS[3], 'fb', string.format('%.0f', u.tb), 'ft', ARGV[5])
+	redis.call('HSET', KEYS[3], 'seq', string.format('%.0f', seq), 'tb', tb, 'epoch', u.epoch,
+		'fb', string.format('%.0f', u.tb), 'ft', ARGV[5])
+else
+	redis.call('HSET', KEYS[3], 'seq', string.format('%.0f', seq), 'tb', tb)
 end
 redis.call('PEXPIRE', KEYS[3], ARGV[8])
 redis.call('PEXPIRE', KEYS[4], ARGV[8])
