@@ -319,3 +319,31 @@ func TestServerAnswersWindowsInOneCall(t *testing.T) {
 		t.Fatal("a request over MaxWindows was sent")
 	}
 }
+
+// A quota refusal crosses the link as its own error (Append and AppendGo both
+// return ErrRecipientFull), and its text starts with ErrNotStored's, so a client
+// that knows only ErrNotStored still takes it as certainly not stored.
+func TestRecipientFullCrossesTheLink(t *testing.T) {
+	ctx := context.Background()
+	s, _ := startServer(t, msg.ServerConfig{Store: msg.NewMemory(1)})
+	c := dial(t, s.Addr())
+	if err := c.Append(ctx, &msg.Message{To: 1}); err != nil {
+		t.Fatal(err)
+	}
+	err := c.Append(ctx, &msg.Message{To: 1})
+	var re *link.RemoteError
+	if !errors.Is(err, msg.ErrRecipientFull) || !errors.Is(err, msg.ErrNotStored) || !errors.As(err, &re) ||
+		!strings.HasPrefix(re.Msg, msg.ErrNotStored.Error()) {
+		t.Fatalf("append to a full inbox: %v; want ErrRecipientFull, a remote text starting with %q", err, msg.ErrNotStored)
+	}
+	done := make(chan error, 1)
+	c.AppendGo(&msg.Message{To: 1}, func(err error) { done <- err })
+	select {
+	case err := <-done:
+		if !errors.Is(err, msg.ErrRecipientFull) {
+			t.Fatalf("AppendGo to a full inbox: %v, want ErrRecipientFull", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("AppendGo never answered")
+	}
+}
