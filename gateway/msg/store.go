@@ -1,7 +1,9 @@
 // Package msg keeps each recipient's inbox: it assigns per-recipient sequence numbers,
 // stores a message before the sender is acknowledged (once per client message id:
 // a retried append is deduplicated), keeps it until the recipient acknowledges it
-// (within a bounded window), and replays gaps in order. Its Server also owns each
+// or it outlives the retention period, and replays gaps in order. What a recipient
+// has not acknowledged is bounded by a quota (Quota): a message beyond it is
+// refused (ErrRecipientFull), never stored by pushing out an older one. Its Server also owns each
 // stored message's delivery inside the cluster: it hands the message to the router
 // and sends it again until the router settles it (see Server, RouteMethod and
 // SettleMethod).
