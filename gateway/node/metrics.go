@@ -19,7 +19,7 @@ type metrics struct {
 
 var (
 	loginResults = []string{"ok", "replaced", "bad_token", "expired", "uid_mismatch", "malformed", "unavailable", "shed"}
-	sendResults  = []string{"ok", "bad_recipient", "too_large", "rate_limited", "unavailable", "unknown"}
+	sendResults  = []string{"ok", "bad_recipient", "too_large", "rate_limited", "recipient_full", "unavailable", "unknown"}
 	pushResults  = []string{"delivered", "pending", "offline", "dropped"}
 )
 

@@ -151,7 +151,8 @@ func TestLoginAndPing(t *testing.T) {
 // the recipient gets every seq once, in order, with the sender's payload.
 func TestSendPushBetweenLocalUsers(t *testing.T) {
 	const n = 2000
-	g := startGateway(t, nil)
+	// The recipient's quota holds every message: the sender may run n ahead of it.
+	g := startGateway(t, func(c *node.Config) { c.Backend = node.NewLocal(msg.NewMemory(n)) })
 	a, _ := g.login(t, 1)
 	b, _ := g.login(t, 2)
 	go func() {
