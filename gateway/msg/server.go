@@ -97,7 +97,8 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		cfg.SweepInterval = DefaultSweepInterval
 	}
 	s := &Server{store: cfg.Store, log: cfg.Logger, m: newServerMetrics(cfg.Registry, cfg.Store), sweepEvery: cfg.SweepInterval}
-	ln, err := link.Listen(link.ServerConfig{Addr: cfg.Addr, Secret: cfg.Secret, Handler: s.handle, Logger: cfg.Logger})
+	ln, err := link.Listen(link.ServerConfig{Addr: cfg.Addr, Secret: cfg.Secret, Handler: s.handle, Logger: cfg.Logger,
+		Registry: cfg.Registry, Service: "msg"})
 	if err != nil {
 		return nil, fmt.Errorf("msg server: %w", err)
 	}
