@@ -192,6 +192,7 @@ func TestUnansweredSendsAreCapped(t *testing.T) {
 	release := make(chan struct{})
 	g := startGateway(t, func(c *node.Config) {
 		c.Backend = &stallingBackend{Local: node.NewLocal(msg.NewMemory(4096)), release: release}
+		withoutRates(c) // the in-flight cap, not the rate, must refuse here
 	})
 	c, _ := g.login(t, 1)
 	const n = node.MaxUnansweredSends + 10
