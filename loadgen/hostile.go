@@ -77,6 +77,11 @@ const (
 	oversizedEvery  = 100 * time.Millisecond
 	// madeUpPayload is the SEND payload of made_up_recipients.
 	madeUpPayload = 32
+	// hostileSndbuf is each hostile connection's SO_SNDBUF: a flood goes out as
+	// fast as the server reads it, while the agent's kernel holds at most this
+	// much of it per connection (autotuning would let each queue megabytes, and
+	// count them as sent).
+	hostileSndbuf = 128 << 10
 )
 
 // UID ranges of the hostile logins and recipients: far above any plan's users
@@ -295,6 +300,9 @@ func (h *hostileConn) wait(d time.Duration) bool {
 // connection's bound, or at once if ctx ends).
 func (f *hostileFleet) hold(ctx context.Context, c *hostileRun, slot, n int, nc net.Conn, rng *rand.Rand) {
 	start := time.Now()
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.SetWriteBuffer(hostileSndbuf) //nolint:errcheck // best effort: the kernel's default otherwise
+	}
 	h := &hostileConn{nc: nc, loggedIn: make(chan struct{}), ended: make(chan struct{})}
 	h.maxPayload.Store(int64(proto.MaxPayload(0)))
 	c.opened()
