@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -93,5 +94,46 @@ func TestHostileMistakesPointAtTheirLine(t *testing.T) {
 			}
 			t.Fatalf("no error at %q containing %q in:\n%v", tc.where, tc.reason, err)
 		})
+	}
+}
+
+// Every shipped scenario reads, and the hostile ones hold what their gates need:
+// hostile at least 5,000 connections beside 100,000 clients, hostile-small a
+// class of each kind, both gated on every hostile connection closing in bound.
+func TestShippedScenariosRead(t *testing.T) {
+	files, err := filepath.Glob("../../scenarios/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no scenarios found: %v", err)
+	}
+	read := map[string]*Scenario{}
+	for _, f := range files {
+		s, err := Load(f)
+		if err != nil {
+			t.Errorf("%v", err)
+			continue
+		}
+		read[s.Name] = s
+	}
+	for name, min := range map[string]int64{"hostile": 5000, "hostile-small": 1000} {
+		s := read[name]
+		if s == nil {
+			t.Fatalf("scenarios/%s.yaml missing", name)
+		}
+		if n := s.Behaviours.Hostile.Total(); n < min || len(s.Behaviours.Hostile.Specs()) != len(hostileClassKeys()) {
+			t.Errorf("%s: %d hostile connections in %d classes, want >= %d in all %d", name, n,
+				len(s.Behaviours.Hostile.Specs()), min, len(hostileClassKeys()))
+		}
+		gates := map[string]bool{}
+		for _, g := range s.Gates {
+			gates[g.Text] = true
+		}
+		for _, g := range []string{"hostile_over_bound == 0", "hostile_open_at_end == 0", "push p99 < 100ms", "lost == 0", "process_deaths == 0"} {
+			if !gates[g] {
+				t.Errorf("%s: no gate %q", name, g)
+			}
+		}
+	}
+	if read["hostile"] != nil && read["hostile"].Clients.Count < 100_000 {
+		t.Errorf("hostile: %d clients, want 100k", read["hostile"].Clients.Count)
 	}
 }
