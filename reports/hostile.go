@@ -124,18 +124,18 @@ func hostileSection(s *Summary) *section {
 		return nil
 	}
 	t := table{Caption: "Hostile connections per class: time from connect to the server's close (ms) and how they ended",
-		Head: []string{"class", "bound", "conns", "peak open", "opened", "closed in bound", "over bound", "open at end", "p50", "p99", "max", "endings"}}
+		Head: []string{"", "class", "bound", "conns", "peak open", "opened", "closed in bound", "over bound", "open at end", "p50", "p99", "max", "endings"}}
 	for _, h := range s.Hostile {
 		var ends []string
 		for _, k := range sortedKeys(h.Endings) {
 			ends = append(ends, fmt.Sprintf("%s %s", k, fmtCount(float64(h.Endings[k]))))
 		}
-		status := "pass"
+		status := "pass" // the status column: every connection closed within its bound
 		if h.OverBound > 0 || h.OpenAtEnd > 0 {
 			status = "fail"
 		}
 		f := func(v float64) string { return fmt.Sprintf("%.1f", v) }
-		t.Rows = append(t.Rows, []string{h.Class, fmtMS(h.BoundMS), fmtCount(float64(h.Conns)), fmtCount(float64(h.PeakOpen)),
+		t.Rows = append(t.Rows, []string{status, h.Class, fmtMS(h.BoundMS), fmtCount(float64(h.Conns)), fmtCount(float64(h.PeakOpen)),
 			fmtCount(float64(h.Opened)), fmtCount(float64(h.ClosedWithinBound)), fmtCount(float64(h.OverBound)), fmtCount(float64(h.OpenAtEnd)),
 			f(h.CloseMS.P50), f(h.CloseMS.P99), f(h.CloseMS.Max), strings.Join(ends, ", ")})
 		t.Status = append(t.Status, status)

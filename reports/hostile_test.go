@@ -79,7 +79,8 @@ func TestHostileFiguresAndGates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(md), "Hostile connections") || !strings.Contains(string(md), "KICK IDLE/LOGIN_TIMEOUT 4") {
+	if !strings.Contains(string(md), "Hostile connections") || !strings.Contains(string(md), "| prelogin | 12.0 s |") ||
+		!strings.Contains(string(md), "KICK IDLE/LOGIN_TIMEOUT 4") {
 		t.Errorf("report.md has no hostile table:\n%s", md)
 	}
 }
