@@ -34,7 +34,8 @@ const (
 	// pre-login frame limit, then its body 1 KiB every 100 ms.
 	HostileOversized = "oversized"
 	// HostileSendFlood logs in as a uid outside the user range and SENDs
-	// maximum-size payloads to one made-up recipient as fast as the socket takes them.
+	// maximum-size payloads to one made-up recipient (the same for every slot of
+	// an agent) as fast as the socket takes them.
 	HostileSendFlood = "send_flood"
 	// HostileSyncLoop logs in and SYNCs from 0 in a tight loop.
 	HostileSyncLoop = "sync_loop"
@@ -87,8 +88,11 @@ const (
 // UID ranges of the hostile logins and recipients: far above any plan's users
 // (at most a few million), so nothing hostile reaches a normal user's inbox.
 const (
-	hostileUIDBase    = uint64(1) << 40 // + segment<<24 + class<<20 + slot: login uids
-	hostileVictimBit  = uint64(1) << 39 // set on a send_flood login uid: its recipient
+	hostileUIDBase = uint64(1) << 40 // + segment<<24 + class<<20 + slot: login uids
+	// hostileVictimBit marks the one recipient of an agent's send_flood slots,
+	// hostileUIDBase | hostileVictimBit | segment<<24: one inbox per agent takes
+	// the whole flood, so storage is bounded by one inbox's limit per agent.
+	hostileVictimBit  = uint64(1) << 39
 	hostileMadeUpBase = uint64(1) << 41 // made-up recipients are drawn from [2^41, 2^42)
 )
 
@@ -344,6 +348,11 @@ func (f *hostileFleet) hold(ctx context.Context, c *hostileRun, slot, n int, nc 
 	c.record(took, ending, errs, h.sent.Load())
 }
 
+// victim is the recipient of the agent's send_flood slots.
+func (f *hostileFleet) victim() uint64 {
+	return hostileUIDBase | hostileVictimBit | uint64(f.segment)<<24
+}
+
 // loginUID is the uid a logging-in class's slot uses.
 func (f *hostileFleet) loginUID(class, slot int) uint64 {
 	return hostileUIDBase | uint64(f.segment)<<24 | uint64(class)<<20 | uint64(slot)
@@ -468,7 +477,7 @@ func (f *hostileFleet) abuse(class string, h *hostileConn, uid uint64, rng *rand
 		switch class {
 		case HostileSendFlood:
 			id++
-			s := proto.Send{ClientMsgID: id, To: uid | hostileVictimBit, Payload: flood}
+			s := proto.Send{ClientMsgID: id, To: f.victim(), Payload: flood}
 			buf = s.Append(buf)
 		case HostileSyncLoop:
 			s := proto.Sync{}

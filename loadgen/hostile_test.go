@@ -213,15 +213,16 @@ func TestHostileBehavioursSendTheirAbuseAndRecordTheClose(t *testing.T) {
 			c.SetLinger(0) //nolint:errcheck // close with a reset
 		}, EndReset, nil, true},
 		{HostileSendFlood, 5 * time.Second, func(t *testing.T, c *net.TCPConn, r *bufio.Reader) {
-			uid := acceptLogin(t, c, r, 1000)
+			acceptLogin(t, c, r, 1000)
+			victim := hostileUIDBase | hostileVictimBit // segment 0's
 			for range 3 {
 				var m proto.Send
 				if f := readFrame(t, c, r); f.Type != proto.TypeSend || m.Decode(f.Body) != nil {
 					t.Errorf("send_flood frame %v, want SEND", f.Type)
 					return
 				}
-				if m.To != uid|hostileVictimBit || len(m.Payload) != 1000 {
-					t.Errorf("send_flood SEND to %d with %d bytes, want %d with the announced 1000", m.To, len(m.Payload), uid|hostileVictimBit)
+				if m.To != victim || len(m.Payload) != 1000 {
+					t.Errorf("send_flood SEND to %d with %d bytes, want %d with the announced 1000", m.To, len(m.Payload), victim)
 				}
 			}
 			kickAndDrain(c, r, proto.ReasonPolicy, proto.CodeRateExceeded, proto.AppendError(nil, proto.CodeRateLimited, 1, ""))
