@@ -561,7 +561,8 @@ func (n *Node) kickRateExceeded(c *reactor.Conn) {
 
 // refused is the reactor's Config.Refused: a frame over its connection's rates is
 // not handled. A SEND is answered RATE_LIMITED (not stored: the client resends it
-// later with the same id); anything else is dropped. It runs on the epoller, maybe
+// later with the same id), a SYNC RATE_LIMITED with ref 0 (the client asks again
+// later, as after UNAVAILABLE); anything else is dropped. It runs on the epoller, maybe
 // while a worker handles an earlier frame of the connection, so it touches only the
 // frame and the connection's output.
 func (n *Node) refused(c *reactor.Conn, frame []byte) {
@@ -570,7 +571,12 @@ func (n *Node) refused(c *reactor.Conn, frame []byte) {
 		return // handled frames would have been kicked; a refused one is dropped
 	}
 	n.m.rateLimited[f.Type].Inc()
-	if f.Type != proto.TypeSend {
+	switch f.Type {
+	case proto.TypeSync:
+		n.write(c, proto.TypeError, func(b []byte) []byte { return proto.AppendError(b, proto.CodeRateLimited, 0, "") })
+		return
+	case proto.TypeSend:
+	default:
 		return
 	}
 	n.m.sends["rate_limited"].Inc()
