@@ -53,6 +53,8 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&rcvbuf, "rcvbuf", "SO_RCVBUF per connection (0: kernel autotuning)")
 	var sec secretFlags
 	sec.register(fs)
+	var lim limitFlags
+	lim.register(fs)
 	log, done, code := parseLogged(fs, args, stderr)
 	if done {
 		return code
@@ -75,6 +77,7 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 	cfg := node.Config{
 		ID: *id, Reactor: rc, Heartbeat: *heartbeat, MaxFrame: maxFrame.Int(), Echo: *echo, Logger: log,
 	}
+	lim.apply(&cfg)
 	reg := admin.NewRegistry()
 	// The admin server comes first so the gateway table can carry its real address.
 	adminURL := "-"

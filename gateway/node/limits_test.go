@@ -160,7 +160,7 @@ func TestSendFloodIsRateLimitedThenKicked(t *testing.T) {
 
 // A flood of frames over the per-connection frame rate: the burst is handled, the
 // rest dropped (PING gets no PONG), and persistent refusals kick RATE_EXCEEDED; a
-// SEND over the frame rate is answered RATE_LIMITED.
+// SEND over the frame rate is answered RATE_LIMITED, a SYNC RATE_LIMITED ref 0.
 func TestFrameFloodIsRateLimitedThenKicked(t *testing.T) {
 	rates := node.Rates{FramesPerSec: 1, FrameBurst: 10, MaxRefusals: 5, RefusalWindow: time.Minute}
 	g := startGateway(t, func(c *node.Config) { c.Rates = &rates })
@@ -170,6 +170,7 @@ func TestFrameFloodIsRateLimitedThenKicked(t *testing.T) {
 		b = (&proto.Ping{TS: int64(i)}).Append(b)
 	}
 	b = (&proto.Send{ClientMsgID: 77, To: 2, Payload: []byte("x")}).Append(b)
+	b = (&proto.Sync{}).Append(b)
 	for i := range 100 {
 		b = (&proto.Ping{TS: int64(i)}).Append(b)
 	}
@@ -184,12 +185,15 @@ func TestFrameFloodIsRateLimitedThenKicked(t *testing.T) {
 	if err := client.AsError(next(t, a)); !errors.As(err, &se) || se.Code != proto.CodeRateLimited || se.Ref != 77 {
 		t.Fatalf("SEND over the frame rate: got %v, want ERROR RATE_LIMITED ref 77", err)
 	}
+	if err := client.AsError(next(t, a)); !errors.As(err, &se) || se.Code != proto.CodeRateLimited || se.Ref != 0 {
+		t.Fatalf("SYNC over the frame rate: got %v, want ERROR RATE_LIMITED ref 0", err)
+	}
 	k := expectKick(t, a, proto.ReasonPolicy, proto.CodeRateExceeded)
 	if pongs != 10 || k.RetryAfterMS == 0 {
 		t.Fatalf("pongs %d (want 10), retry %d", pongs, k.RetryAfterMS)
 	}
-	if v := testutil.ToFloat64(metric(t, g.reg, "floodgate_gateway_rate_limited_total", "PING")); v != 5 {
-		t.Fatalf("rate_limited{PING} = %v, want 5", v)
+	if v := testutil.ToFloat64(metric(t, g.reg, "floodgate_gateway_rate_limited_total", "PING")); v != 4 {
+		t.Fatalf("rate_limited{PING} = %v, want 4 (with the SEND and the SYNC: 6 refusals)", v)
 	}
 }
 

@@ -37,8 +37,8 @@ type Config struct {
 	// is verified (a bigger one is kicked FRAME_TOO_LARGE at its header, before any
 	// of it is kept); default DefaultPreLoginMaxFrame, at most MaxFrame.
 	PreLoginMaxFrame int
-	// LoginTimeout closes, with KICK IDLE/LOGIN_TIMEOUT, a connection whose LOGIN
-	// has not been verified this long after accept; default DefaultLoginTimeout.
+	// LoginTimeout closes, with KICK IDLE/LOGIN_TIMEOUT, a connection that has not
+	// sent a complete LOGIN this long after accept; default DefaultLoginTimeout.
 	LoginTimeout time.Duration
 	// Rates are the rate limits of logged-in connections; nil: DefaultRates().
 	Rates *Rates
@@ -74,8 +74,10 @@ type Node struct {
 	m        *metrics
 	scratch  sync.Pool // *[]byte for encoding outbound frames
 	draining atomic.Bool
-	// admitted are the reactor limits of a connection once its LOGIN's token is
-	// verified; sendRate is each session's SEND bucket, on the clock since start.
+	// open are the reactor limits of a connection until its LOGIN's token is
+	// verified, admitted those after; sendRate is each session's SEND bucket, on
+	// the clock since start.
+	open     *reactor.Limits
 	admitted *reactor.Limits
 	sendRate reactor.Rate
 	start    time.Time
@@ -131,7 +133,7 @@ func New(cfg Config) (*Node, error) {
 		if err != nil {
 			return nil, err
 		}
-		n.admitted, n.sendRate = admitted, sends
+		n.open, n.admitted, n.sendRate = open, admitted, sends
 		rc.OpenLimits, rc.AdmitTimeout, rc.Refused = open, n.cfg.LoginTimeout, n.refused
 		rc.Handler = n
 		cfg.Backend.Attach(n)
@@ -242,6 +244,12 @@ func (n *Node) handle(c *reactor.Conn, frame []byte, inline bool) reactor.Dispos
 		n.m.logins["shed"].Inc()
 		n.kick(c, proto.ReasonBusy, proto.CodeServerFull, jitterMS(1000, 5000), "too many logins waiting; retry later")
 		return reactor.Handled
+	case inline && f.Type == proto.TypeLogin:
+		// The LOGIN is in: the login deadline is met, however long the workers
+		// take to judge it (shedding bounds that). The pre-login limits stay
+		// until its token is verified.
+		c.Admit(n.open)
+		return reactor.Defer
 	case inline:
 		return reactor.Defer
 	}
@@ -306,8 +314,8 @@ func (n *Node) login(ctx context.Context, c *reactor.Conn, body []byte) {
 		n.kickFor(c, err)
 		return
 	}
-	// Authenticated: the login deadline no longer applies, frames may be max_frame
-	// long, and the logged-in rates count from here.
+	// Authenticated: frames may be max_frame long, and the logged-in rates count
+	// from here.
 	c.Admit(n.admitted)
 	if n.draining.Load() {
 		n.kick(c, proto.ReasonDrain, proto.CodeDraining, jitterMS(500, 2000), "gateway draining; reconnect elsewhere")
@@ -553,7 +561,8 @@ func (n *Node) kickRateExceeded(c *reactor.Conn) {
 
 // refused is the reactor's Config.Refused: a frame over its connection's rates is
 // not handled. A SEND is answered RATE_LIMITED (not stored: the client resends it
-// later with the same id); anything else is dropped. It runs on the epoller, maybe
+// later with the same id), a SYNC RATE_LIMITED with ref 0 (the client asks again
+// later, as after UNAVAILABLE); anything else is dropped. It runs on the epoller, maybe
 // while a worker handles an earlier frame of the connection, so it touches only the
 // frame and the connection's output.
 func (n *Node) refused(c *reactor.Conn, frame []byte) {
@@ -562,7 +571,12 @@ func (n *Node) refused(c *reactor.Conn, frame []byte) {
 		return // handled frames would have been kicked; a refused one is dropped
 	}
 	n.m.rateLimited[f.Type].Inc()
-	if f.Type != proto.TypeSend {
+	switch f.Type {
+	case proto.TypeSync:
+		n.write(c, proto.TypeError, func(b []byte) []byte { return proto.AppendError(b, proto.CodeRateLimited, 0, "") })
+		return
+	case proto.TypeSend:
+	default:
 		return
 	}
 	n.m.sends["rate_limited"].Inc()
