@@ -25,7 +25,9 @@ func runMsg(args []string, stdout, stderr io.Writer) int {
 		backend     = fs.String("backend", "memory", "message store: memory (lost at exit) or redis")
 		redisAddr   = fs.String("redis-addr", "127.0.0.1:6379", "Redis address, for -backend redis")
 		redisPrefix = fs.String("redis-prefix", "fg:msg:", "prefix of every Redis key of the store, for -backend redis")
-		inbox       = fs.Int("inbox", 1024, "messages kept per user until acknowledged; beyond it the oldest are evicted")
+		inbox       = fs.Int("inbox", msg.DefaultQuotaMessages, "per-recipient quota: unacknowledged messages kept; a SEND beyond it is refused RECIPIENT_FULL")
+		inboxBytes  = fs.Int64("inbox-bytes", msg.DefaultQuotaBytes, "per-recipient quota: payload bytes of unacknowledged messages; a SEND beyond it is refused RECIPIENT_FULL")
+		retention   = fs.Duration("retention", msg.DefaultRetention, "how long a message is kept, acknowledged or not; older ones are dropped and empty inboxes deleted")
 		dedupe      = fs.Duration("dedupe-window", msg.DefaultDedupeWindow, "how long a message's (recipient, sender, client message id) is remembered, so that a retried SEND stores nothing")
 		router      = fs.String("router", "", "router link address to deliver stored messages through (empty: none; they reach recipients only through SYNC)")
 		resendMin   = fs.Duration("resend-min", 2*time.Second, "pause before a message the router has not settled is sent to it again; doubles up to -resend-max")
@@ -38,8 +40,8 @@ func runMsg(args []string, stdout, stderr io.Writer) int {
 	if done {
 		return code
 	}
-	if *inbox <= 0 {
-		fmt.Fprintf(stderr, "msg: -inbox %d: want at least 1\n", *inbox)
+	if *inbox <= 0 || *inboxBytes <= 0 || *retention <= 0 {
+		fmt.Fprintf(stderr, "msg: -inbox %d, -inbox-bytes %d, -retention %v: want positive values\n", *inbox, *inboxBytes, *retention)
 		return 2
 	}
 	if *dedupe <= 0 || *resendMin <= 0 || *resendMax < *resendMin || *reconnect <= 0 {
@@ -58,7 +60,8 @@ func runMsg(args []string, stdout, stderr io.Writer) int {
 	}
 	log = log.With("id", *id)
 
-	store, health, closeStore, err := openMsgStore(*backend, *redisAddr, *redisPrefix, *inbox, log, msg.WithDedupeWindow(*dedupe))
+	store, health, closeStore, err := openMsgStore(*backend, *redisAddr, *redisPrefix, *inbox, log, msg.WithDedupeWindow(*dedupe),
+		msg.WithQuotaBytes(*inboxBytes), msg.WithRetention(*retention))
 	if err != nil {
 		log.Error("msg failed to start", "err", err)
 		return 1
@@ -82,7 +85,7 @@ func runMsg(args []string, stdout, stderr io.Writer) int {
 		defer as.Close(time.Second)
 		adminURL = as.Addr()
 	}
-	log.Info("msg store", "backend", *backend, "inbox", *inbox, "router", *router)
+	log.Info("msg store", "backend", *backend, "inbox", *inbox, "inbox_bytes", *inboxBytes, "retention", *retention, "router", *router)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// One machine-readable line on stdout for harnesses; everything else is logged.

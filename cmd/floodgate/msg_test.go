@@ -26,6 +26,8 @@ func TestMsgCommandRejectsBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"-backend", "disk"},
 		{"-inbox", "0"},
+		{"-inbox-bytes", "0"},
+		{"-retention", "0s"},
 		{"-dedupe-window", "0s"},
 		{"-resend-min", "0s"},
 		{"-resend-min", "2s", "-resend-max", "1s"},

@@ -18,7 +18,8 @@ import (
 // arrived 2.1 s after it; the cap matches the link's reconnect backoff.
 // A SEND that certainly was not stored (msg is down, or this gateway cannot store
 // for the session right now) is retried the same way for up to Config.SendHold (see
-// there) before the client is told UNAVAILABLE.
+// there) before the client is told UNAVAILABLE; one the recipient's quota refused
+// (msg.ErrRecipientFull) is answered at once.
 const (
 	attemptTimeout = 5 * time.Second
 	retryFirst     = 100 * time.Millisecond
@@ -82,8 +83,11 @@ func (a *sendAttempt) result(n int, err error) {
 	}
 	a.timer.Stop()
 	notStored := errors.Is(err, msg.ErrNotStored) && !a.unknown
+	// A quota refusal is answered at once: holding it would not free the quota,
+	// the recipient has to read first. After an unknown outcome it proves nothing
+	// (like any "not stored") and is retried.
 	definite := err == nil || errors.Is(err, msg.ErrNoRecipient) ||
-		(notStored && (a.closed() || time.Since(a.start) >= a.c.cfg.SendHold))
+		(notStored && (errors.Is(err, msg.ErrRecipientFull) || a.closed() || time.Since(a.start) >= a.c.cfg.SendHold))
 	switch {
 	case definite:
 	case notStored:

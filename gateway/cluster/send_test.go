@@ -17,7 +17,8 @@ import (
 
 // flakyStore is a msg store whose appends fail as scripted, attempt by attempt:
 // "lost" stores the message but loses the answer (the outcome is unknown to the
-// caller), "refused" fails before storing (msg.ErrNotStored), "down" fails with an
+// caller), "refused" fails before storing (msg.ErrNotStored), "full" is refused by
+// the recipient's quota (msg.ErrRecipientFull), "down" fails with an
 // unknown outcome without storing, "ok" stores. It deduplicates by client message
 // id like the real stores, so a retry of a lost append finds the first one.
 type flakyStore struct {
@@ -39,6 +40,8 @@ func (f *flakyStore) Append(ctx context.Context, m *msg.Message) error {
 	switch step {
 	case "refused":
 		return msg.ErrNotStored
+	case "full":
+		return msg.ErrRecipientFull
 	case "down":
 		return errors.New("msg link: disconnected")
 	}
@@ -121,6 +124,8 @@ func TestSendRetriesUnknownOutcomesWithTheSameID(t *testing.T) {
 			300 * time.Millisecond, time.Minute, notClosed, errOutcomeUnknown, 0, -1},
 		{"the client left: stop trying", []string{"down", "down", "down"}, time.Minute, time.Minute, func() bool { return true }, errOutcomeUnknown, 0, 0},
 		{"not stored and the client left: not stored", []string{"refused"}, time.Minute, time.Minute, func() bool { return true }, msg.ErrNotStored, 0, 0},
+		{"recipient full: answered at once, not held or retried", []string{"full", "ok"}, time.Minute, time.Minute, notClosed, msg.ErrRecipientFull, 0, 0},
+		{"full after an unknown outcome proves nothing: keep trying", []string{"lost", "full"}, time.Minute, time.Minute, notClosed, nil, 1, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			store := &flakyStore{Memory: msg.NewMemory(64), script: tc.script, seen: map[uint64]msg.Message{}}

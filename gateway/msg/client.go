@@ -142,10 +142,13 @@ func (c *Client) Append(ctx context.Context, m *Message) error {
 
 // classifyAppendError makes a failed Append's error wrap ErrNotStored when the
 // message is certainly not stored: the request was never sent (no connection), or
-// the server's error says so (see MethodAppend).
+// the server's error says so (see MethodAppend); and ErrRecipientFull when the
+// server says the recipient's quota refused it.
 func classifyAppendError(err error) error {
 	var re *link.RemoteError
 	switch {
+	case errors.As(err, &re) && strings.HasPrefix(re.Msg, ErrRecipientFull.Error()):
+		return fmt.Errorf("%w (the msg server's answer: %w)", ErrRecipientFull, err)
 	case errors.Is(err, link.ErrUnavailable):
 		return fmt.Errorf("%w: %w", ErrNotStored, err)
 	case errors.As(err, &re) && strings.HasPrefix(re.Msg, ErrNotStored.Error()):

@@ -19,16 +19,16 @@ import (
 // The key check: a Client in front of a server passes the same suite as the store
 // behind it.
 func TestClientStore(t *testing.T) {
-	msgtest.Run(t, func(t *testing.T, perUser int) msg.Store {
-		s, _ := startServer(t, msg.ServerConfig{Store: msg.NewMemory(perUser)})
+	msgtest.Run(t, func(t *testing.T, perUser int, opts ...msg.StoreOption) msg.Store {
+		s, _ := startServer(t, msg.ServerConfig{Store: msg.NewMemory(perUser, opts...)})
 		return dial(t, s.Addr())
 	})
 }
 
 func TestClientStoreOverRedis(t *testing.T) {
 	_, rdb := startRedis(t)
-	msgtest.Run(t, func(t *testing.T, perUser int) msg.Store {
-		s, _ := startServer(t, msg.ServerConfig{Store: msg.NewRedis(rdb, t.Name()+":", perUser)})
+	msgtest.Run(t, func(t *testing.T, perUser int, opts ...msg.StoreOption) msg.Store {
+		s, _ := startServer(t, msg.ServerConfig{Store: msg.NewRedis(rdb, t.Name()+":", perUser, opts...)})
 		return dial(t, s.Addr())
 	})
 }
@@ -58,7 +58,7 @@ func TestClientRangeSpansReplies(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			reg := prometheus.NewRegistry()
-			s, _ := startServer(t, msg.ServerConfig{Store: msg.NewMemory(c.n), Registry: reg})
+			s, _ := startServer(t, msg.ServerConfig{Store: msg.NewMemory(c.n, msg.WithQuotaBytes(1<<30)), Registry: reg})
 			cl := dial(t, s.Addr())
 			for range c.n {
 				if err := cl.Append(ctx, &msg.Message{To: 1, Payload: c.payload}); err != nil {

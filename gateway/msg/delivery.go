@@ -58,13 +58,6 @@ func (c *DeliveryConfig) setDefaults() {
 	}
 }
 
-// RetentionLimit is implemented by stores that retain at most PerUser messages per
-// user, evicting older ones: the delivery tracker stops tracking what the store
-// must have evicted without asking it.
-type RetentionLimit interface {
-	PerUser() int
-}
-
 // PendingStore is implemented by stores that outlive the msg process (Redis). They
 // remember which users may have messages the router has not settled: Append marks
 // the recipient, in the same atomic step as storing the message, and the delivery
@@ -93,8 +86,8 @@ type routeLink interface {
 
 // tracker keeps every stored message that the router has not settled: (uid, seq,
 // id, epoch) and timing, never a payload — a resend reads the message back from the
-// store, and a message the store no longer holds (acknowledged, evicted, or lost
-// with the store's incarnation) is no longer tracked. Entries exist only for
+// store, and a message the store no longer holds (acknowledged, expired, or lost
+// with the inbox's incarnation) is no longer tracked. Entries exist only for
 // messages the store retains, so the tracker is bounded as the store is.
 //
 // Each user with pending messages has one resend deadline: when it passes, all its
@@ -104,7 +97,6 @@ type routeLink interface {
 type tracker struct {
 	cfg     DeliveryConfig
 	store   Store
-	limit   uint64       // the store's per-user retention; 0: unknown
 	persist PendingStore // nil: the store remembers nothing of this
 	link    routeLink
 	log     *slog.Logger
@@ -149,9 +141,6 @@ func newTracker(cfg DeliveryConfig, store Store, link routeLink, m *deliveryMetr
 	t := &tracker{cfg: cfg, store: store, link: link, log: log, m: m, now: time.Now,
 		users: map[uint64]*pendingUser{}, queue: make(chan []byte, cfg.Queue), kick: make(chan struct{}, 1)}
 	t.start = t.now()
-	if rl, ok := store.(RetentionLimit); ok && rl.PerUser() > 0 {
-		t.limit = uint64(rl.PerUser())
-	}
 	t.persist, _ = store.(PendingStore)
 	return t
 }
@@ -205,12 +194,6 @@ func (t *tracker) add(uid, epoch, seq, id uint64, now time.Time) (tracked, early
 		t.n++
 	}
 	u.last = max(u.last, seq)
-	if t.limit > 0 && seq > t.limit { // evicted by the store by now
-		k, _ := u.find(seq - t.limit + 1)
-		u.entries = slices.Delete(u.entries, 0, k)
-		t.n -= k
-		t.m.untracked[untrackedGone].Add(float64(k))
-	}
 	return true, early
 }
 
@@ -435,7 +418,7 @@ func (t *tracker) confirm(j resendJob, after, hi uint64, msgs []Message, w Windo
 			send = append(send, msgs[k])
 			continue
 		}
-		t.n-- // acknowledged or evicted
+		t.n-- // acknowledged or expired
 		t.m.untracked[untrackedGone].Inc()
 	}
 	clear(u.entries[len(kept):])

@@ -73,8 +73,8 @@ type trackerFixture struct {
 }
 
 func newTrackerFixture(t *testing.T, perUser int, cfg DeliveryConfig) *trackerFixture {
-	f := &trackerFixture{t: t, store: NewMemory(perUser), link: &fakeRouteLink{up: true},
-		now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	f := &trackerFixture{t: t, link: &fakeRouteLink{up: true}, now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	f.store = NewMemory(perUser, WithRetention(time.Hour), WithClock(func() time.Time { return f.now }))
 	f.tr = newTracker(cfg, f.store, f.link, newDeliveryMetrics(prometheus.NewRegistry()), slog.New(slog.DiscardHandler))
 	f.tr.now = func() time.Time { return f.now }
 	f.tr.start = f.now
@@ -193,22 +193,26 @@ func TestTrackerAckSettlesThroughSeq(t *testing.T) {
 	f.wantPending(0, 0)
 }
 
-// Messages the store no longer holds are no longer tracked: those the per-user
-// limit evicted at once, those acknowledged or evicted behind the tracker's back
-// when a resend reads them back.
+// Messages the store no longer holds are no longer tracked: those that expired or
+// were acknowledged behind the tracker's back are dropped when a resend reads them
+// back.
 func TestTrackerDropsWhatTheStoreNoLongerHolds(t *testing.T) {
-	f := newTrackerFixture(t, 3, DeliveryConfig{ResendMin: time.Second})
+	f := newTrackerFixture(t, 100, DeliveryConfig{ResendMin: time.Second})
+	start := f.now
+	f.store1(4)
+	f.store1(4)
+	f.now = start.Add(50 * time.Minute)
 	var last Message
-	for range 5 {
+	for range 3 {
 		last = f.store1(4)
 	}
-	f.wantPending(3, 1) // seqs 1 and 2 were evicted by the store's limit of 3
+	f.wantPending(5, 1)
+	f.now = start.Add(70 * time.Minute) // seqs 1 and 2 are past the fixture's retention of an hour
 	if err := f.store.Ack(context.Background(), 4, 4, last.Epoch); err != nil {
 		t.Fatal(err)
 	}
-	f.now = f.now.Add(time.Second)
 	if sent := f.resendDue(); !slices.Equal(sent, [][2]uint64{{4, 5}}) {
-		t.Fatalf("resent %v, want only seq 5 (3 and 4 were acknowledged)", sent)
+		t.Fatalf("resent %v, want only seq 5 (1 and 2 expired, 3 and 4 were acknowledged)", sent)
 	}
 	f.wantPending(1, 1)
 	if got := testutil.ToFloat64(f.tr.m.untracked[untrackedGone]); got != 4 {

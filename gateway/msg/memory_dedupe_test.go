@@ -26,7 +26,7 @@ func TestMemoryDedupeWindowBounds(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			now := start
-			m := NewMemory(10, WithDedupeWindow(window), func(o *storeOptions) { o.now = func() time.Time { return now } })
+			m := NewMemory(10, WithDedupeWindow(window), WithClock(func() time.Time { return now }))
 			now = start.Add(c.appendAt)
 			first := Message{From: 1, To: 2, ClientMsgID: 9}
 			if err := m.Append(context.Background(), &first); err != nil {

@@ -8,21 +8,15 @@ import (
 )
 
 var (
-	_ msg.EvictionCounter = (*msg.Memory)(nil)
-	_ msg.StoredCounter   = (*msg.Memory)(nil)
-	_ msg.DedupeCounter   = (*msg.Memory)(nil)
+	_ msg.StoredCounter = (*msg.Memory)(nil)
+	_ msg.DedupeCounter = (*msg.Memory)(nil)
+	_ msg.LimitCounter  = (*msg.Memory)(nil)
+	_ msg.InboxCounter  = (*msg.Memory)(nil)
+	_ msg.Sweeper       = (*msg.Memory)(nil)
 )
 
 func TestMemoryStore(t *testing.T) {
-	msgtest.Run(t, func(t *testing.T, perUser int) msg.Store { return msg.NewMemory(perUser) })
-}
-
-func TestMemoryCountsEvictions(t *testing.T) {
-	m := msg.NewMemory(2)
-	for range 5 {
-		m.Append(t.Context(), &msg.Message{To: 1})
-	}
-	if m.Evictions() != 3 || m.Stored() != 2 {
-		t.Fatalf("evictions %d stored %d, want 3 and 2", m.Evictions(), m.Stored())
-	}
+	msgtest.Run(t, func(t *testing.T, perUser int, opts ...msg.StoreOption) msg.Store {
+		return msg.NewMemory(perUser, opts...)
+	})
 }

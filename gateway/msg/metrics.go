@@ -7,7 +7,7 @@ import (
 )
 
 // Request results, as the "result" label: ok; rejected, the caller's fault (a
-// malformed body, uid 0); failed, the store's.
+// malformed body, uid 0) or the recipient's quota; failed, the store's.
 const (
 	resultOK = iota
 	resultRejected
@@ -25,7 +25,7 @@ type serverMetrics struct {
 
 func newServerMetrics(reg prometheus.Registerer, store Store) *serverMetrics {
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "floodgate_msg_requests_total",
-		Help: "Requests served, by method (append, ack, range, window) and result (ok, rejected, failed)."},
+		Help: "Requests served, by method (append, ack, range, window, windows) and result (ok; rejected: the caller's fault, uid 0, or the recipient's quota; failed)."},
 		[]string{"method", "result"})
 	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "floodgate_msg_request_duration_seconds",
 		Help:    "Time to serve a request, store included, by method.",
@@ -34,10 +34,23 @@ func newServerMetrics(reg prometheus.Registerer, store Store) *serverMetrics {
 	replayed := prometheus.NewCounter(prometheus.CounterOpts{Name: "floodgate_msg_replayed_total",
 		Help: "Messages returned by range requests."})
 	reg.MustRegister(requests, latency, replayed)
-	if ec, ok := store.(EvictionCounter); ok {
-		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "floodgate_msg_evictions_total",
-			Help: "Unacknowledged messages evicted because their recipient's window was full."},
-			func() float64 { return float64(ec.Evictions()) }))
+	if lc, ok := store.(LimitCounter); ok {
+		reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "floodgate_msg_quota_refusals_total",
+				Help: "Appends refused because the recipient's unacknowledged messages would exceed its quota (messages or bytes); the sender is told RECIPIENT_FULL."},
+				func() float64 { return float64(lc.Refused()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "floodgate_msg_expired_total",
+				Help: "Messages dropped unacknowledged because they outlived the retention period (acknowledged ones are not counted)."},
+				func() float64 { return float64(lc.Expired()) }))
+	}
+	if ic, ok := store.(InboxCounter); ok {
+		reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "floodgate_msg_inboxes_deleted_total",
+				Help: "Inboxes deleted because nothing was retained in them any more (everything acknowledged or expired)."},
+				func() float64 { return float64(ic.DeletedInboxes()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "floodgate_msg_inboxes",
+				Help: "Inboxes in the store (for Redis: as of this process's latest sweep, plus those its appends created since)."},
+				func() float64 { return float64(ic.Inboxes()) }))
 	}
 	if dc, ok := store.(DedupeCounter); ok {
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "floodgate_msg_deduplicated_total",
@@ -68,7 +81,7 @@ func (m *serverMetrics) observe(method uint16, d time.Duration, result int) {
 
 // Why a message stopped being tracked for delivery, as the "reason" label: the
 // router settled it; the recipient acknowledged it; the store no longer holds it
-// (evicted, acknowledged meanwhile, or lost with the store's incarnation).
+// (expired, acknowledged meanwhile, or lost with the inbox's incarnation).
 const (
 	untrackedSettled = iota
 	untrackedAcked

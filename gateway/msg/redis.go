@@ -19,31 +19,49 @@ import (
 //	<prefix>epoch        string: the store's epoch, set at first use (see below)
 //	<prefix>ids          string: INCR counter, the last message id assigned
 //	<prefix>stored       string: messages retained in all inboxes (see Stored)
-//	<prefix>head:<uid>   string: INCR counter, the last seq assigned to uid
+//	<prefix>user:<uid>   hash: uid's inbox state: seq (the last seq assigned),
+//	                     epoch (the inbox's incarnation), and the byte and time
+//	                     bookkeeping of the quota and of expiry (redis_scripts.go)
 //	<prefix>inbox:<uid>  list: uid's retained messages, oldest first, each in the
 //	                     stored encoding (appendStored: AppendMessage without the
-//	                     epoch, which is store-wide)
+//	                     epoch, with the time it was stored and the payload bytes
+//	                     appended before it)
+//	<prefix>inboxes      sorted set: every user with an inbox, scored by the time of
+//	                     its latest append (ms), for Sweep and Inboxes
 //	<prefix>pending      set: users that may have messages the router has not
 //	                     settled (PendingStore): added by every Append, removed by
-//	                     Unmark once the delivery tracker holds nothing for them
+//	                     Unmark once the delivery tracker holds nothing for them,
+//	                     and by Sweep with the inbox
 //	<prefix>dd:<to>:<from>:<client msg id>
-//	                     string "seq:id": a message appended with a client message
-//	                     id, remembered for the dedupe window (PX) so that a retried
-//	                     Append returns it instead of storing it again
+//	                     string "seq:id:epoch": a message appended with a client
+//	                     message id, remembered for the dedupe window (PX) so that a
+//	                     retried Append returns it instead of storing it again
+//
+// A user's two keys carry a TTL, set again by every Append: the retention period
+// plus two epoch steps. Sweep deletes them (and the user's entries in the inboxes
+// and pending sets) once the latest append is older than the retention period, so
+// everything in the inbox has expired; the TTL is the backstop should no sweep run.
+// The store-wide keys are bounded: the sets hold only users with an inbox.
 //
 // An inbox is a list rather than a sorted set or a stream because retained seqs are
-// contiguous (head-LLEN+1 .. head, see redis_scripts.go), so a seq's position is
-// arithmetic and a score index buys nothing: Append is RPUSH (+ LTRIM for the
-// window), the cumulative Ack is one LTRIM from the left, and Range is one LRANGE of
-// computed indices, O(distance from the nearer end + count). A list of small items
-// is stored as packed listpacks, a fraction of a sorted set's per-entry overhead
-// (skiplist node and hash entry) and of a stream's (entry ids and field names).
-// Each operation is one Lua script: one round trip, atomic.
+// contiguous (seq-LLEN+1 .. seq, see redis_scripts.go), so a seq's position is
+// arithmetic and a score index buys nothing: Append is RPUSH, the cumulative Ack and
+// expiry are one LTRIM from the left, and Range is one LRANGE of computed indices,
+// O(distance from the nearer end + count). A list of small items is stored as packed
+// listpacks, a fraction of a sorted set's per-entry overhead (skiplist node and hash
+// entry) and of a stream's (entry ids and field names). Each operation is one Lua
+// script: one round trip, atomic.
 //
 // The epoch is a time-seeded value (see candidateEpoch) that the scripts set when
 // the key is missing; it therefore survives msg restarts for as long as Redis keeps
-// its data, and changes, to a larger value, when Redis loses it. Redis must not evict keys (maxmemory-policy
-// noeviction), or an inbox could vanish under an unchanged epoch; and durability is
+// its data, and changes, to a larger value, when Redis loses it. An inbox's own
+// epoch is userEpoch at its creation: the store's epoch plus the epoch steps
+// (the retention period, at most an hour) elapsed since the store's epoch was set.
+// An inbox is deleted (by Sweep or its TTL) at least the retention period after its
+// latest append, so at least one step after its creation: one created again has a
+// larger epoch, its client resets (PROTOCOL.md §8.3), and no seq is issued twice
+// within one epoch. Redis must not evict keys (maxmemory-policy
+// noeviction), or an inbox could vanish before its TTL; and durability is
 // Redis's: an Append is acknowledged once Redis holds the message in memory, and
 // survives a Redis crash only as far as its AOF/RDB settings say (appendfsync always
 // for no loss). A Redis restored from an older snapshot keeps the snapshot's epoch
@@ -52,50 +70,72 @@ import (
 // The scripts touch store-wide keys next to a user's, so the store needs a single
 // Redis primary (replicas and Sentinel are fine), not Redis Cluster.
 type Redis struct {
-	rdb     redis.UniversalClient
-	perUser int
-	window  string // dedupe window in ms, as the append script takes it
-	prefix  string
-	keys    struct{ epoch, ids, stored, pending string }
-	scripts struct{ append, ack, window, windows, rng, unmark *redis.Script }
-	// evictions counts the evictions this process's appends made.
-	evictions atomic.Uint64
-	// deduped counts this process's appends that found their message stored.
-	deduped atomic.Uint64
+	rdb    redis.UniversalClient
+	quota  Quota
+	window string // dedupe window in ms, as the append script takes it
+	// retention, ttl and step are the retention period, the key TTL (ms) and the
+	// epoch step (µs), as the scripts take them.
+	retention       time.Duration
+	retMS, ttl, stp string
+	now             func() time.Time
+	prefix          string
+	keys            struct{ epoch, ids, stored, pending, inboxes string }
+	scripts         struct{ append, ack, window, windows, rng, unmark, sweep *redis.Script }
+	// deduped counts this process's appends that found their message stored;
+	// refused, expired and deleted what this process's scripts refused, expired
+	// and deleted.
+	deduped, refused, expired, deleted atomic.Uint64
 	// stored is the store-wide retained count as of the latest script that
-	// reported it.
-	stored atomic.Int64
+	// reported it; inboxes the inbox count as of the latest sweep.
+	stored, inboxes atomic.Int64
 }
 
 var (
-	_ Store           = (*Redis)(nil)
-	_ EvictionCounter = (*Redis)(nil)
-	_ StoredCounter   = (*Redis)(nil)
-	_ DedupeCounter   = (*Redis)(nil)
-	_ RetentionLimit  = (*Redis)(nil)
-	_ PendingStore    = (*Redis)(nil)
+	_ Store          = (*Redis)(nil)
+	_ StoredCounter  = (*Redis)(nil)
+	_ DedupeCounter  = (*Redis)(nil)
+	_ LimitCounter   = (*Redis)(nil)
+	_ InboxCounter   = (*Redis)(nil)
+	_ Sweeper        = (*Redis)(nil)
+	_ WindowsBatcher = (*Redis)(nil)
+	_ PendingStore   = (*Redis)(nil)
 )
 
 // NewRedis returns a store keeping its keys under prefix (e.g. "fg:msg:") in rdb,
-// retaining at most perUser messages per user and deduplicating appends within a
-// window (WithDedupeWindow; DefaultDedupeWindow). The caller closes rdb.
+// whose quota is perUser unacknowledged messages per recipient (and WithQuotaBytes
+// bytes; see Quota), that drops messages older than the retention period
+// (WithRetention; DefaultRetention) and deduplicates appends within a window
+// (WithDedupeWindow; DefaultDedupeWindow). The caller closes rdb.
 func NewRedis(rdb redis.UniversalClient, prefix string, perUser int, opts ...StoreOption) *Redis {
-	o := newStoreOptions(opts)
-	r := &Redis{rdb: rdb, perUser: max(perUser, 1), prefix: prefix,
-		window: strconv.FormatInt(max(o.dedupeWindow.Milliseconds(), 1), 10)}
-	r.keys.epoch, r.keys.ids, r.keys.stored, r.keys.pending = prefix+"epoch", prefix+"ids", prefix+"stored", prefix+"pending"
+	o := newStoreOptions(perUser, opts)
+	step := epochStep(o.retention)
+	r := &Redis{rdb: rdb, quota: o.quota, prefix: prefix, now: o.now, retention: o.retention,
+		window: strconv.FormatInt(max(o.dedupeWindow.Milliseconds(), 1), 10),
+		retMS:  strconv.FormatInt(max(o.retention.Milliseconds(), 1), 10),
+		ttl:    strconv.FormatInt((o.retention + 2*step).Milliseconds(), 10),
+		stp:    strconv.FormatInt(step.Microseconds(), 10)}
+	r.keys.epoch, r.keys.ids, r.keys.stored = prefix+"epoch", prefix+"ids", prefix+"stored"
+	r.keys.pending, r.keys.inboxes = prefix+"pending", prefix+"inboxes"
 	r.scripts.append = redis.NewScript(appendScript)
 	r.scripts.ack = redis.NewScript(ackScript)
 	r.scripts.window = redis.NewScript(windowScript)
 	r.scripts.windows = redis.NewScript(windowsScript)
 	r.scripts.rng = redis.NewScript(rangeScript)
 	r.scripts.unmark = redis.NewScript(unmarkScript)
+	r.scripts.sweep = redis.NewScript(sweepScript)
 	return r
 }
 
-func (r *Redis) userKeys(uid uint64) (head, inbox string) {
+func (r *Redis) userKeys(uid uint64) (user, inbox string) {
 	id := strconv.FormatUint(uid, 10)
-	return r.prefix + "head:" + id, r.prefix + "inbox:" + id
+	return r.prefix + "user:" + id, r.prefix + "inbox:" + id
+}
+
+// clockArgs are the scripts' first arguments about time: candidate epoch, now in
+// ms, now in µs, retention in ms, epoch step in µs.
+func (r *Redis) clockArgs(extra ...any) []any {
+	now := r.now()
+	return append([]any{candidateEpoch(), now.UnixMilli(), now.UnixMicro(), r.retMS, r.stp}, extra...)
 }
 
 // candidateEpoch is the epoch a script sets if the store has none: the current time
@@ -103,14 +143,22 @@ func (r *Redis) userKeys(uid uint64) (head, inbox string) {
 // incarnation's epoch is larger than an earlier one's.
 func candidateEpoch() string { return strconv.FormatUint(uint64(time.Now().UnixMicro()), 10) }
 
-// storedFixed is the stored encoding's fixed part: seq | id | from | to | client_ts.
-const storedFixed = 40
+// storedFixed is the stored encoding's fixed part: seq | id | stored at (ms) |
+// payload bytes appended before it | from | to | client_ts.
+const storedFixed = 56
 
-// appendStored appends m's stored encoding: AppendMessage without the epoch, which
-// the store keeps once (the epoch key) rather than in every message.
+// storedHead is the part of the stored encoding the append script writes: seq,
+// id, time and bytes before.
+const storedHead = 32
+
+// appendStored appends m's stored encoding with its time and bytes-before fields 0
+// (the append script writes the first storedHead bytes): AppendMessage without the
+// epoch, which the store keeps per inbox rather than in every message.
 func appendStored(b []byte, m *Message) []byte {
 	b = binary.BigEndian.AppendUint64(b, m.Seq)
 	b = binary.BigEndian.AppendUint64(b, m.ID)
+	b = binary.BigEndian.AppendUint64(b, 0)
+	b = binary.BigEndian.AppendUint64(b, 0)
 	b = binary.BigEndian.AppendUint64(b, m.From)
 	b = binary.BigEndian.AppendUint64(b, m.To)
 	b = binary.BigEndian.AppendUint64(b, uint64(m.ClientTS))
@@ -125,69 +173,90 @@ func decodeStored(b []byte) (Message, error) {
 	return Message{
 		Seq:      binary.BigEndian.Uint64(b[0:]),
 		ID:       binary.BigEndian.Uint64(b[8:]),
-		From:     binary.BigEndian.Uint64(b[16:]),
-		To:       binary.BigEndian.Uint64(b[24:]),
-		ClientTS: int64(binary.BigEndian.Uint64(b[32:])),
+		From:     binary.BigEndian.Uint64(b[32:]),
+		To:       binary.BigEndian.Uint64(b[40:]),
+		ClientTS: int64(binary.BigEndian.Uint64(b[48:])),
 		Payload:  b[storedFixed:len(b):len(b)],
 	}, nil
 }
 
-// Ping checks that Redis answers and loads the stored count (see Stored).
+// Ping checks that Redis answers and loads the stored and inbox counts (see
+// Stored and Inboxes).
 func (r *Redis) Ping(ctx context.Context) error {
 	n, err := r.rdb.Get(ctx, r.keys.stored).Int64()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("msg redis: %w", err)
 	}
 	r.stored.Store(n)
+	k, err := r.rdb.ZCard(ctx, r.keys.inboxes).Result()
+	if err != nil {
+		return fmt.Errorf("msg redis: %w", err)
+	}
+	r.inboxes.Store(k)
 	return nil
 }
 
 // Append implements Store. An error wrapping ErrNotStored means Redis was not
-// reached: the context was done before the call, or no connection could be had or
-// made. Any other error leaves the outcome unknown. The script runs at most once
-// per call whatever rdb's retry settings (a retry is the caller's, with the same
-// ClientMsgID, which deduplication makes safe).
+// reached (the context was done before the call, or no connection could be had or
+// made) or refused the message (ErrRecipientFull). Any other error leaves the
+// outcome unknown. The script runs at most once per call whatever rdb's retry
+// settings (a retry is the caller's, with the same ClientMsgID, which
+// deduplication makes safe).
 func (r *Redis) Append(ctx context.Context, m *Message) error {
 	if m.To == 0 {
 		return ErrNoRecipient
 	}
-	head, inbox := r.userKeys(m.To)
-	enc := appendStored(make([]byte, 0, storedFixed+len(m.Payload)), m)[16:] // the script prepends seq and id
-	keys := []string{r.keys.ids, r.keys.stored, head, inbox, r.keys.epoch, r.keys.pending}
+	user, inbox := r.userKeys(m.To)
+	enc := appendStored(make([]byte, 0, storedFixed+len(m.Payload)), m)[storedHead:] // the script prepends the rest
+	keys := []string{r.keys.ids, r.keys.stored, user, inbox, r.keys.epoch, r.keys.pending, r.keys.inboxes}
 	if m.ClientMsgID != 0 {
 		keys = append(keys, r.dedupeKey(m))
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%w: msg redis append: %w", ErrNotStored, err)
 	}
-	res, err := r.runOnce(ctx, r.scripts.append, appendScript, keys, r.perUser, enc, candidateEpoch(), r.window,
-		strconv.FormatUint(m.To, 10)).Slice()
+	now := r.now()
+	res, err := r.runOnce(ctx, r.scripts.append, appendScript, keys, enc, candidateEpoch(), r.window,
+		strconv.FormatUint(m.To, 10), now.UnixMilli(), now.UnixMicro(), r.retMS, r.ttl, r.stp,
+		r.quota.Messages, r.quota.Bytes, len(m.Payload)).Slice()
 	if err != nil {
 		if notSent(err) {
 			return fmt.Errorf("%w: msg redis append: %w", ErrNotStored, err)
 		}
 		return fmt.Errorf("msg redis append: %w", err)
 	}
-	if len(res) != 6 {
+	if len(res) != 8 {
 		return fmt.Errorf("msg redis append: script returned %d values", len(res))
 	}
-	seq, ok1 := res[0].(int64)
-	id, ok2 := res[1].(int64)
-	evicted, ok3 := res[2].(int64)
-	stored, ok4 := res[3].(int64)
-	es, ok5 := res[4].(string)
-	deduped, ok6 := res[5].(int64)
-	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || !ok6 {
+	var n [8]int64
+	for i, v := range res {
+		if i == 4 {
+			continue
+		}
+		var ok bool
+		if n[i], ok = v.(int64); !ok {
+			return fmt.Errorf("msg redis append: script returned %v", res)
+		}
+	}
+	es, ok := res[4].(string)
+	if !ok {
 		return fmt.Errorf("msg redis append: script returned %v", res)
+	}
+	r.expired.Add(uint64(n[6]))
+	r.stored.Store(n[3])
+	if n[2] != 0 {
+		r.refused.Add(1)
+		return ErrRecipientFull
 	}
 	epoch, err := strconv.ParseUint(es, 10, 64)
 	if err != nil {
 		return fmt.Errorf("msg redis append: epoch %q: %w", es, err)
 	}
-	m.Seq, m.ID, m.Epoch = uint64(seq), uint64(id), epoch
-	r.evictions.Add(uint64(evicted))
-	r.deduped.Add(uint64(deduped))
-	r.stored.Store(stored)
+	m.Seq, m.ID, m.Epoch = uint64(n[0]), uint64(n[1]), epoch
+	r.deduped.Add(uint64(n[5]))
+	if n[7] != 0 {
+		r.inboxes.Add(1)
+	}
 	return nil
 }
 
@@ -248,51 +317,68 @@ func (r *Redis) dedupeKey(m *Message) string {
 
 // Ack implements Store.
 func (r *Redis) Ack(ctx context.Context, uid, seq, epoch uint64) error {
-	head, inbox := r.userKeys(uid)
-	res, err := r.scripts.ack.Run(ctx, r.rdb, []string{r.keys.stored, head, inbox, r.keys.epoch},
-		strconv.FormatUint(seq, 10), strconv.FormatUint(epoch, 10)).Int64Slice()
+	user, inbox := r.userKeys(uid)
+	res, err := r.scripts.ack.Run(ctx, r.rdb, []string{r.keys.stored, user, inbox},
+		strconv.FormatUint(seq, 10), strconv.FormatUint(epoch, 10), r.now().UnixMilli(), r.retMS).Int64Slice()
 	if err != nil {
 		return fmt.Errorf("msg redis ack: %w", err)
 	}
-	if len(res) != 2 {
+	if len(res) != 3 {
 		return fmt.Errorf("msg redis ack: script returned %d values", len(res))
 	}
 	r.stored.Store(res[1])
+	r.expired.Add(uint64(res[2]))
 	return nil
 }
 
 // Window implements Store.
 func (r *Redis) Window(ctx context.Context, uid uint64) (Window, error) {
-	head, inbox := r.userKeys(uid)
-	res, err := r.scripts.window.Run(ctx, r.rdb, []string{r.keys.epoch, head, inbox}, candidateEpoch()).Slice()
+	user, inbox := r.userKeys(uid)
+	res, err := r.scripts.window.Run(ctx, r.rdb, []string{r.keys.epoch, r.keys.stored, user, inbox}, r.clockArgs()...).Slice()
 	if err != nil {
 		return Window{}, fmt.Errorf("msg redis window: %w", err)
 	}
-	w, err := parseWindow(res)
+	if len(res) != 5 {
+		return Window{}, fmt.Errorf("msg redis window: script returned %d values", len(res))
+	}
+	w, err := parseWindow(res[:3])
 	if err != nil {
 		return Window{}, fmt.Errorf("msg redis window: %w", err)
 	}
+	r.countExpired(res[3], res[4])
 	return w, nil
+}
+
+// countExpired takes a script's count of expired messages and the stored count it
+// reports (-1: unchanged).
+func (r *Redis) countExpired(expired, stored any) {
+	if n, ok := expired.(int64); ok && n > 0 {
+		r.expired.Add(uint64(n))
+	}
+	if n, ok := stored.(int64); ok && n >= 0 {
+		r.stored.Store(n)
+	}
 }
 
 // Windows implements WindowsBatcher: one script for every uid.
 func (r *Redis) Windows(ctx context.Context, uids []uint64) ([]Window, error) {
-	keys := make([]string, 1, 1+2*len(uids))
-	keys[0] = r.keys.epoch
+	keys := make([]string, 2, 2+2*len(uids))
+	keys[0], keys[1] = r.keys.epoch, r.keys.stored
 	for _, uid := range uids {
-		head, inbox := r.userKeys(uid)
-		keys = append(keys, head, inbox)
+		user, inbox := r.userKeys(uid)
+		keys = append(keys, user, inbox)
 	}
-	res, err := r.scripts.windows.Run(ctx, r.rdb, keys, candidateEpoch()).Slice()
+	res, err := r.scripts.windows.Run(ctx, r.rdb, keys, r.clockArgs()...).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("msg redis windows: %w", err)
 	}
-	if len(res) != 1+2*len(uids) {
+	if len(res) != 2+3*len(uids) {
 		return nil, fmt.Errorf("msg redis windows: script returned %d values for %d users", len(res), len(uids))
 	}
+	r.countExpired(res[0], res[1])
 	out := make([]Window, len(uids))
 	for i := range out {
-		if out[i], err = parseWindow([]any{res[0], res[1+2*i], res[2+2*i]}); err != nil {
+		if out[i], err = parseWindow(res[2+3*i : 5+3*i]); err != nil {
 			return nil, fmt.Errorf("msg redis windows: %w", err)
 		}
 	}
@@ -301,19 +387,20 @@ func (r *Redis) Windows(ctx context.Context, uids []uint64) ([]Window, error) {
 
 // Range implements Store.
 func (r *Redis) Range(ctx context.Context, uid, after uint64, limit int) ([]Message, Window, error) {
-	head, inbox := r.userKeys(uid)
-	res, err := r.scripts.rng.Run(ctx, r.rdb, []string{r.keys.epoch, head, inbox},
-		candidateEpoch(), strconv.FormatUint(after, 10), max(limit, 0)).Slice()
+	user, inbox := r.userKeys(uid)
+	res, err := r.scripts.rng.Run(ctx, r.rdb, []string{r.keys.epoch, r.keys.stored, user, inbox},
+		r.clockArgs(strconv.FormatUint(after, 10), max(limit, 0))...).Slice()
 	if err != nil {
 		return nil, Window{}, fmt.Errorf("msg redis range: %w", err)
 	}
-	if len(res) != 4 {
+	if len(res) != 6 {
 		return nil, Window{}, fmt.Errorf("msg redis range: script returned %d values", len(res))
 	}
 	w, err := parseWindow(res[:3])
 	if err != nil {
 		return nil, Window{}, fmt.Errorf("msg redis range: %w", err)
 	}
+	r.countExpired(res[4], res[5])
 	items, ok := res[3].([]any)
 	if !ok {
 		return nil, Window{}, fmt.Errorf("msg redis range: messages are a %T", res[3])
@@ -333,6 +420,47 @@ func (r *Redis) Range(ctx context.Context, uid, after uint64, limit int) ([]Mess
 		msgs[i].Epoch = w.Epoch
 	}
 	return msgs, w, nil
+}
+
+// sweepBatch is the most inboxes one Sweep examines.
+const sweepBatch = 128
+
+// Sweep implements Sweeper: it deletes up to sweepBatch inboxes whose latest
+// append is older than the retention period (everything in them has expired),
+// counting their messages as expired, and reports more if it found a full batch.
+func (r *Redis) Sweep(ctx context.Context) (more bool, err error) {
+	now := r.now()
+	cutoff := now.Add(-r.retention).UnixMilli()
+	members, err := r.rdb.ZRangeByScore(ctx, r.keys.inboxes, &redis.ZRangeBy{Min: "-inf",
+		Max: strconv.FormatInt(cutoff, 10), Count: sweepBatch}).Result()
+	if err != nil {
+		return false, fmt.Errorf("msg redis sweep: %w", err)
+	}
+	keys := make([]string, 3, 3+2*len(members))
+	keys[0], keys[1], keys[2] = r.keys.stored, r.keys.pending, r.keys.inboxes
+	args := make([]any, 2, 2+len(members))
+	args[0], args[1] = now.UnixMilli(), r.retMS
+	for _, s := range members {
+		uid, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return false, fmt.Errorf("msg redis sweep: member %q: %w", s, err)
+		}
+		user, inbox := r.userKeys(uid)
+		keys = append(keys, user, inbox)
+		args = append(args, s)
+	}
+	res, err := r.scripts.sweep.Run(ctx, r.rdb, keys, args...).Int64Slice()
+	if err != nil {
+		return false, fmt.Errorf("msg redis sweep: %w", err)
+	}
+	if len(res) != 4 {
+		return false, fmt.Errorf("msg redis sweep: script returned %d values", len(res))
+	}
+	r.deleted.Add(uint64(res[0]))
+	r.expired.Add(uint64(res[1]))
+	r.stored.Store(res[2])
+	r.inboxes.Store(res[3])
+	return len(members) == sweepBatch, nil
 }
 
 // PendingUsers implements PendingStore: it scans the pending set.
@@ -368,8 +496,8 @@ func (r *Redis) Unmark(ctx context.Context, users []UserHead) error {
 	keys[0] = r.keys.pending
 	args := make([]any, 0, 2*len(users))
 	for _, u := range users {
-		head, _ := r.userKeys(u.UID)
-		keys = append(keys, head)
+		user, _ := r.userKeys(u.UID)
+		keys = append(keys, user)
 		args = append(args, strconv.FormatUint(u.UID, 10), strconv.FormatUint(u.Head, 10))
 	}
 	if err := r.scripts.unmark.Run(ctx, r.rdb, keys, args...).Err(); err != nil {
@@ -396,19 +524,28 @@ func parseWindow(res []any) (Window, error) {
 	return Window{Epoch: epoch, Head: uint64(head), Oldest: uint64(oldest)}, nil
 }
 
-// Evictions implements EvictionCounter: the evictions made by this process's
-// appends (with several msg processes on one Redis, their sum is the store's).
-func (r *Redis) Evictions() uint64 { return r.evictions.Load() }
-
-// PerUser implements RetentionLimit.
-func (r *Redis) PerUser() int { return r.perUser }
-
 // Deduplicated implements DedupeCounter: this process's appends that found their
 // message already stored.
 func (r *Redis) Deduplicated() uint64 { return r.deduped.Load() }
 
+// Refused implements LimitCounter: this process's appends refused by the quota.
+func (r *Redis) Refused() uint64 { return r.refused.Load() }
+
+// Expired implements LimitCounter: the messages this process's scripts dropped for
+// outliving the retention period.
+func (r *Redis) Expired() uint64 { return r.expired.Load() }
+
+// Inboxes implements InboxCounter: the store's inboxes as of this process's latest
+// Sweep (plus those its appends created since), or Ping.
+func (r *Redis) Inboxes() int64 { return r.inboxes.Load() }
+
+// DeletedInboxes implements InboxCounter: the inboxes this process's sweeps
+// deleted.
+func (r *Redis) DeletedInboxes() uint64 { return r.deleted.Load() }
+
 // Stored implements StoredCounter: the messages retained store-wide (the stored
-// key, kept exact by every script), as of this process's latest Append or Ack, or
-// Ping. Reading it costs no round trip; with other msg processes writing too, it
-// lags by their writes since then.
+// key, kept exact by every script), as of this process's latest Append, Ack, Range,
+// Window or Sweep, or Ping. Reading it costs no round trip; with other msg
+// processes writing too, it lags by their writes since then. Messages of an inbox
+// deleted by its TTL rather than by a sweep stay counted.
 func (r *Redis) Stored() int64 { return r.stored.Load() }

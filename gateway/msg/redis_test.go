@@ -27,13 +27,14 @@ func startRedis(t *testing.T) (*redistest.Server, *redis.Client) {
 
 func TestRedisStore(t *testing.T) {
 	_, rdb := startRedis(t)
-	msgtest.Run(t, func(t *testing.T, perUser int) msg.Store {
-		return msg.NewRedis(rdb, t.Name()+":", perUser) // a subtest's name is its own keyspace
+	msgtest.Run(t, func(t *testing.T, perUser int, opts ...msg.StoreOption) msg.Store {
+		return msg.NewRedis(rdb, t.Name()+":", perUser, opts...) // a subtest's name is its own keyspace
 	})
 }
 
-// The keys are the documented layout: a head counter and a list of encoded messages
-// per user, the store-wide counters, and the set of users with pending messages.
+// The keys are the documented layout: a user hash and a list of encoded messages
+// per user, the store-wide counters, the set of users with pending messages and
+// the index of inboxes.
 func TestRedisKeyLayout(t *testing.T) {
 	ctx := context.Background()
 	_, rdb := startRedis(t)
@@ -51,10 +52,17 @@ func TestRedisKeyLayout(t *testing.T) {
 	if _, err := s.Window(ctx, 9); err != nil {
 		t.Fatal(err)
 	}
-	for key, want := range map[string]string{"fg:msg:head:9": "3", "fg:msg:stored": "2", "fg:msg:ids": "3"} {
+	for key, want := range map[string]string{"fg:msg:stored": "2", "fg:msg:ids": "3"} {
 		if got, err := rdb.Get(ctx, key).Result(); err != nil || got != want {
 			t.Errorf("GET %s = %q, %v; want %q", key, got, err, want)
 		}
+	}
+	user, err := rdb.HGetAll(ctx, "fg:msg:user:9").Result()
+	if err != nil || user["seq"] != "3" || user["epoch"] != fmt.Sprint(last.Epoch) || user["tb"] != "3" || user["fb"] != "1" {
+		t.Errorf("HGETALL fg:msg:user:9 = %v, %v; want seq 3, epoch %d, tb 3, fb 1", user, err, last.Epoch)
+	}
+	if score, err := rdb.ZScore(ctx, "fg:msg:inboxes", "9").Result(); err != nil || score == 0 {
+		t.Errorf("ZSCORE fg:msg:inboxes 9 = %v, %v", score, err)
 	}
 	if e, err := rdb.Get(ctx, "fg:msg:epoch").Uint64(); err != nil || e == 0 {
 		t.Errorf("epoch %d, %v", e, err)
@@ -66,16 +74,21 @@ func TestRedisKeyLayout(t *testing.T) {
 	if err != nil || len(items) != 2 {
 		t.Fatalf("LRANGE inbox: %d items, %v", len(items), err)
 	}
-	// The stored encoding: seq | id | from | to | client_ts, then the payload (the
-	// epoch is store-wide, in its own key).
+	// The stored encoding: seq | id | stored at (ms) | payload bytes before | from |
+	// to | client_ts, then the payload (the epoch is the inbox's, in its hash).
 	want := binary.BigEndian.AppendUint64(nil, 3)
 	want = binary.BigEndian.AppendUint64(want, last.ID)
+	want = append(want, items[1][16:24]...) // the time, checked below
+	want = binary.BigEndian.AppendUint64(want, 2)
 	want = binary.BigEndian.AppendUint64(want, 2)
 	want = binary.BigEndian.AppendUint64(want, 9)
 	want = binary.BigEndian.AppendUint64(want, uint64(last.ClientTS))
 	want = append(want, 'c')
 	if items[1] != string(want) {
 		t.Fatalf("newest item is % x, want % x", items[1], want)
+	}
+	if at := time.UnixMilli(int64(binary.BigEndian.Uint64([]byte(items[1][16:])))); time.Since(at).Abs() > time.Minute {
+		t.Fatalf("stored at %v, want about now", at)
 	}
 }
 
@@ -141,31 +154,88 @@ func TestRedisEpochChangesWhenRedisLosesItsData(t *testing.T) {
 	}
 }
 
-// A smaller window than the inbox holds (the msg process restarted with a lower
-// -inbox) trims it at the next append, counting every message dropped.
-func TestRedisShrunkWindowTrimsAtNextAppend(t *testing.T) {
+// A smaller quota than the inbox holds (the msg process restarted with a lower
+// -inbox) refuses appends until acknowledgements bring the inbox under it; nothing
+// is dropped.
+func TestRedisShrunkQuotaRefusesAndDropsNothing(t *testing.T) {
 	ctx := context.Background()
 	_, rdb := startRedis(t)
-	appendTo := func(s msg.Store, n int) {
-		for range n {
-			if err := s.Append(ctx, &msg.Message{To: 3}); err != nil {
-				t.Fatal(err)
-			}
+	big := msg.NewRedis(rdb, "p:", 10)
+	var last msg.Message
+	for range 10 {
+		last = msg.Message{To: 3}
+		if err := big.Append(ctx, &last); err != nil {
+			t.Fatal(err)
 		}
 	}
-	appendTo(msg.NewRedis(rdb, "p:", 10), 10)
 	small := msg.NewRedis(rdb, "p:", 3)
-	appendTo(small, 1)
+	if err := small.Append(ctx, &msg.Message{To: 3}); !errors.Is(err, msg.ErrRecipientFull) {
+		t.Fatalf("append over the shrunk quota: %v, want ErrRecipientFull", err)
+	}
 	w, err := small.Window(ctx, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w.Oldest != 9 || w.Head != 11 || small.Evictions() != 8 || small.Stored() != 3 {
-		t.Fatalf("window %+v, %d evictions, %d stored; want oldest 9 head 11, 8 evictions, 3 stored", w, small.Evictions(), small.Stored())
+	if w.Oldest != 1 || w.Head != 10 || small.Refused() != 1 || small.Stored() != 10 {
+		t.Fatalf("window %+v, %d refused, %d stored; want oldest 1 head 10, 1 refused, 10 stored", w, small.Refused(), small.Stored())
+	}
+	if err := small.Ack(ctx, 3, 8, last.Epoch); err != nil {
+		t.Fatal(err)
+	}
+	if err := small.Append(ctx, &msg.Message{To: 3}); err != nil {
+		t.Fatalf("append with 2 of 3 used: %v", err)
 	}
 }
 
-// A Redis dedupe key is <prefix>dd:<to>:<from>:<client msg id> holding "seq:id",
+// Every key of an inbox carries a TTL (the retention period plus two epoch
+// steps), set again by each append; a sweep deletes the inbox's keys and its
+// entries in the store-wide sets once everything in it has expired, so made-up
+// recipients do not grow the store without bound.
+func TestRedisInboxKeysExpireAndAreSwept(t *testing.T) {
+	ctx := context.Background()
+	_, rdb := startRedis(t)
+	clk := msgtest.NewClock()
+	s := msg.NewRedis(rdb, "ttl:", 10, msg.WithRetention(time.Hour), msg.WithClock(clk.Now))
+	for uid := uint64(1); uid <= 3; uid++ {
+		if err := s.Append(ctx, &msg.Message{To: uid, ClientMsgID: uid, Payload: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, key := range []string{"ttl:user:2", "ttl:inbox:2"} {
+		if ttl, err := rdb.PTTL(ctx, key).Result(); err != nil || ttl <= 2*time.Hour || ttl > 3*time.Hour {
+			t.Fatalf("PTTL %s = %v, %v; want just under 3h (an hour and two steps of an hour)", key, ttl, err)
+		}
+	}
+	if more, err := s.Sweep(ctx); err != nil || more || s.DeletedInboxes() != 0 {
+		t.Fatalf("sweep before anything expired: more %v, %v, %d deleted", more, err, s.DeletedInboxes())
+	}
+	clk.Advance(time.Hour + time.Millisecond)
+	if err := s.Append(ctx, &msg.Message{To: 3}); err != nil { // uid 3 stays: appended to just now
+		t.Fatal(err)
+	}
+	if more, err := s.Sweep(ctx); err != nil || more {
+		t.Fatalf("sweep: more %v, %v", more, err)
+	}
+	if s.DeletedInboxes() != 2 || s.Inboxes() != 1 || s.Expired() != 3 || s.Stored() != 1 {
+		t.Fatalf("%d deleted, %d inboxes, %d expired, %d stored; want 2, 1, 3, 1", s.DeletedInboxes(), s.Inboxes(), s.Expired(), s.Stored())
+	}
+	keys, err := rdb.Keys(ctx, "ttl:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(keys)
+	want := []string{"ttl:dd:1:0:1", "ttl:dd:2:0:2", "ttl:dd:3:0:3", "ttl:epoch", "ttl:inbox:3", "ttl:inboxes", "ttl:ids", "ttl:pending", "ttl:stored", "ttl:user:3"}
+	slices.Sort(want)
+	if !slices.Equal(keys, want) {
+		t.Fatalf("keys %q, want %q", keys, want)
+	}
+	if members, err := rdb.SMembers(ctx, "ttl:pending").Result(); err != nil || !slices.Equal(members, []string{"3"}) {
+		t.Fatalf("pending %q, %v; want only 3", members, err)
+	}
+}
+
+// A Redis dedupe key is <prefix>dd:<to>:<from>:<client msg id> holding
+// "seq:id:epoch",
 // expiring after the configured window; a message without a client id has none.
 func TestRedisDedupeKeyExpiresAfterTheWindow(t *testing.T) {
 	ctx := context.Background()
@@ -179,8 +249,8 @@ func TestRedisDedupeKeyExpiresAfterTheWindow(t *testing.T) {
 		t.Fatal(err)
 	}
 	key := fmt.Sprintf("dd:dd:4:3:%d", uint64(1<<60))
-	if v, err := rdb.Get(ctx, key).Result(); err != nil || v != fmt.Sprintf("%d:%d", m.Seq, m.ID) {
-		t.Fatalf("GET %s = %q, %v; want \"%d:%d\"", key, v, err, m.Seq, m.ID)
+	if v, err := rdb.Get(ctx, key).Result(); err != nil || v != fmt.Sprintf("%d:%d:%d", m.Seq, m.ID, m.Epoch) {
+		t.Fatalf("GET %s = %q, %v; want \"%d:%d:%d\"", key, v, err, m.Seq, m.ID, m.Epoch)
 	}
 	if ttl, err := rdb.PTTL(ctx, key).Result(); err != nil || ttl <= 80*time.Second || ttl > 90*time.Second {
 		t.Fatalf("PTTL %s = %v, %v; want just under 90s", key, ttl, err)

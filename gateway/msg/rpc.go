@@ -13,8 +13,10 @@ const (
 	// MethodAppend stores a message. Request: u64 client_msg_id | AppendMessage of
 	// the message (its Seq, Epoch and ID are ignored). Reply, sent only once the
 	// store holds the message: u64 seq | u64 id | u64 epoch. An error reply whose
-	// text starts with ErrNotStored's means certainly not stored; any other error
-	// leaves the outcome unknown (retry with the same client_msg_id).
+	// text starts with ErrNotStored's means certainly not stored; one that starts
+	// with ErrRecipientFull's (itself starting with ErrNotStored's) that the
+	// recipient's quota refused it; any other error leaves the outcome unknown
+	// (retry with the same client_msg_id).
 	MethodAppend uint16 = 1
 	// MethodAck acknowledges a user's messages through a seq of an epoch. Request:
 	// u64 uid | u64 seq | u64 epoch. Reply: empty.

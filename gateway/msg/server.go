@@ -31,13 +31,29 @@ type ServerConfig struct {
 	Logger   *slog.Logger // nil: slog.Default()
 	// Registry receives the floodgate_msg_ metrics; nil: they are kept, not exported.
 	Registry prometheus.Registerer
+	// SweepInterval is how often the server has a store that sweeps (Sweeper: drops
+	// expired messages, deletes empty inboxes) take its next steps; default
+	// DefaultSweepInterval. Each tick runs at most maxSweepSteps steps.
+	SweepInterval time.Duration
 }
+
+// DefaultSweepInterval is ServerConfig.SweepInterval's default: the memory store
+// visits one of its 256 shards per step, so it goes through the whole store about
+// every minute; Redis deletes up to 128 expired inboxes per step.
+const DefaultSweepInterval = 250 * time.Millisecond
+
+// maxSweepSteps bounds the sweep steps of one tick, so that a backlog of expired
+// inboxes is worked off in slices rather than in one long burst of store calls.
+const maxSweepSteps = 8
 
 // Server serves a Store over link, for Client: the methods are MethodAppend,
 // MethodAck, MethodRange and MethodWindow. Like every link server it handles each
 // connection's requests one at a time, in order. An Append error whose text starts
 // with ErrNotStored's says the message is certainly not stored (the store said so,
-// or the server is shutting down and did not call it).
+// or the server is shutting down and did not call it); one whose text starts with
+// ErrRecipientFull's (which starts with ErrNotStored's, so that a client that
+// knows only ErrNotStored still takes it as not stored) that the recipient's
+// quota refused it.
 //
 // With a Router, the server owns the delivery of every message it stores until the
 // router settles it (see RouteMethod and SettleMethod): an Append is answered only
@@ -58,7 +74,8 @@ type Server struct {
 	router *link.Client
 	// failing is whether the latest store call failed, so that an outage is logged
 	// once when it starts and once when it ends rather than per request.
-	failing atomic.Bool
+	failing    atomic.Bool
+	sweepEvery time.Duration
 }
 
 // NewServer binds cfg.Addr and starts connecting to cfg.Router; Serve then serves
@@ -76,7 +93,10 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.Name == "" {
 		cfg.Name = "msg"
 	}
-	s := &Server{store: cfg.Store, log: cfg.Logger, m: newServerMetrics(cfg.Registry, cfg.Store)}
+	if cfg.SweepInterval <= 0 {
+		cfg.SweepInterval = DefaultSweepInterval
+	}
+	s := &Server{store: cfg.Store, log: cfg.Logger, m: newServerMetrics(cfg.Registry, cfg.Store), sweepEvery: cfg.SweepInterval}
 	ln, err := link.Listen(link.ServerConfig{Addr: cfg.Addr, Secret: cfg.Secret, Handler: s.handle, Logger: cfg.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("msg server: %w", err)
@@ -103,11 +123,17 @@ func (s *Server) Addr() string { return s.link.Addr() }
 // handlers, and the delivery to the router, have finished.
 func (s *Server) Serve(ctx context.Context) error {
 	s.log.Info("msg serving", "addr", s.Addr())
-	if s.tr == nil {
-		return s.link.Serve(ctx)
-	}
 	dctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
+	if sw, ok := s.store.(Sweeper); ok {
+		wg.Go(func() { s.sweep(dctx, sw) })
+	}
+	if s.tr == nil {
+		err := s.link.Serve(ctx)
+		stop()
+		wg.Wait()
+		return err
+	}
 	wg.Go(func() { s.tr.run(dctx) })
 	if s.tr.persist != nil {
 		wg.Go(func() { s.tr.load(dctx) })
@@ -117,6 +143,34 @@ func (s *Server) Serve(ctx context.Context) error {
 	wg.Wait()
 	s.router.Close()
 	return err
+}
+
+// sweep has sw take up to maxSweepSteps steps every sweepEvery until ctx ends.
+func (s *Server) sweep(ctx context.Context, sw Sweeper) {
+	tick := time.NewTicker(s.sweepEvery)
+	defer tick.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		for range maxSweepSteps {
+			more, err := sw.Sweep(ctx)
+			if err != nil && ctx.Err() == nil {
+				if !failing {
+					s.log.Warn("msg store: sweeping expired inboxes failed", "err", err)
+				}
+				failing = true
+				break
+			}
+			failing = false
+			if !more {
+				break
+			}
+		}
+	}
 }
 
 func (s *Server) handle(ctx context.Context, req *link.Request) ([]byte, error) {
@@ -150,7 +204,7 @@ func (s *Server) handle(ctx context.Context, req *link.Request) ([]byte, error) 
 // classify returns err's result label, logging the start and end of store failures.
 func (s *Server) classify(ctx context.Context, req *link.Request, err error) int {
 	switch {
-	case errors.Is(err, errMalformed) || errors.Is(err, ErrNoRecipient):
+	case errors.Is(err, errMalformed) || errors.Is(err, ErrNoRecipient) || errors.Is(err, ErrRecipientFull):
 		return resultRejected
 	case err != nil && ctx.Err() != nil:
 		return resultFailed // cut short by shutdown, not a store failure
@@ -182,6 +236,8 @@ func (s *Server) append(ctx context.Context, body []byte) ([]byte, error) {
 		switch {
 		case errors.Is(err, ErrNoRecipient):
 			return nil, ErrNoRecipient // its text is how Client recognises it
+		case errors.Is(err, ErrRecipientFull):
+			return nil, ErrRecipientFull // its text (a prefix of it) is how Client recognises it
 		case errors.Is(err, ErrNotStored) && !strings.HasPrefix(err.Error(), ErrNotStored.Error()):
 			return nil, fmt.Errorf("%w: %w", ErrNotStored, err) // the prefix is how Client recognises it
 		}

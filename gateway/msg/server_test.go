@@ -202,13 +202,17 @@ func TestServerMetrics(t *testing.T) {
 	s, _ := startServer(t, msg.ServerConfig{Store: msg.NewMemory(2), Registry: reg})
 	c := dial(t, s.Addr())
 	var m msg.Message
-	for i := range 4 { // the third evicts seq 1; the fourth is a retry of the third
-		m = msg.Message{To: 1, From: 5, ClientMsgID: uint64(min(i, 2) + 1)}
+	for i := range 3 { // the third is a retry of the second, answered although the inbox is full
+		m = msg.Message{To: 1, From: 5, ClientMsgID: uint64(min(i, 1) + 1)}
 		if err := c.Append(ctx, &m); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := c.Ack(ctx, 1, 2, m.Epoch); err != nil {
+	full := msg.Message{To: 1, From: 5, ClientMsgID: 3}
+	if err := c.Append(ctx, &full); !errors.Is(err, msg.ErrRecipientFull) {
+		t.Fatalf("append beyond the quota: %v, want ErrRecipientFull", err)
+	}
+	if err := c.Ack(ctx, 1, 1, m.Epoch); err != nil {
 		t.Fatal(err)
 	}
 	if got, _, err := c.Range(ctx, 1, 0, 0); err != nil || len(got) != 1 {
@@ -222,14 +226,18 @@ func TestServerMetrics(t *testing.T) {
 		labels []string
 		want   float64
 	}{
-		{"floodgate_msg_requests_total", []string{"method", "append", "result", "ok"}, 4},
+		{"floodgate_msg_requests_total", []string{"method", "append", "result", "ok"}, 3},
+		{"floodgate_msg_requests_total", []string{"method", "append", "result", "rejected"}, 1},
 		{"floodgate_msg_requests_total", []string{"method", "ack", "result", "ok"}, 1},
 		{"floodgate_msg_requests_total", []string{"method", "range", "result", "ok"}, 1},
 		{"floodgate_msg_requests_total", []string{"method", "window", "result", "ok"}, 1},
 		{"floodgate_msg_request_duration_seconds", []string{"method", "append"}, 4},
+		{"floodgate_msg_quota_refusals_total", nil, 1},
+		{"floodgate_msg_expired_total", nil, 0},
+		{"floodgate_msg_inboxes", nil, 1},
+		{"floodgate_msg_inboxes_deleted_total", nil, 0},
 		{"floodgate_msg_request_duration_seconds", []string{"method", "range"}, 1},
 		{"floodgate_msg_replayed_total", nil, 1},
-		{"floodgate_msg_evictions_total", nil, 1},
 		{"floodgate_msg_stored_messages", nil, 1},
 		{"floodgate_msg_deduplicated_total", nil, 1},
 		{"floodgate_msg_pending_messages", nil, -1}, // no router: nothing is tracked

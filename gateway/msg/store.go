@@ -10,14 +10,15 @@ package msg
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
 // Message is one stored message as its recipient will see it.
 type Message struct {
-	Seq uint64 // the recipient's sequence number: from 1, without holes
-	// Epoch is the store incarnation Seq belongs to (Window.Epoch when it was
-	// stored): seqs compare only within one.
+	Seq uint64 // the recipient's sequence number: from 1, without holes, within Epoch
+	// Epoch is the incarnation of the recipient's inbox Seq belongs to
+	// (Window.Epoch when it was stored): seqs compare only within one.
 	Epoch    uint64
 	ID       uint64 // server message id, unique within the store
 	From, To uint64
@@ -31,29 +32,33 @@ type Message struct {
 
 // Window describes one user's inbox.
 type Window struct {
-	// Epoch identifies the user's sequence space: the store's incarnation. It
-	// changes only if the store lost its state, and then to a larger value (epochs
-	// are seeded from the clock), so a client that sees a larger one starts again
-	// from seq 0, and one from an older incarnation is recognisably stale.
+	// Epoch identifies the user's sequence space: the incarnation of the user's
+	// inbox. It changes only if the store lost the user's state — all of it (a
+	// memory store restarted, Redis lost its data) or the user's inbox, deleted
+	// once nothing was retained in it — and then to a larger value (epochs are
+	// seeded from the clock), so a client that sees a larger one starts again from
+	// seq 0, and one from an older incarnation is recognisably stale. Within one
+	// epoch a seq is never issued twice to the same user.
 	Epoch uint64
 	// Head is the newest seq assigned (0 if none).
 	Head uint64
 	// Oldest is the oldest seq still retained; Head+1 when nothing is. Seqs below it
-	// and not yet acknowledged were evicted and are gone.
+	// and not yet acknowledged outlived the retention period and are gone.
 	Oldest uint64
 }
 
 // Store is an inbox store. Implementations are safe for concurrent use.
 type Store interface {
 	// Append assigns m.Seq (the next for m.To), m.ID and m.Epoch and stores a copy
-	// of m. When it returns nil the message is stored. Append is idempotent for a
+	// of m. When it returns nil the message is stored. A message beyond the
+	// recipient's quota is refused with ErrRecipientFull. Append is idempotent for a
 	// message with a ClientMsgID: within the store's deduplication window, a second
 	// Append with the same (To, From, ClientMsgID) stores nothing and sets m.Seq,
 	// m.ID and m.Epoch to the first one's, so a retry after an unknown outcome never
 	// stores twice.
 	Append(ctx context.Context, m *Message) error
 	// Ack drops uid's messages with seq <= seq (acknowledgements are cumulative) if
-	// epoch is the store's; an ack of another epoch (a client still counting in an
+	// epoch is the inbox's; an ack of another epoch (a client still counting in an
 	// incarnation that is gone) is ignored: its seqs would name other messages.
 	Ack(ctx context.Context, uid, seq, epoch uint64) error
 	// Range returns uid's retained messages with seq > after, in order, at most limit
@@ -72,11 +77,65 @@ var ErrNoRecipient = errors.New("msg: recipient uid 0")
 // same ClientMsgID.
 var ErrNotStored = errors.New("msg: not stored")
 
-// EvictionCounter is implemented by stores that count evictions: unacknowledged
-// messages dropped because their recipient's window was full. The count is this
-// process's, from zero at start (a Prometheus counter's semantics).
-type EvictionCounter interface {
-	Evictions() uint64
+// ErrRecipientFull is returned by Append for a message that would take its
+// recipient's unacknowledged messages over the store's quota (see Quota): the
+// message is certainly not stored (it wraps ErrNotStored), and a later retry may
+// succeed once the recipient has acknowledged some. A retry of a message already
+// stored is answered as stored however full the inbox is.
+var ErrRecipientFull = fmt.Errorf("%w: recipient full (its storage quota of unacknowledged messages is used up)", ErrNotStored)
+
+// Quota bounds what one recipient's inbox retains unacknowledged: an Append that
+// would take it over either bound is refused with ErrRecipientFull, so one sender
+// can fill a victim's inbox but never push out what the victim has not read yet.
+// Acknowledged messages do not count.
+type Quota struct {
+	Messages int   // unacknowledged messages; default DefaultQuotaMessages
+	Bytes    int64 // their payload bytes; default DefaultQuotaBytes
+}
+
+// Defaults of a store's limits (see Quota and WithRetention).
+const (
+	DefaultQuotaMessages = 1024
+	DefaultQuotaBytes    = 4 << 20
+	// DefaultRetention is how long a message is kept, acknowledged or not: one
+	// older than that is dropped (counted as expired), and an inbox left with
+	// nothing retained is deleted.
+	DefaultRetention = 7 * 24 * time.Hour
+)
+
+// maxEpochStep bounds epochStep: see Memory.userEpoch and Redis's key layout.
+const maxEpochStep = time.Hour
+
+// epochStep is how often, at most, a user's epoch for a new inbox moves on: the
+// retention period, at most maxEpochStep, at least a millisecond.
+func epochStep(retention time.Duration) time.Duration {
+	return max(min(retention, maxEpochStep), time.Millisecond)
+}
+
+// LimitCounter is implemented by stores that count what their limits cost
+// senders and recipients: appends refused by the quota (ErrRecipientFull) and
+// messages dropped unacknowledged because they outlived the retention period. The
+// counts are this process's, from zero at start (a Prometheus counter's
+// semantics).
+type LimitCounter interface {
+	Refused() uint64
+	Expired() uint64
+}
+
+// InboxCounter is implemented by stores that count their inboxes: Inboxes is how
+// many exist now (for Redis, as of the latest sweep), DeletedInboxes how many this
+// process deleted for holding nothing retained.
+type InboxCounter interface {
+	Inboxes() int64
+	DeletedInboxes() uint64
+}
+
+// Sweeper is implemented by stores that drop expired messages and delete empty
+// inboxes in the background. Sweep does one bounded step of that work and reports
+// whether more is waiting; the Server calls it periodically (see
+// ServerConfig.SweepInterval).
+type Sweeper interface {
+	Sweep(ctx context.Context) (more bool, err error)
 }
 
 // DedupeCounter is implemented by stores that deduplicate appends (see
@@ -95,15 +154,51 @@ type StoreOption func(*storeOptions)
 
 type storeOptions struct {
 	dedupeWindow time.Duration
-	now          func() time.Time // the Memory store's clock (tests)
+	quota        Quota
+	retention    time.Duration
+	now          func() time.Time // the store's clock (tests)
 }
 
-func newStoreOptions(opts []StoreOption) storeOptions {
-	o := storeOptions{dedupeWindow: DefaultDedupeWindow, now: time.Now}
+func newStoreOptions(perUser int, opts []StoreOption) storeOptions {
+	o := storeOptions{dedupeWindow: DefaultDedupeWindow, now: time.Now, retention: DefaultRetention,
+		quota: Quota{Messages: DefaultQuotaMessages, Bytes: DefaultQuotaBytes}}
+	if perUser > 0 {
+		o.quota.Messages = perUser
+	}
 	for _, f := range opts {
 		f(&o)
 	}
 	return o
+}
+
+// WithQuotaBytes sets the quota's payload bytes (see Quota); n <= 0 keeps the
+// default.
+func WithQuotaBytes(n int64) StoreOption {
+	return func(o *storeOptions) {
+		if n > 0 {
+			o.quota.Bytes = n
+		}
+	}
+}
+
+// WithRetention sets how long a store keeps a message, acknowledged or not; d <= 0
+// keeps DefaultRetention.
+func WithRetention(d time.Duration) StoreOption {
+	return func(o *storeOptions) {
+		if d > 0 {
+			o.retention = d
+		}
+	}
+}
+
+// WithClock sets the clock a store reads for retention, dedupe windows and epoch
+// steps (tests); nil keeps time.Now. Redis's own key TTLs run on Redis's clock.
+func WithClock(now func() time.Time) StoreOption {
+	return func(o *storeOptions) {
+		if now != nil {
+			o.now = now
+		}
+	}
 }
 
 // WithDedupeWindow sets how long a store remembers a message's (To, From,

@@ -36,7 +36,7 @@ func fill(t *testing.T, store msg.Store, uid uint64, n, size int) msg.Message {
 // the connection's output room (before, one reply of 16 MiB hit the 1 MiB hard cap
 // and the server kicked the reader for its own replay).
 func TestPromptReaderGetsABigBacklogWithoutAKick(t *testing.T) {
-	store := msg.NewMemory(1024)
+	store := msg.NewMemory(1024, msg.WithQuotaBytes(32<<20)) // a backlog of 16 MiB
 	g := startGateway(t, func(c *node.Config) { c.Backend = node.NewLocal(store) })
 	payload := proto.MaxPayload(proto.DefaultMaxFrame)
 	fill(t, store, 7, 256, payload)

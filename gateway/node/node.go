@@ -405,6 +405,9 @@ func (n *Node) send(c *reactor.Conn, s *session, body []byte) {
 		case errors.Is(err, msg.ErrNoRecipient):
 			n.m.sends["bad_recipient"].Inc()
 			n.write(c, proto.TypeError, func(b []byte) []byte { return proto.AppendError(b, proto.CodeBadRecipient, cmid, "") })
+		case errors.Is(err, msg.ErrRecipientFull):
+			n.m.sends["recipient_full"].Inc()
+			n.write(c, proto.TypeError, func(b []byte) []byte { return proto.AppendError(b, proto.CodeRecipientFull, cmid, "") })
 		case errors.Is(err, msg.ErrNotStored):
 			n.m.sends["unavailable"].Inc() // the backend logs why, once per outage
 			n.log.Debug("send: not stored", "from", s.uid, "to", to, "err", err)

@@ -154,7 +154,9 @@ func TestLoginAndPing(t *testing.T) {
 // the recipient gets every seq once, in order, with the sender's payload.
 func TestSendPushBetweenLocalUsers(t *testing.T) {
 	const n = 2000
-	g := startGateway(t, withoutRates) // 2,000 SENDs at full speed
+	// 2,000 SENDs at full speed, and a recipient quota that holds every one: the
+	// sender may run n ahead of it.
+	g := startGateway(t, func(c *node.Config) { withoutRates(c); c.Backend = node.NewLocal(msg.NewMemory(n)) })
 	a, _ := g.login(t, 1)
 	b, _ := g.login(t, 2)
 	go func() {

@@ -82,15 +82,6 @@ func ackDropsThroughSeq(t *testing.T, newStore NewStore) {
 	}
 }
 
-func windowEvictsOldestBeyondLimit(t *testing.T, newStore NewStore) {
-	s := newStore(t, 4)
-	appendN(t, s, 3, 10)
-	got, w := rangeAll(t, s, 3, 0)
-	if w.Oldest != 7 || w.Head != 10 || len(got) != 4 || got[0].Seq != 7 {
-		t.Fatalf("window %+v, %d messages; want oldest 7 head 10 and 4 messages", w, len(got))
-	}
-}
-
 func unknownUserHasEmptyWindow(t *testing.T, newStore NewStore) {
 	s := newStore(t, 4)
 	got, w := rangeAll(t, s, 12345, 0)

@@ -2,9 +2,12 @@ package msgtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/floodgate/floodgate/gateway/msg"
 )
@@ -51,7 +54,27 @@ func concurrentRangesSeeConsistentSnapshots(t *testing.T, newStore NewStore) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		defer close(done)
-		appendN(t, s, uid, total) // a single writer: message i gets seq i, payload "i"
+		// A single writer: message i gets seq i, payload "i". It waits for the acker
+		// when the quota refuses a message.
+		deadline := time.Now().Add(30 * time.Second)
+		i := 1
+		defer func() {
+			if i <= total {
+				t.Errorf("the writer stored only %d of %d messages in 30s", i-1, total)
+			}
+		}()
+		for i <= total && time.Now().Before(deadline) {
+			err := s.Append(ctx, &msg.Message{From: 1, To: uid, Payload: []byte(fmt.Sprint(i))})
+			switch {
+			case errors.Is(err, msg.ErrRecipientFull):
+				runtime.Gosched()
+			case err != nil:
+				t.Error(err)
+				return
+			default:
+				i++
+			}
+		}
 	})
 	wg.Go(func() { // the acker trails the head
 		for {

@@ -3,6 +3,7 @@ package msgtest
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/floodgate/floodgate/gateway/msg"
 )
@@ -19,13 +20,10 @@ func appendAs(t *testing.T, s msg.Store, from, to, cmid uint64, p string) msg.Me
 }
 
 // counts is what a store's optional counters report (-1: not implemented).
-type counts struct{ evictions, stored, deduplicated int64 }
+type counts struct{ refused, stored, deduplicated int64 }
 
 func countsOf(s msg.Store) counts {
-	c := counts{-1, -1, -1}
-	if ec, ok := s.(msg.EvictionCounter); ok {
-		c.evictions = int64(ec.Evictions())
-	}
+	c := counts{refused(s), -1, -1}
 	if sc, ok := s.(msg.StoredCounter); ok {
 		c.stored = sc.Stored()
 	}
@@ -37,11 +35,11 @@ func countsOf(s msg.Store) counts {
 
 // A retried Append (same To, From and ClientMsgID) stores nothing: it returns the
 // first one's seq, id and epoch, leaves the inbox, its window and the stored and
-// eviction counts as they were, and counts a deduplication.
+// refusal counts as they were, and counts a deduplication.
 func retriedAppendStoresNothing(t *testing.T, newStore NewStore) {
 	s := newStore(t, 2)
 	first := appendAs(t, s, 1, 2, 77, "first")
-	appendAs(t, s, 1, 2, 78, "second") // fills the window: a third store would evict
+	appendAs(t, s, 1, 2, 78, "second") // fills the quota: a third store would be refused
 	before := countsOf(s)
 	_, wBefore := rangeAll(t, s, 2, 0)
 	retry := appendAs(t, s, 1, 2, 77, "retry with another payload")
@@ -54,8 +52,8 @@ func retriedAppendStoresNothing(t *testing.T, newStore NewStore) {
 		t.Fatalf("after the retry: window %+v (was %+v), seqs %v, first payload %q", w, wBefore, seqs(got), got[0].Payload)
 	}
 	after := countsOf(s)
-	if after.evictions != before.evictions || after.stored != before.stored {
-		t.Fatalf("the retry changed evictions %d→%d, stored %d→%d", before.evictions, after.evictions, before.stored, after.stored)
+	if after.refused != before.refused || after.stored != before.stored {
+		t.Fatalf("the retry changed refusals %d→%d, stored %d→%d", before.refused, after.refused, before.stored, after.stored)
 	}
 	if before.deduplicated >= 0 && after.deduplicated != before.deduplicated+1 {
 		t.Fatalf("deduplicated %d→%d, want one more", before.deduplicated, after.deduplicated)
@@ -90,22 +88,23 @@ func dedupeIdentityIsRecipientSenderAndID(t *testing.T, newStore NewStore) {
 	}
 }
 
-// A message acknowledged or evicted since is still remembered: its retry returns
+// A message acknowledged or expired since is still remembered: its retry returns
 // the first append's seq and does not store it again (it would reach the recipient
 // twice).
-func dedupeOutlivesAckAndEviction(t *testing.T, newStore NewStore) {
-	s := newStore(t, 1)
+func dedupeOutlivesAckAndExpiry(t *testing.T, newStore NewStore) {
+	clk := NewClock()
+	s := newStore(t, 1, msg.WithClock(clk.Now), msg.WithRetention(time.Minute), msg.WithDedupeWindow(time.Hour))
 	acked := appendAs(t, s, 1, 2, 10, "acked")
 	ack(t, s, 2, acked.Seq)
 	if m := appendAs(t, s, 1, 2, 10, "acked"); m.Seq != acked.Seq || m.ID != acked.ID {
 		t.Fatalf("retry of an acked message: seq %d id %d, want %d, %d", m.Seq, m.ID, acked.Seq, acked.ID)
 	}
-	evicted := appendAs(t, s, 1, 2, 11, "evicted")
-	appendAs(t, s, 1, 2, 12, "evicts it")
-	if m := appendAs(t, s, 1, 2, 11, "evicted"); m.Seq != evicted.Seq || m.ID != evicted.ID {
-		t.Fatalf("retry of an evicted message: seq %d id %d, want %d, %d", m.Seq, m.ID, evicted.Seq, evicted.ID)
+	expired := appendAs(t, s, 1, 2, 11, "expired")
+	clk.Advance(2 * time.Minute)
+	if m := appendAs(t, s, 1, 2, 11, "expired"); m.Seq != expired.Seq || m.ID != expired.ID || m.Epoch != expired.Epoch {
+		t.Fatalf("retry of an expired message: seq %d id %d, want %d, %d", m.Seq, m.ID, expired.Seq, expired.ID)
 	}
-	if got, w := rangeAll(t, s, 2, 0); w.Head != 3 || !equalSeqs(seqs(got), []uint64{3}) {
-		t.Fatalf("window %+v, seqs %v: want head 3 and only seq 3 retained", w, seqs(got))
+	if got, w := rangeAll(t, s, 2, 0); w.Head != 2 || len(got) != 0 {
+		t.Fatalf("window %+v, seqs %v: want head 2 and nothing retained", w, seqs(got))
 	}
 }
