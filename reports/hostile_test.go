@@ -75,6 +75,9 @@ func TestHostileFiguresAndGates(t *testing.T) {
 	if garbage.OverBound != 1 || garbage.OpenAtEnd != 1 || garbage.Closed != 1 || garbage.Endings["open_at_end"] != 1 {
 		t.Errorf("garbage merged wrong: %+v", garbage)
 	}
+	if txt := FiguresText(s); !strings.Contains(txt, "hostile garbage") || !strings.Contains(txt, "1 over its 1.00 s bound, 1 open at the end") {
+		t.Errorf("the run's figures do not tell the hostile classes:\n%s", txt)
+	}
 	md, err := os.ReadFile(filepath.Join(f.dir, FileReport))
 	if err != nil {
 		t.Fatal(err)
