@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"io"
+	"log/slog"
 	"net"
 	"sync"
 	"testing"
@@ -354,5 +355,59 @@ func TestHostileConnsSplitOverSegments(t *testing.T) {
 	}
 	if total != 1001 {
 		t.Fatalf("segments hold %d connections, want 1001", total)
+	}
+}
+
+// Hostile connections beside the users, against a real gateway, leave the users'
+// accounting untouched: every message acknowledged and delivered once, nothing
+// phantom or misdelivered, the push histogram exactly the deliveries, no kick or
+// ERROR counted for a user; and every class ran and recorded its connections.
+func TestHostileConnectionsStayOutOfTheUsersAccounting(t *testing.T) {
+	addr := startGateway(t, nil)
+	var hostile []HostileClass
+	for _, c := range HostileClassNames() {
+		hostile = append(hostile, HostileClass{Class: c, Conns: 2, Bound: Duration(time.Second)})
+	}
+	plan := Plan{
+		Seed: 3, Gateways: []string{addr}, Secret: testSecret, Users: 100, ConnectRate: 2000,
+		Traffic:  Traffic{Rate: 300, Pattern: "pairs", PayloadBytes: 64},
+		Deadline: Duration(3 * time.Second),
+		Phases:   []Phase{{Name: "steady", Duration: Duration(2 * time.Second)}},
+		Hostile:  hostile,
+	}
+	a, err := New(Options{Plan: plan, Name: "h0", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	res, err := a.Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := res.Messages
+	if res.Interrupted || res.Established != 100 || m.Sent < 400 {
+		t.Fatalf("interrupted %v, established %d of 100, sent %d", res.Interrupted, res.Established, m.Sent)
+	}
+	if m.Acked != m.Sent || m.Delivered != m.Sent || m.Lost+m.Failed+m.Duplicates+m.Phantom+m.Misdelivered != 0 {
+		t.Fatalf("the users' accounting is disturbed: %+v", m)
+	}
+	if p := res.Latency[TagPush]; p.Count != int64(m.Delivered) {
+		t.Fatalf("push samples %d for %d deliveries", p.Count, m.Delivered)
+	}
+	if len(res.Kicks) != 0 || len(res.Errors) != 0 || res.ConnectFailures != 0 {
+		t.Fatalf("users counted kicks %v, errors %v, connect failures %d", res.Kicks, res.Errors, res.ConnectFailures)
+	}
+	if len(res.Hostile) != len(hostile) {
+		t.Fatalf("%d hostile classes in the result, want %d", len(res.Hostile), len(hostile))
+	}
+	for _, h := range res.Hostile {
+		ended := uint64(0)
+		for _, n := range h.Endings {
+			ended += n
+		}
+		if h.Opened == 0 || ended != h.Opened || h.Closed+h.OpenAtEnd != h.Opened || h.CloseUS.Count != int64(h.Opened) {
+			t.Errorf("%s: opened %d, ended %d, closed %d + open at end %d, close times %d", h.Class, h.Opened, ended, h.Closed, h.OpenAtEnd, h.CloseUS.Count)
+		}
 	}
 }
