@@ -264,7 +264,7 @@ func (f *hostileFleet) runSlot(ctx context.Context, c *hostileRun, slot int) {
 		} else {
 			f.hold(ctx, c, slot, n, nc, rng)
 		}
-		if !f.pause(ctx, hostilePause+rand.N(hostilePause)) {
+		if !f.pause(ctx, hostilePause+time.Duration(rng.Int64N(int64(hostilePause)))) {
 			return
 		}
 	}
