@@ -36,6 +36,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -107,6 +108,9 @@ type Agent struct {
 	active          int // users logged in now
 	peakActive      int
 	sweep           int // round-robin position of the per-user sweep
+	// hostile are the abusive connections beside the users (nil: none); they
+	// keep their own accounting, apart from the ledger.
+	hostile *hostileFleet
 }
 
 // New prepares an agent: its users, its reactor (client mode) and its output files.
@@ -159,9 +163,14 @@ func New(opts Options) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	if need := len(a.users); need > a.r.MaxConns() {
-		return nil, fmt.Errorf("agent %s: %d users but this process may hold %d connections (RLIMIT_NOFILE %d): use more segments",
-			opts.Name, need, a.r.MaxConns(), a.r.FileLimit().Hard)
+	hostile := 0
+	if len(p.Hostile) > 0 {
+		a.hostile = newHostileFleet(&a.plan, opts.Segment, signer, a.dialHostile)
+		hostile = a.hostile.conns()
+	}
+	if need := len(a.users) + hostile; need > a.r.MaxConns() {
+		return nil, fmt.Errorf("agent %s: %d users and %d hostile connections but this process may hold %d connections (RLIMIT_NOFILE %d): use more segments",
+			opts.Name, len(a.users), hostile, a.r.MaxConns(), a.r.FileLimit().Hard)
 	}
 	return a, nil
 }
@@ -292,6 +301,9 @@ func (a *Agent) Run(ctx context.Context) (*Result, error) {
 	}
 
 	res, err := a.schedule(ctx)
+	if a.hostile != nil && res != nil {
+		res.Hostile = a.hostile.finish()
+	}
 	if hfile != nil {
 		hfile.Sync()
 	}
@@ -357,6 +369,26 @@ func (a *Agent) keepDiscovering(ctx context.Context) {
 // pick saw 1.07 s there too (the machine had slowed), so one run decides nothing;
 // the uniform pick stays until a study with more runs.
 const topK = 3
+
+// dialHostile connects a hostile connection: slot s of class c goes to gateway
+// (s+c) mod n of ipconf's list, so every class spreads over the whole fleet.
+func (a *Agent) dialHostile(ctx context.Context, class, slot int) (net.Conn, error) {
+	a.mu.Lock()
+	gws := a.gateways
+	var local netip.Addr
+	if len(a.binds) > 0 {
+		local = a.binds[slot%len(a.binds)]
+	}
+	a.mu.Unlock()
+	if len(gws) == 0 {
+		return nil, errors.New("no gateway known yet")
+	}
+	d := net.Dialer{}
+	if local.IsValid() {
+		d.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(local, 0))
+	}
+	return d.DialContext(ctx, "tcp", gws[(slot+class)%len(gws)])
+}
 
 // dial starts a connection attempt for u. Caller holds the lock.
 func (a *Agent) dial(u *user, now int64) {

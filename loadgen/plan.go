@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"time"
 )
 
@@ -64,6 +65,10 @@ type Plan struct {
 	// Interval is the histogram interval; default 1s.
 	Interval Duration `json:"interval,omitempty"`
 	Phases   []Phase  `json:"phases"`
+	// Hostile are connections that abuse the client port, beside the users: they
+	// start with the traffic, stop connecting at its end, and each must be closed
+	// by the server within its class's bound (HostileClassNames).
+	Hostile []HostileClass `json:"hostile,omitempty"`
 }
 
 // Traffic is the message load.
@@ -187,6 +192,19 @@ func (p *Plan) Validate() error {
 	}
 	if len(p.Phases) == 0 {
 		bad("plan: at least one phase is required")
+	}
+	seen := map[string]bool{}
+	for i, h := range p.Hostile {
+		switch {
+		case !slices.Contains(HostileClassNames(), h.Class):
+			bad("plan: hostile %d: class %q: want one of %v", i, h.Class, HostileClassNames())
+		case seen[h.Class]:
+			bad("plan: hostile %d: class %q given twice", i, h.Class)
+		}
+		seen[h.Class] = true
+		if h.Conns < 0 || h.Bound <= 0 {
+			bad("plan: hostile %d (%s): conns must be >= 0 and bound > 0", i, h.Class)
+		}
 	}
 	for i, ph := range p.Phases {
 		if ph.Duration <= 0 {

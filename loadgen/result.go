@@ -67,6 +67,9 @@ type Result struct {
 	// Recovery is when messages were first delivered, by when they were meant to
 	// be sent: reports derive each fault's heal-to-last-delivery time from it.
 	Recovery *Recovery `json:"recovery,omitempty"`
+	// Hostile is each hostile class's outcome (Plan.Hostile), apart from the
+	// users' accounting above.
+	Hostile []HostileResult `json:"hostile,omitempty"`
 }
 
 func (r *Result) write(path string) error {
@@ -133,5 +136,9 @@ func (r *Result) WriteTable(w io.Writer) {
 		}
 		ms := func(us int64) string { return fmt.Sprintf("%.3f", float64(us)/1000) }
 		fmt.Fprintf(w, "%-10s %9d %9s %9s %9s %9s %9s %9s\n", t, p.Count, ms(p.P50), ms(p.P90), ms(p.P99), ms(p.P999), ms(p.P9999), ms(p.Max))
+	}
+	for _, h := range r.Hostile {
+		fmt.Fprintf(w, "hostile %s (bound %v): opened %d, closed within bound %d, over bound %d, open at end %d, close p99 %.1f ms, max %.1f ms, endings %v\n",
+			h.Class, h.Bound.D(), h.Opened, h.WithinBound, h.OverBound, h.OpenAtEnd, float64(h.CloseUS.P99)/1000, float64(h.CloseUS.Max)/1000, h.Endings)
 	}
 }

@@ -35,6 +35,8 @@ type runState struct {
 	lastReport  int64
 	startWait   bool
 	target      int // users to have connected: the pacer dials up to here
+	// hostileStarted: the hostile connections were started (with the first phase).
+	hostileStarted bool
 }
 
 // schedule is the agent's clock: a 1 ms ticker that connects users at the planned
@@ -101,6 +103,13 @@ func (a *Agent) schedule(ctx context.Context) (*Result, error) {
 		}
 		if st.t0 >= 0 && now >= st.t0 {
 			a.traffic(&st, now)
+			if a.hostile != nil && !st.hostileStarted && st.phase >= 0 && st.phase < len(plan.Phases) {
+				st.hostileStarted = true
+				a.hostile.start(ctx) // with the first phase; its slots take no lock of ours but to dial
+			}
+			if a.hostile != nil && st.phase >= len(plan.Phases) {
+				a.hostile.stopOpening()
+			}
 		}
 		a.flushRetries(now)
 		a.sweepUsers(now)

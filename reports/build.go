@@ -174,6 +174,7 @@ func (a *analysis) summarise() *Summary {
 		s.Connections.Relogins, s.Connections.ReplaceLate, s.Connections.ReplacedUnexpected = t.msgs.Relogins, t.msgs.ReplaceLate, t.msgs.ReplacedUnexpected
 	}
 	s.Connections.PeakEstablished, s.Connections.PeakExact, _ = a.peakEstablished(a.whole)
+	s.Hostile, _, _ = a.hostileFigures()
 	s.Processes = a.processes()
 	s.Gateway = a.gatewayFigures()
 	for _, p := range s.Processes {

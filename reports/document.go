@@ -116,7 +116,11 @@ func buildDocument(in reportInput) document {
 	d.Headline += fmt.Sprintf(" Push p99 %s over %s samples; %s. Exit code %d.",
 		fmtUS(float64(s.PushLatencyUS.P99)), fmtCount(float64(s.PushLatencyUS.Count)), lossText(s.Messages), s.ExitCode)
 	d.Sections = append(d.Sections, gateSection(s), metaSection(s), latencySection(in), accountingSection(s),
-		connectionSection(in), resourceSection(in), faultSection(in), alertSection(in), eventSection(in), caveatSection(s))
+		connectionSection(in))
+	if h := hostileSection(s); h != nil {
+		d.Sections = append(d.Sections, *h)
+	}
+	d.Sections = append(d.Sections, resourceSection(in), faultSection(in), alertSection(in), eventSection(in), caveatSection(s))
 	if in.capacity != nil {
 		d.Sections = append(d.Sections, capacitySection(in.capacity))
 	}

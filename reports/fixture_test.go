@@ -51,6 +51,8 @@ type fixture struct {
 	counts func(a int) loadgen.Counts // agent a's final message counts
 	// recovery returns agent a's record of first deliveries (nil: none).
 	recovery func(a int) *loadgen.Recovery
+	// hostile returns agent a's hostile classes (nil: none).
+	hostile func(a int) []loadgen.HostileResult
 
 	info     RunInfo
 	metrics  []MetricsSample
@@ -268,6 +270,9 @@ func (f *fixture) writeAgent(a int) {
 		Messages: f.counts(a), Latency: map[string]loadgen.Percentiles{}}
 	if f.recovery != nil {
 		res.Recovery = f.recovery(a)
+	}
+	if f.hostile != nil {
+		res.Hostile = f.hostile(a)
 	}
 	writeJSONFile(t, filepath.Join(f.dir, DirHlog, fmt.Sprintf("agent-%d.json", a)), res)
 }

@@ -3,6 +3,7 @@ package reports
 import (
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/floodgate/floodgate/sim/scenario"
 )
@@ -72,6 +73,9 @@ func (a *analysis) evalGate(g scenario.Gate, sc scope) GateResult {
 // measure returns a gate metric over a scope; ok is false (with the reason) when
 // it cannot be measured.
 func (a *analysis) measure(metric, stat string, sc scope) (v float64, ok bool, why string) {
+	if strings.HasPrefix(metric, "hostile_") {
+		return a.measureHostile(metric, stat) // whole-run figures: the scenario allows them nowhere else
+	}
 	if scenario.Metrics[metric] == scenario.KindLatency {
 		if !a.s.hasTag(metric) {
 			return 0, false, fmt.Sprintf("no %s series in the agents' logs", metric)

@@ -8,8 +8,9 @@ import "time"
 // stale; messages.duplicates now counts messages handed to the app twice, where
 // version 1 counted wire duplicates, now messages.redelivered), relogins
 // (connections.relogins, replace_late, replaced_unexpected) and
-// faults[].heal_to_last_delivery_ms.
-const SummaryVersion = 2
+// faults[].heal_to_last_delivery_ms. Version 3 added hostile[], the hostile
+// connections per class.
+const SummaryVersion = 3
 
 // Summary is summary.json: the contract CI, `floodgate compare` and other tools
 // read. Field names are a contract: add, never rename.
@@ -50,9 +51,11 @@ type Summary struct {
 	Efficiency      Efficiency         `json:"efficiency"`
 	Run             RunMeta            `json:"run"`
 	Faults          []FaultSummary     `json:"faults"`
-	Events          []RunEvent         `json:"events"`
-	Alerts          int                `json:"alerts"` // alert events control raised
-	Caveats         []string           `json:"caveats"`
+	// Hostile is each hostile class (behaviours.hostile); absent without any.
+	Hostile []HostileSummary `json:"hostile,omitempty"`
+	Events  []RunEvent       `json:"events"`
+	Alerts  int              `json:"alerts"` // alert events control raised
+	Caveats []string         `json:"caveats"`
 	// Baseline is the run or summary the plots were overlaid with, if any.
 	Baseline string   `json:"baseline,omitempty"`
 	Files    []string `json:"files"` // the derived files written beside it

@@ -126,8 +126,8 @@ func lossText(m Messages) string {
 
 // FiguresText is what `floodgate scenario run` prints under its verdict line: the
 // whole run's push latency percentiles, connect, reconnect and replace times, how
-// long the initial population took to log in, and each healed fault's recovery.
-// Every figure is also in summary.json.
+// long the initial population took to log in, each healed fault's recovery, and
+// each hostile class's close times. Every figure is also in summary.json.
 func FiguresText(s *Summary) string {
 	var b strings.Builder
 	us := func(name string, l Latency) {
@@ -154,6 +154,11 @@ func FiguresText(s *Summary) string {
 			fmt.Fprintf(&b, "  %-10s %s %s healed at %+.1f s; the last message pending then was delivered %s later\n", "recovery",
 				f.Action, f.Target, h.Sub(s.Run.TrafficStart).Seconds(), fmtUS(*f.HealToLastDeliveryMS*1000))
 		}
+	}
+	for _, h := range s.Hostile {
+		fmt.Fprintf(&b, "  hostile %-18s %s opened, %s over its %s bound, %s open at the end; closed p50 %s · p99 %s · max %s\n",
+			h.Class, fmtCount(float64(h.Opened)), fmtCount(float64(h.OverBound)), fmtMS(h.BoundMS), fmtCount(float64(h.OpenAtEnd)),
+			fmtMS(h.CloseMS.P50), fmtMS(h.CloseMS.P99), fmtMS(h.CloseMS.Max))
 	}
 	return b.String()
 }

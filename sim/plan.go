@@ -25,6 +25,9 @@ func planFor(s *scenario.Scenario, ipconf, secret string) loadgen.Plan {
 		},
 		Deadline: loadgen.Duration(s.Clients.Deadline),
 	}
+	for _, h := range s.Behaviours.Hostile.Specs() {
+		p.Hostile = append(p.Hostile, loadgen.HostileClass{Class: h.Class, Conns: int(h.Conns), Bound: loadgen.Duration(h.Bound)})
+	}
 	for _, ph := range s.Phases {
 		lp := loadgen.Phase{Name: ph.Name, Duration: loadgen.Duration(ph.Duration)}
 		if ph.Clients != nil {

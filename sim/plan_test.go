@@ -1,9 +1,12 @@
 package sim
 
 import (
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/floodgate/floodgate/loadgen"
 	"github.com/floodgate/floodgate/sim/scenario"
 )
 
@@ -24,6 +27,33 @@ phases:
 	p := planFor(s, "http://127.0.0.1:1", "0123456789abcdef")
 	if p.Behaviour.ReloginPerSec != 20 || p.Phases[0].ReloginPerSec == nil || *p.Phases[0].ReloginPerSec != 0 || p.Phases[1].ReloginPerSec != nil {
 		t.Fatalf("plan relogin %v, phases %v %v", p.Behaviour.ReloginPerSec, p.Phases[0].ReloginPerSec, p.Phases[1].ReloginPerSec)
+	}
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// behaviours.hostile reaches the agents' plan, each class with its connections
+// and bound, and the plan validates.
+func TestPlanCarriesHostileClasses(t *testing.T) {
+	s, err := scenario.Parse("ho.yaml", []byte(`name: ho
+topology: {gateways: 2, agents: 1}
+clients: {count: 100}
+behaviours:
+  hostile: {conns: 100, prelogin: {share: 50%}, sync_loop: {conns: 7, bound: 3s}}
+phases:
+  - {name: steady, duration: 5s}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := planFor(s, "http://127.0.0.1:1", "0123456789abcdef")
+	want := []loadgen.HostileClass{
+		{Class: loadgen.HostilePrelogin, Conns: 50, Bound: loadgen.Duration(12 * time.Second)},
+		{Class: loadgen.HostileSyncLoop, Conns: 7, Bound: loadgen.Duration(3 * time.Second)},
+	}
+	if !slices.Equal(p.Hostile, want) {
+		t.Fatalf("plan hostile %+v, want %+v", p.Hostile, want)
 	}
 	if err := p.Validate(); err != nil {
 		t.Fatal(err)

@@ -52,6 +52,8 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&sndbuf, "sndbuf", "SO_SNDBUF per connection (0: kernel autotuning)")
 	fs.Var(&rcvbuf, "rcvbuf", "SO_RCVBUF per connection (0: kernel autotuning)")
 	kf := registerKeys(fs, tokenKey, clusterKey)
+	var lim limitFlags
+	lim.register(fs)
 	log, done, code := parseLogged(fs, args, stderr)
 	if done {
 		return code
@@ -98,6 +100,7 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
+	lim.apply(&cfg)
 	reg := admin.NewRegistry()
 	// The admin server comes first so the gateway table can carry its real address.
 	adminURL := "-"

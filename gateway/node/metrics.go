@@ -15,6 +15,18 @@ type metrics struct {
 	sends     map[string]prometheus.Counter
 	pushes    map[string]prometheus.Counter
 	replayed  prometheus.Counter
+	// rateLimited counts frames refused by a rate limit, by type; limitCloses the
+	// connections ended by a client-port limit, by the code of their KICK.
+	rateLimited [proto.TypeKick + 1]prometheus.Counter
+	limitCloses map[proto.Code]prometheus.Counter
+}
+
+// limitCodes are the KICK codes of the client-port limits, with their metric labels.
+var limitCodes = map[proto.Code]string{
+	proto.CodeLoginTimeout:       "login_timeout",
+	proto.CodeRateExceeded:       "rate_exceeded",
+	proto.CodeTooManyConnections: "too_many_connections",
+	proto.CodeFrameTooLarge:      "frame_too_large",
 }
 
 var (
@@ -38,20 +50,31 @@ func newMetrics(reg prometheus.Registerer, constLabels prometheus.Labels, sessio
 		Help: "Messages offered to this gateway for push, by result.", ConstLabels: constLabels}, []string{"result"})
 	replayed := prometheus.NewCounter(prometheus.CounterOpts{Name: "floodgate_gateway_sync_replayed_total",
 		Help: "Messages replayed by SYNC.", ConstLabels: constLabels})
+	limited := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "floodgate_gateway_rate_limited_total",
+		Help:        "Client frames refused by a rate limit (SEND answered RATE_LIMITED, others dropped), by type.",
+		ConstLabels: constLabels}, []string{"type"})
+	limitCloses := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "floodgate_gateway_limit_closes_total",
+		Help:        "Connections ended by a client-port limit (login deadline, rate, per-address cap, pre-login frame size), by limit.",
+		ConstLabels: constLabels}, []string{"limit"})
 	sess := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "floodgate_gateway_sessions",
 		Help: "Logged-in sessions now.", ConstLabels: constLabels}, sessions)
-	reg.MustRegister(in, out, kicks, logins, sends, pushes, replayed, sess)
+	reg.MustRegister(in, out, kicks, logins, sends, pushes, replayed, sess, limited, limitCloses)
 
 	m := &metrics{
-		kicks:    map[proto.Reason]prometheus.Counter{},
-		logins:   map[string]prometheus.Counter{},
-		sends:    map[string]prometheus.Counter{},
-		pushes:   map[string]prometheus.Counter{},
-		replayed: replayed,
+		kicks:       map[proto.Reason]prometheus.Counter{},
+		logins:      map[string]prometheus.Counter{},
+		sends:       map[string]prometheus.Counter{},
+		pushes:      map[string]prometheus.Counter{},
+		replayed:    replayed,
+		limitCloses: map[proto.Code]prometheus.Counter{},
+	}
+	for code, name := range limitCodes {
+		m.limitCloses[code] = limitCloses.WithLabelValues(name)
 	}
 	for t := proto.TypeLogin; t <= proto.TypeKick; t++ {
 		if t.ClientToServer() {
 			m.framesIn[t] = in.WithLabelValues(t.String())
+			m.rateLimited[t] = limited.WithLabelValues(t.String())
 		} else {
 			m.framesOut[t] = out.WithLabelValues(t.String())
 		}

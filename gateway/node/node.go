@@ -33,6 +33,15 @@ type Config struct {
 	// MaxFrame is the largest frame length accepted and announced; default
 	// proto.DefaultMaxFrame.
 	MaxFrame int
+	// PreLoginMaxFrame is the largest frame length accepted until a LOGIN's token
+	// is verified (a bigger one is kicked FRAME_TOO_LARGE at its header, before any
+	// of it is kept); default DefaultPreLoginMaxFrame, at most MaxFrame.
+	PreLoginMaxFrame int
+	// LoginTimeout closes, with KICK IDLE/LOGIN_TIMEOUT, a connection that has not
+	// sent a complete LOGIN this long after accept; default DefaultLoginTimeout.
+	LoginTimeout time.Duration
+	// Rates are the rate limits of logged-in connections; nil: DefaultRates().
+	Rates *Rates
 	// SyncLimit caps the messages one SYNC replays (the default for a SYNC with
 	// limit 0, and the cap); default 256.
 	SyncLimit int
@@ -65,6 +74,13 @@ type Node struct {
 	m        *metrics
 	scratch  sync.Pool // *[]byte for encoding outbound frames
 	draining atomic.Bool
+	// open are the reactor limits of a connection until its LOGIN's token is
+	// verified, admitted those after; sendRate is each session's SEND bucket, on
+	// the clock since start.
+	open     *reactor.Limits
+	admitted *reactor.Limits
+	sendRate reactor.Rate
+	start    time.Time
 }
 
 // New builds a node and its reactor (binding the listeners).
@@ -90,7 +106,7 @@ func New(cfg Config) (*Node, error) {
 	if !cfg.Echo && (cfg.Signer == nil || cfg.Backend == nil) {
 		return nil, errors.New("node: a Signer and a Backend are required (or Echo)")
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger.With("gateway", cfg.ID), sessions: newSessions()}
+	n := &Node{cfg: cfg, log: cfg.Logger.With("gateway", cfg.ID), sessions: newSessions(), start: time.Now()}
 	// Session ids start at the clock so that a restarted gateway never reuses one:
 	// the directory and the router name a session by (gateway id, session id).
 	n.nextID.Store(uint64(time.Now().UnixNano()))
@@ -113,6 +129,12 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Echo {
 		rc.Handler = echo{}
 	} else {
+		open, admitted, sends, err := n.cfg.limits()
+		if err != nil {
+			return nil, err
+		}
+		n.open, n.admitted, n.sendRate = open, admitted, sends
+		rc.OpenLimits, rc.AdmitTimeout, rc.Refused = open, n.cfg.LoginTimeout, n.refused
 		rc.Handler = n
 		cfg.Backend.Attach(n)
 	}
@@ -222,6 +244,12 @@ func (n *Node) handle(c *reactor.Conn, frame []byte, inline bool) reactor.Dispos
 		n.m.logins["shed"].Inc()
 		n.kick(c, proto.ReasonBusy, proto.CodeServerFull, jitterMS(1000, 5000), "too many logins waiting; retry later")
 		return reactor.Handled
+	case inline && f.Type == proto.TypeLogin:
+		// The LOGIN is in: the login deadline is met, however long the workers
+		// take to judge it (shedding bounds that). The pre-login limits stay
+		// until its token is verified.
+		c.Admit(n.open)
+		return reactor.Defer
 	case inline:
 		return reactor.Defer
 	}
@@ -286,6 +314,9 @@ func (n *Node) login(ctx context.Context, c *reactor.Conn, body []byte) {
 		n.kickFor(c, err)
 		return
 	}
+	// Authenticated: frames may be max_frame long, and the logged-in rates count
+	// from here.
+	c.Admit(n.admitted)
 	if n.draining.Load() {
 		n.kick(c, proto.ReasonDrain, proto.CodeDraining, jitterMS(500, 2000), "gateway draining; reconnect elsewhere")
 		return
@@ -338,7 +369,16 @@ func (n *Node) send(c *reactor.Conn, s *session, body []byte) {
 		return
 	}
 	var code proto.Code
+	ok, abuse := s.gate.allow(n.sendRate, n.cfg.Rates, int64(time.Since(n.start)))
 	switch {
+	case abuse:
+		n.m.sends["rate_limited"].Inc()
+		n.kickRateExceeded(c)
+		return
+	case !ok:
+		code = proto.CodeRateLimited
+		n.m.sends["rate_limited"].Inc()
+		n.m.rateLimited[proto.TypeSend].Inc()
 	case m.To == 0:
 		code = proto.CodeBadRecipient
 		n.m.sends["bad_recipient"].Inc()
@@ -516,6 +556,40 @@ func (n *Node) kick(c *reactor.Conn, r proto.Reason, code proto.Code, retryMS ui
 	c.CloseWith(proto.AppendKick(nil, r, code, retryMS, text))
 }
 
+// kickRateExceeded ends a connection that kept exceeding its rates.
+func (n *Node) kickRateExceeded(c *reactor.Conn) {
+	n.m.limitCloses[proto.CodeRateExceeded].Inc()
+	n.kick(c, proto.ReasonPolicy, proto.CodeRateExceeded, jitterMS(policyRetryMin, policyRetryMax), "rate limits exceeded")
+}
+
+// refused is the reactor's Config.Refused: a frame over its connection's rates is
+// not handled. A SEND is answered RATE_LIMITED (not stored: the client resends it
+// later with the same id), a SYNC RATE_LIMITED with ref 0 (the client asks again
+// later, as after UNAVAILABLE); anything else is dropped. It runs on the epoller, maybe
+// while a worker handles an earlier frame of the connection, so it touches only the
+// frame and the connection's output.
+func (n *Node) refused(c *reactor.Conn, frame []byte) {
+	f, err := proto.ParseFrame(frame)
+	if err != nil || !f.Type.ClientToServer() {
+		return // handled frames would have been kicked; a refused one is dropped
+	}
+	n.m.rateLimited[f.Type].Inc()
+	switch f.Type {
+	case proto.TypeSync:
+		n.write(c, proto.TypeError, func(b []byte) []byte { return proto.AppendError(b, proto.CodeRateLimited, 0, "") })
+		return
+	case proto.TypeSend:
+	default:
+		return
+	}
+	n.m.sends["rate_limited"].Inc()
+	var m proto.Send
+	if m.Decode(f.Body) != nil {
+		return
+	}
+	n.write(c, proto.TypeError, func(b []byte) []byte { return proto.AppendError(b, proto.CodeRateLimited, m.ClientMsgID, "") })
+}
+
 // kickFor kicks for a decode or token error, with the code it carries.
 func (n *Node) kickFor(c *reactor.Conn, err error) {
 	code := proto.CodeOf(err)
@@ -534,15 +608,26 @@ func (n *Node) farewell(r reactor.Reason, err error) []byte {
 	switch r {
 	case reactor.ReasonProtocol:
 		reason, code = proto.ReasonProtocol, proto.CodeOf(err)
-		if errors.Is(err, reactor.ErrTruncatedFrame) {
+		switch {
+		case errors.Is(err, reactor.ErrTruncatedFrame):
 			code = proto.CodeTruncated
+		case errors.Is(err, reactor.ErrFrameTooLarge):
+			code = proto.CodeFrameTooLarge
+			text = fmt.Sprintf("frame over %d bytes before login", n.cfg.PreLoginMaxFrame)
 		}
 		if code == 0 {
 			code = proto.CodeMalformed
 		}
-		if err != nil {
+		if err != nil && text == "" {
 			text = err.Error()
 		}
+	case reactor.ReasonUnadmitted:
+		reason, code, text = proto.ReasonIdle, proto.CodeLoginTimeout, "no LOGIN within the login deadline"
+	case reactor.ReasonRate:
+		reason, code, retry = proto.ReasonPolicy, proto.CodeRateExceeded, jitterMS(policyRetryMin, policyRetryMax)
+		text = "rate limits exceeded"
+	case reactor.ReasonAddrLimit:
+		reason, code, retry = proto.ReasonPolicy, proto.CodeTooManyConnections, jitterMS(policyRetryMin, policyRetryMax)
 	case reactor.ReasonSlow:
 		reason, code, retry = proto.ReasonSlow, proto.CodeSlowConsumer, jitterMS(500, 2000)
 	case reactor.ReasonIdle:
@@ -556,6 +641,9 @@ func (n *Node) farewell(r reactor.Reason, err error) []byte {
 		return nil
 	}
 	n.m.kicks[reason].Inc()
+	if c, ok := n.m.limitCloses[code]; ok {
+		c.Inc()
+	}
 	n.m.framesOut[proto.TypeKick].Inc()
 	return proto.AppendKick(nil, reason, code, retry, text)
 }

@@ -65,6 +65,9 @@ func startGateway(t *testing.T, mutate func(*node.Config)) *gateway {
 	return &gateway{Node: n, addr: n.Reactor().Addr().String(), signer: signer, reg: reg, stop: stop}
 }
 
+// withoutRates turns the rate limits off, for tests that send at full speed.
+func withoutRates(c *node.Config) { c.Rates = &node.Rates{} }
+
 func stopNow(t *testing.T, cancel func(), done chan error) {
 	cancel()
 	select {
@@ -151,8 +154,9 @@ func TestLoginAndPing(t *testing.T) {
 // the recipient gets every seq once, in order, with the sender's payload.
 func TestSendPushBetweenLocalUsers(t *testing.T) {
 	const n = 2000
-	// The recipient's quota holds every message: the sender may run n ahead of it.
-	g := startGateway(t, func(c *node.Config) { c.Backend = node.NewLocal(msg.NewMemory(n)) })
+	// 2,000 SENDs at full speed, and a recipient quota that holds every one: the
+	// sender may run n ahead of it.
+	g := startGateway(t, func(c *node.Config) { withoutRates(c); c.Backend = node.NewLocal(msg.NewMemory(n)) })
 	a, _ := g.login(t, 1)
 	b, _ := g.login(t, 2)
 	go func() {
@@ -201,7 +205,7 @@ func TestSendPushBetweenLocalUsers(t *testing.T) {
 
 // An offline recipient finds everything on LOGIN + SYNC, in order.
 func TestOfflineRecipientCatchesUpBySync(t *testing.T) {
-	g := startGateway(t, nil)
+	g := startGateway(t, withoutRates) // 300 SENDs at full speed
 	a, _ := g.login(t, 10)
 	for i := 1; i <= 300; i++ {
 		a.Send(uint64(i), 20, 0, []byte{byte(i)})

@@ -183,13 +183,56 @@ func (a *acceptor) admit(fd int) {
 		r.reject(fd, ReasonBusy)
 		return
 	}
+	var peer netip.Addr
+	if r.perAddr != nil {
+		var ok bool
+		if peer, ok = r.holdAddr(fd); !ok {
+			r.conns.Add(-1)
+			r.astats.rejectedAddr.Add(1)
+			r.reject(fd, ReasonAddrLimit)
+			return
+		}
+	}
 	r.tuneSocket(fd)
 	r.astats.accepted.Add(1)
-	c := &Conn{fd: int32(fd)}
+	c := &Conn{fd: int32(fd), peer: peer}
+	c.limits.Store(r.cfg.OpenLimits)
 	c.state.Store(stateOpen)
 	l := r.pickLoop()
 	c.loop = l
 	l.post(task{op: opRegister, c: c})
+}
+
+// holdAddr counts a connection from fd's peer address under MaxConnsPerAddr; false
+// if the address already holds that many (nothing is counted then). A peer whose
+// address cannot be read is let through uncounted: it is gone already.
+func (r *Reactor) holdAddr(fd int) (netip.Addr, bool) {
+	sa, err := unix.Getpeername(fd)
+	if err != nil {
+		return netip.Addr{}, true
+	}
+	ip := addrPort(sa).Addr().Unmap()
+	r.addrMu.Lock()
+	defer r.addrMu.Unlock()
+	if int(r.perAddr[ip]) >= r.cfg.MaxConnsPerAddr {
+		return netip.Addr{}, false
+	}
+	r.perAddr[ip]++
+	return ip, true
+}
+
+// releaseAddr gives back c's place under MaxConnsPerAddr. Called once, at teardown.
+func (r *Reactor) releaseAddr(c *Conn) {
+	if !c.peer.IsValid() {
+		return
+	}
+	r.addrMu.Lock()
+	if n := r.perAddr[c.peer] - 1; n > 0 {
+		r.perAddr[c.peer] = n
+	} else {
+		delete(r.perAddr, c.peer)
+	}
+	r.addrMu.Unlock()
 }
 
 // reject says the farewell for reason on a connection that was never admitted, then

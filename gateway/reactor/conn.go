@@ -83,11 +83,27 @@ type Conn struct {
 	in   *[]byte   // the head of a frame that has not fully arrived; nil when none
 	jobs *jobs     // deferred frames for the worker pool; nil until the first deferral
 
-	// lastActive is the reactor-clock time of the last read while open, and the
-	// linger deadline once closing. Epoller-only.
+	// lastActive is the reactor-clock time of the last complete frame (or of the
+	// open) while open, and the linger deadline once closing. Epoller-only.
 	lastActive int64
-	cause      error // the error behind reason, if any
-	ctx        any   // the handler's per-connection value
+	// openedAt is the reactor-clock time the connection opened, for the admission
+	// deadline. Epoller-only.
+	openedAt int64
+	// limits are the inbound limits in force (nil: none); admitted is set once the
+	// handler admits the connection (or for a dialed one). Any goroutine.
+	limits   atomic.Pointer[Limits]
+	admitted atomic.Bool
+	// kicked is set when the connection starts closing by this side's decision (the
+	// handler's Close, or a reactor close other than the peer's FIN or a socket
+	// error): from then on no frame is handed to the handler, inline or deferred.
+	// Frames of a peer that simply closed are still all handled.
+	kicked atomic.Bool
+	lim    limitState // the rate buckets' state; epoller-only
+	// peer is the remote address counted against Config.MaxConnsPerAddr; the zero
+	// Addr when that cap is off.
+	peer  netip.Addr
+	cause error // the error behind reason, if any
+	ctx   any   // the handler's per-connection value
 }
 
 // Context returns the value stored with SetContext (or given to Dial).
@@ -109,6 +125,16 @@ func (c *Conn) RemoteAddr() netip.AddrPort {
 		return netip.AddrPort{}
 	}
 	return addrPort(sa)
+}
+
+// Admit marks the connection accepted by the handler — typically once its peer has
+// authenticated — and installs lim (nil: none) as its inbound limits from now on:
+// the admission deadline (Config.AdmitTimeout) no longer applies, and the frame
+// size limit and rates become lim's. Safe from any goroutine; lim must not change
+// afterwards.
+func (c *Conn) Admit(lim *Limits) {
+	c.limits.Store(lim)
+	c.admitted.Store(true)
 }
 
 // Closed reports whether the connection is closing or closed.
@@ -274,6 +300,9 @@ func (c *Conn) beginCloseLocked(r Reason, cause error, farewell []byte) bool {
 		return false
 	}
 	c.reason, c.cause = r, cause
+	if r != ReasonPeer && r != ReasonError {
+		c.kicked.Store(true)
+	}
 	c.state.Store(stateClosing)
 	if st != stateConnecting && len(farewell) > 0 {
 		c.writeLocked(farewell, true) //nolint:errcheck // best effort: the peer may be gone

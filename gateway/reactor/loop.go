@@ -151,7 +151,7 @@ func (l *loop) timeout() int {
 		return 0
 	}
 	next := int64(-1)
-	if l.r.cfg.IdleTimeout > 0 {
+	if l.r.cfg.timers() {
 		next = l.wheel.next()
 	}
 	if len(l.lingering) > 0 {
@@ -231,9 +231,9 @@ func (l *loop) register(c *Conn) {
 // opened starts an open connection's life on this loop.
 func (l *loop) opened(c *Conn) {
 	c.lflags |= lfOpened
-	c.lastActive = l.now
-	if l.r.cfg.IdleTimeout > 0 {
-		l.wheel.add(c, l.now+int64(l.r.cfg.IdleTimeout))
+	c.lastActive, c.openedAt = l.now, l.now
+	if d, ok := l.deadline(c); ok {
+		l.wheel.add(c, d)
 	}
 	l.r.cfg.Handler.OnOpen(c)
 }
@@ -407,8 +407,9 @@ func (l *loop) read(c *Conn) {
 // bytes arrived and reading may go on.
 func (l *loop) readResult(c *Conn, n int, err error) bool {
 	if n > 0 {
+		// Bytes alone are not activity: a peer trickling an unfinished frame is idle
+		// (deliver stamps lastActive for each complete frame).
 		l.stats.bytesIn.Add(uint64(n))
-		c.lastActive = l.now
 		return true
 	}
 	switch {
@@ -450,8 +451,15 @@ func (l *loop) parse(c *Conn, b []byte) (off, want int, ok bool) {
 		o += size
 	}
 	c.framesRead.Add(n)
+	maxFrame := 0
+	if lim := c.limits.Load(); lim != nil {
+		maxFrame = lim.MaxFrame
+	}
 	for off < len(b) {
 		size, err := l.r.cfg.Framer(b[off:])
+		if err == nil && maxFrame > 0 && size > maxFrame {
+			err = ErrFrameTooLarge // refused on its header: none of it is carried
+		}
 		if err != nil {
 			l.close(c, ReasonProtocol, err)
 			return off, 0, false
@@ -467,7 +475,10 @@ func (l *loop) parse(c *Conn, b []byte) (off, want int, ok bool) {
 	return off, 0, true
 }
 
-// carry keeps the head of an incomplete frame in a pooled per-connection buffer.
+// carry keeps the head of an incomplete frame in a pooled per-connection buffer of
+// the frame's size class (the header's when the size is not known yet): parse has
+// checked the size against the connection's MaxFrame, so a connection under a small
+// limit holds a small buffer.
 func (l *loop) carry(c *Conn, head []byte, want int) {
 	b := l.r.bufs.get(max(want, len(head)))
 	*b = append(*b, head...)
@@ -476,11 +487,30 @@ func (l *loop) carry(c *Conn, head []byte, want int) {
 
 // deliver hands one complete frame to the handler, or to the worker pool when the
 // handler defers it or when earlier frames of this connection are still queued there
-// (so that frames are always handled in order). It reports whether c is still open.
+// (so that frames are always handled in order). A frame over the connection's rates
+// goes to Config.Refused instead. Nothing is handed over once the connection is
+// closing (a KICK was sent): the frames behind it are dropped, here and on the
+// workers. It reports whether c is still open.
 func (l *loop) deliver(c *Conn, frame []byte) bool {
 	l.stats.framesIn.Add(1)
+	if c.state.Load() != stateOpen {
+		return false
+	}
+	c.lastActive = l.now
+	if lim := c.limits.Load(); lim != nil && !c.admitFrame(lim, len(frame), l.now) {
+		l.stats.refused.Add(1)
+		if l.r.cfg.Refused != nil {
+			l.r.cfg.Refused(c, frame)
+		}
+		if c.refusal(lim, l.now) {
+			l.close(c, ReasonRate, ErrRateExceeded)
+		}
+		return c.state.Load() == stateOpen
+	}
 	if c.jobs.busy() || l.r.cfg.Handler.OnFrame(c, frame) == Defer {
-		l.r.deferFrame(c, frame)
+		if c.state.Load() == stateOpen {
+			l.r.deferFrame(c, frame)
+		}
 	}
 	return c.state.Load() == stateOpen
 }
@@ -635,8 +665,8 @@ func (l *loop) closeAll() {
 // expire runs the timers: idle connections are closed, and lingering ones whose
 // deadline passed are torn down.
 func (l *loop) expire() {
-	if l.r.cfg.IdleTimeout > 0 {
-		l.wheel.advance(l.now, l.idleDue)
+	if l.r.cfg.timers() {
+		l.wheel.advance(l.now, l.timerDue)
 	}
 	i := 0
 	for ; i < len(l.lingering); i++ {
@@ -656,17 +686,38 @@ func (l *loop) expire() {
 	}
 }
 
-// idleDue is the wheel's callback: close c if it has been idle too long, else re-arm.
-func (l *loop) idleDue(c *Conn) {
+// deadline returns c's next timer deadline: the admission deadline while the handler
+// has not admitted it, and the idle deadline; ok is false when neither applies.
+func (l *loop) deadline(c *Conn) (d int64, ok bool) {
+	cfg := &l.r.cfg
+	if cfg.AdmitTimeout > 0 && !c.admitted.Load() {
+		d, ok = c.openedAt+int64(cfg.AdmitTimeout), true
+	}
+	if cfg.IdleTimeout > 0 {
+		if i := c.lastActive + int64(cfg.IdleTimeout); !ok || i < d {
+			d, ok = i, true
+		}
+	}
+	return d, ok
+}
+
+// timerDue is the wheel's callback: close c if its admission or idle deadline has
+// passed, else re-arm it at the next one (lazily: activity never touches the wheel).
+func (l *loop) timerDue(c *Conn) {
 	if c.state.Load() != stateOpen {
 		return // closing or closed: the wheel just forgets it
 	}
-	deadline := c.lastActive + int64(l.r.cfg.IdleTimeout)
-	if deadline > l.now {
-		l.wheel.add(c, deadline)
-		return
+	cfg := &l.r.cfg
+	switch {
+	case cfg.AdmitTimeout > 0 && !c.admitted.Load() && c.openedAt+int64(cfg.AdmitTimeout) <= l.now:
+		l.close(c, ReasonUnadmitted, nil)
+	case cfg.IdleTimeout > 0 && c.lastActive+int64(cfg.IdleTimeout) <= l.now:
+		l.close(c, ReasonIdle, nil)
+	default:
+		if d, ok := l.deadline(c); ok {
+			l.wheel.add(c, d)
+		}
 	}
-	l.close(c, ReasonIdle, nil)
 }
 
 // teardown ends c: closed state, slot freed (generation bumped), epoll
@@ -708,6 +759,7 @@ func (l *loop) teardown(c *Conn, r Reason, cause error) {
 		c.in, c.inWant = nil, 0
 	}
 	l.stats.closed[c.reason].Add(1)
+	l.r.releaseAddr(c)
 	l.r.connClosed()
 	l.r.notifyClose(c)
 }

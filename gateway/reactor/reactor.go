@@ -19,18 +19,22 @@ type Reason uint8
 
 // Close reasons.
 const (
-	ReasonPeer     Reason = iota + 1 // the peer closed its side (FIN)
-	ReasonError                      // a socket error (reset, unreachable, ...)
-	ReasonLocal                      // the handler called Close or CloseWith
-	ReasonProtocol                   // the Framer rejected the input, or it ended inside a frame
-	ReasonSlow                       // the outbound queue hit its hard cap
-	ReasonIdle                       // nothing was read for Config.IdleTimeout
-	ReasonBusy                       // refused at accept: over the connection limit (never opened)
-	ReasonShutdown                   // the reactor is stopping
+	ReasonPeer       Reason = iota + 1 // the peer closed its side (FIN)
+	ReasonError                        // a socket error (reset, unreachable, ...)
+	ReasonLocal                        // the handler called Close or CloseWith
+	ReasonProtocol                     // the Framer rejected the input, or it ended inside a frame
+	ReasonSlow                         // the outbound queue hit its hard cap
+	ReasonIdle                         // nothing was read for Config.IdleTimeout
+	ReasonBusy                         // refused at accept: over the connection limit (never opened)
+	ReasonShutdown                     // the reactor is stopping
+	ReasonUnadmitted                   // the handler did not admit it within Config.AdmitTimeout
+	ReasonRate                         // more refused frames than its Limits allow (ErrRateExceeded)
+	ReasonAddrLimit                    // refused at accept: its address holds MaxConnsPerAddr (never opened)
 	numReasons
 )
 
-var reasonNames = [numReasons]string{"", "peer", "error", "local", "protocol", "slow", "idle", "busy", "shutdown"}
+var reasonNames = [numReasons]string{"", "peer", "error", "local", "protocol", "slow", "idle", "busy", "shutdown",
+	"unadmitted", "rate", "addr_limit"}
 
 // String returns the reason's metric label.
 func (r Reason) String() string {
@@ -42,7 +46,8 @@ func (r Reason) String() string {
 
 // Reasons lists every close reason, for exporting counters.
 func Reasons() []Reason {
-	return []Reason{ReasonPeer, ReasonError, ReasonLocal, ReasonProtocol, ReasonSlow, ReasonIdle, ReasonBusy, ReasonShutdown}
+	return []Reason{ReasonPeer, ReasonError, ReasonLocal, ReasonProtocol, ReasonSlow, ReasonIdle, ReasonBusy, ReasonShutdown,
+		ReasonUnadmitted, ReasonRate, ReasonAddrLimit}
 }
 
 // Disposition is a handler's answer to an inline frame.
@@ -58,6 +63,10 @@ const (
 // Handler receives a connection's events. For one connection, callbacks never run
 // concurrently and arrive in order: OnOpen, then each frame exactly once (OnFrame
 // returning Handled, or OnDeferred), then OnClose, after which nothing more arrives.
+// Frames stop as soon as the connection starts closing by this side's decision (the
+// handler's Close, a kick by the reactor): frames read behind that point, or
+// still queued for a worker, are dropped. Frames over the connection's rates
+// (Limits) go to Config.Refused instead.
 // A Dial that fails gets OnClose without OnOpen.
 type Handler interface {
 	// OnOpen runs on the epoller when a connection is admitted (or a Dial completes).
@@ -119,8 +128,31 @@ type Config struct {
 	Framer  Framer
 	// Farewell returns the last words written before the reactor itself closes a
 	// connection (ReasonProtocol, ReasonSlow, ReasonIdle, ReasonBusy,
-	// ReasonShutdown); nil for none. err is the cause. Optional.
+	// ReasonShutdown, ReasonUnadmitted, ReasonRate, ReasonAddrLimit); nil for none.
+	// err is the cause. Optional.
 	Farewell func(r Reason, err error) []byte
+	// Refused runs on the epoller for each complete frame over its connection's
+	// rates (Limits.Frames, Limits.Bytes), which is not handed to the handler.
+	// It may run while a worker handles an earlier frame of the same connection, so
+	// it must leave the handler's per-connection state alone; it may Write, and its
+	// output may overtake the answers to those earlier frames. frame is valid only
+	// during the call; it must never block. Optional.
+	Refused func(c *Conn, frame []byte)
+
+	// OpenLimits are the inbound limits of an accepted connection until the handler
+	// admits it (Conn.Admit); nil: none. A small MaxFrame here bounds what an
+	// unauthenticated peer can make the reactor hold: a partial frame is carried in a
+	// pooled buffer of the frame's size class.
+	OpenLimits *Limits
+	// AdmitTimeout closes an accepted connection that the handler has not admitted
+	// within this long of opening, with ReasonUnadmitted; 0 disables. Only the
+	// clock counts: input does not extend it. Dialed connections start admitted.
+	AdmitTimeout time.Duration
+	// MaxConnsPerAddr caps the connections held from one remote IP address; one
+	// over it is refused at accept with the ReasonAddrLimit farewell (and counted,
+	// never opened). 0: no cap. Costs a getpeername and a shared map lookup per
+	// accept while on.
+	MaxConnsPerAddr int
 
 	Listeners int // accept loops, one SO_REUSEPORT listener each; default GOMAXPROCS
 	Epollers  int // default GOMAXPROCS
@@ -133,7 +165,7 @@ type Config struct {
 	AcceptRate float64
 	Backlog    int // listen backlog; default 4096
 
-	IdleTimeout time.Duration // close after this long without input; 0 disables
+	IdleTimeout time.Duration // close after this long without a complete frame; 0 disables
 	// Linger bounds how long a closing connection waits for the peer's FIN after its
 	// last output; default 2s.
 	Linger time.Duration
@@ -188,11 +220,18 @@ func (c *Config) setDefaults() error {
 	if c.ReadBuffer < 64 {
 		return fmt.Errorf("reactor: ReadBuffer %d is too small", c.ReadBuffer)
 	}
+	if c.AdmitTimeout < 0 || c.IdleTimeout < 0 || c.MaxConnsPerAddr < 0 {
+		return errors.New("reactor: AdmitTimeout, IdleTimeout and MaxConnsPerAddr must not be negative")
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
 	return nil
 }
+
+// timers reports whether the epollers keep a timing wheel (idle and admission
+// deadlines).
+func (c *Config) timers() bool { return c.IdleTimeout > 0 || c.AdmitTimeout > 0 }
 
 // Reactor is the epoll engine: accept loops, epollers and a worker pool. It knows
 // nothing about what the frames mean.
@@ -215,6 +254,8 @@ type Reactor struct {
 	conns      atomic.Int64
 	next       atomic.Uint32 // round-robin over loops
 	astats     acceptStats
+	addrMu     sync.Mutex
+	perAddr    map[netip.Addr]int32 // connections held by remote address (MaxConnsPerAddr on)
 	running    atomic.Bool
 	stopping   atomic.Bool
 	drained    chan struct{} // closed once stopping and no connection is left
@@ -236,10 +277,13 @@ func New(cfg Config) (*Reactor, error) {
 	r := &Reactor{cfg: cfg, log: cfg.Logger, start: time.Now(), drained: make(chan struct{}), quit: make(chan struct{}),
 		ovKick: make(chan struct{}, 1)}
 	r.jobsIdle = sync.NewCond(&r.jobsMu)
+	if cfg.MaxConnsPerAddr > 0 {
+		r.perAddr = make(map[netip.Addr]int32)
+	}
 	if err := r.applyFileLimit(); err != nil {
 		return nil, err
 	}
-	r.wheelTick = int64(wheelTick(cfg.IdleTimeout))
+	r.wheelTick = int64(wheelTick(cfg.IdleTimeout, cfg.AdmitTimeout))
 	r.workq = make(chan *jobs, 2*r.maxConns+1024)
 	for i := 0; i < cfg.Epollers; i++ {
 		l, err := newLoop(r, i)
@@ -280,10 +324,14 @@ func (r *Reactor) tuneSocket(fd int) {
 	}
 }
 
-// wheelTick picks the idle wheel's resolution: about 1/32 of the timeout, within
-// [5ms, 1s], so an idle kick lands within ~3% of its deadline.
-func wheelTick(idle time.Duration) time.Duration {
-	return min(max(idle/32, 5*time.Millisecond), time.Second)
+// wheelTick picks the timing wheel's resolution: about 1/32 of the shorter timeout
+// in use, within [5ms, 1s], so a close lands within ~3% of its deadline.
+func wheelTick(idle, admit time.Duration) time.Duration {
+	d := idle
+	if admit > 0 && (d <= 0 || admit < d) {
+		d = admit
+	}
+	return min(max(d/32, 5*time.Millisecond), time.Second)
 }
 
 // applyFileLimit raises RLIMIT_NOFILE and settles the connection limit, logging both.
@@ -333,7 +381,7 @@ func (r *Reactor) farewell(reason Reason, err error) []byte {
 		return nil
 	}
 	switch reason {
-	case ReasonProtocol, ReasonSlow, ReasonIdle, ReasonBusy, ReasonShutdown:
+	case ReasonProtocol, ReasonSlow, ReasonIdle, ReasonBusy, ReasonShutdown, ReasonUnadmitted, ReasonRate, ReasonAddrLimit:
 		return r.cfg.Farewell(reason, err)
 	}
 	return nil

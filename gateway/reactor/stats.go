@@ -21,6 +21,7 @@ type loopStats struct {
 	bytesIn      atomic.Uint64
 	bytesOut     atomic.Uint64
 	framesIn     atomic.Uint64
+	refused      atomic.Uint64 // frames over their connection's rates
 	readRequeues atomic.Uint64
 	readPauses   atomic.Uint64
 	writeQueued  atomic.Uint64 // writes the socket did not take whole: queued for EPOLLOUT
@@ -41,6 +42,7 @@ type acceptStats struct {
 	accepted     atomic.Uint64
 	dialed       atomic.Uint64
 	rejected     atomic.Uint64 // over the connection limit: BUSY
+	rejectedAddr atomic.Uint64 // over the per-address cap
 	acceptErrors atomic.Uint64 // EMFILE, ENFILE, ENOBUFS, ENOMEM...: each one backed off
 	throttled    atomic.Uint64 // accepts delayed by the accept-rate limit
 }
@@ -52,6 +54,7 @@ type Stats struct {
 	Accepted     uint64 // connections admitted by the accept loops
 	Dialed       uint64 // outbound connections started
 	RejectedBusy uint64 // connections refused over the limit (BUSY farewell)
+	RejectedAddr uint64 // connections refused over MaxConnsPerAddr (ReasonAddrLimit farewell)
 	AcceptErrors uint64 // accept failures that forced a back-off (EMFILE, ENFILE, ...)
 	Throttled    uint64 // accepts delayed by the accept-rate limit
 	// Closed counts torn-down connections by reason, indexed by Reason.
@@ -59,9 +62,10 @@ type Stats struct {
 	BytesIn        uint64
 	BytesOut       uint64
 	FramesIn       uint64
-	OutboundQueued int64 // bytes queued for slow sockets now
-	DeferredQueued int64 // bytes of deferred frames waiting for workers now
-	WorkerQueue    int   // connections waiting for a worker now
+	FramesRefused  uint64 // complete frames refused by their connection's rates (not handed over)
+	OutboundQueued int64  // bytes queued for slow sockets now
+	DeferredQueued int64  // bytes of deferred frames waiting for workers now
+	WorkerQueue    int    // connections waiting for a worker now
 	EpollWaits     uint64
 	EpollEvents    uint64
 	// EpollBatch is the histogram of events per epoll_wait (see BatchBuckets).
@@ -90,6 +94,7 @@ func (r *Reactor) Stats() Stats {
 		Accepted:     r.astats.accepted.Load(),
 		Dialed:       r.astats.dialed.Load(),
 		RejectedBusy: r.astats.rejected.Load(),
+		RejectedAddr: r.astats.rejectedAddr.Load(),
 		AcceptErrors: r.astats.acceptErrors.Load(),
 		Throttled:    r.astats.throttled.Load(),
 		WorkerQueue:  r.queued(),
@@ -105,6 +110,7 @@ func (r *Reactor) Stats() Stats {
 		s.BytesIn += ls.bytesIn.Load()
 		s.BytesOut += ls.bytesOut.Load()
 		s.FramesIn += ls.framesIn.Load()
+		s.FramesRefused += ls.refused.Load()
 		s.ReadRequeues += ls.readRequeues.Load()
 		s.ReadPauses += ls.readPauses.Load()
 		s.WriteQueued += ls.writeQueued.Load()

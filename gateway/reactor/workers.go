@@ -162,7 +162,9 @@ func (r *Reactor) work(j *jobs) {
 		if resume {
 			c.loop.post(task{op: opResume, c: c})
 		}
-		h.OnDeferred(c, *b)
+		if !c.kicked.Load() {
+			h.OnDeferred(c, *b) // frames queued behind a KICK are dropped
+		}
 		r.bufs.put(b)
 	}
 }

@@ -12,6 +12,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("name: x\nphases: [{name: a, duration: 1s, faults: [{at: 0s, kill: gw-1}]}]\n"))
 	f.Add([]byte("gates: [\"worst 1s push p99 < 1ms\"]"))
 	f.Add([]byte(relogin))
+	f.Add([]byte(hostileSrc))
+	f.Add([]byte("name: h\nbehaviours: {hostile: {conns: 5, garbage: {share: 200%}, prelogin: {}}}\n"))
 	f.Add([]byte("&a [*a]"))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, src []byte) {

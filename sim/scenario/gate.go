@@ -42,6 +42,12 @@ var Metrics = map[string]string{
 	"established": KindCount, "peak_established": KindCount, "reconnects": KindCount,
 	"rejected_busy": KindCount, "kicks_slow": KindCount, "process_deaths": KindCount,
 	"gateway_rss_per_conn": KindBytes, "gateway_peak_rss": KindBytes,
+	// Hostile connections (behaviours.hostile), over the whole run: the time from
+	// connect to the server's close over every class, and per class.
+	"hostile_close": KindLatency, "hostile_close_slowloris": KindLatency, "hostile_close_prelogin": KindLatency,
+	"hostile_close_garbage": KindLatency, "hostile_close_oversized": KindLatency, "hostile_close_send_flood": KindLatency,
+	"hostile_close_sync_loop": KindLatency, "hostile_close_made_up_recipients": KindLatency,
+	"hostile_opened": KindCount, "hostile_closed": KindCount, "hostile_over_bound": KindCount, "hostile_open_at_end": KindCount,
 }
 
 var stats = map[string]bool{"p50": true, "p90": true, "p99": true, "p999": true, "p9999": true, "max": true, "count": true}
@@ -69,6 +75,9 @@ func (g *Gate) UnmarshalText(b []byte) error {
 	kind, ok := Metrics[g.Metric]
 	if !ok {
 		return bad(fmt.Sprintf("unknown metric %q (known: %s)", g.Metric, strings.Join(sortedKeys(Metrics), ", ")))
+	}
+	if g.Worst > 0 && isHostileMetric(g.Metric) {
+		return bad("hostile figures are over the whole run, without windows: drop worst")
 	}
 	f = f[1:]
 	if kind == KindLatency {

@@ -128,6 +128,8 @@ type Behaviours struct {
 	// logs in again on another gateway without closing its connection; the old
 	// connection must be kicked REPLACED.
 	Relogin units.Rate `yaml:"relogin"`
+	// Hostile are abusive connections beside the clients (unset: none).
+	Hostile *Hostile `yaml:"hostile"`
 }
 
 // Slow readers.
@@ -367,6 +369,19 @@ func (s *Scenario) check(file string) Errors {
 	if b.Slow.Fraction+b.Idle > 1 {
 		bad(b.At, "behaviours", "slow (%v) and idle (%v) fractions add up to more than 100%%", float64(b.Slow.Fraction), float64(b.Idle))
 	}
+	if h := b.Hostile; h != nil {
+		h.check(bad)
+		// Hostile connections are spread like the clients, over the agents and the gateways.
+		n := int64(c.Count) + h.Total()
+		if t.Agents >= 1 && n/int64(t.Agents) > perProcess {
+			bad(h.At, "behaviours.hostile", "%d clients and %d hostile connections over %d agents is %d per agent: at most %d fit in one process (RLIMIT_NOFILE); use more agents",
+				c.Count, h.Total(), t.Agents, n/int64(t.Agents), perProcess)
+		}
+		if t.Gateways >= 1 && n/int64(t.Gateways) > perProcess {
+			bad(h.At, "behaviours.hostile", "%d clients and %d hostile connections over %d gateways is %d per gateway: at most %d fit in one process (RLIMIT_NOFILE); use more gateways",
+				c.Count, h.Total(), t.Gateways, n/int64(t.Gateways), perProcess)
+		}
+	}
 	if b.Relogin > 0 && t.Gateways < 2 {
 		bad(b.At, "behaviours.relogin", "a relogin goes to another gateway: it needs at least 2 gateways, the topology has %d", t.Gateways)
 	}
@@ -400,6 +415,11 @@ func (s *Scenario) check(file string) Errors {
 		}
 		if p.Relogin != nil && *p.Relogin > 0 && t.Gateways < 2 {
 			bad(p.At, path+".relogin", "a relogin goes to another gateway: it needs at least 2 gateways, the topology has %d", t.Gateways)
+		}
+		for k, g := range p.Gates {
+			if why := hostileGateError(g, true); why != "" {
+				bad(p.At, fmt.Sprintf("%s.gates[%d]", path, k), "%s", why)
+			}
 		}
 		if p.SlowFraction != nil && *p.SlowFraction+b.Idle > 1 {
 			bad(p.At, path+".slow_fraction", "with idle %v adds up to more than 100%%", float64(b.Idle))

@@ -30,6 +30,7 @@ var specs = []struct {
 	{"floodgate_reactor_bytes_in_total", "Bytes read from connections.", nil},
 	{"floodgate_reactor_bytes_out_total", "Bytes written to connections.", nil},
 	{"floodgate_reactor_frames_in_total", "Complete frames read.", nil},
+	{"floodgate_reactor_frames_refused_total", "Complete frames refused by their connection's rate limits (not handed to the handler).", nil},
 	{"floodgate_reactor_outbound_queued_bytes", "Output queued for sockets that were not writable.", nil},
 	{"floodgate_reactor_deferred_queued_bytes", "Deferred frames waiting for a worker, in bytes.", nil},
 	{"floodgate_reactor_worker_queue_depth", "Connections waiting for a worker.", nil},
@@ -74,6 +75,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter("floodgate_reactor_accepted_total", s.Accepted)
 	counter("floodgate_reactor_dialed_total", s.Dialed)
 	counter("floodgate_reactor_rejected_total", s.RejectedBusy, "busy")
+	counter("floodgate_reactor_rejected_total", s.RejectedAddr, "addr_limit")
 	counter("floodgate_reactor_accept_errors_total", s.AcceptErrors)
 	counter("floodgate_reactor_accept_throttled_total", s.Throttled)
 	for _, r := range reactor.Reasons() {
@@ -82,6 +84,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter("floodgate_reactor_bytes_in_total", s.BytesIn)
 	counter("floodgate_reactor_bytes_out_total", s.BytesOut)
 	counter("floodgate_reactor_frames_in_total", s.FramesIn)
+	counter("floodgate_reactor_frames_refused_total", s.FramesRefused)
 	gauge("floodgate_reactor_outbound_queued_bytes", float64(s.OutboundQueued))
 	gauge("floodgate_reactor_deferred_queued_bytes", float64(s.DeferredQueued))
 	gauge("floodgate_reactor_worker_queue_depth", float64(s.WorkerQueue))

@@ -1,0 +1,123 @@
+package node
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/floodgate/floodgate/gateway/reactor"
+)
+
+// Defaults of the client-port limits (PROTOCOL.md §13).
+const (
+	// DefaultPreLoginMaxFrame is the largest frame length accepted before a LOGIN
+	// succeeds: a LOGIN with a 512-byte token fits with room to spare.
+	DefaultPreLoginMaxFrame = 1 << 10
+	// DefaultLoginTimeout is how long a connection may stay without logging in.
+	DefaultLoginTimeout = 10 * time.Second
+)
+
+// Rates are the rate limits of a logged-in connection. A zero rate turns its limit
+// off (benchmarks only: the defaults are on).
+//
+// The frame and byte buckets are the reactor's (reactor.Limits): they are charged
+// on the epoller as frames arrive, before anything is copied for a worker, so a
+// flood costs a comparison per frame. A frame over them is not handled: a SEND is
+// answered ERROR RATE_LIMITED (not stored), anything else is dropped — harmless for
+// PUSH_ACK, which is cumulative, and for PING, which the client repeats. The SEND
+// bucket is the node's, per session (one per user on a gateway, so per sender),
+// charged on the worker that handles the SEND. More than MaxRefusals refusals of
+// either kind within RefusalWindow end the connection with KICK
+// POLICY/RATE_EXCEEDED.
+//
+// The defaults sit far above what a client following PROTOCOL.md does: the
+// reference client sends a message every few seconds, a PUSH_ACK per 32 pushes and
+// one SYNC per replayed batch of at most 256 messages.
+type Rates struct {
+	FramesPerSec float64 // complete frames per second per connection
+	FrameBurst   int
+	BytesPerSec  float64 // inbound bytes per second per connection
+	ByteBurst    int     // must hold a max_frame frame
+	SendsPerSec  float64 // SENDs per second per session
+	SendBurst    int
+	// MaxRefusals refused frames are tolerated within RefusalWindow; one more is
+	// persistent abuse. 0: refusals never end the connection.
+	MaxRefusals   int
+	RefusalWindow time.Duration
+}
+
+// DefaultRates returns the default rate limits.
+func DefaultRates() Rates {
+	return Rates{
+		FramesPerSec: 200, FrameBurst: 400,
+		BytesPerSec: 1 << 20, ByteBurst: 2 << 20,
+		SendsPerSec: 50, SendBurst: 100,
+		MaxRefusals: 100, RefusalWindow: 10 * time.Second,
+	}
+}
+
+// lengthField is the size of a frame's length field, which the frame's length does
+// not count (PROTOCOL.md §2): the reactor's frame sizes include it.
+const lengthField = 4
+
+// policyRetryMin and policyRetryMax are the range of the retry hint (ms) a RATE_EXCEEDED kick
+// carries, and a TOO_MANY_CONNECTIONS one.
+const (
+	policyRetryMin = 10_000
+	policyRetryMax = 20_000
+)
+
+// limits derives the reactor's limits and the node's SEND rate from cfg.
+func (cfg *Config) limits() (open, admitted *reactor.Limits, sends reactor.Rate, err error) {
+	if cfg.PreLoginMaxFrame <= 0 {
+		cfg.PreLoginMaxFrame = DefaultPreLoginMaxFrame
+	}
+	if cfg.PreLoginMaxFrame > cfg.MaxFrame {
+		cfg.PreLoginMaxFrame = cfg.MaxFrame
+	}
+	if cfg.LoginTimeout <= 0 {
+		cfg.LoginTimeout = DefaultLoginTimeout
+	}
+	if cfg.Rates == nil {
+		r := DefaultRates()
+		cfg.Rates = &r
+	}
+	r := cfg.Rates
+	if r.BytesPerSec > 0 && r.ByteBurst < lengthField+cfg.MaxFrame {
+		return nil, nil, reactor.Rate{}, fmt.Errorf("node: byte burst %d cannot hold a max_frame frame (%d bytes)",
+			r.ByteBurst, lengthField+cfg.MaxFrame)
+	}
+	if r.MaxRefusals > 0 && r.RefusalWindow <= 0 {
+		return nil, nil, reactor.Rate{}, fmt.Errorf("node: a refusal limit (%d) needs a refusal window", r.MaxRefusals)
+	}
+	open = &reactor.Limits{MaxFrame: lengthField + cfg.PreLoginMaxFrame}
+	admitted = &reactor.Limits{
+		Frames:      reactor.PerSecond(r.FramesPerSec, r.FrameBurst),
+		Bytes:       reactor.PerSecond(r.BytesPerSec, r.ByteBurst),
+		MaxRefusals: r.MaxRefusals, RefusalWindow: r.RefusalWindow,
+	}
+	return open, admitted, reactor.PerSecond(r.SendsPerSec, r.SendBurst), nil
+}
+
+// sendGate is a session's SEND rate state. The connection's callbacks never overlap,
+// so it needs no synchronisation.
+type sendGate struct {
+	tat         int64 // the SEND bucket's TAT, on the node's clock
+	refusals    int32
+	windowStart int64
+}
+
+// allow charges one SEND at now; false if it is over the rate. abuse reports that
+// the refusals have now passed the limit (the caller kicks).
+func (g *sendGate) allow(rate reactor.Rate, r *Rates, now int64) (ok, abuse bool) {
+	if rate.Allow(&g.tat, now, 1) {
+		return true, false
+	}
+	if r.MaxRefusals <= 0 {
+		return false, false
+	}
+	if g.refusals == 0 || now-g.windowStart > int64(r.RefusalWindow) {
+		g.windowStart, g.refusals = now, 0
+	}
+	g.refusals++
+	return false, int(g.refusals) > r.MaxRefusals
+}
