@@ -23,6 +23,7 @@ func TestSessionSurvivesAKickWithoutLoss(t *testing.T) {
 	n, err := node.New(node.Config{
 		ID: "gw", Reactor: reactor.Config{Addr: "127.0.0.1:0", ShutdownTimeout: time.Second},
 		Signer: signer, Backend: node.NewLocal(msg.NewMemory(100000)), Logger: slog.New(slog.DiscardHandler),
+		Rates: &node.Rates{}, // 2,000 SENDs at full speed: the rate limits would pace them at 50/s
 	})
 	if err != nil {
 		t.Fatal(err)

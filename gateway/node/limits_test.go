@@ -226,3 +226,23 @@ func TestByteBurstMustHoldAMaxFrame(t *testing.T) {
 		t.Fatal("accepted a byte burst smaller than max_frame")
 	}
 }
+
+// The login deadline is met when the LOGIN arrives: a LOGIN the backend takes
+// longer than the deadline to register still gets its LOGIN_OK.
+func TestSlowLoginIsNotALoginTimeout(t *testing.T) {
+	const deadline = 200 * time.Millisecond
+	release := make(chan struct{})
+	g := startGateway(t, func(c *node.Config) {
+		c.LoginTimeout = deadline
+		c.Backend = &stallingLogins{Local: node.NewLocal(msg.NewMemory(16)), release: release}
+	})
+	c := g.dial(t)
+	c.WriteRaw((&proto.Login{Version: proto.Version, UID: 3, Token: g.signer.Mint(3, time.Now().Add(time.Hour))}).Append(nil))
+	// Wait past the deadline (observably: the wheel has closed a silent one).
+	silent := g.dial(t)
+	expectKick(t, silent, proto.ReasonIdle, proto.CodeLoginTimeout)
+	close(release)
+	if f := next(t, c); f.Type != proto.TypeLoginOK {
+		t.Fatalf("slow login: got %v, want LOGIN_OK", client.AsError(f))
+	}
+}

@@ -183,7 +183,7 @@ func (a *acceptor) admit(fd int) {
 		r.reject(fd, ReasonBusy)
 		return
 	}
-	var peer netip.Addr
+	var peer *netip.Addr
 	if r.perAddr != nil {
 		var ok bool
 		if peer, ok = r.holdAddr(fd); !ok {
@@ -205,32 +205,33 @@ func (a *acceptor) admit(fd int) {
 
 // holdAddr counts a connection from fd's peer address under MaxConnsPerAddr; false
 // if the address already holds that many (nothing is counted then). A peer whose
-// address cannot be read is let through uncounted: it is gone already.
-func (r *Reactor) holdAddr(fd int) (netip.Addr, bool) {
+// address cannot be read is let through uncounted (nil): it is gone already.
+func (r *Reactor) holdAddr(fd int) (*netip.Addr, bool) {
 	sa, err := unix.Getpeername(fd)
 	if err != nil {
-		return netip.Addr{}, true
+		return nil, true
 	}
 	ip := addrPort(sa).Addr().Unmap()
 	r.addrMu.Lock()
 	defer r.addrMu.Unlock()
 	if int(r.perAddr[ip]) >= r.cfg.MaxConnsPerAddr {
-		return netip.Addr{}, false
+		return nil, false
 	}
 	r.perAddr[ip]++
-	return ip, true
+	return &ip, true
 }
 
 // releaseAddr gives back c's place under MaxConnsPerAddr. Called once, at teardown.
 func (r *Reactor) releaseAddr(c *Conn) {
-	if !c.peer.IsValid() {
+	if c.peer == nil {
 		return
 	}
+	ip := *c.peer
 	r.addrMu.Lock()
-	if n := r.perAddr[c.peer] - 1; n > 0 {
-		r.perAddr[c.peer] = n
+	if n := r.perAddr[ip] - 1; n > 0 {
+		r.perAddr[ip] = n
 	} else {
-		delete(r.perAddr, c.peer)
+		delete(r.perAddr, ip)
 	}
 	r.addrMu.Unlock()
 }

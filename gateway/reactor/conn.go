@@ -43,6 +43,17 @@ const (
 	outWriting                    // a writer is between its direct write and queueing (WriteAlways only)
 )
 
+// Bits in Conn.marks.
+const (
+	// markAdmitted: the handler admitted the connection (or we dialed it).
+	markAdmitted uint32 = 1 << iota
+	// markKicked: the connection started closing by this side's decision (the
+	// handler's Close, or a reactor close other than the peer's FIN or a socket
+	// error): from then on no frame is handed to the handler, inline or deferred.
+	// Frames of a peer that simply closed are still all handled.
+	markKicked
+)
+
 // Epoller-only bits in Conn.lflags (no synchronisation needed).
 const (
 	lfReady   uint8 = 1 << iota // on the epoller's ready list
@@ -89,19 +100,14 @@ type Conn struct {
 	// openedAt is the reactor-clock time the connection opened, for the admission
 	// deadline. Epoller-only.
 	openedAt int64
-	// limits are the inbound limits in force (nil: none); admitted is set once the
-	// handler admits the connection (or for a dialed one). Any goroutine.
-	limits   atomic.Pointer[Limits]
-	admitted atomic.Bool
-	// kicked is set when the connection starts closing by this side's decision (the
-	// handler's Close, or a reactor close other than the peer's FIN or a socket
-	// error): from then on no frame is handed to the handler, inline or deferred.
-	// Frames of a peer that simply closed are still all handled.
-	kicked atomic.Bool
-	lim    limitState // the rate buckets' state; epoller-only
-	// peer is the remote address counted against Config.MaxConnsPerAddr; the zero
-	// Addr when that cap is off.
-	peer  netip.Addr
+	// limits are the inbound limits in force (nil: none). Any goroutine.
+	limits atomic.Pointer[Limits]
+	// marks holds markAdmitted and markKicked. Any goroutine.
+	marks atomic.Uint32
+	lim   limitState // the rate buckets' state; epoller-only
+	// peer is the remote address counted against Config.MaxConnsPerAddr; nil when
+	// that cap is off (a pointer: the cap is rare, and Conn stays small).
+	peer  *netip.Addr
 	cause error // the error behind reason, if any
 	ctx   any   // the handler's per-connection value
 }
@@ -134,7 +140,7 @@ func (c *Conn) RemoteAddr() netip.AddrPort {
 // afterwards.
 func (c *Conn) Admit(lim *Limits) {
 	c.limits.Store(lim)
-	c.admitted.Store(true)
+	c.marks.Or(markAdmitted)
 }
 
 // Closed reports whether the connection is closing or closed.
@@ -301,7 +307,7 @@ func (c *Conn) beginCloseLocked(r Reason, cause error, farewell []byte) bool {
 	}
 	c.reason, c.cause = r, cause
 	if r != ReasonPeer && r != ReasonError {
-		c.kicked.Store(true)
+		c.marks.Or(markKicked)
 	}
 	c.state.Store(stateClosing)
 	if st != stateConnecting && len(farewell) > 0 {

@@ -36,7 +36,7 @@ func (r *Reactor) Dial(remote netip.AddrPort, local netip.Addr, ctx any) (*Conn,
 	r.astats.dialed.Add(1)
 	c := &Conn{fd: int32(fd), ctx: ctx}
 	c.state.Store(stateConnecting)
-	c.admitted.Store(true) // a connection we dialed has nothing to prove
+	c.marks.Store(markAdmitted) // a connection we dialed has nothing to prove
 	l := r.pickLoop()
 	c.loop = l
 	l.post(task{op: opRegister, c: c})

@@ -35,13 +35,24 @@
 //     the farewell before the peer reads it.
 //   - Handler callbacks for one connection are serialised: OnOpen, frames in order,
 //     OnClose last. An inline frame is offered only when no deferred frame of that
-//     connection is pending, and OnClose waits behind the deferred ones.
+//     connection is pending, and OnClose waits behind the deferred ones. Once this
+//     side decides to close a connection (the handler's Close, a kick), no further
+//     frame reaches the handler: not the rest of the read, not those queued for a
+//     worker. A peer that merely closes still has all its frames handled.
+//   - Per-connection limits are generic and set by the handler: Config.OpenLimits
+//     until the handler admits the connection (Conn.Admit), with an admission
+//     deadline (AdmitTimeout) on the same lazy timing wheel as the idle timer,
+//     which counts complete frames only; then the Limits the handler installs.
+//     A frame size limit is checked at the header, so a partial frame is never
+//     carried in a buffer larger than the limit's size class; rate limits are token
+//     buckets of one word each, charged on the epoller's clock.
 //   - A Write is never torn. Once part of it is on the wire the rest is queued even
 //     past the hard cap (the connection then closes as slow, farewell last), and a
 //     connection whose linger runs out with output still queued is reset, not ended
 //     with a FIN: a peer never reads half a frame followed by a clean end of stream.
 //   - Memory is bounded everywhere: the outbound queue by WriteHardCap (the connection
 //     is kicked as slow, with a farewell, never silently truncated), deferred input by
-//     MaxDeferred (reading pauses; the kernel's window pushes back on the peer), and an
-//     idle connection holds no buffer at all: only its Conn (~120 bytes).
+//     MaxDeferred (reading pauses; the kernel's window pushes back on the peer), a
+//     partial frame by the connection's MaxFrame, and an idle connection holds no
+//     buffer at all: only its Conn.
 package reactor

@@ -72,8 +72,9 @@ type Limits struct {
 	// handler. A frame over either is refused: not handed over, but given to
 	// Config.Refused. A Bytes burst must hold the largest frame, or it never passes.
 	Frames, Bytes Rate
-	// More than MaxRefusals refused frames within one RefusalWindow (counted from
-	// the first refusal of the window) close the connection with ReasonRate.
+	// More than MaxRefusals refused frames within one RefusalWindow close the
+	// connection with ReasonRate; the windows are consecutive spans of the
+	// reactor's clock (RefusalWindow 0: one window, the connection's life).
 	// MaxRefusals 0: refusals never close it.
 	MaxRefusals   int
 	RefusalWindow time.Duration
@@ -82,8 +83,8 @@ type Limits struct {
 // limitState is a connection's side of its Limits. Epoller-only.
 type limitState struct {
 	frames, bytes int64 // the buckets' TATs on the reactor clock
-	refusals      int32 // refusals in the window that began at windowStart
-	windowStart   int64
+	refusals      int32 // refusals in window number window
+	window        int32 // truncated: only equality matters
 }
 
 // admitFrame charges one complete frame of size bytes against c's rates at now;
@@ -109,8 +110,12 @@ func (c *Conn) refusal(lim *Limits, now int64) bool {
 	if lim.MaxRefusals <= 0 {
 		return false
 	}
-	if s.refusals == 0 || now-s.windowStart > int64(lim.RefusalWindow) {
-		s.windowStart, s.refusals = now, 0
+	w := int32(0)
+	if lim.RefusalWindow > 0 {
+		w = int32(now / int64(lim.RefusalWindow))
+	}
+	if w != s.window {
+		s.window, s.refusals = w, 0
 	}
 	s.refusals++
 	return int(s.refusals) > lim.MaxRefusals

@@ -276,3 +276,28 @@ func TestConnectionsPerAddressAreCapped(t *testing.T) {
 		t.Fatalf("got %q", p)
 	}
 }
+
+// Charging a frame against a connection's rates allocates nothing (it runs for
+// every frame of every logged-in connection, on the epoller).
+func TestChargingAFrameDoesNotAllocate(t *testing.T) {
+	lim := &Limits{Frames: PerSecond(200, 400), Bytes: PerSecond(1<<20, 2<<20), MaxRefusals: 100, RefusalWindow: time.Second}
+	c := &Conn{}
+	now := int64(0)
+	allocs := testing.AllocsPerRun(1000, func() {
+		now += int64(time.Millisecond)
+		if !c.admitFrame(lim, 100, now) {
+			c.refusal(lim, now)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per frame", allocs)
+	}
+}
+
+func BenchmarkChargeFrame(b *testing.B) {
+	lim := &Limits{Frames: PerSecond(200, 400), Bytes: PerSecond(1<<20, 2<<20)}
+	c := &Conn{}
+	for i := range b.N {
+		c.admitFrame(lim, 100, int64(i)*int64(10*time.Millisecond))
+	}
+}

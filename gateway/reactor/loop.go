@@ -690,7 +690,7 @@ func (l *loop) expire() {
 // has not admitted it, and the idle deadline; ok is false when neither applies.
 func (l *loop) deadline(c *Conn) (d int64, ok bool) {
 	cfg := &l.r.cfg
-	if cfg.AdmitTimeout > 0 && !c.admitted.Load() {
+	if cfg.AdmitTimeout > 0 && c.marks.Load()&markAdmitted == 0 {
 		d, ok = c.openedAt+int64(cfg.AdmitTimeout), true
 	}
 	if cfg.IdleTimeout > 0 {
@@ -709,7 +709,7 @@ func (l *loop) timerDue(c *Conn) {
 	}
 	cfg := &l.r.cfg
 	switch {
-	case cfg.AdmitTimeout > 0 && !c.admitted.Load() && c.openedAt+int64(cfg.AdmitTimeout) <= l.now:
+	case cfg.AdmitTimeout > 0 && c.marks.Load()&markAdmitted == 0 && c.openedAt+int64(cfg.AdmitTimeout) <= l.now:
 		l.close(c, ReasonUnadmitted, nil)
 	case cfg.IdleTimeout > 0 && c.lastActive+int64(cfg.IdleTimeout) <= l.now:
 		l.close(c, ReasonIdle, nil)

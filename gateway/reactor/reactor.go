@@ -69,7 +69,8 @@ const (
 // (Limits) go to Config.Refused instead.
 // A Dial that fails gets OnClose without OnOpen.
 type Handler interface {
-	// OnOpen runs on the epoller when a connection is admitted (or a Dial completes).
+	// OnOpen runs on the epoller when an accepted connection is registered (or a
+	// Dial completes).
 	OnOpen(c *Conn)
 	// OnFrame runs on the epoller for a complete frame, unless earlier frames of the
 	// connection are still waiting for a worker (then the frame queues behind them

@@ -162,7 +162,7 @@ func (r *Reactor) work(j *jobs) {
 		if resume {
 			c.loop.post(task{op: opResume, c: c})
 		}
-		if !c.kicked.Load() {
+		if c.marks.Load()&markKicked == 0 {
 			h.OnDeferred(c, *b) // frames queued behind a KICK are dropped
 		}
 		r.bufs.put(b)

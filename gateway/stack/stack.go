@@ -42,7 +42,9 @@ type Config struct {
 	Inbox     int // messages per user kept until acked; default 1024
 	// Gateway tweaks each gateway's reactor configuration (Addr is set by the stack).
 	Gateway func(i int, rc *reactor.Config)
-	Logger  *slog.Logger
+	// Rates are the gateways' client rate limits; nil: node.DefaultRates().
+	Rates  *node.Rates
+	Logger *slog.Logger
 }
 
 // Keys are a stack's three secrets, each given only to the components that
@@ -247,7 +249,7 @@ func (s *Stack) StartGateway(ctx context.Context, id string) (Gateway, error) {
 		cfg.Gateway(len(s.Gateways), &rc)
 	}
 	gw, err := cluster.NewGateway(cluster.GatewayConfig{
-		Node: node.Config{Reactor: rc, Heartbeat: cfg.Heartbeat, Signer: signer},
+		Node: node.Config{Reactor: rc, Heartbeat: cfg.Heartbeat, Signer: signer, Rates: cfg.Rates},
 		ID:   id, StateAddr: s.State, MsgAddr: s.Msg, LinkAddr: s.any(), Secret: cfg.Keys.Cluster,
 		LeaseTTL: cfg.LeaseTTL,
 		Registry: prometheus.NewRegistry(), // per gateway: restarts re-register the same names

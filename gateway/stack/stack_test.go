@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/floodgate/floodgate/gateway/client"
+	"github.com/floodgate/floodgate/gateway/node"
 	"github.com/floodgate/floodgate/gateway/proto"
 	"github.com/floodgate/floodgate/gateway/state"
 )
@@ -28,7 +29,10 @@ func up(t *testing.T, gateways int) *Stack {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	s, err := Up(ctx, Config{Keys: testKeys, Gateways: gateways, LeaseTTL: time.Second, Logger: slog.New(slog.DiscardHandler)})
+	// The rate limits off: these tests send thousands of messages per user as fast
+	// as the stack takes them (the limits are tested in gateway/node).
+	s, err := Up(ctx, Config{Keys: testKeys, Gateways: gateways, LeaseTTL: time.Second, Rates: &node.Rates{},
+		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
