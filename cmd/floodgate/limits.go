@@ -33,6 +33,7 @@ func (l *limitFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&l.rates.SendBurst, "send-burst", d.SendBurst, "SENDs a session may send at once over -send-rate")
 	fs.IntVar(&l.rates.MaxRefusals, "rate-refusals", d.MaxRefusals, "rate-limited frames tolerated per -rate-window; one more: KICK POLICY/RATE_EXCEEDED (0: never)")
 	fs.DurationVar(&l.rates.RefusalWindow, "rate-window", d.RefusalWindow, "window of -rate-refusals")
+	fs.IntVar(&l.rates.RefusalBytes, "rate-refusal-bytes", d.RefusalBytes, "a refused frame counts one refusal per this many bytes started, so a flood of large frames is closed after about -rate-refusals × this many refused bytes (0: one per frame)")
 	fs.IntVar(&l.perAddr, "max-conns-per-ip", 0, "connections per client IP address; over it KICK POLICY/TOO_MANY_CONNECTIONS (0: no cap; a load generator opens thousands from one address)")
 }
 

@@ -43,6 +43,11 @@ type Rates struct {
 	// persistent abuse. 0: refusals never end the connection.
 	MaxRefusals   int
 	RefusalWindow time.Duration
+	// RefusalBytes weighs a frame the reactor refuses by its size: one refusal per
+	// RefusalBytes started (reactor.Limits.RefusalBytes), so a flood of large
+	// frames is closed after about MaxRefusals × RefusalBytes refused bytes rather
+	// than MaxRefusals frames. 0: one per frame.
+	RefusalBytes int
 }
 
 // DefaultRates returns the default rate limits.
@@ -51,7 +56,7 @@ func DefaultRates() Rates {
 		FramesPerSec: 200, FrameBurst: 400,
 		BytesPerSec: 1 << 20, ByteBurst: 2 << 20,
 		SendsPerSec: 50, SendBurst: 100,
-		MaxRefusals: 100, RefusalWindow: 10 * time.Second,
+		MaxRefusals: 100, RefusalWindow: 10 * time.Second, RefusalBytes: 4 << 10,
 	}
 }
 
@@ -93,7 +98,7 @@ func (cfg *Config) limits() (open, admitted *reactor.Limits, sends reactor.Rate,
 	admitted = &reactor.Limits{
 		Frames:      reactor.PerSecond(r.FramesPerSec, r.FrameBurst),
 		Bytes:       reactor.PerSecond(r.BytesPerSec, r.ByteBurst),
-		MaxRefusals: r.MaxRefusals, RefusalWindow: r.RefusalWindow,
+		MaxRefusals: r.MaxRefusals, RefusalWindow: r.RefusalWindow, RefusalBytes: r.RefusalBytes,
 	}
 	return open, admitted, reactor.PerSecond(r.SendsPerSec, r.SendBurst), nil
 }

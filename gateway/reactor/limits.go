@@ -78,6 +78,13 @@ type Limits struct {
 	// MaxRefusals 0: refusals never close it.
 	MaxRefusals   int
 	RefusalWindow time.Duration
+	// RefusalBytes weighs refusals by size: a refused frame counts one refusal per
+	// RefusalBytes bytes or part of them (at least one). Without it a flood of
+	// maximum-size frames would be read MaxRefusals times over before it closes —
+	// megabytes per connection, again after every reconnect; with it the refused
+	// volume is bounded too, by about MaxRefusals × RefusalBytes. 0: every refused
+	// frame counts one.
+	RefusalBytes int
 }
 
 // limitState is a connection's side of its Limits. Epoller-only.
@@ -103,9 +110,9 @@ func (c *Conn) admitFrame(lim *Limits, size int, now int64) bool {
 	return false
 }
 
-// refusal counts one refused frame and reports whether the connection has now
-// exceeded its refusals. Epoller-only.
-func (c *Conn) refusal(lim *Limits, now int64) bool {
+// refusal counts one refused frame of size bytes and reports whether the
+// connection has now exceeded its refusals. Epoller-only.
+func (c *Conn) refusal(lim *Limits, size int, now int64) bool {
 	s := &c.lim
 	if lim.MaxRefusals <= 0 {
 		return false
@@ -117,6 +124,10 @@ func (c *Conn) refusal(lim *Limits, now int64) bool {
 	if w != s.window {
 		s.window, s.refusals = w, 0
 	}
-	s.refusals++
+	weight := int32(1)
+	if lim.RefusalBytes > 0 {
+		weight = int32(max(1, (size+lim.RefusalBytes-1)/lim.RefusalBytes))
+	}
+	s.refusals += weight
 	return int(s.refusals) > lim.MaxRefusals
 }

@@ -243,6 +243,45 @@ func TestRateLimitsRefuseThenClose(t *testing.T) {
 	log.check(t)
 }
 
+// RefusalBytes bounds the refused volume, not only the count: refused frames of
+// 10 KiB with RefusalBytes 4 KiB weigh 3 refusals each, so MaxRefusals 10 closes
+// the connection at the fourth, where unweighted it would take eleven.
+func TestLargeRefusedFramesWeighMore(t *testing.T) {
+	tests := []struct {
+		name         string
+		refusalBytes int
+		size         int
+		closesAfter  int // refused frames up to and including the one that closes
+	}{
+		{"unweighted", 0, 10 << 10, 11},
+		{"10 KiB frames weigh 3 each", 4 << 10, 10 << 10, 4},
+		{"small frames weigh 1", 4 << 10, 100, 11},
+		{"exactly one unit weighs 1", 4 << 10, 4 << 10, 11},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			lim := &Limits{Frames: PerSecond(1, 1), MaxRefusals: 10, RefusalWindow: time.Minute, RefusalBytes: tt.refusalBytes}
+			c := &Conn{}
+			now := int64(time.Hour)
+			if !c.admitFrame(lim, tt.size, now) {
+				t.Fatal("the first frame (the burst) was refused")
+			}
+			for i := 1; i <= 100; i++ {
+				if c.admitFrame(lim, tt.size, now) {
+					t.Fatalf("frame %d passed at the same instant as the burst", i)
+				}
+				if c.refusal(lim, tt.size, now) {
+					if i != tt.closesAfter {
+						t.Fatalf("closed at refused frame %d, want %d", i, tt.closesAfter)
+					}
+					return
+				}
+			}
+			t.Fatal("100 refused frames never closed the connection")
+		})
+	}
+}
+
 // MaxConnsPerAddr refuses the connection over the cap with the addr_limit farewell
 // and counts it; a place freed by a close is available again.
 func TestConnectionsPerAddressAreCapped(t *testing.T) {
@@ -286,7 +325,7 @@ func TestChargingAFrameDoesNotAllocate(t *testing.T) {
 	allocs := testing.AllocsPerRun(1000, func() {
 		now += int64(time.Millisecond)
 		if !c.admitFrame(lim, 100, now) {
-			c.refusal(lim, now)
+			c.refusal(lim, 100, now)
 		}
 	})
 	if allocs != 0 {

@@ -502,7 +502,7 @@ func (l *loop) deliver(c *Conn, frame []byte) bool {
 		if l.r.cfg.Refused != nil {
 			l.r.cfg.Refused(c, frame)
 		}
-		if c.refusal(lim, l.now) {
+		if c.refusal(lim, len(frame), l.now) {
 			l.close(c, ReasonRate, ErrRateExceeded)
 		}
 		return c.state.Load() == stateOpen
