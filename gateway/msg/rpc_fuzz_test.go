@@ -141,7 +141,11 @@ func FuzzDecodeStored(f *testing.F) {
 		if m.Epoch != 0 {
 			t.Fatalf("% x decodes with epoch %d, want 0", b, m.Epoch)
 		}
-		if again := appendStored(nil, &m); !bytes.Equal(again, b) {
+		// Bytes 16–31 (the time and bytes-before the append script writes) are not
+		// part of the Message: appendStored writes them as zeros.
+		want := append([]byte(nil), b...)
+		clear(want[16:32])
+		if again := appendStored(nil, &m); !bytes.Equal(again, want) {
 			t.Fatalf("% x decodes to %+v, which encodes to % x", b, m, again)
 		}
 		if back, err := DecodeMessage(AppendMessage(nil, &m)); err != nil || !sameMessage(back, m) {
