@@ -251,8 +251,18 @@ func (f *hostileFleet) pause(ctx context.Context, d time.Duration) bool {
 }
 
 // runSlot is one slot's loop: connect, misbehave until closed, pause, again.
+//
+// The first connect comes at a random point within the class's bound (at least
+// two pauses): slots that all started together would stay in step — every holder
+// kicked at the same tick of the login deadline, every one reconnecting in the
+// same second — a synchronised wave no crowd of independent clients makes, and
+// one that would measure the generator's artefact rather than the server.
 func (f *hostileFleet) runSlot(ctx context.Context, c *hostileRun, slot int) {
 	rng := rand.New(rand.NewPCG(f.seed^uint64(f.segment)<<48, uint64(c.idx)<<32|uint64(slot)))
+	spread := max(time.Duration(c.spec.Bound), 2*hostilePause)
+	if !f.pause(ctx, time.Duration(rng.Int64N(int64(spread)))) {
+		return
+	}
 	for n := 0; n < hostileMaxPerSlot && !f.stopped(ctx); n++ {
 		dctx, cancel := context.WithTimeout(ctx, hostileDialTimeout)
 		nc, err := f.dial(dctx, c.idx, slot)
