@@ -2,6 +2,7 @@ package node
 
 import (
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/floodgate/floodgate/gateway/reactor"
@@ -38,7 +39,10 @@ type Rates struct {
 	BytesPerSec  float64 // inbound bytes per second per connection
 	ByteBurst    int     // must hold a max_frame frame
 	SendsPerSec  float64 // SENDs per second per session
-	SendBurst    int
+	// SendBurst is at least the 256 unanswered SENDs a client may pipeline
+	// (PROTOCOL.md §13) by default, so that a client flushing its offline queue
+	// when it reconnects is never refused.
+	SendBurst int
 	// MaxRefusals refused frames are tolerated within RefusalWindow; one more is
 	// persistent abuse. 0: refusals never end the connection.
 	MaxRefusals   int
@@ -55,7 +59,7 @@ func DefaultRates() Rates {
 	return Rates{
 		FramesPerSec: 200, FrameBurst: 400,
 		BytesPerSec: 1 << 20, ByteBurst: 2 << 20,
-		SendsPerSec: 50, SendBurst: 100,
+		SendsPerSec: 50, SendBurst: 256,
 		MaxRefusals: 100, RefusalWindow: 10 * time.Second, RefusalBytes: 4 << 10,
 	}
 }
@@ -125,4 +129,58 @@ func (g *sendGate) allow(rate reactor.Rate, r *Rates, now int64) (ok, abuse bool
 	}
 	g.refusals++
 	return false, int(g.refusals) > r.MaxRefusals
+}
+
+// penaltyBoxMax bounds the users a gateway remembers as penalised: 16 bytes of map
+// entry each, about 1 MiB at most.
+const penaltyBoxMax = 1 << 16
+
+// penaltyBox remembers the users this gateway kicked RATE_EXCEEDED until the
+// earliest end of the retry hint they were given, and refuses their LOGINs until
+// then (KICK POLICY/RATE_EXCEEDED again, before the session directory or the store
+// hear of them). Without it the hint binds only clients that honour it: a flooder
+// that reconnects at once gets a fresh burst with every connection — the SEND
+// burst stored, the byte burst read — so the limits would bound a connection, not
+// a user. A client that waits as told is never refused: the penalty ends at the
+// hint's minimum. It is per gateway (a user who moves to another gateway gets
+// that gateway's burst once) and bounded (when full of live penalties, new ones
+// are not recorded: the box deters, the rate limits still bound every connection).
+type penaltyBox struct {
+	mu    sync.Mutex
+	until map[uint64]int64 // uid → end of the penalty, on the node's clock
+}
+
+// add penalises uid until the given time (node clock, ns).
+func (p *penaltyBox) add(uid uint64, until, now int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.until == nil {
+		p.until = map[uint64]int64{}
+	}
+	if len(p.until) >= penaltyBoxMax {
+		for u, t := range p.until {
+			if t <= now {
+				delete(p.until, u)
+			}
+		}
+		if len(p.until) >= penaltyBoxMax {
+			return
+		}
+	}
+	p.until[uid] = max(p.until[uid], until)
+}
+
+// remaining returns how long uid's penalty still runs at now (0: none).
+func (p *penaltyBox) remaining(uid uint64, now int64) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t, ok := p.until[uid]
+	if !ok {
+		return 0
+	}
+	if t <= now {
+		delete(p.until, uid)
+		return 0
+	}
+	return time.Duration(t - now)
 }

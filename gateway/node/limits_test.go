@@ -113,7 +113,7 @@ func TestSendFloodIsRateLimitedThenKicked(t *testing.T) {
 	rates := node.DefaultRates()
 	g := startGateway(t, func(c *node.Config) { c.Backend = node.NewLocal(store); c.Rates = &rates })
 	a, _ := g.login(t, 1)
-	const n = 300 // under the frame burst: the SEND rate refuses
+	const n = 380 // over the SEND burst and the refusals, under the frame burst: the SEND rate refuses
 	var b []byte
 	for i := 1; i <= n; i++ {
 		b = (&proto.Send{ClientMsgID: uint64(i), To: 2, Payload: []byte("x")}).Append(b)
@@ -156,6 +156,19 @@ func TestSendFloodIsRateLimitedThenKicked(t *testing.T) {
 		t.Fatalf("stored %d, want the %d acknowledged", ok.LastSeq, acked)
 	}
 	recipient.Close()
+
+	// The flooder, back at once, is refused at LOGIN until its hint's earliest
+	// end, with a hint covering what is left; other users are not.
+	again := g.dial(t)
+	if _, err := again.Login(1, g.signer.Mint(1, time.Now().Add(time.Hour))); !errors.As(err, &kick) ||
+		kick.Reason != proto.ReasonPolicy || kick.Code != proto.CodeRateExceeded || kick.RetryAfterMS < 5_000 {
+		t.Fatalf("the flooder's next LOGIN: %v, want KICK POLICY RATE_EXCEEDED with a hint of several seconds", err)
+	}
+	if v := testutil.ToFloat64(metric(t, g.reg, "floodgate_gateway_logins_total", "penalized")); v != 1 {
+		t.Fatalf("logins{penalized} = %v, want 1", v)
+	}
+	other, _ := g.login(t, 3)
+	other.Close()
 }
 
 // A flood of frames over the per-connection frame rate: the burst is handled, the

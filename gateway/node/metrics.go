@@ -30,7 +30,7 @@ var limitCodes = map[proto.Code]string{
 }
 
 var (
-	loginResults = []string{"ok", "replaced", "bad_token", "expired", "uid_mismatch", "malformed", "unavailable", "shed"}
+	loginResults = []string{"ok", "replaced", "bad_token", "expired", "uid_mismatch", "malformed", "unavailable", "shed", "penalized"}
 	sendResults  = []string{"ok", "bad_recipient", "too_large", "rate_limited", "recipient_full", "unavailable", "unknown"}
 	pushResults  = []string{"delivered", "pending", "offline", "dropped"}
 )

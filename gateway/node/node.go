@@ -81,6 +81,7 @@ type Node struct {
 	admitted *reactor.Limits
 	sendRate reactor.Rate
 	start    time.Time
+	penalty  penaltyBox
 }
 
 // New builds a node and its reactor (binding the listeners).
@@ -203,11 +204,25 @@ func (n *Node) OnFrame(c *reactor.Conn, frame []byte) reactor.Disposition {
 func (n *Node) OnDeferred(c *reactor.Conn, frame []byte) { n.handle(c, frame, false) }
 
 // OnClose implements reactor.Handler.
-func (n *Node) OnClose(c *reactor.Conn, _ reactor.Reason, _ error) {
-	if s, _ := c.Context().(*session); s != nil && n.sessions.remove(s) {
+func (n *Node) OnClose(c *reactor.Conn, r reactor.Reason, _ error) {
+	s, _ := c.Context().(*session)
+	if s != nil && r == reactor.ReasonRate {
+		n.penalise(s.uid)
+	}
+	if s != nil && n.sessions.remove(s) {
 		n.cfg.Backend.Logout(Session{UID: s.uid, ID: s.id})
 	}
 }
+
+// penalise refuses uid's LOGINs on this gateway for the least retry hint a
+// RATE_EXCEEDED kick gives (see penaltyBox).
+func (n *Node) penalise(uid uint64) {
+	now := n.clock()
+	n.penalty.add(uid, now+int64(policyRetryMin)*int64(time.Millisecond), now)
+}
+
+// clock is the node's monotonic clock, in ns since it started.
+func (n *Node) clock() int64 { return int64(time.Since(n.start)) }
 
 // handle is the one path every client frame takes, inline (on the epoller) or not
 // (on a worker). Inline, it answers what is cheap and defers the rest.
@@ -314,6 +329,13 @@ func (n *Node) login(ctx context.Context, c *reactor.Conn, body []byte) {
 		n.kickFor(c, err)
 		return
 	}
+	if wait := n.penalty.remaining(m.UID, n.clock()); wait > 0 {
+		n.m.logins["penalized"].Inc()
+		n.m.limitCloses[proto.CodeRateExceeded].Inc()
+		n.kick(c, proto.ReasonPolicy, proto.CodeRateExceeded, uint32(wait/time.Millisecond)+jitterMS(0, 1000),
+			"rate limits exceeded; retry later")
+		return
+	}
 	// Authenticated: frames may be max_frame long, and the logged-in rates count
 	// from here.
 	c.Admit(n.admitted)
@@ -369,10 +391,11 @@ func (n *Node) send(c *reactor.Conn, s *session, body []byte) {
 		return
 	}
 	var code proto.Code
-	ok, abuse := s.gate.allow(n.sendRate, n.cfg.Rates, int64(time.Since(n.start)))
+	ok, abuse := s.gate.allow(n.sendRate, n.cfg.Rates, n.clock())
 	switch {
 	case abuse:
 		n.m.sends["rate_limited"].Inc()
+		n.penalise(s.uid)
 		n.kickRateExceeded(c)
 		return
 	case !ok:
