@@ -308,6 +308,16 @@ func (s *Session) answeredLocked(id, msgID uint64, err *ServerError, now time.Ti
 		p.retryAt = now.Add(s.backoffLocked().Delay(p.refusals, rand.Float64()))
 		p.refusals++
 		s.queued++
+		if err.Code == proto.CodeRateLimited {
+			// Slow down (PROTOCOL.md §7.5): no SEND not yet written goes out
+			// before this one may, so a long queue is paced by the server's
+			// rate instead of being refused window after window.
+			for _, q := range s.sends {
+				if !q.written && q.retryAt.Before(p.retryAt) {
+					q.retryAt = p.retryAt
+				}
+			}
+		}
 	default:
 		s.finishLocked(p, 0, err)
 	}

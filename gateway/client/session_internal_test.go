@@ -247,6 +247,52 @@ func TestSessionLeavesAtMost256SendsUnanswered(t *testing.T) {
 	}
 }
 
+// After a RATE_LIMITED the session writes no SEND until the refused one may be
+// retried (PROTOCOL.md §7.5): answers that free its window do not let the queue
+// behind it out, so a long queue is paced by the server's rate rather than
+// refused window after window.
+func TestSessionPausesItsQueueAfterRateLimited(t *testing.T) {
+	g := newFakeGateway(t)
+	s, _ := runSession(t, g, nil)
+	s.mu.Lock()
+	s.cfg.Backoff = Backoff{Base: 2 * time.Second, Max: 2 * time.Second, Jitter: 0.1} // a retry 1.8–2 s away
+	s.mu.Unlock()
+	fc := g.accept()
+	fc.loginAndSync(epoch1)
+	const total = 300
+	for i := range total {
+		sendAsync(s, 9, fmt.Sprint(i))
+	}
+	var ids []uint64
+	for range maxUnanswered {
+		ids = append(ids, fc.expectSend().ClientMsgID)
+	}
+	fc.write(proto.AppendError(nil, proto.CodeRateLimited, ids[0], ""))
+	for _, id := range ids[1:] {
+		fc.write((&proto.SendAck{ClientMsgID: id, MsgID: id}).Append(nil))
+	}
+	eventually(t, "every answer taken", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.sends) == total-maxUnanswered+1
+	})
+	s.mu.Lock()
+	inflight, refused := s.inflight, s.sends[ids[0]].retryAt
+	var early int
+	for _, p := range s.sends {
+		if p.retryAt.Before(refused) {
+			early++
+		}
+	}
+	s.mu.Unlock()
+	if inflight != 0 || early != 0 {
+		t.Fatalf("%d SENDs written and %d due before the refused one after RATE_LIMITED, want 0 and 0", inflight, early)
+	}
+	if m := fc.expectSend(); m.ClientMsgID != ids[0] {
+		t.Fatalf("first SEND after the pause is %d, want the refused %d", m.ClientMsgID, ids[0])
+	}
+}
+
 // KICK REPLACED and AUTH end Run; BUSY (including BACKEND_UNAVAILABLE), SLOW
 // and DRAIN are followed by a reconnect.
 func TestSessionKicks(t *testing.T) {

@@ -24,15 +24,20 @@ const (
 // on the epoller as frames arrive, before anything is copied for a worker, so a
 // flood costs a comparison per frame. A frame over them is not handled: a SEND is
 // answered ERROR RATE_LIMITED (not stored), anything else is dropped — harmless for
-// PUSH_ACK, which is cumulative, and for PING, which the client repeats. The SEND
-// bucket is the node's, per session (one per user on a gateway, so per sender),
-// charged on the worker that handles the SEND. More than MaxRefusals refusals of
-// either kind within RefusalWindow end the connection with KICK
-// POLICY/RATE_EXCEEDED.
+// PUSH_ACK, which is cumulative, and for PING, which the client repeats. More than
+// MaxRefusals of those refusals (PUSH_ACKs not counted) within RefusalWindow end
+// the connection with KICK POLICY/RATE_EXCEEDED, and the gateway refuses the
+// user's LOGINs until the kick's retry hint (penaltyBox). The SEND bucket is the
+// node's, per session (one per user on a gateway, so per sender), charged on the
+// worker that handles the SEND; its refusals are answered RATE_LIMITED but never
+// kick (see sendTAT).
 //
-// The defaults sit far above what a client following PROTOCOL.md does: the
-// reference client sends a message every few seconds, a PUSH_ACK per 32 pushes and
-// one SYNC per replayed batch of at most 256 messages.
+// The defaults sit far above what a client following PROTOCOL.md does: a burst of
+// 600 frames holds two full windows of 256 pipelined SENDs (a client flushing a
+// queue refills its window before its first RATE_LIMITED can arrive), and a
+// client that pauses its SENDs after a RATE_LIMITED, as §7.5 asks, is never
+// kicked. The reference client sends a message every few seconds, a PUSH_ACK per
+// 32 pushes and one SYNC per replayed batch of at most 256 messages.
 type Rates struct {
 	FramesPerSec float64 // complete frames per second per connection
 	FrameBurst   int
@@ -50,17 +55,20 @@ type Rates struct {
 	// RefusalBytes weighs a frame the reactor refuses by its size: one refusal per
 	// RefusalBytes started (reactor.Limits.RefusalBytes), so a flood of large
 	// frames is closed after about MaxRefusals × RefusalBytes refused bytes rather
-	// than MaxRefusals frames. 0: one per frame.
+	// than MaxRefusals frames. 0 (the default): one per frame. Off by default
+	// because it would also kick a client that pipelines a window of large SENDs
+	// past the byte burst before its first RATE_LIMITED reaches it; the penalty
+	// box already stops a flooder from getting a fresh burst by reconnecting.
 	RefusalBytes int
 }
 
 // DefaultRates returns the default rate limits.
 func DefaultRates() Rates {
 	return Rates{
-		FramesPerSec: 200, FrameBurst: 400,
+		FramesPerSec: 200, FrameBurst: 600,
 		BytesPerSec: 1 << 20, ByteBurst: 2 << 20,
 		SendsPerSec: 50, SendBurst: 256,
-		MaxRefusals: 100, RefusalWindow: 10 * time.Second, RefusalBytes: 4 << 10,
+		MaxRefusals: 100, RefusalWindow: 10 * time.Second,
 	}
 }
 
@@ -107,29 +115,13 @@ func (cfg *Config) limits() (open, admitted *reactor.Limits, sends reactor.Rate,
 	return open, admitted, reactor.PerSecond(r.SendsPerSec, r.SendBurst), nil
 }
 
-// sendGate is a session's SEND rate state. The connection's callbacks never overlap,
-// so it needs no synchronisation.
-type sendGate struct {
-	tat         int64 // the SEND bucket's TAT, on the node's clock
-	refusals    int32
-	windowStart int64
-}
-
-// allow charges one SEND at now; false if it is over the rate. abuse reports that
-// the refusals have now passed the limit (the caller kicks).
-func (g *sendGate) allow(rate reactor.Rate, r *Rates, now int64) (ok, abuse bool) {
-	if rate.Allow(&g.tat, now, 1) {
-		return true, false
-	}
-	if r.MaxRefusals <= 0 {
-		return false, false
-	}
-	if g.refusals == 0 || now-g.windowStart > int64(r.RefusalWindow) {
-		g.windowStart, g.refusals = now, 0
-	}
-	g.refusals++
-	return false, int(g.refusals) > r.MaxRefusals
-}
+// sendTAT is a session's SEND bucket (its theoretical arrival time, on the node's
+// clock). The connection's callbacks never overlap, so it needs no
+// synchronisation. Its refusals are answered RATE_LIMITED and do not count towards
+// the kick: a client flushing a long queue refills its 256-SEND window as answers
+// come, so a second window may arrive before its first RATE_LIMITED does; the
+// frame and byte buckets, whose refusals do count, bound a flood.
+type sendTAT = int64
 
 // penaltyBoxMax bounds the users a gateway remembers as penalised: 16 bytes of map
 // entry each, about 1 MiB at most.

@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"testing"
@@ -105,70 +106,54 @@ func TestNothingAfterAKickIsHandled(t *testing.T) {
 	}
 }
 
-// A SEND flood at full speed: the SEND burst is stored, SENDs over the rate get
-// ERROR RATE_LIMITED (not stored), and persistent refusals end the connection with
-// KICK POLICY/RATE_EXCEEDED and a retry hint.
-func TestSendFloodIsRateLimitedThenKicked(t *testing.T) {
+// A SEND flood within the frame burst: the SEND burst is stored, the rest is
+// answered RATE_LIMITED (not stored), and the connection stays: SEND-rate refusals
+// never kick (a client flushing its queue refills its window before its first
+// RATE_LIMITED arrives).
+func TestSendFloodIsRateLimitedNotKicked(t *testing.T) {
 	store := msg.NewMemory(1000)
 	rates := node.DefaultRates()
 	g := startGateway(t, func(c *node.Config) { c.Backend = node.NewLocal(store); c.Rates = &rates })
 	a, _ := g.login(t, 1)
-	const n = 380 // over the SEND burst and the refusals, under the frame burst: the SEND rate refuses
+	const n = 500 // two windows' worth and under the frame burst: only the SEND rate refuses
 	var b []byte
 	for i := 1; i <= n; i++ {
 		b = (&proto.Send{ClientMsgID: uint64(i), To: 2, Payload: []byte("x")}).Append(b)
 	}
+	b = (&proto.Ping{TS: 42}).Append(b)
 	a.WriteRaw(b)
 	acked, limited := 0, 0
-	var kick *client.KickError
-	for kick == nil {
-		f, err := a.Next()
-		if err != nil {
-			t.Fatalf("after %d acks and %d refusals: %v", acked, limited, err)
-		}
+	for acked+limited < n {
+		f := next(t, a)
 		var se *client.ServerError
 		switch err := client.AsError(f); {
 		case f.Type == proto.TypeSendAck:
 			acked++
 		case errors.As(err, &se) && se.Code == proto.CodeRateLimited:
 			limited++
-		case errors.As(err, &kick):
+		case f.Type == proto.TypePong:
 		default:
-			t.Fatalf("got %v", err)
+			t.Fatalf("after %d acks and %d refusals: got %v", acked, limited, err)
 		}
 	}
-	if kick.Reason != proto.ReasonPolicy || kick.Code != proto.CodeRateExceeded || kick.RetryAfterMS == 0 {
-		t.Fatalf("got %v, want KICK POLICY RATE_EXCEEDED with a retry hint", kick)
-	}
-	// The burst passes (plus what the rate refilled meanwhile); MaxRefusals are
-	// answered, the next refusal kicks.
-	if acked < rates.SendBurst || acked > rates.SendBurst+20 || limited != rates.MaxRefusals {
-		t.Fatalf("acked %d, limited %d; want ~%d and %d", acked, limited, rates.SendBurst, rates.MaxRefusals)
-	}
-	if v := testutil.ToFloat64(metric(t, g.reg, "floodgate_gateway_limit_closes_total", "rate_exceeded")); v != 1 {
-		t.Fatalf("limit_closes{rate_exceeded} = %v, want 1", v)
+	// The burst passes (plus what the rate refilled meanwhile).
+	if acked < rates.SendBurst || acked > rates.SendBurst+20 {
+		t.Fatalf("acked %d, limited %d; want ~%d acked", acked, limited, rates.SendBurst)
 	}
 	if v := testutil.ToFloat64(metric(t, g.reg, "floodgate_gateway_rate_limited_total", "SEND")); v != float64(limited) {
 		t.Fatalf("rate_limited{SEND} = %v, want %d", v, limited)
+	}
+	a.WriteRaw((&proto.Ping{TS: 43}).Append(nil))
+	for f := next(t, a); f.Type != proto.TypePong || !bytes.Contains(f.Body, []byte{43}); f = next(t, a) {
+	}
+	if v := testutil.ToFloat64(metric(t, g.reg, "floodgate_gateway_limit_closes_total", "rate_exceeded")); v != 0 {
+		t.Fatalf("limit_closes{rate_exceeded} = %v, want 0", v)
 	}
 	recipient, ok := g.login(t, 2)
 	if int(ok.LastSeq) != acked {
 		t.Fatalf("stored %d, want the %d acknowledged", ok.LastSeq, acked)
 	}
 	recipient.Close()
-
-	// The flooder, back at once, is refused at LOGIN until its hint's earliest
-	// end, with a hint covering what is left; other users are not.
-	again := g.dial(t)
-	if _, err := again.Login(1, g.signer.Mint(1, time.Now().Add(time.Hour))); !errors.As(err, &kick) ||
-		kick.Reason != proto.ReasonPolicy || kick.Code != proto.CodeRateExceeded || kick.RetryAfterMS < 5_000 {
-		t.Fatalf("the flooder's next LOGIN: %v, want KICK POLICY RATE_EXCEEDED with a hint of several seconds", err)
-	}
-	if v := testutil.ToFloat64(metric(t, g.reg, "floodgate_gateway_logins_total", "penalized")); v != 1 {
-		t.Fatalf("logins{penalized} = %v, want 1", v)
-	}
-	other, _ := g.login(t, 3)
-	other.Close()
 }
 
 // A flood of frames over the per-connection frame rate: the burst is handled, the
@@ -208,6 +193,43 @@ func TestFrameFloodIsRateLimitedThenKicked(t *testing.T) {
 	if v := testutil.ToFloat64(metric(t, g.reg, "floodgate_gateway_rate_limited_total", "PING")); v != 4 {
 		t.Fatalf("rate_limited{PING} = %v, want 4 (with the SEND and the SYNC: 6 refusals)", v)
 	}
+
+	// The flooder, back at once (once its session is gone), is refused at LOGIN
+	// until its hint's earliest end, with a hint covering what is left; other
+	// users are not.
+	waitNode(t, "the kicked session gone", func() bool { return g.Sessions() == 0 })
+	again := g.dial(t)
+	var kick *client.KickError
+	if _, err := again.Login(1, g.signer.Mint(1, time.Now().Add(time.Hour))); !errors.As(err, &kick) ||
+		kick.Reason != proto.ReasonPolicy || kick.Code != proto.CodeRateExceeded || kick.RetryAfterMS < 5_000 {
+		t.Fatalf("the flooder's next LOGIN: %v, want KICK POLICY RATE_EXCEEDED with a hint of several seconds", err)
+	}
+	if v := testutil.ToFloat64(metric(t, g.reg, "floodgate_gateway_logins_total", "penalized")); v != 1 {
+		t.Fatalf("logins{penalized} = %v, want 1", v)
+	}
+	other, _ := g.login(t, 3)
+	other.Close()
+}
+
+// A flood of PUSH_ACKs over the frame rate is dropped without counting towards
+// the kick: a recipient acks as fast as it is pushed to.
+func TestPushAckRefusalsNeverKick(t *testing.T) {
+	rates := node.Rates{FramesPerSec: 1, FrameBurst: 5, MaxRefusals: 3, RefusalWindow: time.Minute}
+	g := startGateway(t, func(c *node.Config) { c.Rates = &rates })
+	a, _ := g.login(t, 1)
+	var b []byte
+	for range 50 {
+		b = (&proto.PushAck{Seq: 0}).Append(b)
+	}
+	a.WriteRaw(b)
+	waitNode(t, "45 PUSH_ACKs refused", func() bool {
+		return testutil.ToFloat64(metric(t, g.reg, "floodgate_gateway_rate_limited_total", "PUSH_ACK")) == 45
+	})
+	// Still open, and a counted refusal is still judged: three more frames are
+	// refused (SYNC answered RATE_LIMITED), the fourth kicks.
+	a.WriteRaw(append(append(append((&proto.Sync{}).Append(nil), (&proto.Sync{}).Append(nil)...),
+		(&proto.Sync{}).Append(nil)...), (&proto.Sync{}).Append(nil)...))
+	expectKick(t, a, proto.ReasonPolicy, proto.CodeRateExceeded)
 }
 
 // With a per-address cap, the connection over it gets KICK

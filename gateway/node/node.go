@@ -391,13 +391,8 @@ func (n *Node) send(c *reactor.Conn, s *session, body []byte) {
 		return
 	}
 	var code proto.Code
-	ok, abuse := s.gate.allow(n.sendRate, n.cfg.Rates, n.clock())
+	ok := n.sendRate.Allow(&s.gate, n.clock(), 1)
 	switch {
-	case abuse:
-		n.m.sends["rate_limited"].Inc()
-		n.penalise(s.uid)
-		n.kickRateExceeded(c)
-		return
 	case !ok:
 		code = proto.CodeRateLimited
 		n.m.sends["rate_limited"].Inc()
@@ -579,38 +574,39 @@ func (n *Node) kick(c *reactor.Conn, r proto.Reason, code proto.Code, retryMS ui
 	c.CloseWith(proto.AppendKick(nil, r, code, retryMS, text))
 }
 
-// kickRateExceeded ends a connection that kept exceeding its rates.
-func (n *Node) kickRateExceeded(c *reactor.Conn) {
-	n.m.limitCloses[proto.CodeRateExceeded].Inc()
-	n.kick(c, proto.ReasonPolicy, proto.CodeRateExceeded, jitterMS(policyRetryMin, policyRetryMax), "rate limits exceeded")
-}
-
 // refused is the reactor's Config.Refused: a frame over its connection's rates is
 // not handled. A SEND is answered RATE_LIMITED (not stored: the client resends it
 // later with the same id), a SYNC RATE_LIMITED with ref 0 (the client asks again
-// later, as after UNAVAILABLE); anything else is dropped. It runs on the epoller, maybe
-// while a worker handles an earlier frame of the connection, so it touches only the
-// frame and the connection's output.
-func (n *Node) refused(c *reactor.Conn, frame []byte) {
+// later, as after UNAVAILABLE); anything else is dropped. A dropped PUSH_ACK does
+// not count towards the kick: acknowledgements are cumulative (the next one covers
+// it) and their rate is the pushes' — a recipient of a busy conversation, or of
+// someone pushing at it on purpose, acks as fast as it is pushed to, and must not
+// be kicked for it. It runs on the epoller, maybe while a worker handles an
+// earlier frame of the connection, so it touches only the frame and the
+// connection's output.
+func (n *Node) refused(c *reactor.Conn, frame []byte) (counts bool) {
 	f, err := proto.ParseFrame(frame)
 	if err != nil || !f.Type.ClientToServer() {
-		return // handled frames would have been kicked; a refused one is dropped
+		return true // handled frames would have been kicked; a refused one is dropped
 	}
 	n.m.rateLimited[f.Type].Inc()
 	switch f.Type {
+	case proto.TypePushAck:
+		return false
 	case proto.TypeSync:
 		n.write(c, proto.TypeError, func(b []byte) []byte { return proto.AppendError(b, proto.CodeRateLimited, 0, "") })
-		return
+		return true
 	case proto.TypeSend:
 	default:
-		return
+		return true
 	}
 	n.m.sends["rate_limited"].Inc()
 	var m proto.Send
 	if m.Decode(f.Body) != nil {
-		return
+		return true
 	}
 	n.write(c, proto.TypeError, func(b []byte) []byte { return proto.AppendError(b, proto.CodeRateLimited, m.ClientMsgID, "") })
+	return true
 }
 
 // kickFor kicks for a decode or token error, with the code it carries.

@@ -21,7 +21,7 @@ type session struct {
 	// inflight counts SENDs not answered yet (the per-connection cap).
 	inflight atomic.Int32
 	// gate is the session's SEND rate (handled on workers, one frame at a time).
-	gate sendGate
+	gate sendTAT
 	// handled counts the frames handled on this connection (LOGIN is 1), and
 	// readAtOK is how many had been read when LOGIN_OK was sent. The connection's
 	// callbacks never overlap, so neither needs synchronisation.

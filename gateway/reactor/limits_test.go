@@ -215,7 +215,11 @@ func TestRateLimitsRefuseThenClose(t *testing.T) {
 		frame: func(c *Conn, f []byte) Disposition { handled.Add(1); return Handled },
 		close: log.onClose,
 	}
-	r := startReactor(t, Config{Handler: h, Refused: func(c *Conn, f []byte) { refused.Add(1) }})
+	// Frames ending in "d" are harmless to drop: their refusals do not count.
+	r := startReactor(t, Config{Handler: h, Refused: func(c *Conn, f []byte) bool {
+		refused.Add(1)
+		return !bytes.HasSuffix(f, []byte("d"))
+	}})
 	c := dial(t, r)
 	var b []byte
 	for range 20 {
@@ -239,6 +243,20 @@ func TestRateLimitsRefuseThenClose(t *testing.T) {
 	waitFor(t, 5*time.Second, "the second frame refused", func() bool { return refused.Load() == 5 })
 	if handled.Load() != 6 {
 		t.Fatalf("handled %d, want 6", handled.Load())
+	}
+	// Refusals the hook says do not count never close the connection.
+	lim.Store(&Limits{Frames: PerSecond(1, 1), MaxRefusals: 1, RefusalWindow: time.Minute})
+	c3 := dial(t, r)
+	b = b[:0]
+	for range 20 {
+		b = append(b, frame([]byte("d"))...)
+	}
+	c3.Conn.Write(b)
+	waitFor(t, 5*time.Second, "19 uncounted refusals", func() bool { return refused.Load() == 5+19 })
+	c3.send([]byte("e")) // counts: the second counted refusal would close; this is the first
+	waitFor(t, 5*time.Second, "the counted refusal", func() bool { return refused.Load() == 5+20 })
+	if s := r.Stats(); s.Conns != 2 || handled.Load() != 7 {
+		t.Fatalf("%d connections open, %d handled; want 2 (c2 and c3) and 7", s.Conns, handled.Load())
 	}
 	log.check(t)
 }

@@ -499,10 +499,11 @@ func (l *loop) deliver(c *Conn, frame []byte) bool {
 	c.lastActive = l.now
 	if lim := c.limits.Load(); lim != nil && !c.admitFrame(lim, len(frame), l.now) {
 		l.stats.refused.Add(1)
+		counts := true
 		if l.r.cfg.Refused != nil {
-			l.r.cfg.Refused(c, frame)
+			counts = l.r.cfg.Refused(c, frame)
 		}
-		if c.refusal(lim, len(frame), l.now) {
+		if counts && c.refusal(lim, len(frame), l.now) {
 			l.close(c, ReasonRate, ErrRateExceeded)
 		}
 		return c.state.Load() == stateOpen

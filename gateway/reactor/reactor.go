@@ -137,8 +137,10 @@ type Config struct {
 	// It may run while a worker handles an earlier frame of the same connection, so
 	// it must leave the handler's per-connection state alone; it may Write, and its
 	// output may overtake the answers to those earlier frames. frame is valid only
-	// during the call; it must never block. Optional.
-	Refused func(c *Conn, frame []byte)
+	// during the call; it must never block. It reports whether the refusal counts
+	// towards Limits.MaxRefusals (a frame whose loss is harmless may be dropped
+	// without counting as abuse). Optional: without it every refusal counts.
+	Refused func(c *Conn, frame []byte) (counts bool)
 
 	// OpenLimits are the inbound limits of an accepted connection until the handler
 	// admits it (Conn.Admit); nil: none. A small MaxFrame here bounds what an
