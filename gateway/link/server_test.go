@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/floodgate/floodgate/internal/promtest"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -620,44 +621,13 @@ func TestServerMetricsShareARegistry(t *testing.T) {
 		labels []string
 		want   float64
 	}{
-		{"floodgate_link_server_accept_errors_total", []string{"state"}, 2},
-		{"floodgate_link_server_accept_errors_total", []string{"router"}, 0},
-		{"floodgate_link_server_handshakes", []string{"router"}, 1},
-		{"floodgate_link_server_handshakes", []string{"state"}, 0},
+		{"floodgate_link_server_accept_errors_total", []string{"service", "state"}, 2},
+		{"floodgate_link_server_accept_errors_total", []string{"service", "router"}, 0},
+		{"floodgate_link_server_handshakes", []string{"service", "router"}, 1},
+		{"floodgate_link_server_handshakes", []string{"service", "state"}, 0},
 	} {
-		if got := gathered(t, reg, tc.name, tc.labels...); got != tc.want {
+		if got := promtest.Value(t, reg, tc.name, tc.labels...); got != tc.want {
 			t.Errorf("%s%v = %v, want %v", tc.name, tc.labels, got, tc.want)
 		}
 	}
-}
-
-// gathered returns the value of the series of metric name whose label values are
-// values (in label-name order), or -1 if there is none.
-func gathered(t *testing.T, reg *prometheus.Registry, name string, values ...string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range mf.GetMetric() {
-			if len(m.GetLabel()) != len(values) {
-				continue
-			}
-			for i, l := range m.GetLabel() {
-				if l.GetValue() != values[i] {
-					continue series
-				}
-			}
-			if c := m.GetCounter(); c != nil {
-				return c.GetValue()
-			}
-			return m.GetGauge().GetValue()
-		}
-	}
-	return -1
 }

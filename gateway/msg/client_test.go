@@ -13,6 +13,7 @@ import (
 	"github.com/floodgate/floodgate/gateway/link"
 	"github.com/floodgate/floodgate/gateway/msg"
 	"github.com/floodgate/floodgate/gateway/msg/msgtest"
+	"github.com/floodgate/floodgate/internal/promtest"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -77,7 +78,7 @@ func TestClientRangeSpansReplies(t *testing.T) {
 					t.Fatalf("message %d: seq %d, %d-byte payload", i, m.Seq, len(m.Payload))
 				}
 			}
-			if r := metricValue(t, reg, "floodgate_msg_requests_total", "method", "range", "result", "ok"); r != c.wantReplies {
+			if r := promtest.Value(t, reg, "floodgate_msg_requests_total", "method", "range", "result", "ok"); r != c.wantReplies {
 				t.Errorf("%v range requests, want %v", r, c.wantReplies)
 			}
 		})

@@ -10,6 +10,7 @@ import (
 
 	"github.com/floodgate/floodgate/gateway/link"
 	"github.com/floodgate/floodgate/gateway/msg"
+	"github.com/floodgate/floodgate/internal/promtest"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -92,7 +93,7 @@ func (r *routerStub) settle(t *testing.T, ms ...msg.Message) {
 func waitMetric(t *testing.T, reg *prometheus.Registry, name string, want float64) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for got := metricValue(t, reg, name); got != want; got = metricValue(t, reg, name) {
+	for got := promtest.Value(t, reg, name); got != want; got = promtest.Value(t, reg, name) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s = %v, want %v", name, got, want)
 		}
@@ -126,7 +127,7 @@ func TestServerRoutesEveryMessageUntilSettled(t *testing.T) {
 		if err := c.Append(ctx, &m); err != nil {
 			t.Fatal(err)
 		}
-		if got := metricValue(t, reg, "floodgate_msg_pending_messages"); got != float64(i+1) {
+		if got := promtest.Value(t, reg, "floodgate_msg_pending_messages"); got != float64(i+1) {
 			t.Fatalf("after Append %d returned: %v pending, want %d", i, got, i+1)
 		}
 		sent = append(sent, m)
@@ -150,7 +151,7 @@ func TestServerRoutesEveryMessageUntilSettled(t *testing.T) {
 			t.Fatalf("resent %+v, which was settled", g)
 		}
 	}
-	if got := metricValue(t, reg, "floodgate_msg_redeliveries_total"); got < 1 {
+	if got := promtest.Value(t, reg, "floodgate_msg_redeliveries_total"); got < 1 {
 		t.Fatalf("redeliveries %v, want at least 1", got)
 	}
 	rs.settle(t, sent[2])
@@ -163,7 +164,7 @@ func TestServerRoutesEveryMessageUntilSettled(t *testing.T) {
 	if err := c.Ack(ctx, 3, acked.Seq, acked.Epoch); err != nil {
 		t.Fatal(err)
 	}
-	if got := metricValue(t, reg, "floodgate_msg_pending_messages"); got != 0 {
+	if got := promtest.Value(t, reg, "floodgate_msg_pending_messages"); got != 0 {
 		t.Fatalf("%v pending after the recipient acknowledged its message", got)
 	}
 }
@@ -199,7 +200,7 @@ func TestServerReplaysWhenTheRouterComesBack(t *testing.T) {
 	if len(ids) != 0 {
 		t.Fatalf("messages %v were not replayed; the router got %+v", ids, got)
 	}
-	if got := metricValue(t, reg, "floodgate_msg_replays_total"); got < 4 {
+	if got := promtest.Value(t, reg, "floodgate_msg_replays_total"); got < 4 {
 		t.Fatalf("replays %v, want at least 4", got)
 	}
 }
@@ -224,7 +225,7 @@ func TestServerRoutesDeduplicatedAppendsAgain(t *testing.T) {
 	if again := rs.waitRouted(t, 2)[1]; again.ID != m.ID || again.Seq != m.Seq {
 		t.Fatalf("routed %+v again, want the first append's message %+v", again, m)
 	}
-	if got := metricValue(t, reg, "floodgate_msg_pending_messages"); got != 1 {
+	if got := promtest.Value(t, reg, "floodgate_msg_pending_messages"); got != 1 {
 		t.Fatalf("%v pending, want the deduplicated message tracked again", got)
 	}
 }
@@ -273,7 +274,7 @@ func TestServerOnRedisTakesOverUnsettledMessages(t *testing.T) {
 	if len(ids) != 0 {
 		t.Fatalf("messages %v were not routed after the restart; the router got %+v", ids, got)
 	}
-	if r := metricValue(t, reg, "floodgate_msg_replays_total"); r < 5 {
+	if r := promtest.Value(t, reg, "floodgate_msg_replays_total"); r < 5 {
 		t.Fatalf("replays %v, want at least 5", r)
 	}
 	rs.settle(t, got...)

@@ -12,8 +12,8 @@ import (
 
 	"github.com/floodgate/floodgate/gateway/link"
 	"github.com/floodgate/floodgate/gateway/msg"
+	"github.com/floodgate/floodgate/internal/promtest"
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 )
 
 var testSecret = []byte("msg-test-cluster-secret")
@@ -90,47 +90,6 @@ func waitConnected(t *testing.T, c *msg.Client) {
 	}
 }
 
-// metricValue returns the value of the counter, gauge or histogram count named name
-// whose labels include the given name/value pairs; -1 if there is none.
-func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	metrics:
-		for _, m := range mf.GetMetric() {
-			for i := 0; i+1 < len(labels); i += 2 {
-				if !hasLabel(m, labels[i], labels[i+1]) {
-					continue metrics
-				}
-			}
-			switch {
-			case m.Counter != nil:
-				return m.Counter.GetValue()
-			case m.Gauge != nil:
-				return m.Gauge.GetValue()
-			case m.Histogram != nil:
-				return float64(m.Histogram.GetSampleCount())
-			}
-		}
-	}
-	return -1
-}
-
-func hasLabel(m *dto.Metric, name, value string) bool {
-	for _, l := range m.GetLabel() {
-		if l.GetName() == name && l.GetValue() == value {
-			return true
-		}
-	}
-	return false
-}
-
 // brokenStore fails every call, as a store that lost its backend does.
 type brokenStore struct{ msg.Store }
 
@@ -190,7 +149,7 @@ func TestServerRejectsBadRequests(t *testing.T) {
 		{"window", "rejected", 1},
 		{"window", "failed", 1},
 	} {
-		if got := metricValue(t, reg, "floodgate_msg_requests_total", "method", c.method, "result", c.result); got != c.want {
+		if got := promtest.Value(t, reg, "floodgate_msg_requests_total", "method", c.method, "result", c.result); got != c.want {
 			t.Errorf("requests_total{method=%q,result=%q} = %v, want %v", c.method, c.result, got, c.want)
 		}
 	}
@@ -243,7 +202,7 @@ func TestServerMetrics(t *testing.T) {
 		{"floodgate_msg_pending_messages", nil, -1}, // no router: nothing is tracked
 		{"floodgate_msg_router_connected", nil, -1},
 	} {
-		if got := metricValue(t, reg, c.name, c.labels...); got != c.want {
+		if got := promtest.Value(t, reg, c.name, c.labels...); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
 	}
