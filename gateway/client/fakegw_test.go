@@ -242,6 +242,12 @@ func (r *received) count() int {
 // schedule; runErr yields what Run returned.
 func runSession(t *testing.T, g *fakeGateway, r *received) (s *Session, runErr <-chan error) {
 	t.Helper()
+	return runSessionWith(t, g, r, nil)
+}
+
+// runSessionWith is runSession with the configuration changed by mutate first.
+func runSessionWith(t *testing.T, g *fakeGateway, r *received, mutate func(*SessionConfig)) (s *Session, runErr <-chan error) {
+	t.Helper()
 	cfg := SessionConfig{
 		UID: 1, Token: func() []byte { return []byte("token") }, Gateways: []string{g.addr()},
 		GapWait: 20 * time.Millisecond, Backoff: Backoff{Base: 5 * time.Millisecond, Max: 20 * time.Millisecond},
@@ -249,6 +255,9 @@ func runSession(t *testing.T, g *fakeGateway, r *received) (s *Session, runErr <
 	}
 	if r != nil {
 		cfg.OnMessage = r.on
+	}
+	if mutate != nil {
+		mutate(&cfg)
 	}
 	s = NewSession(cfg)
 	ctx, cancel := context.WithCancel(context.Background())

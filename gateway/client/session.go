@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/floodgate/floodgate/gateway/proto"
@@ -60,8 +61,22 @@ type SessionConfig struct {
 	// without those the defaults of PROTOCOL.md §10 (DefaultBackoffBase, …).
 	// SENDs refused with UNAVAILABLE or RATE_LIMITED are retried on it too.
 	Backoff Backoff
-	Logger  *slog.Logger
+	// PongTimeout is how long after a PING the session waits for any frame (the
+	// PONG queues behind earlier frames) before it takes the gateway for dead,
+	// closes the connection and reconnects; default DefaultPongTimeout. Whatever
+	// it is, a connection on which nothing at all arrived for the idle timeout
+	// LOGIN_OK announced is dead too (PROTOCOL.md §6): a gateway that vanished
+	// without a FIN or a RST is otherwise only found by TCP, minutes later.
+	PongTimeout time.Duration
+	Logger      *slog.Logger
 }
+
+// DefaultPongTimeout is SessionConfig.PongTimeout's default.
+const DefaultPongTimeout = 10 * time.Second
+
+// ErrGatewaySilent ends a connection on which nothing arrived in time: no frame
+// within PongTimeout of a PING, or for the announced idle timeout.
+var ErrGatewaySilent = errors.New("client: the gateway went silent")
 
 // Session is a user's connection that survives gateways: it reconnects (via
 // ipconf, with jittered exponential backoff and the server's retry hints), keeps
@@ -109,6 +124,7 @@ type SessionStats struct {
 	Logins     uint64
 	Syncs      uint64
 	Resent     uint64 // SENDs written again (after a reconnect, UNAVAILABLE or RATE_LIMITED)
+	Silent     uint64 // connections given up because the gateway went silent
 }
 
 // pendingSend is one Send waiting for its SEND_ACK.
@@ -132,6 +148,9 @@ type sendResult struct {
 
 // NewSession returns a session; Run drives it.
 func NewSession(cfg SessionConfig) *Session {
+	if cfg.PongTimeout <= 0 {
+		cfg.PongTimeout = DefaultPongTimeout
+	}
 	if cfg.GapWait <= 0 {
 		cfg.GapWait = 100 * time.Millisecond
 	}
@@ -471,7 +490,7 @@ func (s *Session) connectAndServe(ctx context.Context) (active time.Duration, er
 	err = s.tendLocked(c, time.Now(), true)
 	s.mu.Unlock()
 	if err == nil {
-		err = s.readLoop(c, time.Duration(ok.HeartbeatMS)*time.Millisecond)
+		err = s.readLoop(c, time.Duration(ok.HeartbeatMS)*time.Millisecond, time.Duration(ok.IdleTimeoutMS)*time.Millisecond)
 	}
 
 	s.mu.Lock()
@@ -507,31 +526,50 @@ func (s *Session) tendLocked(c *Conn, now time.Time, idle bool) error {
 	return s.pumpLocked(c, now)
 }
 
-func (s *Session) readLoop(c *Conn, heartbeat time.Duration) error {
+func (s *Session) readLoop(c *Conn, heartbeat, idle time.Duration) error {
 	if heartbeat <= 0 {
 		heartbeat = 30 * time.Second
 	}
 	done := make(chan struct{})
 	defer close(done)
+	// lastRead is when the last frame arrived (ns since s.start); silent is set
+	// when the timer gave the connection up, so that the reader reports why.
+	var lastRead atomic.Int64
+	var silent atomic.Bool
+	lastRead.Store(int64(time.Since(s.start)))
 	// A timer goroutine, not read deadlines (which could tear a frame): every
 	// GapWait (at most 100ms) it lets the window ask for a SYNC no frame would
-	// trigger, writes the SENDs whose retry time came, and sends the heartbeats,
-	// the first one jittered so that a reconnect storm does not ping in step.
+	// trigger, writes the SENDs whose retry time came, sends the heartbeats (the
+	// first one jittered so that a reconnect storm does not ping in step), and
+	// gives the connection up when the gateway went silent.
 	go func() {
 		t := time.NewTicker(min(s.cfg.GapWait, 100*time.Millisecond))
 		defer t.Stop()
 		nextPing := time.Now().Add(time.Duration(rand.Int64N(int64(heartbeat))))
+		var pingAt time.Time // the oldest PING no frame has arrived since; zero: none
 		for {
 			select {
 			case <-done:
 				return
 			case now := <-t.C:
+				read := s.start.Add(time.Duration(lastRead.Load()))
+				if !pingAt.IsZero() && read.After(pingAt) {
+					pingAt = time.Time{}
+				}
+				if (!pingAt.IsZero() && now.Sub(pingAt) > s.cfg.PongTimeout) || (idle > 0 && now.Sub(read) > idle) {
+					silent.Store(true)
+					c.Close() // the reader sees it and the session reconnects
+					return
+				}
 				s.mu.Lock()
 				if s.conn == c {
 					err := s.tendLocked(c, now, true)
 					if err == nil && now.After(nextPing) {
 						err = c.Ping(now.UnixNano())
 						nextPing = now.Add(heartbeat)
+						if pingAt.IsZero() {
+							pingAt = now
+						}
 					}
 					if err != nil {
 						c.Close() // the reader sees it and the session reconnects
@@ -544,8 +582,15 @@ func (s *Session) readLoop(c *Conn, heartbeat time.Duration) error {
 	for {
 		f, err := c.Next()
 		if err != nil {
+			if silent.Load() {
+				s.mu.Lock()
+				s.stats.Silent++
+				s.mu.Unlock()
+				return fmt.Errorf("%w (%w)", ErrGatewaySilent, err)
+			}
 			return err
 		}
+		lastRead.Store(int64(time.Since(s.start)))
 		s.mu.Lock()
 		err = s.handleLocked(f, time.Now())
 		if err == nil {

@@ -375,3 +375,37 @@ func TestSessionRetriesARefusedSync(t *testing.T) {
 	fc.write(append(pushes(epoch1, 1, 2), (&proto.SyncEnd{UpTo: 2, Head: 2, Oldest: 1, Epoch: epoch1}).Append(nil))...)
 	eventually(t, "both delivered", func() bool { return r.count() == 2 })
 }
+
+// A gateway that goes silent — it stops answering, with no FIN or RST, as a host
+// that vanished — is given up and the session reconnects: after PongTimeout
+// without a frame following a PING, or after the idle timeout LOGIN_OK announced
+// without any frame.
+func TestSessionLeavesASilentGateway(t *testing.T) {
+	tests := []struct {
+		name   string
+		ok     proto.LoginOK
+		pong   time.Duration
+		within time.Duration // the reconnect comes no sooner than this after LOGIN_OK
+	}{
+		{"no PONG after a PING", proto.LoginOK{Epoch: epoch1, HeartbeatMS: 50, IdleTimeoutMS: 60_000}, 300 * time.Millisecond, 300 * time.Millisecond},
+		{"nothing for the idle timeout", proto.LoginOK{Epoch: epoch1, HeartbeatMS: 60_000, IdleTimeoutMS: 400}, time.Minute, 400 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := newFakeGateway(t)
+			s, _ := runSessionWith(t, g, nil, func(c *SessionConfig) { c.PongTimeout = tt.pong })
+			fc := g.accept()
+			fc.login(tt.ok)
+			fc.expectSync()
+			loggedIn := time.Now()
+			// The fake answers nothing more: no SYNC_END, no PONG.
+			g.accept()
+			if d := time.Since(loggedIn); d < tt.within {
+				t.Fatalf("reconnected %v after LOGIN_OK, before the gateway could be silent for %v", d, tt.within)
+			}
+			if st := s.Stats(); st.Silent != 1 {
+				t.Fatalf("Silent = %d, want 1", st.Silent)
+			}
+		})
+	}
+}
