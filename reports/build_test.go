@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/floodgate/floodgate/loadgen"
+	"github.com/floodgate/floodgate/runfolder"
 )
 
 // build writes the fixture and builds its report, without plots (they are
@@ -291,15 +292,15 @@ func TestCountersAcrossRestart(t *testing.T) {
 	f.gates = []string{"rejected_busy == 14", "kicks_slow == 0", "process_deaths == 0"}
 	f.steadySystem(1000)
 	restart := f.at(5)
-	f.info.Processes = []ProcessInfo{
+	f.info.Processes = []runfolder.ProcessInfo{
 		{Name: "gw-1", Role: "gateway", Started: f.at(-3), Exited: f.at(4.5), ExitCause: "fault"},
 		{Name: "gw-1", Role: "gateway", Started: restart},
 		{Name: "gw-2", Role: "gateway", Started: f.at(-3)},
 	}
-	f.info.Faults = []FaultEvent{{Phase: "steady", Action: "kill", Target: "gw-1", At: f.at(4.5)}}
+	f.info.Faults = []runfolder.FaultEvent{{Phase: "steady", Action: "kill", Target: "gw-1", At: f.at(4.5)}}
 	// gw-1 rejects 0, 5, 10 before the kill; after the restart 2, 4.
 	vals := map[float64]float64{0: 0, 2: 5, 4: 10, 6: 2, 8: 4}
-	var kept []MetricsSample
+	var kept []runfolder.MetricsSample
 	for _, m := range f.metrics {
 		if m.Process == "gw-1" {
 			sec := m.T.Sub(f.t0).Seconds() - 0.5
@@ -307,7 +308,7 @@ func TestCountersAcrossRestart(t *testing.T) {
 			if !ok {
 				continue
 			}
-			m = MetricsSample{T: m.T, Process: "gw-1", Metrics: map[string]float64{
+			m = runfolder.MetricsSample{T: m.T, Process: "gw-1", Metrics: map[string]float64{
 				`floodgate_reactor_rejected_total{gateway="gw-1",reason="busy"}`: v,
 				`floodgate_gateway_kicks_total{gateway="gw-1",reason="SLOW"}`:    0,
 			}}
@@ -477,7 +478,7 @@ func TestBaseTimeRefined(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, fxPhase{name: "steady", secs: 3})
 	f.write()
-	lg, err := readHlogFile(filepath.Join(f.dir, DirHlog, "agent-1.hlog"))
+	lg, err := readHlogFile(filepath.Join(f.dir, runfolder.DirHlog, "agent-1.hlog"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -485,7 +486,7 @@ func TestBaseTimeRefined(t *testing.T) {
 		t.Fatalf("the writer should have lost the milliseconds: %+v", lg.baseMs)
 	}
 	var res loadgen.Result
-	if err := readJSON(filepath.Join(f.dir, DirHlog, "agent-1.json"), &res); err != nil {
+	if err := readJSON(filepath.Join(f.dir, runfolder.DirHlog, "agent-1.json"), &res); err != nil {
 		t.Fatal(err)
 	}
 	want := f.at(float64(-f.pre)).Add(237 * time.Millisecond).UnixMilli()

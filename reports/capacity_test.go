@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/floodgate/floodgate/loadgen"
+	"github.com/floodgate/floodgate/runfolder"
 )
 
 // linearRole is a role whose memory and CPU are exact lines in the load.
@@ -47,7 +48,7 @@ func steppedRun(t *testing.T) (*fixture, []linearRole) {
 	}
 	f.info.Processes = nil
 	for _, r := range roles {
-		f.info.Processes = append(f.info.Processes, ProcessInfo{Name: r.name, Role: r.role, Started: f.at(-5)})
+		f.info.Processes = append(f.info.Processes, runfolder.ProcessInfo{Name: r.name, Role: r.role, Started: f.at(-5)})
 	}
 	cpu := map[string]float64{}
 	var delivered float64
@@ -62,15 +63,15 @@ func steppedRun(t *testing.T) (*fixture, []linearRole) {
 			c, m := conns, rate
 			if r.role == "gateway" {
 				c, m = conns/2, rate/2
-				f.metrics = append(f.metrics, MetricsSample{T: ts, Process: r.name, Metrics: map[string]float64{
+				f.metrics = append(f.metrics, runfolder.MetricsSample{T: ts, Process: r.name, Metrics: map[string]float64{
 					fmt.Sprintf(`floodgate_reactor_connections{gateway="%s"}`, r.name): c}})
 			}
 			cpu[r.name] += r.idleCPU + r.perMsg*m
-			f.procs = append(f.procs, ProcessSample{T: ts, Process: r.name, Role: r.role, RSSBytes: int64(r.baseRSS + r.perConn*c), CPUSecs: cpu[r.name]})
+			f.procs = append(f.procs, runfolder.ProcessSample{T: ts, Process: r.name, Role: r.role, RSSBytes: int64(r.baseRSS + r.perConn*c), CPUSecs: cpu[r.name]})
 		}
 		delivered += rate
 		for a := range f.agents {
-			f.progress = append(f.progress, ProgressSample{T: ts, Snapshot: loadgen.Snapshot{Agent: fmt.Sprintf("agent-%d", a),
+			f.progress = append(f.progress, runfolder.ProgressSample{T: ts, Snapshot: loadgen.Snapshot{Agent: fmt.Sprintf("agent-%d", a),
 				Active: int(conns) / f.agents, Counts: loadgen.Counts{Sent: uint64(delivered) / 2, Delivered: uint64(delivered) / 2}}})
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/floodgate/floodgate/runfolder"
 )
 
 // Scraped metric names this package reads.
@@ -89,7 +91,7 @@ type point struct {
 
 // perProcess returns sel's readings per process name, in time order (the run's
 // samples are sorted by time).
-func perProcess(samples []MetricsSample, sel selector) map[string][]point {
+func perProcess(samples []runfolder.MetricsSample, sel selector) map[string][]point {
 	out := map[string][]point{}
 	for _, s := range samples {
 		if v, ok := sel.value(s.Metrics); ok {
@@ -156,8 +158,8 @@ func within(t, from, to time.Time) bool {
 }
 
 // restarts returns the start times of each process name's later incarnations
-// (a process the runner restarted has one RunInfo entry per incarnation).
-func restarts(procs []ProcessInfo) map[string][]time.Time {
+// (a process the runner restarted has one runfolder.RunInfo entry per incarnation).
+func restarts(procs []runfolder.ProcessInfo) map[string][]time.Time {
 	all := map[string][]time.Time{}
 	for _, p := range procs {
 		all[p.Name] = append(all[p.Name], p.Started)

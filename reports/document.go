@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/floodgate/floodgate/loadgen"
+	"github.com/floodgate/floodgate/runfolder"
 )
 
 // document is a report in a neutral form, rendered both as report.md and as
@@ -67,7 +68,7 @@ func looksNumeric(s string) bool {
 type reportInput struct {
 	s        *Summary
 	plots    []plotFile
-	alerts   []AlertEvent
+	alerts   []runfolder.AlertEvent
 	zero     time.Time // the traffic start: times are shown relative to it
 	capacity *CapacityPlan
 }

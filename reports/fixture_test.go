@@ -15,6 +15,7 @@ import (
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/floodgate/floodgate/loadgen"
 	"github.com/floodgate/floodgate/netns"
+	"github.com/floodgate/floodgate/runfolder"
 )
 
 // keep, when set, is where TestHTMLAndPlots leaves its run folder for a person
@@ -54,11 +55,11 @@ type fixture struct {
 	// hostile returns agent a's hostile classes (nil: none).
 	hostile func(a int) []loadgen.HostileResult
 
-	info     RunInfo
-	metrics  []MetricsSample
-	procs    []ProcessSample
-	progress []ProgressSample
-	alerts   []AlertEvent
+	info     runfolder.RunInfo
+	metrics  []runfolder.MetricsSample
+	procs    []runfolder.ProcessSample
+	progress []runfolder.ProgressSample
+	alerts   []runfolder.AlertEvent
 
 	// ref collects every value recorded per tag (whole run) and per tag and
 	// phase (by the interval's k), to check merges against.
@@ -158,7 +159,7 @@ func (f *fixture) write() string {
 			t.Fatal(err)
 		}
 	}
-	must(os.MkdirAll(filepath.Join(f.dir, DirHlog), 0o755))
+	must(os.MkdirAll(filepath.Join(f.dir, runfolder.DirHlog), 0o755))
 
 	// scenario.yaml
 	var y strings.Builder
@@ -177,7 +178,7 @@ func (f *fixture) write() string {
 			fmt.Fprintf(&y, "    gates: [%s]\n", quoteAll(p.gates))
 		}
 	}
-	must(os.WriteFile(filepath.Join(f.dir, FileScenario), []byte(y.String()), 0o644))
+	must(os.WriteFile(filepath.Join(f.dir, runfolder.FileScenario), []byte(y.String()), 0o644))
 
 	// plan.json
 	plan := loadgen.Plan{Users: 1000, Traffic: loadgen.Traffic{Rate: 100, Pattern: "pairs", PayloadBytes: 64},
@@ -190,7 +191,7 @@ func (f *fixture) write() string {
 		}
 		plan.Phases = append(plan.Phases, ph)
 	}
-	writeJSONFile(t, filepath.Join(f.dir, FilePlan), plan)
+	writeJSONFile(t, filepath.Join(f.dir, runfolder.FilePlan), plan)
 
 	// run.json
 	info := f.info
@@ -203,26 +204,26 @@ func (f *fixture) write() string {
 	info.TrafficEnd, info.Ended = f.at(float64(f.total())), f.at(float64(f.total()+f.post)+1)
 	s := 0
 	for _, p := range f.phases {
-		info.Phases = append(info.Phases, PhaseWindow{Name: p.name, Start: f.at(float64(s)), End: f.at(float64(s + p.secs))})
+		info.Phases = append(info.Phases, runfolder.PhaseWindow{Name: p.name, Start: f.at(float64(s)), End: f.at(float64(s + p.secs))})
 		s += p.secs
 	}
 	if info.Processes == nil {
-		for _, p := range []ProcessInfo{{Name: "gw-1", Role: "gateway"}, {Name: "gw-2", Role: "gateway"}, {Name: "state", Role: "state"},
+		for _, p := range []runfolder.ProcessInfo{{Name: "gw-1", Role: "gateway"}, {Name: "gw-2", Role: "gateway"}, {Name: "state", Role: "state"},
 			{Name: "msg", Role: "msg"}, {Name: "router", Role: "router"}} {
 			p.Started = info.Started
 			info.Processes = append(info.Processes, p)
 		}
 	}
-	writeJSONFile(t, filepath.Join(f.dir, FileRun), info)
+	writeJSONFile(t, filepath.Join(f.dir, runfolder.FileRun), info)
 
 	// agents
 	for a := range f.agents {
 		f.writeAgent(a)
 	}
-	writeJSONL(t, filepath.Join(f.dir, FileMetrics), f.metrics)
-	writeJSONL(t, filepath.Join(f.dir, FileProcesses), f.procs)
-	writeJSONL(t, filepath.Join(f.dir, FileProgress), f.progress)
-	writeJSONL(t, filepath.Join(f.dir, FileAlerts), f.alerts)
+	writeJSONL(t, filepath.Join(f.dir, runfolder.FileMetrics), f.metrics)
+	writeJSONL(t, filepath.Join(f.dir, runfolder.FileProcesses), f.procs)
+	writeJSONL(t, filepath.Join(f.dir, runfolder.FileProgress), f.progress)
+	writeJSONL(t, filepath.Join(f.dir, runfolder.FileAlerts), f.alerts)
 	return f.dir
 }
 
@@ -234,7 +235,7 @@ func (f *fixture) writeAgent(a int) {
 	t := f.t
 	off := time.Duration(100+137*a%300) * time.Millisecond // < 0.5 s: interval k stays in bin k
 	epoch := f.at(float64(-f.pre)).Add(off)
-	file, err := os.Create(filepath.Join(f.dir, DirHlog, fmt.Sprintf("agent-%d.hlog", a)))
+	file, err := os.Create(filepath.Join(f.dir, runfolder.DirHlog, fmt.Sprintf("agent-%d.hlog", a)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,7 +275,7 @@ func (f *fixture) writeAgent(a int) {
 	if f.hostile != nil {
 		res.Hostile = f.hostile(a)
 	}
-	writeJSONFile(t, filepath.Join(f.dir, DirHlog, fmt.Sprintf("agent-%d.json", a)), res)
+	writeJSONFile(t, filepath.Join(f.dir, runfolder.DirHlog, fmt.Sprintf("agent-%d.json", a)), res)
 }
 
 func quoteAll(ss []string) string {
@@ -321,7 +322,7 @@ func (f *fixture) steadySystem(conns float64) {
 	for s := -f.pre; s <= f.total()+f.post; s++ {
 		ts := f.at(float64(s) + 0.5)
 		for i, gw := range []string{"gw-1", "gw-2"} {
-			f.metrics = append(f.metrics, MetricsSample{T: ts, Process: gw, Metrics: map[string]float64{
+			f.metrics = append(f.metrics, runfolder.MetricsSample{T: ts, Process: gw, Metrics: map[string]float64{
 				fmt.Sprintf(`floodgate_reactor_connections{gateway="%s"}`, gw):                     conns / 2,
 				fmt.Sprintf(`floodgate_reactor_rejected_total{gateway="%s",reason="busy"}`, gw):    0,
 				fmt.Sprintf(`floodgate_gateway_kicks_total{gateway="%s",reason="SLOW"}`, gw):       0,
@@ -329,21 +330,21 @@ func (f *fixture) steadySystem(conns float64) {
 				fmt.Sprintf(`floodgate_reactor_closed_total{gateway="%s",reason="peer"}`, gw):      float64(s + f.pre),
 				fmt.Sprintf(`floodgate_reactor_closed_total{gateway="%s",reason="heartbeat"}`, gw): 0,
 			}})
-			f.procs = append(f.procs, ProcessSample{T: ts, Process: gw, Role: "gateway", RSSBytes: int64(20<<20 + i<<20), CPUSecs: 0.1 * float64(s+f.pre)})
+			f.procs = append(f.procs, runfolder.ProcessSample{T: ts, Process: gw, Role: "gateway", RSSBytes: int64(20<<20 + i<<20), CPUSecs: 0.1 * float64(s+f.pre)})
 		}
 		for _, p := range []string{"state", "msg", "router"} {
-			f.procs = append(f.procs, ProcessSample{T: ts, Process: p, Role: p, RSSBytes: 30 << 20, CPUSecs: 0.05 * float64(s+f.pre)})
+			f.procs = append(f.procs, runfolder.ProcessSample{T: ts, Process: p, Role: p, RSSBytes: 30 << 20, CPUSecs: 0.05 * float64(s+f.pre)})
 		}
 		for a := range f.agents {
 			c := f.counts(a)
 			frac := min(1, max(0, float64(s)/float64(f.total())))
-			f.progress = append(f.progress, ProgressSample{T: ts, Snapshot: loadgen.Snapshot{Agent: fmt.Sprintf("agent-%d", a),
+			f.progress = append(f.progress, runfolder.ProgressSample{T: ts, Snapshot: loadgen.Snapshot{Agent: fmt.Sprintf("agent-%d", a),
 				Active: int(conns) / f.agents, Established: uint64(conns) / uint64(f.agents),
 				Counts: loadgen.Counts{Sent: uint64(frac * float64(c.Sent)), Acked: uint64(frac * float64(c.Acked)),
 					Delivered: uint64(frac * float64(c.Delivered)), Lost: uint64(frac * float64(c.Lost))}}})
 		}
 	}
-	f.info.Peak = PeakConns{Established: int64(conns), At: f.t0}
+	f.info.Peak = runfolder.PeakConns{Established: int64(conns), At: f.t0}
 }
 
 // demoFixture is a realistic-looking crash-failover run for eyeballing the
@@ -417,7 +418,7 @@ func demoFixture(t *testing.T) *fixture {
 		return loadgen.Counts{Sent: 17_500, Acked: 17_494, Delivered: 17_488, Lost: 6, Failed: 6, Late: 1}
 	}
 	killed, back := f.at(15), f.at(20)
-	f.info.Processes = []ProcessInfo{
+	f.info.Processes = []runfolder.ProcessInfo{
 		{Name: "gw-1", Role: "gateway", Started: f.at(-4)},
 		{Name: "gw-2", Role: "gateway", Started: f.at(-4), Exited: killed, ExitCause: "fault"},
 		{Name: "gw-2", Role: "gateway", Started: back},
@@ -425,12 +426,12 @@ func demoFixture(t *testing.T) *fixture {
 		{Name: "router", Role: "router", Started: f.at(-4)},
 		{Name: "agent-0", Role: "agent", Started: f.at(-4)}, {Name: "agent-1", Role: "agent", Started: f.at(-4)},
 	}
-	f.info.Faults = []FaultEvent{{Phase: "crash", Action: "kill", Target: "gw-2", At: killed},
+	f.info.Faults = []runfolder.FaultEvent{{Phase: "crash", Action: "kill", Target: "gw-2", At: killed},
 		{Phase: "crash", Action: "restart", Target: "gw-2", At: back},
 		{Phase: "crash", Action: "pause", Target: "msg", At: f.at(22), End: f.at(24)}}
-	f.info.Peak = PeakConns{Established: 1000, At: f.at(1)}
+	f.info.Peak = runfolder.PeakConns{Established: 1000, At: f.at(1)}
 	f.info.Caveats = []string{"The runner's own caveat: shared 8-CPU machine."}
-	f.alerts = []AlertEvent{{T: f.at(16), Seq: 1, Time: f.at(15.8), Kind: "gateway_down", Gateway: "gw-2", Detail: "lease expired"},
+	f.alerts = []runfolder.AlertEvent{{T: f.at(16), Seq: 1, Time: f.at(15.8), Kind: "gateway_down", Gateway: "gw-2", Detail: "lease expired"},
 		{T: f.at(21), Seq: 2, Time: f.at(20.6), Kind: "gateway_down", Gateway: "gw-2", Detail: "lease renewed", Resolved: true}}
 	cpu := map[string]float64{}
 	for s := -f.pre; s <= 50; s++ {
@@ -452,7 +453,7 @@ func demoFixture(t *testing.T) *fixture {
 				continue
 			}
 			acc := g.conns
-			f.metrics = append(f.metrics, MetricsSample{T: ts, Process: g.name, Metrics: map[string]float64{
+			f.metrics = append(f.metrics, runfolder.MetricsSample{T: ts, Process: g.name, Metrics: map[string]float64{
 				`floodgate_reactor_connections{gateway="` + g.name + `"}`:                  g.conns,
 				`floodgate_reactor_accepted_total{gateway="` + g.name + `"}`:               acc,
 				`floodgate_reactor_closed_total{gateway="` + g.name + `",reason="peer"}`:   math.Max(0, x),
@@ -463,20 +464,20 @@ func demoFixture(t *testing.T) *fixture {
 			if g.name == "gw-2" && x == 20 {
 				cpu[g.name] = 0.02 // a new process
 			}
-			f.procs = append(f.procs, ProcessSample{T: ts, Process: g.name, Role: "gateway", RSSBytes: int64(g.rss), CPUSecs: cpu[g.name]})
+			f.procs = append(f.procs, runfolder.ProcessSample{T: ts, Process: g.name, Role: "gateway", RSSBytes: int64(g.rss), CPUSecs: cpu[g.name]})
 		}
 		for i, p := range []string{"state", "msg", "router"} {
-			f.procs = append(f.procs, ProcessSample{T: ts, Process: p, Role: p, RSSBytes: int64(25<<20 + i<<22 + int(x)*(1<<17)), CPUSecs: (0.05 + 0.02*float64(i)) * (x + 3)})
+			f.procs = append(f.procs, runfolder.ProcessSample{T: ts, Process: p, Role: p, RSSBytes: int64(25<<20 + i<<22 + int(x)*(1<<17)), CPUSecs: (0.05 + 0.02*float64(i)) * (x + 3)})
 		}
 		for a := range f.agents {
 			name := fmt.Sprintf("agent-%d", a)
-			f.procs = append(f.procs, ProcessSample{T: ts, Process: name, Role: "agent", RSSBytes: 60 << 20, CPUSecs: 0.3 * (x + 3)})
+			f.procs = append(f.procs, runfolder.ProcessSample{T: ts, Process: name, Role: "agent", RSSBytes: 60 << 20, CPUSecs: 0.3 * (x + 3)})
 			sent := math.Max(0, math.Min(x, 10))*250 + math.Max(0, math.Min(x, 40)-10)*500
 			active := 500.0
 			if x >= 15 && x < 19 {
 				active = 500 - 250*math.Max(0, 1-(x-15)/4)
 			}
-			f.progress = append(f.progress, ProgressSample{T: ts, Snapshot: loadgen.Snapshot{Agent: name, Active: int(active), Established: 500,
+			f.progress = append(f.progress, runfolder.ProgressSample{T: ts, Snapshot: loadgen.Snapshot{Agent: name, Active: int(active), Established: 500,
 				Counts: loadgen.Counts{Sent: uint64(sent), Acked: uint64(sent * 0.9996), Delivered: uint64(sent * 0.9993)}}})
 		}
 	}

@@ -5,7 +5,7 @@ import (
 	"math"
 	"strings"
 
-	"github.com/floodgate/floodgate/sim/scenario"
+	"github.com/floodgate/floodgate/scenario"
 )
 
 // GateResult is one gate's outcome. Value is null when the metric could not be

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/floodgate/floodgate/loadgen"
+	"github.com/floodgate/floodgate/runfolder"
 )
 
 // The accounting by identity reaches summary.json (fields added beside the old
@@ -100,7 +101,7 @@ func TestHealToLastDeliveryPerFault(t *testing.T) {
 	f := newFixture(t, fxPhase{name: "steady", secs: 6})
 	start := f.at(-1)
 	ms := func(v int) time.Time { return start.Add(time.Duration(v) * time.Millisecond) }
-	f.info.Faults = []FaultEvent{
+	f.info.Faults = []runfolder.FaultEvent{
 		{Phase: "steady", Action: "restart", Target: "router", At: ms(3400), End: ms(3500)},
 		{Phase: "steady", Action: "pause", Target: "msg", At: ms(4000), End: ms(5000)},
 		{Phase: "steady", Action: "kill", Target: "gw-1", At: ms(5200)},

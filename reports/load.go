@@ -15,21 +15,22 @@ import (
 	"time"
 
 	"github.com/floodgate/floodgate/loadgen"
-	"github.com/floodgate/floodgate/sim/scenario"
+	"github.com/floodgate/floodgate/runfolder"
+	"github.com/floodgate/floodgate/scenario"
 )
 
 // run is everything read from one run folder: the raw facts every derived file is
 // computed from.
 type run struct {
 	dir      string
-	info     RunInfo
+	info     runfolder.RunInfo
 	scenario *scenario.Scenario
 	plan     *loadgen.Plan // nil if plan.json is missing
 	agents   []agentData   // in agent order
-	metrics  []MetricsSample
-	procs    []ProcessSample
-	alerts   []AlertEvent
-	progress []ProgressSample
+	metrics  []runfolder.MetricsSample
+	procs    []runfolder.ProcessSample
+	alerts   []runfolder.AlertEvent
+	progress []runfolder.ProgressSample
 	// notes are problems met while reading that the report must state (skipped
 	// lines, imprecise timestamps); they become caveats.
 	notes []string
@@ -53,7 +54,7 @@ func loadRun(dir string, log *slog.Logger) (*run, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	r := &run{dir: dir}
-	err := readJSON(filepath.Join(dir, FileRun), &r.info)
+	err := readJSON(filepath.Join(dir, runfolder.FileRun), &r.info)
 	if err != nil {
 		return nil, fmt.Errorf("run folder %s: %w", dir, err)
 	}
@@ -61,7 +62,7 @@ func loadRun(dir string, log *slog.Logger) (*run, error) {
 		return nil, err
 	}
 	var plan loadgen.Plan
-	switch err := readJSON(filepath.Join(dir, FilePlan), &plan); {
+	switch err := readJSON(filepath.Join(dir, runfolder.FilePlan), &plan); {
 	case err == nil:
 		r.plan = &plan
 	case errors.Is(err, fs.ErrNotExist):
@@ -76,10 +77,10 @@ func loadRun(dir string, log *slog.Logger) (*run, error) {
 		name string
 		read func(string) (int, error)
 	}{
-		{FileMetrics, func(p string) (int, error) { return readJSONL(p, &r.metrics) }},
-		{FileProcesses, func(p string) (int, error) { return readJSONL(p, &r.procs) }},
-		{FileAlerts, func(p string) (int, error) { return readJSONL(p, &r.alerts) }},
-		{FileProgress, func(p string) (int, error) { return readJSONL(p, &r.progress) }},
+		{runfolder.FileMetrics, func(p string) (int, error) { return readJSONL(p, &r.metrics) }},
+		{runfolder.FileProcesses, func(p string) (int, error) { return readJSONL(p, &r.procs) }},
+		{runfolder.FileAlerts, func(p string) (int, error) { return readJSONL(p, &r.alerts) }},
+		{runfolder.FileProgress, func(p string) (int, error) { return readJSONL(p, &r.progress) }},
 	} {
 		bad, err := f.read(filepath.Join(dir, f.name))
 		switch {
@@ -93,18 +94,18 @@ func loadRun(dir string, log *slog.Logger) (*run, error) {
 			r.notes = append(r.notes, fmt.Sprintf("%s: %d malformed line(s) skipped", f.name, bad))
 		}
 	}
-	slices.SortStableFunc(r.metrics, func(a, b MetricsSample) int { return a.T.Compare(b.T) })
-	slices.SortStableFunc(r.procs, func(a, b ProcessSample) int { return a.T.Compare(b.T) })
-	slices.SortStableFunc(r.alerts, func(a, b AlertEvent) int { return a.Time.Compare(b.Time) })
-	slices.SortStableFunc(r.progress, func(a, b ProgressSample) int { return a.T.Compare(b.T) })
+	slices.SortStableFunc(r.metrics, func(a, b runfolder.MetricsSample) int { return a.T.Compare(b.T) })
+	slices.SortStableFunc(r.procs, func(a, b runfolder.ProcessSample) int { return a.T.Compare(b.T) })
+	slices.SortStableFunc(r.alerts, func(a, b runfolder.AlertEvent) int { return a.Time.Compare(b.Time) })
+	slices.SortStableFunc(r.progress, func(a, b runfolder.ProgressSample) int { return a.T.Compare(b.T) })
 	return r, nil
 }
 
 // readScenario reads the run's copy of its scenario file. The copy is named
 // scenario.yaml, but the scenario package insists that a scenario's name match
 // its file name, so it is parsed under the name of the file it was copied from.
-func readScenario(dir string, info RunInfo) (*scenario.Scenario, error) {
-	src, err := os.ReadFile(filepath.Join(dir, FileScenario))
+func readScenario(dir string, info runfolder.RunInfo) (*scenario.Scenario, error) {
+	src, err := os.ReadFile(filepath.Join(dir, runfolder.FileScenario))
 	if err != nil {
 		return nil, fmt.Errorf("run folder %s: %w", dir, err)
 	}
@@ -114,14 +115,14 @@ func readScenario(dir string, info RunInfo) (*scenario.Scenario, error) {
 	}
 	sc, err := scenario.Parse(name, src)
 	if err != nil {
-		return nil, fmt.Errorf("run folder %s: %s: %w", dir, FileScenario, err)
+		return nil, fmt.Errorf("run folder %s: %s: %w", dir, runfolder.FileScenario, err)
 	}
 	return sc, nil
 }
 
 // loadAgents reads hlog/agent-<i>.hlog and agent-<i>.json for every agent.
 func (r *run) loadAgents(log *slog.Logger) ([]agentData, error) {
-	dir := filepath.Join(r.dir, DirHlog)
+	dir := filepath.Join(r.dir, runfolder.DirHlog)
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		r.notes = append(r.notes, "hlog/ is missing: there are no latency samples")

@@ -1,12 +1,16 @@
 package reports
 
-import "time"
+import (
+	"time"
+
+	"github.com/floodgate/floodgate/runfolder"
+)
 
 // FaultSummary is one injected fault in summary.json: the event as the runner
 // recorded it (its fields inline) and, for a fault with a heal, how long after
 // the heal the last message pending at it was delivered.
 type FaultSummary struct {
-	FaultEvent
+	runfolder.FaultEvent
 	// HealToLastDeliveryMS is the time from the heal (a restarted process
 	// serving again, the end of a pause, a reconnect storm's gateways back) to the
 	// last first delivery of a message intended before the heal — the messages
@@ -20,7 +24,7 @@ type FaultSummary struct {
 // heal returns when a fault healed: a pause's end, the moment a restart or a
 // reconnect storm's restarts served again (the fault's start in run folders
 // written before the runner recorded that), and false for a fault without one.
-func heal(f FaultEvent) (time.Time, bool) {
+func heal(f runfolder.FaultEvent) (time.Time, bool) {
 	if f.Error != "" {
 		return time.Time{}, false
 	}

@@ -1,6 +1,10 @@
 package reports
 
-import "time"
+import (
+	"time"
+
+	"github.com/floodgate/floodgate/runfolder"
+)
 
 // SummaryVersion is the version of summary.json's layout; it grows when fields
 // are added (fields are never renamed or removed). Version 2 added the
@@ -52,10 +56,10 @@ type Summary struct {
 	Run             RunMeta            `json:"run"`
 	Faults          []FaultSummary     `json:"faults"`
 	// Hostile is each hostile class (behaviours.hostile); absent without any.
-	Hostile []HostileSummary `json:"hostile,omitempty"`
-	Events  []RunEvent       `json:"events"`
-	Alerts  int              `json:"alerts"` // alert events control raised
-	Caveats []string         `json:"caveats"`
+	Hostile []HostileSummary     `json:"hostile,omitempty"`
+	Events  []runfolder.RunEvent `json:"events"`
+	Alerts  int                  `json:"alerts"` // alert events control raised
+	Caveats []string             `json:"caveats"`
 	// Baseline is the run or summary the plots were overlaid with, if any.
 	Baseline string   `json:"baseline,omitempty"`
 	Files    []string `json:"files"` // the derived files written beside it

@@ -15,7 +15,7 @@ const (
 	VerdictPass    = "pass"    // every gate held on a valid run
 	VerdictFail    = "fail"    // a gate failed (or could not be measured) on a valid run
 	VerdictInvalid = "invalid" // the run's measurements cannot be trusted: no verdict on the system
-	VerdictError   = "error"   // the harness itself failed (RunInfo.HarnessError)
+	VerdictError   = "error"   // the harness itself failed (RunInfo.HarnessError in run.json)
 )
 
 // Exit codes of a run: the contract CI reads (README.md, "Quick start").

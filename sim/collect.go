@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/floodgate/floodgate/reports"
+	"github.com/floodgate/floodgate/runfolder"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 )
@@ -28,9 +28,9 @@ func (r *runner) collect(ctx context.Context) {
 		}
 		return f, bufio.NewWriter(f)
 	}
-	mf, mw := open(reports.FileMetrics)
-	pf, pw := open(reports.FileProcesses)
-	af, aw := open(reports.FileAlerts)
+	mf, mw := open(runfolder.FileMetrics)
+	pf, pw := open(runfolder.FileProcesses)
+	af, aw := open(runfolder.FileAlerts)
 	defer func() {
 		for _, w := range []*bufio.Writer{mw, pw, aw} {
 			w.Flush()
@@ -61,16 +61,16 @@ func (r *runner) collect(ctx context.Context) {
 					continue
 				}
 				if rss, cpu, err := procStats(p.cmd.Process.Pid); err == nil {
-					write(pw, reports.ProcessSample{T: now, Process: p.name, Role: p.role, RSSBytes: rss, CPUSecs: cpu})
+					write(pw, runfolder.ProcessSample{T: now, Process: p.name, Role: p.role, RSSBytes: rss, CPUSecs: cpu})
 				}
 				if p.admin != "" && p.role != "redis" {
 					if m, err := r.scrape(ctx, p.admin); err == nil {
-						write(mw, reports.MetricsSample{T: now, Process: p.name, Metrics: m})
+						write(mw, runfolder.MetricsSample{T: now, Process: p.name, Metrics: m})
 					}
 				}
 			}
 			var alerts struct {
-				Events []reports.AlertEvent `json:"events"`
+				Events []runfolder.AlertEvent `json:"events"`
 			}
 			if getJSON(ctx, fmt.Sprintf("%s/v1/alerts?since=%d", r.controlURL(), alertSeq), &alerts) == nil {
 				for _, e := range alerts.Events {
@@ -106,7 +106,7 @@ func (r *runner) noteProgress() {
 		p.Phase = s.Phase
 	}
 	if p.Active > r.info.Peak.Established {
-		r.info.Peak = reports.PeakConns{Established: p.Active, At: time.Now()}
+		r.info.Peak = runfolder.PeakConns{Established: p.Active, At: time.Now()}
 	}
 	r.mu.Unlock()
 	if r.opts.Progress != nil {

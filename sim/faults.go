@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/floodgate/floodgate/loadgen"
-	"github.com/floodgate/floodgate/reports"
-	"github.com/floodgate/floodgate/sim/scenario"
+	"github.com/floodgate/floodgate/runfolder"
+	"github.com/floodgate/floodgate/scenario"
 )
 
 // scheduleFaults arms every fault at its time from start; the returned channel
@@ -39,7 +39,7 @@ func (r *runner) scheduleFaults(ctx context.Context, start time.Time) <-chan str
 
 // apply injects one fault and records it.
 func (r *runner) apply(ctx context.Context, phase string, f scenario.Fault) {
-	ev := reports.FaultEvent{Phase: phase, Action: f.Action(), Target: f.Target(), At: time.Now()}
+	ev := runfolder.FaultEvent{Phase: phase, Action: f.Action(), Target: f.Target(), At: time.Now()}
 	var err error
 	switch f.Action() {
 	case "kill":
@@ -230,7 +230,7 @@ func (r *runner) autoscale(ctx context.Context, start, end time.Time) {
 			}
 			if want > have {
 				r.mu.Lock()
-				r.info.Events = append(r.info.Events, reports.RunEvent{At: time.Now(), Kind: "autoscale",
+				r.info.Events = append(r.info.Events, runfolder.RunEvent{At: time.Now(), Kind: "autoscale",
 					Detail: fmt.Sprintf("control recommended %d gateways (%s); started gw-%d…gw-%d", rec.Target, rec.Reason, have+1, want)})
 				r.mu.Unlock()
 			}

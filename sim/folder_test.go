@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/floodgate/floodgate/reports"
+	"github.com/floodgate/floodgate/runfolder"
 )
 
 // A run never reads an earlier run's raw files as its own: an earlier run folder
@@ -35,7 +35,7 @@ func TestPrepareDirReplacesOnlyAnEarlierRun(t *testing.T) {
 	}{
 		{name: "a new folder", files: nil},
 		{name: "an empty folder", files: []string{}},
-		{name: "an earlier run", files: []string{reports.FileRun, reports.FileProcesses, "hlog/agent-0.hlog", "logs/gw-1.log"}, wantEmpty: true},
+		{name: "an earlier run", files: []string{runfolder.FileRun, runfolder.FileProcesses, "hlog/agent-0.hlog", "logs/gw-1.log"}, wantEmpty: true},
 		{name: "someone else's files", files: []string{"notes.txt"}, wantErr: "refusing", wantKept: "notes.txt"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,7 +2,7 @@ package sim
 
 import (
 	"github.com/floodgate/floodgate/loadgen"
-	"github.com/floodgate/floodgate/sim/scenario"
+	"github.com/floodgate/floodgate/scenario"
 )
 
 // planFor turns a scenario into the load plan its agents share.

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/floodgate/floodgate/loadgen"
-	"github.com/floodgate/floodgate/sim/scenario"
+	"github.com/floodgate/floodgate/scenario"
 )
 
 // The scenario's relogin rates reach the agents' plan: the scenario's for every

@@ -16,7 +16,7 @@ import (
 
 	"github.com/floodgate/floodgate/internal/keys"
 	"github.com/floodgate/floodgate/netns"
-	"github.com/floodgate/floodgate/reports"
+	"github.com/floodgate/floodgate/runfolder"
 )
 
 // spec is how to start a process: which host, which floodgate subcommand (or
@@ -72,7 +72,7 @@ func (p *proc) alive() bool {
 // start launches s in its host, logging its stderr to logs/<name>.log, and waits
 // for its READY line if it has one.
 func (r *runner) start(ctx context.Context, s spec) (*proc, error) {
-	logf, err := os.OpenFile(filepath.Join(r.dir, reports.DirLogs, s.name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	logf, err := os.OpenFile(filepath.Join(r.dir, runfolder.DirLogs, s.name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +98,7 @@ func (r *runner) start(ctx context.Context, s spec) (*proc, error) {
 	}
 	r.mu.Lock()
 	p.info = len(r.info.Processes)
-	r.info.Processes = append(r.info.Processes, reports.ProcessInfo{Name: s.name, Role: s.role, Host: s.host.Name,
+	r.info.Processes = append(r.info.Processes, runfolder.ProcessInfo{Name: s.name, Role: s.role, Host: s.host.Name,
 		Addr: s.addr, Admin: s.admin, PID: cmd.Process.Pid, Started: time.Now()})
 	r.procs = append(r.procs, p)
 	r.mu.Unlock()
@@ -164,7 +164,7 @@ func (r *runner) watch(p *proc, logf *os.File) {
 	pi := &r.info.Processes[p.info]
 	pi.Exited, pi.ExitCause, pi.ExitCode = time.Now(), cause, code
 	if cause == "unexpected" && !r.stopping {
-		r.info.Events = append(r.info.Events, reports.RunEvent{At: time.Now(), Kind: "unexpected_exit",
+		r.info.Events = append(r.info.Events, runfolder.RunEvent{At: time.Now(), Kind: "unexpected_exit",
 			Detail: fmt.Sprintf("%s (%s) exited by itself: %v; see logs/%s.log", p.name, p.role, err, p.name)})
 		r.log.Warn("process exited unexpectedly", "process", p.name, "err", err)
 	}

@@ -29,8 +29,8 @@ import (
 
 	"github.com/floodgate/floodgate/loadgen"
 	"github.com/floodgate/floodgate/netns"
-	"github.com/floodgate/floodgate/reports"
-	"github.com/floodgate/floodgate/sim/scenario"
+	"github.com/floodgate/floodgate/runfolder"
+	"github.com/floodgate/floodgate/scenario"
 	"golang.org/x/sys/unix"
 )
 
@@ -70,7 +70,7 @@ type runner struct {
 	keyset runKeys // generated for this run; each process gets only what it needs
 
 	mu       sync.Mutex
-	info     reports.RunInfo
+	info     runfolder.RunInfo
 	procs    []*proc
 	byName   map[string]*proc // the live process of each name
 	stopping bool
@@ -101,7 +101,7 @@ const (
 
 // Run executes a scenario. The returned info is what run.json holds; the verdict
 // is reports' business (reports.Build on the folder).
-func Run(ctx context.Context, opts Options) (*reports.RunInfo, error) {
+func Run(ctx context.Context, opts Options) (*runfolder.RunInfo, error) {
 	sc := opts.Scenario
 	r := &runner{opts: opts, sc: sc, dir: opts.Dir, log: opts.Logger, byName: map[string]*proc{},
 		snaps: map[string]loadgen.Snapshot{}, http: &http.Client{Timeout: 5 * time.Second}}
@@ -111,7 +111,7 @@ func Run(ctx context.Context, opts Options) (*reports.RunInfo, error) {
 	if err := prepareDir(r.dir, r.log); err != nil {
 		return nil, err
 	}
-	for _, d := range []string{r.dir, filepath.Join(r.dir, reports.DirLogs), filepath.Join(r.dir, reports.DirHlog)} {
+	for _, d := range []string{r.dir, filepath.Join(r.dir, runfolder.DirLogs), filepath.Join(r.dir, runfolder.DirHlog)} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, err
 		}
@@ -123,7 +123,7 @@ func Run(ctx context.Context, opts Options) (*reports.RunInfo, error) {
 	}
 	r.info.Interrupted = ctx.Err() != nil
 	r.info.Ended = time.Now()
-	if werr := writeJSON(filepath.Join(r.dir, reports.FileRun), &r.info); werr != nil && err == nil {
+	if werr := writeJSON(filepath.Join(r.dir, runfolder.FileRun), &r.info); werr != nil && err == nil {
 		err = werr
 	}
 	return &r.info, err
@@ -133,14 +133,14 @@ func Run(ctx context.Context, opts Options) (*reports.RunInfo, error) {
 func (r *runner) describe() {
 	sc := r.sc
 	src, _ := os.ReadFile(sc.File)
-	os.WriteFile(filepath.Join(r.dir, reports.FileScenario), src, 0o644)
+	os.WriteFile(filepath.Join(r.dir, runfolder.FileScenario), src, 0o644)
 	sum := sha256.Sum256(src)
 	var uts unix.Utsname
 	unix.Uname(&uts)
 	var rl unix.Rlimit
 	unix.Getrlimit(unix.RLIMIT_NOFILE, &rl)
 	commit, _ := exec.Command("git", "rev-parse", "--short=12", "HEAD").Output()
-	r.info = reports.RunInfo{
+	r.info = runfolder.RunInfo{
 		Scenario: sc.Name, ScenarioFile: sc.File, ScenarioHash: hex.EncodeToString(sum[:]), Seed: sc.Seed,
 		Commit: strings.TrimSpace(string(commit)), Kernel: unix.ByteSliceToString(uts.Release[:]),
 		CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), NofileHard: rl.Max, Started: time.Now(),
@@ -232,14 +232,14 @@ func (r *runner) run(ctx context.Context) error {
 		return err
 	}
 	r.mu.Lock()
-	r.info.Connecting = reports.ConnectWindow{Start: connectStart, End: time.Now(), Established: established}
+	r.info.Connecting = runfolder.ConnectWindow{Start: connectStart, End: time.Now(), Established: established}
 	r.mu.Unlock()
 	start := time.Now().Add(2 * time.Second)
 	r.mu.Lock()
 	r.info.TrafficStart = start
 	at := start
 	for _, ph := range sc.Phases {
-		r.info.Phases = append(r.info.Phases, reports.PhaseWindow{Name: ph.Name, Start: at, End: at.Add(ph.Duration.D())})
+		r.info.Phases = append(r.info.Phases, runfolder.PhaseWindow{Name: ph.Name, Start: at, End: at.Add(ph.Duration.D())})
 		at = at.Add(ph.Duration.D())
 	}
 	r.info.TrafficEnd = at
@@ -320,8 +320,8 @@ func prepareDir(dir string, log *slog.Logger) error {
 	case len(entries) == 0:
 		return nil
 	}
-	if _, err := os.Stat(filepath.Join(dir, reports.FileRun)); err != nil {
-		return fmt.Errorf("run folder %s is not empty and holds no %s: refusing to mix a run into it (choose another -out)", dir, reports.FileRun)
+	if _, err := os.Stat(filepath.Join(dir, runfolder.FileRun)); err != nil {
+		return fmt.Errorf("run folder %s is not empty and holds no %s: refusing to mix a run into it (choose another -out)", dir, runfolder.FileRun)
 	}
 	log.Info("replacing the earlier run in the folder", "dir", dir)
 	if err := os.RemoveAll(dir); err != nil {

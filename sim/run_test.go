@@ -17,8 +17,9 @@ import (
 	"github.com/floodgate/floodgate/internal/testbin"
 	"github.com/floodgate/floodgate/netns"
 	"github.com/floodgate/floodgate/reports"
+	"github.com/floodgate/floodgate/runfolder"
+	"github.com/floodgate/floodgate/scenario"
 	"github.com/floodgate/floodgate/sim"
-	"github.com/floodgate/floodgate/sim/scenario"
 )
 
 // small is the test topology: core, two gateways, two agents, 2,000 connections.
@@ -47,7 +48,7 @@ func setup(t *testing.T) (bin, file string) {
 }
 
 // assertNothingLeft checks that a run left no namespace, link or process.
-func assertNothingLeft(t *testing.T, info *reports.RunInfo) {
+func assertNothingLeft(t *testing.T, info *runfolder.RunInfo) {
 	t.Helper()
 	if info.HostsRun == "" {
 		t.Fatal("run.json does not name its hosts' run id")
@@ -96,7 +97,7 @@ func TestSmallRunAccountsForEveryMessage(t *testing.T) {
 	if p.Count != int64(m.Delivered+m.Lost) || p.P50 <= 0 || p.P99 < p.P50 || p.Max < p.P99 {
 		t.Fatalf("push percentiles %+v for %d deliveries", p, m.Delivered)
 	}
-	for _, f := range []string{reports.FileSummary, reports.FileRun, reports.FileMetrics, reports.FileProcesses, "hlog/agent-0.hlog", "logs/gw-1.log"} {
+	for _, f := range []string{reports.FileSummary, runfolder.FileRun, runfolder.FileMetrics, runfolder.FileProcesses, "hlog/agent-0.hlog", "logs/gw-1.log"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Errorf("run folder lacks %s", f)
 		}
@@ -139,11 +140,11 @@ func TestInterruptedRunLeavesNothing(t *testing.T) {
 		cmd.Process.Kill()
 		t.Fatal("the interrupted run did not exit within a minute")
 	}
-	b, err := os.ReadFile(filepath.Join(dir, reports.FileRun))
+	b, err := os.ReadFile(filepath.Join(dir, runfolder.FileRun))
 	if err != nil {
 		t.Fatalf("no run.json after the interrupt: %v", err)
 	}
-	var info reports.RunInfo
+	var info runfolder.RunInfo
 	if err := json.Unmarshal(b, &info); err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 
 	"github.com/floodgate/floodgate/gateway/client"
 	"github.com/floodgate/floodgate/loadgen"
-	"github.com/floodgate/floodgate/reports"
+	"github.com/floodgate/floodgate/runfolder"
 )
 
 // startCore starts the core host's services: redis if a backend needs it, state,
@@ -202,7 +202,7 @@ func (r *runner) waitAdvertised(ctx context.Context, n int) error {
 func (r *runner) startAgents(ctx context.Context) ([]*proc, error) {
 	sc := r.sc
 	plan := planFor(sc, r.ipconfURL(), r.keyset.token)
-	planPath := filepath.Join(r.dir, reports.FilePlan)
+	planPath := filepath.Join(r.dir, runfolder.FilePlan)
 	pub := plan
 	pub.Secret = "(redacted)"
 	if err := writeJSON(planPath, pub); err != nil {
@@ -220,7 +220,7 @@ func (r *runner) startAgents(ctx context.Context) ([]*proc, error) {
 		name := fmt.Sprintf("agent-%d", i)
 		p, err := r.start(ctx, spec{name: name, role: "agent", host: h, bin: r.opts.Binary, args: []string{
 			"loadgen", "-plan", secretPlan, "-segment", fmt.Sprintf("%d/%d", i, sc.Topology.Agents), "-name", name,
-			"-out", filepath.Join(r.dir, reports.DirHlog), "-progress", "json", "-wait-start",
+			"-out", filepath.Join(r.dir, runfolder.DirHlog), "-progress", "json", "-wait-start",
 			"-bind", h.Addr.String(), "-log-level", "warn"}})
 		if err != nil {
 			return nil, err
@@ -246,7 +246,7 @@ type agentLine struct {
 
 // readAgent records an agent's progress lines.
 func (r *runner) readAgent(p *proc) {
-	f, err := os.OpenFile(filepath.Join(r.dir, reports.FileProgress), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(filepath.Join(r.dir, runfolder.FileProgress), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return
 	}
@@ -261,7 +261,7 @@ func (r *runner) readAgent(p *proc) {
 		r.mu.Lock()
 		r.snaps[p.name] = l.Snapshot
 		r.mu.Unlock()
-		b, _ := json.Marshal(reports.ProgressSample{T: time.Now(), Snapshot: l.Snapshot})
+		b, _ := json.Marshal(runfolder.ProgressSample{T: time.Now(), Snapshot: l.Snapshot})
 		w.Write(append(b, '\n'))
 		w.Flush()
 	}
@@ -301,7 +301,7 @@ func (r *runner) waitEstablished(ctx context.Context, agents []*proc) (int64, er
 		if time.Now().After(deadline) || time.Since(lastGain) > 20*time.Second {
 			r.log.Warn("starting traffic before every client connected", "established", active, "clients", sc.Clients.Count)
 			r.mu.Lock()
-			r.info.Events = append(r.info.Events, reports.RunEvent{At: time.Now(), Kind: "harness",
+			r.info.Events = append(r.info.Events, runfolder.RunEvent{At: time.Now(), Kind: "harness",
 				Detail: fmt.Sprintf("traffic started with %d of %d clients established (connecting stalled or took over %v)", active, sc.InitialClients(), budget)})
 			r.mu.Unlock()
 			return active, nil

@@ -13,6 +13,7 @@ import (
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/floodgate/floodgate/loadgen"
 	"github.com/floodgate/floodgate/reports"
+	"github.com/floodgate/floodgate/runfolder"
 )
 
 // tinyRun writes a minimal run folder: one agent, one 10 s phase, samples push
@@ -21,19 +22,19 @@ func tinyRun(t *testing.T, samples int, pushUS int64, gates string) string {
 	t.Helper()
 	dir := t.TempDir()
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	info := reports.RunInfo{Scenario: "tiny", ScenarioFile: "scenarios/tiny.yaml", Mode: "loopback", Agents: 1, Clients: 10,
+	info := runfolder.RunInfo{Scenario: "tiny", ScenarioFile: "scenarios/tiny.yaml", Mode: "loopback", Agents: 1, Clients: 10,
 		Started: t0.Add(-time.Second), TrafficStart: t0, TrafficEnd: t0.Add(10 * time.Second), Ended: t0.Add(11 * time.Second),
-		Phases: []reports.PhaseWindow{{Name: "steady", Start: t0, End: t0.Add(10 * time.Second)}}}
+		Phases: []runfolder.PhaseWindow{{Name: "steady", Start: t0, End: t0.Add(10 * time.Second)}}}
 	write := func(name string, b []byte) {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
 	j, _ := json.Marshal(info)
-	write(reports.FileRun, j)
-	write(reports.FileScenario, []byte(fmt.Sprintf("name: tiny\ntopology: {gateways: 1, agents: 1}\nclients: {count: 10}\n"+
+	write(runfolder.FileRun, j)
+	write(runfolder.FileScenario, []byte(fmt.Sprintf("name: tiny\ntopology: {gateways: 1, agents: 1}\nclients: {count: 10}\n"+
 		"validity: {min_samples: 10}\ngates: [%s]\nphases: [{name: steady, duration: 10s}]\n", gates)))
-	if err := os.Mkdir(filepath.Join(dir, reports.DirHlog), 0o755); err != nil {
+	if err := os.Mkdir(filepath.Join(dir, runfolder.DirHlog), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	var log bytes.Buffer
@@ -60,10 +61,10 @@ func tinyRun(t *testing.T, samples int, pushUS int64, gates string) string {
 			}
 		}
 	}
-	write(filepath.Join(reports.DirHlog, "agent-0.hlog"), log.Bytes())
+	write(filepath.Join(runfolder.DirHlog, "agent-0.hlog"), log.Bytes())
 	res, _ := json.Marshal(loadgen.Result{Agent: "agent-0", Ended: t0.Add(10 * time.Second),
 		Messages: loadgen.Counts{Sent: uint64(10 * samples), Acked: uint64(10 * samples), Delivered: uint64(10 * samples)}})
-	write(filepath.Join(reports.DirHlog, "agent-0.json"), res)
+	write(filepath.Join(runfolder.DirHlog, "agent-0.json"), res)
 	return dir
 }
 

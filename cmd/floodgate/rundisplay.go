@@ -7,8 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/floodgate/floodgate/scenario"
 	"github.com/floodgate/floodgate/sim"
-	"github.com/floodgate/floodgate/sim/scenario"
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 )

@@ -12,8 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/floodgate/floodgate/scenario"
 	"github.com/floodgate/floodgate/sim"
-	"github.com/floodgate/floodgate/sim/scenario"
 )
 
 // Exit codes of a scenario run (the contract README.md states: reports.Exit*).

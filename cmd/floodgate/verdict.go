@@ -6,11 +6,12 @@ import (
 	"log/slog"
 
 	"github.com/floodgate/floodgate/reports"
+	"github.com/floodgate/floodgate/runfolder"
 )
 
 // verdict builds the run folder's report and returns the run's exit code: 0 pass,
 // 2 a gate failed, 3 invalid, 1 harness error.
-func verdict(dir string, _ *reports.RunInfo, _ error, stdout, stderr io.Writer) int {
+func verdict(dir string, _ *runfolder.RunInfo, _ error, stdout, stderr io.Writer) int {
 	sum, err := reports.BuildWith(dir, reports.Options{Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		fmt.Fprintf(stderr, "report: %v\n", err)

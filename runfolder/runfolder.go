@@ -1,11 +1,9 @@
-// Package reports turns a run folder into its verdict and its report: summary.json
-// (the contract CI and tools read), report.md, index.html with plots, junit.xml,
-// merged HdrHistogram logs; and compares runs against baselines and plans capacity.
-// Everything is computed from the raw files the runner leaves, so `floodgate report
-// RUN_DIR` can regenerate it all after a format change without a rerun.
-//
-// Data flows one way: scenario → sim (orchestration, raw facts) → reports.
-package reports
+// Package runfolder names the files of a run folder and the raw facts in them: what
+// the scenario runner (sim) writes while a run goes on, and reports reads to derive
+// the verdict, the summary and the plots. It is a leaf: the runner writes it
+// without knowing about reports, and reports reads it without reaching back into
+// the runner.
+package runfolder
 
 import (
 	"time"
@@ -26,14 +24,6 @@ const (
 	FileProgress  = "progress.jsonl"  // ProgressSample per line: each agent's progress, every second
 	DirHlog       = "hlog"            // agent-<i>.hlog (interval histograms) and agent-<i>.json (loadgen.Result)
 	DirLogs       = "logs"            // <process>.log: each process's stderr
-)
-
-// Files this package derives.
-const (
-	FileSummary = "summary.json" // Summary: the contract tools read
-	FileReport  = "report.md"
-	FileHTML    = "index.html"
-	FileJUnit   = "junit.xml"
 )
 
 // RunInfo is run.json: what ran, where, when.

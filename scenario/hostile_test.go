@@ -101,7 +101,7 @@ func TestHostileMistakesPointAtTheirLine(t *testing.T) {
 // hostile at least 5,000 connections beside 100,000 clients, hostile-small a
 // class of each kind, both gated on every hostile connection closing in bound.
 func TestShippedScenariosRead(t *testing.T) {
-	files, err := filepath.Glob("../../scenarios/*.yaml")
+	files, err := filepath.Glob("../scenarios/*.yaml")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no scenarios found: %v", err)
 	}
