@@ -94,6 +94,8 @@ type Agent struct {
 	backoffBase     int64
 	backoffMax      int64
 	heartbeat       int64
+	pongTimeout     int64
+	silentCloses    uint64
 	slowRate        int64
 	kicks           map[string]uint64
 	errorCodes      map[string]uint64 // ERROR frames received, by code
@@ -136,7 +138,10 @@ func New(opts Options) (*Agent, error) {
 		opts: opts, plan: p, log: opts.Logger.With("agent", opts.Name), signer: signer,
 		rng:   rand.New(rand.NewPCG(uint64(p.Seed), uint64(opts.Segment.Index)+1)),
 		kicks: map[string]uint64{}, errorCodes: map[string]uint64{}, backoffBase: int64(500 * time.Millisecond), backoffMax: int64(10 * time.Second),
-		heartbeat: int64(p.Heartbeat), gateways: p.Gateways,
+		heartbeat: int64(p.Heartbeat), pongTimeout: int64(p.PongTimeout), gateways: p.Gateways,
+	}
+	if a.pongTimeout <= 0 {
+		a.pongTimeout = int64(DefaultPongTimeout)
 	}
 	for _, b := range p.Bind {
 		ip, err := netip.ParseAddr(b)

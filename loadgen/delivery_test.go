@@ -277,3 +277,30 @@ func TestStoreRestartShowsAsLossNeverAsDuplicates(t *testing.T) {
 		t.Fatalf("want the held messages lost, the rest delivered, no duplicates: %+v", c)
 	}
 }
+
+// A gateway that goes silent (it reads but answers nothing, with no FIN or RST)
+// is given up by every user within the PONG timeout of a PING, and counted.
+func TestUsersLeaveASilentGateway(t *testing.T) {
+	g := newFakeGateway(t, nil)
+	plan := fakePlan([]string{g.addr()}, 8, 0, 4)
+	plan.Heartbeat, plan.PongTimeout = Duration(100*time.Millisecond), Duration(300*time.Millisecond)
+	a := newAgent(t, plan)
+	done := make(chan *Result, 1)
+	go func() {
+		res, _ := a.Run(context.Background())
+		done <- res
+	}()
+	waitFor(t, 20*time.Second, "every user online", func() bool { return g.online() == 8 })
+	g.mu.Lock()
+	g.mute = true
+	g.mu.Unlock()
+	var res *Result
+	select {
+	case res = <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the agent did not finish")
+	}
+	if res == nil || res.SilentCloses < 8 {
+		t.Fatalf("result %+v: want every one of the 8 users to have left the silent gateway", res)
+	}
+}

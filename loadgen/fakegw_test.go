@@ -37,6 +37,7 @@ type fakeGateway struct {
 	nextMsg  uint64
 	epoch    uint64 // the store's incarnation
 	hold     bool   // store without pushing (as if the router were down)
+	mute     bool   // read everything, answer nothing (a gateway gone silent)
 	nstored  int    // messages stored, over every incarnation
 	closed   bool
 	wg       sync.WaitGroup
@@ -153,6 +154,12 @@ func (c *fakeConn) gone() {
 // handle serves one frame; false ends the connection.
 func (c *fakeConn) handle(f proto.Frame) bool {
 	g := c.g
+	g.mu.Lock()
+	muted := g.mute
+	g.mu.Unlock()
+	if muted {
+		return true
+	}
 	switch f.Type {
 	case proto.TypeLogin:
 		var m proto.Login

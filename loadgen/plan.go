@@ -55,9 +55,14 @@ type Plan struct {
 	// ConnectRate is connects per second for the whole plan (0: as fast as possible).
 	ConnectRate float64 `json:"connect_rate"`
 	// Heartbeat overrides the interval the server announces (0: the server's).
-	Heartbeat Duration  `json:"heartbeat,omitempty"`
-	Traffic   Traffic   `json:"traffic"`
-	Behaviour Behaviour `json:"behaviour"`
+	Heartbeat Duration `json:"heartbeat,omitempty"`
+	// PongTimeout is how long after a PING a user waits for any frame before it
+	// takes its gateway for dead (gone silent: no FIN, no RST), closes the
+	// connection and reconnects; 0: DefaultPongTimeout. A connection on which
+	// nothing arrived for the idle timeout LOGIN_OK announced is dead too.
+	PongTimeout Duration  `json:"pong_timeout,omitempty"`
+	Traffic     Traffic   `json:"traffic"`
+	Behaviour   Behaviour `json:"behaviour"`
 	// Deadline is how long a message may take: one not delivered by then is
 	// recorded at the deadline and counted lost (if the server acknowledged it) or
 	// failed (if not). Default 10s.

@@ -46,24 +46,27 @@ type Snapshot struct {
 
 // Result is an agent's outcome.
 type Result struct {
-	Agent           string                 `json:"agent"`
-	Segment         string                 `json:"segment"`
-	Users           int                    `json:"users"`
-	Started         time.Time              `json:"traffic_started"`
-	Ended           time.Time              `json:"ended"`
-	Interrupted     bool                   `json:"interrupted"`
-	Established     uint64                 `json:"established"`
-	PeakActive      int                    `json:"peak_active"`
-	Reconnects      uint64                 `json:"reconnects"`
-	Disconnects     uint64                 `json:"disconnects"`
-	ConnectFailures uint64                 `json:"connect_failures"`
-	Kicks           map[string]uint64      `json:"kicks"`
-	Messages        Counts                 `json:"messages"`
-	Latency         map[string]Percentiles `json:"latency_us"`
-	Clamped         uint64                 `json:"clamped_values"`
-	ProtocolErrors  uint64                 `json:"protocol_errors"`
-	ServerErrors    uint64                 `json:"server_errors"`
-	Errors          map[string]uint64      `json:"errors"` // ERROR frames received, by code
+	Agent           string    `json:"agent"`
+	Segment         string    `json:"segment"`
+	Users           int       `json:"users"`
+	Started         time.Time `json:"traffic_started"`
+	Ended           time.Time `json:"ended"`
+	Interrupted     bool      `json:"interrupted"`
+	Established     uint64    `json:"established"`
+	PeakActive      int       `json:"peak_active"`
+	Reconnects      uint64    `json:"reconnects"`
+	Disconnects     uint64    `json:"disconnects"`
+	ConnectFailures uint64    `json:"connect_failures"`
+	// SilentCloses are connections the agent gave up because the gateway went
+	// silent (Plan.PongTimeout, or the announced idle timeout).
+	SilentCloses   uint64                 `json:"silent_closes"`
+	Kicks          map[string]uint64      `json:"kicks"`
+	Messages       Counts                 `json:"messages"`
+	Latency        map[string]Percentiles `json:"latency_us"`
+	Clamped        uint64                 `json:"clamped_values"`
+	ProtocolErrors uint64                 `json:"protocol_errors"`
+	ServerErrors   uint64                 `json:"server_errors"`
+	Errors         map[string]uint64      `json:"errors"` // ERROR frames received, by code
 	// Recovery is when messages were first delivered, by when they were meant to
 	// be sent: reports derive each fault's heal-to-last-delivery time from it.
 	Recovery *Recovery `json:"recovery,omitempty"`
@@ -106,7 +109,7 @@ func (a *Agent) finish(st *runState, started time.Time, interrupted bool) (*Resu
 		Agent: a.opts.Name, Segment: a.opts.Segment.String(), Users: len(a.users),
 		Started: started, Ended: time.Now(), Interrupted: interrupted,
 		Established: a.established, PeakActive: a.peakActive, Reconnects: a.reconnects,
-		Disconnects: a.disconnects, ConnectFailures: a.connectFailures, Kicks: a.kicks,
+		Disconnects: a.disconnects, ConnectFailures: a.connectFailures, SilentCloses: a.silentCloses, Kicks: a.kicks,
 		Messages: c, Latency: map[string]Percentiles{}, Clamped: a.meters.clamped,
 		ProtocolErrors: a.protoErrors, ServerErrors: a.serverErrors, Errors: a.errorCodes,
 		Recovery: recoveryOf(a.recovery, a.epoch),

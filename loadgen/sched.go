@@ -297,11 +297,19 @@ func (a *Agent) sweepUsers(now int64) {
 				u.conn.Close() // a gateway that does not answer: try another
 			}
 		case uActive:
+			if a.silent(u, now) {
+				a.silentCloses++
+				u.conn.Close() // as after any lost connection: reconnect with backoff
+				continue
+			}
 			if now >= u.nextPing && u.heartbeat > 0 {
 				p := proto.Ping{TS: a.toMono(now)}
 				a.wbuf = p.Append(a.wbuf[:0])
 				u.conn.Write(a.wbuf)
 				u.nextPing = now + u.heartbeat
+				if u.pingAt == 0 {
+					u.pingAt = now
+				}
 			}
 			a.rxSweep(u, now)
 			if u.slow && a.slowRate > 0 {
@@ -315,4 +323,17 @@ func (a *Agent) sweepUsers(now int64) {
 			a.sweepRelogin(u, now)
 		}
 	}
+}
+
+// DefaultPongTimeout is Plan.PongTimeout's default.
+const DefaultPongTimeout = 10 * time.Second
+
+// silent reports whether u's gateway went silent: no frame within the PONG
+// timeout of a PING, or none for the idle timeout LOGIN_OK announced. A gateway
+// that vanished (no FIN, no RST) is otherwise found only by TCP, minutes later.
+func (a *Agent) silent(u *user, now int64) bool {
+	if u.pingAt != 0 && u.lastRx >= u.pingAt {
+		u.pingAt = 0 // something arrived since: the PONG is queued behind it, or came
+	}
+	return (u.pingAt != 0 && now-u.pingAt > a.pongTimeout) || (u.idleAfter > 0 && now-u.lastRx > u.idleAfter)
 }

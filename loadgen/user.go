@@ -54,6 +54,9 @@ type user struct {
 	retryAt    int64 // when an offline user reconnects
 	nextPing   int64
 	heartbeat  int64
+	lastRx     int64 // when the last frame arrived on the user's connection
+	pingAt     int64 // the oldest PING no frame has followed since; 0: none
+	idleAfter  int64 // the idle timeout LOGIN_OK announced
 	attempt    int   // failed attempts since the last login
 	retryHint  int64 // the last KICK's retry-after
 	senderPos  int32 // index in the agent's online-senders list, -1 when absent
@@ -138,6 +141,9 @@ func (a *Agent) OnFrame(c *reactor.Conn, frame []byte) reactor.Disposition {
 		return reactor.Handled
 	}
 	now := a.now()
+	if role == roleCurrent {
+		u.lastRx = now
+	}
 	switch f.Type {
 	case proto.TypePush:
 		var p proto.Push
@@ -312,6 +318,7 @@ func (a *Agent) loggedIn(u *user, ok *proto.LoginOK, now int64) {
 	}
 	// The first heartbeat is jittered so that a reconnect storm does not ping in step.
 	u.nextPing = now + rand.Int64N(max(u.heartbeat, 1))
+	u.lastRx, u.pingAt, u.idleAfter = now, 0, int64(ok.IdleTimeoutMS)*int64(time.Millisecond)
 	a.rxLogin(u, ok)
 	a.maybeSync(u, now)
 	a.resendAll(u, now)

@@ -96,6 +96,9 @@ type Clients struct {
 	Count       units.Count    `yaml:"count,required"`
 	ConnectRate units.Rate     `yaml:"connect_rate"`
 	Heartbeat   units.Duration `yaml:"heartbeat"`
+	// PongTimeout: a client that has no frame within this of a PING takes its
+	// gateway for dead and reconnects (default 10s).
+	PongTimeout units.Duration `yaml:"pong_timeout"`
 	// Deadline: a message not delivered by then counts as lost (default 10s).
 	Deadline  units.Duration `yaml:"deadline"`
 	Reconnect Reconnect      `yaml:"reconnect"`

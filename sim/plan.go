@@ -14,6 +14,7 @@ func planFor(s *scenario.Scenario, ipconf, secret string) loadgen.Plan {
 		Users:       int(s.Clients.Count),
 		ConnectRate: float64(s.Clients.ConnectRate),
 		Heartbeat:   loadgen.Duration(s.Clients.Heartbeat),
+		PongTimeout: loadgen.Duration(s.Clients.PongTimeout),
 		Traffic: loadgen.Traffic{
 			Rate: float64(s.Traffic.Rate), Pattern: s.Traffic.Pattern, ZipfS: s.Traffic.ZipfS,
 			GroupSize: s.Traffic.GroupSize, PayloadBytes: int(s.Traffic.Payload),
