@@ -489,12 +489,15 @@ func (c *Cluster) Login(ctx context.Context, s node.Session) (msg.Window, error)
 		if errors.Is(err, state.ErrLeaseLost) {
 			c.renewNow()
 		}
+		if errors.Is(err, node.ErrRegistered) {
+			c.Logout(s) // registered, but it will get no LOGIN_OK
+		}
 		return msg.Window{}, fmt.Errorf("register: %w", err)
 	}
 	w, err := c.cfg.Msgs.Window(ctx, s.UID)
 	if err != nil {
 		c.Logout(s) // registered, but it will get no LOGIN_OK
-		return msg.Window{}, err
+		return msg.Window{}, fmt.Errorf("%w: window: %w", node.ErrRegistered, err)
 	}
 	return w, nil
 }
@@ -525,7 +528,7 @@ func (c *Cluster) registerTakeover(ctx context.Context, td takeovers, ses state.
 		c.m.takeovers["timeout"].Inc()
 		c.log.Warn("the replaced session's gateway did not confirm its kick; logging in anyway", "uid", ses.UID, "waited", c.cfg.KickWait)
 	case <-ctx.Done():
-		return ctx.Err()
+		return fmt.Errorf("%w: waiting for the kick: %w", node.ErrRegistered, ctx.Err())
 	}
 	return nil
 }

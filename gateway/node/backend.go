@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 
 	"github.com/floodgate/floodgate/gateway/gwlink"
 	"github.com/floodgate/floodgate/gateway/msg"
@@ -14,6 +15,10 @@ type Session struct {
 	UID uint64
 	ID  uint64 // unique per gateway, across its restarts (seeded from the clock)
 }
+
+// ErrRegistered is wrapped by a Backend.Login error that came after the session was
+// registered in the directory (see Backend.Login).
+var ErrRegistered = errors.New("login failed after the session was registered")
 
 // Gateway is what a Backend may ask of the gateway it serves; *Node implements it.
 type Gateway interface {
@@ -57,6 +62,10 @@ type Backend interface {
 	// An older session of the user elsewhere is kicked first (REPLACED); if s itself
 	// is replaced while Login runs, the backend calls Gateway.Replace for it, and
 	// the gateway refuses its LOGIN_OK.
+	//
+	// An error that wraps ErrRegistered says the session was registered before the
+	// login failed: the directory no longer names the user's older session here
+	// either, so the gateway retires that one too.
 	Login(ctx context.Context, s Session) (msg.Window, error)
 	// Logout forgets s if it is still the user's current session (compare and delete).
 	Logout(s Session)

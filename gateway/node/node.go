@@ -350,7 +350,15 @@ func (n *Node) login(ctx context.Context, c *reactor.Conn, body []byte) {
 	n.sessions.begin(s)
 	w, err := n.cfg.Backend.Login(ctx, Session{UID: s.uid, ID: s.id})
 	if err != nil {
-		n.sessions.abandon(s)
+		if errors.Is(err, ErrRegistered) {
+			// The directory moved past the user's older session here: it goes too
+			// and logs in again, or it would be live but never routed to.
+			if old := n.sessions.retire(s); old != nil {
+				n.kick(old.c, proto.ReasonBusy, proto.CodeBackendUnavailable, jitterMS(1000, 3000), "session directory unavailable")
+			}
+		} else {
+			n.sessions.abandon(s)
+		}
 		n.m.logins["unavailable"].Inc()
 		n.log.Warn("login: backend unavailable", "uid", m.UID, "err", err)
 		n.kick(c, proto.ReasonBusy, proto.CodeBackendUnavailable, jitterMS(1000, 3000), "session directory unavailable")
@@ -361,6 +369,9 @@ func (n *Node) login(ctx context.Context, c *reactor.Conn, body []byte) {
 	if !ok {
 		n.m.logins["replaced"].Inc()
 		n.kick(c, proto.ReasonReplaced, proto.CodeSessionReplaced, 0, "logged in elsewhere")
+		if old != nil { // see promote: the directory moved past it too
+			n.kick(old.c, proto.ReasonReplaced, proto.CodeSessionReplaced, 0, "logged in elsewhere")
+		}
 		return
 	}
 	if old != nil {

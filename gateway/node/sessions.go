@@ -79,23 +79,52 @@ func (t *sessions) abandon(s *session) {
 }
 
 // promote makes pending s its user's current session and returns the one it
-// replaced, if any; ok is false (and nothing changes but s leaving pending) if s was
-// replaced while pending.
+// replaced, if any (the caller kicks it). ok is false if s was replaced while
+// pending: s does not become current, yet the current session is still taken out
+// and returned. It was registered before s (a user's logins on one gateway are
+// serialised), so the directory moved past it when s registered — a replacement on
+// the same gateway, for which the directory sends no kick, trusting this gateway to
+// retire it here. Leaving it current would leave the user two live sessions: it
+// here, and whichever newer one replaced s on another gateway.
 func (t *sessions) promote(s *session) (old *session, ok bool) {
 	sh := &t.shards[s.uid%sessionShards]
 	sh.mu.Lock()
 	delete(sh.pending, s.id)
-	if s.replaced {
-		sh.mu.Unlock()
-		return nil, false
-	}
 	old = sh.m[s.uid]
-	sh.m[s.uid] = s
+	switch {
+	case s.replaced:
+		if old != nil {
+			delete(sh.m, s.uid)
+		}
+	default:
+		sh.m[s.uid] = s
+	}
 	sh.mu.Unlock()
-	if old == nil {
+	switch {
+	case s.replaced && old != nil:
+		t.n.Add(-1)
+	case !s.replaced && old == nil:
 		t.n.Add(1)
 	}
-	return old, true
+	return old, !s.replaced
+}
+
+// retire abandons pending s after a failed login that may have registered it: the
+// directory may then have moved past the user's current session here (see promote),
+// so that one is taken out too and returned for the caller to kick.
+func (t *sessions) retire(s *session) (old *session) {
+	sh := &t.shards[s.uid%sessionShards]
+	sh.mu.Lock()
+	delete(sh.pending, s.id)
+	old = sh.m[s.uid]
+	if old != nil {
+		delete(sh.m, s.uid)
+	}
+	sh.mu.Unlock()
+	if old != nil {
+		t.n.Add(-1)
+	}
+	return old
 }
 
 // replace takes session id of uid out: a current one is removed and returned (the

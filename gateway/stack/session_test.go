@@ -2,6 +2,7 @@ package stack
 
 import (
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -66,5 +67,79 @@ func TestLoginOnAnotherGatewayKicksTheOlderSession(t *testing.T) {
 	sender.NetConn().SetReadDeadline(time.Now().Add(300 * time.Millisecond))
 	if f, err := sender.Next(); err == nil {
 		t.Fatalf("user 7 received %v from a replaced session", f.Type)
+	}
+}
+
+// Many concurrent logins of one user across two gateways leave exactly one live
+// session, and it is the one the directory routes to. A login replaced while it was
+// pending used to leave the user's older session on its own gateway live: the
+// directory had moved past that one when the pending login registered (on the same
+// gateway, so no kick was sent), and the pending one was then replaced from the
+// other gateway — two live sessions for good (seen in 5 of 8 runs before the fix).
+func TestConcurrentLoginsAcrossGatewaysLeaveOneSession(t *testing.T) {
+	s := up(t, 2)
+	const uid, logins = 77, 40
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		live   []*client.Conn
+		closed = make(chan struct{}, logins)
+	)
+	for i := range logins {
+		wg.Go(func() {
+			c, err := client.Dial(s.Gateways[i%2].Addr, 5*time.Second)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+			c.NetConn().SetDeadline(time.Now().Add(30 * time.Second))
+			if _, err := c.Login(uid, token(uid)); err != nil {
+				return // replaced before its LOGIN_OK
+			}
+			mu.Lock()
+			live = append(live, c)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if len(live) == 0 {
+		t.Fatal("no login succeeded")
+	}
+	// Every session but one is kicked; watch them all.
+	pushed := make(chan *client.Conn, len(live))
+	for _, c := range live {
+		go func() {
+			for {
+				f, err := c.Next()
+				switch {
+				case err != nil || f.Type == proto.TypeKick:
+					closed <- struct{}{}
+					return
+				case f.Type == proto.TypePush:
+					pushed <- c
+				}
+			}
+		}()
+	}
+	deadline := time.After(10 * time.Second)
+	for range len(live) - 1 {
+		select {
+		case <-closed:
+		case <-deadline:
+			t.Fatalf("%d sessions logged in; after 10 s more than one of them is still live", len(live))
+		}
+	}
+	// The survivor is the one messages reach.
+	sender, _ := loginRaw(t, s.Gateways[0].Addr, 8)
+	if err := sender.Send(1, uid, 0, []byte("to the one")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-pushed:
+	case <-closed:
+		t.Fatal("the last session was closed too")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the surviving session got no PUSH")
 	}
 }
