@@ -34,7 +34,12 @@ type ClientConfig struct {
 	MaxBackoff   time.Duration
 	DialTimeout  time.Duration // default 2s
 	WriteTimeout time.Duration // default 10s
-	Logger       *slog.Logger
+	// PingEvery and DeadAfter are the link's liveness (see liveness.go): a ping
+	// every PingEvery (default 1s), and the connection closed and redialled once
+	// nothing at all was read on it for DeadAfter (default 5s). The server must be
+	// configured with the same DeadAfter or a longer one.
+	PingEvery, DeadAfter time.Duration
+	Logger               *slog.Logger
 }
 
 // Client keeps one link connection to a server up, reconnecting with jittered
@@ -54,6 +59,7 @@ type Client struct {
 type clientConn struct {
 	nc      net.Conn
 	w       *writer
+	read    atomic.Uint64 // frames read: the watchdog's sign of life
 	mu      sync.Mutex
 	pending map[uint64]*call
 	dead    error
@@ -86,6 +92,7 @@ func Dial(cfg ClientConfig) *Client {
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 10 * time.Second
 	}
+	cfg.PingEvery, cfg.DeadAfter = livenessDefaults(cfg.PingEvery, cfg.DeadAfter)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -179,7 +186,12 @@ func (c *Client) connectOnce() error {
 	c.mu.Unlock()
 	c.log.Debug("link connected")
 
+	wctx, stopWatch := context.WithCancel(c.ctx)
+	go watchdog(wctx, nc, &cc.read, c.cfg.PingEvery, c.cfg.DeadAfter,
+		func() { cc.w.send(kindPing, 0, 0, nil) },
+		func() { c.log.Warn("link silent; closing it to redial", "silent_for", c.cfg.DeadAfter) })
 	err = c.readLoop(cc, r)
+	stopWatch()
 	c.mu.Lock()
 	c.cur = nil
 	c.up = make(chan struct{})
@@ -205,7 +217,9 @@ func (c *Client) readLoop(cc *clientConn, r *bufio.Reader) error {
 		if err != nil {
 			return err
 		}
+		cc.read.Add(1)
 		switch f.kind {
+		case kindPong:
 		case kindNotify:
 			if c.cfg.OnNotify != nil {
 				c.cfg.OnNotify(f.method, f.body)

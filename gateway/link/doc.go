@@ -9,8 +9,14 @@
 //	u32 length | u8 kind | u64 id | u16 method | body
 //
 // big-endian, where length counts everything after itself. kind is request,
-// response, error (body: UTF-8 text) or notify (one-way, id 0); a response carries
-// its request's id.
+// response, error (body: UTF-8 text), notify (one-way, id 0), ping or pong (empty;
+// a pong echoes its ping's id); a response carries its request's id.
+//
+// # Liveness
+//
+// The client pings every PingEvery (1s) and each side closes a connection on which
+// it read nothing for DeadAfter (5s): a peer that vanished without FIN or RST is
+// noticed in seconds, not after the kernel's retransmissions give up (liveness.go).
 //
 // # Handshake
 //

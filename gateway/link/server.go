@@ -81,6 +81,11 @@ type ServerConfig struct {
 	// retries with back-off). Every peer holds 128 KiB of buffers, so the cap bounds
 	// what a runaway client (one that leaks links) can take.
 	MaxPeers int
+	// DeadAfter closes a peer's connection once nothing at all was read on it for
+	// this long (default 5s; clients ping every second: see liveness.go), so that a
+	// peer gone silent — its host vanished, a partition — stops holding a place,
+	// and notifications to it (a kick, a watch event) are not written into the void.
+	DeadAfter time.Duration
 	// Service names the server in its metrics' service label (default "link").
 	Service string
 	// Registry receives the floodgate_link_server_* metrics (nil: counted, not exported;
@@ -166,6 +171,9 @@ func NewServer(cfg ServerConfig, ln net.Listener) (*Server, error) {
 	}
 	if cfg.MaxPeers <= 0 {
 		cfg.MaxPeers = DefaultMaxPeers
+	}
+	if cfg.DeadAfter <= 0 {
+		cfg.DeadAfter = DefaultDeadAfter
 	}
 	if cfg.Service == "" {
 		cfg.Service = "link"
@@ -401,7 +409,13 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn, ip netip.Addr) {
 	if s.cfg.OnConnect != nil {
 		s.cfg.OnConnect(p)
 	}
+	wctx, stopWatch := context.WithCancel(ctx)
+	go watchdog(wctx, nc, &p.read, min(DefaultPingEvery, s.cfg.DeadAfter/2), s.cfg.DeadAfter, nil, func() {
+		p.silent.Store(true)
+		s.log.Warn("link peer silent; closing it", "peer", name, "remote", p.remote, "silent_for", s.cfg.DeadAfter)
+	})
 	err = s.readLoop(ctx, p, r)
+	stopWatch()
 	p.Close()
 	s.mu.Lock()
 	delete(s.peers, p)
@@ -410,7 +424,7 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn, ip netip.Addr) {
 	if s.cfg.OnDisconnect != nil {
 		s.cfg.OnDisconnect(p)
 	}
-	if err != nil && !p.closedLocally.Load() {
+	if err != nil && !p.closedLocally.Load() && !p.silent.Load() {
 		s.log.Info("link peer gone", "peer", name, "remote", p.remote, "err", err)
 	}
 }
@@ -448,7 +462,12 @@ func (s *Server) readLoop(ctx context.Context, p *Peer, r *bufio.Reader) error {
 		if err != nil {
 			return err
 		}
+		p.read.Add(1)
 		switch f.kind {
+		case kindPing:
+			if err := p.w.send(kindPong, f.id, 0, nil); err != nil {
+				return err
+			}
 		case kindRequest, kindNotify:
 			req.Method, req.Body, req.OneWay = f.method, f.body, f.kind == kindNotify
 			resp, herr := s.cfg.Handler(ctx, req)
@@ -476,6 +495,8 @@ type Peer struct {
 	nc            net.Conn
 	w             *writer
 	closedLocally atomic.Bool
+	silent        atomic.Bool   // closed by the watchdog
+	read          atomic.Uint64 // frames read: the watchdog's sign of life
 	// Value is free for the service to attach per-peer state (set in OnConnect).
 	Value atomic.Value
 }
