@@ -39,6 +39,7 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 		msgAddr      = fs.String("msg", "", "msg service link address, "+defMsg+" by default where msg runs (with -state)")
 		linkAddr     = fs.String("link", defGatewayLink, "this gateway's link address for router pushes and control drains (with -state): keep it private")
 		leaseTTL     = fs.Duration("lease-ttl", 3*time.Second, "the gateway's lease in the state service: its sessions die within this of a crash")
+		isolateOver  = fs.Duration("isolate-over", 5*time.Second, "cut off from the state service while other gateways are not, move every client to them over this long")
 		maxFrame     = units.Size(proto.DefaultMaxFrame)
 		highWater    = units.Size(64 << 10)
 		hardCap      = units.Size(1 << 20)
@@ -122,7 +123,7 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 			cfg.Backend = node.NewLocal(msg.NewMemory(*inbox))
 		} else {
 			gw, err := cluster.NewGateway(cluster.GatewayConfig{Node: cfg, ID: *id, StateAddr: *stateAddr, MsgAddr: *msgAddr,
-				LinkAddr: *linkAddr, AdminAddr: adminURL, Secret: held.cluster, LeaseTTL: *leaseTTL,
+				LinkAddr: *linkAddr, AdminAddr: adminURL, Secret: held.cluster, LeaseTTL: *leaseTTL, IsolateOver: *isolateOver,
 				Registry: reg, Logger: log})
 			if err != nil {
 				log.Error("gateway failed to start", "err", err)

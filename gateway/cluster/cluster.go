@@ -78,8 +78,12 @@ type Config struct {
 	// pending at a msg restart arrived 1.8–2.2 s after it, most of it the client's
 	// backoff). 0 keeps the default; use a tiny value to refuse at once.
 	SendHold time.Duration
-	Registry prometheus.Registerer
-	Logger   *slog.Logger
+	// IsolateOver is how long a gateway cut off from the state service takes to
+	// move its clients to other gateways (see fence.go); default 5s. The kicks,
+	// and so the logins elsewhere, are spread evenly over it.
+	IsolateOver time.Duration
+	Registry    prometheus.Registerer
+	Logger      *slog.Logger
 }
 
 // takeovers is what a state.Client adds to the Store for one session per user.
@@ -113,11 +117,17 @@ type Cluster struct {
 	// cleared) are refused meanwhile.
 	fenced  atomic.Bool
 	cleared atomic.Pointer[sync.Map] // uid → struct{}: re-registered since the fence went up
-	ready   chan struct{}
-	once    sync.Once
-	lost    chan struct{} // renew now: a Register saw the lease lost, or it is past validUntil
-	lq      chan state.Session
-	m       *metrics
+	// stateAnswers: the last lease call got an answer; isolated: the clients are
+	// being moved away; peers: the other gateways, as last fetched (fence.go).
+	stateAnswers atomic.Bool
+	lastAnswer   atomic.Int64 // when the last lease call got its answer (c.now())
+	isolated     atomic.Bool
+	peers        atomic.Pointer[[]state.Gateway]
+	ready        chan struct{}
+	once         sync.Once
+	lost         chan struct{} // renew now: a Register saw the lease lost, or it is past validUntil
+	lq           chan state.Session
+	m            *metrics
 
 	wmu     sync.Mutex
 	waiters map[[2]uint64]chan struct{} // (uid, session id) of logins waiting for a kick
@@ -143,6 +153,9 @@ func New(cfg Config) (*Cluster, error) {
 	if cfg.SendHold <= 0 {
 		cfg.SendHold = 5 * time.Second
 	}
+	if cfg.IsolateOver <= 0 {
+		cfg.IsolateOver = 5 * time.Second
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -159,7 +172,7 @@ func New(cfg Config) (*Cluster, error) {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	c.m = newMetrics(reg, prometheus.Labels{"gateway": cfg.ID}, &c.epoch)
+	c.m = newMetrics(reg, prometheus.Labels{"gateway": cfg.ID}, &c.epoch, &c.isolated)
 	srv, err := link.Listen(link.ServerConfig{Addr: cfg.LinkAddr, Secret: cfg.Secret, Handler: c.handle, Logger: c.log,
 		Registry: reg, Service: "gateway"})
 	if err != nil {
@@ -187,6 +200,7 @@ func (c *Cluster) Run(ctx context.Context, addr string) error {
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() { c.srv.Serve(ctx) })
+	wg.Go(func() { c.fenceLoop(ctx) })
 	for range 4 {
 		wg.Go(func() { c.unregisterLoop(ctx) })
 	}
@@ -238,7 +252,10 @@ func (c *Cluster) leaseLoop(ctx context.Context, g state.Gateway) {
 	for ctx.Err() == nil {
 		if c.epoch.Load() == 0 {
 			start := c.now()
-			epoch, err := c.cfg.State.Acquire(ctx, g, ttl)
+			cctx, cancel := context.WithTimeout(ctx, c.callTimeout())
+			epoch, err := c.cfg.State.Acquire(cctx, g, ttl)
+			cancel()
+			c.noteLeaseCall(err)
 			if err != nil {
 				retry = min(max(2*retry, 50*time.Millisecond), ttl/3)
 				if retry == ttl/3 {
@@ -263,7 +280,10 @@ func (c *Cluster) leaseLoop(ctx context.Context, g state.Gateway) {
 		} else {
 			load := sampler.sample(c.gw)
 			start := c.now()
-			err := c.cfg.State.Renew(ctx, g.ID, c.epoch.Load(), load, ttl)
+			cctx, cancel := context.WithTimeout(ctx, c.callTimeout())
+			err := c.cfg.State.Renew(cctx, g.ID, c.epoch.Load(), load, ttl)
+			cancel()
+			c.noteLeaseCall(err)
 			if err == nil && failing {
 				failing = false
 				c.log.Info("lease: renewing again")
@@ -670,6 +690,8 @@ func (c *Cluster) handle(_ context.Context, req *link.Request) ([]byte, error) {
 		return gwlink.Marshal(c.gw.Drain(dr)), nil
 	case gwlink.MethodUndrain:
 		return gwlink.Marshal(c.gw.Undrain()), nil
+	case gwlink.MethodLease:
+		return c.leaseStatus(), nil
 	}
 	return nil, fmt.Errorf("gateway link: unknown method %d", req.Method)
 }

@@ -24,7 +24,10 @@ type fakeGateway struct {
 	got      map[uint64][]uint64 // uid → seqs delivered
 	notices  map[uint64]msg.Window
 	replaced map[uint64]uint64 // uid → session id kicked as replaced
-	changed  chan struct{}     // something happened (buffered 1)
+	isolated bool
+	// isolations counts Isolate calls that started an isolation.
+	isolations int
+	changed    chan struct{} // something happened (buffered 1)
 }
 
 func newFakeGateway(sessions ...node.Session) *fakeGateway {
@@ -90,6 +93,26 @@ func (g *fakeGateway) EachSession(fn func(node.Session)) {
 }
 func (g *fakeGateway) Drain(gwlink.DrainRequest) gwlink.DrainStatus { return gwlink.DrainStatus{} }
 func (g *fakeGateway) Undrain() gwlink.DrainStatus                  { return gwlink.DrainStatus{} }
+
+// Isolate and Rejoin record the gateway's isolation (isolations counts the starts).
+func (g *fakeGateway) Isolate(time.Duration) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.isolated {
+		return false
+	}
+	g.isolated = true
+	g.isolations++
+	g.signal()
+	return true
+}
+
+func (g *fakeGateway) Rejoin() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.isolated = false
+	g.signal()
+}
 
 // waitFor waits until cond holds (under the gateway's lock), failing after 10s.
 func (g *fakeGateway) waitFor(t *testing.T, what string, cond func() bool) {

@@ -30,6 +30,7 @@ type GatewayConfig struct {
 	Secret              []byte
 	LeaseTTL            time.Duration // see Config
 	KickWait            time.Duration // see Config
+	IsolateOver         time.Duration // see Config
 	SendTimeout         time.Duration // see Config
 	Registry            prometheus.Registerer
 	Logger              *slog.Logger
@@ -89,7 +90,7 @@ func NewGateway(cfg GatewayConfig) (*Gateway, error) {
 	}
 	g.st, g.ms = st, ms
 	cl, err := New(Config{ID: cfg.ID, LinkAddr: cfg.LinkAddr, AdminAddr: cfg.AdminAddr, Secret: cfg.Secret,
-		State: st, Msgs: ms, LeaseTTL: cfg.LeaseTTL, KickWait: cfg.KickWait, SendTimeout: cfg.SendTimeout,
+		State: st, Msgs: ms, LeaseTTL: cfg.LeaseTTL, KickWait: cfg.KickWait, SendTimeout: cfg.SendTimeout, IsolateOver: cfg.IsolateOver,
 		Registry: cfg.Registry, Logger: cfg.Logger})
 	if err != nil {
 		g.closeLinks()

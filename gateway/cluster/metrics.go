@@ -12,9 +12,10 @@ type metrics struct {
 	logoutDropped, logoutFailed, sendRetries  prometheus.Counter
 	ackFailed                                 prometheus.Counter
 	takeovers                                 map[string]prometheus.Counter // confirmed, timeout, kicked_here
+	isolation                                 map[string]prometheus.Counter // isolate, hold
 }
 
-func newMetrics(reg prometheus.Registerer, labels prometheus.Labels, epoch *atomic.Uint64) *metrics {
+func newMetrics(reg prometheus.Registerer, labels prometheus.Labels, epoch *atomic.Uint64, isolated *atomic.Bool) *metrics {
 	c := func(name, help string) prometheus.Counter {
 		return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: labels})
 	}
@@ -35,6 +36,7 @@ func newMetrics(reg prometheus.Registerer, labels prometheus.Labels, epoch *atom
 		ackFailed: c("floodgate_gateway_ack_failed_total",
 			"Acknowledgements the message store did not confirm (harmless: a later SYNC replays what they covered)."),
 		takeovers: map[string]prometheus.Counter{},
+		isolation: map[string]prometheus.Counter{},
 	}
 	tk := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "floodgate_gateway_takeovers_total",
 		Help:        "Session takeovers across gateways: logins that saw the replaced session's kick confirmed or waited in vain (timeout), and sessions kicked here for a login elsewhere (kicked_here).",
@@ -42,8 +44,22 @@ func newMetrics(reg prometheus.Registerer, labels prometheus.Labels, epoch *atom
 	for _, r := range []string{"confirmed", "timeout", "kicked_here"} {
 		m.takeovers[r] = tk.WithLabelValues(r)
 	}
-	reg.MustRegister(tk, m.leaseAcquired, m.leaseLost, m.leaseErrors, m.reregistered, m.reregisterReplaced, m.noticed,
+	iso := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "floodgate_gateway_isolation_checks_total",
+		Help:        "Decisions of a gateway cut off from the state service: move its clients away (isolate: a peer holds its lease, or none answers) or keep them (hold: no peer known, or none of those answering holds a lease).",
+		ConstLabels: labels}, []string{"verdict"})
+	for _, v := range []string{"isolate", "hold"} {
+		m.isolation[v] = iso.WithLabelValues(v)
+	}
+	reg.MustRegister(tk, iso, m.leaseAcquired, m.leaseLost, m.leaseErrors, m.reregistered, m.reregisterReplaced, m.noticed,
 		m.logoutDropped, m.logoutFailed, m.sendRetries, m.ackFailed,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "floodgate_gateway_isolated",
+			Help: "1 while the gateway is isolated (moving its clients away, refusing logins), else 0.", ConstLabels: labels},
+			func() float64 {
+				if isolated.Load() {
+					return 1
+				}
+				return 0
+			}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "floodgate_gateway_lease_epoch",
 			Help: "The epoch of the lease held now (0: none).", ConstLabels: labels},
 			func() float64 { return float64(epoch.Load()) }))

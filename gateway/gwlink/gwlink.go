@@ -26,6 +26,18 @@ const (
 	// MethodUndrain ends a drain: the gateway accepts logins again. Empty request;
 	// response body: JSON DrainStatus (Started false).
 	MethodUndrain uint16 = 3
+	// MethodLease asks a gateway whether it holds a live lease: a gateway cut off
+	// from the state service asks its peers before moving its clients to them.
+	// Empty request; response: one byte, LeaseHeld or LeaseNone.
+	MethodLease uint16 = 4
+)
+
+// MethodLease results.
+const (
+	LeaseNone byte = 0 // no lease, or one that may have lapsed
+	// LeaseHeld: a live lease on the gateway's own clock, and an answer from the
+	// state service within half a TTL.
+	LeaseHeld byte = 1
 )
 
 // MethodPush results.

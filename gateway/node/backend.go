@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/floodgate/floodgate/gateway/gwlink"
 	"github.com/floodgate/floodgate/gateway/msg"
@@ -46,6 +47,11 @@ type Gateway interface {
 	// turns logins away until Undrain.
 	Drain(req gwlink.DrainRequest) gwlink.DrainStatus
 	Undrain() gwlink.DrainStatus
+	// Isolate moves every client away over about `over` with KICK DRAIN / ISOLATED,
+	// and turns logins away until Rejoin: the gateway is cut off from the session
+	// directory while other gateways are not. It reports whether it started.
+	Isolate(over time.Duration) bool
+	Rejoin()
 }
 
 // Backend is the rest of the IM stack as a gateway sees it: the session directory,

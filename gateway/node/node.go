@@ -74,6 +74,7 @@ type Node struct {
 	m        *metrics
 	scratch  sync.Pool // *[]byte for encoding outbound frames
 	draining atomic.Bool
+	isolated atomic.Bool // Isolate: cut off from the session directory; logins kicked DRAIN / ISOLATED
 	// open are the reactor limits of a connection until its LOGIN's token is
 	// verified, admitted those after; sendRate is each session's SEND bucket, on
 	// the clock since start.
@@ -341,6 +342,10 @@ func (n *Node) login(ctx context.Context, c *reactor.Conn, body []byte) {
 	c.Admit(n.admitted)
 	if n.draining.Load() {
 		n.kick(c, proto.ReasonDrain, proto.CodeDraining, jitterMS(500, 2000), "gateway draining; reconnect elsewhere")
+		return
+	}
+	if n.isolated.Load() {
+		n.kick(c, proto.ReasonDrain, proto.CodeIsolated, jitterMS(500, 2000), "gateway cut off from the cluster; reconnect elsewhere")
 		return
 	}
 	s := &session{uid: m.UID, id: n.nextID.Add(1), c: c}

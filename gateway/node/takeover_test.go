@@ -91,3 +91,34 @@ func reasonOf(c proto.Code) proto.Reason {
 	}
 	return proto.ReasonBusy
 }
+
+// An isolated gateway moves every client away with KICK DRAIN / ISOLATED and turns
+// logins away the same way until it rejoins.
+func TestIsolatedGatewayMovesClientsAndRefusesLoginsUntilRejoin(t *testing.T) {
+	g := startGateway(t, nil)
+	var clients []*client.Conn
+	for uid := range uint64(5) {
+		c, _ := g.login(t, 100+uid)
+		clients = append(clients, c)
+	}
+	if !g.Isolate(300 * time.Millisecond) {
+		t.Fatal("Isolate did not start")
+	}
+	if g.Isolate(300 * time.Millisecond) {
+		t.Fatal("a second Isolate started again")
+	}
+	for _, c := range clients {
+		k := expectKick(t, c, proto.ReasonDrain, proto.CodeIsolated)
+		if k.RetryAfterMS >= 100 {
+			t.Errorf("retry hint %dms: want it within a batch interval (100ms)", k.RetryAfterMS)
+		}
+	}
+	late := g.dial(t)
+	if _, err := late.Login(9, g.signer.Mint(9, time.Now().Add(time.Hour))); err == nil {
+		t.Fatal("an isolated gateway took a login")
+	} else if k, ok := errors.AsType[*client.KickError](err); !ok || k.Code != proto.CodeIsolated {
+		t.Fatalf("login while isolated: %v, want KICK DRAIN / ISOLATED", err)
+	}
+	g.Rejoin()
+	g.login(t, 9)
+}

@@ -104,6 +104,10 @@ const (
 	// CodeTooManyConnections (ReasonPolicy): the client's address holds as many
 	// connections as the server allows one address.
 	CodeTooManyConnections Code = 69
+	// CodeIsolated (ReasonDrain): the gateway is cut off from the session
+	// directory while other gateways are not, so it cannot keep its sessions valid:
+	// it moves its clients to them.
+	CodeIsolated Code = 70
 )
 
 // String returns the protocol name of c, such as "FRAME_TOO_LARGE", or
@@ -164,13 +168,15 @@ func (c Code) String() string {
 		return "RATE_EXCEEDED"
 	case CodeTooManyConnections:
 		return "TOO_MANY_CONNECTIONS"
+	case CodeIsolated:
+		return "ISOLATED"
 	}
 	return "Code(" + strconv.Itoa(int(c)) + ")"
 }
 
 // KickReason reports the Reason a KICK carrying c is sent with: ReasonProtocol
 // for the protocol class (1–19), ReasonAuth for the auth class (20–39), the
-// matching reason for the defined server kick codes (60–66), and 0 for every
+// matching reason for the defined server kick codes (60–70), and 0 for every
 // other code, which is not fatal.
 func (c Code) KickReason() Reason {
 	switch {
@@ -186,7 +192,7 @@ func (c Code) KickReason() Reason {
 		return ReasonBusy
 	case CodeIdleTimeout:
 		return ReasonIdle
-	case CodeDraining:
+	case CodeDraining, CodeIsolated:
 		return ReasonDrain
 	case CodeShuttingDown:
 		return ReasonShutdown

@@ -41,12 +41,13 @@ func TestCodes(t *testing.T) {
 		{CodeLoginTimeout, 67, "LOGIN_TIMEOUT", ReasonIdle},
 		{CodeRateExceeded, 68, "RATE_EXCEEDED", ReasonPolicy},
 		{CodeTooManyConnections, 69, "TOO_MANY_CONNECTIONS", ReasonPolicy},
+		{CodeIsolated, 70, "ISOLATED", ReasonDrain},
 		// Undefined codes: classified by range where the class is uniform.
 		{0, 0, "Code(0)", 0},
 		{10, 10, "Code(10)", ReasonProtocol},
 		{23, 23, "Code(23)", ReasonAuth},
 		{45, 45, "Code(45)", 0},
-		{70, 70, "Code(70)", 0},
+		{71, 71, "Code(71)", 0},
 		{65535, 65535, "Code(65535)", 0},
 	}
 	for _, tc := range tests {

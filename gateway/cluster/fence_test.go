@@ -1,0 +1,161 @@
+package cluster
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/floodgate/floodgate/gateway/msg"
+	"github.com/floodgate/floodgate/gateway/node"
+	"github.com/floodgate/floodgate/gateway/state"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// cuttable is a gateway's view of a shared state store that a partition can cut:
+// while cut, every call goes unanswered until its context ends, as across a
+// network that drops everything silently.
+type cuttable struct {
+	state.Store
+	cut atomic.Bool
+}
+
+func (s *cuttable) silence(ctx context.Context) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func (s *cuttable) Acquire(ctx context.Context, g state.Gateway, ttl time.Duration) (uint64, error) {
+	if s.cut.Load() {
+		return 0, s.silence(ctx)
+	}
+	return s.Store.Acquire(ctx, g, ttl)
+}
+
+func (s *cuttable) Renew(ctx context.Context, id string, epoch uint64, l state.Load, ttl time.Duration) error {
+	if s.cut.Load() {
+		return s.silence(ctx)
+	}
+	return s.Store.Renew(ctx, id, epoch, l, ttl)
+}
+
+func (s *cuttable) Gateways(ctx context.Context) ([]state.Gateway, error) {
+	if s.cut.Load() {
+		return nil, s.silence(ctx)
+	}
+	return s.Store.Gateways(ctx)
+}
+
+// fencedGateway is one running Cluster on a cuttable view of a shared store.
+type fencedGateway struct {
+	c    *Cluster
+	gw   *fakeGateway
+	view *cuttable
+}
+
+func startFenced(t *testing.T, id string, shared state.Store) *fencedGateway {
+	t.Helper()
+	view := &cuttable{Store: shared}
+	gw := newFakeGateway(node.Session{UID: 1, ID: 1})
+	c, err := New(Config{ID: id, LinkAddr: "127.0.0.1:0", Secret: []byte("cluster-test-secret-0123"),
+		State: view, Msgs: msg.NewMemory(64), LeaseTTL: 300 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Attach(gw)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.Run(ctx, "127.0.0.1:7000"); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-c.Ready()
+	return &fencedGateway{c: c, gw: gw, view: view}
+}
+
+// waitPeers waits until g knows n peers (its first table fetch).
+func (g *fencedGateway) waitPeers(t *testing.T, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if p := g.c.peers.Load(); p != nil && len(*p) == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: never learnt its %d peers", g.c.cfg.ID, n)
+		}
+	}
+}
+
+// waitVerdict waits until g has reached verdict ("isolate" or "hold") at least once.
+func (g *fencedGateway) waitVerdict(t *testing.T, verdict string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); testutil.ToFloat64(g.c.m.isolation[verdict]) == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: no %q verdict within 10s", g.c.cfg.ID, verdict)
+		}
+	}
+}
+
+func (g *fencedGateway) isolations() int {
+	g.gw.mu.Lock()
+	defer g.gw.mu.Unlock()
+	return g.gw.isolations
+}
+
+// A gateway cut off from the state service moves its clients away only when it
+// can tell that it, not the state service, is the one cut off: a peer still holds
+// its lease, or no peer answers at all. When every peer that answers is cut off
+// too (the state service is down) or it knows no peer, it holds its clients —
+// kicking them would only send them into a cluster that cannot log anyone in.
+// When the cut heals it holds a lease again and rejoins.
+func TestCutOffGatewayIsolatesOnlyWhenAPeerStillHoldsItsLease(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		gateways int
+		cut      []int // which gateways lose the state service
+		isolated []int // which of them must isolate; the others must hold
+	}{
+		{name: "one of two cut off", gateways: 2, cut: []int{0}, isolated: []int{0}},
+		{name: "state down for both", gateways: 2, cut: []int{0, 1}},
+		{name: "lone gateway", gateways: 1, cut: []int{0}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			shared := state.NewMemory(state.MemoryConfig{})
+			gs := make([]*fencedGateway, tc.gateways)
+			for i := range gs {
+				gs[i] = startFenced(t, "gw-"+string(rune('1'+i)), shared)
+			}
+			for _, g := range gs {
+				g.waitPeers(t, tc.gateways-1)
+			}
+			for _, i := range tc.cut {
+				gs[i].view.cut.Store(true)
+			}
+			must := map[int]bool{}
+			for _, i := range tc.isolated {
+				must[i] = true
+			}
+			for _, i := range tc.cut {
+				if must[i] {
+					gs[i].gw.waitFor(t, gs[i].c.cfg.ID+" to isolate itself", func() bool { return gs[i].gw.isolated })
+				} else {
+					gs[i].waitVerdict(t, "hold")
+				}
+			}
+			for i, g := range gs {
+				if got, want := g.isolations(), map[bool]int{true: 1}[must[i]]; got != want {
+					t.Errorf("%s isolated itself %d times, want %d", g.c.cfg.ID, got, want)
+				}
+			}
+			// The cut heals: a lease is held again, and an isolated gateway rejoins.
+			for _, i := range tc.cut {
+				gs[i].view.cut.Store(false)
+			}
+			for _, i := range tc.isolated {
+				gs[i].gw.waitFor(t, gs[i].c.cfg.ID+" to rejoin", func() bool { return !gs[i].gw.isolated })
+				if b := gs[i].c.leaseStatus(); b[0] != 1 {
+					t.Errorf("%s rejoined without a live lease", gs[i].c.cfg.ID)
+				}
+			}
+		})
+	}
+}
