@@ -36,6 +36,9 @@ gates: ["push p99 < 100ms", "lost == 0"]
 func setup(t *testing.T) (bin, file string) {
 	t.Helper()
 	if err := netns.CanNetns(); err != nil {
+		if os.Getenv("FLOODGATE_REQUIRE_NETNS") == "1" {
+			t.Fatalf("network namespaces unavailable and FLOODGATE_REQUIRE_NETNS=1: %v", err)
+		}
 		t.Skipf("skipping: %v (these tests build network namespaces: run as root with iproute2)", err)
 	}
 	if testing.Short() {
