@@ -172,7 +172,7 @@ func (n *Net) Bandwidth(ctx context.Context, host string, bytesPerSec int64) (*F
 	for _, dev := range []struct{ ns, dev string }{{h.ns, "eth0"}, {"", h.veth}} {
 		if err := tc(ctx, dev.ns, append([]string{"qdisc", "add", "dev", dev.dev}, tbf...)...); err != nil {
 			n.remove(ctx, f)
-			if strings.Contains(err.Error(), "File exists") {
+			if strings.Contains(err.Error(), "Exclusivity flag on") || strings.Contains(err.Error(), "File exists") {
 				return nil, fmt.Errorf("netns: host %s already has a bandwidth limit: %w", h.Name, err)
 			}
 			return nil, err
