@@ -92,6 +92,9 @@ func (r *runner) apply(ctx context.Context, phase string, f scenario.Fault) {
 		err = r.flood(ctx, f, phase)
 	case "partition", "loss", "bandwidth", "blackhole":
 		nf, ev.Detail, err = r.applyNet(ctx, f)
+		if f.For == 0 {
+			ev.Detail += "; until the end of the run"
+		}
 	}
 	if err != nil {
 		ev.Error = err.Error()
