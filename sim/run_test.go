@@ -132,13 +132,19 @@ func TestInterruptedRunLeavesNothing(t *testing.T) {
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		once := sync.Once{}
-		applied := 0
+		applied, lossHealed := 0, false
 		for sc.Scan() {
-			// The sim logs each applied fault as msg=fault; all four apply at the start.
-			if strings.Contains(sc.Text(), "msg=fault ") {
-				if applied++; applied == 4 {
-					once.Do(func() { close(started) })
-				}
+			// The sim logs each applied fault as msg=fault; all four apply at the
+			// start, and the loss heals 1s later (its for:).
+			line := sc.Text()
+			if strings.Contains(line, "msg=fault ") {
+				applied++
+			}
+			if strings.Contains(line, `msg="fault healed" action=loss`) {
+				lossHealed = true
+			}
+			if applied == 4 && lossHealed {
+				once.Do(func() { close(started) })
 			}
 		}
 	}()
@@ -146,7 +152,7 @@ func TestInterruptedRunLeavesNothing(t *testing.T) {
 	case <-started:
 	case <-time.After(2 * time.Minute):
 		cmd.Process.Kill()
-		t.Fatal("the run never applied its four network faults")
+		t.Fatal("the run never applied its four network faults and healed the timed one")
 	}
 	cmd.Process.Signal(syscall.SIGINT)
 	done := make(chan error, 1)
@@ -174,6 +180,9 @@ func TestInterruptedRunLeavesNothing(t *testing.T) {
 	for _, f := range info.Faults {
 		if f.Error != "" || f.End.IsZero() || f.End.Before(f.At) {
 			t.Errorf("fault %s %s: error %q, at %v, end (the heal) %v", f.Action, f.Target, f.Error, f.At, f.End)
+		}
+		if d := f.End.Sub(f.At); f.Action == "loss" && (d < time.Second || d > 1500*time.Millisecond) {
+			t.Errorf("the loss with for: 1s was healed after %v", d)
 		}
 	}
 	assertNothingLeft(t, &info)
