@@ -107,6 +107,12 @@ func isOurLink(name string) bool {
 
 // Clean removes what killed runs left behind (run "" for every run): processes in
 // their namespaces, the namespaces, veths and bridges. It reports what it removed.
+//
+// That covers network faults left in force too, with nothing to list: their
+// nftables tables and the tbf on a host's eth0 live inside the host's namespace and
+// are freed with it (nftables state is per network namespace), and the tbf on a
+// root-side veth is freed with the veth. No fault ever puts a rule in the root
+// namespace.
 func Clean(ctx context.Context, run string) (removed []string, err error) {
 	nss, lks := Leftovers(ctx, run)
 	var errs []error

@@ -5,6 +5,9 @@
 // explicitly: they can outlive their namespace for a while), the bridge, the
 // namespaces — on every exit path; Clean removes what a killed run left.
 //
+// In netns mode a Net also applies network faults to its hosts — Partition, Loss,
+// Bandwidth, Blackhole — each healed on its own, all gone with the namespaces.
+//
 // Without root the same topology maps to distinct loopback addresses 127.x.y.z in
 // the root namespace ("loopback" mode): smaller, but everything still runs.
 //
@@ -71,9 +74,10 @@ type Net struct {
 	order   []string
 	log     *slog.Logger
 
-	mu    sync.Mutex
-	procs map[*exec.Cmd]struct{}
-	down  bool
+	mu     sync.Mutex
+	procs  map[*exec.Cmd]struct{}
+	down   bool
+	faults int // network faults applied so far: numbers their tables
 }
 
 // Host returns a host by name (nil if unknown).

@@ -3,6 +3,7 @@ package netns
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -54,6 +55,15 @@ func TestMain(m *testing.M) {
 			fmt.Println("ERR", err)
 			os.Exit(1)
 		}
+		if os.Getenv("FAULTS") == "1" { // leave rules for Clean to find
+			_, err1 := n.Blackhole(ctx, "a")
+			_, err2 := n.Bandwidth(ctx, "b", 1_000_000)
+			_, err3 := n.Partition(ctx, []string{"a"}, []string{"b"}, true)
+			if err := errors.Join(err1, err2, err3); err != nil {
+				fmt.Println("ERR", err)
+				os.Exit(1)
+			}
+		}
 		fmt.Println("READY")
 		<-ctx.Done()
 		if err := n.Teardown(); err != nil {
@@ -68,6 +78,9 @@ func TestMain(m *testing.M) {
 func needRoot(t *testing.T) {
 	t.Helper()
 	if err := CanNetns(); err != nil {
+		if os.Getenv("FLOODGATE_REQUIRE_NETNS") == "1" {
+			t.Fatalf("network namespaces unavailable and FLOODGATE_REQUIRE_NETNS=1: %v", err)
+		}
 		t.Skipf("skipping: %v (run as root with iproute2 for the namespace tests)", err)
 	}
 }
@@ -151,14 +164,15 @@ func TestHostsTalkAcrossTheBridgeAndTeardownIsComplete(t *testing.T) {
 }
 
 // A harness interrupted mid-run tears down on SIGINT; one killed with SIGKILL leaves
-// things behind, which Clean removes.
+// things behind, which Clean removes. Both had network faults in force: their rules
+// go with the namespaces and veths.
 func TestInterruptedAndKilledRunsLeaveNothing(t *testing.T) {
-	needRoot(t)
+	needFaults(t)
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGKILL} {
 		t.Run(sig.String(), func(t *testing.T) {
 			run := runID(map[syscall.Signal]string{syscall.SIGINT: "i", syscall.SIGKILL: "k"}[sig])
 			cmd := exec.Command(os.Args[0], "-test.run=^$")
-			cmd.Env = append(os.Environ(), roleEnv+"=build-and-wait", "RUN="+run)
+			cmd.Env = append(os.Environ(), roleEnv+"=build-and-wait", "RUN="+run, "FAULTS=1")
 			out, _ := cmd.StdoutPipe()
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
@@ -176,6 +190,7 @@ func TestInterruptedAndKilledRunsLeaveNothing(t *testing.T) {
 				}
 			}
 			assertNoLeftovers(t, run)
+			assertRootHasNoTables(t, run)
 		})
 	}
 }

@@ -78,6 +78,17 @@ func Preflight(mode Mode, conns, perProcess int) []Check {
 	return cs
 }
 
+// FaultCheck is the preflight check of a run with network faults: it needs netns
+// mode, nft and tc (CanFault).
+func FaultCheck(mode Mode) Check {
+	err := CanFault()
+	if err == nil && mode != ModeNetns {
+		err = fmt.Errorf("this run is in %s mode", mode)
+	}
+	return Check{Name: "network faults", Value: errString(err, "available"), OK: err == nil, Fatal: true,
+		Advice: "the scenario has network faults (partition, loss, bandwidth, blackhole): they need netns mode, as root, with nftables installed (apt-get install nftables)"}
+}
+
 // Failed returns the fatal checks that failed.
 func Failed(cs []Check) []Check {
 	var out []Check

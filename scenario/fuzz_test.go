@@ -14,6 +14,9 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(relogin))
 	f.Add([]byte(hostileSrc))
 	f.Add([]byte("name: h\nbehaviours: {hostile: {conns: 5, garbage: {share: 200%}, prelogin: {}}}\n"))
+	f.Add([]byte(netFaultsSrc))
+	f.Add([]byte("name: n\ntopology: {gateways: 1, agents: 1}\nphases: [{name: a, duration: 1s, faults: [{at: 0s, partition: [gw-1, [core]], one_way: 1}, {at: 0s, bandwidth: gw-1, rate: 1e9B/s}]}]\n"))
+	f.Add([]byte("name: n\nmode: loopback\nphases: [{name: a, duration: 1s, faults: [{at: 0s, loss: cl-0, rate: 0.00001%}, {at: 0s, partition: []}]}]\n"))
 	f.Add([]byte("&a [*a]"))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, src []byte) {

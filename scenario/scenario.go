@@ -165,7 +165,9 @@ type Fault struct {
 	// Kill sends SIGKILL to a process: gw-N, state, msg, router, ipconf or control.
 	Kill string `yaml:"kill" want:"a process name: gw-N, state, msg, router, ipconf or control"`
 	// Pause sends SIGSTOP, then SIGCONT after For.
-	Pause   string         `yaml:"pause" want:"a process name"`
+	Pause string `yaml:"pause" want:"a process name"`
+	// For is how long a pause or a network fault lasts (a network fault without
+	// it lasts until the end of the run).
 	For     units.Duration `yaml:"for"`
 	Restart string         `yaml:"restart" want:"a process name"`
 	// Drain moves a gateway's clients elsewhere through control.
@@ -179,6 +181,24 @@ type Fault struct {
 	// ConnectFlood connects this many extra clients beyond the plan, at FloodRate.
 	ConnectFlood units.Count `yaml:"connect_flood"`
 	FloodRate    units.Rate  `yaml:"flood_rate"`
+
+	// Network faults (netns mode only; see netfaults.go). Partition cuts the
+	// traffic between two sides, each a host or a group: [gw-2, core].
+	Partition []string `yaml:"partition" want:"a side: core, gw-N, cl-N, gateways or agents"`
+	// OneWay makes a partition drop only the first side's packets to the second.
+	OneWay bool `yaml:"one_way"`
+	// Loss drops a share of the packets on a host's link, each way.
+	Loss string `yaml:"loss" want:"a host: core, gw-N or cl-N"`
+	// Bandwidth limits a host's link, each way.
+	Bandwidth string `yaml:"bandwidth" want:"a host: core, gw-N or cl-N"`
+	// Blackhole drops every packet in and out of a host, silently.
+	Blackhole string `yaml:"blackhole" want:"a host: core, gw-N or cl-N"`
+	// Rate is a loss's share ("2%") or a bandwidth's bytes per second ("1MB/s").
+	Rate string `yaml:"rate" want:"a loss share like 2% or a bandwidth like 1MB/s"`
+	// LossRate and BytesPerSec are Rate read for a loss or a bandwidth (set by
+	// the checks).
+	LossRate    float64
+	BytesPerSec int64
 }
 
 // Action names the fault's action.
@@ -198,12 +218,27 @@ func (f *Fault) Action() string {
 		return "reconnect_storm"
 	case f.ConnectFlood > 0:
 		return "connect_flood"
+	case f.Partition != nil:
+		return "partition"
+	case f.Loss != "":
+		return "loss"
+	case f.Bandwidth != "":
+		return "bandwidth"
+	case f.Blackhole != "":
+		return "blackhole"
 	}
 	return ""
 }
 
-// Target is the process a kill, pause, restart or drain acts on.
-func (f *Fault) Target() string { return f.Kill + f.Pause + f.Restart + f.Drain }
+// Target is what the fault acts on: the process of a kill, pause, restart or
+// drain; the host of a loss, bandwidth or blackhole; a partition's sides, written
+// "a<->b" (both ways) or "a->b" (one way: a's packets to b dropped).
+func (f *Fault) Target() string {
+	if f.Partition != nil {
+		return f.partitionTarget()
+	}
+	return f.Kill + f.Pause + f.Restart + f.Drain + f.Loss + f.Bandwidth + f.Blackhole
+}
 
 // Validity bounds what makes a run's measurements trustworthy: beyond them the
 // verdict is "invalid", never a pass.
@@ -427,17 +462,18 @@ func (s *Scenario) check(file string) Errors {
 		if p.SlowFraction != nil && *p.SlowFraction+b.Idle > 1 {
 			bad(p.At, path+".slow_fraction", "with idle %v adds up to more than 100%%", float64(b.Idle))
 		}
-		for j, f := range p.Faults {
+		for j := range p.Faults {
+			f := &p.Faults[j] // the checks fill in a network fault's parsed rate
 			fp := fmt.Sprintf("%s.faults[%d]", path, j)
 			n := 0
 			for _, set := range []bool{f.Kill != "", f.Pause != "", f.Restart != "", f.Drain != "", f.ScaleOut != 0,
-				f.ReconnectStorm, f.ConnectFlood != 0} {
+				f.ReconnectStorm, f.ConnectFlood != 0, f.Partition != nil, f.Loss != "", f.Bandwidth != "", f.Blackhole != ""} {
 				if set {
 					n++
 				}
 			}
 			if n != 1 {
-				bad(f.At, fp, "exactly one action expected (kill, pause, restart, drain, scale_out, reconnect_storm or connect_flood); got %d", n)
+				bad(f.At, fp, "exactly one action expected (kill, pause, restart, drain, scale_out, reconnect_storm, connect_flood, partition, loss, bandwidth or blackhole); got %d", n)
 				continue
 			}
 			if f.Offset >= p.Duration {
@@ -464,9 +500,14 @@ func (s *Scenario) check(file string) Errors {
 				if f.FloodRate <= 0 {
 					bad(f.At, fp+".flood_rate", "a connect flood needs a rate, like 5k/s")
 				}
+			case "partition", "loss", "bandwidth", "blackhole":
+				f.checkNetwork(fp, gateways, t.Agents, s.Mode, bad)
 			}
-			if f.Action() != "pause" && f.For != 0 {
-				bad(f.At, fp+".for", "only a pause takes for:")
+			if !f.Network() && (f.Rate != "" || f.OneWay) {
+				bad(f.At, fp, "rate and one_way belong to network faults (loss, bandwidth; partition)")
+			}
+			if f.Action() != "pause" && !f.Network() && f.For != 0 {
+				bad(f.At, fp+".for", "only a pause or a network fault (partition, loss, bandwidth, blackhole) takes for:")
 			}
 			if f.Action() != "drain" && (f.Batch != 0 || f.Interval != 0) {
 				bad(f.At, fp, "batch and interval belong to a drain")

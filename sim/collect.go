@@ -63,7 +63,9 @@ func (r *runner) collect(ctx context.Context) {
 				if rss, cpu, err := procStats(p.cmd.Process.Pid); err == nil {
 					write(pw, runfolder.ProcessSample{T: now, Process: p.name, Role: p.role, RSSBytes: rss, CPUSecs: cpu})
 				}
-				if p.admin != "" && p.role != "redis" {
+				// A blackholed host is not scraped: the scrape would only wait for
+				// its timeout and delay the others'.
+				if p.admin != "" && p.role != "redis" && r.scrapeable(p.host.Name) {
 					if m, err := r.scrape(ctx, p.admin); err == nil {
 						write(mw, runfolder.MetricsSample{T: now, Process: p.name, Metrics: m})
 					}
@@ -72,7 +74,7 @@ func (r *runner) collect(ctx context.Context) {
 			var alerts struct {
 				Events []runfolder.AlertEvent `json:"events"`
 			}
-			if getJSON(ctx, fmt.Sprintf("%s/v1/alerts?since=%d", r.controlURL(), alertSeq), &alerts) == nil {
+			if r.scrapeable("core") && getJSON(ctx, fmt.Sprintf("%s/v1/alerts?since=%d", r.controlURL(), alertSeq), &alerts) == nil {
 				for _, e := range alerts.Events {
 					e.T = now
 					alertSeq = max(alertSeq, e.Seq)

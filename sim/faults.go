@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/floodgate/floodgate/loadgen"
+	"github.com/floodgate/floodgate/netns"
 	"github.com/floodgate/floodgate/runfolder"
 	"github.com/floodgate/floodgate/scenario"
 )
@@ -41,6 +42,7 @@ func (r *runner) scheduleFaults(ctx context.Context, start time.Time) <-chan str
 func (r *runner) apply(ctx context.Context, phase string, f scenario.Fault) {
 	ev := runfolder.FaultEvent{Phase: phase, Action: f.Action(), Target: f.Target(), At: time.Now()}
 	var err error
+	var nf *netns.Fault // a network fault in force, healed after f.For or at the end
 	switch f.Action() {
 	case "kill":
 		err = r.kill(f.Kill)
@@ -88,6 +90,11 @@ func (r *runner) apply(ctx context.Context, phase string, f scenario.Fault) {
 		r.mu.Unlock()
 	case "connect_flood":
 		err = r.flood(ctx, f, phase)
+	case "partition", "loss", "bandwidth", "blackhole":
+		nf, ev.Detail, err = r.applyNet(ctx, f)
+		if f.For == 0 {
+			ev.Detail += "; until the end of the run"
+		}
 	}
 	if err != nil {
 		ev.Error = err.Error()
@@ -97,7 +104,14 @@ func (r *runner) apply(ctx context.Context, phase string, f scenario.Fault) {
 	}
 	r.mu.Lock()
 	r.info.Faults = append(r.info.Faults, ev)
+	var healNow *netFault
+	if nf != nil {
+		healNow = r.trackNet(nf, len(r.info.Faults)-1, f)
+	}
 	r.mu.Unlock()
+	if healNow != nil { // applied as the run ended
+		r.healNet(healNow)
+	}
 }
 
 // storm kills every gateway at once and starts them all again at once, so that

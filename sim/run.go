@@ -79,6 +79,10 @@ type runner struct {
 	coreAddr string
 	snaps    map[string]loadgen.Snapshot // each agent's latest progress
 	http     *http.Client
+
+	netFaults []*netFault    // network faults in force
+	netHealed bool           // the run is ending: every network fault has been healed
+	silenced  map[string]int // hosts blackholed now (count of blackholes), not scraped
 }
 
 // Ports every host uses (hosts have their own addresses, so these never collide).
@@ -103,7 +107,7 @@ const (
 // is reports' business (reports.Build on the folder).
 func Run(ctx context.Context, opts Options) (*runfolder.RunInfo, error) {
 	sc := opts.Scenario
-	r := &runner{opts: opts, sc: sc, dir: opts.Dir, log: opts.Logger, byName: map[string]*proc{},
+	r := &runner{opts: opts, sc: sc, dir: opts.Dir, log: opts.Logger, byName: map[string]*proc{}, silenced: map[string]int{},
 		snaps: map[string]loadgen.Snapshot{}, http: &http.Client{Timeout: 5 * time.Second}}
 	if r.log == nil {
 		r.log = slog.Default()
@@ -163,6 +167,9 @@ func (r *runner) run(ctx context.Context) error {
 	perAgent := (int(sc.Clients.Count) + sc.Topology.Agents - 1) / sc.Topology.Agents
 	perGateway := int(sc.Components.Gateway.MaxConns)
 	r.info.Preflight = netns.Preflight(mode, int(sc.Clients.Count), max(perAgent, perGateway))
+	if sc.NetworkFaults() {
+		r.info.Preflight = append(r.info.Preflight, netns.FaultCheck(mode))
+	}
 	r.info.Mode = mode
 	if failed := netns.Failed(r.info.Preflight); len(failed) > 0 {
 		for _, c := range failed {
@@ -198,6 +205,7 @@ func (r *runner) run(ctx context.Context) error {
 	}
 	r.net = n
 	defer func() {
+		r.healAllNet() // first: a process stopping may still talk to a peer
 		r.stopAll(5 * time.Second)
 		os.RemoveAll(r.redisDir())
 		if err := n.Teardown(); err != nil {

@@ -36,6 +36,9 @@ gates: ["push p99 < 100ms", "lost == 0"]
 func setup(t *testing.T) (bin, file string) {
 	t.Helper()
 	if err := netns.CanNetns(); err != nil {
+		if os.Getenv("FLOODGATE_REQUIRE_NETNS") == "1" {
+			t.Fatalf("network namespaces unavailable and FLOODGATE_REQUIRE_NETNS=1: %v", err)
+		}
 		t.Skipf("skipping: %v (these tests build network namespaces: run as root with iproute2)", err)
 	}
 	if testing.Short() {
@@ -104,10 +107,20 @@ func TestSmallRunAccountsForEveryMessage(t *testing.T) {
 	}
 }
 
-// A harness interrupted mid-run (SIGINT, as Ctrl-C) still stops every process and
-// removes every namespace and link, and writes run.json saying it was interrupted.
+// A harness interrupted mid-run (SIGINT, as Ctrl-C) with network faults in force
+// still heals them (each event gets its End), stops every process, removes every
+// namespace and link, leaves no rule in the root namespace, and writes run.json
+// saying it was interrupted.
 func TestInterruptedRunLeavesNothing(t *testing.T) {
-	bin, file := setup(t)
+	bin, _ := setup(t)
+	if err := netns.CanFault(); err != nil {
+		if os.Getenv("FLOODGATE_REQUIRE_NETNS") == "1" {
+			t.Fatalf("network faults unavailable and FLOODGATE_REQUIRE_NETNS=1: %v", err)
+		}
+		t.Skipf("skipping: %v", err)
+	}
+	file := filepath.Join(t.TempDir(), "small.yaml")
+	os.WriteFile(file, []byte(withNetFaults), 0o644)
 	dir := t.TempDir()
 	cmd := exec.Command(bin, "scenario", "run", file, "-out", dir, "-mode", "netns")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -119,8 +132,18 @@ func TestInterruptedRunLeavesNothing(t *testing.T) {
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		once := sync.Once{}
+		applied, lossHealed := 0, false
 		for sc.Scan() {
-			if strings.Contains(sc.Text(), "traffic starts") {
+			// The sim logs each applied fault as msg=fault; all four apply at the
+			// start, and the loss heals 1s later (its for:).
+			line := sc.Text()
+			if strings.Contains(line, "msg=fault ") {
+				applied++
+			}
+			if strings.Contains(line, `msg="fault healed" action=loss`) {
+				lossHealed = true
+			}
+			if applied == 4 && lossHealed {
 				once.Do(func() { close(started) })
 			}
 		}
@@ -129,7 +152,7 @@ func TestInterruptedRunLeavesNothing(t *testing.T) {
 	case <-started:
 	case <-time.After(2 * time.Minute):
 		cmd.Process.Kill()
-		t.Fatal("the run never started its traffic")
+		t.Fatal("the run never applied its four network faults and healed the timed one")
 	}
 	cmd.Process.Signal(syscall.SIGINT)
 	done := make(chan error, 1)
@@ -151,5 +174,56 @@ func TestInterruptedRunLeavesNothing(t *testing.T) {
 	if !info.Interrupted {
 		t.Error("run.json does not say the run was interrupted")
 	}
+	if len(info.Faults) != 4 {
+		t.Fatalf("run.json records %d faults, want 4: %+v", len(info.Faults), info.Faults)
+	}
+	for _, f := range info.Faults {
+		if f.Error != "" || f.End.IsZero() || f.End.Before(f.At) {
+			t.Errorf("fault %s %s: error %q, at %v, end (the heal) %v", f.Action, f.Target, f.Error, f.At, f.End)
+		}
+		if d := f.End.Sub(f.At); f.Action == "loss" && (d < time.Second || d > 1500*time.Millisecond) {
+			t.Errorf("the loss with for: 1s was healed after %v", d)
+		}
+	}
 	assertNothingLeft(t, &info)
+	tables, err := netns.FaultTables(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tb := range tables {
+		if strings.Contains(tb, "fg_"+info.HostsRun+"_") {
+			t.Errorf("the root namespace holds %s", tb)
+		}
+	}
+}
+
+// withNetFaults is small with network faults in force from the traffic's start
+// until the end of the run (one healed after 1s, the others never by the scenario).
+var withNetFaults = strings.Replace(small, "  - {name: steady, duration: 8s}\n", `  - name: steady
+    duration: 8s
+    faults:
+      - {at: 0s, blackhole: gw-2}
+      - {at: 0s, partition: [gw-1, core], one_way: true}
+      - {at: 0s, loss: cl-0, rate: 1%, for: 1s}
+      - {at: 0s, bandwidth: cl-1, rate: 10MB/s}
+`, 1)
+
+// A scenario with network faults is refused before anything is built when it
+// cannot have them (loopback mode here), with the reason in the run's invalid list.
+func TestNetworkFaultsNeedNetnsBeforeAnythingIsBuilt(t *testing.T) {
+	s, err := scenario.Parse("small.yaml", []byte(withNetFaults))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := sim.Run(context.Background(), sim.Options{Scenario: s, Dir: t.TempDir(), Binary: "/nonexistent", Mode: "loopback",
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.HostsRun != "" || len(info.Processes) > 0 {
+		t.Fatalf("hosts %q and %d processes built for a run that cannot apply its faults", info.HostsRun, len(info.Processes))
+	}
+	if why := strings.Join(info.Invalid, "\n"); !strings.Contains(why, "preflight: network faults = ") || !strings.Contains(why, "nftables") {
+		t.Fatalf("invalid reasons %q do not name the network faults' needs", info.Invalid)
+	}
 }

@@ -59,8 +59,12 @@ func scenarioCheck(files []string, stdout, stderr io.Writer) int {
 			code = 1
 			continue
 		}
-		fmt.Fprintf(stdout, "%s: ok (%s; %d gateways, %d agents, %d clients, %v of phases, %d gates)\n",
-			f, s.Name, s.Topology.Gateways, s.Topology.Agents, s.Clients.Count, s.Duration(), len(s.Gates))
+		netNote := ""
+		if s.NetworkFaults() {
+			netNote = "; network faults: needs netns mode (root) and nft"
+		}
+		fmt.Fprintf(stdout, "%s: ok (%s; %d gateways, %d agents, %d clients, %v of phases, %d gates%s)\n",
+			f, s.Name, s.Topology.Gateways, s.Topology.Agents, s.Clients.Count, s.Duration(), len(s.Gates), netNote)
 	}
 	return code
 }
