@@ -116,8 +116,11 @@ func buildDocument(in reportInput) document {
 	}
 	d.Headline += fmt.Sprintf(" Push p99 %s over %s samples; %s. Exit code %d.",
 		fmtUS(float64(s.PushLatencyUS.P99)), fmtCount(float64(s.PushLatencyUS.Count)), lossText(s.Messages), s.ExitCode)
-	d.Sections = append(d.Sections, gateSection(s), metaSection(s), latencySection(in), accountingSection(s),
-		connectionSection(in))
+	d.Sections = append(d.Sections, gateSection(s), metaSection(s), latencySection(in))
+	if g := gatewayPushSection(s); g != nil {
+		d.Sections = append(d.Sections, *g)
+	}
+	d.Sections = append(d.Sections, accountingSection(s), connectionSection(in))
 	if h := hostileSection(s); h != nil {
 		d.Sections = append(d.Sections, *h)
 	}
