@@ -14,7 +14,8 @@ import (
 // (connections.relogins, replace_late, replaced_unexpected) and
 // faults[].heal_to_last_delivery_ms. Version 3 added hostile[], the hostile
 // connections per class. Version 4 added push_by_gateway[], the push latency by
-// recipient's gateway (whole run and per phase).
+// recipient's gateway (whole run and per phase), and faults[].duration_ms; a
+// fault with an end (network faults too) now has heal_to_last_delivery_ms.
 const SummaryVersion = 4
 
 // Summary is summary.json: the contract CI, `floodgate compare` and other tools
