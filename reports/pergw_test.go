@@ -143,6 +143,9 @@ func TestPushByGatewayMergesAgentsAndRenders(t *testing.T) {
 	if !strings.Contains(sum, `"push_by_gateway"`) {
 		t.Fatal("summary.json lacks push_by_gateway")
 	}
+	if txt := FiguresText(s); !strings.Contains(txt, "gateways   phase cut: worst gw-2") || strings.Contains(txt, "phase warm") {
+		t.Fatalf("the figures printed after a run should name gw-2 in cut and nothing in warm (no gateway twice as bad):\n%s", txt)
+	}
 }
 
 // A run folder whose agents did not record latency per gateway (written before
