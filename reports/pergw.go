@@ -150,7 +150,7 @@ func gatewayPushSection(s *Summary) *section {
 		whole.Rows = append(whole.Rows, []string{row[0], share, row[1], row[2], row[4], row[5], row[7]})
 	}
 	sec := &section{ID: "push-by-gateway", Title: "Push latency by recipient's gateway",
-		Paras:  []string{"Normal readers' push latency, split by the gateway the recipient was connected to when the sample was taken: at the message's first receipt, or at its deadline for a lost one (so a lost message counts against the gateway its recipient was on when time ran out). Every agent merged; per phase by the agents' phase clock, the wait for the last deadlines counting as the last phase. Slow readers are left out, as in the push series; the counts add up to it. \"none\": messages lost to a user that had never connected. Listed first: each phase in which the worst gateway's p99 was at least twice the best's."},
+		Paras:  []string{"Normal readers' push latency, split by the gateway the recipient was connected to when the sample was taken: at the message's first receipt, or at its deadline for a lost one (so a lost message counts against the gateway its recipient was on when time ran out). Every agent merged; per phase by the agents' phase clock, the wait for the last deadlines counting as the last phase. Slow readers are left out, as in the push series; the counts add up to it. \"none\": messages lost to a user that had never connected. Listed first: each phase in which one gateway's users fared worst — its p50 (else its p99) over the 100 ms SLO and at least twice the best gateway's. Per phase, the p50 tells whose users waited (most of a cut-off gateway's messages are late), the p99 how long the tail was: a frozen gateway's senders delay messages to every gateway's users, so the p99 alone can hide whose gateway was down."},
 		Tables: []table{whole}}
 	phases := s.PushByGateway[0].Phases
 	if len(phases) == 0 {
@@ -160,7 +160,7 @@ func gatewayPushSection(s *Summary) *section {
 	for _, ph := range phases {
 		head = append(head, ph.Phase)
 	}
-	p99 := table{Caption: "p99 per phase (count in brackets)", Head: head}
+	p99 := table{Caption: "p50 / p99 per phase (count in brackets)", Head: head}
 	for _, g := range s.PushByGateway {
 		row := []string{g.Gateway}
 		for _, ph := range g.Phases {
@@ -177,41 +177,50 @@ func gatewayPushSection(s *Summary) *section {
 	return sec
 }
 
-// matrixCell prints one gateway's p99 in one phase with its count.
+// matrixCell prints one gateway's p50 and p99 in one phase with its count.
 func matrixCell(l Latency) string {
 	if l.Count == 0 {
 		return "—"
 	}
-	return fmt.Sprintf("%s (%s)", fmtUS(float64(l.P99)), fmtCount(float64(l.Count)))
+	return fmt.Sprintf("%s / %s (%s)", fmtUS(float64(l.P50)), fmtUS(float64(l.P99)), fmtCount(float64(l.Count)))
 }
 
-// worstGatewayLine names the gateway with the highest p99 in phase i, against the
-// best; ok is false unless at least two gateways had samples in it and the
-// worst's p99 was at least twice the best's.
+// worstGatewayLine names the gateway whose users fared worst in phase i, against
+// the best: by p50 when the worst p50 is over the SLO and at least twice the
+// best's (most of that gateway's users waited), else by p99 on the same terms
+// (its tail did). ok is false when neither holds or fewer than two gateways had
+// samples in the phase: a difference that small is noise, not an outage.
 func worstGatewayLine(gs []GatewayPushSummary, i int) (string, bool) {
-	var worst, best *GatewayPushSummary
-	var n int64
-	for j := range gs {
-		l := gs[j].Phases[i].PushLatencyUS
-		if l.Count == 0 {
+	slo := int64(sloMS * 1000)
+	for _, by := range []struct {
+		name string
+		stat func(Latency) int64
+	}{{"p50", func(l Latency) int64 { return l.P50 }}, {"p99", func(l Latency) int64 { return l.P99 }}} {
+		var worst, best *GatewayPushSummary
+		var n int64
+		for j := range gs {
+			l := gs[j].Phases[i].PushLatencyUS
+			if l.Count == 0 {
+				continue
+			}
+			n += l.Count
+			if worst == nil || by.stat(l) > by.stat(worst.Phases[i].PushLatencyUS) {
+				worst = &gs[j]
+			}
+			if best == nil || by.stat(l) < by.stat(best.Phases[i].PushLatencyUS) {
+				best = &gs[j]
+			}
+		}
+		if worst == nil || worst == best {
+			return "", false
+		}
+		w, b := worst.Phases[i].PushLatencyUS, best.Phases[i].PushLatencyUS
+		if by.stat(w) <= slo || by.stat(w) < 2*by.stat(b) {
 			continue
 		}
-		n += l.Count
-		if worst == nil || l.P99 > worst.Phases[i].PushLatencyUS.P99 {
-			worst = &gs[j]
-		}
-		if best == nil || l.P99 < best.Phases[i].PushLatencyUS.P99 {
-			best = &gs[j]
-		}
+		return fmt.Sprintf("by %s, worst %s (p50 %s, p99 %s, max %s; %.1f%% of the phase's samples), best %s (p50 %s, p99 %s)",
+			by.name, worst.Gateway, fmtUS(float64(w.P50)), fmtUS(float64(w.P99)), fmtUS(float64(w.Max)), 100*float64(w.Count)/float64(n),
+			best.Gateway, fmtUS(float64(b.P50)), fmtUS(float64(b.P99))), true
 	}
-	if worst == nil || worst == best {
-		return "", false
-	}
-	w, b := worst.Phases[i].PushLatencyUS, best.Phases[i].PushLatencyUS
-	if w.P99 < 2*b.P99 {
-		return "", false
-	}
-	return fmt.Sprintf("worst %s (p99 %s, max %s, %.1f%% of the phase's samples); best %s (p99 %s)",
-		worst.Gateway, fmtUS(float64(w.P99)), fmtUS(float64(w.Max)), 100*float64(w.Count)/float64(n),
-		best.Gateway, fmtUS(float64(b.P99))), true
+	return "", false
 }

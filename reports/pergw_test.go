@@ -1,6 +1,7 @@
 package reports
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -127,23 +128,23 @@ func TestPushByGatewayMergesAgentsAndRenders(t *testing.T) {
 	cut := s.PushByGateway[1].Phases[1].PushLatencyUS
 	for _, want := range []string{
 		"## Push latency by recipient's gateway",
-		"**p99 per phase (count in brackets)**",
+		"**p50 / p99 per phase (count in brackets)**",
 		"| gateway | warm | cut |",
 		"| gw-10 | — | ",
 		"| gw-2 | " + matrixCell(s.PushByGateway[1].Phases[0].PushLatencyUS) + " | " + matrixCell(cut) + " |",
-		"phase cut: worst gw-2",
+		"phase cut: by p50, worst gw-2",
 	} {
 		if !strings.Contains(md, want) {
 			t.Fatalf("report.md lacks %q:\n%s", want, md)
 		}
 	}
-	if !strings.Contains(page, `id="push-by-gateway"`) || !strings.Contains(page, "p99 per phase") {
+	if !strings.Contains(page, `id="push-by-gateway"`) || !strings.Contains(page, "p50 / p99 per phase") {
 		t.Fatal("index.html lacks the push latency by recipient's gateway")
 	}
 	if !strings.Contains(sum, `"push_by_gateway"`) {
 		t.Fatal("summary.json lacks push_by_gateway")
 	}
-	if txt := FiguresText(s); !strings.Contains(txt, "gateways   phase cut: worst gw-2") || strings.Contains(txt, "phase warm") {
+	if txt := FiguresText(s); !strings.Contains(txt, "gateways   phase cut: by p50, worst gw-2") || strings.Contains(txt, "phase warm") {
 		t.Fatalf("the figures printed after a run should name gw-2 in cut and nothing in warm (no gateway twice as bad):\n%s", txt)
 	}
 }
@@ -189,6 +190,38 @@ func TestPushByGatewayOldAndDamagedFolders(t *testing.T) {
 			}
 			if tc.wantCaveat != "" && !strings.Contains(strings.Join(s.Caveats, "\n"), tc.wantCaveat) {
 				t.Fatalf("caveats lack %q: %v", tc.wantCaveat, s.Caveats)
+			}
+		})
+	}
+}
+
+// The worst gateway of a phase is named by p50 when most of its users waited, by
+// p99 when only its tail did, and not at all when the difference is noise (under
+// the SLO, or less than twice the best).
+func TestWorstGatewayLine(t *testing.T) {
+	t.Parallel()
+	lat := func(p50, p99 int64) Latency { return Latency{Count: 100, P50: p50, P99: p99, Max: p99} }
+	tests := []struct {
+		name string
+		gw   [3]Latency // gw-1, gw-2, gw-3 in the phase
+		want string     // "" : no line
+	}{
+		{"frozen gw-2: every p99 alike, its p50 stands out",
+			[3]Latency{lat(1_200, 7_700_000), lat(2_160_000, 7_900_000), lat(1_180, 7_800_000)}, "by p50, worst gw-2"},
+		{"a tail on gw-3 only", [3]Latency{lat(1_000, 3_000), lat(1_100, 2_900), lat(1_050, 900_000)}, "by p99, worst gw-3"},
+		{"twice as bad but under the SLO", [3]Latency{lat(1_000, 14_000), lat(1_000, 4_000), lat(1_000, 5_000)}, ""},
+		{"over the SLO but not twice as bad", [3]Latency{lat(150_000, 400_000), lat(120_000, 300_000), lat(110_000, 250_000)}, ""},
+		{"one gateway alone", [3]Latency{lat(900_000, 2_000_000), {}, {}}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var gs []GatewayPushSummary
+			for i, l := range tc.gw {
+				gs = append(gs, GatewayPushSummary{Gateway: fmt.Sprintf("gw-%d", i+1), Phases: []GatewayPhasePush{{Phase: "p", PushLatencyUS: l}}})
+			}
+			line, ok := worstGatewayLine(gs, 0)
+			if ok != (tc.want != "") || !strings.HasPrefix(line, tc.want) {
+				t.Fatalf("got %q (%v), want a line starting %q", line, ok, tc.want)
 			}
 		})
 	}

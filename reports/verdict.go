@@ -126,8 +126,8 @@ func lossText(m Messages) string {
 
 // FiguresText is what `floodgate scenario run` prints under its verdict line: the
 // whole run's push latency percentiles, connect, reconnect and replace times, how
-// long the initial population took to log in, each phase whose worst gateway's
-// push p99 was at least twice the best's, each healed fault's recovery, and each
+// long the initial population took to log in, each phase in which one gateway's
+// users fared worst (worstGatewayLine), each healed fault's recovery, and each
 // hostile class's close times. Every figure is also in summary.json.
 func FiguresText(s *Summary) string {
 	var b strings.Builder
