@@ -86,6 +86,8 @@ type Agent struct {
 	ledger          *ledger
 	counts          Counts
 	meters          *meters
+	gwPush          *gatewayPush // push latency per gateway of the recipient and per phase
+	pushPhase       int          // the phase gwPush's samples go to: the scheduler's current one
 	rng             *rand.Rand
 	zipf            *rand.Zipf
 	wbuf, payload   []byte
@@ -139,6 +141,10 @@ func New(opts Options) (*Agent, error) {
 		rng:   rand.New(rand.NewPCG(uint64(p.Seed), uint64(opts.Segment.Index)+1)),
 		kicks: map[string]uint64{}, errorCodes: map[string]uint64{}, backoffBase: int64(500 * time.Millisecond), backoffMax: int64(10 * time.Second),
 		heartbeat: int64(p.Heartbeat), pongTimeout: int64(p.PongTimeout), gateways: p.Gateways,
+		gwPush: newGatewayPush(p.Phases),
+	}
+	for _, g := range p.Gateways {
+		a.gwPush.learn(g, "")
 	}
 	if a.pongTimeout <= 0 {
 		a.pongTimeout = int64(DefaultPongTimeout)
@@ -188,7 +194,7 @@ func (a *Agent) setupUsers() {
 	order := a.rng.Perm(n) // a seeded shuffle: behaviour does not follow uid order
 	idle := int(math.Round(a.plan.Behaviour.IdleFraction * float64(n)))
 	for i := range a.users {
-		a.users[i] = &user{uid: first + uint64(i), idx: int32(i), senderPos: -1}
+		a.users[i] = &user{uid: first + uint64(i), idx: int32(i), senderPos: -1, gw: -1}
 	}
 	for _, i := range order[:idle] {
 		a.users[i].idle = true
@@ -337,6 +343,9 @@ func (a *Agent) discover(ctx context.Context) error {
 	}
 	a.mu.Lock()
 	a.gateways = addrs
+	for _, g := range gl.Gateways {
+		a.gwPush.learn(g.Addr, g.ID)
+	}
 	if gl.Backoff.BaseMS > 0 {
 		a.backoffBase = int64(gl.Backoff.BaseMS) * int64(time.Millisecond)
 	}
@@ -421,7 +430,7 @@ func (a *Agent) dial(u *user, now int64) {
 		local = a.binds[int(u.idx)%len(a.binds)]
 	}
 	u.dialAt = now
-	u.addr = addr
+	u.addr, u.gw = addr, int16(a.gwPush.of(addr))
 	u.tried = true
 	u.state = uConnecting
 	c, err := a.r.Dial(ap, local, u)

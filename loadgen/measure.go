@@ -132,8 +132,9 @@ func (m *meters) write() {
 	}
 }
 
-// record adds one value (microseconds) to a tag.
-func (m *meters) record(tag string, us int64) {
+// record adds one value (microseconds) to a tag and returns it as recorded
+// (clamped to the histograms' range).
+func (m *meters) record(tag string, us int64) int64 {
 	if us < histMin {
 		us = histMin
 	}
@@ -143,6 +144,7 @@ func (m *meters) record(tag string, us int64) {
 	}
 	m.cur[tag].RecordValue(us)
 	m.total[tag].RecordValue(us)
+	return us
 }
 
 // rotate closes the current interval at now: hands it to the log writer (without a

@@ -31,7 +31,7 @@ func FuzzFirstReceipt(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		a := &Agent{ledger: newLedger(0, testBase), meters: m}
+		a := &Agent{ledger: newLedger(0, testBase), meters: m, gwPush: newGatewayPush(nil)}
 		for i := range 4 {
 			a.users = append(a.users, &user{uid: uint64(i + 1), idx: int32(i)})
 		}

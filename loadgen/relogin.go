@@ -90,7 +90,7 @@ func (a *Agent) onReloginOK(u *user, ok *proto.LoginOK, now int64) {
 	} else {
 		rl.oldEnded = true
 	}
-	u.conn, u.addr = c, rl.addr
+	u.conn, u.addr, u.gw = c, rl.addr, int16(a.gwPush.of(rl.addr))
 	if u.state != uActive {
 		a.activate(u, now) // its connection ended while this one logged in
 	}

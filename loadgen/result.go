@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -73,6 +74,9 @@ type Result struct {
 	// Hostile is each hostile class's outcome (Plan.Hostile), apart from the
 	// users' accounting above.
 	Hostile []HostileResult `json:"hostile,omitempty"`
+	// PushByGateway is the normal readers' push latency per gateway of the
+	// recipient and per phase (only those with samples).
+	PushByGateway []GatewayPush `json:"push_by_gateway,omitempty"`
 }
 
 func (r *Result) write(path string) error {
@@ -117,7 +121,9 @@ func (a *Agent) finish(st *runState, started time.Time, interrupted bool) (*Resu
 	for _, t := range Tags {
 		res.Latency[t] = Summarise(a.meters.total[t])
 	}
-	return res, err
+	byGw, gwErr := a.gwPush.results()
+	res.PushByGateway = byGw
+	return res, errors.Join(err, gwErr)
 }
 
 // WriteTable prints the result as a small text report: accounting, then the

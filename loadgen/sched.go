@@ -195,6 +195,7 @@ func (a *Agent) traffic(st *runState, now int64) {
 		}
 		st.nextSend = math.Max(st.nextSend, float64(st.phaseEnd))
 		st.phaseEnd += int64(ph.Duration)
+		a.pushPhase = st.phase
 		a.log.Info("phase", "name", ph.Name, "index", st.phase)
 	}
 	if st.phase >= len(plan.Phases) {
@@ -270,12 +271,10 @@ func (a *Agent) onEnded(e entry, lost bool) {
 	if !lost {
 		return
 	}
-	tag := TagPush
 	if a.users[e.to].slow {
-		tag = TagPushSlow
 		a.ledger.c.LostSlow++
 	}
-	a.meters.record(tag, int64(a.plan.Deadline)/1000)
+	a.recordPush(a.users[e.to], int64(a.plan.Deadline)/1000)
 }
 
 // sweepUsers visits a slice of the users each tick, so that each one is seen every

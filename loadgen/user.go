@@ -64,6 +64,7 @@ type user struct {
 	drained    bool  // the last KICK was DRAIN: come back after its hint, no backoff
 	avoid      int16 // index+1 in the gateway list of the address tried last; 0: none
 	quick      uint8 // refused connects retried at once since the last login
+	gw         int16 // the number of the gateway addr is (Agent.gwPush); -1 before the first dial
 	slowBudget int64 // bytes the slow reader may still read this second
 }
 
@@ -351,15 +352,23 @@ func (a *Agent) firstReceipt(u *user, p *proto.Push, now int64) {
 	e, r := a.ledger.receive(k, int32(sender), u.idx)
 	switch r {
 	case RecvFirst:
-		tag := TagPush
-		if u.slow {
-			tag = TagPushSlow
-		}
-		a.meters.record(tag, (a.toMono(now)-intended)/1000)
+		a.recordPush(u, (a.toMono(now)-intended)/1000)
 		a.noteDelivery(e.intended, now)
 	case RecvLate:
 		a.noteDelivery(e.intended, now)
 	}
+}
+
+// recordPush records one push latency sample (µs) of recipient u: under its
+// reader class's tag and, for a normal reader, also under the gateway it is
+// connected to (the one it dialled last) and the current phase.
+func (a *Agent) recordPush(u *user, us int64) {
+	if u.slow {
+		a.meters.record(TagPushSlow, us)
+		return
+	}
+	us = a.meters.record(TagPush, us)
+	a.gwPush.record(int(u.gw), a.pushPhase, us)
 }
 
 func (a *Agent) addSender(u *user) {

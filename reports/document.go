@@ -116,8 +116,11 @@ func buildDocument(in reportInput) document {
 	}
 	d.Headline += fmt.Sprintf(" Push p99 %s over %s samples; %s. Exit code %d.",
 		fmtUS(float64(s.PushLatencyUS.P99)), fmtCount(float64(s.PushLatencyUS.Count)), lossText(s.Messages), s.ExitCode)
-	d.Sections = append(d.Sections, gateSection(s), metaSection(s), latencySection(in), accountingSection(s),
-		connectionSection(in))
+	d.Sections = append(d.Sections, gateSection(s), metaSection(s), latencySection(in))
+	if g := gatewayPushSection(s); g != nil {
+		d.Sections = append(d.Sections, *g)
+	}
+	d.Sections = append(d.Sections, accountingSection(s), connectionSection(in))
 	if h := hostileSection(s); h != nil {
 		d.Sections = append(d.Sections, *h)
 	}
@@ -333,24 +336,27 @@ func resourceSection(in reportInput) section {
 }
 
 func faultSection(in reportInput) section {
-	t := table{Head: []string{"at", "phase", "action", "target", "until", "heal → last delivery", "detail"}}
+	t := table{Head: []string{"at", "phase", "action", "target", "until", "duration", "heal → last delivery", "detail"}}
 	for _, f := range in.s.Faults {
 		detail := f.Detail
 		if f.Error != "" {
 			detail = strings.TrimSpace(detail + " not applied: " + f.Error)
 		}
-		until := "—"
+		until, duration := "—", "—"
 		if !f.End.IsZero() {
 			until = in.rel(f.End)
+		}
+		if v := f.DurationMS; v != nil {
+			duration = fmtMS(*v)
 		}
 		recovery := "—"
 		if v := f.HealToLastDeliveryMS; v != nil {
 			recovery = fmtUS(*v * 1000)
 		}
-		t.Rows = append(t.Rows, []string{in.rel(f.At), f.Phase, f.Action, f.Target, until, recovery, detail})
+		t.Rows = append(t.Rows, []string{in.rel(f.At), f.Phase, f.Action, f.Target, until, duration, recovery, detail})
 	}
 	sec := section{ID: "faults", Title: "Faults", Tables: []table{t},
-		Paras: []string{"Until: a pause's end, or when a restarted process served again: the heal. Heal → last delivery: from the heal to the last first delivery of a message intended before it (the messages pending at the heal; late ones included, lost ones are counted lost instead); 0 when all of them were delivered by the heal."}}
+		Paras: []string{"Until: the heal — a pause's end, a network fault's removal (partition, loss, bandwidth, blackhole), or when a restarted process served again; duration is from the fault to its heal. Heal → last delivery: from the heal to the last first delivery of a message intended before it (the messages pending at the heal; late ones included, lost ones are counted lost instead); 0 when all of them were delivered by the heal. On the timeline plots a fault with a heal is a shaded window, one without a line."}}
 	if len(in.s.Faults) == 0 {
 		sec.Tables, sec.Paras = nil, []string{"No faults were injected."}
 	}

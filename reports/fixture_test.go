@@ -54,6 +54,9 @@ type fixture struct {
 	recovery func(a int) *loadgen.Recovery
 	// hostile returns agent a's hostile classes (nil: none).
 	hostile func(a int) []loadgen.HostileResult
+	// pushByGateway returns agent a's push latency per gateway and phase (nil:
+	// none, as agents wrote before they recorded it).
+	pushByGateway func(a int) []loadgen.GatewayPush
 
 	info     runfolder.RunInfo
 	metrics  []runfolder.MetricsSample
@@ -275,6 +278,9 @@ func (f *fixture) writeAgent(a int) {
 	if f.hostile != nil {
 		res.Hostile = f.hostile(a)
 	}
+	if f.pushByGateway != nil {
+		res.PushByGateway = f.pushByGateway(a)
+	}
 	writeJSONFile(t, filepath.Join(f.dir, runfolder.DirHlog, fmt.Sprintf("agent-%d.json", a)), res)
 }
 
@@ -417,6 +423,28 @@ func demoFixture(t *testing.T) *fixture {
 	f.counts = func(a int) loadgen.Counts {
 		return loadgen.Counts{Sent: 17_500, Acked: 17_494, Delivered: 17_488, Lost: 6, Failed: 6, Late: 1}
 	}
+	// gw-2's users suffer in the crash (they wait to reconnect), everyone a
+	// little while msg is paused.
+	gwRef := map[string]map[string]*hdr.Histogram{}
+	perGw := make([][]loadgen.GatewayPush, f.agents)
+	for a := range f.agents {
+		var samples []gwSamples
+		for _, ph := range []struct {
+			name   string
+			n      int
+			median [2]float64 // gw-1, gw-2
+		}{{"warm", 1250, [2]float64{1800, 1800}}, {"crash", 5000, [2]float64{2500, 400_000}}, {"recover", 2500, [2]float64{1900, 2100}}} {
+			for g, gw := range []string{"gw-1", "gw-2"} {
+				vs := make([]int64, ph.n)
+				for i := range vs {
+					vs[i] = max(1, lognormal(ph.median[g], 0.6))
+				}
+				samples = append(samples, gwSamples{gw, ph.name, vs})
+			}
+		}
+		perGw[a] = gatewayPushResults(t, gwRef, samples...)
+	}
+	f.pushByGateway = func(a int) []loadgen.GatewayPush { return perGw[a] }
 	killed, back := f.at(15), f.at(20)
 	f.info.Processes = []runfolder.ProcessInfo{
 		{Name: "gw-1", Role: "gateway", Started: f.at(-4)},

@@ -138,7 +138,7 @@ func TestHealToLastDeliveryPerFault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(md), "heal → last delivery") || !strings.Contains(string(md), "| restart | router | +2.5 s | 700 ms |") {
+	if !strings.Contains(string(md), "heal → last delivery") || !strings.Contains(string(md), "| restart | router | +2.5 s | 100 ms | 700 ms |") {
 		t.Errorf("report.md's fault table lacks the recovery time:\n%s", md)
 	}
 	if txt := FiguresText(s); !strings.Contains(txt, "recovery   restart router healed at +2.5 s; the last message pending then was delivered 700 ms later") {

@@ -291,10 +291,17 @@ func sloLine(ms float64) hline {
 }
 
 // span is a stretch of the x axis (seconds since the traffic start) with a label.
+// A window is drawn as a shaded stretch from from to to; otherwise the span is an
+// instant at from, drawn as a line.
 type span struct {
 	from, to float64
 	label    string
+	window   bool
 }
+
+// minWindowWidth is the narrowest a window is shaded, so that a short one stays
+// visible (and tells itself apart from an instant) at any time scale.
+const minWindowWidth = vg.Length(3)
 
 // faultShading shades fault windows (Jepsen-style) and labels them along the top;
 // an instantaneous fault is a vertical line. Labels that would overlap drop to
@@ -308,15 +315,18 @@ func (f faultShading) Plot(c draw.Canvas, p *plot.Plot) {
 	var rows labelRows
 	for _, s := range f.spans {
 		x0, x1 := trX(s.from), trX(s.to)
+		if !s.window {
+			x1 = x0
+		}
 		if x1 < c.Min.X || x0 > c.Max.X {
 			continue
 		}
 		x0, x1 = max(x0, c.Min.X), min(x1, c.Max.X)
-		if x1-x0 < 2 {
-			edge := lineStyle(colFaultEdge(), 1.5)
-			c.StrokeLine2(edge, x0, c.Min.Y, x0, c.Max.Y)
-		} else {
+		if s.window {
+			x1 = max(x1, min(x0+minWindowWidth, c.Max.X))
 			c.FillPolygon(colFault(), []vg.Point{{X: x0, Y: c.Min.Y}, {X: x1, Y: c.Min.Y}, {X: x1, Y: c.Max.Y}, {X: x0, Y: c.Max.Y}})
+		} else {
+			c.StrokeLine2(faultMarkStyle(), x0, c.Min.Y, x0, c.Max.Y)
 		}
 		w := sty.Width(s.label)
 		lx := min(x0+3, c.Max.X-w-2)
@@ -330,6 +340,18 @@ func (f faultShading) Plot(c draw.Canvas, p *plot.Plot) {
 // Thumbnail implements plot.Thumbnailer.
 func (faultShading) Thumbnail(c *draw.Canvas) {
 	c.FillPolygon(colFault(), []vg.Point{c.Min, {X: c.Max.X, Y: c.Min.Y}, c.Max, {X: c.Min.X, Y: c.Max.Y}})
+}
+
+// faultMarkStyle is the line of a fault without an end.
+func faultMarkStyle() draw.LineStyle { return lineStyle(colFaultEdge(), 1.5) }
+
+// faultMarkThumb is the legend's sample of a fault without an end.
+type faultMarkThumb struct{}
+
+// Thumbnail implements plot.Thumbnailer.
+func (faultMarkThumb) Thumbnail(c *draw.Canvas) {
+	x := c.Center().X
+	c.StrokeLine2(faultMarkStyle(), x, c.Min.Y, x, c.Max.Y)
 }
 
 // labelRows stacks labels along an edge of a plot: a label that would overlap the

@@ -71,7 +71,7 @@ func (a *analysis) writePlots(s *Summary, base *baseline) ([]plotFile, error) {
 			continue
 		}
 		f := plotFile{File: "timeline_" + tag + ".png", Title: "Over time: " + tagTitle(tag),
-			Caption: "p50, p99, p99.9 and max per interval, every agent merged; shaded: fault windows."}
+			Caption: "p50, p99, p99.9 and max per interval, every agent merged; shaded: fault windows (from the fault to its heal), lines: faults without one."}
 		jobs = append(jobs, job{f, func() []*plot.Plot { return []*plot.Plot{a.timelinePlot(tag)} }})
 	}
 	jobs = append(jobs,
@@ -177,8 +177,10 @@ func (a *analysis) distributionPlot(tag string, base *baseline) *plot.Plot {
 	return p
 }
 
-// faultSpans returns the fault windows: a pause from SIGSTOP to SIGCONT, a kill
-// until the process came back (if it did), anything else an instant.
+// faultSpans returns the faults on the timeline: a window for every fault with
+// an end (a pause until SIGCONT, a network fault until its heal, a restart until
+// the process served again) and for a kill until the process came back (if it
+// did); any other fault is an instant.
 func (a *analysis) faultSpans() []span {
 	tl := a.s.tl
 	var out []span
@@ -192,9 +194,6 @@ func (a *analysis) faultSpans() []span {
 				}
 			}
 		}
-		if end.IsZero() {
-			end = f.At
-		}
 		label := f.Action
 		if f.Target != "" {
 			label += " " + f.Target
@@ -202,7 +201,11 @@ func (a *analysis) faultSpans() []span {
 		if f.Error != "" {
 			label += " (not applied)"
 		}
-		out = append(out, span{from: tl.rel(f.At), to: tl.rel(end), label: label})
+		sp := span{from: tl.rel(f.At), to: tl.rel(f.At), label: label}
+		if end.After(f.At) && f.Error == "" {
+			sp.to, sp.window = tl.rel(end), true
+		}
+		out = append(out, sp)
 	}
 	return out
 }
@@ -219,10 +222,21 @@ func (a *analysis) phaseSpans() []span {
 // decorate adds the phase marks and fault shading to a time plot.
 func (a *analysis) decorate(p *plot.Plot) {
 	p.Add(phaseMarks{a.phaseSpans()})
-	if spans := a.faultSpans(); len(spans) > 0 {
-		fs := faultShading{spans}
-		p.Add(fs)
+	spans := a.faultSpans()
+	if len(spans) == 0 {
+		return
+	}
+	fs := faultShading{spans}
+	p.Add(fs)
+	var windows, instants bool
+	for _, s := range spans {
+		windows, instants = windows || s.window, instants || !s.window
+	}
+	if windows {
 		p.Legend.Add("fault window", fs)
+	}
+	if instants {
+		p.Legend.Add("fault", faultMarkThumb{})
 	}
 }
 

@@ -11,6 +11,10 @@ import (
 // the heal the last message pending at it was delivered.
 type FaultSummary struct {
 	runfolder.FaultEvent
+	// DurationMS is how long a fault with an end lasted (End − At): a pause, a
+	// network fault until its heal, a restart until the process served again.
+	// nil for a fault without an end.
+	DurationMS *float64 `json:"duration_ms,omitempty"`
 	// HealToLastDeliveryMS is the time from the heal (a restarted process
 	// serving again, the end of a pause, a reconnect storm's gateways back) to the
 	// last first delivery of a message intended before the heal — the messages
@@ -21,21 +25,18 @@ type FaultSummary struct {
 	HealToLastDeliveryMS *float64 `json:"heal_to_last_delivery_ms,omitempty"`
 }
 
-// heal returns when a fault healed: a pause's end, the moment a restart or a
-// reconnect storm's restarts served again (the fault's start in run folders
-// written before the runner recorded that), and false for a fault without one.
+// heal returns when a fault healed: its end when it has one (a pause's SIGCONT,
+// a network fault's removal, the moment a restart or a reconnect storm's
+// restarts served again), a restart's or reconnect storm's start in run folders
+// written before the runner recorded that, and false for a fault without one.
 func heal(f runfolder.FaultEvent) (time.Time, bool) {
-	if f.Error != "" {
+	switch {
+	case f.Error != "":
 		return time.Time{}, false
-	}
-	switch f.Action {
-	case "pause", "restart", "reconnect_storm":
-		if !f.End.IsZero() {
-			return f.End, true
-		}
-		if f.Action != "pause" {
-			return f.At, true
-		}
+	case !f.End.IsZero():
+		return f.End, true
+	case f.Action == "restart" || f.Action == "reconnect_storm":
+		return f.At, true
 	}
 	return time.Time{}, false
 }
@@ -46,6 +47,10 @@ func (a *analysis) faultSummaries() []FaultSummary {
 	out := make([]FaultSummary, 0, len(a.r.info.Faults))
 	for _, f := range a.r.info.Faults {
 		fs := FaultSummary{FaultEvent: f}
+		if !f.End.IsZero() {
+			ms := float64(f.End.Sub(f.At)) / float64(time.Millisecond)
+			fs.DurationMS = &ms
+		}
 		if h, ok := heal(f); ok {
 			var last time.Time
 			for _, ag := range a.r.agents {

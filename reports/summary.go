@@ -13,8 +13,10 @@ import (
 // version 1 counted wire duplicates, now messages.redelivered), relogins
 // (connections.relogins, replace_late, replaced_unexpected) and
 // faults[].heal_to_last_delivery_ms. Version 3 added hostile[], the hostile
-// connections per class.
-const SummaryVersion = 3
+// connections per class. Version 4 added push_by_gateway[], the push latency by
+// recipient's gateway (whole run and per phase), and faults[].duration_ms; a
+// fault with an end (network faults too) now has heal_to_last_delivery_ms.
+const SummaryVersion = 4
 
 // Summary is summary.json: the contract CI, `floodgate compare` and other tools
 // read. Field names are a contract: add, never rename.
@@ -60,6 +62,9 @@ type Summary struct {
 	Events  []runfolder.RunEvent `json:"events"`
 	Alerts  int                  `json:"alerts"` // alert events control raised
 	Caveats []string             `json:"caveats"`
+	// PushByGateway is the push latency by the recipient's gateway, whole run
+	// and per phase; absent for run folders whose agents did not record it.
+	PushByGateway []GatewayPushSummary `json:"push_by_gateway,omitempty"`
 	// Baseline is the run or summary the plots were overlaid with, if any.
 	Baseline string   `json:"baseline,omitempty"`
 	Files    []string `json:"files"` // the derived files written beside it

@@ -126,8 +126,9 @@ func lossText(m Messages) string {
 
 // FiguresText is what `floodgate scenario run` prints under its verdict line: the
 // whole run's push latency percentiles, connect, reconnect and replace times, how
-// long the initial population took to log in, each healed fault's recovery, and
-// each hostile class's close times. Every figure is also in summary.json.
+// long the initial population took to log in, each phase in which one gateway's
+// users fared worst (worstGatewayLine), each healed fault's recovery, and each
+// hostile class's close times. Every figure is also in summary.json.
 func FiguresText(s *Summary) string {
 	var b strings.Builder
 	us := func(name string, l Latency) {
@@ -153,6 +154,13 @@ func FiguresText(s *Summary) string {
 		if h, ok := heal(f.FaultEvent); ok && f.HealToLastDeliveryMS != nil {
 			fmt.Fprintf(&b, "  %-10s %s %s healed at %+.1f s; the last message pending then was delivered %s later\n", "recovery",
 				f.Action, f.Target, h.Sub(s.Run.TrafficStart).Seconds(), fmtUS(*f.HealToLastDeliveryMS*1000))
+		}
+	}
+	if len(s.PushByGateway) > 0 {
+		for i, ph := range s.PushByGateway[0].Phases {
+			if line, ok := worstGatewayLine(s.PushByGateway, i); ok {
+				fmt.Fprintf(&b, "  %-10s phase %s: %s\n", "gateways", ph.Phase, line)
+			}
 		}
 	}
 	for _, h := range s.Hostile {
