@@ -562,3 +562,50 @@ func TestServerReregistersInBatches(t *testing.T) {
 		t.Fatalf("batch under a dead epoch: %v, %v; want lease lost", errs, err)
 	}
 }
+
+// A login that replaces a session on a gateway whose lease has ended (it was cut
+// off, or froze, past its TTL) does not wait for that gateway's answer: the server
+// still tells it, but reports the kick as not sent. That gateway fenced itself
+// before its lease lapsed and learns of the replacement when it registers again.
+func TestReplacingASessionOfALapsedGatewayDoesNotWait(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	srv, _ := startServer(t, state.ServerConfig{Registry: reg})
+	kicks := make(chan state.Session, 1)
+	gwA := dial(t, srv.Addr(), func(c *state.ClientConfig) {
+		c.Name = "gw-a"
+		c.OnKick = func(prev, _ state.Session) { kicks <- prev }
+	})
+	gwB := dial(t, srv.Addr(), func(c *state.ClientConfig) { c.Name = "gw-b" })
+	ctx := t.Context()
+	ea, err := gwA.Acquire(ctx, state.Gateway{ID: "gw-a"}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eb, err := gwB.Acquire(ctx, state.Gateway{ID: "gw-b"}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := state.Session{UID: 9, Gateway: "gw-a", Conn: 1, Epoch: ea}
+	if _, err := gwA.Register(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	// gw-a stops renewing; once the server has seen its lease lapse, gw-b logs the
+	// user in.
+	waitMetric(t, reg, "floodgate_state_gateways_live", nil, 2)
+	waitMetric(t, reg, "floodgate_state_gateways_live", nil, 1)
+	prev, sent, err := gwB.RegisterTakeover(ctx, state.Session{UID: 9, Gateway: "gw-b", Conn: 2, Epoch: eb})
+	if err != nil || prev != old || sent {
+		t.Fatalf("login replacing a lapsed gateway's session: replaced %+v (wait for the kick: %v), %v; want %+v, no wait", prev, sent, err, old)
+	}
+	select {
+	case got := <-kicks:
+		if got != old {
+			t.Fatalf("gw-a told to kick %+v, want %+v", got, old)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("gw-a was not told of the replacement")
+	}
+	if n := metric(t, reg, "floodgate_state_replacement_kicks_total", map[string]string{"result": "lease_ended"}); n != 1 {
+		t.Fatalf("lease_ended kicks = %v, want 1", n)
+	}
+}

@@ -137,6 +137,11 @@ func (s *Server) pushLoop(ctx context.Context) {
 			continue
 		}
 		now := time.Now()
+		byID := make(map[string]Gateway, len(gws))
+		for _, g := range gws {
+			byID[g.ID] = g
+		}
+		s.leases.Store(&byID)
 		cur := leaseKeys(gws, now)
 		s.observeLeases(prev, cur)
 		full := !slices.Equal(prev, cur) || now.Sub(lastFull) >= s.cfg.Refresh
@@ -152,6 +157,25 @@ func (s *Server) pushLoop(ctx context.Context) {
 		for _, p := range targets {
 			p.Notify(MethodSnapshot, body) // fails only if p is going away
 		}
+	}
+}
+
+// leaseEnded reports whether gateway id's lease under epoch is known to have ended:
+// the last table read shows that lease expired, or a newer epoch (epochs only
+// grow). An older epoch in the table, or no table yet, is not known to be ended.
+func (s *Server) leaseEnded(id string, epoch uint64) bool {
+	t := s.leases.Load()
+	if t == nil {
+		return false
+	}
+	g, ok := (*t)[id]
+	switch {
+	case !ok:
+		return false
+	case g.Epoch > epoch:
+		return true
+	default:
+		return g.Epoch == epoch && !g.Live(time.Now())
 	}
 }
 
