@@ -31,9 +31,15 @@ import (
 //     everyone); hold the clients and ask again a TTL later.
 //   - no peers known (a lone gateway): hold; there is nowhere to send them.
 //
-// Only a lease call that failed to get any answer counts: a state service that
-// answers "lease lost" (this gateway was frozen past its TTL) is reachable, and the
-// lease loop simply acquires a new lease and registers the sessions again.
+// Only silence counts, never slowness: the state service must have sent nothing at
+// all on the gateway's link for stateSilence (it answers the link's pings every
+// second, however far behind it is with requests). A gateway whose renewals queue
+// behind thousands of registrations on a busy state service still hears answers,
+// and must not move its clients (measured: without this rule, a gateway taking
+// 2,000 logins a second after a partition elsewhere took its own slow renewals for
+// a partition and isolated itself too). A state service that answers "lease
+// lost" (this gateway was frozen past its TTL) is reachable, and the lease loop
+// simply acquires a new lease and registers the sessions again.
 //
 // When a lease is held again (the partition healed: a new one acquired, under a new
 // epoch, or the old one renewed in time) the gateway rejoins and takes logins.
@@ -71,7 +77,7 @@ func (c *Cluster) fenceLoop(ctx context.Context) {
 			}
 			continue
 		}
-		if c.isolated.Load() || c.stateAnswers.Load() || time.Since(asked) < ttl {
+		if c.isolated.Load() || !c.stateSilent() || time.Since(asked) < ttl {
 			continue
 		}
 		asked = time.Now()
@@ -177,6 +183,24 @@ func (c *Cluster) leaseStatus() []byte {
 // so that a state service that does not answer at all (a partition: no error, no
 // reset, just silence) is known within the lease, not after the kernel gives up.
 func (c *Cluster) callTimeout() time.Duration { return c.cfg.LeaseTTL / 3 }
+
+// stateSilence is how long the state service must have sent nothing at all for the
+// gateway to count it unreachable: two of the link's ping periods.
+const stateSilence = 2 * link.DefaultPingEvery
+
+// silence is what a state.Client adds to the Store: how long the service has sent
+// nothing at all.
+type silence interface{ Silent() time.Duration }
+
+// stateSilent reports whether the state service is unreachable rather than slow:
+// silent on the link for stateSilence, or, for a Store without a link, the last
+// lease call got no answer.
+func (c *Cluster) stateSilent() bool {
+	if s, ok := c.cfg.State.(silence); ok {
+		return s.Silent() >= stateSilence
+	}
+	return !c.stateAnswers.Load()
+}
 
 // noteLeaseCall records whether a lease call got an answer from the state service
 // (success, or "lease lost", which is an answer too).

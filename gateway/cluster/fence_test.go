@@ -19,6 +19,17 @@ import (
 type cuttable struct {
 	state.Store
 	cut atomic.Bool
+	// slow: calls go unanswered as when cut, but the link still hears from the
+	// state service (a service far behind with requests, not a partition).
+	slow atomic.Bool
+}
+
+// Silent is the link's view: nothing heard while cut.
+func (s *cuttable) Silent() time.Duration {
+	if s.cut.Load() && !s.slow.Load() {
+		return time.Hour
+	}
+	return 0
 }
 
 func (s *cuttable) silence(ctx context.Context) error {
@@ -113,7 +124,9 @@ func TestCutOffGatewayIsolatesOnlyWhenAPeerStillHoldsItsLease(t *testing.T) {
 		gateways int
 		cut      []int // which gateways lose the state service
 		isolated []int // which of them must isolate; the others must hold
+		slow     bool  // the cut ones still hear from it: slow, not gone
 	}{
+		{name: "one of two behind a slow state service", gateways: 2, cut: []int{0}, slow: true},
 		{name: "one of two cut off", gateways: 2, cut: []int{0}, isolated: []int{0}},
 		{name: "state down for both", gateways: 2, cut: []int{0, 1}},
 		{name: "lone gateway", gateways: 1, cut: []int{0}},
@@ -128,6 +141,7 @@ func TestCutOffGatewayIsolatesOnlyWhenAPeerStillHoldsItsLease(t *testing.T) {
 				g.waitPeers(t, tc.gateways-1)
 			}
 			for _, i := range tc.cut {
+				gs[i].view.slow.Store(tc.slow)
 				gs[i].view.cut.Store(true)
 			}
 			must := map[int]bool{}
@@ -135,9 +149,21 @@ func TestCutOffGatewayIsolatesOnlyWhenAPeerStillHoldsItsLease(t *testing.T) {
 				must[i] = true
 			}
 			for _, i := range tc.cut {
-				if must[i] {
+				switch {
+				case tc.slow:
+					// No decision at all: its lease lapses, but the service is heard.
+					g := gs[i]
+					for end := time.Now().Add(5 * g.c.cfg.LeaseTTL); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+						if n := testutil.ToFloat64(g.c.m.isolation["isolate"]) + testutil.ToFloat64(g.c.m.isolation["hold"]); n != 0 {
+							t.Fatalf("%s asked its peers behind a state service that still answers", g.c.cfg.ID)
+						}
+					}
+					if g.c.leaseStatus()[0] != 0 {
+						t.Fatalf("%s kept a live lease with its renewals unanswered", g.c.cfg.ID)
+					}
+				case must[i]:
 					gs[i].gw.waitFor(t, gs[i].c.cfg.ID+" to isolate itself", func() bool { return gs[i].gw.isolated })
-				} else {
+				default:
 					gs[i].waitVerdict(t, "hold")
 				}
 			}

@@ -48,6 +48,10 @@ type Client struct {
 	cfg    ClientConfig
 	log    *slog.Logger
 	nextID atomic.Uint64
+	// heard is when a frame was last read, or a connection came up or went down
+	// (ns since t0): Silent measures from it.
+	heard  atomic.Int64
+	t0     time.Time
 	mu     sync.Mutex
 	cur    *clientConn
 	up     chan struct{} // closed while connected
@@ -98,7 +102,7 @@ func Dial(cfg ClientConfig) *Client {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Client{cfg: cfg, log: cfg.Logger.With("link", cfg.Addr), up: make(chan struct{}),
-		ctx: ctx, cancel: cancel, done: make(chan struct{})}
+		ctx: ctx, cancel: cancel, done: make(chan struct{}), t0: time.Now()}
 	go c.maintain()
 	return c
 }
@@ -107,6 +111,15 @@ func Dial(cfg ClientConfig) *Client {
 func (c *Client) Close() {
 	c.cancel()
 	<-c.done
+}
+
+// Silent reports how long the server has sent nothing at all: no response, no
+// notification, no pong (the client pings every PingEvery, so a reachable server,
+// even a slow one working through a backlog, is heard from regularly). It counts
+// from the last frame read, or from when the current connection came up; while
+// disconnected it keeps growing from the last frame of the lost connection.
+func (c *Client) Silent() time.Duration {
+	return time.Since(c.t0) - time.Duration(c.heard.Load())
 }
 
 // Connected reports whether a connection is up now.
@@ -178,6 +191,7 @@ func (c *Client) connectOnce() error {
 	c.mu.Lock()
 	c.cur = cc
 	c.mu.Unlock()
+	c.heard.Store(int64(time.Since(c.t0)))
 	if c.cfg.OnConnect != nil {
 		c.cfg.OnConnect(c.ctx, c)
 	}
@@ -218,6 +232,7 @@ func (c *Client) readLoop(cc *clientConn, r *bufio.Reader) error {
 			return err
 		}
 		cc.read.Add(1)
+		c.heard.Store(int64(time.Since(c.t0)))
 		switch f.kind {
 		case kindPong:
 		case kindNotify:

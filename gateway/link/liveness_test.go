@@ -125,6 +125,9 @@ func TestSilentLinkIsClosedByBothEndsAndRedialled(t *testing.T) {
 		time.Sleep(every)
 	}
 
+	if s := c.Silent(); s > 2*every {
+		t.Fatalf("Silent() = %v on a link with pings answered every %v", s, every)
+	}
 	px.setSilent(true)
 	start := time.Now()
 	_, err := c.Call(ctx, 1, []byte("into the void"))
@@ -133,6 +136,9 @@ func TestSilentLinkIsClosedByBothEndsAndRedialled(t *testing.T) {
 	}
 	if took := time.Since(start); took > dead+time.Second {
 		t.Fatalf("the silent link failed its call after %v, want about DeadAfter (%v)", took, dead)
+	}
+	if s := c.Silent(); s < dead {
+		t.Fatalf("Silent() = %v after the link was closed for %v of silence", s, dead)
 	}
 	waitFor(t, "the server to drop the silent peer", func() bool { return len(srv.Peers()) == 0 })
 

@@ -101,6 +101,10 @@ func Dial(cfg ClientConfig) (*Client, error) {
 	return c, nil
 }
 
+// Silent reports how long the state service has sent nothing at all on the link
+// (see link.Client.Silent).
+func (c *Client) Silent() time.Duration { return c.link.Silent() }
+
 // WaitConnected waits until the connection is up or ctx ends.
 func (c *Client) WaitConnected(ctx context.Context) error {
 	if err := c.link.WaitConnected(ctx); err != nil {
