@@ -303,4 +303,7 @@ func TestUsersLeaveASilentGateway(t *testing.T) {
 	if res == nil || res.SilentCloses < 8 {
 		t.Fatalf("result %+v: want every one of the 8 users to have left the silent gateway", res)
 	}
+	if res.SilentCloses > res.Disconnects {
+		t.Fatalf("%d silent closes but %d disconnects: a close counted more than once", res.SilentCloses, res.Disconnects)
+	}
 }

@@ -296,7 +296,7 @@ func (a *Agent) sweepUsers(now int64) {
 				u.conn.Close() // a gateway that does not answer: try another
 			}
 		case uActive:
-			if a.silent(u, now) {
+			if !u.conn.Closed() && a.silent(u, now) { // a closing one was counted when closed
 				a.silentCloses++
 				u.conn.Close() // as after any lost connection: reconnect with backoff
 				continue
