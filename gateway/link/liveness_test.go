@@ -174,3 +174,27 @@ func TestPingIsAnsweredWithPong(t *testing.T) {
 		t.Fatalf("got kind %d id %d, want a pong with id 42", f.kind, f.id)
 	}
 }
+
+// Notifying a peer that takes no data never blocks the notifier: the queue fills,
+// then Notify fails at once with ErrBacklogged.
+func TestNotifyNeverBlocksOnAPeerThatTakesNoData(t *testing.T) {
+	srv, _ := startServer(t, echoHandler)
+	px := newSilencer(t, srv.Addr())
+	c := dialClient(t, px.addr())
+	waitUp(t, c)
+	waitFor(t, "the peer to be known", func() bool { return len(srv.Peers()) == 1 })
+	p := srv.Peers()[0]
+	px.setSilent(true)
+	body := make([]byte, 4<<10)
+	start := time.Now()
+	var err error
+	for i := 0; i < 4*NotifyQueue && err == nil; i++ {
+		err = p.Notify(9, body)
+	}
+	if !errors.Is(err, ErrBacklogged) {
+		t.Fatalf("after %d MiB to a silent peer: %v, want ErrBacklogged", 4*NotifyQueue*len(body)>>20, err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("notifying a silent peer took %v: Notify blocked", took)
+	}
+}

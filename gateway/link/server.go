@@ -2,6 +2,7 @@ package link
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -400,8 +401,11 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn, ip netip.Addr) {
 		nc.Close()
 		return
 	}
-	p := &Peer{name: name, remote: nc.RemoteAddr().String(), nc: nc}
+	p := &Peer{name: name, remote: nc.RemoteAddr().String(), nc: nc,
+		notes: make(chan notification, NotifyQueue), gone: make(chan struct{})}
 	p.w = newWriter(nc, s.cfg.WriteTimeout, func(error) { nc.Close() })
+	go p.notifier()
+	defer close(p.gone)
 	s.mu.Lock()
 	s.peers[p] = struct{}{}
 	s.mu.Unlock()
@@ -497,6 +501,9 @@ type Peer struct {
 	closedLocally atomic.Bool
 	silent        atomic.Bool   // closed by the watchdog
 	read          atomic.Uint64 // frames read: the watchdog's sign of life
+	// notes queues notifications for the notifier goroutine (see Notify).
+	notes chan notification
+	gone  chan struct{} // closed when the connection's serving ends
 	// Value is free for the service to attach per-peer state (set in OnConnect).
 	Value atomic.Value
 }
@@ -504,9 +511,53 @@ type Peer struct {
 // Name returns the name the peer gave in the handshake.
 func (p *Peer) Name() string { return p.name }
 
-// Notify sends a one-way message to the peer, batched with its other traffic.
+// notification is one queued Notify.
+type notification struct {
+	method uint16
+	body   []byte
+}
+
+// NotifyQueue bounds the notifications queued for one peer.
+const NotifyQueue = 4096
+
+// ErrBacklogged: a notification was refused because the peer's queue is full — it
+// has not been taking data (cut off, or stalled).
+var ErrBacklogged = errors.New("link: peer backlogged")
+
+// Notify queues a one-way message to the peer and returns at once; a goroutine of
+// the peer's writes it, batched with its other traffic, in order. It never blocks
+// its caller: a peer that takes no data (a partition: the kernel's send buffer
+// fills, and a write then waits for the write timeout) would otherwise stall
+// whoever notifies it — the state service's handler of another gateway's login,
+// telling this one to kick a session, and with it every request queued behind
+// that login on the other gateway's link. Past NotifyQueue queued, it fails with
+// ErrBacklogged, which the caller treats as an unreachable peer.
 func (p *Peer) Notify(method uint16, body []byte) error {
-	return p.w.send(kindNotify, 0, method, body)
+	select {
+	case <-p.gone:
+		return ErrDisconnected
+	default:
+	}
+	select {
+	case p.notes <- notification{method: method, body: bytes.Clone(body)}:
+		return nil
+	default:
+		return ErrBacklogged
+	}
+}
+
+// notifier writes the peer's queued notifications until its connection ends.
+func (p *Peer) notifier() {
+	for {
+		select {
+		case n := <-p.notes:
+			if p.w.send(kindNotify, 0, n.method, n.body) != nil {
+				return
+			}
+		case <-p.gone:
+			return
+		}
+	}
 }
 
 // Close drops the connection.
