@@ -1,7 +1,6 @@
 package scenario
 
 import (
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -98,20 +97,7 @@ func TestNetworkFaultMistakesPointAtTheirLine(t *testing.T) {
 			if src == netFaultsSrc {
 				t.Fatalf("the edit %q → %q changed nothing", tc.from, tc.to)
 			}
-			_, err := Parse("nf.yaml", []byte(src))
-			if err == nil {
-				t.Fatal("accepted")
-			}
-			var es Errors
-			if !errors.As(err, &es) {
-				t.Fatalf("error %v is not Errors", err)
-			}
-			for _, e := range es {
-				if strings.HasPrefix(e.Error(), tc.where) && strings.Contains(e.Error(), tc.reason) {
-					return
-				}
-			}
-			t.Fatalf("no error at %q containing %q in:\n%v", tc.where, tc.reason, err)
+			rejectedAt(t, "nf.yaml", src, tc.where, tc.reason)
 		})
 	}
 }

@@ -128,20 +128,7 @@ func TestScenarioMistakesPointAtTheirLine(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Parse("ok.yaml", []byte(tc.edit(valid)))
-			if err == nil {
-				t.Fatal("accepted")
-			}
-			var es Errors
-			if !errors.As(err, &es) {
-				t.Fatalf("error %v is not Errors", err)
-			}
-			for _, e := range es {
-				if strings.HasPrefix(e.Error(), tc.where) && strings.Contains(e.Error(), tc.reason) {
-					return
-				}
-			}
-			t.Fatalf("no error at %q containing %q in:\n%v", tc.where, tc.reason, err)
+			rejectedAt(t, "ok.yaml", tc.edit(valid), tc.where, tc.reason)
 		})
 	}
 }
@@ -217,4 +204,24 @@ func TestReloginKeysAndIdentityGates(t *testing.T) {
 			t.Fatalf("no error at %q containing %q in:\n%v", tc.where, tc.reason, err)
 		})
 	}
+}
+
+// rejectedAt parses src as file and fails unless it is refused with an error at
+// where (file:line:col) whose text contains reason.
+func rejectedAt(t *testing.T, file, src, where, reason string) {
+	t.Helper()
+	_, err := Parse(file, []byte(src))
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	var es Errors
+	if !errors.As(err, &es) {
+		t.Fatalf("error %v is not Errors", err)
+	}
+	for _, e := range es {
+		if strings.HasPrefix(e.Error(), where) && strings.Contains(e.Error(), reason) {
+			return
+		}
+	}
+	t.Fatalf("no error at %q containing %q in:\n%v", where, reason, err)
 }

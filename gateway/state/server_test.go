@@ -13,9 +13,9 @@ import (
 	"github.com/floodgate/floodgate/gateway/link"
 	"github.com/floodgate/floodgate/gateway/state"
 	"github.com/floodgate/floodgate/gateway/state/statetest"
+	"github.com/floodgate/floodgate/internal/promtest"
 	"github.com/floodgate/floodgate/internal/redistest"
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 )
 
 var testSecret = []byte("state-test-cluster-secret")
@@ -333,11 +333,11 @@ func TestClientObservesCallLatency(t *testing.T) {
 	c.Register(t.Context(), state.Session{UID: 1, Gateway: "none"}) // a remote error still counts
 	for _, tc := range []struct {
 		method string
-		want   uint64
+		want   float64
 	}{{"lookup", 3}, {"register", 1}, {"acquire", 0}} {
-		got := histogramCount(t, reg, "floodgate_link_call_seconds", map[string]string{"peer": "state", "method": tc.method})
+		got := metric(t, reg, "floodgate_link_call_seconds", map[string]string{"peer": "state", "method": tc.method})
 		if got != tc.want {
-			t.Errorf("%s calls observed: %d, want %d", tc.method, got, tc.want)
+			t.Errorf("%s calls observed: %v, want %v", tc.method, got, tc.want)
 		}
 	}
 }
@@ -378,60 +378,15 @@ func TestServerRefusesMalformedRequests(t *testing.T) {
 	}
 }
 
-// metric returns the value of the counter or gauge name{labels}, 0 if absent.
+// metric returns the value of the counter or gauge name{labels} (a histogram's
+// sample count), 0 if absent.
 func metric(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
 	t.Helper()
-	m := findMetric(t, reg, name, labels)
-	switch {
-	case m == nil:
-		return 0
-	case m.Counter != nil:
-		return m.Counter.GetValue()
-	case m.Gauge != nil:
-		return m.Gauge.GetValue()
+	var pairs []string
+	for k, v := range labels {
+		pairs = append(pairs, k, v)
 	}
-	t.Fatalf("%s is neither a counter nor a gauge", name)
-	return 0
-}
-
-func histogramCount(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) uint64 {
-	t.Helper()
-	if m := findMetric(t, reg, name, labels); m != nil {
-		return m.Histogram.GetSampleCount()
-	}
-	return 0
-}
-
-func findMetric(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) *dto.Metric {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			for k, v := range labels {
-				if !hasLabel(m, k, v) {
-					continue next
-				}
-			}
-			return m
-		}
-	}
-	return nil
-}
-
-func hasLabel(m *dto.Metric, name, value string) bool {
-	for _, l := range m.GetLabel() {
-		if l.GetName() == name && l.GetValue() == value {
-			return true
-		}
-	}
-	return false
+	return max(promtest.Value(t, reg, name, pairs...), 0)
 }
 
 // waitMetric polls until name{labels} equals want, failing after 5s.
