@@ -115,9 +115,10 @@ func (c *Client) Close() {
 
 // Silent reports how long the server has sent nothing at all: no response, no
 // notification, no pong (the client pings every PingEvery, so a reachable server,
-// even a slow one working through a backlog, is heard from regularly). It counts
-// from the last frame read, or from when the current connection came up; while
-// disconnected it keeps growing from the last frame of the lost connection.
+// even a slow one working through a backlog, is heard from regularly). It is
+// measured to within PingEvery — the watchdog notes progress once per ping, which
+// keeps the clock off the read path — from the last frame read, or from when the
+// current connection came up; while disconnected it keeps growing.
 func (c *Client) Silent() time.Duration {
 	return time.Since(c.t0) - time.Duration(c.heard.Load())
 }
@@ -203,6 +204,7 @@ func (c *Client) connectOnce() error {
 	wctx, stopWatch := context.WithCancel(c.ctx)
 	go watchdog(wctx, nc, &cc.read, c.cfg.PingEvery, c.cfg.DeadAfter,
 		func() { cc.w.send(kindPing, 0, 0, nil) },
+		func(now time.Time) { c.heard.Store(int64(now.Sub(c.t0))) },
 		func() { c.log.Warn("link silent; closing it to redial", "silent_for", c.cfg.DeadAfter) })
 	err = c.readLoop(cc, r)
 	stopWatch()
@@ -232,7 +234,6 @@ func (c *Client) readLoop(cc *clientConn, r *bufio.Reader) error {
 			return err
 		}
 		cc.read.Add(1)
-		c.heard.Store(int64(time.Since(c.t0)))
 		switch f.kind {
 		case kindPong:
 		case kindNotify:

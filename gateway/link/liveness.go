@@ -34,8 +34,10 @@ const (
 
 // watchdog closes nc once no frame has been read on it for deadAfter (read
 // counts the frames read), checking every tick; ping, if set, runs every tick
-// first. It returns when ctx ends.
-func watchdog(ctx context.Context, nc net.Conn, read *atomic.Uint64, tick, deadAfter time.Duration, ping func(), onDead func()) {
+// first, and heard, if set, is told each tick that found new frames. It returns
+// when ctx ends.
+func watchdog(ctx context.Context, nc net.Conn, read *atomic.Uint64, tick, deadAfter time.Duration,
+	ping func(), heard func(time.Time), onDead func()) {
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	last, since := read.Load(), time.Now()
@@ -49,6 +51,9 @@ func watchdog(ctx context.Context, nc net.Conn, read *atomic.Uint64, tick, deadA
 			}
 			if n := read.Load(); n != last {
 				last, since = n, now
+				if heard != nil {
+					heard(now)
+				}
 				continue
 			}
 			if now.Sub(since) >= deadAfter {

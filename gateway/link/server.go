@@ -414,7 +414,7 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn, ip netip.Addr) {
 		s.cfg.OnConnect(p)
 	}
 	wctx, stopWatch := context.WithCancel(ctx)
-	go watchdog(wctx, nc, &p.read, min(DefaultPingEvery, s.cfg.DeadAfter/2), s.cfg.DeadAfter, nil, func() {
+	go watchdog(wctx, nc, &p.read, min(DefaultPingEvery, s.cfg.DeadAfter/2), s.cfg.DeadAfter, nil, nil, func() {
 		p.silent.Store(true)
 		s.log.Warn("link peer silent; closing it", "peer", name, "remote", p.remote, "silent_for", s.cfg.DeadAfter)
 	})
