@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -265,4 +266,52 @@ func (g *fakeGateway) delivered(uid uint64) []uint64 {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return slices.Clone(g.got[uid])
+}
+
+// flakyWindows is a msg store whose first failures Window calls fail, as while the
+// msg link redials after a partition heals.
+type flakyWindows struct {
+	msg.Store
+	failures atomic.Int32
+}
+
+func (f *flakyWindows) Window(ctx context.Context, uid uint64) (msg.Window, error) {
+	if f.failures.Add(-1) >= 0 {
+		return msg.Window{}, errors.New("msg link down")
+	}
+	return f.Store.Window(ctx, uid)
+}
+
+// Re-registration after a lease loss does not give up when the message store fails
+// for a while: every session kept is still told its window, or its client never
+// learns that messages wait for it.
+func TestReregistrationTellsEveryWindowDespiteAFlakyStore(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st := state.NewMemory(state.MemoryConfig{})
+	store := &flakyWindows{Store: msg.NewMemory(64)}
+	gw := newFakeGateway(node.Session{UID: 1, ID: 11}, node.Session{UID: 2, ID: 12})
+	c, err := New(Config{ID: "gw-1", LinkAddr: "127.0.0.1:0", Secret: []byte("cluster-test-secret-0123"),
+		State: st, Msgs: store, LeaseTTL: 300 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Attach(gw)
+	done := make(chan struct{})
+	go func() { c.Run(ctx, "127.0.0.1:7000"); close(done) }()
+	defer func() { cancel(); <-done }()
+	<-c.Ready()
+	for _, s := range gw.sessions {
+		if _, err := c.Login(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store.failures.Store(5)
+	if err := st.Release(ctx, "gw-1", c.epoch.Load()); err != nil {
+		t.Fatal(err)
+	}
+	gw.waitFor(t, "window notices to both users", func() bool { return len(gw.notices) == 2 })
+	if n := store.failures.Load(); n >= 0 {
+		t.Fatalf("%d failures left: the store never failed", n+1)
+	}
 }

@@ -164,16 +164,21 @@ func (c *Cluster) askPeer(ctx context.Context, addr string) int8 {
 	return 0
 }
 
-// leaseStatus answers a peer's MethodLease: held only if the lease is live and the
-// state service answered within half a TTL. The freshness matters when the state
-// service goes down for everyone: the gateways' leases then lapse one after the
-// other (each on its own renewal schedule), and the first to ask must not take a
-// peer whose lease has not lapsed yet for proof that the state service is up. A
-// healthy peer heard from it at most a renewal period (a third of the TTL) ago; a
-// peer cut off together with the asker has not, for at least half a TTL by then.
+// leaseStatus answers a peer's MethodLease: held only if the lease is live, the
+// state service answered within half a TTL, and every lease call has been answered
+// for at least a TTL. Both conditions matter when the state service is out for
+// everyone. As it goes, the gateways' leases lapse one after the other (each on its
+// own renewal schedule), and the first to ask must not take a peer whose lease has
+// not lapsed yet for proof that the service is up: a healthy peer heard from it at
+// most a renewal period (a third of the TTL) ago, one cut off with the asker has
+// not, for at least half a TTL by then. As it comes back, the gateways regain it
+// one after the other (each redials on its own schedule), and the last must not
+// take a peer that regained it a moment earlier for proof that it alone is cut
+// off (seen: a gateway moved 367 clients at the heal of a cut of every gateway).
 func (c *Cluster) leaseStatus() []byte {
 	now := c.now()
-	if c.epoch.Load() != 0 && now < c.validUntil.Load() && now-c.lastAnswer.Load() < int64(c.cfg.LeaseTTL/2) {
+	if c.epoch.Load() != 0 && now < c.validUntil.Load() && now-c.lastAnswer.Load() < int64(c.cfg.LeaseTTL/2) &&
+		now-c.contactSince.Load() >= int64(c.cfg.LeaseTTL) {
 		return []byte{gwlink.LeaseHeld}
 	}
 	return []byte{gwlink.LeaseNone}
@@ -206,8 +211,12 @@ func (c *Cluster) stateSilent() bool {
 // (success, or "lease lost", which is an answer too).
 func (c *Cluster) noteLeaseCall(err error) {
 	answered := err == nil || errors.Is(err, state.ErrLeaseLost)
-	c.stateAnswers.Store(answered)
+	was := c.stateAnswers.Swap(answered)
 	if answered {
-		c.lastAnswer.Store(c.now())
+		now := c.now()
+		c.lastAnswer.Store(now)
+		if !was {
+			c.contactSince.Store(now)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/floodgate/floodgate/gateway/gwlink"
 	"github.com/floodgate/floodgate/gateway/msg"
 	"github.com/floodgate/floodgate/gateway/node"
 	"github.com/floodgate/floodgate/gateway/state"
@@ -96,6 +97,16 @@ func (g *fencedGateway) waitPeers(t *testing.T, n int) {
 	}
 }
 
+// waitAnswer waits until g would answer a peer's MethodLease with want.
+func (g *fencedGateway) waitAnswer(t *testing.T, want byte) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); g.c.leaseStatus()[0] != want; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: never answered %d to a lease question", g.c.cfg.ID, want)
+		}
+	}
+}
+
 // waitVerdict waits until g has reached verdict ("isolate" or "hold") at least once.
 func (g *fencedGateway) waitVerdict(t *testing.T, verdict string) {
 	t.Helper()
@@ -139,6 +150,7 @@ func TestCutOffGatewayIsolatesOnlyWhenAPeerStillHoldsItsLease(t *testing.T) {
 			}
 			for _, g := range gs {
 				g.waitPeers(t, tc.gateways-1)
+				g.waitAnswer(t, gwlink.LeaseHeld) // a TTL of steady contact
 			}
 			for _, i := range tc.cut {
 				gs[i].view.slow.Store(tc.slow)
@@ -178,10 +190,32 @@ func TestCutOffGatewayIsolatesOnlyWhenAPeerStillHoldsItsLease(t *testing.T) {
 			}
 			for _, i := range tc.isolated {
 				gs[i].gw.waitFor(t, gs[i].c.cfg.ID+" to rejoin", func() bool { return !gs[i].gw.isolated })
-				if b := gs[i].c.leaseStatus(); b[0] != 1 {
-					t.Errorf("%s rejoined without a live lease", gs[i].c.cfg.ID)
-				}
+				gs[i].waitAnswer(t, gwlink.LeaseHeld)
 			}
 		})
+	}
+}
+
+// A gateway answers a peer that it holds its lease only after a TTL of steady
+// contact with the state service: one that has just regained it (the service was
+// out for everyone, and this gateway redialled first) must not make a peer still
+// redialling take itself for the only one cut off.
+func TestLeaseAnswerWaitsForATTLOfSteadyContact(t *testing.T) {
+	shared := state.NewMemory(state.MemoryConfig{})
+	g := startFenced(t, "gw-1", shared)
+	g.waitAnswer(t, gwlink.LeaseHeld)
+	g.view.cut.Store(true)
+	g.waitAnswer(t, gwlink.LeaseNone)
+	g.view.cut.Store(false)
+	regained := time.Now()
+	for !g.c.stateAnswers.Load() {
+		time.Sleep(time.Millisecond) // polling an observable condition
+	}
+	if b := g.c.leaseStatus()[0]; b != gwlink.LeaseNone && time.Since(regained) < g.c.cfg.LeaseTTL {
+		t.Fatalf("answered %d within %v of regaining the state service", b, time.Since(regained))
+	}
+	g.waitAnswer(t, gwlink.LeaseHeld)
+	if took := time.Since(regained); took < g.c.cfg.LeaseTTL {
+		t.Fatalf("answered held %v after regaining the state service, want at least a TTL (%v)", took, g.c.cfg.LeaseTTL)
 	}
 }
