@@ -219,3 +219,30 @@ func TestLeaseAnswerWaitsForATTLOfSteadyContact(t *testing.T) {
 		t.Fatalf("answered held %v after regaining the state service, want at least a TTL (%v)", took, g.c.cfg.LeaseTTL)
 	}
 }
+
+// A gateway that wakes from a freeze finds its lease lapsed and its link silent
+// for as long as it slept, yet nothing is cut: it renews within moments and must
+// not move its clients meanwhile.
+func TestGatewayThatWakesToALapsedLeaseDoesNotIsolate(t *testing.T) {
+	shared := state.NewMemory(state.MemoryConfig{})
+	g1, g2 := startFenced(t, "gw-1", shared), startFenced(t, "gw-2", shared)
+	for _, g := range []*fencedGateway{g1, g2} {
+		g.waitPeers(t, 1)
+		g.waitAnswer(t, gwlink.LeaseHeld)
+	}
+	g1.view.cut.Store(true) // as seen on waking: silent for long, the lease gone
+	for deadline := time.Now().Add(10 * time.Second); g1.c.now() < g1.c.validUntil.Load(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("gw-1's lease never lapsed")
+		}
+	}
+	g1.view.cut.Store(false) // it redials and renews
+	for deadline := time.Now().Add(10 * time.Second); g1.c.epoch.Load() == 0 || g1.c.now() >= g1.c.validUntil.Load(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("gw-1 never held its lease again")
+		}
+	}
+	if n := g1.isolations(); n != 0 {
+		t.Fatalf("gw-1 isolated itself %d times on waking", n)
+	}
+}
