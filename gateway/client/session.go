@@ -109,8 +109,11 @@ type Session struct {
 	sends      map[uint64]*pendingSend
 	queued     int // sends waiting to be written (now or after their retry time)
 	inflight   int // sends written on the current connection and not answered
-	closed     error
-	stats      SessionStats
+	// pausedUntil is the retry time of the last SEND refused RATE_LIMITED: no SEND
+	// not yet written goes out before it, those made later included (§7.5).
+	pausedUntil time.Time
+	closed      error
+	stats       SessionStats
 }
 
 // SessionStats counts what a session saw.
@@ -233,7 +236,7 @@ func (s *Session) Send(ctx context.Context, to uint64, clientTS int64, payload [
 	}
 	s.order++
 	p := &pendingSend{id: s.nextID, to: to, ts: clientTS, payload: bytes.Clone(payload), order: s.order,
-		result: make(chan sendResult, 1)}
+		retryAt: s.pausedUntil, result: make(chan sendResult, 1)}
 	s.sends[p.id] = p
 	s.queued++
 	if c := s.conn; c != nil {
@@ -328,9 +331,11 @@ func (s *Session) answeredLocked(id, msgID uint64, err *ServerError, now time.Ti
 		p.refusals++
 		s.queued++
 		if err.Code == proto.CodeRateLimited {
-			// Slow down (PROTOCOL.md §7.5): no SEND not yet written goes out
-			// before this one may, so a long queue is paced by the server's
-			// rate instead of being refused window after window.
+			// Slow down (PROTOCOL.md §7.5): no SEND not yet written — queued now
+			// or made later — goes out before this one may, so a long queue is
+			// paced by the server's rate instead of being refused window after
+			// window.
+			s.pausedUntil = p.retryAt
 			for _, q := range s.sends {
 				if !q.written && q.retryAt.Before(p.retryAt) {
 					q.retryAt = p.retryAt
