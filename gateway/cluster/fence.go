@@ -25,15 +25,18 @@ import (
 // (the other gateways of the last table it fetched) over their link listeners
 // whether they hold a live lease:
 //
-//   - one does: the state service is up and this gateway is the one cut off; isolate.
+//   - one does (freshly and steadily: see leaseStatus): the state service is up and
+//     this gateway is the one cut off; isolate.
 //   - none answers: this gateway is cut off from its peers too; isolate.
 //   - some answer, none holds a lease: the state service is down (or cut off from
 //     everyone); hold the clients and ask again a TTL later.
 //   - no peers known (a lone gateway): hold; there is nowhere to send them.
 //
 // Only silence counts, never slowness: the state service must have sent nothing at
-// all on the gateway's link for stateSilence (it answers the link's pings every
-// second, however far behind it is with requests). A gateway whose renewals queue
+// all on the gateway's link for stateSilence, and this loop must have watched that
+// silence for watchedSilence. A reachable service keeps sending something — answers
+// to earlier requests, or the pongs to the link's pings — however far behind it
+// is. A gateway whose renewals queue
 // behind thousands of registrations on a busy state service still hears answers,
 // and must not move its clients (measured: without this rule, a gateway taking
 // 2,000 logins a second after a partition elsewhere took its own slow renewals for
