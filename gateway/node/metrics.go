@@ -8,8 +8,8 @@ import (
 // metrics are the node's own counters; the reactor's are exported by reactorprom.
 // Label values are resolved once here, so the hot path only increments.
 type metrics struct {
-	framesIn  [proto.TypeKick + 1]prometheus.Counter
-	framesOut [proto.TypeKick + 1]prometheus.Counter
+	framesIn  [proto.TypeMax + 1]prometheus.Counter
+	framesOut [proto.TypeMax + 1]prometheus.Counter
 	kicks     map[proto.Reason]prometheus.Counter
 	logins    map[string]prometheus.Counter
 	sends     map[string]prometheus.Counter
@@ -17,7 +17,7 @@ type metrics struct {
 	replayed  prometheus.Counter
 	// rateLimited counts frames refused by a rate limit, by type; limitCloses the
 	// connections ended by a client-port limit, by the code of their KICK.
-	rateLimited [proto.TypeKick + 1]prometheus.Counter
+	rateLimited [proto.TypeMax + 1]prometheus.Counter
 	limitCloses map[proto.Code]prometheus.Counter
 }
 
@@ -71,7 +71,7 @@ func newMetrics(reg prometheus.Registerer, constLabels prometheus.Labels, sessio
 	for code, name := range limitCodes {
 		m.limitCloses[code] = limitCloses.WithLabelValues(name)
 	}
-	for t := proto.TypeLogin; t <= proto.TypeKick; t++ {
+	for t := proto.TypeLogin; t <= proto.TypeMax; t++ {
 		if t.ClientToServer() {
 			m.framesIn[t] = in.WithLabelValues(t.String())
 			m.rateLimited[t] = limited.WithLabelValues(t.String())

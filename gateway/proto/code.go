@@ -64,7 +64,7 @@ const (
 	CodeNotLoggedIn        Code = 6 // a frame other than LOGIN before LOGIN_OK
 	CodeAlreadyLoggedIn    Code = 7 // a second LOGIN
 	CodeUnexpectedFrame    Code = 8 // a server-to-client type sent by a client
-	CodeUnsupportedVersion Code = 9 // LOGIN with a protocol version other than Version
+	CodeUnsupportedVersion Code = 9 // LOGIN with a protocol version other than Version or VersionTrace
 )
 
 // Authentication failures; fatal, sent in a KICK with ReasonAuth.
@@ -236,7 +236,7 @@ var (
 	ErrUnknownType        = &CodeError{CodeUnknownType, "proto: unknown frame type"}                  // undefined type byte
 	ErrMalformed          = &CodeError{CodeMalformed, "proto: malformed frame"}                       // body does not fit its type
 	ErrTruncated          = &CodeError{CodeTruncated, "proto: truncated frame"}                       // input ends inside a frame
-	ErrUnsupportedVersion = &CodeError{CodeUnsupportedVersion, "proto: unsupported protocol version"} // LOGIN version != Version
+	ErrUnsupportedVersion = &CodeError{CodeUnsupportedVersion, "proto: unsupported protocol version"} // LOGIN version not Version or VersionTrace
 	ErrBadToken           = &CodeError{CodeBadToken, "proto: bad token"}                              // malformed token or wrong MAC
 	ErrTokenExpired       = &CodeError{CodeTokenExpired, "proto: token expired"}                      // expiry <= now
 	ErrUIDMismatch        = &CodeError{CodeUIDMismatch, "proto: token uid mismatch"}                  // token for another uid

@@ -49,13 +49,31 @@ const (
 	TypeSync    Type = 0x0A // client → server
 	TypeSyncEnd Type = 0x0B // server → client
 	TypeKick    Type = 0x0C // server → client
+
+	// Version 3 (VersionTrace) only: on a version 2 connection these types are
+	// undefined.
+	TypeSendTraced Type = 0x0D // client → server
+	TypePushTraced Type = 0x0E // server → client
+
+	// TypeMax is the largest defined type, for tables indexed by type.
+	TypeMax = TypePushTraced
 )
 
 // clientTypes has bit t set for every type a client may send.
-const clientTypes uint64 = 1<<TypeLogin | 1<<TypePing | 1<<TypeSend | 1<<TypePushAck | 1<<TypeSync
+const clientTypes uint64 = 1<<TypeLogin | 1<<TypePing | 1<<TypeSend | 1<<TypePushAck | 1<<TypeSync | 1<<TypeSendTraced
 
-// Known reports whether t is a defined frame type.
-func (t Type) Known() bool { return t >= TypeLogin && t <= TypeKick }
+// Known reports whether t is a defined frame type (of version 3: see
+// KnownIn for what a connection's version defines).
+func (t Type) Known() bool { return t >= TypeLogin && t <= TypeMax }
+
+// KnownIn reports whether t is a defined frame type in protocol version v:
+// SEND_TRACED and PUSH_TRACED exist from VersionTrace on.
+func (t Type) KnownIn(v uint8) bool {
+	if t >= TypeSendTraced {
+		return v >= VersionTrace && t.Known()
+	}
+	return t.Known()
+}
 
 // ClientToServer reports whether t is a type that clients send. It is false
 // for server-to-client types and for unknown types.
@@ -89,6 +107,10 @@ func (t Type) String() string {
 		return "SYNC_END"
 	case TypeKick:
 		return "KICK"
+	case TypeSendTraced:
+		return "SEND_TRACED"
+	case TypePushTraced:
+		return "PUSH_TRACED"
 	}
 	return "Type(0x" + strconv.FormatUint(uint64(t)|0x100, 16)[1:] + ")"
 }

@@ -126,7 +126,8 @@ func TestParseFrame(t *testing.T) {
 		{"short body", ping[:len(ping)-1], Frame{}, ErrTruncated},
 		{"trailing bytes", append(ping[:len(ping):len(ping)], 0), Frame{}, ErrMalformed},
 		{"type 0", frameOf(0, nil), Frame{}, ErrUnknownType},
-		{"type 0x0d", frameOf(0x0d, []byte{1}), Frame{}, ErrUnknownType},
+		{"type 0x0d", frameOf(0x0d, []byte{1}), Frame{TypeSendTraced, []byte{1}}, nil},
+		{"type 0x0f", frameOf(0x0f, []byte{1}), Frame{}, ErrUnknownType},
 		{"type 0xff", frameOf(0xff, nil), Frame{}, ErrUnknownType},
 	}
 	for _, tc := range tests {
@@ -142,6 +143,32 @@ func TestParseFrame(t *testing.T) {
 				t.Errorf("cap(Body) = %d, want %d", cap(f.Body), len(f.Body))
 			}
 		})
+	}
+}
+
+// The version 3 types are defined only on a connection of version 3; every
+// other type is defined in both versions or in neither.
+func TestTypeKnownInVersion(t *testing.T) {
+	tests := []struct {
+		typ     Type
+		version uint8
+		want    bool
+	}{
+		{TypeSend, Version, true},
+		{TypeSend, VersionTrace, true},
+		{TypeKick, Version, true},
+		{TypeSendTraced, Version, false},
+		{TypeSendTraced, VersionTrace, true},
+		{TypePushTraced, Version, false},
+		{TypePushTraced, VersionTrace, true},
+		{TypeMax + 1, VersionTrace, false},
+		{0, VersionTrace, false},
+		{0xff, VersionTrace, false},
+	}
+	for _, tc := range tests {
+		if got := tc.typ.KnownIn(tc.version); got != tc.want {
+			t.Errorf("%v.KnownIn(%d) = %v, want %v", tc.typ, tc.version, got, tc.want)
+		}
 	}
 }
 
@@ -170,6 +197,8 @@ func TestType(t *testing.T) {
 		{TypeSync, "SYNC", true},
 		{TypeSyncEnd, "SYNC_END", false},
 		{TypeKick, "KICK", false},
+		{TypeSendTraced, "SEND_TRACED", true},
+		{TypePushTraced, "PUSH_TRACED", false},
 	}
 	known := make(map[Type]bool)
 	for i, tc := range tests {

@@ -42,6 +42,10 @@ func newMessage(t Type) message {
 		return new(SyncEnd)
 	case TypeKick:
 		return new(Kick)
+	case TypeSendTraced:
+		return new(SendTraced)
+	case TypePushTraced:
+		return new(PushTraced)
 	}
 	return nil
 }

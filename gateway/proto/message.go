@@ -6,10 +6,17 @@ import (
 )
 
 const (
-	// Version is the protocol version a client announces in LOGIN. Version 2
+	// Version is the base protocol version a client announces in LOGIN. Version 2
 	// carries the store incarnation (epoch) wherever a seq travels: PUSH,
-	// PUSH_ACK, SYNC and SYNC_END (PROTOCOL.md, "Changes from version 1").
+	// PUSH_ACK, SYNC and SYNC_END (PROTOCOL.md, "Changes from version 1"). A
+	// client that announces it never receives a frame of VersionTrace.
 	Version = 2
+
+	// VersionTrace is version 3: Version plus the sampled trace, SEND_TRACED
+	// (client → server) and PUSH_TRACED (server → client) (PROTOCOL.md, "Changes
+	// from version 2"). A client opts in by announcing it in LOGIN; a server
+	// accepts both versions.
+	VersionTrace = 3
 
 	// MaxTokenLen is the largest login token accepted in LOGIN, in bytes.
 	MaxTokenLen = 512
@@ -25,6 +32,7 @@ const (
 	sendFixed   = 24 // client_msg_id, to u64 | client_ts i64
 	sendAckSize = 16 // client_msg_id, msg_id u64
 	pushFixed   = 40 // seq, epoch, msg_id, from u64 | client_ts i64
+	traceSize   = 32 // gateway_in, stored, routed, gateway_out i64
 	pushAckSize = 16 // seq, epoch u64
 	syncSize    = 20 // after_seq, epoch u64 | limit u32
 	syncEndSize = 32 // up_to, head, oldest, epoch u64
@@ -47,21 +55,21 @@ func tail(body []byte, off int) []byte { return body[off:len(body):len(body)] }
 
 // Login is the body of LOGIN, the first frame a client sends.
 type Login struct {
-	Version uint8  // protocol version; must be Version, Append writes it as is
+	Version uint8  // protocol version: Version or VersionTrace; Append writes it as is
 	UID     uint64 // the user logging in
 	Token   []byte // login token for UID, 1..MaxTokenLen bytes of ASCII
 }
 
 // Decode parses a LOGIN body into m. Token aliases body. It fails with
-// ErrUnsupportedVersion if the version byte is not Version, whatever follows
-// it, and with ErrMalformed if the body is shorter than its fixed part or the
+// ErrUnsupportedVersion if the version byte is neither Version nor
+// VersionTrace, whatever follows it, and with ErrMalformed if the body is shorter than its fixed part or the
 // token is empty or longer than MaxTokenLen. The token's content is not
 // checked here; Signer.Verify does that. On error m is unchanged.
 func (m *Login) Decode(body []byte) error {
 	if len(body) == 0 {
 		return wantMin(TypeLogin, body, loginFixed+1)
 	}
-	if body[0] != Version {
+	if body[0] != Version && body[0] != VersionTrace {
 		return fmt.Errorf("%w %d", ErrUnsupportedVersion, body[0])
 	}
 	if len(body) < loginFixed {
@@ -229,9 +237,13 @@ type Send struct {
 
 // Decode parses a SEND body into m. Payload aliases body. It fails with
 // ErrMalformed if the body is shorter than 24 bytes. On error m is unchanged.
-func (m *Send) Decode(body []byte) error {
+func (m *Send) Decode(body []byte) error { return m.decode(TypeSend, body) }
+
+// decode parses the body of SEND or SEND_TRACED (type t, for errors), which
+// share one layout.
+func (m *Send) decode(t Type, body []byte) error {
 	if len(body) < sendFixed {
-		return wantMin(TypeSend, body, sendFixed)
+		return wantMin(t, body, sendFixed)
 	}
 	*m = Send{
 		ClientMsgID: binary.BigEndian.Uint64(body[0:]),
@@ -243,8 +255,11 @@ func (m *Send) Decode(body []byte) error {
 }
 
 // Append appends the complete SEND frame to dst.
-func (m *Send) Append(dst []byte) []byte {
-	dst, b := appendFrame(dst, TypeSend, sendFixed, len(m.Payload))
+func (m *Send) Append(dst []byte) []byte { return m.append(dst, TypeSend) }
+
+// append appends m as a complete frame of type t: SEND or SEND_TRACED.
+func (m *Send) append(dst []byte, t Type) []byte {
+	dst, b := appendFrame(dst, t, sendFixed, len(m.Payload))
 	binary.BigEndian.PutUint64(b[0:], m.ClientMsgID)
 	binary.BigEndian.PutUint64(b[8:], m.To)
 	binary.BigEndian.PutUint64(b[16:], uint64(m.ClientTS))
@@ -253,6 +268,21 @@ func (m *Send) Append(dst []byte) []byte {
 
 // Size reports the size of the complete SEND frame.
 func (m *Send) Size() int { return HeaderSize + sendFixed + len(m.Payload) }
+
+// SendTraced is the body of SEND_TRACED (version 3): a SEND, with SEND's
+// layout, whose message the server traces. It is answered like SEND, and its
+// recipient gets it as PUSH_TRACED if it logged in with VersionTrace.
+// Convert with SendTraced(s) and Send(t).
+type SendTraced Send
+
+// Decode parses a SEND_TRACED body into m, as Send.Decode does.
+func (m *SendTraced) Decode(body []byte) error { return (*Send)(m).decode(TypeSendTraced, body) }
+
+// Append appends the complete SEND_TRACED frame to dst.
+func (m *SendTraced) Append(dst []byte) []byte { return (*Send)(m).append(dst, TypeSendTraced) }
+
+// Size reports the size of the complete SEND_TRACED frame.
+func (m *SendTraced) Size() int { return (*Send)(m).Size() }
 
 // SendAck is the body of SEND_ACK: the message of one SEND is stored.
 type SendAck struct {
@@ -298,30 +328,101 @@ func (m *Push) Decode(body []byte) error {
 	if len(body) < pushFixed {
 		return wantMin(TypePush, body, pushFixed)
 	}
+	m.decodeFixed(body, pushFixed)
+	return nil
+}
+
+// decodeFixed fills m from PUSH's fixed part at the start of body, and its
+// payload from body[payloadAt:].
+func (m *Push) decodeFixed(body []byte, payloadAt int) {
 	*m = Push{
 		Seq:      binary.BigEndian.Uint64(body[0:]),
 		Epoch:    binary.BigEndian.Uint64(body[8:]),
 		MsgID:    binary.BigEndian.Uint64(body[16:]),
 		From:     binary.BigEndian.Uint64(body[24:]),
 		ClientTS: int64(binary.BigEndian.Uint64(body[32:])),
-		Payload:  tail(body, pushFixed),
+		Payload:  tail(body, payloadAt),
 	}
-	return nil
 }
 
 // Append appends the complete PUSH frame to dst.
 func (m *Push) Append(dst []byte) []byte {
 	dst, b := appendFrame(dst, TypePush, pushFixed, len(m.Payload))
+	m.putFixed(b)
+	return append(dst, m.Payload...)
+}
+
+// putFixed writes PUSH's fixed part to b.
+func (m *Push) putFixed(b []byte) {
 	binary.BigEndian.PutUint64(b[0:], m.Seq)
 	binary.BigEndian.PutUint64(b[8:], m.Epoch)
 	binary.BigEndian.PutUint64(b[16:], m.MsgID)
 	binary.BigEndian.PutUint64(b[24:], m.From)
 	binary.BigEndian.PutUint64(b[32:], uint64(m.ClientTS))
-	return append(dst, m.Payload...)
 }
 
 // Size reports the size of the complete PUSH frame.
 func (m *Push) Size() int { return HeaderSize + pushFixed + len(m.Payload) }
+
+// Trace is the trace block of PUSH_TRACED: the server's clock, in Unix
+// nanoseconds, when the message passed four points on its way; 0 for a point
+// it did not pass (a message replayed by SYNC was not routed). Stamps taken on
+// different hosts compare only as well as their clocks are synchronised.
+type Trace struct {
+	GatewayIn  int64 // the sender's gateway decoded the SEND_TRACED
+	Stored     int64 // the message store accepted the message
+	Routed     int64 // the router handed the push to the recipient's gateway link
+	GatewayOut int64 // the recipient's gateway encoded the PUSH_TRACED
+}
+
+// Complete reports whether every point of t was passed (no stamp is 0).
+func (t *Trace) Complete() bool {
+	return t.GatewayIn != 0 && t.Stored != 0 && t.Routed != 0 && t.GatewayOut != 0
+}
+
+// PushTraced is the body of PUSH_TRACED (version 3): a PUSH of a traced
+// message, sent instead of PUSH to a client that logged in with VersionTrace.
+// Its layout is PUSH's fixed part, then the 32-byte trace block, then the
+// payload; seq, acknowledgement and replay are PUSH's.
+type PushTraced struct {
+	Push
+	Trace Trace
+}
+
+// Decode parses a PUSH_TRACED body into m. Payload aliases body. It fails with
+// ErrMalformed if the body is shorter than 72 bytes. On error m is unchanged.
+func (m *PushTraced) Decode(body []byte) error {
+	if len(body) < pushFixed+traceSize {
+		return wantMin(TypePushTraced, body, pushFixed+traceSize)
+	}
+	m.Push.decodeFixed(body, pushFixed+traceSize)
+	t := body[pushFixed:]
+	m.Trace = Trace{
+		GatewayIn:  int64(binary.BigEndian.Uint64(t[0:])),
+		Stored:     int64(binary.BigEndian.Uint64(t[8:])),
+		Routed:     int64(binary.BigEndian.Uint64(t[16:])),
+		GatewayOut: int64(binary.BigEndian.Uint64(t[24:])),
+	}
+	return nil
+}
+
+// Append appends the complete PUSH_TRACED frame to dst.
+func (m *PushTraced) Append(dst []byte) []byte {
+	dst, b := appendFrame(dst, TypePushTraced, pushFixed+traceSize, len(m.Payload))
+	m.Push.putFixed(b)
+	t := b[pushFixed:]
+	binary.BigEndian.PutUint64(t[0:], uint64(m.Trace.GatewayIn))
+	binary.BigEndian.PutUint64(t[8:], uint64(m.Trace.Stored))
+	binary.BigEndian.PutUint64(t[16:], uint64(m.Trace.Routed))
+	binary.BigEndian.PutUint64(t[24:], uint64(m.Trace.GatewayOut))
+	return append(dst, m.Payload...)
+}
+
+// Size reports the size of the complete PUSH_TRACED frame: 32 bytes more than
+// the PUSH of the same message, so the PUSH_TRACED of a payload near
+// MaxPayload may not fit in the maximum frame (a server sends a plain PUSH
+// then).
+func (m *PushTraced) Size() int { return HeaderSize + pushFixed + traceSize + len(m.Payload) }
 
 // PushAck is the body of PUSH_ACK, the client's cumulative acknowledgement.
 type PushAck struct {

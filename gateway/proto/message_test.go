@@ -48,6 +48,22 @@ func roundTrips() []roundTrip {
 			"00000015 0a | 000000000000000a | 0000000000000007 | 000001f4"},
 		{"sync-end", TypeSyncEnd, &SyncEnd{UpTo: 20, Head: 30, Oldest: 3, Epoch: 8},
 			"00000021 0b | 0000000000000014 | 000000000000001e | 0000000000000003 | 0000000000000008"},
+		{"login/version-3", TypeLogin, &Login{Version: VersionTrace, UID: 9, Token: []byte("t")},
+			"0000000b 01 | 03 | 0000000000000009 | 74"},
+		{"send-traced", TypeSendTraced, &SendTraced{ClientMsgID: 1, To: 7, ClientTS: -2, Payload: []byte("hi")},
+			"0000001b 0d | 0000000000000001 | 0000000000000007 | fffffffffffffffe | 6869"},
+		{"send-traced/empty", TypeSendTraced, &SendTraced{ClientMsgID: 2, To: 3, Payload: []byte{}},
+			"00000019 0d | 0000000000000002 | 0000000000000003 | 0000000000000000"},
+		{"push-traced", TypePushTraced, &PushTraced{
+			Push:  Push{Seq: 5, Epoch: 6, MsgID: 9, From: 42, ClientTS: 1, Payload: []byte("hi")},
+			Trace: Trace{GatewayIn: 0x11, Stored: 0x22, Routed: 0x33, GatewayOut: 0x44}},
+			"0000004b 0e | 0000000000000005 | 0000000000000006 | 0000000000000009 | 000000000000002a | 0000000000000001 | " +
+				"0000000000000011 | 0000000000000022 | 0000000000000033 | 0000000000000044 | 6869"},
+		{"push-traced/replayed", TypePushTraced, &PushTraced{
+			Push:  Push{Seq: 1, Epoch: 2, MsgID: 3, From: 4, Payload: []byte{}},
+			Trace: Trace{GatewayIn: -1, Stored: 1 << 62, GatewayOut: 7}},
+			"00000049 0e | 0000000000000001 | 0000000000000002 | 0000000000000003 | 0000000000000004 | 0000000000000000 | " +
+				"ffffffffffffffff | 4000000000000000 | 0000000000000000 | 0000000000000007"},
 		{"kick", TypeKick, &Kick{Reason: ReasonSlow, Code: CodeSlowConsumer, RetryAfterMS: 1000, Message: []byte("bye")},
 			"0000000b 0c | 01 | 003c | 000003e8 | 627965"},
 		{"kick/unknown-enums", TypeKick, &Kick{Reason: 200, Code: 9999, Message: []byte{}},
@@ -105,6 +121,8 @@ func TestDecodeAliases(t *testing.T) {
 		{"error", &Error{Message: []byte("msg")}, func(m message) []byte { return m.(*Error).Message }, errorFixed},
 		{"send", &Send{Payload: []byte("pay")}, func(m message) []byte { return m.(*Send).Payload }, sendFixed},
 		{"push", &Push{Payload: []byte("pay")}, func(m message) []byte { return m.(*Push).Payload }, pushFixed},
+		{"send-traced", &SendTraced{Payload: []byte("pay")}, func(m message) []byte { return m.(*SendTraced).Payload }, sendFixed},
+		{"push-traced", &PushTraced{Push: Push{Payload: []byte("pay")}}, func(m message) []byte { return m.(*PushTraced).Payload }, pushFixed + traceSize},
 		{"kick", &Kick{Message: []byte("msg")}, func(m message) []byte { return m.(*Kick).Message }, kickFixed},
 	}
 	for _, tc := range tests {
@@ -147,6 +165,7 @@ func TestDecodeErrors(t *testing.T) {
 		fixed int
 	}{
 		{TypeError, 10}, {TypeSend, 24}, {TypePush, 40}, {TypeKick, 7},
+		{TypeSendTraced, 24}, {TypePushTraced, 72},
 	}
 	login := func(version byte, tokenLen int) []byte {
 		b := append([]byte{version}, make([]byte, 8)...)
@@ -165,8 +184,9 @@ func TestDecodeErrors(t *testing.T) {
 		{"login/long-token", TypeLogin, login(Version, MaxTokenLen+1), ErrMalformed},
 		{"login/version-0", TypeLogin, login(0, 3), ErrUnsupportedVersion},
 		{"login/version-1", TypeLogin, login(1, 3), ErrUnsupportedVersion}, // version 1 had no epochs on the wire
-		{"login/version-3", TypeLogin, login(3, 3), ErrUnsupportedVersion},
-		{"login/version-3-short", TypeLogin, []byte{3}, ErrUnsupportedVersion},
+		{"login/version-4", TypeLogin, login(4, 3), ErrUnsupportedVersion},
+		{"login/version-4-short", TypeLogin, []byte{4}, ErrUnsupportedVersion},
+		{"login/version-3-short", TypeLogin, []byte{VersionTrace}, ErrMalformed},
 	}
 	for _, f := range fixed {
 		tests = append(tests,
