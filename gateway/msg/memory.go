@@ -148,6 +148,7 @@ func (m *Memory) Append(_ context.Context, msg *Message) error {
 	}
 	stored := *msg
 	stored.ClientMsgID = 0
+	stored.Trace = nil // not kept: a replay is untraced (see Message.Trace)
 	stored.Payload = append([]byte(nil), msg.Payload...)
 	msg.ID = m.nextID.Add(1)
 	ib.head++

@@ -163,6 +163,7 @@ func FuzzServerRequests(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(MethodAppend, appendAppendRequest(nil, &Message{ClientMsgID: 1, From: 1, To: 2, Payload: []byte("x")}))
+	f.Add(MethodAppend, appendAppendRequest(nil, &Message{ClientMsgID: 2, From: 1, To: 2, Payload: []byte("x"), Trace: &Trace{GatewayIn: 1}}))
 	f.Add(MethodAck, appendTriple(nil, 2, 1, 0))
 	f.Add(MethodRange, appendRangeRequest(nil, 2, 0, 10))
 	f.Add(MethodWindow, appendUID(nil, 2))

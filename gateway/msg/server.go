@@ -244,6 +244,9 @@ func (s *Server) append(ctx context.Context, body []byte) ([]byte, error) {
 		}
 		return nil, err
 	}
+	if m.Trace != nil { // decoded from this request: ours to stamp
+		m.Trace.Stored = time.Now().UnixNano()
+	}
 	if s.tr != nil {
 		s.tr.track(&m) // m.Payload aliases the request body: valid during the call only
 	}

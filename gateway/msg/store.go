@@ -30,6 +30,34 @@ type Message struct {
 	// deduplication together with From and To (0: none). Append reads it; it is
 	// not stored, replayed or pushed.
 	ClientMsgID uint64
+	// Trace, nil for an untraced message, carries the stamps of a traced one
+	// (a client's SEND_TRACED) from hop to hop on the internal links. The stores
+	// do not keep it: a replayed message is untraced. A Trace may be shared by
+	// copies of a Message, so a hop stamps a Trace it allocated or decoded itself
+	// (see Trace.With), never one another goroutine may read.
+	Trace *Trace
+}
+
+// Trace is a traced message's stamps: the server's wall clock, in Unix
+// nanoseconds, when the message passed each point; 0 for a point not passed
+// (yet). It is what the client protocol's PUSH_TRACED carries.
+type Trace struct {
+	GatewayIn  int64 // the sender's gateway decoded the SEND_TRACED
+	Stored     int64 // the msg service's store accepted the append
+	Routed     int64 // the router handed the push to the recipient's gateway link
+	GatewayOut int64 // the recipient's gateway encoded the PUSH_TRACED
+}
+
+// With returns a copy of t with stamp set by set, or nil if t is nil (an
+// untraced message stays untraced): the way a hop stamps a Trace that copies
+// of its Message may share.
+func (t *Trace) With(set func(*Trace)) *Trace {
+	if t == nil {
+		return nil
+	}
+	c := *t
+	set(&c)
+	return &c
 }
 
 // Window describes one user's inbox.

@@ -453,7 +453,7 @@ func (r *Router) send(c *link.Client, s state.Session, f *flight) {
 			r.reroute(s, f, "unreachable")
 		}
 	})
-	c.Go(gwlink.MethodPush, gwlink.AppendPush(nil, s.Conn, f.m), func(resp []byte, err error) {
+	c.Go(gwlink.MethodPush, gwlink.AppendPush(nil, s.Conn, stampRouted(f.m)), func(resp []byte, err error) {
 		delivered := err == nil && len(resp) == 1 && resp[0] == gwlink.PushDelivered
 		if !answered.CompareAndSwap(false, true) {
 			if delivered {
@@ -471,6 +471,18 @@ func (r *Router) send(c *link.Client, s state.Session, f *flight) {
 			r.reroute(s, f, "not_here")
 		}
 	})
+}
+
+// stampRouted returns m itself if it is untraced, else a copy whose trace says it
+// was routed now: a flight's message is pushed again on a reroute, and a late
+// answer of an earlier push may still read it, so its own trace is not touched.
+func stampRouted(m *msg.Message) *msg.Message {
+	if m.Trace == nil {
+		return m
+	}
+	c := *m
+	c.Trace = m.Trace.With(func(t *msg.Trace) { t.Routed = time.Now().UnixNano() })
+	return &c
 }
 
 func (r *Router) delivered(f *flight) {

@@ -29,6 +29,7 @@ func FuzzRouterRequests(f *testing.F) {
 	f.Cleanup(r.cancel)
 	f.Add(msg.RouteMethod, msg.AppendMessage(nil, &msg.Message{Seq: 1, Epoch: 2, ID: 3, From: 4, To: 5, Payload: []byte("hi")}))
 	f.Add(msg.RouteMethod, msg.AppendMessage(nil, &msg.Message{}))
+	f.Add(msg.RouteMethod, msg.AppendMessage(nil, &msg.Message{Seq: 1, Epoch: 2, To: 5, Trace: &msg.Trace{GatewayIn: 1, Stored: 2}}))
 	f.Add(msg.RouteMethod, make([]byte, 47))
 	f.Add(uint16(0), msg.AppendMessage(nil, &msg.Message{To: 1}))
 	f.Add(uint16(1<<16-1), []byte{})
