@@ -123,9 +123,16 @@ func AsError(f proto.Frame) error {
 	return nil
 }
 
-// Login sends LOGIN and waits for LOGIN_OK (frames before it are an error).
+// Login sends LOGIN announcing proto.Version and waits for LOGIN_OK (frames
+// before it are an error).
 func (c *Conn) Login(uid uint64, token []byte) (proto.LoginOK, error) {
-	m := proto.Login{Version: proto.Version, UID: uid, Token: token}
+	return c.LoginVersion(proto.Version, uid, token)
+}
+
+// LoginVersion is Login announcing version: proto.VersionTrace opts in to
+// SEND_TRACED and PUSH_TRACED (the caller then handles PUSH_TRACED from Next).
+func (c *Conn) LoginVersion(version uint8, uid uint64, token []byte) (proto.LoginOK, error) {
+	m := proto.Login{Version: version, UID: uid, Token: token}
 	if err := c.write(m.Append); err != nil {
 		return proto.LoginOK{}, err
 	}
@@ -150,6 +157,13 @@ func (c *Conn) Login(uid uint64, token []byte) (proto.LoginOK, error) {
 // Send sends SEND (the SEND_ACK or ERROR arrives through Next).
 func (c *Conn) Send(clientMsgID, to uint64, clientTS int64, payload []byte) error {
 	m := proto.Send{ClientMsgID: clientMsgID, To: to, ClientTS: clientTS, Payload: payload}
+	return c.write(m.Append)
+}
+
+// SendTraced sends SEND_TRACED: a SEND whose message the server traces (on a
+// connection logged in with proto.VersionTrace only).
+func (c *Conn) SendTraced(clientMsgID, to uint64, clientTS int64, payload []byte) error {
+	m := proto.SendTraced{ClientMsgID: clientMsgID, To: to, ClientTS: clientTS, Payload: payload}
 	return c.write(m.Append)
 }
 

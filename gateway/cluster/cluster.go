@@ -644,11 +644,12 @@ func (c *Cluster) unregisterLoop(ctx context.Context) {
 // is unknown (the msg link broke, or msg did not answer in time) is retried with
 // the same client message id — msg deduplicates it — until it is known, the
 // client's connection is gone, or SendTimeout has passed. One that certainly was
-// not stored is retried for SendHold before it is refused.
-func (c *Cluster) Send(from uint64, s *proto.Send, closed func() bool, done func(uint64, error)) {
+// not stored is retried for SendHold before it is refused. A trace travels with
+// the message to the msg service (which stamps it stored).
+func (c *Cluster) Send(from uint64, s *proto.Send, trace *msg.Trace, closed func() bool, done func(uint64, error)) {
 	a := &sendAttempt{c: c, closed: closed, done: done, start: time.Now(),
 		m: &msg.Message{From: from, To: s.To, ClientTS: s.ClientTS, Payload: append([]byte(nil), s.Payload...),
-			ClientMsgID: s.ClientMsgID}}
+			ClientMsgID: s.ClientMsgID, Trace: trace}}
 	a.try()
 }
 

@@ -79,7 +79,7 @@ func sendOnce(t *testing.T, store msg.Store, closed func() bool, sendTimeout, ho
 		err error
 	}
 	res := make(chan result, 2)
-	c.Send(1, &proto.Send{ClientMsgID: 77, To: 2, Payload: []byte("hello")}, closed,
+	c.Send(1, &proto.Send{ClientMsgID: 77, To: 2, Payload: []byte("hello")}, nil, closed,
 		func(id uint64, err error) { res <- result{id, err} })
 	select {
 	case r := <-res:

@@ -83,7 +83,10 @@ type Backend interface {
 	// client message id, so it never stores twice. m, payload included, is valid only
 	// during the call; closed reports whether the client's connection is gone (then
 	// retrying serves nobody). done may run on another goroutine and must not block.
-	Send(from uint64, m *proto.Send, closed func() bool, done func(msgID uint64, err error))
+	// trace is nil for an untraced message; for a traced one (SEND_TRACED) it holds
+	// the gateway_in stamp, is the backend's from then on, and travels with the
+	// message as its msg.Message.Trace.
+	Send(from uint64, m *proto.Send, trace *msg.Trace, closed func() bool, done func(msgID uint64, err error))
 	// Ack acknowledges uid's messages through seq of the store incarnation epoch.
 	Ack(ctx context.Context, uid, seq, epoch uint64) error
 	// Sync returns uid's messages after seq `after`, in order, at most limit, and the
@@ -114,12 +117,18 @@ func (l *Local) Login(ctx context.Context, s Session) (msg.Window, error) {
 func (l *Local) Logout(Session) {}
 
 // Send implements Backend: store first (in-process, so the outcome is always
-// known), then push to the recipient if connected here.
-func (l *Local) Send(from uint64, s *proto.Send, _ func() bool, done func(uint64, error)) {
-	m := &msg.Message{From: from, To: s.To, ClientTS: s.ClientTS, Payload: s.Payload, ClientMsgID: s.ClientMsgID}
+// known), then push to the recipient if connected here. A traced message is
+// stamped stored after the append and routed just before the push: this backend
+// is its own router.
+func (l *Local) Send(from uint64, s *proto.Send, trace *msg.Trace, _ func() bool, done func(uint64, error)) {
+	m := &msg.Message{From: from, To: s.To, ClientTS: s.ClientTS, Payload: s.Payload, ClientMsgID: s.ClientMsgID, Trace: trace}
 	if err := l.store.Append(context.Background(), m); err != nil {
 		done(0, err)
 		return
+	}
+	if trace != nil {
+		trace.Stored = time.Now().UnixNano()
+		trace.Routed = time.Now().UnixNano()
 	}
 	l.gw.Deliver(m, 0)
 	done(m.ID, nil)

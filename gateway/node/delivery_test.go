@@ -231,12 +231,12 @@ type stallingBackend struct {
 	release chan struct{}
 }
 
-func (b *stallingBackend) Send(from uint64, m *proto.Send, closed func() bool, done func(uint64, error)) {
+func (b *stallingBackend) Send(from uint64, m *proto.Send, _ *msg.Trace, closed func() bool, done func(uint64, error)) {
 	cp := *m
 	cp.Payload = append([]byte(nil), m.Payload...)
 	go func() {
 		<-b.release
-		b.Local.Send(from, &cp, closed, done)
+		b.Local.Send(from, &cp, nil, closed, done)
 	}()
 }
 

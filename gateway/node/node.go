@@ -233,12 +233,16 @@ func (n *Node) handle(c *reactor.Conn, frame []byte, inline bool) reactor.Dispos
 		n.kickFor(c, err)
 		return reactor.Handled
 	}
+	s, _ := c.Context().(*session)
+	if s != nil && !f.Type.KnownIn(s.version) { // SEND_TRACED or PUSH_TRACED on a version 2 connection
+		n.kick(c, proto.ReasonProtocol, proto.CodeUnknownType, 0, fmt.Sprintf("%v is not defined in protocol version %d", f.Type, s.version))
+		return reactor.Handled
+	}
 	if !f.Type.ClientToServer() {
 		n.kick(c, proto.ReasonProtocol, proto.CodeUnexpectedFrame, 0, f.Type.String()+" is a server-to-client frame")
 		return reactor.Handled
 	}
 	n.m.framesIn[f.Type].Inc()
-	s, _ := c.Context().(*session)
 	switch {
 	case f.Type == proto.TypeLogin && s != nil:
 		n.kick(c, proto.ReasonProtocol, proto.CodeAlreadyLoggedIn, 0, "LOGIN on a logged-in connection")
@@ -274,8 +278,8 @@ func (n *Node) handle(c *reactor.Conn, frame []byte, inline bool) reactor.Dispos
 	switch f.Type {
 	case proto.TypeLogin:
 		n.login(ctx, c, f.Body)
-	case proto.TypeSend:
-		n.send(c, s, f.Body)
+	case proto.TypeSend, proto.TypeSendTraced:
+		n.send(c, s, f.Body, f.Type == proto.TypeSendTraced)
 	case proto.TypePushAck:
 		var m proto.PushAck
 		if err := m.Decode(f.Body); err != nil {
@@ -348,7 +352,7 @@ func (n *Node) login(ctx context.Context, c *reactor.Conn, body []byte) {
 		n.kick(c, proto.ReasonDrain, proto.CodeIsolated, jitterMS(500, 2000), "gateway cut off from the cluster; reconnect elsewhere")
 		return
 	}
-	s := &session{uid: m.UID, id: n.nextID.Add(1), c: c}
+	s := &session{uid: m.UID, id: n.nextID.Add(1), c: c, version: m.Version}
 	lock := &n.loginMu[m.UID%loginLocks]
 	lock.Lock()
 	defer lock.Unlock()
@@ -400,9 +404,18 @@ func (n *Node) login(ctx context.Context, c *reactor.Conn, body []byte) {
 // bounds what a connection holds in the gateway while the store is slow.
 const MaxUnansweredSends = 256
 
-func (n *Node) send(c *reactor.Conn, s *session, body []byte) {
+// send handles a SEND, or a SEND_TRACED (traced), whose message then carries a
+// trace stamped gateway_in now.
+func (n *Node) send(c *reactor.Conn, s *session, body []byte, traced bool) {
 	var m proto.Send
-	if err := m.Decode(body); err != nil {
+	var in int64
+	if traced {
+		in = time.Now().UnixNano()
+		if err := (*proto.SendTraced)(&m).Decode(body); err != nil {
+			n.kickFor(c, err)
+			return
+		}
+	} else if err := m.Decode(body); err != nil {
 		n.kickFor(c, err)
 		return
 	}
@@ -429,7 +442,11 @@ func (n *Node) send(c *reactor.Conn, s *session, body []byte) {
 		return
 	}
 	cmid, to := m.ClientMsgID, m.To
-	n.cfg.Backend.Send(s.uid, &m, c.Closed, func(msgID uint64, err error) {
+	var trace *msg.Trace
+	if traced {
+		trace = &msg.Trace{GatewayIn: in}
+	}
+	n.cfg.Backend.Send(s.uid, &m, trace, c.Closed, func(msgID uint64, err error) {
 		s.inflight.Add(-1)
 		switch {
 		case err == nil:
@@ -530,8 +547,7 @@ func (n *Node) Deliver(m *msg.Message, conn uint64) bool {
 		n.m.pushes["offline"].Inc()
 		return false
 	}
-	p := pushOf(m)
-	if err := n.write(s.c, proto.TypePush, func(b []byte) []byte { return p.Append(b) }); err != nil {
+	if err := n.writePush(s, m); err != nil {
 		n.m.pushes["dropped"].Inc() // the connection is going; the client's next login SYNCs
 		return true
 	}
@@ -557,6 +573,22 @@ func (n *Node) Notice(uid, conn uint64, w msg.Window) bool {
 	}
 	end := proto.SyncEnd{Head: w.Head, Oldest: w.Oldest, Epoch: w.Epoch}
 	return n.write(s.c, proto.TypeSyncEnd, func(b []byte) []byte { return end.Append(b) }) == nil
+}
+
+// writePush writes m to s's connection: as PUSH_TRACED, stamped gateway_out now,
+// if m is traced, s logged in with proto.VersionTrace and the frame fits the
+// maximum frame (it is 32 bytes longer than the PUSH); as PUSH otherwise (a
+// version 2 client never sees a PUSH_TRACED).
+func (n *Node) writePush(s *session, m *msg.Message) error {
+	p := pushOf(m)
+	if m.Trace != nil && s.version >= proto.VersionTrace {
+		pt := proto.PushTraced{Push: p, Trace: proto.Trace(*m.Trace)}
+		if pt.Size()-4 <= n.cfg.MaxFrame {
+			pt.Trace.GatewayOut = time.Now().UnixNano()
+			return n.write(s.c, proto.TypePushTraced, func(b []byte) []byte { return pt.Append(b) })
+		}
+	}
+	return n.write(s.c, proto.TypePush, func(b []byte) []byte { return p.Append(b) })
 }
 
 func pushOf(m *msg.Message) proto.Push {
@@ -605,6 +637,9 @@ func (n *Node) refused(c *reactor.Conn, frame []byte) (counts bool) {
 	if err != nil || !f.Type.ClientToServer() {
 		return true // handled frames would have been kicked; a refused one is dropped
 	}
+	if s, _ := c.Context().(*session); s != nil && !f.Type.KnownIn(s.version) {
+		return true // undefined on this connection: as above
+	}
 	n.m.rateLimited[f.Type].Inc()
 	switch f.Type {
 	case proto.TypePushAck:
@@ -612,7 +647,7 @@ func (n *Node) refused(c *reactor.Conn, frame []byte) (counts bool) {
 	case proto.TypeSync:
 		n.write(c, proto.TypeError, func(b []byte) []byte { return proto.AppendError(b, proto.CodeRateLimited, 0, "") })
 		return true
-	case proto.TypeSend:
+	case proto.TypeSend, proto.TypeSendTraced: // one layout
 	default:
 		return true
 	}

@@ -282,6 +282,10 @@ func TestBadInputGetsItsCode(t *testing.T) {
 		{"short body", true, rawFrame(proto.TypePing, make([]byte, 3)), false, proto.ReasonProtocol, proto.CodeMalformed},
 		{"unknown type", false, rawFrame(0x7f, nil), false, proto.ReasonProtocol, proto.CodeUnknownType},
 		{"server frame from client", true, rawFrame(proto.TypePush, make([]byte, 32)), false, proto.ReasonProtocol, proto.CodeUnexpectedFrame},
+		// Version 3's types are undefined on a version 2 connection (c.Login announces 2).
+		{"SEND_TRACED on version 2", true, (&proto.SendTraced{ClientMsgID: 1, To: 999}).Append(nil), false, proto.ReasonProtocol, proto.CodeUnknownType},
+		{"PUSH_TRACED on version 2", true, rawFrame(proto.TypePushTraced, make([]byte, 72)), false, proto.ReasonProtocol, proto.CodeUnknownType},
+		{"PUSH_TRACED before LOGIN", false, rawFrame(proto.TypePushTraced, make([]byte, 72)), false, proto.ReasonProtocol, proto.CodeUnexpectedFrame},
 		{"frame before LOGIN", false, (&proto.Ping{TS: 1}).Append(nil), false, proto.ReasonProtocol, proto.CodeNotLoggedIn},
 		{"SEND before LOGIN", false, (&proto.Send{To: 1}).Append(nil), false, proto.ReasonProtocol, proto.CodeNotLoggedIn},
 		{"second LOGIN", true, good(5), false, proto.ReasonProtocol, proto.CodeAlreadyLoggedIn},

@@ -18,6 +18,9 @@ type session struct {
 	// replaced is set (under the shard lock) when a newer login took over while this
 	// one was pending: it must not get its LOGIN_OK.
 	replaced bool
+	// version is the protocol version its LOGIN announced: proto.VersionTrace
+	// opts in to SEND_TRACED and PUSH_TRACED. Set before the session is shared.
+	version uint8
 	// inflight counts SENDs not answered yet (the per-connection cap).
 	inflight atomic.Int32
 	// gate is the session's SEND rate (handled on workers, one frame at a time).
