@@ -115,6 +115,10 @@ type Agent struct {
 	// hostile are the abusive connections beside the users (nil: none); they
 	// keep their own accounting, apart from the ledger.
 	hostile *hostileFleet
+	// trace picks the messages sent as SEND_TRACED; traceNegative counts the hops
+	// recorded as 0 because they came out negative (see recordTrace).
+	trace         traceSampler
+	traceNegative uint64
 }
 
 // New prepares an agent: its users, its reactor (client mode) and its output files.
@@ -142,6 +146,7 @@ func New(opts Options) (*Agent, error) {
 		kicks: map[string]uint64{}, errorCodes: map[string]uint64{}, backoffBase: int64(500 * time.Millisecond), backoffMax: int64(10 * time.Second),
 		heartbeat: int64(p.Heartbeat), pongTimeout: int64(p.PongTimeout), gateways: p.Gateways,
 		gwPush: newGatewayPush(p.Phases),
+		trace:  newTraceSampler(*p.Traffic.Trace, p.Seed, opts.Segment.Index),
 	}
 	for _, g := range p.Gateways {
 		a.gwPush.learn(g, "")

@@ -25,6 +25,9 @@ type fakeGateway struct {
 	onSend func(from, id uint64, n int) sendAction
 	// noKick: a second login of a uid replaces the first session without kicking it.
 	noKick bool
+	// traced counts the SEND_TRACED frames received; their messages go to a
+	// version 3 recipient as PUSH_TRACED stamped at receipt (guarded by mu).
+	traced int
 
 	mu       sync.Mutex
 	sessions map[uint64]*fakeConn    // uid → its live session
@@ -106,6 +109,7 @@ type fakeConn struct {
 	nc  net.Conn
 	wmu sync.Mutex
 	uid uint64
+	v3  bool // logged in with proto.VersionTrace (guarded by the gateway's mu)
 }
 
 func (c *fakeConn) write(b []byte) {
@@ -168,6 +172,7 @@ func (c *fakeConn) handle(f proto.Frame) bool {
 		}
 		g.mu.Lock()
 		c.uid = m.UID
+		c.v3 = m.Version == proto.VersionTrace
 		epoch := g.epoch
 		if old := g.sessions[m.UID]; old != nil && !g.noKick {
 			old.write(proto.AppendKick(nil, proto.ReasonReplaced, proto.CodeSessionReplaced, 0, ""))
@@ -179,12 +184,12 @@ func (c *fakeConn) handle(f proto.Frame) bool {
 		g.mu.Unlock()
 		ok := proto.LoginOK{Session: m.UID, Epoch: epoch, LastSeq: head, Oldest: 1, HeartbeatMS: 30000, IdleTimeoutMS: 90000, MaxFrame: 1 << 20, MaxPayload: 1 << 16}
 		c.write(ok.Append(nil))
-	case proto.TypeSend:
+	case proto.TypeSend, proto.TypeSendTraced: // one layout; answered with a plain PUSH
 		var m proto.Send
 		if m.Decode(f.Body) != nil {
 			return false
 		}
-		return c.send(&m)
+		return c.send(&m, f.Type == proto.TypeSendTraced)
 	case proto.TypeSync:
 		var m proto.Sync
 		if m.Decode(f.Body) != nil {
@@ -215,9 +220,13 @@ func (c *fakeConn) handle(f proto.Frame) bool {
 }
 
 // send serves one SEND as the test's onSend decides.
-func (c *fakeConn) send(m *proto.Send) bool {
+func (c *fakeConn) send(m *proto.Send, traced bool) bool {
+	in := time.Now().UnixNano()
 	g := c.g
 	g.mu.Lock()
+	if traced {
+		g.traced++
+	}
 	key := [2]uint64{c.uid, m.ClientMsgID}
 	g.seen[key]++
 	n := g.seen[key]
@@ -232,6 +241,7 @@ func (c *fakeConn) send(m *proto.Send) bool {
 	}
 	var push *proto.Push
 	var to *fakeConn
+	var toV3 bool
 	msgID, stored := g.stored[key]
 	if act != sendUnavailable && (!stored || act == sendStoreTwice) {
 		g.nextMsg++
@@ -243,10 +253,16 @@ func (c *fakeConn) send(m *proto.Send) bool {
 		g.nstored++
 		if !g.hold {
 			push, to = &p, g.sessions[m.To]
+			toV3 = to != nil && to.v3
 		}
 	}
 	g.mu.Unlock()
-	if push != nil && to != nil {
+	switch {
+	case push != nil && to != nil && traced && toV3:
+		out := time.Now().UnixNano()
+		pt := proto.PushTraced{Push: *push, Trace: proto.Trace{GatewayIn: in, Stored: in, Routed: out, GatewayOut: out}}
+		to.write(pt.Append(nil))
+	case push != nil && to != nil:
 		to.write(push.Append(nil))
 	}
 	switch act {

@@ -22,8 +22,24 @@ const (
 	TagReplace = "replace"
 )
 
-// Tags lists every tag in a fixed order.
-var Tags = []string{TagPush, TagPushSlow, TagConnect, TagReconnect, TagLag, TagHiccup, TagReplace}
+// Trace tags: the hops of a traced message (SEND_TRACED, PUSH_TRACED), recorded on
+// its first receipt by a normal reader; the five of one message add up to its push
+// latency. A hop made negative by a clock step is recorded as 0 and counted
+// (Result.TraceNegative).
+const (
+	TagTraceUplink   = "trace_uplink"   // gateway_in − intended send time (generator lag included)
+	TagTraceStore    = "trace_store"    // stored − gateway_in
+	TagTraceRoute    = "trace_route"    // routed − stored
+	TagTraceGateway  = "trace_gateway"  // gateway_out − routed
+	TagTraceDownlink = "trace_downlink" // receipt − gateway_out
+)
+
+// TraceTags lists the trace tags in the order of a message's way.
+var TraceTags = []string{TagTraceUplink, TagTraceStore, TagTraceRoute, TagTraceGateway, TagTraceDownlink}
+
+// Tags lists every tag in a fixed order, the trace tags last.
+var Tags = []string{TagPush, TagPushSlow, TagConnect, TagReconnect, TagLag, TagHiccup, TagReplace,
+	TagTraceUplink, TagTraceStore, TagTraceRoute, TagTraceGateway, TagTraceDownlink}
 
 // Histogram range: 1µs to one hour, 3 significant digits. Values above the range are
 // clamped to it and counted (tcpkali#27 silently dropped them), never lost.

@@ -89,7 +89,15 @@ type Traffic struct {
 	GroupSize int     `json:"group_size,omitempty"` // members per group, >= 2
 	// PayloadBytes is the SEND payload size, at least 24 (the measurement header).
 	PayloadBytes int `json:"payload_bytes"`
+	// Trace is the fraction of messages sent as SEND_TRACED, whose PUSH_TRACED
+	// splits their push latency into hops (TraceTags); which ones is fixed by the
+	// seed. Unset: DefaultTraceFraction; 0: none, and the users log in with
+	// protocol version 2 (a server without the trace frames serves them).
+	Trace *float64 `json:"trace,omitempty"`
 }
+
+// DefaultTraceFraction is the fraction of messages traced when a plan does not say.
+const DefaultTraceFraction = 0.01
 
 // Behaviour is how users act besides sending.
 type Behaviour struct {
@@ -181,6 +189,13 @@ func (p *Plan) Validate() error {
 	}
 	if p.Traffic.PayloadBytes < MinPayload {
 		bad("plan: payload_bytes must be >= %d", MinPayload)
+	}
+	if p.Traffic.Trace == nil {
+		f := DefaultTraceFraction
+		p.Traffic.Trace = &f
+	}
+	if f := *p.Traffic.Trace; !(f >= 0 && f <= 1) {
+		bad("plan: trace must be a fraction in [0, 1], got %v", f)
 	}
 	b := p.Behaviour
 	if b.SlowFraction < 0 || b.SlowFraction > 1 || b.IdleFraction < 0 || b.IdleFraction > 1 || b.SlowFraction+b.IdleFraction > 1 {

@@ -77,6 +77,9 @@ type Result struct {
 	// PushByGateway is the normal readers' push latency per gateway of the
 	// recipient and per phase (only those with samples).
 	PushByGateway []GatewayPush `json:"push_by_gateway,omitempty"`
+	// TraceNegative counts trace hops recorded as 0 because they came out
+	// negative (a clock stepped between two stamps; see TraceTags).
+	TraceNegative uint64 `json:"trace_negative,omitempty"`
 }
 
 func (r *Result) write(path string) error {
@@ -123,6 +126,7 @@ func (a *Agent) finish(st *runState, started time.Time, interrupted bool) (*Resu
 	}
 	byGw, gwErr := a.gwPush.results()
 	res.PushByGateway = byGw
+	res.TraceNegative = a.traceNegative
 	return res, errors.Join(err, gwErr)
 }
 

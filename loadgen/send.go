@@ -32,7 +32,11 @@ func (a *Agent) writeSend(from *user, k uint64, intended int64, to *user) {
 	id := a.ledger.id(k)
 	putHeader(a.payload, id, intended, from.uid)
 	m := proto.Send{ClientMsgID: id, To: to.uid, ClientTS: intended, Payload: a.payload}
-	a.wbuf = m.Append(a.wbuf[:0])
+	if a.trace.traced(k) { // the same for every attempt of k
+		a.wbuf = (*proto.SendTraced)(&m).Append(a.wbuf[:0])
+	} else {
+		a.wbuf = m.Append(a.wbuf[:0])
+	}
 	from.unanswered = append(from.unanswered, k)
 	from.conn.Write(a.wbuf) //nolint:errcheck // see above
 }

@@ -118,7 +118,7 @@ func (a *Agent) OnOpen(c *reactor.Conn) {
 	default:
 		return
 	}
-	login := proto.Login{Version: proto.Version, UID: u.uid, Token: a.signer.Mint(u.uid, time.Now().Add(24*time.Hour))}
+	login := proto.Login{Version: a.trace.version(), UID: u.uid, Token: a.signer.Mint(u.uid, time.Now().Add(24*time.Hour))}
 	a.wbuf = login.Append(a.wbuf[:0])
 	c.Write(a.wbuf)
 }
@@ -146,10 +146,18 @@ func (a *Agent) OnFrame(c *reactor.Conn, frame []byte) reactor.Disposition {
 		u.lastRx = now
 	}
 	switch f.Type {
-	case proto.TypePush:
-		var p proto.Push
-		if p.Decode(f.Body) == nil {
-			a.onPush(u, &p, now)
+	case proto.TypePush, proto.TypePushTraced:
+		var p proto.PushTraced
+		err := p.Push.Decode(f.Body)
+		if f.Type == proto.TypePushTraced {
+			err = p.Decode(f.Body)
+		}
+		if err == nil {
+			if f.Type == proto.TypePushTraced {
+				a.onPushTraced(u, &p, now)
+			} else {
+				a.onPush(u, &p.Push, now)
+			}
 			if role == roleCurrent && u.slow && a.slowRate > 0 {
 				u.slowBudget -= int64(len(frame))
 				if u.slowBudget < 0 {
@@ -336,27 +344,30 @@ func (a *Agent) onPush(u *user, p *proto.Push, now int64) {
 }
 
 // firstReceipt accounts for a message received for the first time by u (the
-// receive rule delivered or held it): by its identity, and its latency.
-func (a *Agent) firstReceipt(u *user, p *proto.Push, now int64) {
+// receive rule delivered or held it): by its identity, and its latency. It
+// reports whether it recorded the latency (the message's first delivery, in time).
+func (a *Agent) firstReceipt(u *user, p *proto.Push, now int64) bool {
 	id, intended, from, ok := readHeader(p.Payload)
 	if !ok {
 		a.protoErrors++
-		return
+		return false
 	}
 	k, mine := a.ledger.number(id)
 	sender := int64(from) - int64(a.users[0].uid)
 	if !mine || from != p.From || sender < 0 || sender >= int64(len(a.users)) {
 		a.ledger.c.Phantom++
-		return
+		return false
 	}
 	e, r := a.ledger.receive(k, int32(sender), u.idx)
 	switch r {
 	case RecvFirst:
 		a.recordPush(u, (a.toMono(now)-intended)/1000)
 		a.noteDelivery(e.intended, now)
+		return true
 	case RecvLate:
 		a.noteDelivery(e.intended, now)
 	}
+	return false
 }
 
 // recordPush records one push latency sample (µs) of recipient u: under its
