@@ -118,6 +118,9 @@ type Traffic struct {
 	ZipfS     float64    `yaml:"zipf_s"`
 	GroupSize int        `yaml:"group_size"`
 	Payload   units.Size `yaml:"payload"`
+	// Trace is the share of messages sent traced (SEND_TRACED), whose hops the
+	// agents record; unset: the load generator's default (1%).
+	Trace *units.Fraction `yaml:"trace"`
 }
 
 // Behaviours are what clients do besides sending.

@@ -26,6 +26,10 @@ func planFor(s *scenario.Scenario, ipconf, secret string) loadgen.Plan {
 		},
 		Deadline: loadgen.Duration(s.Clients.Deadline),
 	}
+	if s.Traffic.Trace != nil {
+		v := float64(*s.Traffic.Trace)
+		p.Traffic.Trace = &v
+	}
 	for _, h := range s.Behaviours.Hostile.Specs() {
 		p.Hostile = append(p.Hostile, loadgen.HostileClass{Class: h.Class, Conns: int(h.Conns), Bound: loadgen.Duration(h.Bound)})
 	}

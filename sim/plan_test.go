@@ -33,6 +33,38 @@ phases:
 	}
 }
 
+// traffic.trace reaches the agents' plan; unset, the plan keeps the load
+// generator's default.
+func TestPlanCarriesTraceFraction(t *testing.T) {
+	parse := func(traffic string) loadgen.Plan {
+		t.Helper()
+		s, err := scenario.Parse("tr.yaml", []byte(`name: tr
+topology: {gateways: 1, agents: 1}
+clients: {count: 100}
+traffic: {rate: 10/s`+traffic+`}
+phases:
+  - {name: steady, duration: 5s}
+`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := planFor(s, "http://127.0.0.1:1", "0123456789abcdef")
+		if err := p.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if p := parse(", trace: 5%"); *p.Traffic.Trace != 0.05 {
+		t.Errorf("trace 5%%: plan has %v", *p.Traffic.Trace)
+	}
+	if p := parse(", trace: 0"); *p.Traffic.Trace != 0 {
+		t.Errorf("trace 0: plan has %v", *p.Traffic.Trace)
+	}
+	if p := parse(""); *p.Traffic.Trace != loadgen.DefaultTraceFraction {
+		t.Errorf("unset: plan has %v, want the default %v", *p.Traffic.Trace, loadgen.DefaultTraceFraction)
+	}
+}
+
 // behaviours.hostile reaches the agents' plan, each class with its connections
 // and bound, and the plan validates.
 func TestPlanCarriesHostileClasses(t *testing.T) {
