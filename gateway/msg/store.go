@@ -31,10 +31,13 @@ type Message struct {
 	// not stored, replayed or pushed.
 	ClientMsgID uint64
 	// Trace, nil for an untraced message, carries the stamps of a traced one
-	// (a client's SEND_TRACED) from hop to hop on the internal links. The stores
-	// do not keep it: a replayed message is untraced. A Trace may be shared by
-	// copies of a Message, so a hop stamps a Trace it allocated or decoded itself
-	// (see Trace.With), never one another goroutine may read.
+	// (a client's SEND_TRACED) from hop to hop on the internal links (every
+	// encoding of a message must go through AppendMessage to keep it). The stores
+	// do not keep it: a message read back from the store — a SYNC replay, or the
+	// msg service's resend of one the router did not settle — is untraced. A
+	// Trace may be shared by copies of a Message, so a hop stamps a Trace it
+	// allocated or decoded itself (see Trace.With), never one another goroutine
+	// may read.
 	Trace *Trace
 }
 
