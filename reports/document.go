@@ -116,7 +116,14 @@ func buildDocument(in reportInput) document {
 	}
 	d.Headline += fmt.Sprintf(" Push p99 %s over %s samples; %s. Exit code %d.",
 		fmtUS(float64(s.PushLatencyUS.P99)), fmtCount(float64(s.PushLatencyUS.Count)), lossText(s.Messages), s.ExitCode)
-	d.Sections = append(d.Sections, gateSection(s), metaSection(s), latencySection(in))
+	if k := kneeText(s.Knee); k != "" {
+		d.Headline += " " + strings.ToUpper(k[:1]) + k[1:] + "."
+	}
+	d.Sections = append(d.Sections, gateSection(s))
+	if k := kneeSection(s.Knee); k != nil {
+		d.Sections = append(d.Sections, *k)
+	}
+	d.Sections = append(d.Sections, metaSection(s), latencySection(in))
 	if g := gatewayPushSection(s); g != nil {
 		d.Sections = append(d.Sections, *g)
 	}

@@ -16,7 +16,9 @@ import (
 // connections per class. Version 4 added push_by_gateway[], the push latency by
 // recipient's gateway (whole run and per phase), and faults[].duration_ms; a
 // fault with an end (network faults too) now has heal_to_last_delivery_ms.
-const SummaryVersion = 4
+// Version 5 added knee (a scenario with a knee: condition; such a run's validity
+// rests on the steps up to its knee).
+const SummaryVersion = 5
 
 // Summary is summary.json: the contract CI, `floodgate compare` and other tools
 // read. Field names are a contract: add, never rename.
@@ -65,6 +67,9 @@ type Summary struct {
 	// PushByGateway is the push latency by the recipient's gateway, whole run
 	// and per phase; absent for run folders whose agents did not record it.
 	PushByGateway []GatewayPushSummary `json:"push_by_gateway,omitempty"`
+	// Knee is the last step holding the scenario's knee: condition on a valid
+	// footing, and every step's own validity; absent for a scenario without one.
+	Knee *Knee `json:"knee,omitempty"`
 	// Baseline is the run or summary the plots were overlaid with, if any.
 	Baseline string   `json:"baseline,omitempty"`
 	Files    []string `json:"files"` // the derived files written beside it
