@@ -188,6 +188,7 @@ func (a *analysis) summarise() *Summary {
 		s.Efficiency.CPUUSPerMsg = &v
 	}
 	s.Phases = a.phaseSummaries()
+	a.addCPU(s)
 	s.Gates = a.evalGates()
 	s.Run = a.runMeta()
 	if !info.TrafficStart.IsZero() && info.TrafficEnd.After(info.TrafficStart) {

@@ -124,6 +124,9 @@ func buildDocument(in reportInput) document {
 		d.Sections = append(d.Sections, *k)
 	}
 	d.Sections = append(d.Sections, metaSection(s), latencySection(in))
+	if c := cpuSection(s); c != nil {
+		d.Sections = append(d.Sections, *c)
+	}
 	if g := gatewayPushSection(s); g != nil {
 		d.Sections = append(d.Sections, *g)
 	}

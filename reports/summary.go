@@ -17,7 +17,8 @@ import (
 // recipient's gateway (whole run and per phase), and faults[].duration_ms; a
 // fault with an end (network faults too) now has heal_to_last_delivery_ms.
 // Version 5 added knee (a scenario with a knee: condition; such a run's validity
-// rests on the steps up to its knee).
+// rests on the steps up to its knee), phases[].cpu and connect_cpu (CPU per role
+// per phase, per delivered message and per login, the agents apart).
 const SummaryVersion = 5
 
 // Summary is summary.json: the contract CI, `floodgate compare` and other tools
@@ -67,6 +68,9 @@ type Summary struct {
 	// PushByGateway is the push latency by the recipient's gateway, whole run
 	// and per phase; absent for run folders whose agents did not record it.
 	PushByGateway []GatewayPushSummary `json:"push_by_gateway,omitempty"`
+	// ConnectCPU is the initial connect's logins per second and CPU per login;
+	// absent without resource samples or a connect window.
+	ConnectCPU *ConnectCPU `json:"connect_cpu,omitempty"`
 	// Knee is the last step holding the scenario's knee: condition on a valid
 	// footing, and every step's own validity; absent for a scenario without one.
 	Knee *Knee `json:"knee,omitempty"`
@@ -179,6 +183,8 @@ type PhaseSummary struct {
 	PeakEstablished int64     `json:"peak_established"`
 	DeliveredPerSec float64   `json:"delivered_per_s"`
 	SentPerSec      float64   `json:"sent_per_s"`
+	// CPU is each role's CPU over the phase; nil without resource samples.
+	CPU *PhaseCPU `json:"cpu,omitempty"`
 }
 
 // GatewayFigures are the gateways' own counters and memory over the run. A
