@@ -189,6 +189,7 @@ func (a *analysis) summarise() *Summary {
 	}
 	s.Phases = a.phaseSummaries()
 	a.addCPU(s)
+	a.addTrace(s)
 	s.Gates = a.evalGates()
 	s.Run = a.runMeta()
 	if !info.TrafficStart.IsZero() && info.TrafficEnd.After(info.TrafficStart) {

@@ -124,6 +124,9 @@ func buildDocument(in reportInput) document {
 		d.Sections = append(d.Sections, *k)
 	}
 	d.Sections = append(d.Sections, metaSection(s), latencySection(in))
+	if t := traceSection(s); t != nil {
+		d.Sections = append(d.Sections, *t)
+	}
 	if c := cpuSection(s); c != nil {
 		d.Sections = append(d.Sections, *c)
 	}
@@ -221,7 +224,7 @@ func latencySection(in reportInput) section {
 		Paras: []string{"Milliseconds; every agent's histograms merged (HdrHistogram, 3 significant digits). Push latency is receipt time minus the intended send time (coordinated omission corrected once, at the source); a lost message is a sample at its deadline."}}
 	for _, tag := range loadgen.Tags {
 		whole := s.LatencyUS[tag]
-		if whole.Count == 0 {
+		if whole.Count == 0 || isTraceTag(tag) {
 			continue
 		}
 		t := table{Caption: tagTitle(tag) + " (ms)", Head: []string{"scope", "count", "p50", "p90", "p99", "p99.9", "p99.99", "max"}}

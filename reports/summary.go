@@ -18,7 +18,8 @@ import (
 // fault with an end (network faults too) now has heal_to_last_delivery_ms.
 // Version 5 added knee (a scenario with a knee: condition; such a run's validity
 // rests on the steps up to its knee), phases[].cpu and connect_cpu (CPU per role
-// per phase, per delivered message and per login, the agents apart).
+// per phase, per delivered message and per login, the agents apart), and
+// trace_hops_us (whole run and per phase, for runs whose agents traced messages).
 const SummaryVersion = 5
 
 // Summary is summary.json: the contract CI, `floodgate compare` and other tools
@@ -68,6 +69,9 @@ type Summary struct {
 	// PushByGateway is the push latency by the recipient's gateway, whole run
 	// and per phase; absent for run folders whose agents did not record it.
 	PushByGateway []GatewayPushSummary `json:"push_by_gateway,omitempty"`
+	// TraceHopsUS is each trace hop's latency over the whole run, in the order a
+	// message meets them; absent for runs without traced messages.
+	TraceHopsUS []HopLatency `json:"trace_hops_us,omitempty"`
 	// ConnectCPU is the initial connect's logins per second and CPU per login;
 	// absent without resource samples or a connect window.
 	ConnectCPU *ConnectCPU `json:"connect_cpu,omitempty"`
@@ -185,6 +189,9 @@ type PhaseSummary struct {
 	SentPerSec      float64   `json:"sent_per_s"`
 	// CPU is each role's CPU over the phase; nil without resource samples.
 	CPU *PhaseCPU `json:"cpu,omitempty"`
+	// TraceHopsUS is each trace hop's latency in the phase (uplink, store,
+	// route, gateway, downlink); absent for runs without traced messages.
+	TraceHopsUS []HopLatency `json:"trace_hops_us,omitempty"`
 }
 
 // GatewayFigures are the gateways' own counters and memory over the run. A
