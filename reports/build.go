@@ -190,6 +190,7 @@ func (a *analysis) summarise() *Summary {
 	s.Phases = a.phaseSummaries()
 	a.addCPU(s)
 	a.addTrace(s)
+	s.Profiles = info.Profiles
 	s.Gates = a.evalGates()
 	s.Run = a.runMeta()
 	if !info.TrafficStart.IsZero() && info.TrafficEnd.After(info.TrafficStart) {

@@ -137,7 +137,11 @@ func buildDocument(in reportInput) document {
 	if h := hostileSection(s); h != nil {
 		d.Sections = append(d.Sections, *h)
 	}
-	d.Sections = append(d.Sections, resourceSection(in), faultSection(in), alertSection(in), eventSection(in), caveatSection(s))
+	d.Sections = append(d.Sections, resourceSection(in))
+	if p := profileSection(s); p != nil {
+		d.Sections = append(d.Sections, *p)
+	}
+	d.Sections = append(d.Sections, faultSection(in), alertSection(in), eventSection(in), caveatSection(s))
 	if in.capacity != nil {
 		d.Sections = append(d.Sections, capacitySection(in.capacity))
 	}
@@ -424,4 +428,25 @@ func establishText(c Connections) string {
 	}
 	return fmt.Sprintf("%s in %.1f s (%s/s, agents' connect rate included)", fmtCount(float64(c.EstablishedInitially)),
 		c.EstablishS, fmtCount(float64(c.EstablishedInitially)/c.EstablishS))
+}
+
+// profileSection lists the CPU profiles a run took; nil without any.
+func profileSection(s *Summary) *section {
+	if len(s.Profiles) == 0 {
+		return nil
+	}
+	t := table{Head: []string{"process", "role", "phase", "from", "seconds", "file"}}
+	for _, p := range s.Profiles {
+		file := p.File
+		if file == "" {
+			file = "not taken: " + p.Error
+		}
+		from := "—"
+		if !p.From.IsZero() && !s.Run.TrafficStart.IsZero() {
+			from = fmt.Sprintf("%+.1f s", p.From.Sub(s.Run.TrafficStart).Seconds())
+		}
+		t.Rows = append(t.Rows, []string{cmp.Or(p.Process, "—"), cmp.Or(p.Role, "—"), p.Phase, from, fmt.Sprintf("%.0f", p.Seconds), file})
+	}
+	return &section{ID: "profiles", Title: "CPU profiles", Tables: []table{t},
+		Paras: []string{"Taken at once from every server process and one load agent (their admin listeners' /debug/pprof/profile), from the middle of the phase. Read one with `go tool pprof -top -cum FILE`, or compare two roles' with -diff_base."}}
 }

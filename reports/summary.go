@@ -19,7 +19,8 @@ import (
 // Version 5 added knee (a scenario with a knee: condition; such a run's validity
 // rests on the steps up to its knee), phases[].cpu and connect_cpu (CPU per role
 // per phase, per delivered message and per login, the agents apart), and
-// trace_hops_us (whole run and per phase, for runs whose agents traced messages).
+// trace_hops_us (whole run and per phase, for runs whose agents traced messages)
+// and profiles (the CPU profiles of a run made with -profile).
 const SummaryVersion = 5
 
 // Summary is summary.json: the contract CI, `floodgate compare` and other tools
@@ -75,6 +76,9 @@ type Summary struct {
 	// ConnectCPU is the initial connect's logins per second and CPU per login;
 	// absent without resource samples or a connect window.
 	ConnectCPU *ConnectCPU `json:"connect_cpu,omitempty"`
+	// Profiles are the CPU profiles the runner took (scenario run -profile),
+	// each a file in the run folder; absent when none was asked for.
+	Profiles []runfolder.ProfileFile `json:"profiles,omitempty"`
 	// Knee is the last step holding the scenario's knee: condition on a valid
 	// footing, and every step's own validity; absent for a scenario without one.
 	Knee *Knee `json:"knee,omitempty"`

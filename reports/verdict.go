@@ -169,6 +169,15 @@ func FiguresText(s *Summary) string {
 			}
 		}
 	}
+	if n := len(s.Profiles); n > 0 {
+		taken := 0
+		for _, p := range s.Profiles {
+			if p.File != "" {
+				taken++
+			}
+		}
+		fmt.Fprintf(&b, "  %-10s %d of %d CPU profiles taken in phase %s (%.0f s each), in profiles/\n", "profiles", taken, n, s.Profiles[0].Phase, s.Profiles[0].Seconds)
+	}
 	for _, h := range s.Hostile {
 		fmt.Fprintf(&b, "  hostile %-18s %s opened, %s over its %s bound, %s open at the end; closed p50 %s · p99 %s · max %s\n",
 			h.Class, fmtCount(float64(h.Opened)), fmtCount(float64(h.OverBound)), fmtMS(h.BoundMS), fmtCount(float64(h.OpenAtEnd)),
