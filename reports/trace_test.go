@@ -47,8 +47,11 @@ func TestTraceHops(t *testing.T) {
 			t.Errorf("report.md lacks %q", want)
 		}
 	}
-	if strings.Contains(md, "**trace_store") {
+	if strings.Contains(md, "**trace_store") || strings.Contains(md, "**trace hop") {
 		t.Error("a trace hop also got a latency table of its own")
+	}
+	if got := tagTitle("trace_route"); got != "trace hop route (→ routed to the recipient's gateway)" {
+		t.Errorf("tagTitle(trace_route) = %q", got)
 	}
 
 	plain := newFixture(t, fxPhase{name: "a", secs: 3})
