@@ -188,6 +188,9 @@ func (a *analysis) summarise() *Summary {
 		s.Efficiency.CPUUSPerMsg = &v
 	}
 	s.Phases = a.phaseSummaries()
+	a.addCPU(s)
+	a.addTrace(s)
+	s.Profiles = info.Profiles
 	s.Gates = a.evalGates()
 	s.Run = a.runMeta()
 	if !info.TrafficStart.IsZero() && info.TrafficEnd.After(info.TrafficStart) {
@@ -200,7 +203,8 @@ func (a *analysis) summarise() *Summary {
 	if !info.Started.IsZero() && info.Ended.After(info.Started) {
 		s.RunDurationS = info.Ended.Sub(info.Started).Seconds()
 	}
-	s.InvalidReasons = a.invalidReasons(s.Generator, s.PushLatencyUS)
+	s.Knee = a.knee(s.Phases)
+	s.InvalidReasons = a.invalidReasons(lag, hic, s.PushLatencyUS, s.Knee)
 	s.Verdict = verdict(s.HarnessError, s.InvalidReasons, s.Gates)
 	s.ExitCode = ExitCode(s.Verdict)
 	s.Caveats = a.caveats(s)
@@ -337,6 +341,10 @@ func (a *analysis) caveats(s *Summary) []string {
 	add(fmt.Sprintf("The load generator (%d agent processes) and the system under test share this machine's %d CPUs: a busy generator shows up as system latency, and the reverse.",
 		a.r.info.Agents, a.r.info.CPUs))
 	add("Per-phase figures are attributed by when a sample was recorded: a message lost in one phase is recorded at its deadline, possibly in the next phase; the last phase includes the wait for the final deadlines.")
+	if k := s.Knee; k != nil && len(k.Steps) > 0 {
+		add(fmt.Sprintf("A knee run: its validity rests on the steps through %s. The whole run's generator lag p99.9 (%s) and largest agent stall (%s), the connect ramp and the steps past the knee included, are shown but not judged.",
+			k.JudgedThrough, fmtUS(float64(s.Generator.LagP999US)), fmtUS(float64(s.Generator.HiccupMaxUS))))
+	}
 	if s.Messages.Failed > 0 {
 		add(fmt.Sprintf("%d messages failed (never acknowledged by the server): they are counted, but carry no latency sample.", s.Messages.Failed))
 	}

@@ -116,7 +116,20 @@ func buildDocument(in reportInput) document {
 	}
 	d.Headline += fmt.Sprintf(" Push p99 %s over %s samples; %s. Exit code %d.",
 		fmtUS(float64(s.PushLatencyUS.P99)), fmtCount(float64(s.PushLatencyUS.Count)), lossText(s.Messages), s.ExitCode)
-	d.Sections = append(d.Sections, gateSection(s), metaSection(s), latencySection(in))
+	if k := kneeText(s.Knee); k != "" {
+		d.Headline += " " + strings.ToUpper(k[:1]) + k[1:] + "."
+	}
+	d.Sections = append(d.Sections, gateSection(s))
+	if k := kneeSection(s.Knee); k != nil {
+		d.Sections = append(d.Sections, *k)
+	}
+	d.Sections = append(d.Sections, metaSection(s), latencySection(in))
+	if t := traceSection(s); t != nil {
+		d.Sections = append(d.Sections, *t)
+	}
+	if c := cpuSection(s); c != nil {
+		d.Sections = append(d.Sections, *c)
+	}
 	if g := gatewayPushSection(s); g != nil {
 		d.Sections = append(d.Sections, *g)
 	}
@@ -124,7 +137,11 @@ func buildDocument(in reportInput) document {
 	if h := hostileSection(s); h != nil {
 		d.Sections = append(d.Sections, *h)
 	}
-	d.Sections = append(d.Sections, resourceSection(in), faultSection(in), alertSection(in), eventSection(in), caveatSection(s))
+	d.Sections = append(d.Sections, resourceSection(in))
+	if p := profileSection(s); p != nil {
+		d.Sections = append(d.Sections, *p)
+	}
+	d.Sections = append(d.Sections, faultSection(in), alertSection(in), eventSection(in), caveatSection(s))
 	if in.capacity != nil {
 		d.Sections = append(d.Sections, capacitySection(in.capacity))
 	}
@@ -211,7 +228,7 @@ func latencySection(in reportInput) section {
 		Paras: []string{"Milliseconds; every agent's histograms merged (HdrHistogram, 3 significant digits). Push latency is receipt time minus the intended send time (coordinated omission corrected once, at the source); a lost message is a sample at its deadline."}}
 	for _, tag := range loadgen.Tags {
 		whole := s.LatencyUS[tag]
-		if whole.Count == 0 {
+		if whole.Count == 0 || isTraceTag(tag) {
 			continue
 		}
 		t := table{Caption: tagTitle(tag) + " (ms)", Head: []string{"scope", "count", "p50", "p90", "p99", "p99.9", "p99.99", "max"}}
@@ -411,4 +428,25 @@ func establishText(c Connections) string {
 	}
 	return fmt.Sprintf("%s in %.1f s (%s/s, agents' connect rate included)", fmtCount(float64(c.EstablishedInitially)),
 		c.EstablishS, fmtCount(float64(c.EstablishedInitially)/c.EstablishS))
+}
+
+// profileSection lists the CPU profiles a run took; nil without any.
+func profileSection(s *Summary) *section {
+	if len(s.Profiles) == 0 {
+		return nil
+	}
+	t := table{Head: []string{"process", "role", "phase", "from", "seconds", "file"}}
+	for _, p := range s.Profiles {
+		file := p.File
+		if file == "" {
+			file = "not taken: " + p.Error
+		}
+		from := "—"
+		if !p.From.IsZero() && !s.Run.TrafficStart.IsZero() {
+			from = fmt.Sprintf("%+.1f s", p.From.Sub(s.Run.TrafficStart).Seconds())
+		}
+		t.Rows = append(t.Rows, []string{cmp.Or(p.Process, "—"), cmp.Or(p.Role, "—"), p.Phase, from, fmt.Sprintf("%.0f", p.Seconds), file})
+	}
+	return &section{ID: "profiles", Title: "CPU profiles", Tables: []table{t},
+		Paras: []string{"Taken at once from every server process and one load agent (their admin listeners' /debug/pprof/profile), from the middle of the phase. Read one with `go tool pprof -top -cum FILE`, or compare two roles' with -diff_base."}}
 }

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -57,6 +58,8 @@ type fixture struct {
 	// pushByGateway returns agent a's push latency per gateway and phase (nil:
 	// none, as agents wrote before they recorded it).
 	pushByGateway func(a int) []loadgen.GatewayPush
+	// extraTags are tags besides loadgen.Tags the agents log (trace hops).
+	extraTags []string
 
 	info     runfolder.RunInfo
 	metrics  []runfolder.MetricsSample
@@ -254,7 +257,13 @@ func (f *fixture) writeAgent(a int) {
 	var last time.Time
 	for k := -f.pre; k < f.total()+f.post; k++ {
 		start, end := epoch.Add(time.Duration(k+f.pre)*time.Second), epoch.Add(time.Duration(k+f.pre+1)*time.Second)
-		for _, tag := range loadgen.Tags {
+		tags := slices.Clone(loadgen.Tags)
+		for _, tag := range f.extraTags {
+			if !slices.Contains(tags, tag) {
+				tags = append(tags, tag)
+			}
+		}
+		for _, tag := range tags {
 			h := loadgen.NewHistogram()
 			for _, v := range f.values(a, k, tag) {
 				h.RecordValue(v)

@@ -43,6 +43,11 @@ func tagTitle(tag string) string {
 	case loadgen.TagReplace:
 		return "replace time (relogin's LOGIN_OK → old session's KICK REPLACED)"
 	}
+	for _, h := range traceHops() {
+		if h.tag == tag {
+			return "trace hop " + h.name + " (" + h.what + ")"
+		}
+	}
 	return tag
 }
 

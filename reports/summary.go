@@ -16,7 +16,12 @@ import (
 // connections per class. Version 4 added push_by_gateway[], the push latency by
 // recipient's gateway (whole run and per phase), and faults[].duration_ms; a
 // fault with an end (network faults too) now has heal_to_last_delivery_ms.
-const SummaryVersion = 4
+// Version 5 added knee (a scenario with a knee: condition; such a run's validity
+// rests on the steps up to its knee), phases[].cpu and connect_cpu (CPU per role
+// per phase, per delivered message and per login, the agents apart), and
+// trace_hops_us (whole run and per phase, for runs whose agents traced messages)
+// and profiles (the CPU profiles of a run made with -profile).
+const SummaryVersion = 5
 
 // Summary is summary.json: the contract CI, `floodgate compare` and other tools
 // read. Field names are a contract: add, never rename.
@@ -65,6 +70,18 @@ type Summary struct {
 	// PushByGateway is the push latency by the recipient's gateway, whole run
 	// and per phase; absent for run folders whose agents did not record it.
 	PushByGateway []GatewayPushSummary `json:"push_by_gateway,omitempty"`
+	// TraceHopsUS is each trace hop's latency over the whole run, in the order a
+	// message meets them; absent for runs without traced messages.
+	TraceHopsUS []HopLatency `json:"trace_hops_us,omitempty"`
+	// ConnectCPU is the initial connect's logins per second and CPU per login;
+	// absent without resource samples or a connect window.
+	ConnectCPU *ConnectCPU `json:"connect_cpu,omitempty"`
+	// Profiles are the CPU profiles the runner took (scenario run -profile),
+	// each a file in the run folder; absent when none was asked for.
+	Profiles []runfolder.ProfileFile `json:"profiles,omitempty"`
+	// Knee is the last step holding the scenario's knee: condition on a valid
+	// footing, and every step's own validity; absent for a scenario without one.
+	Knee *Knee `json:"knee,omitempty"`
 	// Baseline is the run or summary the plots were overlaid with, if any.
 	Baseline string   `json:"baseline,omitempty"`
 	Files    []string `json:"files"` // the derived files written beside it
@@ -174,6 +191,11 @@ type PhaseSummary struct {
 	PeakEstablished int64     `json:"peak_established"`
 	DeliveredPerSec float64   `json:"delivered_per_s"`
 	SentPerSec      float64   `json:"sent_per_s"`
+	// CPU is each role's CPU over the phase; nil without resource samples.
+	CPU *PhaseCPU `json:"cpu,omitempty"`
+	// TraceHopsUS is each trace hop's latency in the phase (uplink, store,
+	// route, gateway, downlink); absent for runs without traced messages.
+	TraceHopsUS []HopLatency `json:"trace_hops_us,omitempty"`
 }
 
 // GatewayFigures are the gateways' own counters and memory over the run. A

@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/floodgate/floodgate/loadgen"
 )
@@ -43,9 +42,11 @@ func ExitCode(verdict string) int {
 // invalidReasons lists why a run's measurements cannot be trusted: what the
 // runner already knew, a fatal preflight check, an interrupted run, an overloaded
 // generator (lag p99.9 or hiccup beyond the scenario's bounds), too few push
-// samples. Empty: the run is valid.
-func (a *analysis) invalidReasons(gen Generator, push Latency) []string {
-	info, v := a.r.info, a.r.scenario.Validity
+// samples. A knee run (knee non-nil, with steps) has the generator judged on the
+// steps up to its knee instead of over the whole run (Knee). Empty: the run is
+// valid.
+func (a *analysis) invalidReasons(lag, hiccup, push Latency, knee *Knee) []string {
+	info := a.r.info
 	reasons := slices.Clone(info.Invalid)
 	add := func(f string, args ...any) {
 		if s := fmt.Sprintf(f, args...); !slices.Contains(reasons, s) {
@@ -60,17 +61,16 @@ func (a *analysis) invalidReasons(gen Generator, push Latency) []string {
 	if info.Interrupted {
 		add("the run was interrupted before its phases ended")
 	}
-	if gen.LagSamples == 0 {
-		add("no generator lag samples: whether the generator kept up is unknown")
-	} else if lim := v.MaxLag.D(); time.Duration(gen.LagP999US)*time.Microsecond > lim {
-		add("generator lag p99.9 %s exceeds the %s bound: the generator could not keep its schedule",
-			fmtUS(float64(gen.LagP999US)), fmtUS(float64(lim.Microseconds())))
+	if knee != nil && len(knee.Steps) > 0 {
+		for _, st := range knee.Steps[:judgedIndex(knee.Steps)+1] {
+			for _, r := range st.InvalidReasons {
+				add("step %s: %s", st.Step, r)
+			}
+		}
+		return reasons
 	}
-	if lim := v.MaxHiccup.D(); time.Duration(gen.HiccupMaxUS)*time.Microsecond > lim {
-		add("generator hiccup %s exceeds the %s bound: an agent stalled", fmtUS(float64(gen.HiccupMaxUS)), fmtUS(float64(lim.Microseconds())))
-	}
-	if push.Count < int64(v.MinSamples) {
-		add("%d push latency samples, fewer than the %d required", push.Count, int64(v.MinSamples))
+	for _, r := range generatorReasons(lag, hiccup, push, a.r.scenario.Validity) {
+		add("%s", r)
 	}
 	return reasons
 }
@@ -104,6 +104,9 @@ func VerdictLine(s *Summary, dir string) string {
 	line := fmt.Sprintf("%s: %s (exit %d) — %d/%d gates passed; push p99 %s over %s samples; %s",
 		s.Scenario, strings.ToUpper(s.Verdict), s.ExitCode, len(s.Gates)-failed, len(s.Gates),
 		fmtUS(float64(s.PushLatencyUS.P99)), fmtCount(float64(s.PushLatencyUS.Count)), lossText(s.Messages))
+	if k := kneeText(s.Knee); k != "" {
+		line += "; " + k
+	}
 	if len(s.InvalidReasons) > 0 {
 		line += "; invalid: " + strings.Join(s.InvalidReasons, "; ")
 	}
@@ -150,6 +153,9 @@ func FiguresText(s *Summary) string {
 	if c := s.Connections; c.EstablishS > 0 {
 		fmt.Fprintf(&b, "  %-10s %s\n", "population", establishText(c))
 	}
+	if k := kneeText(s.Knee); k != "" {
+		fmt.Fprintf(&b, "  %-10s %s\n", "steps", k)
+	}
 	for _, f := range s.Faults {
 		if h, ok := heal(f.FaultEvent); ok && f.HealToLastDeliveryMS != nil {
 			fmt.Fprintf(&b, "  %-10s %s %s healed at %+.1f s; the last message pending then was delivered %s later\n", "recovery",
@@ -162,6 +168,15 @@ func FiguresText(s *Summary) string {
 				fmt.Fprintf(&b, "  %-10s phase %s: %s\n", "gateways", ph.Phase, line)
 			}
 		}
+	}
+	if n := len(s.Profiles); n > 0 {
+		taken := 0
+		for _, p := range s.Profiles {
+			if p.File != "" {
+				taken++
+			}
+		}
+		fmt.Fprintf(&b, "  %-10s %d of %d CPU profiles taken in phase %s (%.0f s each), in profiles/\n", "profiles", taken, n, s.Profiles[0].Phase, s.Profiles[0].Seconds)
 	}
 	for _, h := range s.Hostile {
 		fmt.Fprintf(&b, "  hostile %-18s %s opened, %s over its %s bound, %s open at the end; closed p50 %s · p99 %s · max %s\n",

@@ -24,6 +24,7 @@ const (
 	FileProgress  = "progress.jsonl"  // ProgressSample per line: each agent's progress, every second
 	DirHlog       = "hlog"            // agent-<i>.hlog (interval histograms) and agent-<i>.json (loadgen.Result)
 	DirLogs       = "logs"            // <process>.log: each process's stderr
+	DirProfiles   = "profiles"        // <process>.pprof: CPU profiles (scenario run -profile)
 )
 
 // RunInfo is run.json: what ran, where, when.
@@ -43,22 +44,38 @@ type RunInfo struct {
 	Started      time.Time     `json:"started"` // the runner's start
 	// TrafficStart is when the agents' phases began (the shared start time), and
 	// TrafficEnd when the last phase ended; the agents then waited out the loss deadline.
-	TrafficStart time.Time      `json:"traffic_start"`
-	TrafficEnd   time.Time      `json:"traffic_end"`
-	Ended        time.Time      `json:"ended"`
-	Phases       []PhaseWindow  `json:"phases"`
-	Faults       []FaultEvent   `json:"faults"`
-	Processes    []ProcessInfo  `json:"processes"`
-	Agents       int            `json:"agents"`
-	Clients      int64          `json:"clients"`
-	Peak         PeakConns      `json:"peak"`
-	Connecting   ConnectWindow  `json:"connecting"`
-	Events       []RunEvent     `json:"events"`            // unexpected deaths, autoscale actions, harness problems
-	Invalid      []string       `json:"invalid,omitempty"` // reasons the runner already knows the run is invalid
-	HarnessError string         `json:"harness_error,omitempty"`
-	Caveats      []string       `json:"caveats"` // what the runner knows makes this run's numbers less than real; reports adds the mode's and the shared CPUs'.
-	Interrupted  bool           `json:"interrupted"`
-	Extra        map[string]any `json:"extra,omitempty"`
+	TrafficStart time.Time     `json:"traffic_start"`
+	TrafficEnd   time.Time     `json:"traffic_end"`
+	Ended        time.Time     `json:"ended"`
+	Phases       []PhaseWindow `json:"phases"`
+	Faults       []FaultEvent  `json:"faults"`
+	Processes    []ProcessInfo `json:"processes"`
+	Agents       int           `json:"agents"`
+	Clients      int64         `json:"clients"`
+	Peak         PeakConns     `json:"peak"`
+	Connecting   ConnectWindow `json:"connecting"`
+	Events       []RunEvent    `json:"events"`            // unexpected deaths, autoscale actions, harness problems
+	Invalid      []string      `json:"invalid,omitempty"` // reasons the runner already knows the run is invalid
+	HarnessError string        `json:"harness_error,omitempty"`
+	Caveats      []string      `json:"caveats"` // what the runner knows makes this run's numbers less than real; reports adds the mode's and the shared CPUs'.
+	Interrupted  bool          `json:"interrupted"`
+	// Profiles are the CPU profiles the runner took, when asked to.
+	Profiles []ProfileFile  `json:"profiles,omitempty"`
+	Extra    map[string]any `json:"extra,omitempty"`
+}
+
+// ProfileFile is one CPU profile the runner took (floodgate scenario run
+// -profile PHASE): a process's /debug/pprof/profile over Seconds from From.
+type ProfileFile struct {
+	Process string    `json:"process"`
+	Role    string    `json:"role"`
+	Phase   string    `json:"phase"`
+	From    time.Time `json:"from"`
+	Seconds float64   `json:"seconds"`
+	// File is the profile's path in the run folder, profiles/<process>.pprof;
+	// empty when it could not be taken (Error says why).
+	File  string `json:"file,omitempty"`
+	Error string `json:"error,omitempty"`
 }
 
 // PhaseWindow is when one phase ran (wall clock).

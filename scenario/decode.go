@@ -104,6 +104,12 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, want string
 		if err := v.Addr().Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(n.Value)); err != nil {
 			d.errorf(n, path, "%v", err)
 		}
+		// A value read from text keeps its place too (Gate.At), for later checks.
+		if v.Kind() == reflect.Struct {
+			if f, ok := v.Type().FieldByName("At"); ok && f.Type == posType {
+				v.FieldByIndex(f.Index).Set(reflect.ValueOf(Pos{n.Line, n.Column}))
+			}
+		}
 		return
 	}
 	switch v.Kind() {

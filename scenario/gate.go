@@ -16,6 +16,7 @@ import (
 // "worst 10s push p99 < 150ms" (the worst p99 over consecutive 10 s windows),
 // "gateway_rss_per_conn < 2KiB". A gate on a metric with no samples fails.
 type Gate struct {
+	At     Pos // where it was written (set by the reader)
 	Text   string
 	Worst  time.Duration // window for a worst-window gate; 0: over the whole run (or phase)
 	Metric string

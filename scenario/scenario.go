@@ -31,6 +31,13 @@ type Scenario struct {
 	Gates       []Gate     `yaml:"gates" want:"a gate like \"push p99 < 100ms\""`
 	Validity    Validity   `yaml:"validity"`
 	Autoscale   *Autoscale `yaml:"autoscale"`
+	// Knee asks the report for the run's knee: the last phase (step) such that
+	// every step up to it is valid on its own and holds this condition, a gate
+	// judged over each step ("push p99 < 100ms"). Such a run's validity is that
+	// of the steps up to the knee (the first step when there is none); the steps
+	// after it are reported with their own validity, since a stepped run is
+	// meant to go past what the machine sustains. Unset: no knee.
+	Knee *Gate `yaml:"knee" want:"a gate judged over each step, like \"push p99 < 100ms\""`
 
 	File string // where it was read from
 }
@@ -518,6 +525,16 @@ func (s *Scenario) check(file string) Errors {
 			if f.Action() != "connect_flood" && f.FloodRate != 0 {
 				bad(f.At, fp+".flood_rate", "belongs to a connect_flood")
 			}
+		}
+	}
+	if k := s.Knee; k != nil {
+		switch {
+		case k.Worst > 0:
+			bad(k.At, "knee", "%q: a knee is judged over each whole step: drop worst", k.Text)
+		case isHostileMetric(k.Metric):
+			bad(k.At, "knee", "%q: hostile figures are over the whole run, not per step", k.Text)
+		case len(s.Phases) < 2:
+			bad(k.At, "knee", "a knee needs at least two phases (the steps), the scenario has %d", len(s.Phases))
 		}
 	}
 	if a := s.Autoscale; a != nil && a.Max < t.Gateways {

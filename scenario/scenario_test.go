@@ -225,3 +225,62 @@ func rejectedAt(t *testing.T, file, src, where, reason string) {
 	}
 	t.Fatalf("no error at %q containing %q in:\n%v", where, reason, err)
 }
+
+const stepped = `name: steps
+topology: {gateways: 2, agents: 1}
+clients: {count: 1000}
+knee: push p99 < 100ms
+phases:
+  - {name: step-1k, duration: 20s, rate: 1k/s}
+  - {name: step-2k, duration: 20s, rate: 2k/s}
+`
+
+// knee: reads as a gate judged per step, and is refused where it cannot be
+// judged per step, at its own line.
+func TestKneeIsAGateJudgedPerStep(t *testing.T) {
+	s, err := Parse("steps.yaml", []byte(stepped))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := s.Knee; k == nil || k.Metric != "push" || k.Stat != "p99" || k.Op != "<" || k.Value != 100_000 || k.At.Line != 4 {
+		t.Fatalf("knee = %+v", s.Knee)
+	}
+	for _, tc := range []struct {
+		name, from, to, where, reason string
+	}{
+		{"not a gate", "knee: push p99 < 100ms", "knee: true", "steps.yaml:4:7", `gate "true"`},
+		{"a worst window", "knee: push p99 < 100ms", "knee: worst 5s push p99 < 100ms", "steps.yaml:4:7", "judged over each whole step: drop worst"},
+		{"a hostile figure", "knee: push p99 < 100ms", "knee: hostile_opened > 0", "steps.yaml:4:7", "hostile figures are over the whole run"},
+		{"one step", "  - {name: step-2k, duration: 20s, rate: 2k/s}\n", "", "steps.yaml:4:7", "a knee needs at least two phases"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rejectedAt(t, "steps.yaml", strings.Replace(stepped, tc.from, tc.to, 1), tc.where, tc.reason)
+		})
+	}
+}
+
+// The stepped scenarios ask for the knee under 100 ms; throughput doubles its
+// rate every step from 1k/s to 32k/s over 100,000 connections.
+func TestSteppedScenariosAskForAKnee(t *testing.T) {
+	for _, name := range []string{"throughput", "capacity"} {
+		s, err := Load("../scenarios/" + name + ".yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Knee == nil || s.Knee.Text != "push p99 < 100ms" {
+			t.Errorf("%s: knee %+v", name, s.Knee)
+		}
+	}
+	s, err := Load("../scenarios/throughput.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Clients.Count != 100_000 || len(s.Phases) != 6 {
+		t.Fatalf("throughput: %d clients, %d steps", s.Clients.Count, len(s.Phases))
+	}
+	for i, ph := range s.Phases {
+		if want := 1000 << i; ph.Rate == nil || float64(*ph.Rate) != float64(want) || ph.Duration.D() != 20*time.Second {
+			t.Errorf("throughput step %d: rate %v for %v, want %d/s for 20s", i, ph.Rate, ph.Duration, want)
+		}
+	}
+}

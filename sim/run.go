@@ -44,6 +44,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Progress, if set, is told the summed agent progress every second.
 	Progress func(Progress)
+	// Profile, if set, takes CPU profiles in one phase (Profile); the first
+	// agent then gets an admin listener for its own.
+	Profile *Profile
 }
 
 // Progress is the run's state as the runner sees it.
@@ -100,6 +103,7 @@ const (
 	portMsgAdmin     = 7401
 	portControl      = 7500
 	portControlAdmin = 7501
+	portAgentAdmin   = 7601 // the profiled agent's (Options.Profile)
 	portRedis        = 6379
 )
 
@@ -108,7 +112,7 @@ const (
 func Run(ctx context.Context, opts Options) (*runfolder.RunInfo, error) {
 	sc := opts.Scenario
 	r := &runner{opts: opts, sc: sc, dir: opts.Dir, log: opts.Logger, byName: map[string]*proc{}, silenced: map[string]int{},
-		snaps: map[string]loadgen.Snapshot{}, http: &http.Client{Timeout: 5 * time.Second}}
+		snaps: map[string]loadgen.Snapshot{}, http: &http.Client{Timeout: 5 * time.Second, Transport: plainTransport()}}
 	if r.log == nil {
 		r.log = slog.Default()
 	}
@@ -259,6 +263,10 @@ func (r *runner) run(ctx context.Context) error {
 	r.log.Info("traffic starts", "at", start.Format(time.RFC3339Nano), "phases", len(sc.Phases), "duration", sc.Duration())
 
 	faultsDone := r.scheduleFaults(ctx, start)
+	var profiled <-chan struct{} = closed()
+	if r.opts.Profile != nil {
+		profiled = r.profile(ctx)
+	}
 	if sc.Autoscale != nil {
 		go r.autoscale(ctx, start, r.info.TrafficEnd)
 	}
@@ -276,6 +284,7 @@ func (r *runner) run(ctx context.Context) error {
 		}
 	}
 	<-faultsDone
+	<-profiled
 	for _, a := range agents {
 		r.mu.Lock()
 		cause := r.info.Processes[a.info].ExitCause
@@ -286,6 +295,24 @@ func (r *runner) run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// closed returns a channel that is already closed.
+func closed() <-chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}
+
+// plainTransport is the runner's HTTP transport: without compression. Go's
+// client asks for gzip by default, and every process would then compress its
+// /metrics page for each scrape, every second: CPU the harness takes from the
+// system it measures (it showed as compress/flate in the gateways' profiles).
+// The pages cross only the test hosts' bridge.
+func plainTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DisableCompression = true
+	return t
 }
 
 // runID is a fresh 6-character run id for host names.

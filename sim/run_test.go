@@ -78,11 +78,13 @@ func TestSmallRunAccountsForEveryMessage(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	info, err := sim.Run(ctx, sim.Options{Scenario: s, Dir: dir, Binary: bin, Mode: "netns", Logger: slog.New(slog.DiscardHandler)})
+	info, err := sim.Run(ctx, sim.Options{Scenario: s, Dir: dir, Binary: bin, Mode: "netns", Logger: slog.New(slog.DiscardHandler),
+		Profile: &sim.Profile{Phase: "steady", Seconds: 2 * time.Second}})
 	if err != nil {
 		t.Fatalf("run: %v", err)
 	}
 	assertNothingLeft(t, info)
+	assertProfiled(t, dir, info, "state", "msg", "router", "ipconf", "control", "gw-1", "gw-2", "agent-0")
 	if info.Mode != netns.ModeNetns || info.Peak.Established != 2000 {
 		t.Fatalf("mode %s, peak %d", info.Mode, info.Peak.Established)
 	}
@@ -225,5 +227,31 @@ func TestNetworkFaultsNeedNetnsBeforeAnythingIsBuilt(t *testing.T) {
 	}
 	if why := strings.Join(info.Invalid, "\n"); !strings.Contains(why, "preflight: network faults = ") || !strings.Contains(why, "nftables") {
 		t.Fatalf("invalid reasons %q do not name the network faults' needs", info.Invalid)
+	}
+}
+
+// assertProfiled checks that run.json records a CPU profile of each named process,
+// and only of those, each a non-empty file in the run folder.
+func assertProfiled(t *testing.T, dir string, info *runfolder.RunInfo, names ...string) {
+	t.Helper()
+	got := map[string]bool{}
+	for _, p := range info.Profiles {
+		if p.Error != "" {
+			t.Errorf("profile of %s: %s", p.Process, p.Error)
+			continue
+		}
+		st, err := os.Stat(filepath.Join(dir, p.File))
+		if err != nil || st.Size() == 0 || p.Phase != "steady" || p.Seconds != 2 {
+			t.Errorf("profile %+v: file %v", p, err)
+		}
+		got[p.Process] = true
+	}
+	for _, n := range names {
+		if !got[n] {
+			t.Errorf("no profile of %s in %+v", n, info.Profiles)
+		}
+	}
+	if len(got) != len(names) {
+		t.Errorf("profiled %v, want exactly %v", got, names)
 	}
 }

@@ -218,10 +218,16 @@ func (r *runner) startAgents(ctx context.Context) ([]*proc, error) {
 	for i := 0; i < sc.Topology.Agents; i++ {
 		h := r.net.Host(fmt.Sprintf("cl-%d", i))
 		name := fmt.Sprintf("agent-%d", i)
-		p, err := r.start(ctx, spec{name: name, role: "agent", host: h, bin: r.opts.Binary, args: []string{
+		s := spec{name: name, role: "agent", host: h, bin: r.opts.Binary, args: []string{
 			"loadgen", "-plan", secretPlan, "-segment", fmt.Sprintf("%d/%d", i, sc.Topology.Agents), "-name", name,
 			"-out", filepath.Join(r.dir, runfolder.DirHlog), "-progress", "json", "-wait-start",
-			"-bind", h.Addr.String(), "-log-level", "warn"}})
+			"-bind", h.Addr.String(), "-log-level", "warn"}}
+		if i == 0 && r.opts.Profile != nil {
+			// The first agent stands for them all in the profiles (they run one plan).
+			s.admin = hostPort(h, portAgentAdmin)
+			s.args = append(s.args, "-admin", s.admin)
+		}
+		p, err := r.start(ctx, s)
 		if err != nil {
 			return nil, err
 		}

@@ -27,7 +27,7 @@ const (
 // runScenario is `floodgate scenario check|run FILE`.
 func runScenario(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: floodgate scenario check FILE... | run FILE [-out DIR] [-mode netns|loopback]")
+		fmt.Fprintln(stderr, "usage: floodgate scenario check FILE... | run FILE [-out DIR] [-mode netns|loopback] [-profile PHASE]")
 		return 2
 	}
 	switch args[0] {
@@ -78,6 +78,8 @@ func scenarioRun(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("scenario run", flag.ContinueOnError)
 	out := fs.String("out", "", "run folder (default reports/out/<name>/<UTC time>, with a latest link beside it)")
 	mode := fs.String("mode", "", "netns or loopback (default: the scenario's; auto picks netns when root)")
+	profPhase := fs.String("profile", "", "take a CPU profile of every server process and of one agent in this phase, into RUN_DIR/profiles/")
+	profSecs := fs.Duration("profile-seconds", sim.DefaultProfileSeconds, "how long each -profile runs, from the middle of the phase (at most the phase)")
 	log, done, code := parseLogged(fs, args, stderr)
 	if done {
 		return code
@@ -86,6 +88,14 @@ func scenarioRun(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitHarness
+	}
+	var prof *sim.Profile
+	if *profPhase != "" {
+		prof = &sim.Profile{Phase: *profPhase, Seconds: *profSecs}
+		if err := prof.Check(s); err != nil {
+			fmt.Fprintln(stderr, "scenario:", err)
+			return exitHarness
+		}
 	}
 	dir := *out
 	if dir == "" {
@@ -108,7 +118,7 @@ func scenarioRun(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	fmt.Fprintf(stdout, "running %s (%v of phases) → %s\n", s.Name, s.Duration(), dir)
 	disp := newRunDisplay(stderr, s)
-	info, err := sim.Run(ctx, sim.Options{Scenario: s, Dir: dir, Binary: bin, Mode: *mode, Logger: log, Progress: disp.update})
+	info, err := sim.Run(ctx, sim.Options{Scenario: s, Dir: dir, Binary: bin, Mode: *mode, Logger: log, Progress: disp.update, Profile: prof})
 	disp.close()
 	if err != nil {
 		fmt.Fprintf(stderr, "scenario: harness error: %v\n", err)

@@ -41,3 +41,15 @@ func TestScenarioCheckValidatesNetworkFaults(t *testing.T) {
 		})
 	}
 }
+
+// scenario run -profile must name one of the scenario's phases; a typo stops
+// before anything is built, as a harness error (exit 1), naming the phases.
+func TestScenarioRunProfileNamesAPhase(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "nf.yaml")
+	os.WriteFile(file, []byte(strings.Replace(netFaultScenario, "MODE", "auto", 1)), 0o644)
+	var out, errOut bytes.Buffer
+	code := scenarioRun([]string{file, "-profile", "cutt", "-out", t.TempDir()}, &out, &errOut)
+	if code != exitHarness || !strings.Contains(errOut.String(), `no phase "cutt" (it has [cut])`) {
+		t.Fatalf("exit %d; output:\n%s%s", code, out.String(), errOut.String())
+	}
+}
