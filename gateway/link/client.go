@@ -363,3 +363,29 @@ func (c *Client) Notify(method uint16, body []byte) error {
 	}
 	return cc.w.send(kindNotify, 0, method, body)
 }
+
+// QueueNotify is Notify without the write: the message leaves with the next Flush,
+// or with any other send on the connection that writes, so that a burst of
+// notifications goes out in one write. One still queued when the connection breaks
+// is lost, as one in flight would be.
+func (c *Client) QueueNotify(method uint16, body []byte) error {
+	c.mu.Lock()
+	cc := c.cur
+	c.mu.Unlock()
+	if cc == nil {
+		return ErrUnavailable
+	}
+	return cc.w.queue(kindNotify, 0, method, body)
+}
+
+// Flush writes out what QueueNotify queued (nothing if another write under way
+// takes it).
+func (c *Client) Flush() error {
+	c.mu.Lock()
+	cc := c.cur
+	c.mu.Unlock()
+	if cc == nil {
+		return ErrUnavailable
+	}
+	return cc.w.flush()
+}
