@@ -288,8 +288,9 @@ func (cc *clientConn) fail(err error) {
 	}
 }
 
-// start registers cl and sends its request; on error cl is not pending.
-func (c *Client) start(method uint16, body []byte, cl *call) (*clientConn, uint64, error) {
+// start registers cl and sends its request (or, with linger > 0, queues it to be
+// written within linger); on error cl is not pending.
+func (c *Client) start(method uint16, body []byte, cl *call, linger time.Duration) (*clientConn, uint64, error) {
 	c.mu.Lock()
 	cc := c.cur
 	c.mu.Unlock()
@@ -307,7 +308,15 @@ func (c *Client) start(method uint16, body []byte, cl *call) (*clientConn, uint6
 	}
 	cc.pending[id] = cl
 	cc.mu.Unlock()
-	if err := cc.w.send(kindRequest, id, method, body); err != nil {
+	var err error
+	if linger > 0 {
+		if err = cc.w.queue(kindRequest, id, method, body); err == nil {
+			cc.w.flushWithin(linger)
+		}
+	} else {
+		err = cc.w.send(kindRequest, id, method, body)
+	}
+	if err != nil {
 		cc.forget(id)
 		return nil, 0, err
 	}
@@ -328,7 +337,7 @@ func (cc *clientConn) forget(id uint64) bool {
 // ErrUnavailable while disconnected.
 func (c *Client) Call(ctx context.Context, method uint16, body []byte) ([]byte, error) {
 	cl := &call{method: method, start: time.Now(), ch: make(chan result, 1)}
-	cc, id, err := c.start(method, body, cl)
+	cc, id, err := c.start(method, body, cl, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -348,7 +357,18 @@ func (c *Client) Call(ctx context.Context, method uint16, body []byte) ([]byte, 
 // another goroutine, exactly once. fn must not block.
 func (c *Client) Go(method uint16, body []byte, fn func(body []byte, err error)) {
 	cl := &call{method: method, start: time.Now(), fn: fn}
-	if _, _, err := c.start(method, body, cl); err != nil {
+	if _, _, err := c.start(method, body, cl, 0); err != nil {
+		fn(nil, err)
+	}
+}
+
+// GoLater is Go for a request that may wait up to linger before it is written: it
+// leaves with the connection's next write, or when linger has passed, so that
+// requests off the latency path (acknowledgements) share writes rather than each
+// costing one. One timer per linger serves every request that waits.
+func (c *Client) GoLater(method uint16, body []byte, linger time.Duration, fn func(body []byte, err error)) {
+	cl := &call{method: method, start: time.Now(), fn: fn}
+	if _, _, err := c.start(method, body, cl, max(linger, 0)); err != nil {
 		fn(nil, err)
 	}
 }

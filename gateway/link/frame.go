@@ -115,6 +115,9 @@ type writer struct {
 	waiting  int
 	err      error
 	deadline time.Time // the write deadline set on nc
+	// linger flushes what flushWithin left queued; lingering while it is armed.
+	linger    *time.Timer
+	lingering bool
 }
 
 // maxPending bounds the bytes waiting behind a write under way; a sender waits
@@ -204,6 +207,30 @@ func (w *writer) flush() error {
 	return nil
 }
 
+// flushWithin makes sure what is queued is written within d: by a write that
+// happens meanwhile, or else by a timer, one per d at most however many frames
+// wait for it.
+func (w *writer) flushWithin(d time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.lingering || w.err != nil {
+		return
+	}
+	w.lingering = true
+	if w.linger == nil {
+		w.linger = time.AfterFunc(d, w.lingerDone)
+		return
+	}
+	w.linger.Reset(d)
+}
+
+func (w *writer) lingerDone() {
+	w.mu.Lock()
+	w.lingering = false
+	w.mu.Unlock()
+	w.flush()
+}
+
 // armDeadline makes sure the write deadline is at least timeout away. The caller
 // holds w.mu.
 func (w *writer) armDeadline() {
@@ -220,6 +247,9 @@ func (w *writer) stop(err error) {
 	w.mu.Lock()
 	if w.err == nil {
 		w.err = err
+	}
+	if w.linger != nil {
+		w.linger.Stop()
 	}
 	w.drained.Broadcast()
 	w.mu.Unlock()

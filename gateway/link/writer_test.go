@@ -117,6 +117,31 @@ func TestFramesSentDuringAWriteLeaveTogetherInTheNext(t *testing.T) {
 	}
 }
 
+func TestFramesLeftToLingerAreWrittenByTheTimer(t *testing.T) {
+	c := &recordingConn{}
+	w := newWriter(c, 10*time.Second, func(error) {})
+	for id := uint64(1); id <= 3; id++ {
+		if err := w.queue(kindRequest, id, 1, nil); err != nil {
+			t.Fatal(err)
+		}
+		w.flushWithin(time.Millisecond)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		writes, _ := c.recorded()
+		if len(writes) == 1 {
+			if n := len(readAllFrames(t, writes[0])); n != 3 {
+				t.Fatalf("the lingered write carries %d frames, want 3", n)
+			}
+			return
+		}
+		if len(writes) > 1 || time.Now().After(deadline) {
+			t.Fatalf("%d writes of 3 lingering frames, want 1", len(writes))
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func TestWriteDeadlineIsArmedOncePerSlackNotPerFrame(t *testing.T) {
 	c := &recordingConn{}
 	w := newWriter(c, 10*time.Second, func(error) {})

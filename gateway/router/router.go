@@ -301,8 +301,15 @@ func (r *Router) finish(f *flight, outcome string, settled bool) {
 // settleQueue bounds the settles waiting for settleLoop.
 const settleQueue = 1 << 16
 
+// settleLinger is how long settleLoop collects settles after the first one before
+// it sends them: settles are off the latency path (the msg service resends only
+// after seconds), and collecting them for a few milliseconds makes one write carry
+// many rather than each costing one.
+const settleLinger = 5 * time.Millisecond
+
 // settleLoop sends queued settles to their msg connections, as many per
-// notification as have queued up (up to msg.MaxSettles), until the router stops.
+// notification as have queued up within settleLinger of the first (up to
+// msg.MaxSettles), until the router stops.
 func (r *Router) settleLoop() {
 	bodies := map[*link.Peer][]byte{}
 	flush := func(p *link.Peer) {
@@ -321,6 +328,8 @@ func (r *Router) settleLoop() {
 			flush(s.peer)
 		}
 	}
+	linger := time.NewTimer(settleLinger)
+	linger.Stop()
 	for {
 		select {
 		case <-r.ctx.Done():
@@ -328,13 +337,16 @@ func (r *Router) settleLoop() {
 		case s := <-r.settles:
 			add(s)
 		}
-	drain:
-		for range settleQueue {
+		linger.Reset(settleLinger)
+	collect:
+		for {
 			select {
+			case <-r.ctx.Done():
+				return
 			case s := <-r.settles:
 				add(s)
-			default:
-				break drain
+			case <-linger.C:
+				break collect
 			}
 		}
 		for p := range bodies {
