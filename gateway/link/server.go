@@ -61,7 +61,12 @@ type ServerConfig struct {
 	Handler Handler
 	// OnConnect and OnDisconnect, if set, are called as authenticated peers come and go.
 	OnConnect, OnDisconnect func(*Peer)
-	WriteTimeout            time.Duration // default 10s; a peer that takes no data this long (up to 1s more: see the package doc) is dropped
+	// OnDrained, if set, is called on a connection's reader goroutine each time it
+	// has handled every frame it had buffered, before it waits for more: where a
+	// handler that queued work for a burst of requests (writes on other links, say)
+	// sends it off.
+	OnDrained    func(*Peer)
+	WriteTimeout time.Duration // default 10s; a peer that takes no data this long (up to 1s more: see the package doc) is dropped
 	// HandshakeTimeout bounds the whole handshake from accept (default 5s): a peer
 	// that stalls or trickles is closed when it expires, whatever it has sent.
 	HandshakeTimeout time.Duration
@@ -470,7 +475,14 @@ func (s *Server) readLoop(ctx context.Context, p *Peer, r *bufio.Reader) error {
 	var buf []byte
 	req := &Request{Peer: p}
 	var queuedAt time.Time // when the oldest unflushed answer was queued; zero: none
+	handled := false       // frames handled since the reader was last drained
 	for {
+		if handled && r.Buffered() == 0 {
+			handled = false
+			if s.cfg.OnDrained != nil {
+				s.cfg.OnDrained(p)
+			}
+		}
 		if !queuedAt.IsZero() && (r.Buffered() == 0 || time.Since(queuedAt) >= flushAfter) {
 			if err := p.w.flush(); err != nil {
 				return err
@@ -483,6 +495,7 @@ func (s *Server) readLoop(ctx context.Context, p *Peer, r *bufio.Reader) error {
 			return err
 		}
 		p.read.Add(1)
+		handled = true
 		switch f.kind {
 		case kindPing:
 			err = p.w.queue(kindPong, f.id, 0, nil)

@@ -194,7 +194,8 @@ func TestServerAnswersABurstOfRequestsInOneWrite(t *testing.T) {
 	}
 	in = appendFrame(in, kindPing, 11, 0, nil)
 	c := &recordingConn{}
-	s := &Server{cfg: ServerConfig{Handler: echoHandler}}
+	drained := 0
+	s := &Server{cfg: ServerConfig{Handler: echoHandler, OnDrained: func(*Peer) { drained++ }}}
 	p := &Peer{nc: c, w: newWriter(c, 10*time.Second, func(error) {})}
 	err := s.readLoop(context.Background(), p, bufio.NewReaderSize(bytes.NewReader(in), 64<<10))
 	if !errors.Is(err, io.EOF) {
@@ -203,6 +204,9 @@ func TestServerAnswersABurstOfRequestsInOneWrite(t *testing.T) {
 	writes, _ := c.recorded()
 	if len(writes) != 1 {
 		t.Fatalf("%d writes answering a burst of 11 frames, want 1", len(writes))
+	}
+	if drained != 1 {
+		t.Fatalf("OnDrained called %d times for one burst, want 1", drained)
 	}
 	frames := readAllFrames(t, writes[0])
 	if len(frames) != 11 {
