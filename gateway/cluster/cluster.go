@@ -687,6 +687,13 @@ func (c *Cluster) Ack(ctx context.Context, uid, seq, epoch uint64) error {
 	return c.cfg.Msgs.Ack(ctx, uid, seq, epoch)
 }
 
+// AcksAsync implements node.AsyncAcker: Ack waits for nothing when the message
+// store takes acknowledgements asynchronously (a msg.Client does).
+func (c *Cluster) AcksAsync() bool {
+	_, ok := c.cfg.Msgs.(asyncAppender)
+	return ok
+}
+
 // Sync implements node.Backend.
 func (c *Cluster) Sync(ctx context.Context, uid, after uint64, limit int) ([]msg.Message, msg.Window, error) {
 	return c.cfg.Msgs.Range(ctx, uid, after, limit)

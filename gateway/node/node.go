@@ -269,10 +269,13 @@ func (n *Node) handle(c *reactor.Conn, frame []byte, inline bool) reactor.Dispos
 	case inline:
 		return reactor.Defer
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.RequestTimeout)
-	defer cancel()
+	// A deadline (a context and its timer) only for the requests that wait on the
+	// backend: a SEND answers through its callback, and a PUSH_ACK to a backend
+	// that acknowledges without waiting needs none — both once per message.
 	switch f.Type {
 	case proto.TypeLogin:
+		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.RequestTimeout)
+		defer cancel()
 		n.login(ctx, c, f.Body)
 	case proto.TypeSend:
 		n.send(c, s, f.Body)
@@ -282,10 +285,18 @@ func (n *Node) handle(c *reactor.Conn, frame []byte, inline bool) reactor.Dispos
 			n.kickFor(c, err)
 			return reactor.Handled
 		}
+		ctx := context.Background()
+		if aa, ok := n.cfg.Backend.(AsyncAcker); !ok || !aa.AcksAsync() {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, n.cfg.RequestTimeout)
+			defer cancel()
+		}
 		if err := n.cfg.Backend.Ack(ctx, s.uid, m.Seq, m.Epoch); err != nil {
 			n.log.Warn("ack failed", "uid", s.uid, "seq", m.Seq, "err", err)
 		}
 	case proto.TypeSync:
+		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.RequestTimeout)
+		defer cancel()
 		n.sync(ctx, c, s, f.Body)
 	}
 	return reactor.Handled
