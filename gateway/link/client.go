@@ -310,7 +310,7 @@ func (c *Client) start(method uint16, body []byte, cl *call, linger time.Duratio
 	cc.mu.Unlock()
 	var err error
 	if linger > 0 {
-		if err = cc.w.queue(kindRequest, id, method, body); err == nil {
+		if err = cc.w.enqueue(kindRequest, id, method, body, false); err == nil {
 			cc.w.flushWithin(linger)
 		}
 	} else {
@@ -365,7 +365,9 @@ func (c *Client) Go(method uint16, body []byte, fn func(body []byte, err error))
 // GoLater is Go for a request that may wait up to linger before it is written: it
 // leaves with the connection's next write, or when linger has passed, so that
 // requests off the latency path (acknowledgements) share writes rather than each
-// costing one. One timer per linger serves every request that waits.
+// costing one. One timer per linger serves every request that waits. GoLater
+// never blocks: with 256 KiB already waiting behind a write (the server takes no
+// data) fn gets ErrBacklogged at once.
 func (c *Client) GoLater(method uint16, body []byte, linger time.Duration, fn func(body []byte, err error)) {
 	cl := &call{method: method, start: time.Now(), fn: fn}
 	if _, _, err := c.start(method, body, cl, max(linger, 0)); err != nil {

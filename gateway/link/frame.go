@@ -148,11 +148,21 @@ func (w *writer) send(kind uint8, id uint64, method uint16, body []byte) error {
 // queue appends a frame without writing it: it goes out with the next flush (the
 // caller's, or that of a write under way).
 func (w *writer) queue(kind uint8, id uint64, method uint16, body []byte) error {
+	return w.enqueue(kind, id, method, body, true)
+}
+
+// enqueue is queue; with wait false it fails with ErrBacklogged rather than wait
+// for room.
+func (w *writer) enqueue(kind uint8, id uint64, method uint16, body []byte, wait bool) error {
 	if len(body) > MaxBody {
 		return fmt.Errorf("link: body of %d bytes over the %d limit", len(body), MaxBody)
 	}
 	h := frameHeader(kind, id, method, len(body))
 	w.mu.Lock()
+	if !wait && w.err == nil && w.writing && len(w.buf) >= maxPending {
+		w.mu.Unlock()
+		return ErrBacklogged
+	}
 	for w.err == nil && w.writing && len(w.buf) >= maxPending {
 		w.waiting++
 		w.drained.Wait()

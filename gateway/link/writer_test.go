@@ -172,6 +172,9 @@ func TestSenderBeyondTheBoundWaitsAndStopReleasesIt(t *testing.T) {
 	if err := w.queue(kindRequest, 2, 1, big); err != nil { // fills the buffer behind the write
 		t.Fatal(err)
 	}
+	if err := w.enqueue(kindRequest, 3, 1, nil, false); !errors.Is(err, ErrBacklogged) {
+		t.Fatalf("a send that may not wait got %v beyond the bound, want ErrBacklogged", err)
+	}
 	blocked := make(chan error, 1)
 	go func() { blocked <- w.queue(kindRequest, 3, 1, nil) }()
 	waitForWaitingSenders(t, w, 1)
