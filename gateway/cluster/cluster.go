@@ -699,6 +699,11 @@ func (c *Cluster) Sync(ctx context.Context, uid, after uint64, limit int) ([]msg
 	return c.cfg.Msgs.Range(ctx, uid, after, limit)
 }
 
+// pushAnswerLinger is how long a DELIVERED answer to a router's push may wait to
+// share a write: it only leads to the message's settle, off the latency path, and
+// well within the router's PushTimeout.
+const pushAnswerLinger = 5 * time.Millisecond
+
 // handle serves the gateway's link: router pushes and control drains.
 func (c *Cluster) handle(_ context.Context, req *link.Request) ([]byte, error) {
 	switch req.Method {
@@ -708,6 +713,9 @@ func (c *Cluster) handle(_ context.Context, req *link.Request) ([]byte, error) {
 			return nil, err
 		}
 		if c.gw.Deliver(&m, conn) {
+			// The client has its PUSH: the router only settles on this answer, so
+			// it may wait to share a write with the next ones.
+			req.Linger = pushAnswerLinger
 			return []byte{gwlink.PushDelivered}, nil
 		}
 		// No such session here, yet the directory pointed at it: its unregistration

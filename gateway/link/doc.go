@@ -47,7 +47,8 @@
 // batches grow with load, and an idle link's frame leaves at once with no
 // goroutine to wake. A server's answers (and pongs) are queued, and its reader
 // writes them once no further frame is buffered, or once the oldest has waited
-// 500µs, so the answers to a burst of pipelined requests leave in one write. At
+// 500µs, so the answers to a burst of pipelined requests leave in one write; an
+// answer off the latency path may be let linger longer (Request.Linger). At
 // most 256 KiB wait behind a write under way; a sender beyond that waits for it.
 // The write deadline (WriteTimeout) is armed per write, not per frame, and re-armed
 // only once less than WriteTimeout of it is left: a peer that takes no data is

@@ -47,6 +47,10 @@ type Request struct {
 	Body []byte
 	// OneWay marks a notification: the handler's result is discarded.
 	OneWay bool
+	// Linger, set by the handler, lets its answer wait up to this long to share a
+	// write with later ones (an answer off the latency path); 0, the default,
+	// sends it once the reader has nothing more buffered.
+	Linger time.Duration
 }
 
 // Handler serves requests. It runs on the connection's reader goroutine, one
@@ -500,15 +504,16 @@ func (s *Server) readLoop(ctx context.Context, p *Peer, r *bufio.Reader) error {
 		case kindPing:
 			err = p.w.queue(kindPong, f.id, 0, nil)
 		case kindRequest, kindNotify:
-			req.Method, req.Body, req.OneWay = f.method, f.body, f.kind == kindNotify
+			req.Method, req.Body, req.OneWay, req.Linger = f.method, f.body, f.kind == kindNotify, 0
 			resp, herr := s.cfg.Handler(ctx, req)
 			if req.OneWay {
 				continue
 			}
 			if herr != nil {
 				err = p.w.queue(kindError, f.id, f.method, []byte(herr.Error()))
-			} else {
-				err = p.w.queue(kindResponse, f.id, f.method, resp)
+			} else if err = p.w.queue(kindResponse, f.id, f.method, resp); err == nil && req.Linger > 0 {
+				p.w.flushWithin(req.Linger)
+				continue
 			}
 		default:
 			return fmt.Errorf("link: unexpected frame kind %d from a client", f.kind)

@@ -242,3 +242,46 @@ func waitForWaitingSenders(t *testing.T, w *writer, n int) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// Answers the handler lets linger are not written when the reader drains; an
+// ordinary answer behind them takes them along.
+func TestLingeringAnswersWaitForTheNextWrite(t *testing.T) {
+	lingering := func(ctx context.Context, r *Request) ([]byte, error) {
+		if r.Method == 7 {
+			r.Linger = time.Hour
+		}
+		return echoHandler(ctx, r)
+	}
+	for _, tc := range []struct {
+		name       string
+		methods    []uint16
+		wantWrites int
+		wantFrames int
+	}{
+		{"only lingering", []uint16{7, 7, 7}, 0, 0},
+		{"ordinary behind lingering", []uint16{7, 7, 7, 5}, 1, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var in []byte
+			for i, m := range tc.methods {
+				in = appendFrame(in, kindRequest, uint64(i+1), m, nil)
+			}
+			c := &recordingConn{}
+			s := &Server{cfg: ServerConfig{Handler: lingering}}
+			p := &Peer{nc: c, w: newWriter(c, 10*time.Second, func(error) {})}
+			defer p.w.stop(ErrClosed)
+			if err := s.readLoop(context.Background(), p, bufio.NewReader(bytes.NewReader(in))); !errors.Is(err, io.EOF) {
+				t.Fatalf("readLoop ended with %v, want EOF", err)
+			}
+			writes, _ := c.recorded()
+			if len(writes) != tc.wantWrites {
+				t.Fatalf("%d writes, want %d", len(writes), tc.wantWrites)
+			}
+			if tc.wantWrites > 0 {
+				if n := len(readAllFrames(t, writes[0])); n != tc.wantFrames {
+					t.Fatalf("the write carries %d answers, want %d", n, tc.wantFrames)
+				}
+			}
+		})
+	}
+}
