@@ -121,10 +121,14 @@ type writer struct {
 }
 
 // maxPending bounds the bytes waiting behind a write under way; a sender waits
-// beyond it. maxSpare is the largest buffer kept for reuse.
+// beyond it. maxSpare is the largest buffer kept for reuse: an idle connection
+// keeps at most two (the one being filled and the spare), 64 KiB, as much as the
+// bufio.Writer it replaced, so a peer still holds 128 KiB of buffers with its
+// reader's (see ServerConfig.MaxPeers); a larger burst's buffer is dropped once
+// written.
 const (
 	maxPending = 256 << 10
-	maxSpare   = 256 << 10
+	maxSpare   = 32 << 10
 )
 
 // deadlineSlack is how far beyond timeout a write deadline is set, so that it

@@ -285,3 +285,22 @@ func TestLingeringAnswersWaitForTheNextWrite(t *testing.T) {
 		})
 	}
 }
+
+// After a burst larger than maxSpare an idle writer keeps at most two buffers of
+// maxSpare, as much as the 64 KiB bufio.Writer it replaced.
+func TestIdleWriterKeepsNoLargeBuffers(t *testing.T) {
+	c := &recordingConn{}
+	w := newWriter(c, 10*time.Second, func(error) {})
+	defer w.stop(ErrClosed)
+	for _, size := range []int{100, 200 << 10, 100, 100} {
+		if err := w.send(kindNotify, 0, 1, make([]byte, size)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.mu.Lock()
+	kept := cap(w.buf) + cap(w.spare)
+	w.mu.Unlock()
+	if kept > 2*maxSpare {
+		t.Fatalf("an idle writer keeps %d bytes of buffers, want at most %d", kept, 2*maxSpare)
+	}
+}
