@@ -688,10 +688,22 @@ func (c *Cluster) Ack(ctx context.Context, uid, seq, epoch uint64) error {
 	return c.cfg.Msgs.Ack(ctx, uid, seq, epoch)
 }
 
+// AcksAsync implements node.AsyncAcker: Ack waits for nothing when the message
+// store takes acknowledgements asynchronously (a msg.Client does).
+func (c *Cluster) AcksAsync() bool {
+	_, ok := c.cfg.Msgs.(asyncAppender)
+	return ok
+}
+
 // Sync implements node.Backend.
 func (c *Cluster) Sync(ctx context.Context, uid, after uint64, limit int) ([]msg.Message, msg.Window, error) {
 	return c.cfg.Msgs.Range(ctx, uid, after, limit)
 }
+
+// pushAnswerLinger is how long a DELIVERED answer to a router's push may wait to
+// share a write: it only leads to the message's settle, off the latency path, and
+// well within the router's PushTimeout.
+const pushAnswerLinger = 5 * time.Millisecond
 
 // handle serves the gateway's link: router pushes and control drains.
 func (c *Cluster) handle(_ context.Context, req *link.Request) ([]byte, error) {
@@ -702,6 +714,9 @@ func (c *Cluster) handle(_ context.Context, req *link.Request) ([]byte, error) {
 			return nil, err
 		}
 		if c.gw.Deliver(&m, conn) {
+			// The client has its PUSH: the router only settles on this answer, so
+			// it may wait to share a write with the next ones.
+			req.Linger = pushAnswerLinger
 			return []byte{gwlink.PushDelivered}, nil
 		}
 		// No such session here, yet the directory pointed at it: its unregistration

@@ -288,8 +288,9 @@ func (cc *clientConn) fail(err error) {
 	}
 }
 
-// start registers cl and sends its request; on error cl is not pending.
-func (c *Client) start(method uint16, body []byte, cl *call) (*clientConn, uint64, error) {
+// start registers cl and sends its request (or, with linger > 0, queues it to be
+// written within linger); on error cl is not pending.
+func (c *Client) start(method uint16, body []byte, cl *call, linger time.Duration) (*clientConn, uint64, error) {
 	c.mu.Lock()
 	cc := c.cur
 	c.mu.Unlock()
@@ -307,7 +308,15 @@ func (c *Client) start(method uint16, body []byte, cl *call) (*clientConn, uint6
 	}
 	cc.pending[id] = cl
 	cc.mu.Unlock()
-	if err := cc.w.send(kindRequest, id, method, body); err != nil {
+	var err error
+	if linger > 0 {
+		if err = cc.w.enqueue(kindRequest, id, method, body, false); err == nil {
+			cc.w.flushWithin(linger)
+		}
+	} else {
+		err = cc.w.send(kindRequest, id, method, body)
+	}
+	if err != nil {
 		cc.forget(id)
 		return nil, 0, err
 	}
@@ -328,7 +337,7 @@ func (cc *clientConn) forget(id uint64) bool {
 // ErrUnavailable while disconnected.
 func (c *Client) Call(ctx context.Context, method uint16, body []byte) ([]byte, error) {
 	cl := &call{method: method, start: time.Now(), ch: make(chan result, 1)}
-	cc, id, err := c.start(method, body, cl)
+	cc, id, err := c.start(method, body, cl, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -348,7 +357,20 @@ func (c *Client) Call(ctx context.Context, method uint16, body []byte) ([]byte, 
 // another goroutine, exactly once. fn must not block.
 func (c *Client) Go(method uint16, body []byte, fn func(body []byte, err error)) {
 	cl := &call{method: method, start: time.Now(), fn: fn}
-	if _, _, err := c.start(method, body, cl); err != nil {
+	if _, _, err := c.start(method, body, cl, 0); err != nil {
+		fn(nil, err)
+	}
+}
+
+// GoLater is Go for a request that may wait up to linger before it is written: it
+// leaves with the connection's next write, or when linger has passed, so that
+// requests off the latency path (acknowledgements) share writes rather than each
+// costing one. One timer per linger serves every request that waits. GoLater
+// never blocks: with 256 KiB already waiting behind a write (the server takes no
+// data) fn gets ErrBacklogged at once.
+func (c *Client) GoLater(method uint16, body []byte, linger time.Duration, fn func(body []byte, err error)) {
+	cl := &call{method: method, start: time.Now(), fn: fn}
+	if _, _, err := c.start(method, body, cl, max(linger, 0)); err != nil {
 		fn(nil, err)
 	}
 }
@@ -362,4 +384,30 @@ func (c *Client) Notify(method uint16, body []byte) error {
 		return ErrUnavailable
 	}
 	return cc.w.send(kindNotify, 0, method, body)
+}
+
+// QueueNotify is Notify without the write: the message leaves with the next Flush,
+// or with any other send on the connection that writes, so that a burst of
+// notifications goes out in one write. One still queued when the connection breaks
+// is lost, as one in flight would be.
+func (c *Client) QueueNotify(method uint16, body []byte) error {
+	c.mu.Lock()
+	cc := c.cur
+	c.mu.Unlock()
+	if cc == nil {
+		return ErrUnavailable
+	}
+	return cc.w.queue(kindNotify, 0, method, body)
+}
+
+// Flush writes out what QueueNotify queued (nothing if another write under way
+// takes it).
+func (c *Client) Flush() error {
+	c.mu.Lock()
+	cc := c.cur
+	c.mu.Unlock()
+	if cc == nil {
+		return ErrUnavailable
+	}
+	return cc.w.flush()
 }

@@ -42,7 +42,15 @@
 //
 // A server handles one connection's requests one at a time, in arrival order, so a
 // client that sends Register then Unregister on one link sees them applied in that
-// order. Writes go into a buffer that a flusher goroutine empties whenever it is
-// woken: everything written while a flush is under way goes out in the next one, so
-// batches grow with load without adding latency when idle.
+// order. Writes go into a buffer, and whoever sends while no write is under way
+// writes it out on its own goroutine, together with whatever others add meanwhile:
+// batches grow with load, and an idle link's frame leaves at once with no
+// goroutine to wake. A server's answers (and pongs) are queued, and its reader
+// writes them once no further frame is buffered, or once the oldest has waited
+// 500µs, so the answers to a burst of pipelined requests leave in one write; an
+// answer off the latency path may be let linger longer (Request.Linger). At
+// most 256 KiB wait behind a write under way; a sender beyond that waits for it.
+// The write deadline (WriteTimeout) is armed per write, not per frame, and re-armed
+// only once less than WriteTimeout of it is left: a peer that takes no data is
+// dropped after between WriteTimeout and WriteTimeout+1s.
 package link

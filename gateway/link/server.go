@@ -47,6 +47,10 @@ type Request struct {
 	Body []byte
 	// OneWay marks a notification: the handler's result is discarded.
 	OneWay bool
+	// Linger, set by the handler, lets its answer wait up to this long to share a
+	// write with later ones (an answer off the latency path); 0, the default,
+	// sends it once the reader has nothing more buffered.
+	Linger time.Duration
 }
 
 // Handler serves requests. It runs on the connection's reader goroutine, one
@@ -61,7 +65,12 @@ type ServerConfig struct {
 	Handler Handler
 	// OnConnect and OnDisconnect, if set, are called as authenticated peers come and go.
 	OnConnect, OnDisconnect func(*Peer)
-	WriteTimeout            time.Duration // default 10s; a peer that takes no data this long is dropped
+	// OnDrained, if set, is called on a connection's reader goroutine each time it
+	// has handled every frame it had buffered, before it waits for more: where a
+	// handler that queued work for a burst of requests (writes on other links, say)
+	// sends it off.
+	OnDrained    func(*Peer)
+	WriteTimeout time.Duration // default 10s; a peer that takes no data this long (up to 1s more: see the package doc) is dropped
 	// HandshakeTimeout bounds the whole handshake from accept (default 5s): a peer
 	// that stalls or trickles is closed when it expires, whatever it has sent.
 	HandshakeTimeout time.Duration
@@ -457,37 +466,63 @@ func (s *Server) releasePeer() {
 	s.m.peerCount(-1)
 }
 
+// flushAfter bounds how long the answers a reader has queued wait for the rest of
+// a burst of requests: they leave once no further request is buffered, or once the
+// oldest has waited this long (a slow handler must not hold them back).
+const flushAfter = 500 * time.Microsecond
+
+// readLoop serves p's frames in arrival order. Answers are queued rather than sent
+// one by one, and flushed on this goroutine once no further frame is buffered (or
+// after flushAfter), so that a burst of pipelined requests is answered in one
+// write.
 func (s *Server) readLoop(ctx context.Context, p *Peer, r *bufio.Reader) error {
 	var buf []byte
 	req := &Request{Peer: p}
+	var queuedAt time.Time // when the oldest unflushed answer was queued; zero: none
+	handled := false       // frames handled since the reader was last drained
 	for {
+		if handled && r.Buffered() == 0 {
+			handled = false
+			if s.cfg.OnDrained != nil {
+				s.cfg.OnDrained(p)
+			}
+		}
+		if !queuedAt.IsZero() && (r.Buffered() == 0 || time.Since(queuedAt) >= flushAfter) {
+			if err := p.w.flush(); err != nil {
+				return err
+			}
+			queuedAt = time.Time{}
+		}
 		f, b, err := readFrame(r, buf)
 		buf = b
 		if err != nil {
 			return err
 		}
 		p.read.Add(1)
+		handled = true
 		switch f.kind {
 		case kindPing:
-			if err := p.w.send(kindPong, f.id, 0, nil); err != nil {
-				return err
-			}
+			err = p.w.queue(kindPong, f.id, 0, nil)
 		case kindRequest, kindNotify:
-			req.Method, req.Body, req.OneWay = f.method, f.body, f.kind == kindNotify
+			req.Method, req.Body, req.OneWay, req.Linger = f.method, f.body, f.kind == kindNotify, 0
 			resp, herr := s.cfg.Handler(ctx, req)
 			if req.OneWay {
 				continue
 			}
 			if herr != nil {
-				err = p.w.send(kindError, f.id, f.method, []byte(herr.Error()))
-			} else {
-				err = p.w.send(kindResponse, f.id, f.method, resp)
-			}
-			if err != nil {
-				return err
+				err = p.w.queue(kindError, f.id, f.method, []byte(herr.Error()))
+			} else if err = p.w.queue(kindResponse, f.id, f.method, resp); err == nil && req.Linger > 0 {
+				p.w.flushWithin(req.Linger)
+				continue
 			}
 		default:
 			return fmt.Errorf("link: unexpected frame kind %d from a client", f.kind)
+		}
+		if err != nil {
+			return err
+		}
+		if queuedAt.IsZero() {
+			queuedAt = time.Now()
 		}
 	}
 }

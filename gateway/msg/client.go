@@ -187,12 +187,17 @@ func (c *Client) Windows(ctx context.Context, uids []uint64) ([]Window, error) {
 	return out, nil
 }
 
+// AckLinger is how long AckGo's request may wait to share a write with others.
+const AckLinger = 5 * time.Millisecond
+
 // AckGo is Ack without waiting: fn receives the outcome exactly once, on another
 // goroutine unless the request could not be sent. Acknowledgements are cumulative,
 // so a lost one costs only a message replayed later, and a gateway need not hold a
-// worker while a slow store answers.
+// worker while a slow store answers. They are off the latency path, so the request
+// may wait up to AckLinger to leave with the link's other traffic: under load many
+// share one write.
 func (c *Client) AckGo(uid, seq, epoch uint64, fn func(error)) {
-	c.link(uid).Go(MethodAck, appendTriple(make([]byte, 0, ackReqSize), uid, seq, epoch), func(_ []byte, err error) {
+	c.link(uid).GoLater(MethodAck, appendTriple(make([]byte, 0, ackReqSize), uid, seq, epoch), AckLinger, func(_ []byte, err error) {
 		if err != nil {
 			err = callError(MethodAck, err)
 		}

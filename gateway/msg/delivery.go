@@ -480,15 +480,48 @@ func (t *tracker) resendLoop(ctx context.Context) {
 	}
 }
 
-// forward sends queued route notifications to the router, in order.
+// batchLink is a routeLink that can queue notifications and write them out
+// together (a link.Client does).
+type batchLink interface {
+	QueueNotify(method uint16, body []byte) error
+	Flush() error
+}
+
+// forwardBatch bounds the route notifications forward writes at once.
+const forwardBatch = 256
+
+// forward sends queued route notifications to the router, in order: as many per
+// write as have queued up (up to forwardBatch), when the link can batch them.
 func (t *tracker) forward(ctx context.Context) {
+	bl, batching := t.link.(batchLink)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case b := <-t.queue:
-			if t.link.Notify(RouteMethod, b) != nil {
-				t.m.unsent.Inc() // replayed when the link is back
+			if !batching {
+				if t.link.Notify(RouteMethod, b) != nil {
+					t.m.unsent.Inc() // replayed when the link is back
+				}
+				continue
+			}
+			n := 1
+			if bl.QueueNotify(RouteMethod, b) != nil {
+				t.m.unsent.Inc()
+			}
+		more:
+			for ; n < forwardBatch; n++ {
+				select {
+				case b := <-t.queue:
+					if bl.QueueNotify(RouteMethod, b) != nil {
+						t.m.unsent.Inc()
+					}
+				default:
+					break more
+				}
+			}
+			if bl.Flush() != nil {
+				t.m.unsent.Add(float64(n)) // they went down with the connection: replayed when it is back
 			}
 		}
 	}

@@ -321,3 +321,68 @@ func FuzzDecodeSettles(f *testing.F) {
 		}
 	})
 }
+
+// batchingRouteLink is a fakeRouteLink that can queue notifications, counting the
+// flushes that write them out.
+type batchingRouteLink struct {
+	fakeRouteLink
+	queued  []Message
+	flushes int
+}
+
+func (l *batchingRouteLink) QueueNotify(method uint16, body []byte) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	m, err := DecodeMessage(append([]byte(nil), body...))
+	if err != nil || method != RouteMethod {
+		panic("a tracker queued something other than a route notification")
+	}
+	l.queued = append(l.queued, m)
+	return nil
+}
+
+func (l *batchingRouteLink) Flush() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sent = append(l.sent, l.queued...)
+	l.queued = nil
+	l.flushes++
+	return nil
+}
+
+func (l *batchingRouteLink) flushCount() (flushes, sent int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.flushes, len(l.sent)
+}
+
+func TestRoutesQueuedTogetherLeaveInOneFlushInOrder(t *testing.T) {
+	f := newTrackerFixture(t, 100, DeliveryConfig{})
+	bl := &batchingRouteLink{fakeRouteLink: fakeRouteLink{up: true}}
+	f.tr.link = bl
+	for uid := uint64(1); uid <= 10; uid++ {
+		f.store1(uid) // queued for forward, which is not running yet
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { f.tr.forward(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, sent := bl.flushCount(); sent == 10 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the queued routes were not all sent")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if flushes, _ := bl.flushCount(); flushes != 1 {
+		t.Fatalf("%d flushes for 10 routes queued together, want 1", flushes)
+	}
+	for i, s := range bl.take() {
+		if s[0] != uint64(i+1) {
+			t.Fatalf("route %d is to uid %d, want %d: out of order", i, s[0], i+1)
+		}
+	}
+}

@@ -54,6 +54,14 @@ type Gateway interface {
 	Rejoin()
 }
 
+// AsyncAcker is implemented by a Backend whose Ack may return without waiting for
+// the store (it hands the acknowledgement on and logs its outcome itself), so that
+// Ack's ctx goes unused: the gateway then builds no deadline per PUSH_ACK.
+type AsyncAcker interface {
+	// AcksAsync reports whether Ack returns without waiting.
+	AcksAsync() bool
+}
+
 // Backend is the rest of the IM stack as a gateway sees it: the session directory,
 // the message store and the router. The single-gateway Local backend keeps it all in
 // this process; the IM-stack services plug in behind the same interface (package

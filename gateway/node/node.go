@@ -250,11 +250,18 @@ func (n *Node) handle(c *reactor.Conn, frame []byte, inline bool) reactor.Dispos
 	case f.Type != proto.TypeLogin && s == nil:
 		n.kick(c, proto.ReasonProtocol, proto.CodeNotLoggedIn, 0, f.Type.String()+" before LOGIN")
 		return reactor.Handled
-	case s != nil && (f.Type == proto.TypePing || !inline) && s.sentBeforeLoginOK():
+	case s != nil && (f.Type == proto.TypePing || !inline || f.Type == proto.TypePushAck && n.acksAsync()) && s.sentBeforeLoginOK():
 		n.kick(c, proto.ReasonProtocol, proto.CodeNotLoggedIn, 0, f.Type.String()+" sent before LOGIN_OK")
 		return reactor.Handled
 	case f.Type == proto.TypePing:
 		n.ping(c, f.Body)
+		return reactor.Handled
+	case inline && f.Type == proto.TypePushAck && n.acksAsync():
+		// Handed on without waiting (the backend says so): on the epoller, saving
+		// a worker's wake-up per delivered message. The reactor calls OnFrame
+		// only while none of the connection's frames wait for a worker, so this
+		// keeps the stream's order.
+		n.pushAck(context.Background(), c, s, f.Body)
 		return reactor.Handled
 	case inline && f.Type == proto.TypeLogin && n.overloaded():
 		// Turn the login away now, with a spread retry hint, rather than queue it
@@ -273,26 +280,49 @@ func (n *Node) handle(c *reactor.Conn, frame []byte, inline bool) reactor.Dispos
 	case inline:
 		return reactor.Defer
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.RequestTimeout)
-	defer cancel()
+	// A deadline (a context and its timer) only for the requests that wait on the
+	// backend: a SEND answers through its callback, and a PUSH_ACK to a backend
+	// that acknowledges without waiting needs none — both once per message.
 	switch f.Type {
 	case proto.TypeLogin:
+		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.RequestTimeout)
+		defer cancel()
 		n.login(ctx, c, f.Body)
 	case proto.TypeSend, proto.TypeSendTraced:
 		n.send(c, s, f.Body, f.Type == proto.TypeSendTraced)
 	case proto.TypePushAck:
-		var m proto.PushAck
-		if err := m.Decode(f.Body); err != nil {
-			n.kickFor(c, err)
-			return reactor.Handled
+		ctx := context.Background()
+		if !n.acksAsync() {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, n.cfg.RequestTimeout)
+			defer cancel()
 		}
-		if err := n.cfg.Backend.Ack(ctx, s.uid, m.Seq, m.Epoch); err != nil {
-			n.log.Warn("ack failed", "uid", s.uid, "seq", m.Seq, "err", err)
-		}
+		n.pushAck(ctx, c, s, f.Body)
 	case proto.TypeSync:
+		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.RequestTimeout)
+		defer cancel()
 		n.sync(ctx, c, s, f.Body)
 	}
 	return reactor.Handled
+}
+
+// acksAsync reports whether the backend's Ack returns without waiting
+// (AsyncAcker).
+func (n *Node) acksAsync() bool {
+	aa, ok := n.cfg.Backend.(AsyncAcker)
+	return ok && aa.AcksAsync()
+}
+
+// pushAck hands a PUSH_ACK's acknowledgement to the backend.
+func (n *Node) pushAck(ctx context.Context, c *reactor.Conn, s *session, body []byte) {
+	var m proto.PushAck
+	if err := m.Decode(body); err != nil {
+		n.kickFor(c, err)
+		return
+	}
+	if err := n.cfg.Backend.Ack(ctx, s.uid, m.Seq, m.Epoch); err != nil {
+		n.log.Warn("ack failed", "uid", s.uid, "seq", m.Seq, "err", err)
+	}
 }
 
 func (n *Node) ping(c *reactor.Conn, body []byte) {

@@ -90,6 +90,8 @@ type Router struct {
 
 	gmu sync.Mutex
 	gws map[string]*gatewayLink
+	// clients are the gateway links of gws, for flushPushes to read without gmu.
+	clients atomic.Pointer[[]*link.Client]
 
 	pmu     sync.Mutex
 	pending map[uint64][]*flight // uid → messages waiting for that uid's lookup
@@ -188,7 +190,7 @@ func New(cfg Config) (*Router, error) {
 	}
 	r.m = newMetrics(reg, r)
 	srv, err := link.Listen(link.ServerConfig{Addr: cfg.Addr, Secret: cfg.Secret, Handler: r.handle, Logger: r.log,
-		Registry: reg, Service: "router"})
+		Registry: reg, Service: "router", OnDrained: func(*link.Peer) { r.flushPushes() }})
 	if err != nil {
 		cancel()
 		return nil, err
@@ -213,6 +215,7 @@ func (r *Router) Serve(ctx context.Context) error {
 		g.client.Close()
 		delete(r.gws, id)
 	}
+	r.clients.Store(nil)
 	r.gmu.Unlock()
 	return err
 }
@@ -301,8 +304,15 @@ func (r *Router) finish(f *flight, outcome string, settled bool) {
 // settleQueue bounds the settles waiting for settleLoop.
 const settleQueue = 1 << 16
 
+// settleLinger is how long settleLoop collects settles after the first one before
+// it sends them: settles are off the latency path (the msg service resends only
+// after seconds), and collecting them for a few milliseconds makes one write carry
+// many rather than each costing one.
+const settleLinger = 5 * time.Millisecond
+
 // settleLoop sends queued settles to their msg connections, as many per
-// notification as have queued up (up to msg.MaxSettles), until the router stops.
+// notification as have queued up within settleLinger of the first (up to
+// msg.MaxSettles), until the router stops.
 func (r *Router) settleLoop() {
 	bodies := map[*link.Peer][]byte{}
 	flush := func(p *link.Peer) {
@@ -321,6 +331,8 @@ func (r *Router) settleLoop() {
 			flush(s.peer)
 		}
 	}
+	linger := time.NewTimer(settleLinger)
+	linger.Stop()
 	for {
 		select {
 		case <-r.ctx.Done():
@@ -328,13 +340,16 @@ func (r *Router) settleLoop() {
 		case s := <-r.settles:
 			add(s)
 		}
-	drain:
-		for range settleQueue {
+		linger.Reset(settleLinger)
+	collect:
+		for {
 			select {
+			case <-r.ctx.Done():
+				return
 			case s := <-r.settles:
 				add(s)
-			default:
-				break drain
+			case <-linger.C:
+				break collect
 			}
 		}
 		for p := range bodies {
@@ -410,6 +425,7 @@ func (r *Router) lookup(uid uint64) {
 		for _, f := range q {
 			r.push(s, f)
 		}
+		r.flushPushes()
 	}
 }
 
@@ -453,7 +469,7 @@ func (r *Router) send(c *link.Client, s state.Session, f *flight) {
 			r.reroute(s, f, "unreachable")
 		}
 	})
-	c.Go(gwlink.MethodPush, gwlink.AppendPush(nil, s.Conn, stampRouted(f.m)), func(resp []byte, err error) {
+	c.GoLater(gwlink.MethodPush, gwlink.AppendPush(nil, s.Conn, stampRouted(f.m)), pushLinger, func(resp []byte, err error) {
 		delivered := err == nil && len(resp) == 1 && resp[0] == gwlink.PushDelivered
 		if !answered.CompareAndSwap(false, true) {
 			if delivered {
@@ -483,6 +499,22 @@ func stampRouted(m *msg.Message) *msg.Message {
 	c := *m
 	c.Trace = m.Trace.With(func(t *msg.Trace) { t.Routed = time.Now().UnixNano() })
 	return &c
+}
+
+// pushLinger is the longest a push waits to share a write with others. The
+// routes of a burst from the msg feed go out together when the feed's reader has
+// handled it (flushPushes, from link.ServerConfig.OnDrained), and those behind a
+// lookup when it has pushed them; the linger is the backstop for the rest
+// (reroutes).
+const pushLinger = 2 * time.Millisecond
+
+// flushPushes writes out the pushes queued on every gateway link.
+func (r *Router) flushPushes() {
+	if cs := r.clients.Load(); cs != nil {
+		for _, c := range *cs {
+			c.Flush()
+		}
+	}
 }
 
 func (r *Router) delivered(f *flight) {
@@ -550,6 +582,11 @@ func (r *Router) SetGateways(table []state.Gateway) {
 			MaxBackoff: maxRetryPause,
 		})}
 	}
+	cs := make([]*link.Client, 0, len(r.gws))
+	for _, gl := range r.gws {
+		cs = append(cs, gl.client)
+	}
+	r.clients.Store(&cs)
 }
 
 // liveEpoch returns gateway id's live epoch, 0 if it is not live.
