@@ -4,14 +4,14 @@ import (
 	"context"
 	"math"
 	"time"
-
-	"github.com/floodgate/floodgate/gateway/proto"
 )
 
-// Timing of the scheduler and the per-user sweep.
+// Timing of the scheduler and of the users' periodic chores.
 const (
-	tick       = time.Millisecond
-	sweepEvery = 100 * time.Millisecond // each user is looked at this often
+	tick = time.Millisecond
+	// sweepEvery is how often a user with a chore pending (an ack to flush, a gap
+	// to time, a slow reader's budget) is looked at (timers.go).
+	sweepEvery = 100 * time.Millisecond
 	// settleTimeout bounds the connect phase when no Start signal is given.
 	settleTimeout = 2 * time.Minute
 )
@@ -40,8 +40,9 @@ type runState struct {
 }
 
 // schedule is the agent's clock: a 1 ms ticker that connects users at the planned
-// rate, sends at each message's intended time, churns, sweeps users (heartbeats,
-// reconnects, gap fills, acks, slow reading), ends messages at their deadline, and
+// rate, sends at each message's intended time, churns, visits the users that have
+// something due (heartbeats, reconnects, gap fills, acks, slow reading: timers.go),
+// ends messages at their deadline, and
 // rotates the interval histograms. Its own lateness is the hiccup meter.
 func (a *Agent) schedule(ctx context.Context) (*Result, error) {
 	seg, plan := a.opts.Segment, &a.plan
@@ -91,7 +92,9 @@ func (a *Agent) schedule(ctx context.Context) (*Result, error) {
 		a.mu.Lock()
 		// First connections, paced.
 		for st.nextConnect < st.target && (connectRate == 0 || st.connectAt <= float64(now)) {
-			a.dial(a.users[st.nextConnect], now)
+			u := a.users[st.nextConnect]
+			a.dial(u, now)
+			a.touch(u, now)
 			st.nextConnect++
 			if connectRate > 0 {
 				st.connectAt = math.Max(st.connectAt, float64(now)-float64(time.Second)/connectRate) + float64(time.Second)/connectRate
@@ -112,7 +115,7 @@ func (a *Agent) schedule(ctx context.Context) (*Result, error) {
 			}
 		}
 		a.flushRetries(now)
-		a.sweepUsers(now)
+		a.runUserTimers(now)
 		a.ledger.expire(a.toMono(now), deadline, a.onEnded)
 		if now-st.lastRotate >= interval {
 			a.meters.rotate(time.Now())
@@ -187,7 +190,7 @@ func (a *Agent) traffic(st *runState, now int64) {
 		if ph.SlowFraction != nil {
 			slow = *ph.SlowFraction
 		}
-		a.setSlowFraction(slow)
+		a.setSlowFraction(slow, now)
 		if ph.Users != nil {
 			st.target = max(st.target, seg.shareUsers(plan, *ph.Users))
 			a.recvTarget = st.target
@@ -275,53 +278,6 @@ func (a *Agent) onEnded(e entry, lost bool) {
 		a.ledger.c.LostSlow++
 	}
 	a.recordPush(a.users[e.to], int64(a.plan.Deadline)/1000)
-}
-
-// sweepUsers visits a slice of the users each tick, so that each one is seen every
-// sweepEvery: heartbeats, reconnects, login timeouts, gap fills, ack flushes, slow
-// reading, relogins.
-func (a *Agent) sweepUsers(now int64) {
-	n := len(a.users)
-	chunk := (n*int(tick) + int(sweepEvery) - 1) / int(sweepEvery)
-	for range chunk {
-		u := a.users[a.sweep]
-		a.sweep = (a.sweep + 1) % n
-		switch u.state {
-		case uOffline:
-			if u.tried && now >= u.retryAt {
-				a.dial(u, now)
-			}
-		case uConnecting, uLoggingIn:
-			if now-u.dialAt > int64(loginTimeout) && u.conn != nil {
-				u.conn.Close() // a gateway that does not answer: try another
-			}
-		case uActive:
-			if !u.conn.Closed() && a.silent(u, now) { // a closing one was counted when closed
-				a.silentCloses++
-				u.conn.Close() // as after any lost connection: reconnect with backoff
-				continue
-			}
-			if now >= u.nextPing && u.heartbeat > 0 {
-				p := proto.Ping{TS: a.toMono(now)}
-				a.wbuf = p.Append(a.wbuf[:0])
-				u.conn.Write(a.wbuf)
-				u.nextPing = now + u.heartbeat
-				if u.pingAt == 0 {
-					u.pingAt = now
-				}
-			}
-			a.rxSweep(u, now)
-			if u.slow && a.slowRate > 0 {
-				u.slowBudget = min(u.slowBudget+a.slowRate*int64(sweepEvery)/int64(time.Second), a.slowRate)
-				if u.slowBudget > 0 {
-					u.conn.ResumeReading()
-				}
-			}
-		}
-		if u.rl != nil {
-			a.sweepRelogin(u, now)
-		}
-	}
 }
 
 // DefaultPongTimeout is Plan.PongTimeout's default.
