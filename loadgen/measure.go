@@ -16,7 +16,7 @@ const (
 	TagConnect   = "connect"   // first connect: dial → LOGIN_OK
 	TagReconnect = "reconnect" // after a disconnect: disconnect seen → LOGIN_OK
 	TagLag       = "lag"       // generator lag: actual − intended send time
-	TagHiccup    = "hiccup"    // scheduler tick lateness (the agent's own stalls)
+	TagHiccup    = "hiccup"    // scheduler wake-up lateness (the agent's own stalls)
 	// TagReplace is a relogin's new LOGIN_OK → the old connection's KICK REPLACED
 	// (clamped at 0: the server may kick before it answers the new login).
 	TagReplace = "replace"

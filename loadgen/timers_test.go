@@ -138,3 +138,39 @@ func TestRxPendingWhileAGapIsOpen(t *testing.T) {
 		}
 	}
 }
+
+// The scheduler sleeps until the earliest thing due, and never longer than
+// hiccupEvery: sends wake it at their intended time (lag is measured from it).
+func TestSchedulerWakesAtTheEarliestDueTime(t *testing.T) {
+	const now = int64(10 * time.Second)
+	ms := int64(time.Millisecond)
+	a := timerAgent(1)
+	a.plan.Phases = []Phase{{Name: "p", Duration: Duration(time.Minute)}}
+	running := func() runState {
+		return runState{t0: 1, phase: 0, phaseEnd: now + 60*ms, lastRotate: now, lastReport: now}
+	}
+	for _, tc := range []struct {
+		name  string
+		st    func() runState
+		retry int64
+		want  int64
+	}{
+		{"nothing due: hiccupEvery", running, 0, now + int64(hiccupEvery)},
+		{"a send a fraction of a ns after 3.5 ms: the ns after", func() runState { s := running(); s.sending, s.nextSend = true, float64(now)+3.5e6+0.25; return s }, 0, now + 3_500_001},
+		{"a send past its time: at once", func() runState { s := running(); s.sending, s.nextSend = true, float64(now-ms); return s }, 0, now - ms},
+		{"the phase ends in 2 ms", func() runState { s := running(); s.phaseEnd = now + 2*ms; return s }, 0, now + 2*ms},
+		{"traffic starts in 1 ms", func() runState { s := running(); s.t0 = now + ms; return s }, 0, now + ms},
+		{"a first connect's turn", func() runState { s := running(); s.target, s.connectAt = 1, float64(now+3*ms); return s }, 0, now + 3*ms},
+		{"a refused SEND's retry", running, now + 5*ms, now + 5*ms},
+		{"the interval ends", func() runState { s := running(); s.lastRotate = now - int64(time.Second) + ms; return s }, 0, now + ms},
+	} {
+		a.retries = nil
+		if tc.retry != 0 {
+			a.retries = retryHeap{{at: tc.retry, k: 1}}
+		}
+		st := tc.st()
+		if got := a.nextWake(&st, now, 1000, int64(time.Second)); got != tc.want {
+			t.Errorf("%s: wakes at %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
