@@ -25,7 +25,7 @@
 // Latencies go into HdrHistograms per 1 s interval and per SLI tag, written as an
 // HdrHistogram interval log (.hlog) that merges across agents and machines. The
 // agent also measures itself: generator lag (actual − intended send) and a hiccup
-// meter (how late the scheduler wakes; it wakes at least every 10 ms), so an
+// meter (how late the scheduler wakes; it wakes at least every 50 ms), so an
 // overloaded generator can mark a run invalid.
 package loadgen
 
