@@ -54,6 +54,8 @@ func TestNextVisitIsTheEarliestDueTime(t *testing.T) {
 		{"offline, retrying", user{state: uOffline, tried: true, retryAt: now + 2*s}, now + 2*s},
 		{"logging in: its login timeout", user{state: uLoggingIn, conn: &reactor.Conn{}, dialAt: now}, now + int64(loginTimeout) + 1},
 		{"idle and quiet: its next heartbeat", user{state: uActive, heartbeat: 120 * s, nextPing: now + 90*s, lastRx: now}, now + 90*s},
+		{"a heartbeat due mid-slot: the end of its PING batch", user{state: uActive, heartbeat: 120 * s, nextPing: now + 90*s + 1}, now + 91*s},
+		{"a short heartbeat: batched on an eighth of it", user{state: uActive, heartbeat: 800 * int64(time.Millisecond), nextPing: now + 1}, now + 100*int64(time.Millisecond)},
 		{"a PING unanswered: its PONG timeout", user{state: uActive, heartbeat: 120 * s, nextPing: now + 90*s, pingAt: now - s}, now - s + int64(DefaultPongTimeout) + 1},
 		{"the idle timeout comes first", user{state: uActive, heartbeat: 120 * s, nextPing: now + 90*s, idleAfter: 30 * s, lastRx: now - 10*s}, now + 20*s + 1},
 		{"a receive chore: its phase", user{state: uActive, heartbeat: 120 * s, nextPing: now + 90*s, rxDirty: true}, phase},
