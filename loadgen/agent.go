@@ -24,8 +24,9 @@
 //
 // Latencies go into HdrHistograms per 1 s interval and per SLI tag, written as an
 // HdrHistogram interval log (.hlog) that merges across agents and machines. The
-// agent also measures itself: generator lag (actual − intended send) and a 1 ms
-// hiccup meter, so an overloaded generator can mark a run invalid.
+// agent also measures itself: generator lag (actual − intended send) and a hiccup
+// meter (how late the scheduler wakes; it wakes at least every 50 ms), so an
+// overloaded generator can mark a run invalid.
 package loadgen
 
 import (
@@ -111,7 +112,7 @@ type Agent struct {
 	serverErrors    uint64
 	active          int // users logged in now
 	peakActive      int
-	sweep           int // round-robin position of the per-user sweep
+	wakes           wakeHeap // the users' next visits (timers.go)
 	// hostile are the abusive connections beside the users (nil: none); they
 	// keep their own accounting, apart from the ledger.
 	hostile *hostileFleet
@@ -209,7 +210,7 @@ func (a *Agent) setupUsers() {
 			a.recipients = append(a.recipients, u.idx)
 		}
 	}
-	a.setSlowFraction(a.plan.Behaviour.SlowFraction)
+	a.setSlowFraction(a.plan.Behaviour.SlowFraction, 0)
 	a.slowRate = int64(a.plan.Behaviour.SlowBytesPerSec)
 	a.recvTarget = len(a.users)
 	a.limitRecipients(len(a.users))
@@ -253,8 +254,8 @@ func (a *Agent) limitRecipients(n int) {
 }
 
 // setSlowFraction marks the first fraction of non-idle users (in a seeded order)
-// as slow readers, and unmarks the rest.
-func (a *Agent) setSlowFraction(f float64) {
+// as slow readers, and unmarks the rest, at now.
+func (a *Agent) setSlowFraction(f float64, now int64) {
 	n := int(math.Round(f * float64(len(a.recipients))))
 	for i, idx := range a.recipients {
 		u := a.users[idx]
@@ -266,6 +267,7 @@ func (a *Agent) setSlowFraction(f float64) {
 			} else if !u.slow {
 				u.conn.ResumeReading()
 			}
+			a.touch(u, now) // a slow reader's budget is refilled on its timer
 		}
 	}
 }

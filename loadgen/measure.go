@@ -16,7 +16,7 @@ const (
 	TagConnect   = "connect"   // first connect: dial → LOGIN_OK
 	TagReconnect = "reconnect" // after a disconnect: disconnect seen → LOGIN_OK
 	TagLag       = "lag"       // generator lag: actual − intended send time
-	TagHiccup    = "hiccup"    // scheduler tick lateness (the agent's own stalls)
+	TagHiccup    = "hiccup"    // scheduler wake-up lateness (the agent's own stalls)
 	// TagReplace is a relogin's new LOGIN_OK → the old connection's KICK REPLACED
 	// (clamped at 0: the server may kick before it answers the new login).
 	TagReplace = "replace"
@@ -59,8 +59,9 @@ func NewHistogram() *hdrhistogram.Histogram {
 // concurrency-safe either, which is why each agent owns its own and they are only
 // merged afterwards.
 //
-// Writing an interval to the log (encoding and deflating six histograms: about
-// 2.6 ms and 5 MB of garbage) happens on a writer goroutine, not on the scheduler
+// Writing an interval to the log (encoding and deflating each histogram that has
+// samples, a new zlib compressor each; an empty one's line is written from an
+// encoding made once) happens on a writer goroutine, not on the scheduler
 // loop that calls rotate: rotate only swaps in a spare set, so sends never wait for
 // the log. A set goes back to the spares once written; at most a few are in flight.
 type meters struct {
@@ -69,8 +70,17 @@ type meters struct {
 	start    time.Time     // interval start
 	clamped  uint64
 	log      *hdrhistogram.HistogramLogWriter
+	w        io.Writer // what log writes to
 	baseMs   int64
 	interval time.Duration
+	// empty is an empty histogram's encoding and interval-line max: most tags
+	// record nothing in most intervals (connect, reconnect, replace, push_slow),
+	// and encoding one costs as much as encoding a full one (a new zlib
+	// compressor each time). Their lines are written from it (emptyLine).
+	empty struct {
+		payload []byte
+		max     float64
+	}
 
 	full      chan closedInterval // to the writer; closed by close
 	spare     chan tagHistograms  // written and reset sets, from the writer
@@ -116,6 +126,13 @@ func newMeters(w io.Writer, now time.Time, interval time.Duration) (*meters, err
 		m.log.OutputComment("Floodgate loadgen interval histograms; values in microseconds; Tag = SLI")
 		m.log.OutputLegend()
 		m.log.SetBaseTime(m.baseMs)
+		m.w = w
+		e := NewHistogram()
+		payload, err := e.Encode(hdrhistogram.V2CompressedEncodingCookieBase)
+		if err != nil {
+			return nil, fmt.Errorf("hlog: %w", err)
+		}
+		m.empty.payload, m.empty.max = payload, float64(e.Max())/hdrhistogram.MsToNsRatio
 		m.full = make(chan closedInterval, inFlightIntervals)
 		m.spare = make(chan tagHistograms, inFlightIntervals+1)
 		m.written = make(chan struct{})
@@ -132,20 +149,39 @@ func (m *meters) write() {
 		for _, t := range Tags {
 			h := iv.hs[t]
 			if m.writeErr == nil {
-				h.SetTag(t)
-				h.SetStartTimeMs(iv.start.UnixMilli())
-				h.SetEndTimeMs(iv.end.UnixMilli())
-				if err := m.log.OutputIntervalHistogram(h); err != nil {
+				var err error
+				if h.TotalCount() == 0 {
+					err = m.emptyLine(t, iv.start.UnixMilli(), iv.end.UnixMilli())
+				} else {
+					h.SetTag(t)
+					h.SetStartTimeMs(iv.start.UnixMilli())
+					h.SetEndTimeMs(iv.end.UnixMilli())
+					err = m.log.OutputIntervalHistogram(h)
+					h.Reset() // an empty one is reset already
+				}
+				if err != nil {
 					m.writeErr = fmt.Errorf("hlog: %w", err)
 				}
+			} else {
+				h.Reset()
 			}
-			h.Reset()
 		}
 		select {
 		case m.spare <- iv.hs:
 		default: // more spares than needed: let this one go
 		}
 	}
+}
+
+// emptyLine writes the interval line of an empty histogram of tag from startMs
+// to endMs: byte for byte what HistogramLogWriter.OutputIntervalHistogram writes
+// for it (the same format, relative to the same base time), from the encoding
+// made once.
+func (m *meters) emptyLine(tag string, startMs, endMs int64) error {
+	start := (float64(startMs) - float64(m.baseMs)) / 1000.0
+	end := (float64(endMs) - float64(m.baseMs)) / 1000.0
+	_, err := fmt.Fprintf(m.w, "Tag=%s,%f,%f,%f,%s\n", tag, start, end-start, m.empty.max, m.empty.payload)
+	return err
 }
 
 // record adds one value (microseconds) to a tag and returns it as recorded

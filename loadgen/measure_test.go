@@ -88,3 +88,39 @@ func TestLogWriteErrorIsReportedByClose(t *testing.T) {
 		t.Fatal("close reported no error after the log failed")
 	}
 }
+
+// An interval in which a tag recorded nothing is written from the cached empty
+// encoding: byte for byte the line the library writes for an empty histogram.
+func TestEmptyIntervalLineIsTheLibrarysLine(t *testing.T) {
+	t0 := time.UnixMilli(1_700_000_000_123)
+	for _, tc := range []struct {
+		name       string
+		start, end time.Time
+	}{
+		{"the first interval", t0, t0.Add(time.Second)},
+		{"a later, shorter one", t0.Add(41*time.Second + 7*time.Millisecond), t0.Add(41*time.Second + 980*time.Millisecond)},
+	} {
+		var ours, theirs bytes.Buffer
+		m, err := newMeters(&ours, t0, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ours.Reset() // the header
+		if err := m.emptyLine(TagReconnect, tc.start.UnixMilli(), tc.end.UnixMilli()); err != nil {
+			t.Fatal(err)
+		}
+		lw := hdrhistogram.NewHistogramLogWriter(&theirs)
+		lw.SetBaseTime(t0.UnixMilli())
+		h := NewHistogram()
+		h.SetTag(TagReconnect)
+		h.SetStartTimeMs(tc.start.UnixMilli())
+		h.SetEndTimeMs(tc.end.UnixMilli())
+		if err := lw.OutputIntervalHistogram(h); err != nil {
+			t.Fatal(err)
+		}
+		if ours.String() != theirs.String() {
+			t.Errorf("%s: wrote\n%q\nthe library writes\n%q", tc.name, ours.String(), theirs.String())
+		}
+		m.close()
+	}
+}

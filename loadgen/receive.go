@@ -16,8 +16,9 @@ const (
 	// SYNC that made no progress holds the next one back): the Go client's default.
 	gapWait = 100 * time.Millisecond
 	// ackEvery is how far the contiguous seq moves before a PUSH_ACK goes out at
-	// once (the Go client's batch); the sweep flushes any smaller advance every
-	// sweepEvery, where the Go client flushes once it has read what arrived.
+	// once (the Go client's batch); the user's next phase flushes any smaller
+	// advance, within sweepEvery (timers.go), where the Go client flushes once it
+	// has read what arrived.
 	ackEvery = 32
 )
 
@@ -28,6 +29,7 @@ func deliverNothing(uint64, struct{}) {}
 // rxLogin takes a LOGIN_OK into the user's window. A new incarnation resets it
 // (what the old one held is gone: the ledger counts the loss at the deadline).
 func (a *Agent) rxLogin(u *user, ok *proto.LoginOK) {
+	u.rxDirty = true
 	before := u.w.Epoch()
 	u.w.Login(*ok)
 	a.noteEpoch(u, before)
@@ -58,6 +60,7 @@ func (a *Agent) maybeSync(u *user, now int64) {
 // window unprompted): evictions are counted, and the window says whether to ask
 // again.
 func (a *Agent) rxSyncEnd(u *user, e *proto.SyncEnd, now int64) {
+	u.rxDirty = true
 	before := u.w.Epoch()
 	a.counts.Evicted += u.w.SyncEnd(e, deliverNothing)
 	a.noteEpoch(u, before)
@@ -68,11 +71,15 @@ func (a *Agent) rxSyncEnd(u *user, e *proto.SyncEnd, now int64) {
 }
 
 // rxSyncFailed takes an ERROR answering a SYNC: the window asks again later.
-func (a *Agent) rxSyncFailed(u *user) { u.w.SyncFailed() }
+func (a *Agent) rxSyncFailed(u *user) {
+	u.rxDirty = true
+	u.w.SyncFailed()
+}
 
 // rxPush takes one PUSH through the window and reports whether it is the first
 // receipt of its (epoch, seq): delivered or held back ahead of a gap.
 func (a *Agent) rxPush(u *user, p *proto.Push, now int64) bool {
+	u.rxDirty = true
 	before := u.w.Epoch()
 	v := u.w.Push(p, struct{}{}, now, deliverNothing)
 	a.noteEpoch(u, before)
@@ -107,8 +114,19 @@ func (a *Agent) ack(u *user, every uint64) {
 }
 
 // rxSweep is the receive rule's periodic work: a gap open for gapWait (or a
-// stalled SYNC's wait) ends in a SYNC; acks are flushed.
+// stalled SYNC's wait) ends in a SYNC; acks are flushed. It runs at the user's
+// phase while rxDirty holds (timers.go).
 func (a *Agent) rxSweep(u *user, now int64) {
 	a.maybeSync(u, now)
 	a.ack(u, 0)
+}
+
+// rxPending reports whether u's window will owe a chore without another frame
+// arriving: a SYNC once a gap has been open for gapWait, or once the wait after
+// a SYNC that made no progress is over. An ack cannot be owed: rxSweep flushed it,
+// and only a frame moves the window. Call it right after rxSweep on an active
+// user: maybeSync's NeedSync there started any stall clock, so asking about a
+// later time changes nothing; an outstanding SYNC waits for its SYNC_END, a frame.
+func (a *Agent) rxPending(u *user, now int64) bool {
+	return u.w.NeedSync(now+int64(gapWait), int64(gapWait))
 }

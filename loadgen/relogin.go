@@ -61,6 +61,7 @@ func (a *Agent) startRelogin(u *user, now int64) bool {
 		return false
 	}
 	u.rl = &relogin{conn: c, addr: addr, started: now}
+	a.touch(u, now) // its login timeout
 	return true
 }
 

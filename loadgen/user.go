@@ -66,6 +66,12 @@ type user struct {
 	quick      uint8 // refused connects retried at once since the last login
 	gw         int16 // the number of the gateway addr is (Agent.gwPush); -1 before the first dial
 	slowBudget int64 // bytes the slow reader may still read this second
+	refillAt   int64 // when the slow reader's budget is next refilled
+	// wakeAt is the time of the user's live entry in the agent's timer heap (0:
+	// none); rxDirty says the receive window may owe a chore (an ack, a SYNC) that
+	// the user's next phase does (timers.go).
+	wakeAt  int64
+	rxDirty bool
 }
 
 // Payload header: the client message id (the agent's base | k), the intended send
@@ -196,6 +202,7 @@ func (a *Agent) OnFrame(c *reactor.Conn, frame []byte) reactor.Disposition {
 			a.onError(u, role, &e, now)
 		}
 	}
+	a.touch(u, now)
 	return reactor.Handled
 }
 
@@ -228,6 +235,7 @@ func (a *Agent) OnClose(c *reactor.Conn, r reactor.Reason, err error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	now := a.now()
+	defer a.touch(u, now) // its reconnect, or the relogin's bounds
 	switch u.roleOf(c) {
 	case roleRelogin:
 		a.reloginFailed(u, now)
