@@ -203,23 +203,30 @@ func (u usage) phaseCPU() *PhaseCPU {
 	if u.secs <= 0 || len(u.cpu) == 0 {
 		return nil
 	}
-	p := &PhaseCPU{WindowS: u.secs, Delivered: u.delivered, DeliveredPerS: u.delivered / u.secs,
-		Cores: map[string]float64{}, USPerMsg: map[string]float64{}}
+	p := &PhaseCPU{WindowS: u.secs, Delivered: u.delivered, DeliveredPerS: u.delivered / u.secs}
+	p.Cores, p.USPerMsg, p.ServerCores, p.ServerUSPerMsg = u.serverShare(u.delivered)
+	p.Agents = u.agents()
+	p.Agents.USPerMsg = perUnit(u.cpu[roleAgent], u.delivered)
+	return p
+}
+
+// serverShare splits the window's server CPU (every role but the agents) by role:
+// cores, and CPU µs per unit of work done (nil, and left out per role, for none);
+// then the same for the server as a whole.
+func (u usage) serverShare(units float64) (cores, usPer map[string]float64, serverCores float64, serverUSPer *float64) {
+	cores, usPer = map[string]float64{}, map[string]float64{}
 	var server float64
 	for role, c := range u.cpu {
 		if role == roleAgent {
 			continue
 		}
 		server += c
-		p.Cores[role] = c / u.secs
-		if v := perUnit(c, u.delivered); v != nil {
-			p.USPerMsg[role] = *v
+		cores[role] = c / u.secs
+		if v := perUnit(c, units); v != nil {
+			usPer[role] = *v
 		}
 	}
-	p.ServerCores, p.ServerUSPerMsg = server/u.secs, perUnit(server, u.delivered)
-	p.Agents = u.agents()
-	p.Agents.USPerMsg = perUnit(u.cpu[roleAgent], u.delivered)
-	return p
+	return cores, usPer, server / u.secs, perUnit(server, units)
 }
 
 // agents is the agents' share of a window.
@@ -234,20 +241,8 @@ func (u usage) connectCPU(logins int64) *ConnectCPU {
 	if u.secs <= 0 || len(u.cpu) == 0 {
 		return nil
 	}
-	c := &ConnectCPU{WindowS: u.secs, Logins: logins, LoginsPerS: float64(logins) / u.secs,
-		Cores: map[string]float64{}, USPerLogin: map[string]float64{}}
-	var server float64
-	for role, s := range u.cpu {
-		if role == roleAgent {
-			continue
-		}
-		server += s
-		c.Cores[role] = s / u.secs
-		if v := perUnit(s, float64(logins)); v != nil {
-			c.USPerLogin[role] = *v
-		}
-	}
-	c.ServerCores, c.ServerUSPerLogin = server/u.secs, perUnit(server, float64(logins))
+	c := &ConnectCPU{WindowS: u.secs, Logins: logins, LoginsPerS: float64(logins) / u.secs}
+	c.Cores, c.USPerLogin, c.ServerCores, c.ServerUSPerLogin = u.serverShare(float64(logins))
 	c.Agents = u.agents()
 	c.Agents.USPerLogin = perUnit(u.cpu[roleAgent], float64(logins))
 	return c

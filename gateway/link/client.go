@@ -377,13 +377,7 @@ func (c *Client) GoLater(method uint16, body []byte, linger time.Duration, fn fu
 
 // Notify sends a one-way message.
 func (c *Client) Notify(method uint16, body []byte) error {
-	c.mu.Lock()
-	cc := c.cur
-	c.mu.Unlock()
-	if cc == nil {
-		return ErrUnavailable
-	}
-	return cc.w.send(kindNotify, 0, method, body)
+	return c.onConn(func(w *writer) error { return w.send(kindNotify, 0, method, body) })
 }
 
 // QueueNotify is Notify without the write: the message leaves with the next Flush,
@@ -391,23 +385,23 @@ func (c *Client) Notify(method uint16, body []byte) error {
 // notifications goes out in one write. One still queued when the connection breaks
 // is lost, as one in flight would be.
 func (c *Client) QueueNotify(method uint16, body []byte) error {
-	c.mu.Lock()
-	cc := c.cur
-	c.mu.Unlock()
-	if cc == nil {
-		return ErrUnavailable
-	}
-	return cc.w.queue(kindNotify, 0, method, body)
+	return c.onConn(func(w *writer) error { return w.queue(kindNotify, 0, method, body) })
 }
 
 // Flush writes out what QueueNotify queued (nothing if another write under way
 // takes it).
 func (c *Client) Flush() error {
+	return c.onConn((*writer).flush)
+}
+
+// onConn runs fn on the current connection's writer, or fails with
+// ErrUnavailable while there is none.
+func (c *Client) onConn(fn func(*writer) error) error {
 	c.mu.Lock()
 	cc := c.cur
 	c.mu.Unlock()
 	if cc == nil {
 		return ErrUnavailable
 	}
-	return cc.w.flush()
+	return fn(cc.w)
 }
