@@ -161,11 +161,14 @@ func (fc *fakeConn) login(ok proto.LoginOK) {
 	fc.write(ok.Append(nil))
 }
 
-// loginWithNothingToSync logs the client in to an empty inbox: the client has
-// nothing to fetch, so the next frame it sends is not a SYNC.
-func (fc *fakeConn) loginWithNothingToSync(epoch uint64) {
+// loginAndSync logs the client in to an empty inbox and answers its first SYNC.
+func (fc *fakeConn) loginAndSync(epoch uint64) {
 	fc.t.Helper()
 	fc.login(proto.LoginOK{Epoch: epoch})
+	if m := fc.expectSync(); m.AfterSeq != 0 {
+		fc.t.Fatalf("first SYNC %+v", m)
+	}
+	fc.write((&proto.SyncEnd{Head: 0, Oldest: 1, Epoch: epoch}).Append(nil))
 }
 
 // write sends frames, in one write.

@@ -123,13 +123,13 @@ func TestSessionResendsAnUnansweredSendAfterReconnect(t *testing.T) {
 	g := newFakeGateway(t)
 	s, _ := runSession(t, g, nil)
 	fc := g.accept()
-	fc.loginWithNothingToSync(epoch1)
+	fc.loginAndSync(epoch1)
 	res := sendAsync(s, 9, "hello")
 	first := fc.expectSend()
 	fc.close() // no answer: the outcome is unknown to the client
 
 	fc2 := g.accept()
-	fc2.loginWithNothingToSync(epoch1)
+	fc2.loginAndSync(epoch1)
 	again := fc2.expectSend()
 	if again.ClientMsgID != first.ClientMsgID || again.To != 9 || string(again.Payload) != "hello" {
 		t.Fatalf("resent %+v, first %+v", again, first)
@@ -162,7 +162,7 @@ func TestSessionSendErrors(t *testing.T) {
 			g := newFakeGateway(t)
 			s, _ := runSession(t, g, nil)
 			fc := g.accept()
-			fc.loginWithNothingToSync(epoch1)
+			fc.loginAndSync(epoch1)
 			res := sendAsync(s, 9, "hello")
 			m := fc.expectSend()
 			fc.write(proto.AppendError(nil, tt.code, m.ClientMsgID, ""))
@@ -193,6 +193,7 @@ func TestSessionRefusesAPayloadAboveTheAnnouncedLimit(t *testing.T) {
 	s, _ := runSession(t, g, nil)
 	fc := g.accept()
 	fc.login(proto.LoginOK{Epoch: epoch1, MaxPayload: 4})
+	fc.expectSync()
 	got := waitResult(t, sendAsync(s, 9, "hello"))
 	if se, ok := errors.AsType[*ServerError](got.err); !ok || se.Code != proto.CodePayloadTooLarge {
 		t.Fatalf("Send = %v, want PAYLOAD_TOO_LARGE", got.err)
@@ -208,7 +209,7 @@ func TestSessionLeavesAtMost256SendsUnanswered(t *testing.T) {
 	g := newFakeGateway(t)
 	s, _ := runSession(t, g, nil)
 	fc := g.accept()
-	fc.loginWithNothingToSync(epoch1)
+	fc.loginAndSync(epoch1)
 	const total = 300
 	results := make([]<-chan sendResult, total)
 	for i := range results {
@@ -257,7 +258,7 @@ func TestSessionPausesItsQueueAfterRateLimited(t *testing.T) {
 	s.cfg.Backoff = Backoff{Base: 2 * time.Second, Max: 2 * time.Second, Jitter: 0.1} // a retry 1.8–2 s away
 	s.mu.Unlock()
 	fc := g.accept()
-	fc.loginWithNothingToSync(epoch1)
+	fc.loginAndSync(epoch1)
 	const total = 300
 	for i := range total {
 		sendAsync(s, 9, fmt.Sprint(i))
@@ -312,12 +313,12 @@ func TestSessionKicks(t *testing.T) {
 			g := newFakeGateway(t)
 			s, runErr := runSession(t, g, nil)
 			fc := g.accept()
-			fc.loginWithNothingToSync(epoch1)
+			fc.loginAndSync(epoch1)
 			fc.write(proto.AppendKick(nil, tt.reason, tt.code, 10, "bye"))
 			fc.close()
 			if !tt.returns {
 				fc2 := g.accept()
-				fc2.loginWithNothingToSync(epoch1)
+				fc2.loginAndSync(epoch1)
 				eventually(t, "logged in again", func() bool { return s.Stats().Logins == 2 })
 				return
 			}
@@ -385,8 +386,8 @@ func TestSessionLeavesASilentGateway(t *testing.T) {
 		pong   time.Duration
 		within time.Duration // the reconnect comes no sooner than this after LOGIN_OK
 	}{
-		{"no PONG after a PING", proto.LoginOK{Epoch: epoch1, LastSeq: 1, HeartbeatMS: 50, IdleTimeoutMS: 60_000}, 300 * time.Millisecond, 300 * time.Millisecond},
-		{"nothing for the idle timeout", proto.LoginOK{Epoch: epoch1, LastSeq: 1, HeartbeatMS: 60_000, IdleTimeoutMS: 400}, time.Minute, 400 * time.Millisecond},
+		{"no PONG after a PING", proto.LoginOK{Epoch: epoch1, HeartbeatMS: 50, IdleTimeoutMS: 60_000}, 300 * time.Millisecond, 300 * time.Millisecond},
+		{"nothing for the idle timeout", proto.LoginOK{Epoch: epoch1, HeartbeatMS: 60_000, IdleTimeoutMS: 400}, time.Minute, 400 * time.Millisecond},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -67,7 +67,7 @@ func (v Verdict) String() string {
 //     carries up_to 0; a SYNC of another epoch is replayed from the start, so
 //     its up_to is not about the seqs the client asked after).
 //
-// Syncing: NeedSync is true after a reset (but not a login's: see Login), while contiguous is
+// Syncing: NeedSync is true after Login, after a reset, while contiguous is
 // below the server's head, or when a gap has been open for gapWait — and never
 // while a SYNC is outstanding. A SYNC that made no progress while the client is
 // still behind (the missing seq may still be in the middle of being stored)
@@ -97,14 +97,9 @@ type Window[T any] struct {
 
 // Login takes the LOGIN_OK of a new connection. A LOGIN_OK of another epoch
 // than the current one resets the window (reset reports it; the first login of
-// a zero Window adopts the epoch without a reset). NeedSync then says whether
-// there is anything to fetch: only if last_seq is past contiguous. Everything
-// stored after the LOGIN_OK's window was read comes as live PUSHes (the session
-// was registered first), and one that comes ahead of a gap opens it like any
-// other. A login that brings nothing new costs no SYNC round trip — at a
-// reconnect storm that is half of every login's frames. The next Ack
-// re-acknowledges contiguous: the last PUSH_ACK may have been lost with the old
-// connection.
+// a zero Window adopts the epoch without a reset). Either way NeedSync becomes
+// true, and the next Ack re-acknowledges contiguous: the last PUSH_ACK may
+// have been lost with the old connection.
 func (w *Window[T]) Login(ok proto.LoginOK) (reset bool) {
 	if ok.Epoch != w.epoch {
 		reset = w.epoch != 0
@@ -112,7 +107,7 @@ func (w *Window[T]) Login(ok proto.LoginOK) (reset bool) {
 	}
 	w.head = max(w.head, ok.LastSeq)
 	w.ackedTo = 0
-	w.due, w.outstanding, w.stalled = false, false, false
+	w.due, w.outstanding, w.stalled = true, false, false
 	return reset
 }
 

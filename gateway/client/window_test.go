@@ -108,13 +108,6 @@ func TestWindowRules(t *testing.T) {
 		held       int
 	}{
 		{
-			name: "a login with nothing new needs no SYNC; one past contiguous does",
-			steps: []wstep{login(1, 0, false), needSync(false), push(1, 1, D), disconnected,
-				login(1, 1, false), needSync(false), disconnected, login(1, 3, false), needSync(true), syncs(1, 1)},
-			delivered:  []string{"1/1"},
-			contiguous: 1, epoch: 1,
-		},
-		{
 			name:       "in order: each delivered at once",
 			steps:      []wstep{login(1, 0, false), push(1, 1, D), push(1, 2, D), push(1, 3, D)},
 			delivered:  []string{"1/1", "1/2", "1/3"},
