@@ -153,7 +153,7 @@ func (a *Agent) schedule(ctx context.Context) (*Result, error) {
 // nextWake is when the scheduler must run next: the next send's intended time,
 // the next first connect's turn, the start of the traffic or of the next phase,
 // the next refused SEND's retry, the end of the interval, the next progress
-// report — and no later than hiccupEvery from now.
+// report — and no later than hiccupEvery from now, nor earlier than now.
 func (a *Agent) nextWake(st *runState, now int64, connectRate float64, interval int64) int64 {
 	next := now + int64(hiccupEvery)
 	if st.nextConnect < st.target && connectRate > 0 {
@@ -175,7 +175,13 @@ func (a *Agent) nextWake(st *runState, now int64, connectRate float64, interval 
 	if a.opts.Progress != nil {
 		next = min(next, st.lastReport+int64(time.Second))
 	}
-	return next
+	// Something already due is planned for now, not for when it fell due: the
+	// wake's lateness is the hiccup meter, and it must measure the scheduler's
+	// own stall. A send overdue at planning is the generator's lag (measured on
+	// its own); and a stepped run's next step raises the connect target with the
+	// connect turn last set during the first connects, long past — planned for
+	// then, one wake read as a stall of the whole wait (autoscale: 38.7 s).
+	return max(next, now)
 }
 
 // settled reports whether the connect phase is over: every user had its first

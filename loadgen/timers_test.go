@@ -159,7 +159,12 @@ func TestSchedulerWakesAtTheEarliestDueTime(t *testing.T) {
 	}{
 		{"nothing due: hiccupEvery", running, 0, now + int64(hiccupEvery)},
 		{"a send a fraction of a ns after 3.5 ms: the ns after", func() runState { s := running(); s.sending, s.nextSend = true, float64(now)+3.5e6+0.25; return s }, 0, now + 3_500_001},
-		{"a send past its time: at once", func() runState { s := running(); s.sending, s.nextSend = true, float64(now-ms); return s }, 0, now - ms},
+		{"a send past its time: at once", func() runState { s := running(); s.sending, s.nextSend = true, float64(now-ms); return s }, 0, now},
+		{"a new step's first connects, their turn long past: at once", func() runState {
+			s := running()
+			s.nextConnect, s.target, s.connectAt = 1, 2, float64(now-30*int64(time.Second))
+			return s
+		}, 0, now},
 		{"the phase ends in 2 ms", func() runState { s := running(); s.phaseEnd = now + 2*ms; return s }, 0, now + 2*ms},
 		{"traffic starts in 1 ms", func() runState { s := running(); s.t0 = now + ms; return s }, 0, now + ms},
 		{"a first connect's turn", func() runState { s := running(); s.target, s.connectAt = 1, float64(now+3*ms); return s }, 0, now + 3*ms},
