@@ -21,16 +21,7 @@ func processCPU(b *testing.B) time.Duration {
 // waits for the previous, the idle link's case) and reports the process's CPU per
 // call, both ends included, as cpu-ns/op.
 func benchCalls(b *testing.B, callers int) {
-	s, err := Listen(ServerConfig{Addr: "127.0.0.1:0", Secret: secret, Handler: echoHandler, Logger: quiet()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go s.Serve(ctx)
-	c := Dial(ClientConfig{Addr: s.Addr(), Secret: secret, Name: "bench", Logger: quiet()})
-	defer c.Close()
-	c.WaitConnected(ctx)
+	c, ctx := benchLink(b)
 	body := make([]byte, 100)
 	b.SetParallelism(callers)
 	b.ReportAllocs()
@@ -60,4 +51,21 @@ func benchCalls(b *testing.B, callers int) {
 func BenchmarkCallCPU(b *testing.B) {
 	b.Run("Serial", func(b *testing.B) { benchCalls(b, 1) })
 	b.Run("Parallel", func(b *testing.B) { benchCalls(b, 16) })
+}
+
+// benchLink serves echoHandler on loopback and returns a client connected to it,
+// and a context; both end with the benchmark.
+func benchLink(b *testing.B) (*Client, context.Context) {
+	b.Helper()
+	s, err := Listen(ServerConfig{Addr: "127.0.0.1:0", Secret: secret, Handler: echoHandler, Logger: quiet()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	go s.Serve(ctx)
+	c := Dial(ClientConfig{Addr: s.Addr(), Secret: secret, Name: "bench", Logger: quiet()})
+	b.Cleanup(c.Close)
+	c.WaitConnected(ctx)
+	return c, ctx
 }

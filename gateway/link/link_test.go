@@ -303,16 +303,7 @@ func TestCallContextCancel(t *testing.T) {
 
 // BenchmarkCall measures one pipelined round trip over loopback with many callers.
 func BenchmarkCall(b *testing.B) {
-	s, err := Listen(ServerConfig{Addr: "127.0.0.1:0", Secret: secret, Handler: echoHandler, Logger: quiet()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go s.Serve(ctx)
-	c := Dial(ClientConfig{Addr: s.Addr(), Secret: secret, Name: "bench", Logger: quiet()})
-	defer c.Close()
-	c.WaitConnected(ctx)
+	c, ctx := benchLink(b)
 	body := make([]byte, 100)
 	b.SetParallelism(16)
 	b.ResetTimer()
