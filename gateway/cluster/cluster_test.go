@@ -190,16 +190,7 @@ func testLeaseLoss(t *testing.T, st state.Store, store msg.Store) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	gw := newFakeGateway(node.Session{UID: 1, ID: 11}, node.Session{UID: 2, ID: 12}, node.Session{UID: 3, ID: 13})
-	c, err := New(Config{ID: "gw-1", LinkAddr: "127.0.0.1:0", Secret: []byte("cluster-test-secret-0123"),
-		State: st, Msgs: store, LeaseTTL: 300 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Attach(gw)
-	done := make(chan struct{})
-	go func() { c.Run(ctx, "127.0.0.1:7000"); close(done) }()
-	defer func() { cancel(); <-done }()
-	<-c.Ready()
+	c := runLeasedCluster(t, ctx, cancel, st, store, gw)
 	first := c.epoch.Load()
 	for _, s := range gw.sessions {
 		if _, err := c.Login(ctx, s); err != nil {
@@ -291,16 +282,7 @@ func TestReregistrationTellsEveryWindowDespiteAFlakyStore(t *testing.T) {
 	st := state.NewMemory(state.MemoryConfig{})
 	store := &flakyWindows{Store: msg.NewMemory(64)}
 	gw := newFakeGateway(node.Session{UID: 1, ID: 11}, node.Session{UID: 2, ID: 12})
-	c, err := New(Config{ID: "gw-1", LinkAddr: "127.0.0.1:0", Secret: []byte("cluster-test-secret-0123"),
-		State: st, Msgs: store, LeaseTTL: 300 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Attach(gw)
-	done := make(chan struct{})
-	go func() { c.Run(ctx, "127.0.0.1:7000"); close(done) }()
-	defer func() { cancel(); <-done }()
-	<-c.Ready()
+	c := runLeasedCluster(t, ctx, cancel, st, store, gw)
 	for _, s := range gw.sessions {
 		if _, err := c.Login(ctx, s); err != nil {
 			t.Fatal(err)
@@ -314,4 +296,22 @@ func TestReregistrationTellsEveryWindowDespiteAFlakyStore(t *testing.T) {
 	if n := store.failures.Load(); n >= 0 {
 		t.Fatalf("%d failures left: the store never failed", n+1)
 	}
+}
+
+// runLeasedCluster starts gateway gw-1's cluster side on st and store with a 300 ms
+// lease, gw attached, and returns it once it holds its lease; cancel stops it, and
+// the test's end waits for it to be stopped.
+func runLeasedCluster(t *testing.T, ctx context.Context, cancel context.CancelFunc, st state.Store, store msg.Store, gw *fakeGateway) *Cluster {
+	t.Helper()
+	c, err := New(Config{ID: "gw-1", LinkAddr: "127.0.0.1:0", Secret: []byte("cluster-test-secret-0123"),
+		State: st, Msgs: store, LeaseTTL: 300 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Attach(gw)
+	done := make(chan struct{})
+	go func() { c.Run(ctx, "127.0.0.1:7000"); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-c.Ready()
+	return c
 }
