@@ -8,7 +8,7 @@ import (
 // Redis deployment modes (topology.redis.mode).
 const (
 	RedisSingle   = "single"   // one redis-server on the core host
-	RedisSentinel = "sentinel" // a primary and a replica, each on its own host, and three sentinels
+	RedisSentinel = "sentinel" // a primary and its replicas, each on its own host, and three sentinels
 	RedisCluster  = "cluster"  // shards × (1 + replicas) nodes, one per host
 )
 
@@ -16,8 +16,10 @@ const (
 type RedisTopology struct {
 	At   Pos
 	Mode string `yaml:"mode" want:"single, sentinel or cluster"`
-	// Shards and Replicas size a cluster: Shards primaries (default 3), each with
-	// Replicas replicas (default 1).
+	// Shards is a cluster's primaries (default 3). Replicas is how many replicas
+	// each primary has: a cluster's default 1; Sentinel's default 2, so that a
+	// replica is left to confirm writes (msg's redis-replicated) after one is
+	// promoted.
 	Shards   int  `yaml:"shards"`
 	Replicas *int `yaml:"replicas"`
 }
@@ -34,22 +36,22 @@ func (t Topology) RedisServers() int {
 	}
 	switch t.Redis.Mode {
 	case RedisSentinel:
-		return 2
+		return 1 + *t.Redis.Replicas
 	case RedisCluster:
 		return t.Redis.Shards * (1 + *t.Redis.Replicas)
 	}
 	return 1
 }
 
-// RedisHosts are the test hosts Redis runs on besides the core: redis-1 … redis-N
-// (sentinel: the primary's, the replica's and a third for the last sentinel).
+// RedisHosts are the test hosts Redis runs on besides the core: redis-1 … redis-N,
+// one per server (sentinel: at least 3, one per sentinel).
 func (t Topology) RedisHosts() []string {
 	n := t.RedisServers()
 	switch {
 	case n == 0 || t.Redis.Mode == RedisSingle:
 		return nil
 	case t.Redis.Mode == RedisSentinel:
-		n = 3
+		n = max(n, 3)
 	}
 	hosts := make([]string, n)
 	for i := range hosts {
@@ -83,27 +85,28 @@ func (t *Topology) redisDefaults() {
 	if t.Redis.Mode == "" {
 		t.Redis.Mode = RedisSingle
 	}
-	if t.Redis.Mode == RedisCluster {
-		if t.Redis.Shards == 0 {
-			t.Redis.Shards = 3
-		}
-		if t.Redis.Replicas == nil {
-			one := 1
-			t.Redis.Replicas = &one
-		}
+	if t.Redis.Mode == RedisCluster && t.Redis.Shards == 0 {
+		t.Redis.Shards = 3
 	}
 	if t.Redis.Replicas == nil {
-		zero := 0
-		t.Redis.Replicas = &zero
+		n := map[string]int{RedisCluster: 1, RedisSentinel: 2}[t.Redis.Mode]
+		t.Redis.Replicas = &n
 	}
 }
 
 func (t Topology) checkRedis(bad func(Pos, string, string, ...any)) {
 	r := t.Redis
 	switch r.Mode {
-	case RedisSingle, RedisSentinel:
+	case RedisSingle:
 		if r.Shards != 0 || *r.Replicas != 0 {
-			bad(r.At, "topology.redis", "shards and replicas size a cluster: drop them or use mode: cluster")
+			bad(r.At, "topology.redis", "shards and replicas size a sentinel or cluster deployment: drop them or set mode")
+		}
+	case RedisSentinel:
+		if r.Shards != 0 {
+			bad(r.At, "topology.redis.shards", "shards size a cluster: drop it or use mode: cluster")
+		}
+		if *r.Replicas < 1 || *r.Replicas > 2 {
+			bad(r.At, "topology.redis.replicas", "%d: expected 1 or 2 (Sentinel promotes a replica)", *r.Replicas)
 		}
 	case RedisCluster:
 		if r.Shards < 1 || r.Shards > 16 {

@@ -34,9 +34,9 @@ type redisLayout struct {
 // redisLayout builds the deployment's process specs, writing each process's
 // folder (and a sentinel's config file) under the run's Redis scratch folder.
 //
-// Single: one server on the core host. Sentinel: redis-1 (the primary) and redis-2
-// (its replica) on hosts of their own, and sentinel-1…3 on redis-1…3 (a majority
-// survives the loss of the primary's host). Cluster: redis-1…redis-S are the
+// Single: one server on the core host. Sentinel: redis-1 (the primary) and its
+// replicas (redis-2, redis-3) on hosts of their own, and sentinel-1…3 on
+// redis-1…3 (a majority survives the loss of the primary's host). Cluster: redis-1…redis-S are the
 // shards' primaries, the replicas follow (redis-S+1…), one per host. Every server
 // keeps an append-only file synced every second.
 func (r *runner) redisLayout() (redisLayout, error) {
@@ -65,8 +65,11 @@ func (r *runner) redisLayout() (redisLayout, error) {
 		if err := add("redis-1", "redis-1", redisnode.Server{}); err != nil {
 			return l, err
 		}
-		if err := add("redis-2", "redis-2", redisnode.Server{ReplicaOf: l.servers[0].addr}); err != nil {
-			return l, err
+		for i := 2; i <= 1+*t.Redis.Replicas; i++ {
+			name := fmt.Sprintf("redis-%d", i)
+			if err := add(name, name, redisnode.Server{ReplicaOf: l.servers[0].addr}); err != nil {
+				return l, err
+			}
 		}
 		for i := 1; i <= 3; i++ {
 			name, host := fmt.Sprintf("sentinel-%d", i), r.net.Host(fmt.Sprintf("redis-%d", i))
@@ -144,8 +147,10 @@ func (r *runner) startRedis(ctx context.Context) error {
 	}
 	switch l.mode {
 	case scenario.RedisSentinel:
-		if err := redisnode.WaitReplicating(ctx, l.servers[1].addr, "", 30*time.Second); err != nil {
-			return err
+		for _, s := range l.servers[1:] {
+			if err := redisnode.WaitReplicating(ctx, s.addr, "", 30*time.Second); err != nil {
+				return err
+			}
 		}
 		var addrs []string
 		for _, s := range l.sentinels {
