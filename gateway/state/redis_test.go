@@ -2,6 +2,7 @@ package state_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -260,6 +261,41 @@ func testFailover(t *testing.T, d deployment, rdb redis.UniversalClient) {
 		t.Fatalf("WAIT 1: %d replicas, %v", n, err)
 	}
 
+	// A gateway with the default lease (3s, renewed every second, each call given a
+	// third of the TTL, as gateway/cluster does) renews across the failover; the log
+	// says whether its lease survived.
+	const ttl = 3 * time.Second
+	er, err := c.Acquire(ctx, state.Gateway{ID: "gw-renewing"}, ttl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	renewals := make(chan string, 1)
+	go func() { // six renewals: the kill, the failover and a few seconds after
+		var outcomes []string
+		defer func() { renewals <- strings.Join(outcomes, " ") }()
+		tick := time.NewTicker(ttl / 3)
+		defer tick.Stop()
+		for range 6 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			rctx, cancel := context.WithTimeout(ctx, ttl/3)
+			err := c.Renew(rctx, "gw-renewing", er, state.Load{}, ttl)
+			cancel()
+			switch {
+			case err == nil:
+				outcomes = append(outcomes, "ok")
+			case errors.Is(err, state.ErrLeaseLost):
+				outcomes = append(outcomes, "LOST")
+				return
+			default:
+				outcomes = append(outcomes, "error")
+			}
+		}
+	}()
+
 	// Look a user up every 10ms through the server (each call given 250ms), from the
 	// kill until a lookup and a registration succeed after it.
 	type probe struct {
@@ -296,6 +332,12 @@ func testFailover(t *testing.T, d deployment, rdb redis.UniversalClient) {
 		}
 	}
 	d.sentinel.WaitFailover(t, 30*time.Second)
+	select { // an observation, not a check: whether the lease survives depends on timing
+	case r := <-renewals:
+		t.Logf("failover: renewals of a %v lease every %v from before the kill: %s", ttl, ttl/3, r)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the renewals did not end")
+	}
 	t.Logf("failover: lookups started from %v to %v after the kill failed (%d probes); first registration ok %v after it",
 		firstFail, lastFail, len(probes), regOK)
 
