@@ -535,3 +535,44 @@ func TestRedisEpochsSurviveDataLoss(t *testing.T) {
 		t.Fatalf("epoch %d after the data loss, want above %d", e, last)
 	}
 }
+
+// A server that forgot the scripts (a restart, a promoted replica: the script cache
+// is not replicated) runs them again from their source, pipelined ones included.
+func TestRedisRunsScriptsAfterTheCacheIsFlushed(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := t.Context()
+	rdb := redisClient(t, srv)
+	r := newRedis(t, rdb, state.RedisConfig{Prefix: "flush:"})
+	e, _ := r.Acquire(ctx, state.Gateway{ID: "gw-a"}, time.Minute)
+	if _, err := r.Register(ctx, state.Session{UID: 1, Gateway: "gw-a", Conn: 1, Epoch: e}); err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct {
+		name string
+		run  func() error
+	}{
+		{"register", func() error {
+			_, err := r.Register(ctx, state.Session{UID: 2, Gateway: "gw-a", Conn: 2, Epoch: e})
+			return err
+		}},
+		{"reregister batch", func() error {
+			errs, err := r.ReregisterBatch(ctx, []state.Session{{UID: 1, Gateway: "gw-a", Conn: 1, Epoch: e},
+				{UID: 3, Gateway: "gw-a", Conn: 3, Epoch: e}})
+			return errors.Join(append(errs, err)...)
+		}},
+		{"release", func() error { return r.Release(ctx, "gw-a", e) }},
+		{"sweep", func() error {
+			if n, err := r.Sweep(ctx); err != nil || n != 3 {
+				return fmt.Errorf("reclaimed %d (%v), want 3", n, err)
+			}
+			return nil
+		}},
+	} {
+		if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := step.run(); err != nil {
+			t.Fatalf("%s after SCRIPT FLUSH: %v", step.name, err)
+		}
+	}
+}
