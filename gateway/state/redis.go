@@ -45,9 +45,10 @@ const (
 	gwTag = "{gw}"
 )
 
-// Redis is a Store on Redis (5.0 or later; tested with 7.0): one primary, a Sentinel-watched primary
-// or a Redis Cluster — the same keys and scripts in every mode, as given by the
-// redis.UniversalClient. The key layout and the scripts are in redis_lua.go.
+// Redis is a Store on Redis (5.0 or later; tested with 7.0): one primary, a
+// Sentinel-watched primary or a Redis Cluster — the same keys and scripts in every
+// mode, as given by the redis.UniversalClient. The key layout and the scripts are in
+// redis_lua.go.
 //
 // Leases are keys with PX TTLs holding the live epoch, so Redis itself ends a lapsed
 // lease. They live with the other gateway-wide keys under one hash tag; each user's
@@ -88,24 +89,29 @@ type Redis struct {
 	tags      *shardtag.Table
 	retention int64 // ms
 	batch     int
+	scripts   redisScripts
 	// leaseChecked, if set (by tests only), runs between a registration's lease
 	// check and its write: the window of the cross-slot race.
 	leaseChecked func()
 }
 
-// Scripts, compiled once (their SHA1s are computed here, not on the server).
-var (
-	scriptAcquire       = redis.NewScript(luaAcquire)
-	scriptRenew         = redis.NewScript(luaRenew)
-	scriptRelease       = redis.NewScript(luaRelease)
-	scriptSetDraining   = redis.NewScript(luaSetDraining)
-	scriptGateways      = redis.NewScript(luaGateways)
-	scriptSweepScan     = redis.NewScript(luaSweepScan)
-	scriptGarbageDone   = redis.NewScript(luaGarbageDone)
-	scriptStore         = redis.NewScript(luaStore)
-	scriptCompareDelete = redis.NewScript(luaCompareDelete)
-	scriptSweepBucket   = redis.NewScript(luaSweepBucket)
-)
+// redisScripts are the store's scripts (their SHA1s computed here, not on the
+// server).
+type redisScripts struct {
+	acquire, renew, release, setDraining, gateways *redis.Script
+	sweepScan, garbageDone, sweepBucket            *redis.Script
+	store, compareDelete                           *redis.Script
+}
+
+func newRedisScripts() redisScripts {
+	return redisScripts{
+		acquire: redis.NewScript(luaAcquire), renew: redis.NewScript(luaRenew), release: redis.NewScript(luaRelease),
+		setDraining: redis.NewScript(luaSetDraining), gateways: redis.NewScript(luaGateways),
+		sweepScan: redis.NewScript(luaSweepScan), garbageDone: redis.NewScript(luaGarbageDone),
+		sweepBucket: redis.NewScript(luaSweepBucket),
+		store:       redis.NewScript(luaStore), compareDelete: redis.NewScript(luaCompareDelete),
+	}
+}
 
 // NewRedis returns a store on rdb (a *redis.Client, a Sentinel failover client or
 // a *redis.ClusterClient); the caller keeps ownership of rdb (and closes it). It
@@ -124,7 +130,7 @@ func NewRedis(rdb redis.UniversalClient, cfg RedisConfig) (*Redis, error) {
 		cfg.SweepBatch = 1000
 	}
 	return &Redis{rdb: rdb, prefix: cfg.Prefix, tags: shardtag.New(),
-		retention: cfg.Retention.Milliseconds(), batch: cfg.SweepBatch}, nil
+		retention: cfg.Retention.Milliseconds(), batch: cfg.SweepBatch, scripts: newRedisScripts()}, nil
 }
 
 // CheckRedisPrefix reports a key prefix the Redis store cannot use: one with '{'
@@ -221,7 +227,7 @@ func (r *Redis) Acquire(ctx context.Context, g Gateway, ttl time.Duration) (uint
 		return 0, fmt.Errorf("state: acquire: empty gateway id")
 	}
 	keys := []string{r.gwKey("epoch"), r.recordKey(g.ID), r.leaseKey(g.ID), r.gwKey("gws"), r.gwKey("garbage")}
-	s, err := r.run(ctx, scriptAcquire, keys, g.ID, g.Addr, g.LinkAddr, g.AdminAddr, ttl.Milliseconds(), r.retention).Text()
+	s, err := r.run(ctx, r.scripts.acquire, keys, g.ID, g.Addr, g.LinkAddr, g.AdminAddr, ttl.Milliseconds(), r.retention).Text()
 	if err != nil {
 		return 0, fmt.Errorf("state: acquire %q: %w", g.ID, err)
 	}
@@ -241,7 +247,7 @@ func (r *Redis) Renew(ctx context.Context, id string, epoch uint64, load Load, t
 	if err != nil {
 		return fmt.Errorf("state: renew %q: %w", id, err)
 	}
-	ok, err := r.run(ctx, scriptRenew, []string{r.recordKey(id), r.leaseKey(id)},
+	ok, err := r.run(ctx, r.scripts.renew, []string{r.recordKey(id), r.leaseKey(id)},
 		u64(epoch), ttl.Milliseconds(), lj, r.retention).Bool()
 	if err != nil {
 		return fmt.Errorf("state: renew %q: %w", id, err)
@@ -255,7 +261,7 @@ func (r *Redis) Renew(ctx context.Context, id string, epoch uint64, load Load, t
 // Release implements Store. Releasing a lease that is not live under epoch fails
 // with ErrLeaseLost and leaves any newer lease alone.
 func (r *Redis) Release(ctx context.Context, id string, epoch uint64) error {
-	ok, err := r.run(ctx, scriptRelease, []string{r.recordKey(id), r.leaseKey(id), r.gwKey("garbage")},
+	ok, err := r.run(ctx, r.scripts.release, []string{r.recordKey(id), r.leaseKey(id), r.gwKey("garbage")},
 		id, u64(epoch)).Bool()
 	if err != nil {
 		return fmt.Errorf("state: release %q: %w", id, err)
@@ -272,7 +278,7 @@ func (r *Redis) SetDraining(ctx context.Context, id string, draining bool) error
 	if draining {
 		flag = "1"
 	}
-	ok, err := r.run(ctx, scriptSetDraining, []string{r.recordKey(id)}, flag).Bool()
+	ok, err := r.run(ctx, r.scripts.setDraining, []string{r.recordKey(id)}, flag).Bool()
 	if err != nil {
 		return fmt.Errorf("state: set draining %q: %w", id, err)
 	}
@@ -310,7 +316,7 @@ func (r *Redis) Gateways(ctx context.Context) ([]Gateway, error) {
 	if len(ids) == 0 {
 		return []Gateway{}, nil
 	}
-	rows, err := r.run(ctx, scriptGateways, keys, ids...).Slice()
+	rows, err := r.run(ctx, r.scripts.gateways, keys, ids...).Slice()
 	now := time.Now()
 	if err != nil {
 		return nil, fmt.Errorf("state: gateways: %w", err)
@@ -431,7 +437,7 @@ func (r *Redis) storeSessions(ctx context.Context, ss []Session, onlySame bool) 
 					args = append(args, u64(ss[i].UID), u64(ss[i].Conn), p.Gateway, u64(p.Conn), u64(p.Epoch))
 				}
 			}
-			calls = append(calls, scriptCall{scriptStore, keys, args})
+			calls = append(calls, scriptCall{r.scripts.store, keys, args})
 		}
 		cmds, err := r.runScripts(ctx, calls)
 		if err != nil {
@@ -585,7 +591,7 @@ func (r *Redis) Unregister(ctx context.Context, s Session) (bool, error) {
 // compareDelete deletes s.UID's session if it is exactly s.
 func (r *Redis) compareDelete(ctx context.Context, s Session) (bool, error) {
 	keys := []string{r.sessKey(s.UID), r.idxKey(shardtag.Bucket(s.UID), s.Gateway, u64(s.Epoch))}
-	return r.run(ctx, scriptCompareDelete, keys, u64(s.UID), s.Gateway, u64(s.Conn), u64(s.Epoch)).Bool()
+	return r.run(ctx, r.scripts.compareDelete, keys, u64(s.UID), s.Gateway, u64(s.Conn), u64(s.Epoch)).Bool()
 }
 
 // Lookup implements Store.
@@ -642,7 +648,7 @@ func (r *Redis) Sweep(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("state: sweep: %w", err)
 	}
-	res, err := r.run(ctx, scriptSweepScan, keys, ids...).StringSlice()
+	res, err := r.run(ctx, r.scripts.sweepScan, keys, ids...).StringSlice()
 	if err != nil {
 		return 0, fmt.Errorf("state: sweep: %w", err)
 	}
@@ -665,7 +671,7 @@ func (r *Redis) Sweep(ctx context.Context) (int, error) {
 		if err != nil {
 			return total, fmt.Errorf("state: sweep %s epoch %s: %w", d.id, d.epoch, err)
 		}
-		if err := r.run(ctx, scriptGarbageDone, []string{r.gwKey("garbage")}, d.member, deadEpochGrace.Milliseconds()).Err(); err != nil {
+		if err := r.run(ctx, r.scripts.garbageDone, []string{r.gwKey("garbage")}, d.member, deadEpochGrace.Milliseconds()).Err(); err != nil {
 			return total, fmt.Errorf("state: sweep: %w", err)
 		}
 	}
@@ -710,7 +716,7 @@ func (r *Redis) sweepEpoch(ctx context.Context, d deadEpoch) (int, error) {
 				keys = append(keys, r.sessKey(uid))
 				args = append(args, u)
 			}
-			calls = append(calls, scriptCall{scriptSweepBucket, keys, args})
+			calls = append(calls, scriptCall{r.scripts.sweepBucket, keys, args})
 			if len(uids) == r.batch {
 				next = append(next, b) // maybe more
 			}
