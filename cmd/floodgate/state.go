@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -12,7 +13,7 @@ import (
 
 	"github.com/floodgate/floodgate/gateway/admin"
 	"github.com/floodgate/floodgate/gateway/state"
-	"github.com/redis/go-redis/v9"
+	"github.com/floodgate/floodgate/internal/redisconn"
 )
 
 func runState(args []string, stdout, stderr io.Writer) int {
@@ -20,12 +21,12 @@ func runState(args []string, stdout, stderr io.Writer) int {
 	var (
 		listen      = fs.String("listen", defState, "link address for gateways, routers, ipconf and control: keep it private")
 		adminAddr   = fs.String("admin", defStateAdmin, "admin address for /metrics, /healthz, pprof and /debug/memstats: keep it private (empty: off)")
-		backend     = fs.String("backend", "memory", "session and lease store: memory (this process) or redis")
-		redisAddr   = fs.String("redis-addr", "127.0.0.1:6379", "Redis address, with -backend redis")
-		redisPrefix = fs.String("redis-prefix", "floodgate:state:", "prefix of every Redis key, with -backend redis")
+		backend     = fs.String("backend", "memory", "session and lease store: memory (this process) or redis (-redis-mode single, sentinel or cluster)")
+		redisPrefix = fs.String("redis-prefix", "floodgate:state:", "prefix of every Redis key, with -backend redis (no '{' or '}': the store adds hash tags)")
 		retention   = fs.Duration("retention", time.Hour, "how long a dead gateway stays listed")
 		poll        = fs.Duration("poll", 100*time.Millisecond, "how often to check leases for lapses to push to watchers")
 	)
+	redisCfg := redisconn.Register(fs)
 	kf := registerKeys(fs, clusterKey)
 	log, done, code := parseLogged(fs, args, stderr)
 	if done {
@@ -41,10 +42,20 @@ func runState(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "state: -backend %q: want memory or redis\n", *backend)
 		return 2
 	}
+	if *backend == "redis" {
+		if err := redisCfg.Validate(); err != nil {
+			fmt.Fprintln(stderr, "state:", err)
+			return 2
+		}
+		if err := state.CheckRedisPrefix(*redisPrefix); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 2
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	store, health, closeStore, err := openStateStore(ctx, *backend, *redisAddr, *redisPrefix, *retention)
+	store, health, closeStore, err := openStateStore(ctx, *backend, redisCfg, *redisPrefix, *retention, log)
 	if err != nil {
 		log.Error("state failed to start", "err", err)
 		return 1
@@ -68,7 +79,11 @@ func runState(args []string, stdout, stderr io.Writer) int {
 		defer a.Close(time.Second)
 		adminURL = a.Addr()
 	}
-	log.Info("state store", "backend", *backend)
+	if *backend == "redis" {
+		log.Info("state store", "backend", *backend, "redis", redisCfg.String(), "prefix", *redisPrefix)
+	} else {
+		log.Info("state store", "backend", *backend)
+	}
 	// One machine-readable line on stdout for harnesses; everything else is logged.
 	fmt.Fprintf(stdout, "READY state %s %s\n", srv.Addr(), adminURL)
 	if err := srv.Serve(ctx); err != nil {
@@ -80,24 +95,20 @@ func runState(args []string, stdout, stderr io.Writer) int {
 
 // openStateStore opens the -backend store. health backs /healthz (nil: always OK);
 // closeStore releases the store's resources.
-func openStateStore(ctx context.Context, backend, redisAddr, prefix string, retention time.Duration) (
-	store state.Store, health func() error, closeStore func(), err error) {
+func openStateStore(ctx context.Context, backend string, redisCfg *redisconn.Config, prefix string, retention time.Duration,
+	log *slog.Logger) (store state.Store, health func() error, closeStore func(), err error) {
 	switch backend {
 	case "memory":
 		return state.NewMemory(state.MemoryConfig{Retention: retention}), nil, func() {}, nil
 	case "redis":
-		rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
-		r := state.NewRedis(rdb, state.RedisConfig{Prefix: prefix, Retention: retention})
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		if err := r.Ping(pctx); err != nil {
-			rdb.Close()
-			return nil, nil, nil, fmt.Errorf("-redis-addr %s: %w", redisAddr, err)
+		rdb, health, err := openRedis(ctx, redisCfg, log)
+		if err != nil {
+			return nil, nil, nil, err
 		}
-		health = func() error {
-			hctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			return r.Ping(hctx)
+		r, err := state.NewRedis(rdb, state.RedisConfig{Prefix: prefix, Retention: retention})
+		if err != nil {
+			rdb.Close()
+			return nil, nil, nil, err
 		}
 		return r, health, func() { rdb.Close() }, nil
 	}

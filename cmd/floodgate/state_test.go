@@ -14,12 +14,22 @@ import (
 	"time"
 
 	"github.com/floodgate/floodgate/gateway/state"
+	"github.com/floodgate/floodgate/internal/redisconn"
 	"github.com/floodgate/floodgate/internal/redistest"
 	"github.com/floodgate/floodgate/internal/testbin"
 )
 
+// clearRedisEnv empties the Redis environment variables for t, so only what a
+// test passes configures the command.
+func clearRedisEnv(t *testing.T) {
+	for _, k := range []string{redisconn.EnvMode, redisconn.EnvAddr, redisconn.EnvMaster, redisconn.EnvPassword} {
+		t.Setenv(k, "")
+	}
+}
+
 func TestStateCommandRejectsBadFlags(t *testing.T) {
 	t.Setenv("FLOODGATE_CLUSTER_KEY", testClusterKey)
+	clearRedisEnv(t)
 	for _, tc := range []struct {
 		args []string
 		code int
@@ -28,6 +38,10 @@ func TestStateCommandRejectsBadFlags(t *testing.T) {
 		{[]string{"stray"}, 2},
 		{[]string{"-log-level", "loud"}, 2},
 		{[]string{"-backend", "redis", "-redis-addr", "127.0.0.1:1", "-admin", ""}, 1}, // nothing listens there
+		{[]string{"-backend", "redis", "-redis-mode", "ring"}, 2},
+		{[]string{"-backend", "redis", "-redis-addr", "127.0.0.1:1,127.0.0.1:2"}, 2}, // single mode: one primary
+		{[]string{"-backend", "redis", "-redis-mode", "sentinel", "-redis-master", ""}, 2},
+		{[]string{"-backend", "redis", "-redis-prefix", "{fg}:"}, 2}, // would defeat the store's hash tags
 	} {
 		var out, errb bytes.Buffer
 		if code := dispatch(append([]string{"state"}, tc.args...), &out, &errb); code != tc.code {
@@ -36,17 +50,42 @@ func TestStateCommandRejectsBadFlags(t *testing.T) {
 	}
 }
 
-// The state command end to end on each backend: READY line, a gateway's lease and a
+// The state command end to end on each backend (Redis in each mode): READY line, a gateway's lease and a
 // session through a Client, metrics and health, SIGTERM → exit 0.
 func TestStateCommandServesAndStopsOnSIGTERM(t *testing.T) {
-	for _, backend := range []string{"memory", "redis"} {
-		t.Run(backend, func(t *testing.T) {
-			args := []string{"state", "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-backend", backend}
-			if backend == "redis" {
-				args = append(args, "-redis-addr", redistest.Start(t).Addr, "-redis-prefix", "e2e:")
+	clearRedisEnv(t)
+	for _, tc := range []struct {
+		name string
+		// redis returns the arguments and environment that point the command at a
+		// fresh deployment (none: the memory backend).
+		redis func(t *testing.T) (args, env []string)
+	}{
+		{"memory", nil},
+		{"redis", func(t *testing.T) ([]string, []string) { // by flags
+			return []string{"-redis-addr", redistest.Start(t).Addr}, nil
+		}},
+		{"redis-sentinel", func(t *testing.T) ([]string, []string) { // by environment
+			d := redistest.StartSentinel(t)
+			return nil, []string{"FLOODGATE_REDIS_MODE=sentinel", "FLOODGATE_REDIS_ADDR=" + strings.Join(d.SentinelAddrs, ","),
+				"FLOODGATE_REDIS_MASTER=" + d.Master}
+		}},
+		{"redis-cluster", func(t *testing.T) ([]string, []string) {
+			c := redistest.StartCluster(t, 3, 0)
+			return []string{"-redis-mode", "cluster", "-redis-addr", c.Addrs[0]}, nil
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{"state", "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0"}
+			env := append(os.Environ(), "FLOODGATE_CLUSTER_KEY="+testClusterKey)
+			if tc.redis == nil {
+				args = append(args, "-backend", "memory")
+			} else {
+				a, e := tc.redis(t)
+				args = append(append(args, "-backend", "redis", "-redis-prefix", "e2e:"), a...)
+				env = append(env, e...)
 			}
 			cmd := exec.Command(testbin.Floodgate(t), args...)
-			cmd.Env = append(os.Environ(), "FLOODGATE_CLUSTER_KEY="+testClusterKey)
+			cmd.Env = env
 			var stderr lockedBuffer
 			cmd.Stderr = &stderr
 			stdout, err := cmd.StdoutPipe()

@@ -22,7 +22,7 @@ func benchStores(b *testing.B) []struct {
 		{"memory", func(*testing.B) state.Store { return state.NewMemory(state.MemoryConfig{}) }},
 		{"client", func(b *testing.B) state.Store { return benchClient(b, state.NewMemory(state.MemoryConfig{})) }},
 		{"redis", func(b *testing.B) state.Store {
-			return state.NewRedis(redisClient(b, redistest.Start(b)), state.RedisConfig{})
+			return newRedis(b, redisClient(b, redistest.Start(b)), state.RedisConfig{})
 		}},
 	}
 }

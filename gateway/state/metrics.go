@@ -52,8 +52,8 @@ func gauge(reg prometheus.Registerer, name, help string) prometheus.Gauge {
 
 // newServerMetrics registers the metrics on reg (nil: a private registry, so the
 // server needs no nil checks). floodgate_state_sessions is registered only if store
-// is a SessionCounter; it asks the store at scrape time (for Redis one script that
-// does one SCARD per gateway).
+// is a SessionCounter; it asks the store at scrape time (for Redis one pipeline of
+// one SCARD per bucket and live gateway).
 func newServerMetrics(reg prometheus.Registerer, store Store) *serverMetrics {
 	if reg == nil {
 		reg = prometheus.NewRegistry()

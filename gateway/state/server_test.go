@@ -96,7 +96,7 @@ func TestClientStoreOverRedis(t *testing.T) {
 	rs := redistest.Start(t)
 	var n atomic.Int64
 	statetest.Run(t, func(t *testing.T) state.Store {
-		r := state.NewRedis(redisClient(t, rs), state.RedisConfig{Prefix: fmt.Sprintf("client%d:", n.Add(1))})
+		r := newRedis(t, redisClient(t, rs), state.RedisConfig{Prefix: fmt.Sprintf("client%d:", n.Add(1))})
 		srv, _ := startServer(t, state.ServerConfig{Store: r})
 		return dial(t, srv.Addr())
 	})
