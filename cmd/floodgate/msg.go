@@ -125,10 +125,3 @@ func openMsgStore(backend, addr, prefix string, perUser int, log *slog.Logger, o
 	}
 	return store, health, func() { rdb.Close() }, nil
 }
-
-// redisLog routes go-redis's log lines (connection trouble) into slog as warnings.
-type redisLog struct{ log *slog.Logger }
-
-func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
-	l.log.WarnContext(ctx, fmt.Sprintf(format, v...))
-}
