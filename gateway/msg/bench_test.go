@@ -17,7 +17,7 @@ func BenchmarkAppend(b *testing.B) {
 	b.Run("redis", func(b *testing.B) {
 		rdb := redis.NewClient(&redis.Options{Addr: redistest.Start(b).Addr})
 		defer rdb.Close()
-		benchAppend(b, msg.NewRedis(rdb, "bench:", 1024))
+		benchAppend(b, newRedis(b, rdb, "bench:", 1024))
 	})
 }
 
