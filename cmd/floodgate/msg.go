@@ -65,6 +65,10 @@ func runMsg(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if *backend != backendMemory {
+		if err := msg.CheckRedisPrefix(*redisPrefix); err != nil {
+			fmt.Fprintln(stderr, "msg: -redis-prefix:", err)
+			return 2
+		}
 		if err := redisCfg.Validate(); err != nil {
 			fmt.Fprintln(stderr, "msg:", err)
 			return 2

@@ -232,8 +232,8 @@ const DefaultReplicaTimeout = 500 * time.Millisecond
 // (WithReplicas). A prefix holding '{' or '}' is refused: it would decide the keys'
 // hash tag. The caller closes rdb.
 func NewRedis(rdb redis.UniversalClient, prefix string, perUser int, opts ...StoreOption) (*Redis, error) {
-	if strings.ContainsAny(prefix, "{}") {
-		return nil, fmt.Errorf("msg redis: prefix %q holds '{' or '}', which would decide the keys' Cluster slot", prefix)
+	if err := CheckRedisPrefix(prefix); err != nil {
+		return nil, err
 	}
 	o := newStoreOptions(perUser, opts)
 	step := epochStep(o.retention)
@@ -256,6 +256,16 @@ func NewRedis(rdb redis.UniversalClient, prefix string, perUser int, opts ...Sto
 	r.scripts.unmark = newScript(unmarkScript)
 	r.scripts.sweep = newScript(sweepScript)
 	return r, nil
+}
+
+// CheckRedisPrefix refuses a key prefix NewRedis cannot use: one holding '{' or
+// '}', which would decide the keys' hash tag (and so their Cluster slot) instead of
+// their bucket.
+func CheckRedisPrefix(prefix string) error {
+	if strings.ContainsAny(prefix, "{}") {
+		return fmt.Errorf("msg redis: prefix %q holds '{' or '}', which would decide the keys' Cluster slot", prefix)
+	}
+	return nil
 }
 
 // userKeys returns uid's bucket and its user and inbox keys.
