@@ -111,8 +111,9 @@ import (
 //   - Without WithReplicas ("-backend redis"): durability is Redis's. With the
 //     primary's append-only file synced every second (appendfsync everysec, as the
 //     harness runs it) a crash of the primary's host loses up to about a second of
-//     acknowledged messages (a kill of the redis-server process alone loses nothing
-//     the kernel holds); appendfsync always loses none. On a Sentinel or Cluster
+//     acknowledged messages (a kill of the redis-server process alone loses nothing:
+//     Redis writes the file before it replies, only the fsync lags); appendfsync
+//     always loses none. On a Sentinel or Cluster
 //     failover the promoted replica lacks what had not been replicated yet (usually
 //     milliseconds of writes, more when the replica lagged): those acknowledged
 //     messages are lost, and their seqs are issued again within the same epoch, so a
@@ -123,14 +124,18 @@ import (
 //     the Append succeeds only when at least n replicas confirm they hold it (WAIT
 //     covers every write the primary made before, so a deduplicated retry is
 //     covered too: its script rewrites the dedupe key to make sure of it). A
-//     failover to a replica that confirmed loses no acknowledged message; Sentinel
-//     and Cluster promote the replica with the most data. When fewer confirm in
-//     time the Append fails with ErrNotReplicated, an unknown outcome: the primary
-//     may hold the message, which its sender learns by retrying with the same
-//     ClientMsgID (deduplicated, and WAITed for again). Such an unconfirmed message
-//     can still be read (a SYNC) before a failover loses it; its seq is then issued
-//     again in the same epoch, as above. Each Append costs a replication round trip
-//     more.
+//     failover to a replica that confirmed loses no acknowledged message (Sentinel
+//     and Cluster prefer the replica with the largest replication offset; with more
+//     replicas than n, a failover to one that had not confirmed could still lose
+//     some). When fewer confirm in time the Append fails with ErrNotReplicated, an
+//     unknown outcome: the primary may hold the message, which its sender learns by
+//     retrying with the same ClientMsgID (deduplicated, and WAITed for again). Such
+//     an unconfirmed message can still be read (a SYNC) before a failover loses it;
+//     its seq is then issued again in the same epoch, as above. Each Append costs a
+//     replication round trip more. A failover leaves the new primary with one
+//     replica fewer: with n = 1 and a single replica, Appends fail until a replica
+//     attaches again (the old primary restarted, which Sentinel turns into a
+//     replica), so run two replicas to keep acknowledging through a failover.
 //
 // A Redis restored from an older snapshot keeps the snapshot's epochs and reissues
 // seqs: the epoch detects total loss of a bucket, not rollback.
