@@ -358,7 +358,8 @@ func (r *Redis) Ping(ctx context.Context) error {
 
 // Append implements Store. An error wrapping ErrNotStored means Redis was not
 // reached (the context was done before the call, or no connection could be had or
-// made) or refused the message (ErrRecipientFull). Any other error leaves the
+// made), declined to run the script (see refused) or refused the message
+// (ErrRecipientFull). Any other error leaves the
 // outcome unknown, ErrNotReplicated included. The script runs at most once per
 // call whatever rdb's retry settings (a retry is the caller's, with the same
 // ClientMsgID, which deduplication makes safe).
@@ -392,7 +393,12 @@ func (r *Redis) Append(ctx context.Context, m *Message) error {
 	}
 	res, err := cmd.Slice()
 	if err != nil {
-		if notSent(err) {
+		if refused(err) {
+			if cc, ok := r.rdb.(*redis.ClusterClient); ok {
+				cc.ReloadState(ctx) // the shard we asked is not the slot's primary (any more)
+			}
+		}
+		if notSent(err) || refused(err) {
 			return fmt.Errorf("%w: msg redis append: %w", ErrNotStored, err)
 		}
 		return fmt.Errorf("msg redis append: %w", err)
@@ -510,6 +516,20 @@ func notSent(err error) bool {
 	var op *net.OpError
 	return errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrClosed) ||
 		(errors.As(err, &op) && op.Op == "dial")
+}
+
+// refused reports whether err is Redis declining to run a command: the slot lives
+// on another shard (MOVED, ASK; the replicated append asks the primary it believes
+// holds the slot, and is not redirected), the cluster cannot serve it now
+// (CLUSTERDOWN, TRYAGAIN), or the server is a replica (READONLY: a script's first
+// write fails there, and the scripts write nothing before it).
+func refused(err error) bool {
+	for _, p := range []string{"MOVED", "ASK", "CLUSTERDOWN", "TRYAGAIN", "READONLY"} {
+		if redis.HasErrorPrefix(err, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // scriptCall is one script call of a pipeline (runPipelined).

@@ -385,6 +385,14 @@ func TestRedisAppendErrorsSayWhetherStored(t *testing.T) {
 			}
 			return rdb, context.Background()
 		}, true},
+		{"read-only replica", func(t *testing.T) (*redis.Client, context.Context) {
+			rdb := redis.NewClient(&redis.Options{Addr: redistest.Start(t).Addr})
+			host, port, _ := net.SplitHostPort(srv.Addr)
+			if err := rdb.SlaveOf(context.Background(), host, port).Err(); err != nil {
+				t.Fatal(err)
+			}
+			return rdb, context.Background()
+		}, true},
 		{"script failed in Redis", func(t *testing.T) (*redis.Client, context.Context) {
 			rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
 			if err := rdb.Set(context.Background(), keyOf("failing:", 7, "inbox:7"), "not a list", 0).Err(); err != nil {
