@@ -25,7 +25,8 @@ func runMsg(args []string, stdout, stderr io.Writer) int {
 		backend   = fs.String("backend", "memory", "message store and what it can lose: memory (everything, at exit), "+
 			"redis (acknowledged once the Redis primary holds it: up to ~1s of messages when the primary's host crashes with appendfsync everysec, "+
 			"and what was not yet replicated on a Sentinel or Cluster failover) or "+
-			"redis-replicated (acknowledged only once a replica holds it too: WAIT 1 -replica-timeout; nothing acknowledged is lost on a failover)")
+			"redis-replicated (acknowledged only once a replica holds it too: WAIT 1 -replica-timeout; nothing acknowledged is lost on a failover, "+
+			"but with a single replica SENDs go unacknowledged after one until a replica attaches to the new primary)")
 		redisPrefix    = fs.String("redis-prefix", "fg:msg:", "prefix of every Redis key of the store, without '{' or '}', for the redis backends")
 		replicaTimeout = fs.Duration("replica-timeout", msg.DefaultReplicaTimeout, "with -backend redis-replicated: how long an append waits for a replica to confirm it "+
 			"(at most 1s); a SEND not confirmed in time is not acknowledged, and its sender's retry is deduplicated")
