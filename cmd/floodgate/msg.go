@@ -13,27 +13,33 @@ import (
 
 	"github.com/floodgate/floodgate/gateway/admin"
 	"github.com/floodgate/floodgate/gateway/msg"
-	"github.com/redis/go-redis/v9"
+	"github.com/floodgate/floodgate/internal/redisconn"
 )
 
 func runMsg(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("msg", flag.ContinueOnError)
 	var (
-		id          = fs.String("id", "msg-1", "this process's name, in logs and to the router")
-		listen      = fs.String("listen", defMsg, "link address gateways call (ip:port): keep it private")
-		adminAddr   = fs.String("admin", defMsgAdmin, "admin address for /metrics, /healthz, pprof and /debug/memstats: keep it private (empty: off)")
-		backend     = fs.String("backend", "memory", "message store: memory (lost at exit) or redis")
-		redisAddr   = fs.String("redis-addr", "127.0.0.1:6379", "Redis address, for -backend redis")
-		redisPrefix = fs.String("redis-prefix", "fg:msg:", "prefix of every Redis key of the store, for -backend redis")
-		inbox       = fs.Int("inbox", msg.DefaultQuotaMessages, "per-recipient quota: unacknowledged messages kept; a SEND beyond it is refused RECIPIENT_FULL")
-		inboxBytes  = fs.Int64("inbox-bytes", msg.DefaultQuotaBytes, "per-recipient quota: payload bytes of unacknowledged messages; a SEND beyond it is refused RECIPIENT_FULL")
-		retention   = fs.Duration("retention", msg.DefaultRetention, "how long a message is kept, acknowledged or not; older ones are dropped and empty inboxes deleted")
-		dedupe      = fs.Duration("dedupe-window", msg.DefaultDedupeWindow, "how long a message's (recipient, sender, client message id) is remembered, so that a retried SEND stores nothing")
-		router      = fs.String("router", "", "router link address to deliver stored messages through, "+defRouter+" by default where the router runs (empty: none; they reach recipients only through SYNC)")
-		resendMin   = fs.Duration("resend-min", 2*time.Second, "pause before a message the router has not settled is sent to it again; doubles up to -resend-max")
-		resendMax   = fs.Duration("resend-max", 30*time.Second, "longest pause between resends of a message the router has not settled")
-		reconnect   = fs.Duration("router-reconnect-max", 500*time.Millisecond, "longest pause between attempts to reach the router (every unsettled message is replayed once it is back)")
+		id        = fs.String("id", "msg-1", "this process's name, in logs and to the router")
+		listen    = fs.String("listen", defMsg, "link address gateways call (ip:port): keep it private")
+		adminAddr = fs.String("admin", defMsgAdmin, "admin address for /metrics, /healthz, pprof and /debug/memstats: keep it private (empty: off)")
+		backend   = fs.String("backend", "memory", "message store and what it can lose: memory (everything, at exit), "+
+			"redis (acknowledged once the Redis primary holds it: up to ~1s of messages when the primary's host crashes with appendfsync everysec, "+
+			"and what was not yet replicated on a Sentinel or Cluster failover) or "+
+			"redis-replicated (acknowledged only once a replica holds it too: WAIT 1 -replica-timeout; nothing acknowledged is lost on a failover, "+
+			"but with a single replica SENDs go unacknowledged after one until a replica attaches to the new primary)")
+		redisPrefix    = fs.String("redis-prefix", "fg:msg:", "prefix of every Redis key of the store, without '{' or '}', for the redis backends")
+		replicaTimeout = fs.Duration("replica-timeout", msg.DefaultReplicaTimeout, "with -backend redis-replicated: how long an append waits for a replica to confirm it "+
+			"(at most 1s); a SEND not confirmed in time is not acknowledged, and its sender's retry is deduplicated")
+		inbox      = fs.Int("inbox", msg.DefaultQuotaMessages, "per-recipient quota: unacknowledged messages kept; a SEND beyond it is refused RECIPIENT_FULL")
+		inboxBytes = fs.Int64("inbox-bytes", msg.DefaultQuotaBytes, "per-recipient quota: payload bytes of unacknowledged messages; a SEND beyond it is refused RECIPIENT_FULL")
+		retention  = fs.Duration("retention", msg.DefaultRetention, "how long a message is kept, acknowledged or not; older ones are dropped and empty inboxes deleted")
+		dedupe     = fs.Duration("dedupe-window", msg.DefaultDedupeWindow, "how long a message's (recipient, sender, client message id) is remembered, so that a retried SEND stores nothing")
+		router     = fs.String("router", "", "router link address to deliver stored messages through, "+defRouter+" by default where the router runs (empty: none; they reach recipients only through SYNC)")
+		resendMin  = fs.Duration("resend-min", 2*time.Second, "pause before a message the router has not settled is sent to it again; doubles up to -resend-max")
+		resendMax  = fs.Duration("resend-max", 30*time.Second, "longest pause between resends of a message the router has not settled")
+		reconnect  = fs.Duration("router-reconnect-max", 500*time.Millisecond, "longest pause between attempts to reach the router (every unsettled message is replayed once it is back)")
 	)
+	redisCfg := redisconn.Register(fs)
 	kf := registerKeys(fs, clusterKey)
 	log, done, code := parseLogged(fs, args, stderr)
 	if done {
@@ -48,9 +54,26 @@ func runMsg(args []string, stdout, stderr io.Writer) int {
 			*dedupe, *resendMin, *resendMax, *reconnect)
 		return 2
 	}
-	if *backend != "memory" && *backend != "redis" {
-		fmt.Fprintf(stderr, "msg: -backend %q: want memory or redis\n", *backend)
+	switch *backend {
+	case backendMemory, backendRedis, backendRedisReplicated:
+	default:
+		fmt.Fprintf(stderr, "msg: -backend %q: want memory, redis or redis-replicated\n", *backend)
 		return 2
+	}
+	if *replicaTimeout <= 0 || *replicaTimeout > time.Second {
+		// WAIT blocks the connection that long, and the Redis client's read timeout is 2s.
+		fmt.Fprintf(stderr, "msg: -replica-timeout %v: want a positive duration of at most 1s\n", *replicaTimeout)
+		return 2
+	}
+	if *backend != backendMemory {
+		if err := msg.CheckRedisPrefix(*redisPrefix); err != nil {
+			fmt.Fprintln(stderr, "msg: -redis-prefix:", err)
+			return 2
+		}
+		if err := redisCfg.Validate(); err != nil {
+			fmt.Fprintln(stderr, "msg:", err)
+			return 2
+		}
 	}
 	held, err := kf.load(clusterKey)
 	if err != nil {
@@ -60,8 +83,11 @@ func runMsg(args []string, stdout, stderr io.Writer) int {
 	secret := held.cluster
 	log = log.With("id", *id)
 
-	store, health, closeStore, err := openMsgStore(*backend, *redisAddr, *redisPrefix, *inbox, log, msg.WithDedupeWindow(*dedupe),
-		msg.WithQuotaBytes(*inboxBytes), msg.WithRetention(*retention))
+	opts := []msg.StoreOption{msg.WithDedupeWindow(*dedupe), msg.WithQuotaBytes(*inboxBytes), msg.WithRetention(*retention)}
+	if *backend == backendRedisReplicated {
+		opts = append(opts, msg.WithReplicas(1, *replicaTimeout))
+	}
+	store, health, closeStore, err := openMsgStore(*backend, redisCfg, *redisPrefix, *inbox, log, opts...)
 	if err != nil {
 		log.Error("msg failed to start", "err", err)
 		return 1
@@ -85,7 +111,7 @@ func runMsg(args []string, stdout, stderr io.Writer) int {
 		defer as.Close(time.Second)
 		adminURL = as.Addr()
 	}
-	log.Info("msg store", "backend", *backend, "inbox", *inbox, "inbox_bytes", *inboxBytes, "retention", *retention, "router", *router)
+	log.Info("msg store", "backend", *backend, "redis", redisDesc(*backend, redisCfg), "inbox", *inbox, "inbox_bytes", *inboxBytes, "retention", *retention, "router", *router)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// One machine-readable line on stdout for harnesses; everything else is logged.
@@ -98,37 +124,42 @@ func runMsg(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// openMsgStore opens the -backend store, returning it with its health check (nil:
-// always healthy) and what closes it. A Redis that does not answer within 5s is an
-// error, so a misconfigured process fails at start rather than at the first message.
-func openMsgStore(backend, addr, prefix string, perUser int, log *slog.Logger, opts ...msg.StoreOption) (msg.Store, func() error, func(), error) {
-	if backend == "memory" {
-		return msg.NewMemory(perUser, opts...), nil, func() {}, nil
+// The -backend values.
+const (
+	backendMemory          = "memory"
+	backendRedis           = "redis"
+	backendRedisReplicated = "redis-replicated"
+)
+
+// redisDesc names the Redis deployment a backend uses, for the log ("-" for memory).
+func redisDesc(backend string, cfg *redisconn.Config) string {
+	if backend == backendMemory {
+		return "-"
 	}
-	// go-redis has one process-wide logger; this process is the place to route it.
-	redis.SetLogger(redisLog{log.With("component", "go-redis")})
-	rdb := redis.NewClient(&redis.Options{Addr: addr})
-	store := msg.NewRedis(rdb, prefix, perUser, opts...)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := store.Ping(ctx); err != nil {
-		rdb.Close()
-		return nil, nil, nil, fmt.Errorf("redis at %s: %w", addr, err)
-	}
-	health := func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		if err := rdb.Ping(ctx).Err(); err != nil {
-			return fmt.Errorf("redis at %s: %w", addr, err)
-		}
-		return nil
-	}
-	return store, health, func() { rdb.Close() }, nil
+	return cfg.String()
 }
 
-// redisLog routes go-redis's log lines (connection trouble) into slog as warnings.
-type redisLog struct{ log *slog.Logger }
-
-func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
-	l.log.WarnContext(ctx, fmt.Sprintf(format, v...))
+// openMsgStore opens the -backend store, returning it with its health check (nil:
+// always healthy) and what closes it. A Redis that does not answer within 5s is an
+// error (openRedis), so a misconfigured process fails at start rather than at the
+// first message.
+func openMsgStore(backend string, cfg *redisconn.Config, prefix string, perUser int, log *slog.Logger, opts ...msg.StoreOption) (msg.Store, func() error, func(), error) {
+	if backend == backendMemory {
+		return msg.NewMemory(perUser, opts...), nil, func() {}, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	rdb, health, err := openRedis(ctx, cfg, log)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	store, err := msg.NewRedis(rdb, prefix, perUser, opts...)
+	if err == nil {
+		err = store.Ping(ctx)
+	}
+	if err != nil {
+		rdb.Close()
+		return nil, nil, nil, fmt.Errorf("redis %s: %w", cfg, err)
+	}
+	return store, health, func() { rdb.Close() }, nil
 }

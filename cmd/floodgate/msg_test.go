@@ -23,6 +23,11 @@ func TestMsgCommandRejectsBadFlags(t *testing.T) {
 	t.Setenv("FLOODGATE_CLUSTER_KEY", testClusterKey)
 	for _, args := range [][]string{
 		{"-backend", "disk"},
+		{"-backend", "redis", "-redis-mode", "ring"},
+		{"-backend", "redis", "-redis-addr", "a:1,b:2"},
+		{"-backend", "redis-replicated", "-replica-timeout", "0s"},
+		{"-backend", "redis-replicated", "-replica-timeout", "2s"},
+		{"-backend", "redis", "-redis-prefix", "fg:{msg}:", "-redis-addr", "127.0.0.1:1"},
 		{"-inbox", "0"},
 		{"-inbox-bytes", "0"},
 		{"-retention", "0s"},
@@ -159,17 +164,30 @@ func dialMsg(t *testing.T, addr string) *msg.Client {
 	return c
 }
 
-// The msg command end to end, on each backend: READY line, a stored message reaches
-// the router, metrics and health, SIGTERM → exit 0. On Redis a second process
-// continues the first one's inboxes under the same epoch.
+// The msg command end to end, on each backend and Redis deployment: READY line, a
+// stored message reaches the router, metrics and health, SIGTERM → exit 0. On
+// Redis a second process continues the first one's inboxes under the same epoch.
 func TestMsgCommandServesStoresAndRoutes(t *testing.T) {
-	for _, backend := range []string{"memory", "redis"} {
-		t.Run(backend, func(t *testing.T) {
+	for _, c := range []struct {
+		name, backend string
+		redis         func(t *testing.T) []string // the -redis-* flags
+	}{
+		{"memory", "memory", nil},
+		{"redis", "redis", func(t *testing.T) []string { return []string{"-redis-addr", redistest.Start(t).Addr} }},
+		{"redis-replicated/sentinel", "redis-replicated", func(t *testing.T) []string {
+			d := redistest.StartSentinel(t)
+			return []string{"-redis-mode", "sentinel", "-redis-addr", strings.Join(d.SentinelAddrs, ","), "-redis-master", d.Master}
+		}},
+		{"redis/cluster", "redis", func(t *testing.T) []string {
+			return []string{"-redis-mode", "cluster", "-redis-addr", strings.Join(redistest.StartCluster(t, 3, 0).Addrs, ",")}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
 			ctx := context.Background()
 			routerAddr, connected, routed := routerStub(t)
-			args := []string{"-backend", backend, "-router", routerAddr, "-inbox", "8"}
-			if backend == "redis" {
-				args = append(args, "-redis-addr", redistest.Start(t).Addr, "-redis-prefix", "e2e:")
+			args := []string{"-backend", c.backend, "-router", routerAddr, "-inbox", "8"}
+			if c.redis != nil {
+				args = append(append(args, c.redis(t)...), "-redis-prefix", "e2e:")
 			}
 			p := startMsg(t, args...)
 			select {
@@ -183,9 +201,9 @@ func TestMsgCommandServesStoresAndRoutes(t *testing.T) {
 			// The router sees the peer before msg sees its side of the link up; until
 			// msg does, stored messages are not routed (they stay stored).
 			p.waitMetric(t, "floodgate_msg_router_connected 1", 5*time.Second)
-			c := dialMsg(t, p.link)
+			mc := dialMsg(t, p.link)
 			m := &msg.Message{From: 1, To: 2, Payload: []byte("hello")}
-			if err := c.Append(ctx, m); err != nil {
+			if err := mc.Append(ctx, m); err != nil {
 				t.Fatal(err)
 			}
 			select {
@@ -197,7 +215,7 @@ func TestMsgCommandServesStoresAndRoutes(t *testing.T) {
 			case <-time.After(5 * time.Second):
 				t.Fatalf("the router got nothing; stderr:\n%s", p.stderr.String())
 			}
-			w, err := c.Window(ctx, 2)
+			w, err := mc.Window(ctx, 2)
 			if err != nil || w.Head != 1 {
 				t.Fatalf("window %+v, %v", w, err)
 			}
@@ -211,9 +229,9 @@ func TestMsgCommandServesStoresAndRoutes(t *testing.T) {
 			if h := p.get(t, "/healthz"); strings.TrimSpace(h) != "ok" {
 				t.Errorf("/healthz: %q", h)
 			}
-			c.Close()
+			mc.Close()
 			p.stop(t)
-			if backend != "redis" {
+			if c.redis == nil {
 				return
 			}
 			p2 := startMsg(t, args...)

@@ -29,7 +29,7 @@ func TestClientStore(t *testing.T) {
 func TestClientStoreOverRedis(t *testing.T) {
 	_, rdb := startRedis(t)
 	msgtest.Run(t, func(t *testing.T, perUser int, opts ...msg.StoreOption) msg.Store {
-		s, _ := startServer(t, msg.ServerConfig{Store: msg.NewRedis(rdb, t.Name()+":", perUser, opts...)})
+		s, _ := startServer(t, msg.ServerConfig{Store: newRedis(t, rdb, t.Name()+":", perUser, opts...)})
 		return dial(t, s.Addr())
 	})
 }

@@ -241,7 +241,7 @@ func TestServerOnRedisTakesOverUnsettledMessages(t *testing.T) {
 	routerAddr := gone.srv.Addr()
 	gone.stop() // the router is down while the first server stores
 	d := msg.DeliveryConfig{ReconnectMax: 20 * time.Millisecond, UnmarkInterval: 20 * time.Millisecond, ResendMin: time.Hour}
-	store := msg.NewRedis(rdb, "takeover:", 100)
+	store := newRedis(t, rdb, "takeover:", 100)
 	first, stopFirst := startServer(t, msg.ServerConfig{Store: store, Router: routerAddr, Delivery: d})
 	c := dial(t, first.Addr())
 	ids := map[uint64]bool{}
@@ -266,7 +266,7 @@ func TestServerOnRedisTakesOverUnsettledMessages(t *testing.T) {
 
 	rs := startRouterStub(t, routerAddr)
 	reg := prometheus.NewRegistry()
-	startServer(t, msg.ServerConfig{Store: msg.NewRedis(rdb, "takeover:", 100), Router: routerAddr, Delivery: d, Registry: reg})
+	startServer(t, msg.ServerConfig{Store: newRedis(t, rdb, "takeover:", 100), Router: routerAddr, Delivery: d, Registry: reg})
 	got := rs.waitRouted(t, 5)
 	for _, m := range got {
 		delete(ids, m.ID)

@@ -1,9 +1,12 @@
 package msg
 
 // The Redis store's scripts. Each operation is one script, so one round trip and
-// atomic: no other command runs between its reads and writes. Redis Lua numbers are
-// doubles, so seqs, ids, counts, times in µs and epochs are exact up to 2^53 (at a
-// million messages a second, ~285 years of ids).
+// atomic: no other command runs between its reads and writes. Every script touches
+// the keys of one bucket only (the bucket's and its users', one hash tag), all named
+// in KEYS, so that Redis Cluster runs it on one shard. Redis Lua numbers are
+// doubles, so seqs, ids, counts, times in µs and epochs are exact up to 2^53 (an id
+// is a bucket's counter times 256 plus the bucket: at a million messages a second
+// store-wide, over a century of ids).
 //
 // A user's keys are user (hash: seq, the last seq assigned; epoch, the inbox's
 // incarnation; tb, payload bytes appended in it; fb, payload bytes appended before
@@ -23,10 +26,10 @@ package msg
 // oldest message after a removal) and the count acknowledged or expired at once
 // (LTRIM, at most the quota).
 
-// luaEpochOf defines epochOf(key, candidate): the store's epoch, set to the
-// caller's candidate if missing — at first use, and again after Redis lost its data,
-// so that a lost store never reports an epoch a client saw before — and
-// userEpoch(storeEpoch, nowUS, stepUS): the epoch of an inbox created now (see
+// luaEpochOf defines epochOf(key, candidate): the bucket's epoch, set to the
+// caller's candidate if missing — at first use, and again after Redis lost the
+// bucket's data, so that a lost bucket never reports an epoch a client saw before —
+// and userEpoch(bucketEpoch, nowUS, stepUS): the epoch of an inbox created now (see
 // Redis).
 const luaEpochOf = `
 local function epochOf(key, candidate)
@@ -100,13 +103,17 @@ end
 // (refused 1, nothing stored). A user without an inbox gets one, with
 // userEpoch(now); every append refreshes the TTL of the user's keys and its entry in
 // the inboxes index. A stored or deduplicated message marks the recipient in the
-// pending set (its messages are to be routed; see Redis.Unmark).
-// KEYS: ids, stored, user, inbox, epoch, pending, inboxes, and the message's dedupe
-// key if it has a client message id. ARGV: the message's stored encoding without
-// its first 32 bytes (seq, id, time, bytes before, which the script prepends),
-// candidate epoch, dedupe window in ms, recipient uid, now in ms, now in µs,
-// retention in ms, key TTL in ms, epoch step in µs, quota messages, quota bytes,
-// payload size.
+// pending set (its messages are to be routed; see Redis.Unmark). A deduplicated
+// append rewrites the dedupe key (same value, same TTL) so that it always
+// replicates something: a WAIT after it then covers the first append too, whichever
+// connection made it. The message id is the bucket's counter times the bucket
+// count plus the bucket (see Redis).
+// KEYS (all of the recipient's bucket): ids, stored, user, inbox, epoch, pending,
+// inboxes, and the message's dedupe key if it has a client message id. ARGV: the
+// message's stored encoding without its first 32 bytes (seq, id, time, bytes
+// before, which the script prepends), candidate epoch, dedupe window in ms,
+// recipient uid, now in ms, now in µs, retention in ms, key TTL in ms, epoch step in
+// µs, quota messages, quota bytes, payload size, bucket, bucket count.
 // Returns {seq, id, refused (0 or 1), stored, epoch, deduplicated (0 or 1),
 // expired, created (0 or 1)}.
 const appendScript = luaEpochOf + luaUser + `
@@ -114,6 +121,7 @@ local epoch = epochOf(KEYS[5], ARGV[2])
 if KEYS[8] then
 	local seen = redis.call('GET', KEYS[8])
 	if seen then
+		redis.call('SET', KEYS[8], seen, 'KEEPTTL')
 		redis.call('SADD', KEYS[6], ARGV[4])
 		local a = string.find(seen, ':', 1, true)
 		local b = string.find(seen, ':', a + 1, true)
@@ -151,7 +159,7 @@ if not u then
 	created = 1
 end
 redis.call('SADD', KEYS[6], ARGV[4])
-local id = redis.call('INCR', KEYS[1])
+local id = redis.call('INCR', KEYS[1]) * tonumber(ARGV[14]) + tonumber(ARGV[13])
 local seq = u.seq + 1
 local now = tonumber(ARGV[5])
 redis.call('RPUSH', KEYS[4], struct.pack('>I8I8I8I8', seq, id, now, u.tb) .. ARGV[1])
@@ -175,7 +183,7 @@ return {seq, id, 0, stored, u.epoch, 0, expired, created}
 // unmarkScript removes users from the pending set, each only if its head is still
 // the one given: a user whose head moved on had a message stored since, which the
 // tracker that asked may not have seen, and stays marked.
-// KEYS: pending, then each user's user key. ARGV: for each user in KEYS order, its
+// KEYS: the bucket's pending, then each user's user key (users of that bucket). ARGV: for each user in KEYS order, its
 // uid and the head. Returns how many users it removed.
 const unmarkScript = `
 local removed = 0
@@ -190,7 +198,7 @@ return removed
 
 // ackScript drops a user's messages through a seq, if the ack's epoch is the
 // inbox's (an ack counted in a lost incarnation names other messages).
-// KEYS: stored, user, inbox. ARGV: seq, epoch, now in ms, retention in ms.
+// KEYS: the bucket's stored, the user's user and inbox. ARGV: seq, epoch, now in ms, retention in ms.
 // Returns {dropped, stored, expired}.
 const ackScript = luaUser + `
 local u = loadUser(KEYS[2], KEYS[3], ARGV[3], ARGV[4])
@@ -222,9 +230,9 @@ end
 `
 
 // windowScript reports a user's window.
-// KEYS: epoch, stored, user, inbox. ARGV: candidate epoch, now ms, now µs,
-// retention ms, epoch step µs. Returns {epoch, head, oldest, expired, stored (-1:
-// unchanged)}.
+// KEYS: the bucket's epoch and stored, the user's user and inbox. ARGV: candidate
+// epoch, now ms, now µs, retention ms, epoch step µs. Returns {epoch, head, oldest,
+// expired, stored (-1: unchanged)}.
 const windowScript = luaWindowOf + `
 local epoch = epochOf(KEYS[1], ARGV[1])
 local e, head, oldest, expired = windowOf(epoch, KEYS[3], KEYS[4])
@@ -236,7 +244,8 @@ return {e, head, oldest, expired, stored}
 `
 
 // windowsScript reports many users' windows at once.
-// KEYS: epoch, stored, then user, inbox for each user. ARGV: as windowScript's.
+// KEYS: the bucket's epoch and stored, then user, inbox for each user (users of
+// that bucket). ARGV: as windowScript's.
 // Returns {expired, stored (-1: unchanged), epoch1, head1, oldest1, epoch2,
 // head2, oldest2, ...}.
 const windowsScript = luaWindowOf + `
@@ -258,9 +267,9 @@ return out
 `
 
 // rangeScript returns a user's messages after a seq, and the window.
-// KEYS: epoch, stored, user, inbox. ARGV: as windowScript's, then after, limit (0:
-// all). Returns {epoch, head, oldest, {encoded messages}, expired, stored (-1:
-// unchanged)}.
+// KEYS: the bucket's epoch and stored, the user's user and inbox. ARGV: as
+// windowScript's, then after, limit (0: all). Returns {epoch, head, oldest,
+// {encoded messages}, expired, stored (-1: unchanged)}.
 const rangeScript = luaWindowOf + `
 local epoch = epochOf(KEYS[1], ARGV[1])
 local e, head, first, expired, u = windowOf(epoch, KEYS[3], KEYS[4])
@@ -289,9 +298,9 @@ return {e, head, first, items, expired, stored}
 // cutoff (now - retention: everything in them has expired), with their user keys,
 // their pending mark and their entry in the inboxes index. A user appended to
 // since the caller listed it is left alone.
-// KEYS: stored, pending, inboxes, then user, inbox for each user. ARGV: now ms,
-// retention ms, then each user's uid in KEYS order.
-// Returns {deleted, expired, stored, inboxes}.
+// KEYS: the bucket's stored, pending and inboxes, then user, inbox for each user
+// (users of that bucket). ARGV: now ms, retention ms, then each user's uid in KEYS
+// order. Returns {deleted, expired, stored, inboxes} (the bucket's).
 const sweepScript = luaUser + `
 local cutoff = tonumber(ARGV[1]) - tonumber(ARGV[2])
 local deleted, expired = 0, 0

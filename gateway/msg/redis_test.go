@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/floodgate/floodgate/gateway/msg"
 	"github.com/floodgate/floodgate/gateway/msg/msgtest"
+	"github.com/floodgate/floodgate/internal/redisconn"
 	"github.com/floodgate/floodgate/internal/redistest"
+	"github.com/floodgate/floodgate/internal/shardtag"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -25,20 +28,57 @@ func startRedis(t *testing.T) (*redistest.Server, *redis.Client) {
 	return srv, rdb
 }
 
+// The store suite on each deployment (one primary, Sentinel, Cluster), and on
+// Sentinel and Cluster with every append confirmed by a replica.
 func TestRedisStore(t *testing.T) {
-	_, rdb := startRedis(t)
-	msgtest.Run(t, func(t *testing.T, perUser int, opts ...msg.StoreOption) msg.Store {
-		return msg.NewRedis(rdb, t.Name()+":", perUser, opts...) // a subtest's name is its own keyspace
-	})
+	for _, d := range redisDeployments() {
+		t.Run(d.name, func(t *testing.T) {
+			rdb := d.start(t)
+			modes := []struct {
+				name string
+				opts []msg.StoreOption
+			}{{"primary", nil}}
+			if d.name != redisconn.Single {
+				modes = append(modes, struct {
+					name string
+					opts []msg.StoreOption
+				}{"replicated", []msg.StoreOption{msg.WithReplicas(1, time.Second)}})
+			}
+			for _, mode := range modes {
+				t.Run(mode.name, func(t *testing.T) {
+					msgtest.Run(t, func(t *testing.T, perUser int, opts ...msg.StoreOption) msg.Store {
+						// a subtest's name is its own keyspace
+						return newRedis(t, rdb, t.Name()+":", perUser, append(opts, mode.opts...)...)
+					})
+				})
+			}
+		})
+	}
+}
+
+// A prefix holding a brace would decide the keys' hash tag: refused.
+func TestRedisRefusesPrefixWithBraces(t *testing.T) {
+	for _, prefix := range []string{"{fg}:", "fg:{", "fg}:"} {
+		if _, err := msg.NewRedis(redis.NewClient(&redis.Options{}), prefix, 10); err == nil {
+			t.Errorf("NewRedis with prefix %q succeeded", prefix)
+		}
+	}
+}
+
+// keyOf is the name of a store key under prefix: a user's ("user:9"), a dedupe key
+// ("dd:9:2:1") or a bucket's ("stored"), with the hash tag of uid's bucket.
+func keyOf(prefix string, uid uint64, rest string) string {
+	return prefix + shardtag.New().UserTag(uid) + ":" + rest
 }
 
 // The keys are the documented layout: a user hash and a list of encoded messages
-// per user, the store-wide counters, the set of users with pending messages and
-// the index of inboxes.
+// per user, and its bucket's counters, set of users with pending messages and index
+// of inboxes, all under the hash tag of the user's bucket; ids are the bucket's
+// counter times 256 plus the bucket.
 func TestRedisKeyLayout(t *testing.T) {
 	ctx := context.Background()
 	_, rdb := startRedis(t)
-	s := msg.NewRedis(rdb, "fg:msg:", 10)
+	s := newRedis(t, rdb, "fg:msg:", 10)
 	var last msg.Message
 	for _, p := range []string{"a", "b", "c"} {
 		last = msg.Message{From: 2, To: 9, ClientTS: -7, Payload: []byte(p)}
@@ -52,25 +92,33 @@ func TestRedisKeyLayout(t *testing.T) {
 	if _, err := s.Window(ctx, 9); err != nil {
 		t.Fatal(err)
 	}
-	for key, want := range map[string]string{"fg:msg:stored": "2", "fg:msg:ids": "3"} {
+	key := func(rest string) string { return keyOf("fg:msg:", 9, rest) }
+	if !strings.HasPrefix(key(""), "fg:msg:{") {
+		t.Fatalf("key %q does not carry a hash tag after the prefix", key(""))
+	}
+	bucket := uint64(shardtag.Bucket(9))
+	if last.ID != 3*shardtag.Buckets+bucket {
+		t.Errorf("third message's id %d, want 3·%d + bucket %d", last.ID, shardtag.Buckets, bucket)
+	}
+	for key, want := range map[string]string{key("stored"): "2", key("ids"): "3"} {
 		if got, err := rdb.Get(ctx, key).Result(); err != nil || got != want {
 			t.Errorf("GET %s = %q, %v; want %q", key, got, err, want)
 		}
 	}
-	user, err := rdb.HGetAll(ctx, "fg:msg:user:9").Result()
+	user, err := rdb.HGetAll(ctx, key("user:9")).Result()
 	if err != nil || user["seq"] != "3" || user["epoch"] != fmt.Sprint(last.Epoch) || user["tb"] != "3" || user["fb"] != "1" {
-		t.Errorf("HGETALL fg:msg:user:9 = %v, %v; want seq 3, epoch %d, tb 3, fb 1", user, err, last.Epoch)
+		t.Errorf("HGETALL %s = %v, %v; want seq 3, epoch %d, tb 3, fb 1", key("user:9"), user, err, last.Epoch)
 	}
-	if score, err := rdb.ZScore(ctx, "fg:msg:inboxes", "9").Result(); err != nil || score == 0 {
-		t.Errorf("ZSCORE fg:msg:inboxes 9 = %v, %v", score, err)
+	if score, err := rdb.ZScore(ctx, key("inboxes"), "9").Result(); err != nil || score == 0 {
+		t.Errorf("ZSCORE %s 9 = %v, %v", key("inboxes"), score, err)
 	}
-	if e, err := rdb.Get(ctx, "fg:msg:epoch").Uint64(); err != nil || e == 0 {
+	if e, err := rdb.Get(ctx, key("epoch")).Uint64(); err != nil || e == 0 {
 		t.Errorf("epoch %d, %v", e, err)
 	}
-	if members, err := rdb.SMembers(ctx, "fg:msg:pending").Result(); err != nil || !slices.Equal(members, []string{"9"}) {
-		t.Errorf("SMEMBERS fg:msg:pending = %q, %v; want [9]", members, err)
+	if members, err := rdb.SMembers(ctx, key("pending")).Result(); err != nil || !slices.Equal(members, []string{"9"}) {
+		t.Errorf("SMEMBERS %s = %q, %v; want [9]", key("pending"), members, err)
 	}
-	items, err := rdb.LRange(ctx, "fg:msg:inbox:9", 0, -1).Result()
+	items, err := rdb.LRange(ctx, key("inbox:9"), 0, -1).Result()
 	if err != nil || len(items) != 2 {
 		t.Fatalf("LRANGE inbox: %d items, %v", len(items), err)
 	}
@@ -90,6 +138,15 @@ func TestRedisKeyLayout(t *testing.T) {
 	if at := time.UnixMilli(int64(binary.BigEndian.Uint64([]byte(items[1][16:])))); time.Since(at).Abs() > time.Minute {
 		t.Fatalf("stored at %v, want about now", at)
 	}
+	all, err := rdb.Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range all { // every key of the user's scripts in one slot
+		if shardtag.Slot(k) != shardtag.Slot(key("")) {
+			t.Errorf("key %q is in slot %d, the user's keys in %d", k, shardtag.Slot(k), shardtag.Slot(key("")))
+		}
+	}
 }
 
 // A new Redis value on the same keys, as after a msg process restart, continues the
@@ -97,7 +154,7 @@ func TestRedisKeyLayout(t *testing.T) {
 func TestRedisStoreOutlivesTheProcess(t *testing.T) {
 	ctx := context.Background()
 	_, rdb := startRedis(t)
-	before := msg.NewRedis(rdb, "p:", 10)
+	before := newRedis(t, rdb, "p:", 10)
 	first := &msg.Message{To: 5}
 	if err := before.Append(ctx, first); err != nil {
 		t.Fatal(err)
@@ -106,7 +163,7 @@ func TestRedisStoreOutlivesTheProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	after := msg.NewRedis(rdb, "p:", 10)
+	after := newRedis(t, rdb, "p:", 10)
 	if err := after.Ping(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +188,7 @@ func TestRedisStoreOutlivesTheProcess(t *testing.T) {
 func TestRedisEpochChangesWhenRedisLosesItsData(t *testing.T) {
 	ctx := context.Background()
 	srv, rdb := startRedis(t)
-	s := msg.NewRedis(rdb, "p:", 10)
+	s := newRedis(t, rdb, "p:", 10)
 	if err := s.Append(ctx, &msg.Message{To: 5}); err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +217,7 @@ func TestRedisEpochChangesWhenRedisLosesItsData(t *testing.T) {
 func TestRedisShrunkQuotaRefusesAndDropsNothing(t *testing.T) {
 	ctx := context.Background()
 	_, rdb := startRedis(t)
-	big := msg.NewRedis(rdb, "p:", 10)
+	big := newRedis(t, rdb, "p:", 10)
 	var last msg.Message
 	for range 10 {
 		last = msg.Message{To: 3}
@@ -168,7 +225,7 @@ func TestRedisShrunkQuotaRefusesAndDropsNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	small := msg.NewRedis(rdb, "p:", 3)
+	small := newRedis(t, rdb, "p:", 3)
 	if err := small.Append(ctx, &msg.Message{To: 3}); !errors.Is(err, msg.ErrRecipientFull) {
 		t.Fatalf("append over the shrunk quota: %v, want ErrRecipientFull", err)
 	}
@@ -187,6 +244,21 @@ func TestRedisShrunkQuotaRefusesAndDropsNothing(t *testing.T) {
 	}
 }
 
+// sweepPass has s sweep until it reports no more: one pass over every bucket.
+func sweepPass(t *testing.T, s *msg.Redis) {
+	t.Helper()
+	for range 10 * shardtag.Buckets {
+		more, err := s.Sweep(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !more {
+			return
+		}
+	}
+	t.Fatal("the sweep never finished a pass")
+}
+
 // Every key of an inbox carries a TTL (the retention period plus two epoch
 // steps), set again by each append; a sweep deletes the inbox's keys and its
 // entries in the store-wide sets once everything in it has expired, so made-up
@@ -195,27 +267,26 @@ func TestRedisInboxKeysExpireAndAreSwept(t *testing.T) {
 	ctx := context.Background()
 	_, rdb := startRedis(t)
 	clk := msgtest.NewClock()
-	s := msg.NewRedis(rdb, "ttl:", 10, msg.WithRetention(time.Hour), msg.WithClock(clk.Now))
+	s := newRedis(t, rdb, "ttl:", 10, msg.WithRetention(time.Hour), msg.WithClock(clk.Now))
 	for uid := uint64(1); uid <= 3; uid++ {
 		if err := s.Append(ctx, &msg.Message{To: uid, ClientMsgID: uid, Payload: []byte("x")}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, key := range []string{"ttl:user:2", "ttl:inbox:2"} {
+	for _, key := range []string{keyOf("ttl:", 2, "user:2"), keyOf("ttl:", 2, "inbox:2")} {
 		if ttl, err := rdb.PTTL(ctx, key).Result(); err != nil || ttl <= 2*time.Hour || ttl > 3*time.Hour {
 			t.Fatalf("PTTL %s = %v, %v; want just under 3h (an hour and two steps of an hour)", key, ttl, err)
 		}
 	}
-	if more, err := s.Sweep(ctx); err != nil || more || s.DeletedInboxes() != 0 {
-		t.Fatalf("sweep before anything expired: more %v, %v, %d deleted", more, err, s.DeletedInboxes())
+	sweepPass(t, s)
+	if s.DeletedInboxes() != 0 {
+		t.Fatalf("sweep before anything expired: %d deleted", s.DeletedInboxes())
 	}
 	clk.Advance(time.Hour + time.Millisecond)
 	if err := s.Append(ctx, &msg.Message{To: 3}); err != nil { // uid 3 stays: appended to just now
 		t.Fatal(err)
 	}
-	if more, err := s.Sweep(ctx); err != nil || more {
-		t.Fatalf("sweep: more %v, %v", more, err)
-	}
+	sweepPass(t, s)
 	if s.DeletedInboxes() != 2 || s.Inboxes() != 1 || s.Expired() != 3 || s.Stored() != 1 {
 		t.Fatalf("%d deleted, %d inboxes, %d expired, %d stored; want 2, 1, 3, 1", s.DeletedInboxes(), s.Inboxes(), s.Expired(), s.Stored())
 	}
@@ -224,13 +295,20 @@ func TestRedisInboxKeysExpireAndAreSwept(t *testing.T) {
 		t.Fatal(err)
 	}
 	slices.Sort(keys)
-	want := []string{"ttl:dd:1:0:1", "ttl:dd:2:0:2", "ttl:dd:3:0:3", "ttl:epoch", "ttl:inbox:3", "ttl:inboxes", "ttl:ids", "ttl:pending", "ttl:stored", "ttl:user:3"}
+	var want []string
+	for uid := uint64(1); uid <= 3; uid++ {
+		want = append(want, keyOf("ttl:", uid, fmt.Sprintf("dd:%d:0:%d", uid, uid)), keyOf("ttl:", uid, "epoch"),
+			keyOf("ttl:", uid, "ids"), keyOf("ttl:", uid, "stored"))
+	}
+	// Redis deletes a set left empty: only uid 3's bucket keeps its index and pending set.
+	want = append(want, keyOf("ttl:", 3, "inbox:3"), keyOf("ttl:", 3, "user:3"), keyOf("ttl:", 3, "inboxes"), keyOf("ttl:", 3, "pending"))
 	slices.Sort(want)
+	want = slices.Compact(want) // users sharing a bucket share its keys
 	if !slices.Equal(keys, want) {
 		t.Fatalf("keys %q, want %q", keys, want)
 	}
-	if members, err := rdb.SMembers(ctx, "ttl:pending").Result(); err != nil || !slices.Equal(members, []string{"3"}) {
-		t.Fatalf("pending %q, %v; want only 3", members, err)
+	if got := pendingUsers(t, s); !slices.Equal(got, []uint64{3}) {
+		t.Fatalf("pending %v; want only 3", got)
 	}
 }
 
@@ -240,7 +318,7 @@ func TestRedisInboxKeysExpireAndAreSwept(t *testing.T) {
 func TestRedisDedupeKeyExpiresAfterTheWindow(t *testing.T) {
 	ctx := context.Background()
 	_, rdb := startRedis(t)
-	s := msg.NewRedis(rdb, "dd:", 10, msg.WithDedupeWindow(90*time.Second))
+	s := newRedis(t, rdb, "dd:", 10, msg.WithDedupeWindow(90*time.Second))
 	m := msg.Message{From: 3, To: 4, ClientMsgID: 1 << 60}
 	if err := s.Append(ctx, &m); err != nil {
 		t.Fatal(err)
@@ -248,14 +326,14 @@ func TestRedisDedupeKeyExpiresAfterTheWindow(t *testing.T) {
 	if err := s.Append(ctx, &msg.Message{From: 3, To: 4}); err != nil {
 		t.Fatal(err)
 	}
-	key := fmt.Sprintf("dd:dd:4:3:%d", uint64(1<<60))
+	key := keyOf("dd:", 4, fmt.Sprintf("dd:4:3:%d", uint64(1<<60)))
 	if v, err := rdb.Get(ctx, key).Result(); err != nil || v != fmt.Sprintf("%d:%d:%d", m.Seq, m.ID, m.Epoch) {
 		t.Fatalf("GET %s = %q, %v; want \"%d:%d:%d\"", key, v, err, m.Seq, m.ID, m.Epoch)
 	}
 	if ttl, err := rdb.PTTL(ctx, key).Result(); err != nil || ttl <= 80*time.Second || ttl > 90*time.Second {
 		t.Fatalf("PTTL %s = %v, %v; want just under 90s", key, ttl, err)
 	}
-	if keys, err := rdb.Keys(ctx, "dd:dd:*").Result(); err != nil || len(keys) != 1 {
+	if keys, err := rdb.Keys(ctx, "dd:*:dd:*").Result(); err != nil || len(keys) != 1 {
 		t.Fatalf("dedupe keys %v, %v: want one (the message without an id has none)", keys, err)
 	}
 }
@@ -307,9 +385,17 @@ func TestRedisAppendErrorsSayWhetherStored(t *testing.T) {
 			}
 			return rdb, context.Background()
 		}, true},
+		{"read-only replica", func(t *testing.T) (*redis.Client, context.Context) {
+			rdb := redis.NewClient(&redis.Options{Addr: redistest.Start(t).Addr})
+			host, port, _ := net.SplitHostPort(srv.Addr)
+			if err := rdb.SlaveOf(context.Background(), host, port).Err(); err != nil {
+				t.Fatal(err)
+			}
+			return rdb, context.Background()
+		}, true},
 		{"script failed in Redis", func(t *testing.T) (*redis.Client, context.Context) {
 			rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
-			if err := rdb.Set(context.Background(), "failing:inbox:7", "not a list", 0).Err(); err != nil {
+			if err := rdb.Set(context.Background(), keyOf("failing:", 7, "inbox:7"), "not a list", 0).Err(); err != nil {
 				t.Fatal(err)
 			}
 			return rdb, context.Background()
@@ -318,7 +404,7 @@ func TestRedisAppendErrorsSayWhetherStored(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			rdb, ctx := c.setup(t)
 			defer rdb.Close()
-			err := msg.NewRedis(rdb, "failing:", 10).Append(ctx, &msg.Message{From: 1, To: 7, ClientMsgID: 3})
+			err := newRedis(t, rdb, "failing:", 10).Append(ctx, &msg.Message{From: 1, To: 7, ClientMsgID: 3})
 			if err == nil {
 				t.Fatal("Append succeeded")
 			}
@@ -346,7 +432,7 @@ func pendingUsers(t *testing.T, s *msg.Redis) []uint64 {
 func TestRedisPendingSetFollowsAppendsAndUnmarks(t *testing.T) {
 	ctx := context.Background()
 	_, rdb := startRedis(t)
-	s := msg.NewRedis(rdb, "pending:", 10)
+	s := newRedis(t, rdb, "pending:", 10)
 	appendTo := func(to, cmid uint64) {
 		if err := s.Append(ctx, &msg.Message{From: 1, To: to, ClientMsgID: cmid}); err != nil {
 			t.Fatal(err)

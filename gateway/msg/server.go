@@ -38,8 +38,9 @@ type ServerConfig struct {
 }
 
 // DefaultSweepInterval is ServerConfig.SweepInterval's default: the memory store
-// visits one of its 256 shards per step, so it goes through the whole store about
-// every minute; Redis deletes up to 128 expired inboxes per step.
+// visits one of its 256 shards per step and Redis one of its 256 buckets (deleting
+// up to 128 expired inboxes of it), so at up to maxSweepSteps steps a tick either
+// goes through the whole store every 8 seconds or so.
 const DefaultSweepInterval = 250 * time.Millisecond
 
 // maxSweepSteps bounds the sweep steps of one tick, so that a backlog of expired

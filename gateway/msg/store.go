@@ -7,6 +7,27 @@
 // stored message's delivery inside the cluster: it hands the message to the router
 // and sends it again until the router settles it (see Server, RouteMethod and
 // SettleMethod).
+//
+// # Durability
+//
+// An Append that returns nil is what a SEND_ACK promises: the message is stored.
+// What can still lose it is the store's (the msg command's -backend):
+//
+//   - memory (NewMemory): the process's own memory; a msg exit or crash loses every
+//     stored, unacknowledged message, and the next process starts new epochs.
+//   - redis (NewRedis): acknowledged once the Redis primary holding the recipient's
+//     bucket has it. A msg restart loses nothing. A crash of the primary's host
+//     loses what its append-only file had not synced: up to about a second with
+//     appendfsync everysec. A Sentinel or Cluster failover loses what the promoted
+//     replica had not received yet, and issues those seqs again in the same epoch.
+//   - redis-replicated (NewRedis WithReplicas(1, timeout)): acknowledged only once a
+//     replica confirms it holds the message too (WAIT); a failover to that replica
+//     loses nothing acknowledged. An append not confirmed in time fails with
+//     ErrNotReplicated, an unknown outcome that the sender resolves by retrying
+//     (deduplicated).
+//
+// Redis documents the details, and its key layout on one primary, Sentinel and
+// Cluster alike.
 package msg
 
 import (
@@ -190,6 +211,9 @@ type storeOptions struct {
 	quota        Quota
 	retention    time.Duration
 	now          func() time.Time // the store's clock (tests)
+	// replicas and replicaWait are WithReplicas's (Redis only).
+	replicas    int
+	replicaWait time.Duration
 }
 
 func newStoreOptions(perUser int, opts []StoreOption) storeOptions {

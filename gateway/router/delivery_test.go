@@ -346,7 +346,7 @@ func TestMsgRestartOnRedisDeliversUnsettled(t *testing.T) {
 	t.Cleanup(func() { rdb.Close() })
 	g := newRig(t, 1, 2, 3, 4, 5)
 	routerAddr := freeAddr(t) // the router is down
-	first, _, stopFirst := startMsg(t, msg.NewRedis(rdb, "restart:", 1024), routerAddr)
+	first, _, stopFirst := startMsg(t, newRedisStore(t, rdb, "restart:"), routerAddr)
 	c := dialMsg(t, first.Addr())
 	var ids []uint64
 	for i := range 10 {
@@ -354,7 +354,7 @@ func TestMsgRestartOnRedisDeliversUnsettled(t *testing.T) {
 	}
 	stopFirst()
 
-	_, mreg, _ := startMsg(t, msg.NewRedis(rdb, "restart:", 1024), routerAddr)
+	_, mreg, _ := startMsg(t, newRedisStore(t, rdb, "restart:"), routerAddr)
 	up := time.Now()
 	g.startRouter(routerAddr, g.st)
 	took := g.gw.waitDelivered(t, ids, up, healBound)
@@ -402,4 +402,15 @@ func metricValueOf(reg *prometheus.Registry, name string) (float64, error) {
 		}
 	}
 	return -1, nil
+}
+
+// newRedisStore returns a msg store on rdb under prefix, failing the test if
+// NewRedis refuses it.
+func newRedisStore(t *testing.T, rdb redis.UniversalClient, prefix string) *msg.Redis {
+	t.Helper()
+	s, err := msg.NewRedis(rdb, prefix, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
