@@ -77,11 +77,13 @@ func (a *analysis) redisFigures() *RedisSummary {
 		if d := end.Sub(start).Seconds(); d > 0 {
 			node.OpsPerS = node.Ops / d
 		}
-		for _, ph := range a.phases {
-			v, _ := increase(cmds[n], a.restarts[n], ph.from, ph.to)
-			po := RedisPhaseOps{Phase: ph.phase, Ops: v}
-			if !ph.to.IsZero() && ph.to.After(ph.from) {
-				po.OpsPerS = v / ph.to.Sub(ph.from).Seconds()
+		for _, ph := range a.r.info.Phases {
+			// The phase's own window: the analysis's last scope is open-ended (it
+			// takes the agents' wait for the last deadlines), a rate needs an end.
+			v, _ := increase(cmds[n], a.restarts[n], ph.Start, ph.End)
+			po := RedisPhaseOps{Phase: ph.Name, Ops: v}
+			if d := ph.End.Sub(ph.Start).Seconds(); d > 0 {
+				po.OpsPerS = v / d
 			}
 			node.Phases = append(node.Phases, po)
 		}

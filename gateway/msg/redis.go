@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -153,6 +154,7 @@ type Redis struct {
 	// replicas and replicaWait are WithReplicas's: how many replicas must confirm
 	// an append (0: none, no WAIT) and for how long WAIT waits.
 	replicas    int
+	short       shortByPrimary // primaries whose replicas fell short lately
 	replicaWait time.Duration
 	buckets     [shardtag.Buckets]bucketKeys
 	scripts     struct{ append, ack, window, windows, rng, unmark, sweep *luaScript }
@@ -382,10 +384,14 @@ func (r *Redis) Append(ctx context.Context, m *Message) error {
 		r.retMS, r.ttl, r.stp, r.quota.Messages, r.quota.Bytes, len(m.Payload), b, shardtag.Buckets}
 	var cmd *redis.Cmd
 	var wait *redis.IntCmd
+	var short *shortReplicas
 	if r.replicas > 0 {
 		p, err := redisconn.Primary(ctx, r.rdb, user)
 		if err != nil {
 			return fmt.Errorf("%w: msg redis append: %w", ErrNotStored, err)
+		}
+		if short = r.short.of(p); short.refuse(now) {
+			return fmt.Errorf("%w: msg redis append: the primary's replicas fell short of %d within the last %v", ErrNotStored, r.replicas, r.replicaWait)
 		}
 		cmd, wait = r.runOnceAndWait(ctx, p, r.scripts.append, keys, args)
 	} else {
@@ -435,6 +441,7 @@ func (r *Redis) Append(ctx context.Context, m *Message) error {
 			return fmt.Errorf("%w: msg redis append: WAIT: %w", ErrNotReplicated, err)
 		}
 		if got < int64(r.replicas) {
+			short.fell(r.now().Add(r.replicaWait))
 			return fmt.Errorf("%w: msg redis append: %d of %d replicas confirmed within %v", ErrNotReplicated, got, r.replicas, r.replicaWait)
 		}
 	}
@@ -445,6 +452,54 @@ func (r *Redis) Append(ctx context.Context, m *Message) error {
 	m.Seq, m.ID, m.Epoch = uint64(n[0]), uint64(n[1]), epoch
 	r.deduped.Add(uint64(n[5]))
 	return nil
+}
+
+// shortReplicas remembers, per primary, until when appends are refused without
+// being tried because a WAIT on that primary fell short: a primary left without
+// replicas (the one a failover promoted, before a replica attaches) would
+// otherwise make every append hold a pooled connection for the whole WAIT
+// timeout, and at a thousand appends a second the pool would be gone in
+// milliseconds, starving the reads, acks and settles that need no replica. Once
+// the period ends, the next append tries (and WAITs) again: one probe per period.
+type shortReplicas struct {
+	mu    sync.Mutex
+	until time.Time
+}
+
+func (s *shortReplicas) refuse(now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return now.Before(s.until)
+}
+
+func (s *shortReplicas) fell(until time.Time) {
+	s.mu.Lock()
+	s.until = until
+	s.mu.Unlock()
+}
+
+// shortByPrimary holds a shortReplicas per primary (by its client's address).
+type shortByPrimary struct {
+	mu sync.Mutex
+	m  map[string]*shortReplicas
+}
+
+func (b *shortByPrimary) of(c redis.UniversalClient) *shortReplicas {
+	addr := ""
+	if rc, ok := c.(*redis.Client); ok {
+		addr = rc.Options().Addr
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.m == nil {
+		b.m = map[string]*shortReplicas{}
+	}
+	s := b.m[addr]
+	if s == nil {
+		s = &shortReplicas{}
+		b.m[addr] = s
+	}
+	return s
 }
 
 // noRetryCmd is a command go-redis runs at most once: its client retries a command

@@ -160,10 +160,10 @@ func TestRedisReplicatedAppendWaitsForTheReplica(t *testing.T) {
 	if err := redisnode.WaitReplicating(ctx, d.Replica.Addr, "", 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
+	// Within the WAIT timeout of the short one, appends are refused unstored
+	// (TestRedisReplicatedRefusesAtOnceAfterAShortWait): retry as a gateway would.
 	retry := msg.Message{From: 2, To: 77, ClientMsgID: 5}
-	if err := s.Append(ctx, &retry); err != nil {
-		t.Fatalf("retry with the replica back: %v", err)
-	}
+	appendUntilStored(t, s, &retry, 10*time.Second)
 	w, err := s.Window(ctx, 77)
 	if err != nil {
 		t.Fatal(err)
@@ -246,5 +246,37 @@ func TestRedisReplicatedSurvivesSentinelFailover(t *testing.T) {
 		again.Sub(killed).Round(time.Millisecond), again.Sub(restarted).Round(time.Millisecond))
 	if prev := byUser[1][len(byUser[1])-1]; next.Seq != prev.Seq+1 || next.Epoch != prev.Epoch {
 		t.Fatalf("append after the failover: seq %d epoch %d, want seq %d of epoch %d", next.Seq, next.Epoch, prev.Seq+1, prev.Epoch)
+	}
+}
+
+// After a WAIT fell short, appends to that primary are refused at once (not stored,
+// nothing written) for the WAIT timeout, instead of each holding a pooled
+// connection for it; after the period the next append tries, and WAITs, again.
+func TestRedisReplicatedRefusesAtOnceAfterAShortWait(t *testing.T) {
+	ctx := context.Background()
+	d := redistest.StartSentinel(t)
+	const timeout = 300 * time.Millisecond
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	s := newRedis(t, sentinelClient(t, d), "short:", 100, msg.WithReplicas(1, timeout), msg.WithClock(clock))
+	d.Replica.Kill()
+	if err := s.Append(ctx, &msg.Message{From: 1, To: 10, ClientMsgID: 1}); !errors.Is(err, msg.ErrNotReplicated) {
+		t.Fatalf("first append with the replica down: %v; want ErrNotReplicated", err)
+	}
+	err := s.Append(ctx, &msg.Message{From: 1, To: 11, ClientMsgID: 2})
+	if !errors.Is(err, msg.ErrNotStored) {
+		t.Fatalf("append within the period: %v; want ErrNotStored", err)
+	}
+	if n := inboxLen(t, d.Primary.Addr, "short:", 11); n != 0 {
+		t.Fatalf("a refused append wrote %d messages", n)
+	}
+	mu.Lock()
+	now = now.Add(timeout + time.Millisecond)
+	mu.Unlock()
+	start := time.Now()
+	err = s.Append(ctx, &msg.Message{From: 1, To: 12, ClientMsgID: 3})
+	if !errors.Is(err, msg.ErrNotReplicated) || time.Since(start) < timeout/2 {
+		t.Fatalf("append after the period: %v after %v; want a new WAIT, ErrNotReplicated", err, time.Since(start))
 	}
 }

@@ -114,25 +114,29 @@ func (c Config) String() string {
 //
 // Timeouts are short on purpose: a primary that died is noticed within the read
 // timeout, and the Sentinel client then asks the sentinels for the new one, so a
-// failover costs the stores seconds, not minutes.
+// failover costs the stores seconds, not minutes. The pool (per node, on a
+// Cluster) holds up to 64 connections whatever GOMAXPROCS is (go-redis's default
+// is 10 per P, and the harness runs roles with one P): a store's calls are short,
+// but a round trip of a few hundred µs under load times thousands of calls a
+// second needs more than ten.
 func (c Config) Client() (redis.UniversalClient, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	const dial, rw = 2 * time.Second, 2 * time.Second
+	const dial, rw, pool = 2 * time.Second, 2 * time.Second, 64
 	switch c.Mode {
 	case Sentinel:
 		return redis.NewFailoverClient(&redis.FailoverOptions{
 			MasterName: c.Master, SentinelAddrs: c.Addrs, Password: c.Password, SentinelPassword: c.Password,
-			DialTimeout: dial, ReadTimeout: rw, WriteTimeout: rw,
+			DialTimeout: dial, ReadTimeout: rw, WriteTimeout: rw, PoolSize: pool,
 		}), nil
 	case Cluster:
 		return redis.NewClusterClient(&redis.ClusterOptions{
-			Addrs: c.Addrs, Password: c.Password, DialTimeout: dial, ReadTimeout: rw, WriteTimeout: rw,
+			Addrs: c.Addrs, Password: c.Password, DialTimeout: dial, ReadTimeout: rw, WriteTimeout: rw, PoolSize: pool,
 		}), nil
 	}
 	return redis.NewClient(&redis.Options{Addr: c.Addrs[0], Password: c.Password,
-		DialTimeout: dial, ReadTimeout: rw, WriteTimeout: rw}), nil
+		DialTimeout: dial, ReadTimeout: rw, WriteTimeout: rw, PoolSize: pool}), nil
 }
 
 // Open returns a client for c once Redis answers a PING (every primary, on a
