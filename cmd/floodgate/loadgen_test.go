@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -52,5 +53,21 @@ func TestParseStartAt(t *testing.T) {
 	}
 	if _, err := parseStartAt("15:04"); err == nil {
 		t.Fatal("a time without a date was accepted")
+	}
+}
+
+// The plan the Kubernetes load Job runs (deploy/k8s/load/plan.json) is a valid
+// plan once the agent adds the token key, which it holds none of itself.
+func TestKubernetesLoadPlanIsValid(t *testing.T) {
+	p, err := loadgen.ReadPlan("../../deploy/k8s/load/plan.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Secret != "" {
+		t.Fatal("the plan holds a secret: it belongs in the Secret floodgate-keys")
+	}
+	p.Secret = strings.Repeat("k", 32)
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
 	}
 }
