@@ -361,4 +361,9 @@ func TestCollectWritesAReportableRunFolder(t *testing.T) {
 	if sum.Scenario != "k8s-steady" || len(sum.Gates) != len(runfolder.DefaultCollectGates()) {
 		t.Fatalf("summary: scenario %q, gates %+v", sum.Scenario, sum.Gates)
 	}
+	for _, c := range sum.Caveats {
+		if strings.Contains(c, "share this machine's") {
+			t.Errorf("a collected run's agents ran elsewhere, yet the report says: %s", c)
+		}
+	}
 }
