@@ -177,6 +177,7 @@ func (a *analysis) summarise() *Summary {
 	s.Connections.PeakEstablished, s.Connections.PeakExact, _ = a.peakEstablished(a.whole)
 	s.Hostile, _, _ = a.hostileFigures()
 	s.PushByGateway, _ = a.gatewayPush()
+	s.Redis = a.redisFigures()
 	s.Processes = a.processes()
 	s.Gateway = a.gatewayFigures()
 	for _, p := range s.Processes {

@@ -138,6 +138,9 @@ func buildDocument(in reportInput) document {
 		d.Sections = append(d.Sections, *h)
 	}
 	d.Sections = append(d.Sections, resourceSection(in))
+	if r := redisSection(s); r != nil {
+		d.Sections = append(d.Sections, *r)
+	}
 	if p := profileSection(s); p != nil {
 		d.Sections = append(d.Sections, *p)
 	}

@@ -46,6 +46,8 @@ type fixture struct {
 	post   int // seconds after the last phase (the wait for the loss deadline)
 	gates  []string
 	yaml   string // extra scenario YAML (validity, ...)
+	// topology replaces the scenario's topology mapping ({gateways: 2, agents: N}).
+	topology string
 
 	// values returns what agent a records under tag in its interval k (the
 	// interval starting k seconds, plus the agent's sub-second offset, after t0).
@@ -169,7 +171,11 @@ func (f *fixture) write() string {
 
 	// scenario.yaml
 	var y strings.Builder
-	fmt.Fprintf(&y, "name: %s\ntopology: {gateways: 2, agents: %d}\nclients: {count: 1000}\n", f.name, f.agents)
+	topo := f.topology
+	if topo == "" {
+		topo = fmt.Sprintf("{gateways: 2, agents: %d}", f.agents)
+	}
+	fmt.Fprintf(&y, "name: %s\ntopology: %s\nclients: {count: 1000}\n", f.name, topo)
 	if len(f.gates) > 0 {
 		fmt.Fprintf(&y, "gates: [%s]\n", quoteAll(f.gates))
 	}

@@ -75,6 +75,8 @@ func fmtValue(v float64, unit string) string {
 		return fmtUS(v)
 	case "bytes":
 		return fmtBytes(v)
+	case "fraction":
+		return fmtPctShare(v)
 	}
 	return fmtCount(v)
 }

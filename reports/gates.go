@@ -35,6 +35,8 @@ func unitOf(metric string) string {
 		return "us"
 	case scenario.KindBytes:
 		return "bytes"
+	case scenario.KindFraction:
+		return "fraction"
 	}
 	return "count"
 }
@@ -87,6 +89,17 @@ func (a *analysis) measure(metric, stat string, sc scope) (v float64, ok bool, w
 		return v, true, ""
 	}
 	switch metric {
+	case "redis_shard_spread":
+		r := a.redisFigures()
+		switch {
+		case r == nil:
+			return 0, false, "no Redis readings in metrics.jsonl"
+		case r.ShardSpread == nil:
+			return 0, false, "no cluster whose shard primaries stayed primaries throughout the traffic"
+		case sc.phase != "":
+			return 0, false, "the shard spread is measured over the whole traffic only"
+		}
+		return *r.ShardSpread, true, ""
 	case "sent", "acked", "delivered", "lost", "lost_slow", "lost_normal", "failed", "duplicates", "out_of_order", "evicted",
 		"phantom", "misdelivered", "redelivered", "retried", "stale", "relogins", "replace_late", "replaced_unexpected",
 		"established", "reconnects":

@@ -70,6 +70,8 @@ type Summary struct {
 	// PushByGateway is the push latency by the recipient's gateway, whole run
 	// and per phase; absent for run folders whose agents did not record it.
 	PushByGateway []GatewayPushSummary `json:"push_by_gateway,omitempty"`
+	// Redis is the Redis servers' work (redis.go); absent without Redis.
+	Redis *RedisSummary `json:"redis,omitempty"`
 	// TraceHopsUS is each trace hop's latency over the whole run, in the order a
 	// message meets them; absent for runs without traced messages.
 	TraceHopsUS []HopLatency `json:"trace_hops_us,omitempty"`

@@ -30,6 +30,8 @@ const (
 	KindLatency = "latency" // value is a duration; needs a stat
 	KindCount   = "count"   // value is a number
 	KindBytes   = "bytes"   // value is a size
+	// KindFraction's value is a share, written 20% or 0.2.
+	KindFraction = "fraction"
 )
 
 // Metrics lists every metric a gate may name, with its kind.
@@ -43,6 +45,9 @@ var Metrics = map[string]string{
 	"established": KindCount, "peak_established": KindCount, "reconnects": KindCount,
 	"rejected_busy": KindCount, "kicks_slow": KindCount, "process_deaths": KindCount,
 	"gateway_rss_per_conn": KindBytes, "gateway_peak_rss": KindBytes,
+	// redis_shard_spread: (most − fewest) ÷ mean of the commands the Redis
+	// Cluster's shard primaries served over the traffic (whole run only).
+	"redis_shard_spread": KindFraction,
 	// Hostile connections (behaviours.hostile), over the whole run: the time from
 	// connect to the server's close over every class, and per class.
 	"hostile_close": KindLatency, "hostile_close_slowloris": KindLatency, "hostile_close_prelogin": KindLatency,
@@ -104,6 +109,12 @@ func (g *Gate) UnmarshalText(b []byte) error {
 			return bad(fmt.Sprintf("a latency needs a duration like 100ms, got %q", v))
 		}
 		g.Value = float64(d.D().Microseconds())
+	case kind == KindFraction:
+		var fr units.Fraction
+		if err := fr.UnmarshalText([]byte(v)); err != nil {
+			return bad(fmt.Sprintf("a share like 20%%, got %q", v))
+		}
+		g.Value = float64(fr)
 	case kind == KindBytes:
 		s, err := units.ParseSize(v)
 		if err != nil {

@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/floodgate/floodgate/internal/units"
@@ -65,9 +66,9 @@ func parseBandwidth(s string) (int64, error) {
 
 // hostKind says what a network-fault host name denotes within a topology of
 // gateways gateways and agents agents: "host", "group", or "" if nothing.
-func hostKind(name string, gateways, agents int) string {
+func hostKind(name string, gateways, agents int, redis []string) string {
 	switch {
-	case name == "core" || isGatewayWithin(name, gateways) || isAgentWithin(name, agents):
+	case name == "core" || isGatewayWithin(name, gateways) || isAgentWithin(name, agents) || slices.Contains(redis, name):
 		return "host"
 	case name == GroupGateways || name == GroupAgents:
 		return "group"
@@ -91,11 +92,14 @@ func sidesOverlap(a, b string) bool {
 
 // checkNetwork checks a network fault f at path fp; gateways and agents bound
 // the host names; mode is the scenario's.
-func (f *Fault) checkNetwork(fp string, gateways, agents int, mode string, bad func(Pos, string, string, ...any)) {
+func (f *Fault) checkNetwork(fp string, gateways, agents int, redis []string, mode string, bad func(Pos, string, string, ...any)) {
 	if mode == "loopback" {
 		bad(f.At, fp+"."+f.Action(), "a network fault needs netns mode (root): the scenario's mode is loopback; use mode: netns or auto")
 	}
 	hosts := fmt.Sprintf("core, gw-1 to gw-%d or cl-0 to cl-%d", gateways, agents-1)
+	if len(redis) > 0 {
+		hosts = fmt.Sprintf("core, gw-1 to gw-%d, cl-0 to cl-%d or redis-1 to redis-%d", gateways, agents-1, len(redis))
+	}
 	switch f.Action() {
 	case "partition":
 		if len(f.Partition) != 2 {
@@ -103,7 +107,7 @@ func (f *Fault) checkNetwork(fp string, gateways, agents int, mode string, bad f
 			break
 		}
 		for _, side := range f.Partition {
-			if hostKind(side, gateways, agents) == "" {
+			if hostKind(side, gateways, agents, redis) == "" {
 				bad(f.At, fp+".partition", "%q: expected %s, or a group: %s or %s", side, hosts, GroupGateways, GroupAgents)
 			}
 		}
@@ -111,7 +115,7 @@ func (f *Fault) checkNetwork(fp string, gateways, agents int, mode string, bad f
 			bad(f.At, fp+".partition", "the sides %s and %s share hosts: a partition is between disjoint sides", f.Partition[0], f.Partition[1])
 		}
 	default:
-		if hostKind(f.Target(), gateways, agents) != "host" {
+		if hostKind(f.Target(), gateways, agents, redis) != "host" {
 			bad(f.At, fp+"."+f.Action(), "%q: expected one host: %s", f.Target(), hosts)
 		}
 	}

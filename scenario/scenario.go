@@ -49,13 +49,16 @@ type Topology struct {
 	Gateways int     `yaml:"gateways,required"`
 	Agents   int     `yaml:"agents,required"`
 	Backend  Backend `yaml:"backend"`
+	// Redis is how Redis is deployed for the backends that use it (redis.go).
+	Redis RedisTopology `yaml:"redis"`
 }
 
-// Backend chooses the state and msg storage.
+// Backend chooses the state and msg storage. msg's redis-replicated acknowledges a
+// SEND only once a replica holds the message too.
 type Backend struct {
 	At    Pos
 	State string `yaml:"state" want:"memory or redis"`
-	Msg   string `yaml:"msg" want:"memory or redis"`
+	Msg   string `yaml:"msg" want:"memory, redis or redis-replicated"`
 }
 
 // Components holds per-component settings; zero values keep each one's defaults.
@@ -172,8 +175,10 @@ type Phase struct {
 type Fault struct {
 	At     Pos
 	Offset units.Duration `yaml:"at,required"` // from the start of its phase
-	// Kill sends SIGKILL to a process: gw-N, state, msg, router, ipconf or control.
-	Kill string `yaml:"kill" want:"a process name: gw-N, state, msg, router, ipconf or control"`
+	// Kill sends SIGKILL to a process: gw-N, state, msg, router, ipconf, control,
+	// or one of Redis's (topology.redis): redis, redis-N, sentinel-N, or
+	// redis-primary — the server that is the primary when the fault strikes.
+	Kill string `yaml:"kill" want:"a process name: gw-N, state, msg, router, ipconf, control, redis-N or redis-primary"`
 	// Pause sends SIGSTOP, then SIGCONT after For.
 	Pause string `yaml:"pause" want:"a process name"`
 	// For is how long a pause or a network fault lasts (a network fault without
@@ -302,6 +307,7 @@ func (s *Scenario) defaults() {
 	if s.Topology.Backend.Msg == "" {
 		s.Topology.Backend.Msg = "memory"
 	}
+	s.Topology.redisDefaults()
 	if s.Traffic.Pattern == "" {
 		s.Traffic.Pattern = "pairs"
 	}
@@ -348,7 +354,7 @@ func (s *Scenario) Processes() []string {
 	for i := 1; i <= s.Topology.Gateways; i++ {
 		ps = append(ps, fmt.Sprintf("gw-%d", i))
 	}
-	return ps
+	return append(ps, s.Topology.redisProcesses()...)
 }
 
 // check finds the impossible values and combinations, each at its line.
@@ -375,11 +381,13 @@ func (s *Scenario) check(file string) Errors {
 	if t.Agents < 1 || t.Agents > 100 {
 		bad(t.At, "topology.agents", "%d: expected 1 to 100", t.Agents)
 	}
-	for _, b := range [][2]string{{"state", t.Backend.State}, {"msg", t.Backend.Msg}} {
-		if b[1] != "memory" && b[1] != "redis" {
-			bad(t.Backend.At, "topology.backend."+b[0], "%q: expected memory or redis", b[1])
-		}
+	if b := t.Backend.State; b != "memory" && b != "redis" {
+		bad(t.Backend.At, "topology.backend.state", "%q: expected memory or redis", b)
 	}
+	if b := t.Backend.Msg; b != "memory" && b != "redis" && b != "redis-replicated" {
+		bad(t.Backend.At, "topology.backend.msg", "%q: expected memory, redis or redis-replicated", b)
+	}
+	t.checkRedis(bad)
 	c := s.Clients
 	if c.Count < 1 {
 		bad(c.At, "clients.count", "must be at least 1")
@@ -494,6 +502,9 @@ func (s *Scenario) check(file string) Errors {
 				if !procs[f.Target()] && !(strings.HasPrefix(f.Target(), "gw-") && isGatewayWithin(f.Target(), gateways)) {
 					bad(f.At, fp+"."+f.Action(), "%q: expected one of %s", f.Target(), strings.Join(s.Processes(), ", "))
 				}
+				if f.Action() == "restart" && f.Target() == "redis-primary" {
+					bad(f.At, fp+".restart", "redis-primary names whichever server is the primary now: restart the killed one by its name, redis-N")
+				}
 				if f.Action() == "pause" && f.For <= 0 {
 					bad(f.At, fp+".for", "a pause needs a positive for: duration")
 				}
@@ -511,7 +522,7 @@ func (s *Scenario) check(file string) Errors {
 					bad(f.At, fp+".flood_rate", "a connect flood needs a rate, like 5k/s")
 				}
 			case "partition", "loss", "bandwidth", "blackhole":
-				f.checkNetwork(fp, gateways, t.Agents, s.Mode, bad)
+				f.checkNetwork(fp, gateways, t.Agents, t.RedisHosts(), s.Mode, bad)
 			}
 			if !f.Network() && (f.Rate != "" || f.OneWay) {
 				bad(f.At, fp, "rate and one_way belong to network faults (loss, bandwidth; partition)")

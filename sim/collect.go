@@ -66,6 +66,11 @@ func (r *runner) collect(ctx context.Context) {
 				// A blackholed host is not scraped: the scrape would only wait for
 				// its timeout and delay the others'. An agent's admin listener (a
 				// profiled run's) serves pprof only.
+				if p.role == "redis" && r.scrapeable(p.host.Name) {
+					if m, err := r.redisScrape.scrape(ctx, p.addr); err == nil {
+						write(mw, runfolder.MetricsSample{T: now, Process: p.name, Metrics: m})
+					}
+				}
 				if p.admin != "" && p.role != "redis" && p.role != "agent" && r.scrapeable(p.host.Name) {
 					if m, err := r.scrape(ctx, p.admin); err == nil {
 						write(mw, runfolder.MetricsSample{T: now, Process: p.name, Metrics: m})

@@ -45,7 +45,7 @@ func (r *runner) apply(ctx context.Context, phase string, f scenario.Fault) {
 	var nf *netns.Fault // a network fault in force, healed after f.For or at the end
 	switch f.Action() {
 	case "kill":
-		err = r.kill(f.Kill)
+		ev.End, ev.Detail, err = r.killFault(ctx, f.Kill)
 	case "pause":
 		p := r.live(f.Pause)
 		if p == nil || !p.alive() {
@@ -143,6 +143,28 @@ func (r *runner) storm(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// killFault SIGKILLs a process. A Redis primary's kill (redis-primary names the
+// current one) lasts until its failover completed, which is then the fault's end
+// (its heal); detail says which server died and which took over.
+func (r *runner) killFault(ctx context.Context, name string) (end time.Time, detail string, err error) {
+	if name, err = r.resolveRedis(ctx, name); err != nil {
+		return time.Time{}, "", err
+	}
+	s, isRedis := r.redis.spec(name)
+	failover := isRedis && s.role == "redis" && r.redis.mode != scenario.RedisSingle && isPrimary(ctx, s.addr)
+	if err := r.kill(name); err != nil {
+		return time.Time{}, "", err
+	}
+	if !failover {
+		return time.Time{}, "", nil
+	}
+	end, how, err := r.awaitFailover(ctx, s, 60*time.Second)
+	if err != nil {
+		return time.Time{}, name + " (primary) killed", err
+	}
+	return end, fmt.Sprintf("%s (primary) killed; %s", name, how), nil
+}
+
 // kill SIGKILLs a process (its exit is the fault's, not unexpected).
 func (r *runner) kill(name string) error {
 	p := r.live(name)
@@ -167,7 +189,11 @@ func (r *runner) restart(ctx context.Context, name string) error {
 		_, err := r.startGateway(ctx, i)
 		return err
 	}
-	for _, s := range r.coreSpecs() {
+	specs := r.coreSpecs()
+	if s, ok := r.redis.spec(name); ok {
+		specs = []spec{s}
+	}
+	for _, s := range specs {
 		if s.name == name {
 			p, err := r.start(ctx, s)
 			if err == nil {

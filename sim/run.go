@@ -86,6 +86,9 @@ type runner struct {
 	netFaults []*netFault    // network faults in force
 	netHealed bool           // the run is ending: every network fault has been healed
 	silenced  map[string]int // hosts blackholed now (count of blackholes), not scraped
+
+	redis       redisLayout // the Redis deployment, when a backend uses Redis
+	redisScrape redisScraper
 }
 
 // Ports every host uses (hosts have their own addresses, so these never collide).
@@ -200,6 +203,7 @@ func (r *runner) run(ctx context.Context) error {
 		hosts = append(hosts, fmt.Sprintf("cl-%d", i))
 	}
 	hosts = append(hosts, "cl-flood")
+	hosts = append(hosts, sc.Topology.RedisHosts()...)
 	r.hosts = hosts
 	id := runID()
 	r.info.HostsRun = id
@@ -211,12 +215,16 @@ func (r *runner) run(ctx context.Context) error {
 	defer func() {
 		r.healAllNet() // first: a process stopping may still talk to a peer
 		r.stopAll(5 * time.Second)
+		r.redisScrape.close()
 		os.RemoveAll(r.redisDir())
 		if err := n.Teardown(); err != nil {
 			r.log.Error("teardown", "err", err)
 		}
 	}()
 	r.coreAddr = n.Host("core").Addr.String()
+	if r.redis, err = r.redisLayout(); err != nil {
+		return err
+	}
 
 	if err := r.startCore(ctx); err != nil {
 		return err

@@ -17,28 +17,13 @@ import (
 	"github.com/floodgate/floodgate/runfolder"
 )
 
-// startCore starts the core host's services: redis if a backend needs it, state,
-// router, msg, ipconf and control.
+// startCore starts the core services: Redis first if a backend needs it (on the
+// core host or on hosts of its own), then state, router, msg, ipconf and control.
 func (r *runner) startCore(ctx context.Context) error {
-	sc, core := r.sc, r.net.Host("core")
+	if err := r.startRedis(ctx); err != nil {
+		return fmt.Errorf("redis: %w", err)
+	}
 	for _, s := range r.coreSpecs() {
-		if s.role == "redis" {
-			if sc.Topology.Backend.State != "redis" && sc.Topology.Backend.Msg != "redis" {
-				continue
-			}
-			if err := os.MkdirAll(r.redisDir(), 0o755); err != nil {
-				return fmt.Errorf("redis: %w", err)
-			}
-			p, err := r.start(ctx, s)
-			if err != nil {
-				return err
-			}
-			if err := waitTCP(ctx, hostPort(core, portRedis), 10*time.Second); err != nil {
-				return fmt.Errorf("redis: %w", err)
-			}
-			r.setLive(p)
-			continue
-		}
 		p, err := r.start(ctx, s)
 		if err != nil {
 			return err
@@ -53,14 +38,13 @@ func (r *runner) coreSpecs() []spec {
 	sc, core := r.sc, r.net.Host("core")
 	bin := r.opts.Binary
 	at := func(port int) string { return hostPort(core, port) }
-	redisAddr := at(portRedis)
 	// Each service gets its own key prefix in the shared Redis: state and msg both
 	// keep a key named "<prefix>epoch" (state's lease counter, msg's store
 	// incarnation), and under one prefix every lease state issued would change
 	// msg's incarnation.
 	backend := func(kind, service string) []string {
-		if kind == "redis" {
-			return []string{"-backend", "redis", "-redis-addr", redisAddr, "-redis-prefix", redisPrefix(r.net.Run, service)}
+		if strings.HasPrefix(kind, "redis") {
+			return append([]string{"-backend", kind, "-redis-prefix", redisPrefix(r.net.Run, service)}, r.redis.clientArgs()...)
 		}
 		return []string{"-backend", "memory"}
 	}
@@ -91,14 +75,6 @@ func (r *runner) coreSpecs() []spec {
 		ctlArgs = append(ctlArgs, "-soft-fraction", fmt.Sprint(float64(f)))
 	}
 	return []spec{
-		// Redis keeps an append-only file synced every second (no snapshots): a msg
-		// or state process killed loses nothing Redis acknowledged, and Redis itself
-		// would come back with at most the last second missing. The file lives in a
-		// scratch folder removed after the run, not in the run folder.
-		{name: "redis", role: "redis", host: core, bin: "redis-server", addr: redisAddr,
-			args: []string{"--bind", core.Addr.String(), "--port", fmt.Sprint(portRedis), "--save", "",
-				"--appendonly", "yes", "--appendfsync", "everysec", "--appenddirname", "aof",
-				"--protected-mode", "no", "--dir", r.redisDir(), "--dbfilename", "redis.rdb"}},
 		{name: "state", role: "state", host: core, bin: bin, ready: true, addr: at(portState), admin: at(portStateAdmin),
 			args: append(append([]string{"state", "-listen", at(portState), "-admin", at(portStateAdmin)}, backend(sc.Topology.Backend.State, "state")...), log...)},
 		{name: "router", role: "router", host: core, bin: bin, ready: true, addr: at(portRouter), admin: at(portRouterAdmin),

@@ -1,17 +1,19 @@
-// Package redistest starts a throwaway redis-server on loopback for tests: its own
-// port, its own directory, no persistence, killed when the test ends.
+// Package redistest starts throwaway Redis deployments on loopback for tests — one
+// server, a primary with a replica watched by three sentinels, or a sharded cluster —
+// each on its own ports and directories, without persistence, killed when the test
+// ends.
 package redistest
 
 import (
-	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"os/exec"
-	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/floodgate/floodgate/internal/redisnode"
 )
 
 // Server is a running redis-server.
@@ -25,6 +27,26 @@ type Server struct {
 // it fails.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return startServer(t, redisnode.Server{})
+}
+
+// startServer runs a server described by s (Bind, Port and Dir filled in here).
+func startServer(t testing.TB, s redisnode.Server) *Server {
+	t.Helper()
+	bin := redisBinary(t)
+	s.Bind, s.Port, s.Dir = "127.0.0.1", freePort(t), t.TempDir()
+	if s.Cluster {
+		s.BusPort = freePort(t)
+	}
+	srv := &Server{Addr: s.Addr()}
+	srv.cmd = launch(t, bin, s.Args())
+	t.Cleanup(srv.stop)
+	waitPing(t, srv.Addr)
+	return srv
+}
+
+func redisBinary(t testing.TB) string {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		if requireRedis() {
@@ -32,37 +54,37 @@ func Start(t testing.TB) *Server {
 		}
 		t.Skip("redis-server not installed; .ci/run installs it (Debian package redis-server)")
 	}
-	dir := t.TempDir()
-	port, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin,
-		"--bind", "127.0.0.1", "--port", fmt.Sprint(port), "--dir", dir,
-		"--save", "", "--appendonly", "no", "--protected-mode", "yes",
-		"--logfile", filepath.Join(dir, "redis.log"), "--daemonize", "no")
+	return bin
+}
+
+// launch starts a Redis process that dies with the test process (Pdeathsig) in a
+// process group of its own.
+func launch(t testing.TB, bin string, args []string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("redis-server: %v", err)
 	}
-	s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), cmd: cmd}
-	t.Cleanup(s.stop)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if ping(s.Addr) == nil {
-			return s
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("redis-server on %s did not answer PING within 10s", s.Addr)
-		}
-		time.Sleep(10 * time.Millisecond)
+	return cmd
+}
+
+func waitPing(t testing.TB, addr string) {
+	t.Helper()
+	if err := redisnode.WaitPing(context.Background(), addr, "", 10*time.Second); err != nil {
+		t.Fatalf("redis-server on %s: %v", addr, err)
 	}
 }
 
 func (s *Server) stop() {
-	s.cmd.Process.Kill()
-	s.cmd.Wait()
+	if s.cmd.ProcessState == nil {
+		s.cmd.Process.Kill()
+		s.cmd.Wait()
+	}
 }
+
+// Kill kills the server with SIGKILL, as a crash would, and waits for it to exit.
+func (s *Server) Kill() { s.stop() }
 
 // Restart kills the server and starts it again on the same port (data is lost: no
 // persistence), for tests of reconnection.
@@ -70,46 +92,109 @@ func (s *Server) Restart(t testing.TB) {
 	t.Helper()
 	args := s.cmd.Args
 	s.stop()
-	cmd := exec.Command(args[0], args[1:]...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("redis-server restart: %v", err)
+	s.cmd = launch(t, args[0], args[1:])
+	waitPing(t, s.Addr)
+}
+
+// Sentinel is a primary and its replica watched by three sentinels (quorum 2) under
+// the master name Master: Sentinel's smallest deployment that survives the loss of
+// the primary.
+type Sentinel struct {
+	Master           string
+	Primary, Replica *Server
+	SentinelAddrs    []string
+}
+
+// StartSentinel starts the primary, the replica (in sync before it returns) and
+// the sentinels (each knowing the others and the replica), for the duration of t.
+// A sentinel counts the primary down after 1s without an answer.
+func StartSentinel(t testing.TB) *Sentinel {
+	t.Helper()
+	d := &Sentinel{Master: "floodgate"}
+	d.Primary = startServer(t, redisnode.Server{})
+	d.Replica = startServer(t, redisnode.Server{ReplicaOf: d.Primary.Addr})
+	ctx := context.Background()
+	if err := redisnode.WaitReplicating(ctx, d.Replica.Addr, "", 10*time.Second); err != nil {
+		t.Fatal(err)
 	}
-	s.cmd = cmd
-	deadline := time.Now().Add(10 * time.Second)
-	for ping(s.Addr) != nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("redis-server did not come back on %s", s.Addr)
+	bin := redisBinary(t)
+	for range 3 {
+		s := redisnode.Sentinel{Bind: "127.0.0.1", Port: freePort(t), Dir: t.TempDir(), Master: d.Master, Primary: d.Primary.Addr}
+		args, err := s.WriteConfig()
+		if err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(10 * time.Millisecond)
+		srv := &Server{Addr: s.Addr(), cmd: launch(t, bin, args)}
+		t.Cleanup(srv.stop)
+		waitPing(t, srv.Addr)
+		d.SentinelAddrs = append(d.SentinelAddrs, srv.Addr)
+	}
+	if err := redisnode.WaitSentinels(ctx, d.SentinelAddrs, d.Master, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// WaitFailover waits until every sentinel names the replica as the primary.
+func (d *Sentinel) WaitFailover(t testing.TB, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for _, s := range d.SentinelAddrs {
+		for {
+			p, err := redisnode.PrimaryOf(context.Background(), s, d.Master)
+			if err == nil && p == d.Replica.Addr {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("sentinel %s names %q (%v) as primary %v after the kill, want the replica %s", s, p, err, within, d.Replica.Addr)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
 }
 
-func ping(addr string) error {
-	nc, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	nc.SetDeadline(time.Now().Add(time.Second))
-	if _, err := nc.Write([]byte("PING\r\n")); err != nil {
-		return err
-	}
-	line, err := bufio.NewReader(nc).ReadString('\n')
-	if err != nil {
-		return err
-	}
-	if !strings.HasPrefix(line, "+PONG") {
-		return fmt.Errorf("PING answered %q", line)
-	}
-	return nil
+// Cluster is a Redis Cluster on loopback.
+type Cluster struct {
+	Addrs   []string // every node; any of them is a seed
+	Shards  []redisnode.Shard
+	servers map[string]*Server
 }
 
-func freePort() (int, error) {
+// StartCluster starts shards primaries with replicasPerShard replicas each and
+// forms them into a cluster (slots split evenly, state ok) for the duration of t.
+func StartCluster(t testing.TB, shards, replicasPerShard int) *Cluster {
+	t.Helper()
+	c := &Cluster{servers: map[string]*Server{}}
+	node := func() string {
+		s := startServer(t, redisnode.Server{Cluster: true, NodeTimeout: time.Second})
+		c.Addrs = append(c.Addrs, s.Addr)
+		c.servers[s.Addr] = s
+		return s.Addr
+	}
+	for range shards {
+		sh := redisnode.Shard{Primary: node()}
+		for range replicasPerShard {
+			sh.Replicas = append(sh.Replicas, node())
+		}
+		c.Shards = append(c.Shards, sh)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := redisnode.FormCluster(ctx, c.Shards, ""); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// Server returns the node at addr.
+func (c *Cluster) Server(addr string) *Server { return c.servers[addr] }
+
+func freePort(t testing.TB) int {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return 0, err
+		t.Fatal(fmt.Errorf("free port: %w", err))
 	}
 	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return ln.Addr().(*net.TCPAddr).Port
 }
