@@ -56,7 +56,8 @@ type Options struct {
 	Plan    Plan
 	Segment Segment
 	Name    string // this agent's name in results; default "agent-<i>"
-	// OutDir receives <name>.hlog and <name>.json; empty: no files.
+	// OutDir receives <name>.hlog and <name>.json (SuffixHlog, SuffixResult);
+	// empty: no files.
 	OutDir string
 	// Start, if set, releases the traffic phases: the value is the shared start
 	// time (so several agents' phases line up). If nil, traffic starts as soon as
@@ -66,6 +67,16 @@ type Options struct {
 	Progress func(Snapshot)
 	Logger   *slog.Logger
 }
+
+// The files an agent's outputs are named by: <name> and a suffix. The agent
+// writes the interval log and the result; `floodgate loadgen -out` adds the plan
+// and the progress log, and `floodgate collect` reads all four.
+const (
+	SuffixHlog     = ".hlog"           // HdrHistogram interval log, a histogram per tag per interval
+	SuffixResult   = ".json"           // Result
+	SuffixPlan     = ".plan.json"      // the Plan run, its secret left out
+	SuffixProgress = ".progress.jsonl" // a progress snapshot a line, each second
+)
 
 // Agent is one load-generating process's worth of users.
 type Agent struct {
@@ -293,7 +304,7 @@ func (a *Agent) Run(ctx context.Context) (*Result, error) {
 	var hlog io.Writer
 	var hfile *os.File
 	if a.opts.OutDir != "" {
-		f, err := os.Create(filepath.Join(a.opts.OutDir, a.opts.Name+".hlog"))
+		f, err := os.Create(filepath.Join(a.opts.OutDir, a.opts.Name+SuffixHlog))
 		if err != nil {
 			return nil, err
 		}
@@ -329,7 +340,7 @@ func (a *Agent) Run(ctx context.Context) (*Result, error) {
 		return res, err
 	}
 	if a.opts.OutDir != "" {
-		if err := res.write(filepath.Join(a.opts.OutDir, a.opts.Name+".json")); err != nil {
+		if err := res.write(filepath.Join(a.opts.OutDir, a.opts.Name+SuffixResult)); err != nil {
 			return res, err
 		}
 	}

@@ -134,6 +134,17 @@ type Phase struct {
 
 // LoadPlan reads a plan from a JSON file.
 func LoadPlan(path string) (Plan, error) {
+	p, err := ReadPlan(path)
+	if err != nil {
+		return Plan{}, err
+	}
+	return p, p.Validate()
+}
+
+// ReadPlan decodes a plan file strictly (unknown fields are errors) without
+// validating it or filling its defaults: for a caller that completes the plan
+// first (a secret from elsewhere) or compares plans as written.
+func ReadPlan(path string) (Plan, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return Plan{}, err
@@ -144,7 +155,7 @@ func LoadPlan(path string) (Plan, error) {
 	if err := dec.Decode(&p); err != nil {
 		return Plan{}, fmt.Errorf("plan %s: %w", path, err)
 	}
-	return p, p.Validate()
+	return p, nil
 }
 
 // MinPayload is the smallest payload: the measurement header (message number,

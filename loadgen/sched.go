@@ -214,9 +214,19 @@ func (a *Agent) beginTraffic(st *runState, t0 int64) {
 }
 
 // traffic advances phases and sends every message whose intended time has come.
+// A wake late past a phase's end first sends the rest of that phase's slots, at
+// its rate (late, their lag recorded), so that how many messages a plan offers
+// does not depend on how promptly the agent woke: a plan run as segments offers
+// what it offers run whole.
 func (a *Agent) traffic(st *runState, now int64) {
 	seg, plan := a.opts.Segment, &a.plan
-	for st.phase < len(plan.Phases) && now >= st.phaseEnd {
+	for st.phase < len(plan.Phases) {
+		if st.phase >= 0 {
+			a.sendDue(st, now)
+		}
+		if now < st.phaseEnd {
+			break
+		}
 		st.phase++
 		if st.phase == len(plan.Phases) {
 			break
@@ -250,20 +260,6 @@ func (a *Agent) traffic(st *runState, now int64) {
 	if st.phase >= len(plan.Phases) {
 		return
 	}
-	rate := seg.share(plan, st.rate)
-	if plan.Traffic.Pattern == "groups" {
-		rate /= float64(plan.Traffic.GroupSize - 1) // one post fans out to the rest of the group
-	}
-	if rate > 0 {
-		gap := float64(time.Second) / rate
-		for st.nextSend <= float64(now) && st.nextSend < float64(st.phaseEnd) {
-			a.sendSlot(int64(st.nextSend), now)
-			st.nextSend += gap
-		}
-	} else {
-		st.nextSend = float64(now)
-	}
-	st.sending = rate > 0 && st.nextSend < float64(st.phaseEnd)
 	elapsed := float64(now-st.lastTraffic) / float64(time.Second)
 	st.lastTraffic = now
 	st.churnDebt += seg.share(plan, st.churn) * elapsed
@@ -283,6 +279,27 @@ func (a *Agent) traffic(st *runState, now int64) {
 			}
 		}
 	}
+}
+
+// sendDue sends the current phase's slots whose intended time has come, up to the
+// phase's end.
+func (a *Agent) sendDue(st *runState, now int64) {
+	seg, plan := a.opts.Segment, &a.plan
+	rate := seg.share(plan, st.rate)
+	if plan.Traffic.Pattern == "groups" {
+		rate /= float64(plan.Traffic.GroupSize - 1) // one post fans out to the rest of the group
+	}
+	if rate > 0 {
+		gap := float64(time.Second) / rate
+		for st.nextSend <= float64(now) && st.nextSend < float64(st.phaseEnd) {
+			a.sendSlot(int64(st.nextSend), now)
+			st.nextSend += gap
+		}
+	} else {
+		// Nothing to send: the next phase's slots start at its own start.
+		st.nextSend = math.Min(float64(now), float64(st.phaseEnd))
+	}
+	st.sending = rate > 0 && st.nextSend < float64(st.phaseEnd)
 }
 
 // sendSlot sends the message(s) of one schedule slot with intended time intended.

@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"log/slog"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -179,5 +180,48 @@ func TestSchedulerWakesAtTheEarliestDueTime(t *testing.T) {
 		if got := a.nextWake(&st, now, 1000, int64(time.Second)); got != tc.want {
 			t.Errorf("%s: wakes at %d, want %d", tc.name, got, tc.want)
 		}
+	}
+}
+
+// How many messages a plan offers does not depend on how promptly the scheduler
+// wakes: a wake late past a phase's end first sends the rest of that phase's
+// slots at its rate. (Without senders each slot counts as skipped, which counts
+// them.)
+func TestEveryPhaseOffersItsSlotsHoweverLateTheWakes(t *testing.T) {
+	s := int64(time.Second)
+	ms := int64(time.Millisecond)
+	timely := func() []int64 {
+		var w []int64
+		for now := int64(0); now <= 4*s; now += ms {
+			w = append(w, now)
+		}
+		return w
+	}
+	for _, tc := range []struct {
+		name  string
+		wakes []int64
+	}{
+		{"a wake every millisecond", timely()},
+		{"late across the first phase's end", []int64{0, 500 * ms, 2500 * ms, 4 * s}},
+		{"late past the last phase's end", []int64{0, 1500 * ms, 10 * s}},
+		{"one wake after everything", []int64{0, 10 * s}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := timerAgent(0)
+			a.log = slog.New(slog.DiscardHandler)
+			a.opts.Segment = Segment{Index: 0, Count: 1}
+			a.plan = Plan{Users: 100, Traffic: Traffic{Rate: 400, Pattern: "pairs"}, Phases: []Phase{
+				{Name: "warm", Duration: Duration(time.Second), Rate: f64(200)},
+				{Name: "steady", Duration: Duration(2 * time.Second)},
+			}}
+			st := runState{t0: 0, tEnd: 3 * s, phase: -1}
+			for _, now := range tc.wakes {
+				a.traffic(&st, now)
+			}
+			// 200/s for 1 s, then 400/s for 2 s.
+			if a.counts.Skipped != 1000 || st.phase != len(a.plan.Phases) {
+				t.Fatalf("%d slots offered, phase %d; want 1000, every phase over", a.counts.Skipped, st.phase)
+			}
+		})
 	}
 }

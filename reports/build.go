@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/floodgate/floodgate/loadgen"
+	"github.com/floodgate/floodgate/runfolder"
 )
 
 // Options adjust Build.
@@ -339,8 +340,10 @@ func (a *analysis) caveats(s *Summary) []string {
 	case "loopback":
 		add("loopback mode: every host shares the root network namespace on distinct 127.x addresses; there is no network between them.")
 	}
-	add(fmt.Sprintf("The load generator (%d agent processes) and the system under test share this machine's %d CPUs: a busy generator shows up as system latency, and the reverse.",
-		a.r.info.Agents, a.r.info.CPUs))
+	if s.Mode != string(runfolder.ModeDistributed) { // a collected run's agents ran elsewhere
+		add(fmt.Sprintf("The load generator (%d agent processes) and the system under test share this machine's %d CPUs: a busy generator shows up as system latency, and the reverse.",
+			a.r.info.Agents, a.r.info.CPUs))
+	}
 	add("Per-phase figures are attributed by when a sample was recorded: a message lost in one phase is recorded at its deadline, possibly in the next phase; the last phase includes the wait for the final deadlines.")
 	if k := s.Knee; k != nil && len(k.Steps) > 0 {
 		add(fmt.Sprintf("A knee run: its validity rests on the steps through %s. The whole run's generator lag p99.9 (%s) and largest agent stall (%s), the connect ramp and the steps past the knee included, are shown but not judged.",

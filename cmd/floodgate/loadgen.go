@@ -9,12 +9,15 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/floodgate/floodgate/gateway/admin"
 	"github.com/floodgate/floodgate/loadgen"
+	"github.com/floodgate/floodgate/runfolder"
 )
 
 // runLoadgen is `floodgate loadgen`: one agent. The plan comes from -plan, or from
@@ -23,11 +26,12 @@ func runLoadgen(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	var (
 		planFile  = fs.String("plan", "", "plan file (JSON); without it the flags below make a one-phase plan")
-		segment   = fs.String("segment", "0/1", "run slice i of n of the plan (i/n)")
+		segment   = fs.String("segment", "", "run slice i of n of the plan (i/n); default $"+envSegment+", else $"+envJobIndex+"/$"+envSegments+" (a Kubernetes Indexed Job's completion index), else 0/1")
 		name      = fs.String("name", "", "agent name (default agent-<i>)")
-		out       = fs.String("out", "", "directory for <name>.hlog and <name>.json")
+		out       = fs.String("out", "", "directory for <name>.hlog, <name>.json, <name>.plan.json (the plan, secret left out) and <name>.progress.jsonl: what `floodgate collect` assembles into a run folder")
 		progress  = fs.String("progress", "auto", "progress display: auto, bars, plain or json")
 		waitStart = fs.Bool("wait-start", false, `connect, then wait for {"start":"<RFC3339 time>"} on stdin before traffic`)
+		startAt   = fs.String("start-at", os.Getenv(envStartAt), "connect, then start the traffic at this RFC3339 time, shared by every segment (default $"+envStartAt+"; empty: as soon as the users are connected); a time already past starts at once, with a warning")
 		ipconf    = fs.String("ipconf", "", "ipconf base URL (quick plan)")
 		gateways  = fs.String("gateways", "", "comma-separated gateway addresses (quick plan, instead of -ipconf)")
 		users     = fs.Int("users", 1000, "users (quick plan)")
@@ -45,19 +49,41 @@ func runLoadgen(args []string, stdout, stderr io.Writer) int {
 	if done {
 		return code
 	}
-	seg, err := loadgen.ParseSegment(*segment)
+	seg, err := segmentOf(*segment, os.Getenv)
 	if err != nil {
 		fmt.Fprintln(stderr, "loadgen:", err)
 		return 2
 	}
+	start, err := parseStartAt(*startAt)
+	if err != nil {
+		fmt.Fprintln(stderr, "loadgen:", err)
+		return 2
+	}
+	if !start.IsZero() && *waitStart {
+		fmt.Fprintln(stderr, "loadgen: -start-at and -wait-start exclude each other")
+		return 2
+	}
 	var plan loadgen.Plan
 	if *planFile != "" {
-		if plan, err = loadgen.LoadPlan(*planFile); err != nil {
+		if plan, err = loadgen.ReadPlan(*planFile); err != nil {
 			fmt.Fprintln(stderr, "loadgen:", err)
 			return 2
 		}
+		if plan.Secret == "" {
+			// A plan shared through a ConfigMap leaves the token key to a Secret.
+			held, err := kf.load(tokenKey)
+			if err != nil {
+				fmt.Fprintln(stderr, "loadgen: the plan has no secret:", err)
+				return 2
+			}
+			plan.Secret = string(held.token)
+		}
 		if *bind != "" {
 			plan.Bind = strings.Split(*bind, ",")
+		}
+		if err := plan.Validate(); err != nil {
+			fmt.Fprintln(stderr, "loadgen:", err)
+			return 2
 		}
 	} else {
 		held, err := kf.load(tokenKey)
@@ -88,8 +114,16 @@ func runLoadgen(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
+	agentName := *name
+	if agentName == "" {
+		agentName = fmt.Sprintf("agent-%d", seg.Index)
+	}
 	if *out != "" {
 		if err := os.MkdirAll(*out, 0o755); err != nil {
+			fmt.Fprintln(stderr, "loadgen:", err)
+			return 1
+		}
+		if err := writeRunPlan(filepath.Join(*out, agentName+loadgen.SuffixPlan), plan); err != nil {
 			fmt.Fprintln(stderr, "loadgen:", err)
 			return 1
 		}
@@ -103,7 +137,16 @@ func runLoadgen(args []string, stdout, stderr io.Writer) int {
 	if *progress == "json" { // a controlling process reads progress on stdout
 		disp, _ = loadgen.NewDisplay(stdout, "json", n)
 	}
-	opts := loadgen.Options{Plan: plan, Segment: seg, Name: *name, OutDir: *out, Progress: disp.Update, Logger: log}
+	opts := loadgen.Options{Plan: plan, Segment: seg, Name: agentName, OutDir: *out, Progress: disp.Update, Logger: log}
+	if *out != "" {
+		pl, err := openProgressLog(filepath.Join(*out, agentName+loadgen.SuffixProgress))
+		if err != nil {
+			fmt.Fprintln(stderr, "loadgen:", err)
+			return 1
+		}
+		defer pl.close()
+		opts.Progress = func(s loadgen.Snapshot) { disp.Update(s); pl.write(s) }
+	}
 	if *adminAddr != "" {
 		srv, err := admin.Start(*adminAddr, admin.DebugHandler(), log)
 		if err != nil {
@@ -114,10 +157,18 @@ func runLoadgen(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if *waitStart {
+	switch {
+	case *waitStart:
 		start := make(chan time.Time, 1)
 		opts.Start = start
 		go readStart(os.Stdin, start, stop, log.Warn)
+	case !start.IsZero():
+		if late := time.Since(start); late > 0 {
+			log.Warn("the start time is already past: the traffic starts as soon as the agent runs", "start_at", start.Format(time.RFC3339Nano), "late", late)
+		}
+		at := make(chan time.Time, 1)
+		at <- start
+		opts.Start = at
 	}
 	a, err := loadgen.New(opts)
 	if err != nil {
@@ -156,4 +207,99 @@ func readStart(r io.Reader, start chan<- time.Time, stop func(), warn func(strin
 		start <- cmd.Start
 	}
 	stop()
+}
+
+// Environment variables the loadgen command reads its defaults from (on
+// Kubernetes: an Indexed Job's pods, every one running the same command line).
+const (
+	envStartAt  = "FLOODGATE_START_AT"   // -start-at
+	envSegment  = "FLOODGATE_SEGMENT"    // -segment, i/n
+	envSegments = "FLOODGATE_SEGMENTS"   // n, with the completion index as i
+	envJobIndex = "JOB_COMPLETION_INDEX" // set by Kubernetes in an Indexed Job's pods
+)
+
+// segmentOf resolves the agent's segment: the -segment flag, else
+// $FLOODGATE_SEGMENT, else $JOB_COMPLETION_INDEX of $FLOODGATE_SEGMENTS, else the
+// whole plan (0/1). A completion index without a segment count is an error: the
+// agent cannot know its share of the plan.
+func segmentOf(flagValue string, getenv func(string) string) (loadgen.Segment, error) {
+	switch {
+	case flagValue != "":
+		return loadgen.ParseSegment(flagValue)
+	case getenv(envSegment) != "":
+		seg, err := loadgen.ParseSegment(getenv(envSegment))
+		if err != nil {
+			return seg, fmt.Errorf("$%s: %w", envSegment, err)
+		}
+		return seg, nil
+	case getenv(envJobIndex) != "":
+		idx, n := getenv(envJobIndex), getenv(envSegments)
+		if n == "" {
+			return loadgen.Segment{}, fmt.Errorf("$%s is %s but $%s (the number of segments) is not set", envJobIndex, idx, envSegments)
+		}
+		if _, err := strconv.Atoi(n); err != nil {
+			return loadgen.Segment{}, fmt.Errorf("$%s %q: want a number", envSegments, n)
+		}
+		seg, err := loadgen.ParseSegment(idx + "/" + n)
+		if err != nil {
+			return seg, fmt.Errorf("$%s/$%s: %w", envJobIndex, envSegments, err)
+		}
+		return seg, nil
+	}
+	return loadgen.Segment{Index: 0, Count: 1}, nil
+}
+
+// parseStartAt reads -start-at: empty is the zero time (no fixed start).
+func parseStartAt(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("-start-at %q: want an RFC3339 time like 2026-12-06T15:04:05Z: %w", s, err)
+	}
+	return t, nil
+}
+
+// writeRunPlan writes the plan the agent runs, its secret left out, beside its
+// outputs: floodgate collect checks every segment ran the same plan.
+func writeRunPlan(path string, p loadgen.Plan) error {
+	p.Secret = ""
+	b, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("writing the plan: %w", err)
+	}
+	return nil
+}
+
+// progressLog appends the agent's progress snapshots, one runfolder.ProgressSample
+// a line, as the scenario runner records them from an agent's stdout: the
+// per-phase counts of a collected run come from it.
+type progressLog struct {
+	f *os.File
+	w *bufio.Writer
+}
+
+func openProgressLog(path string) (*progressLog, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("progress log: %w", err)
+	}
+	return &progressLog{f: f, w: bufio.NewWriter(f)}, nil
+}
+
+// write appends one snapshot; it is called from the agent's scheduler once a
+// second, and flushes so that a killed agent leaves whole lines behind.
+func (l *progressLog) write(s loadgen.Snapshot) {
+	b, _ := json.Marshal(runfolder.ProgressSample{T: time.Now(), Snapshot: s})
+	l.w.Write(append(b, '\n'))
+	l.w.Flush()
+}
+
+func (l *progressLog) close() {
+	l.w.Flush()
+	l.f.Close()
 }

@@ -31,6 +31,7 @@ func commands() []command {
 		{"loadgen", "run a load-generating agent (simulated users, push latency)", runLoadgen},
 		{"netns", "test hosts in network namespaces: up, down, clean, preflight", runNetns},
 		{"bench", "run the reactor benchmark: floodgate vs netstd, gnet, nbio (make bench)", runBench},
+		{"collect", "assemble a run folder from the outputs of a plan's segments run apart (Kubernetes)", runCollect},
 		{"report", "regenerate a run folder's report, plots and verdict from its raw files", runReport},
 		{"compare", "compare a run's summary against a baseline's, stat by stat within bands", runCompare},
 		{"capacity", "plan machines for a target load from a stepped-load run", runCapacity},

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/floodgate/floodgate/internal/testbin"
+	"github.com/floodgate/floodgate/loadgen"
+	"github.com/floodgate/floodgate/runfolder"
+)
+
+// The segment comes from the flag, else $FLOODGATE_SEGMENT, else an Indexed Job's
+// completion index of $FLOODGATE_SEGMENTS, else the whole plan.
+func TestSegmentOfFollowsFlagThenEnvironment(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		flag    string
+		env     map[string]string
+		want    loadgen.Segment
+		wantErr bool
+	}{
+		{name: "nothing: the whole plan", want: loadgen.Segment{Index: 0, Count: 1}},
+		{name: "the flag wins", flag: "2/5", env: map[string]string{envSegment: "1/3", envJobIndex: "4", envSegments: "8"}, want: loadgen.Segment{Index: 2, Count: 5}},
+		{name: "FLOODGATE_SEGMENT before the job index", env: map[string]string{envSegment: "1/3", envJobIndex: "4", envSegments: "8"}, want: loadgen.Segment{Index: 1, Count: 3}},
+		{name: "job index of FLOODGATE_SEGMENTS", env: map[string]string{envJobIndex: "4", envSegments: "8"}, want: loadgen.Segment{Index: 4, Count: 8}},
+		{name: "job index without a count", env: map[string]string{envJobIndex: "4"}, wantErr: true},
+		{name: "job index past the count", env: map[string]string{envJobIndex: "8", envSegments: "8"}, wantErr: true},
+		{name: "count not a number", env: map[string]string{envJobIndex: "0", envSegments: "8/9"}, wantErr: true},
+		{name: "bad FLOODGATE_SEGMENT", env: map[string]string{envSegment: "3"}, wantErr: true},
+		{name: "bad flag", flag: "1/1", wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := segmentOf(tc.flag, func(k string) string { return tc.env[k] })
+			if tc.wantErr {
+				if err == nil {
+					t.Fatalf("segment %v, want an error", got)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("segment %v, %v; want %v", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseStartAt(t *testing.T) {
+	if at, err := parseStartAt(""); err != nil || !at.IsZero() {
+		t.Fatalf("empty: %v, %v; want the zero time", at, err)
+	}
+	at, err := parseStartAt("2026-12-06T15:04:05.25Z")
+	if want := time.Date(2026, 12, 6, 15, 4, 5, 250e6, time.UTC); err != nil || !at.Equal(want) {
+		t.Fatalf("got %v, %v; want %v", at, err, want)
+	}
+	if _, err := parseStartAt("15:04"); err == nil {
+		t.Fatal("a time without a date was accepted")
+	}
+}
+
+// The plan the Kubernetes load Job runs (deploy/k8s/load/plan.json) is a valid
+// plan once the agent adds the token key, which it holds none of itself.
+func TestKubernetesLoadPlanIsValid(t *testing.T) {
+	p, err := loadgen.ReadPlan("../../deploy/k8s/load/plan.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Secret != "" {
+		t.Fatal("the plan holds a secret: it belongs in the Secret floodgate-keys")
+	}
+	p.Secret = strings.Repeat("k", 32)
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Two loadgen processes of the built binary, configured as an Indexed Job's pods
+// are (the segment from JOB_COMPLETION_INDEX of FLOODGATE_SEGMENTS, the start from
+// FLOODGATE_START_AT, the token key from the environment: the plan holds none),
+// start their traffic at the shared instant and leave what collect assembles.
+func TestLoadgenSegmentsConfiguredByTheEnvironmentAreCollected(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real processes")
+	}
+	gw := startProc(t, "gateway", "-listen", "127.0.0.1:0", "-admin", "")
+	dir := t.TempDir()
+	planPath := filepath.Join(dir, "plan.json")
+	plan := fmt.Sprintf(`{"seed": 1, "gateways": [%q], "secret": "", "users": 200, "uid_base": 9000, "connect_rate": 2000,
+		"traffic": {"rate": 200, "pattern": "pairs", "payload_bytes": 64}, "behaviour": {}, "deadline": "10s",
+		"phases": [{"name": "steady", "duration": "2s"}]}`, gw.ready[2])
+	if err := os.WriteFile(planPath, []byte(plan), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now().Add(2 * time.Second).UTC().Truncate(time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var (
+		wg   sync.WaitGroup
+		errs [2]error
+		segs [2]string
+	)
+	for i := range 2 {
+		segs[i] = filepath.Join(dir, fmt.Sprintf("seg-%d", i))
+		cmd := exec.CommandContext(ctx, testbin.Floodgate(t), "loadgen", "-plan", planPath, "-out", segs[i], "-progress", "plain", "-log-level", "warn")
+		cmd.Env = append(os.Environ(), testKeyEnv("loadgen")...)
+		cmd.Env = append(cmd.Env, "FLOODGATE_SEGMENT=", fmt.Sprintf("JOB_COMPLETION_INDEX=%d", i), "FLOODGATE_SEGMENTS=2",
+			"FLOODGATE_START_AT="+start.Format(time.RFC3339Nano))
+		wg.Go(func() {
+			if out, err := cmd.CombinedOutput(); err != nil {
+				errs[i] = fmt.Errorf("segment %d: %w\n%s", i, err, out)
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs[:]...); err != nil {
+		t.Fatal(err)
+	}
+	for i, d := range segs {
+		name := filepath.Join(d, fmt.Sprintf("agent-%d", i))
+		var res loadgen.Result
+		if b, err := os.ReadFile(name + loadgen.SuffixResult); err != nil || json.Unmarshal(b, &res) != nil {
+			t.Fatalf("segment %d: no result: %v", i, err)
+		}
+		if res.Segment != fmt.Sprintf("%d/2", i) || res.Users != 100 || !res.Started.Equal(start) || res.Messages.Delivered == 0 {
+			t.Errorf("segment %d: segment %s, %d users, traffic from %v (want %v), %d delivered", i, res.Segment, res.Users, res.Started, start, res.Messages.Delivered)
+		}
+		copyOf, err := loadgen.ReadPlan(name + loadgen.SuffixPlan)
+		if err != nil || copyOf.Secret != "" || copyOf.Users != 200 {
+			t.Errorf("segment %d: plan copy %+v, %v: want the plan, no secret", i, copyOf, err)
+		}
+		if b, err := os.ReadFile(name + loadgen.SuffixProgress); err != nil || !bytes.Contains(b, []byte(`"agent":"agent-`)) {
+			t.Errorf("segment %d: progress log %q, %v", i, b, err)
+		}
+	}
+	run := filepath.Join(dir, "run")
+	var out, errb bytes.Buffer
+	if code := dispatch([]string{"collect", "-plan", planPath, "-out", run, segs[0], segs[1]}, &out, &errb); code != 0 {
+		t.Fatalf("collect: exit %d: %s", code, errb.String())
+	}
+	var info runfolder.RunInfo
+	if b, err := os.ReadFile(filepath.Join(run, runfolder.FileRun)); err != nil || json.Unmarshal(b, &info) != nil {
+		t.Fatalf("run.json: %v", err)
+	}
+	if info.Agents != 2 || !info.TrafficStart.Equal(start) {
+		t.Fatalf("run.json: %d agents, traffic from %v; want 2 from %v", info.Agents, info.TrafficStart, start)
+	}
+}
