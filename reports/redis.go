@@ -43,6 +43,10 @@ type RedisNode struct {
 	Keys        float64         `json:"keys"` // at its last reading
 	PeakMemory  float64         `json:"peak_memory_bytes"`
 	LastReading time.Time       `json:"last_reading"`
+	// GoneAtS is when its readings stopped, in seconds since the traffic start,
+	// when that was over 3 s before the traffic ended (a killed server); nil
+	// otherwise.
+	GoneAtS *float64 `json:"gone_at_s,omitempty"`
 }
 
 // RedisPhaseOps is one server's commands in one phase.
@@ -104,6 +108,10 @@ func (a *analysis) redisFigures() *RedisSummary {
 		}
 		if pts := cmds[n]; len(pts) > 0 {
 			node.LastReading = pts[len(pts)-1].t
+			if !end.IsZero() && end.Sub(node.LastReading) > 3*time.Second {
+				at := node.LastReading.Sub(start).Seconds()
+				node.GoneAtS = &at
+			}
 		}
 		s.Nodes = append(s.Nodes, node)
 	}
@@ -158,6 +166,9 @@ func redisSection(s *Summary) *section {
 			role = "primary"
 		case n.Primary:
 			role = "primary (promoted)"
+		}
+		if n.GoneAtS != nil {
+			role += fmt.Sprintf(", no readings after +%.0f s", *n.GoneAtS)
 		}
 		row := []string{n.Name, role, fmtCount(n.OpsPerS)}
 		for _, ph := range n.Phases {

@@ -10,11 +10,14 @@ import (
 
 // redisReadings adds one INFO reading a second per server: ops[name] commands a
 // second, and the server's role over time (primary(s) says whether it is one at
-// second s).
-func (f *fixture) redisReadings(ops map[string]float64, primary func(name string, s int) bool) {
+// second s); with killFirst, redis-1 has no readings from second 10 on.
+func (f *fixture) redisReadings(ops map[string]float64, killFirst bool, primary func(name string, s int) bool) {
 	total := map[string]float64{}
 	for s := -f.pre; s <= f.total()+f.post; s++ {
 		for name, rate := range ops {
+			if killFirst && name == "redis-1" && s >= 10 {
+				continue // killed: no more readings
+			}
 			total[name] += rate
 			role := 0.0
 			if primary(name, s) {
@@ -44,7 +47,7 @@ func TestRedisFiguresMeasureEachServerAndTheShardSpread(t *testing.T) {
 			f.topology = "{gateways: 2, agents: 2, backend: {state: redis, msg: redis}, redis: {mode: cluster, shards: 3}}"
 			f.gates = []string{"redis_shard_spread < 20%"}
 			f.steadySystem(1000)
-			f.redisReadings(c.ops, func(name string, s int) bool {
+			f.redisReadings(c.ops, c.failover, func(name string, s int) bool {
 				switch {
 				case name == "redis-4":
 					return c.failover && s >= 10
@@ -72,6 +75,9 @@ func TestRedisFiguresMeasureEachServerAndTheShardSpread(t *testing.T) {
 				}
 				if !r.Nodes[3].Primary || r.Nodes[3].PrimaryThroughout {
 					t.Fatalf("redis-4 should show as promoted: %+v", r.Nodes[3])
+				}
+				if r.Nodes[0].GoneAtS == nil || *r.Nodes[0].GoneAtS > 10.5 {
+					t.Fatalf("redis-1, killed at +10 s, is not reported gone then: %v", r.Nodes[0].GoneAtS)
 				}
 			} else if r.ShardSpread == nil || math.Abs(*r.ShardSpread-c.spread) > 0.03 {
 				t.Fatalf("spread %v, want %.3f", r.ShardSpread, c.spread)

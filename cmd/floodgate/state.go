@@ -25,6 +25,7 @@ func runState(args []string, stdout, stderr io.Writer) int {
 		redisPrefix = fs.String("redis-prefix", "floodgate:state:", "prefix of every Redis key, with -backend redis (no '{' or '}': the store adds hash tags)")
 		retention   = fs.Duration("retention", time.Hour, "how long a dead gateway stays listed")
 		poll        = fs.Duration("poll", 100*time.Millisecond, "how often to check leases for lapses to push to watchers")
+		workers     = fs.Int("workers", 64, "with -backend redis, store calls served side by side (in order per user and per gateway); the memory store serves each connection's calls in turn")
 	)
 	redisCfg := redisconn.Register(fs)
 	kf := registerKeys(fs, clusterKey)
@@ -61,9 +62,15 @@ func runState(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer closeStore()
+	// The memory store answers in microseconds: its calls are served on each
+	// connection's reader. Redis is a round trip away: side by side.
+	storeWorkers := 0
+	if *backend == "redis" {
+		storeWorkers = *workers
+	}
 	reg := admin.NewRegistry()
 	srv, err := state.NewServer(state.ServerConfig{
-		Addr: *listen, Secret: secret, Store: store, Logger: log, Registry: reg, Poll: *poll,
+		Addr: *listen, Secret: secret, Store: store, Logger: log, Registry: reg, Poll: *poll, Workers: storeWorkers,
 	})
 	if err != nil {
 		log.Error("state failed to start", "err", err)

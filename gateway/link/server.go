@@ -96,6 +96,15 @@ type ServerConfig struct {
 	// peer gone silent — its host vanished, a partition — stops holding a place,
 	// and notifications to it (a kick, a watch event) are not written into the void.
 	DeadAfter time.Duration
+	// Workers, with Order, serves requests side by side: the reader hands each
+	// request Order accepts to one of Workers goroutines chosen by the key Order
+	// returns, so that requests with equal keys are handled in order and others
+	// concurrently, and answers go out as each finishes (see ordered.go). A request
+	// Order declines, or every request when Workers is 0 (the default), is handled on
+	// the reader, one at a time per connection. The handler of an ordered request
+	// runs on a worker: OnDrained still runs on the reader.
+	Workers int
+	Order   func(*Request) (key uint64, ok bool)
 	// Service names the server in its metrics' service label (default "link").
 	Service string
 	// Registry receives the floodgate_link_server_* metrics (nil: counted, not exported;
@@ -141,6 +150,7 @@ type Server struct {
 	// that a flood logs when it starts and when it ends rather than per connection.
 	busy      atomic.Bool
 	refuseLog logLimiter
+	workers   *workerPool // nil without ServerConfig.Workers
 }
 
 // Listen binds the server's address.
@@ -221,6 +231,12 @@ func (s *Server) Peers() []*Peer {
 func (s *Server) Serve(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { s.ln.Close() })
 	defer stop()
+	if s.cfg.Workers > 0 && s.cfg.Order != nil {
+		wctx, cancel := context.WithCancel(ctx)
+		s.workers = newWorkerPool(s.cfg.Workers)
+		s.workers.start(wctx, s.cfg.Handler)
+		defer func() { cancel(); s.workers.wg.Wait() }()
+	}
 	var err error
 	var backoff time.Duration
 	var streak uint64 // accept errors since the last success
@@ -505,6 +521,15 @@ func (s *Server) readLoop(ctx context.Context, p *Peer, r *bufio.Reader) error {
 			err = p.w.queue(kindPong, f.id, 0, nil)
 		case kindRequest, kindNotify:
 			req.Method, req.Body, req.OneWay, req.Linger = f.method, f.body, f.kind == kindNotify, 0
+			if s.workers != nil {
+				if key, ok := s.cfg.Order(req); ok {
+					j := orderedJob{peer: p, id: f.id, method: f.method, body: append([]byte(nil), f.body...), oneWay: req.OneWay}
+					if !s.workers.submit(ctx, key, j) {
+						return ctx.Err()
+					}
+					continue
+				}
+			}
 			resp, herr := s.cfg.Handler(ctx, req)
 			if req.OneWay {
 				continue

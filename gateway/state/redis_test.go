@@ -236,7 +236,7 @@ func testFailover(t *testing.T, d deployment, rdb redis.UniversalClient) {
 	const users = 200
 	ctx := t.Context()
 	r := newRedis(t, rdb, state.RedisConfig{Prefix: "failover:"})
-	srv, _ := startServer(t, state.ServerConfig{Store: r})
+	srv, _ := startServer(t, state.ServerConfig{Store: r, Workers: 16})
 	c := dial(t, srv.Addr())
 	e, err := c.Acquire(ctx, state.Gateway{ID: "gw-a"}, time.Minute)
 	if err != nil {

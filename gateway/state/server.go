@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -33,6 +34,12 @@ type ServerConfig struct {
 	// SweepEvery is how often the server calls Sweep on a store that is a Sweeper
 	// (default 10s).
 	SweepEvery time.Duration
+	// Workers serves store calls side by side on this many goroutines, in order per
+	// user (a session's register, lookup and unregister) and per peer (a gateway's
+	// lease calls), instead of one at a time per connection (0, the default). A
+	// store a round trip away (Redis) needs it: one at a time, a gateway's logins
+	// are capped at one per round trip, and its lease renewal waits behind them.
+	Workers int
 }
 
 // Server serves a Store over the link to Clients, and pushes the gateway table to
@@ -122,7 +129,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	s.prober, _ = cfg.Store.(Prober)
 	s.w = newWatchTable(s.m.watchers)
 	ln, err := link.Listen(link.ServerConfig{
-		Addr: cfg.Addr, Secret: cfg.Secret, Handler: s.handle,
+		Addr: cfg.Addr, Secret: cfg.Secret, Handler: s.handle, Workers: cfg.Workers, Order: orderKey,
 		OnConnect:    s.peers.add,
 		OnDisconnect: func(p *link.Peer) { s.w.remove(p); s.peers.remove(p) },
 		Logger:       s.log, Registry: cfg.Registry, Service: "state",
@@ -155,6 +162,25 @@ func (s *Server) Serve(ctx context.Context) error {
 		return fmt.Errorf("state server: %w", err)
 	}
 	return nil
+}
+
+// orderKey orders the store calls for ServerConfig.Workers: a session's by its
+// user (the body's first 8 bytes), so that one user's register, lookup and
+// unregister keep their order; the rest that touch the store by the peer, so that a
+// gateway's lease calls keep theirs. Watch and kick notices stay on the reader.
+func orderKey(req *link.Request) (uint64, bool) {
+	switch req.Method {
+	case MethodRegister, MethodUnregister, MethodReregister, MethodLookup:
+		if len(req.Body) < 8 {
+			return 0, false // answered on the reader: a bad request
+		}
+		return binary.BigEndian.Uint64(req.Body), true
+	case MethodAcquire, MethodRenew, MethodRelease, MethodSetDraining, MethodGateways, MethodReregisterBatch:
+		h := fnv.New64a()
+		h.Write([]byte(req.Peer.Name()))
+		return h.Sum64(), true
+	}
+	return 0, false
 }
 
 // handle is the link handler. Errors go out tagged with a code (see toWire); the

@@ -92,14 +92,20 @@ func TestClientStore(t *testing.T) {
 	})
 }
 
+// Over Redis, served one call at a time per connection and side by side
+// (Workers: in order per user and per gateway), the client passes the suite.
 func TestClientStoreOverRedis(t *testing.T) {
 	rs := redistest.Start(t)
 	var n atomic.Int64
-	statetest.Run(t, func(t *testing.T) state.Store {
-		r := newRedis(t, redisClient(t, rs), state.RedisConfig{Prefix: fmt.Sprintf("client%d:", n.Add(1))})
-		srv, _ := startServer(t, state.ServerConfig{Store: r})
-		return dial(t, srv.Addr())
-	})
+	for _, workers := range []int{0, 8} {
+		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
+			statetest.Run(t, func(t *testing.T) state.Store {
+				r := newRedis(t, redisClient(t, rs), state.RedisConfig{Prefix: fmt.Sprintf("client%d:", n.Add(1))})
+				srv, _ := startServer(t, state.ServerConfig{Store: r, Workers: workers})
+				return dial(t, srv.Addr())
+			})
+		})
+	}
 }
 
 func TestWrongSecretIsRefused(t *testing.T) {
