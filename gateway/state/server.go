@@ -166,8 +166,9 @@ func (s *Server) Serve(ctx context.Context) error {
 
 // orderKey orders the store calls for ServerConfig.Workers: a session's by its
 // user (the body's first 8 bytes), so that one user's register, lookup and
-// unregister keep their order; the rest that touch the store by the peer, so that a
-// gateway's lease calls keep theirs. Watch and kick notices stay on the reader.
+// unregister keep their order; a re-registration batch by its first user; the
+// rest that touch the store by the peer, so that a gateway's lease calls keep
+// theirs. Watch and kick notices stay on the reader.
 func orderKey(req *link.Request) (uint64, bool) {
 	switch req.Method {
 	case MethodRegister, MethodUnregister, MethodReregister, MethodLookup:
@@ -175,7 +176,17 @@ func orderKey(req *link.Request) (uint64, bool) {
 			return 0, false // answered on the reader: a bad request
 		}
 		return binary.BigEndian.Uint64(req.Body), true
-	case MethodAcquire, MethodRenew, MethodRelease, MethodSetDraining, MethodGateways, MethodReregisterBatch:
+	case MethodReregisterBatch:
+		// A batch is keyed by its first user, so that a gateway's batches (after a
+		// lease loss, thousands of sessions) are served side by side: each holds
+		// other users, and every write in it is a compare-and-set anyway.
+		if len(req.Body) >= 10 {
+			if at := 10 + int(binary.BigEndian.Uint16(req.Body[8:])); len(req.Body) >= at+8 {
+				return binary.BigEndian.Uint64(req.Body[at:]), true
+			}
+		}
+		return 0, false // answered on the reader: a bad request
+	case MethodAcquire, MethodRenew, MethodRelease, MethodSetDraining, MethodGateways:
 		h := fnv.New64a()
 		h.Write([]byte(req.Peer.Name()))
 		return h.Sum64(), true
