@@ -131,12 +131,57 @@ func (c Config) Client() (redis.UniversalClient, error) {
 			DialTimeout: dial, ReadTimeout: rw, WriteTimeout: rw, PoolSize: pool,
 		}), nil
 	case Cluster:
-		return redis.NewClusterClient(&redis.ClusterOptions{
+		cc := redis.NewClusterClient(&redis.ClusterOptions{
 			Addrs: c.Addrs, Password: c.Password, DialTimeout: dial, ReadTimeout: rw, WriteTimeout: rw, PoolSize: pool,
-		}), nil
+			ClusterStateReloadInterval: clusterReload,
+		})
+		cc.AddHook(reloadOnFailure{cc})
+		return cc, nil
 	}
 	return redis.NewClient(&redis.Options{Addr: c.Addrs[0], Password: c.Password,
 		DialTimeout: dial, ReadTimeout: rw, WriteTimeout: rw, PoolSize: pool}), nil
+}
+
+// clusterReload is how often a Cluster client reads the slot map whatever
+// happens: go-redis otherwise reloads it only when a node answers MOVED, ASK or
+// READONLY, which a dead primary never does, and would keep sending that primary's
+// slots to it until its periodic reload (a minute by default) long after a
+// replica took over.
+const clusterReload = time.Second
+
+// reloadOnFailure makes a Cluster client reload its slot map as soon as a
+// command fails without an answer from Redis (a refused dial, a timeout, a
+// dropped connection): the node it went to may have been replaced. go-redis
+// coalesces reloads (one at a time, 200 ms apart).
+type reloadOnFailure struct{ cc *redis.ClusterClient }
+
+// noAnswer reports whether err is a failure to get an answer, as opposed to
+// Redis's own error reply or a missing key.
+func noAnswer(err error) bool {
+	var re redis.Error
+	return err != nil && !errors.Is(err, redis.Nil) && !errors.As(err, &re)
+}
+
+func (h reloadOnFailure) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h reloadOnFailure) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if noAnswer(err) {
+			h.cc.ReloadState(ctx)
+		}
+		return err
+	}
+}
+
+func (h reloadOnFailure) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		if noAnswer(err) {
+			h.cc.ReloadState(ctx)
+		}
+		return err
+	}
 }
 
 // Open returns a client for c once Redis answers a PING (every primary, on a

@@ -1,11 +1,15 @@
 package redisconn
 
 import (
+	"context"
+	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"reflect"
 	"testing"
 
+	"github.com/floodgate/floodgate/internal/redistest"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -69,5 +73,32 @@ func TestClientMatchesTheMode(t *testing.T) {
 			t.Errorf("%s: client %T, want %T", mode, rdb, want)
 		}
 		rdb.Close()
+	}
+}
+
+func TestNoAnswerTellsFailuresFromRedisReplies(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{nil, false},
+		{redis.Nil, false},
+		{errors.New("dial tcp 10.0.0.1:6379: connect: connection refused"), true},
+		{context.DeadlineExceeded, true},
+		{fmt.Errorf("wrapped: %w", io.EOF), true},
+	} {
+		if got := noAnswer(c.err); got != c.want {
+			t.Errorf("noAnswer(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
+}
+
+func TestNoAnswerIsFalseForRedisErrorReplies(t *testing.T) {
+	s := redistest.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: s.Addr})
+	defer rdb.Close()
+	err := rdb.Do(context.Background(), "NOSUCHCOMMAND").Err()
+	if err == nil || noAnswer(err) {
+		t.Fatalf("an error reply (%v) taken for no answer", err)
 	}
 }
