@@ -38,6 +38,7 @@ func runMsg(args []string, stdout, stderr io.Writer) int {
 		resendMin  = fs.Duration("resend-min", 2*time.Second, "pause before a message the router has not settled is sent to it again; doubles up to -resend-max")
 		resendMax  = fs.Duration("resend-max", 30*time.Second, "longest pause between resends of a message the router has not settled")
 		reconnect  = fs.Duration("router-reconnect-max", 500*time.Millisecond, "longest pause between attempts to reach the router (every unsettled message is replayed once it is back)")
+		workers    = fs.Int("workers", 64, "with a Redis backend, calls served side by side (in order per user); the memory store serves each connection's calls in turn")
 	)
 	redisCfg := redisconn.Register(fs)
 	kf := registerKeys(fs, clusterKey)
@@ -93,10 +94,16 @@ func runMsg(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer closeStore()
+	// The memory store answers in microseconds: its calls are served on each
+	// connection's reader. Redis is a round trip away: side by side.
+	storeWorkers := 0
+	if *backend != "memory" {
+		storeWorkers = *workers
+	}
 	reg := admin.NewRegistry()
 	srv, err := msg.NewServer(msg.ServerConfig{Addr: *listen, Secret: secret, Store: store, Router: *router, Name: *id,
 		Delivery: msg.DeliveryConfig{ResendMin: *resendMin, ResendMax: *resendMax, ReconnectMax: *reconnect},
-		Logger:   log, Registry: reg})
+		Logger:   log, Registry: reg, Workers: storeWorkers})
 	if err != nil {
 		log.Error("msg failed to start", "err", err)
 		return 1

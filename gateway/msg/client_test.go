@@ -26,12 +26,18 @@ func TestClientStore(t *testing.T) {
 	})
 }
 
+// Over Redis, served one call at a time per connection and side by side
+// (Workers: in order per user), the client passes the suite.
 func TestClientStoreOverRedis(t *testing.T) {
 	_, rdb := startRedis(t)
-	msgtest.Run(t, func(t *testing.T, perUser int, opts ...msg.StoreOption) msg.Store {
-		s, _ := startServer(t, msg.ServerConfig{Store: newRedis(t, rdb, t.Name()+":", perUser, opts...)})
-		return dial(t, s.Addr())
-	})
+	for _, workers := range []int{0, 8} {
+		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
+			msgtest.Run(t, func(t *testing.T, perUser int, opts ...msg.StoreOption) msg.Store {
+				s, _ := startServer(t, msg.ServerConfig{Store: newRedis(t, rdb, t.Name()+":", perUser, opts...), Workers: workers})
+				return dial(t, s.Addr())
+			})
+		})
+	}
 }
 
 // A Range larger than one reply (by count or by bytes) is assembled from several,

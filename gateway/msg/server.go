@@ -31,6 +31,12 @@ type ServerConfig struct {
 	Logger   *slog.Logger // nil: slog.Default()
 	// Registry receives the floodgate_msg_ metrics; nil: they are kept, not exported.
 	Registry prometheus.Registerer
+	// Workers serves calls side by side on this many goroutines, in order per
+	// user (an append by its recipient; an ack, range or window by its user),
+	// instead of one at a time per connection (0, the default). A store a round
+	// trip away (Redis) needs it: one at a time, a gateway's appends are capped at
+	// one per round trip, and a slow one (a WAIT for a replica) holds up the rest.
+	Workers int
 	// SweepInterval is how often the server has a store that sweeps (Sweeper: drops
 	// expired messages, deletes empty inboxes) take its next steps; default
 	// DefaultSweepInterval. Each tick runs at most maxSweepSteps steps.
@@ -49,7 +55,8 @@ const maxSweepSteps = 8
 
 // Server serves a Store over link, for Client: the methods are MethodAppend,
 // MethodAck, MethodRange and MethodWindow. Like every link server it handles each
-// connection's requests one at a time, in order. An Append error whose text starts
+// connection's requests one at a time, in order (with ServerConfig.Workers: in
+// order per user). An Append error whose text starts
 // with ErrNotStored's says the message is certainly not stored (the store said so,
 // or the server is shutting down and did not call it); one whose text starts with
 // ErrRecipientFull's (which starts with ErrNotStored's, so that a client that
@@ -99,7 +106,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	s := &Server{store: cfg.Store, log: cfg.Logger, m: newServerMetrics(cfg.Registry, cfg.Store), sweepEvery: cfg.SweepInterval}
 	ln, err := link.Listen(link.ServerConfig{Addr: cfg.Addr, Secret: cfg.Secret, Handler: s.handle, Logger: cfg.Logger,
-		Registry: cfg.Registry, Service: "msg"})
+		Registry: cfg.Registry, Service: "msg", Workers: cfg.Workers, Order: orderKey})
 	if err != nil {
 		return nil, fmt.Errorf("msg server: %w", err)
 	}
@@ -173,6 +180,23 @@ func (s *Server) sweep(ctx context.Context, sw Sweeper) {
 			}
 		}
 	}
+}
+
+// orderKey orders calls for ServerConfig.Workers by the user they concern: an
+// append's recipient (so that one sender's messages to one recipient keep their
+// order), the uid of an ack, range or window, a windows batch's first uid. A
+// malformed body or a notification stays on the reader, which refuses it.
+func orderKey(req *link.Request) (uint64, bool) {
+	b := req.Body
+	switch {
+	case req.OneWay:
+		return 0, false
+	case req.Method == MethodAppend && len(b) >= 8+messageFixed:
+		return binary.BigEndian.Uint64(b[8+32:]), true // after the client id: Seq, Epoch, ID, From, then To
+	case req.Method != MethodAppend && len(b) >= 8:
+		return binary.BigEndian.Uint64(b), true
+	}
+	return 0, false
 }
 
 func (s *Server) handle(ctx context.Context, req *link.Request) ([]byte, error) {
