@@ -46,13 +46,18 @@ smoke: build ## the smoke scenario with its gates, then compared with its baseli
 	$(BIN) scenario run scenarios/smoke.yaml -out reports/out/smoke/ci
 	$(BIN) compare $(SMOKEBANDS) scenarios/baselines/smoke.json reports/out/smoke/ci
 
-# Network faults (partition, loss, bandwidth, blackhole) need nft: as root, a missing
-# nftables is installed, as .ci/run does; otherwise the run's preflight says what is missing.
+# Network faults (partition, loss, bandwidth, blackhole) need nft, and a Redis backend
+# needs redis-server (which also runs the sentinels: redis-server --sentinel): as root,
+# what is missing is installed, as .ci/run does; otherwise the run says what is missing.
 scenario: build ## run scenarios/$(S).yaml → reports/out/$(S)/<UTC time> and latest; exit 0 pass, 2 gate failed, 3 invalid, 1 harness error
 	@if [ "$$(id -u)" = 0 ] && ! command -v nft >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then \
 	  echo "installing nftables (network faults need nft)"; \
 	  { apt-get update -qq && apt-get install -y -qq --no-install-recommends nftables; } || \
 	  echo "could not install nftables: a scenario with network faults will fail its preflight"; fi
+	@if [ "$$(id -u)" = 0 ] && ! command -v redis-server >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing redis-server (Redis backends)"; \
+	  { apt-get update -qq && apt-get install -y -qq --no-install-recommends redis-server; } || \
+	  echo "could not install redis-server: a scenario with a Redis backend will fail to start"; fi
 	$(BIN) scenario run scenarios/$(S).yaml $(SCENARIOFLAGS)
 
 bench: build ## reactor benchmark, floodgate vs netstd/gnet/nbio (~15 min, heavy) → reports/out/bench; BENCHFLAGS for a subset
