@@ -47,10 +47,18 @@ func (r *runner) apply(ctx context.Context, phase string, f scenario.Fault) {
 	case "kill":
 		ev.End, ev.Detail, err = r.killFault(ctx, f.Kill)
 	case "pause":
-		p := r.live(f.Pause)
-		if p == nil || !p.alive() {
-			err = fmt.Errorf("%s is not running", f.Pause)
+		name, rerr := r.resolveRedis(ctx, f.Pause) // redis-primary: the primary now
+		if rerr != nil {
+			err = rerr
 			break
+		}
+		p := r.live(name)
+		if p == nil || !p.alive() {
+			err = fmt.Errorf("%s is not running", name)
+			break
+		}
+		if name != f.Pause {
+			ev.Detail = name + " paused"
 		}
 		p.signal(syscall.SIGSTOP)
 		ev.End = ev.At.Add(f.For.D())
