@@ -14,6 +14,7 @@ import (
 
 	"github.com/floodgate/floodgate/scenario"
 	"github.com/floodgate/floodgate/sim"
+	"github.com/floodgate/floodgate/sim/live"
 )
 
 // Exit codes of a scenario run (the contract README.md states: reports.Exit*).
@@ -80,6 +81,7 @@ func scenarioRun(args []string, stdout, stderr io.Writer) int {
 	mode := fs.String("mode", "", "netns or loopback (default: the scenario's; auto picks netns when root)")
 	profPhase := fs.String("profile", "", "take a CPU profile of every server process and of one agent in this phase, into RUN_DIR/profiles/")
 	profSecs := fs.Duration("profile-seconds", sim.DefaultProfileSeconds, "how long each -profile runs, from the middle of the phase (at most the phase)")
+	liveAddr := fs.String("live", "", "serve the run's progress while it runs on this address (ip:port): a page at /, /progress.json and Prometheus /metrics (empty: off)")
 	log, done, code := parseLogged(fs, args, stderr)
 	if done {
 		return code
@@ -118,7 +120,20 @@ func scenarioRun(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	fmt.Fprintf(stdout, "running %s (%v of phases) → %s\n", s.Name, s.Duration(), dir)
 	disp := newRunDisplay(stderr, s)
-	info, err := sim.Run(ctx, sim.Options{Scenario: s, Dir: dir, Binary: bin, Mode: *mode, Logger: log, Progress: disp.update, Profile: prof})
+	progress := disp.update
+	if *liveAddr != "" {
+		lv := live.New(s.Name)
+		lctx, stopLive := context.WithCancel(ctx)
+		defer stopLive()
+		go func() {
+			err := lv.Serve(lctx, *liveAddr, func(addr string) { fmt.Fprintf(stdout, "live view: http://%s/\n", addr) })
+			if err != nil {
+				log.Warn("the live view could not start; the run goes on without it", "err", err)
+			}
+		}()
+		progress = func(p sim.Progress) { disp.update(p); lv.Update(p) }
+	}
+	info, err := sim.Run(ctx, sim.Options{Scenario: s, Dir: dir, Binary: bin, Mode: *mode, Logger: log, Progress: progress, Profile: prof})
 	disp.close()
 	if err != nil {
 		fmt.Fprintf(stderr, "scenario: harness error: %v\n", err)
