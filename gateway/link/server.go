@@ -14,30 +14,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/floodgate/floodgate/internal/loglimit"
 	"github.com/prometheus/client_golang/prometheus"
 )
-
-// logLimiter lets one log line through per second and counts those it held back,
-// so that a flood of refused connections cannot flood the log.
-type logLimiter struct {
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int
-}
-
-// allow reports whether a line may be logged at now, and how many were suppressed
-// since the last one that was.
-func (l *logLimiter) allow(now time.Time) (int, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if !l.last.IsZero() && now.Sub(l.last) < time.Second {
-		l.suppressed++
-		return 0, false
-	}
-	n := l.suppressed
-	l.last, l.suppressed = now, 0
-	return n, true
-}
 
 // Request is one request or notification received by a Server.
 type Request struct {
@@ -149,8 +128,8 @@ type Server struct {
 	// busy is set while connections are being turned away over MaxHandshakes, so
 	// that a flood logs when it starts and when it ends rather than per connection.
 	busy      atomic.Bool
-	refuseLog logLimiter
-	workers   *workerPool // nil without ServerConfig.Workers
+	refuseLog loglimit.Limiter // refused connections are logged once a second at most
+	workers   *workerPool      // nil without ServerConfig.Workers
 }
 
 // Listen binds the server's address.
@@ -314,7 +293,7 @@ func (s *Server) admit(ctx context.Context, nc net.Conn) {
 		<-s.hs
 		nc.Close()
 		s.m.refused("busy_ip")
-		if n, ok := s.refuseLog.allow(time.Now()); ok {
+		if n, ok := s.refuseLog.Allow(time.Now()); ok {
 			s.log.Warn("link handshakes from one address at their cap; closing its new connections",
 				"remote", ip.String(), "max_handshakes_per_ip", s.cfg.MaxHandshakesPerIP, "suppressed", n)
 		}
@@ -420,7 +399,7 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn, ip netip.Addr) {
 			s.releasePeer() // reserved, but the proof did not go out
 		}
 		s.m.refused(reason)
-		if n, ok := s.refuseLog.allow(time.Now()); ok {
+		if n, ok := s.refuseLog.Allow(time.Now()); ok {
 			s.log.Warn(msg, "remote", nc.RemoteAddr().String(), "err", err, "suppressed", n)
 		}
 		nc.Close()

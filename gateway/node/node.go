@@ -18,6 +18,7 @@ import (
 	"github.com/floodgate/floodgate/gateway/proto"
 	"github.com/floodgate/floodgate/gateway/reactor"
 	"github.com/floodgate/floodgate/gateway/reactor/reactorprom"
+	"github.com/floodgate/floodgate/internal/loglimit"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -75,6 +76,9 @@ type Node struct {
 	scratch  sync.Pool // *[]byte for encoding outbound frames
 	draining atomic.Bool
 	isolated atomic.Bool // Isolate: cut off from the session directory; logins kicked DRAIN / ISOLATED
+	// kickLog lets one kick a second into the log at info (kickLogged): a drain or a
+	// flood kicks thousands, which the kicks metric counts.
+	kickLog loglimit.Limiter
 	// open are the reactor limits of a connection until its LOGIN's token is
 	// verified, admitted those after; sendRate is each session's SEND bucket, on
 	// the clock since start.
@@ -647,6 +651,11 @@ func (n *Node) putScratch(bp *[]byte) {
 
 // kick sends KICK(reason, code) as the connection's last frame and closes it.
 func (n *Node) kick(c *reactor.Conn, r proto.Reason, code proto.Code, retryMS uint32, text string) {
+	var uid uint64
+	if s, _ := c.Context().(*session); s != nil {
+		uid = s.uid
+	}
+	n.kickLogged(r, code, uid, text)
 	n.m.kicks[r].Inc()
 	n.m.framesOut[proto.TypeKick].Inc()
 	c.CloseWith(proto.AppendKick(nil, r, code, retryMS, text))
@@ -740,12 +749,36 @@ func (n *Node) farewell(r reactor.Reason, err error) []byte {
 	default:
 		return nil
 	}
+	if r != reactor.ReasonShutdown { // a shutdown kicks everyone, and says so once
+		n.kickLogged(reason, code, 0, text)
+	}
 	n.m.kicks[reason].Inc()
 	if c, ok := n.m.limitCloses[code]; ok {
 		c.Inc()
 	}
 	n.m.framesOut[proto.TypeKick].Inc()
 	return proto.AppendKick(nil, reason, code, retry, text)
+}
+
+// kickLogged logs a kick at info with its reason and code (and the user, when the
+// connection had logged in), one a second at most: the line says how many kicks
+// since the last one went unlogged (floodgate_gateway_kicks_total counts them all).
+func (n *Node) kickLogged(r proto.Reason, code proto.Code, uid uint64, text string) {
+	held, ok := n.kickLog.Allow(time.Now())
+	if !ok {
+		return
+	}
+	attrs := []any{"reason", r.String(), "code", code.String()}
+	if uid != 0 {
+		attrs = append(attrs, "uid", uid)
+	}
+	if text != "" {
+		attrs = append(attrs, "text", text)
+	}
+	if held > 0 {
+		attrs = append(attrs, "kicks_not_logged", held)
+	}
+	n.log.Info("kick", attrs...)
 }
 
 // jitterMS returns a uniformly random retry hint in [lo, hi) milliseconds.
