@@ -341,3 +341,43 @@ func TestCloseCodeOfErrors(t *testing.T) {
 		t.Fatal("CloseCode mapping")
 	}
 }
+
+// TestCutStreamCutsHandshakeThenFrames cuts a connection's whole input (handshake,
+// then frames) at every unit, as the reactor's Framer loop does, fed one byte more
+// at a time.
+func TestCutStreamCutsHandshakeThenFrames(t *testing.T) {
+	hs := request(rfcFirst, nil)
+	frames := [][]byte{stream(masked(OpBinary, "abc")), stream(masked(OpBinary, strings.Repeat("z", 1000))), stream(masked(OpClose, ""))}
+	in := []byte(hs)
+	wantSizes := []int{len(hs)}
+	for _, f := range frames {
+		in = append(in, f...)
+		wantSizes = append(wantSizes, len(f))
+	}
+	var got []int
+	off := 0
+	for end := 1; end <= len(in); end++ {
+		size, err := CutStream(in[off:end], 1<<16)
+		if err != nil {
+			t.Fatalf("at %d..%d: %v", off, end, err)
+		}
+		if size > 0 && off+size <= end {
+			got = append(got, size)
+			off += size
+		}
+	}
+	if len(got) != len(wantSizes) || off != len(in) {
+		t.Fatalf("cut %v, want %v", got, wantSizes)
+	}
+	for i := range got {
+		if got[i] != wantSizes[i] {
+			t.Fatalf("cut %v, want %v", got, wantSizes)
+		}
+	}
+	if _, err := CutStream([]byte("GET /"+strings.Repeat("a", MaxRequest)), 0); CloseCode(err) == CloseNormal {
+		t.Fatal("an endless request line was not refused")
+	}
+	if _, err := CutStream([]byte{0x82, 0x05, 1, 2, 3, 4, 5}, 0); !errors.Is(err, ErrUnmasked) {
+		t.Fatalf("unmasked frame: %v", err)
+	}
+}

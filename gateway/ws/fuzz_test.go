@@ -26,6 +26,12 @@ func FuzzDecoder(f *testing.F) {
 		if wantN > len(raw) {
 			t.Fatalf("consumed %d of %d", wantN, len(raw))
 		}
+		var first Decoder
+		if _, n, err := first.Decode(append([]byte(nil), raw...)); err == nil && n > 0 {
+			if size, serr := FrameSize(raw, 0); serr != nil || size != n {
+				t.Fatalf("FrameSize %d (err %v), Decode consumed %d", size, serr, n)
+			}
+		}
 		if split < 0 || split > len(raw) {
 			return
 		}

@@ -50,6 +50,9 @@ func (e *HandshakeError) Error() string {
 
 func badRequest(reason string) error { return &HandshakeError{400, reason} }
 
+// errHeaderTooLong refuses a header block that has not ended within MaxRequest bytes.
+var errHeaderTooLong = &HandshakeError{431, "request header block over " + strconv.Itoa(MaxRequest) + " bytes"}
+
 // ParseUpgrade parses the client's opening handshake at the start of buf. It returns
 // n == 0 and a nil error while the header block is not complete (the caller reads
 // more and calls again with everything so far); a *HandshakeError for a request that
@@ -60,7 +63,7 @@ func ParseUpgrade(buf []byte) (req Upgrade, n int, err error) {
 	end := bytes.Index(buf[:min(len(buf), MaxRequest)], []byte("\r\n\r\n"))
 	if end < 0 {
 		if len(buf) >= MaxRequest {
-			return req, 0, &HandshakeError{431, "request header block over " + strconv.Itoa(MaxRequest) + " bytes"}
+			return req, 0, errHeaderTooLong
 		}
 		return req, 0, nil
 	}

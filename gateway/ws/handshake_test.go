@@ -174,5 +174,10 @@ func FuzzParseUpgrade(f *testing.F) {
 		if err == nil && n > 0 && (!validKey(req.Key) || req.Host == "") {
 			t.Fatalf("accepted %+v", req)
 		}
+		if err == nil && n > 0 {
+			if size, cerr := CutStream(b, 0); cerr != nil || size != n {
+				t.Fatalf("CutStream cut %d (err %v), ParseUpgrade consumed %d", size, cerr, n)
+			}
+		}
 	})
 }
