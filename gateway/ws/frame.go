@@ -169,7 +169,8 @@ func (d *Decoder) Fragmented() bool { return d.frag }
 // fragments of a message are returned as they come, without disturbing the message.
 //
 // A non-nil error is an *Error carrying the close code to send; the connection must
-// then be failed: the Decoder's state is undefined after it.
+// then be failed: the Decoder's state, and n, mean nothing after it (a header error
+// consumes nothing; a bad payload — close code, UTF-8 — is found after consuming).
 func (d *Decoder) Decode(b []byte) (m Message, n int, err error) {
 	h, ok, err := parseHeader(b)
 	if err != nil || !ok {
