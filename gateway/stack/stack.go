@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,6 +28,8 @@ import (
 	"github.com/floodgate/floodgate/gateway/state"
 	"github.com/floodgate/floodgate/internal/keys"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Config configures a stack.
@@ -87,7 +91,11 @@ type Stack struct {
 	gwDone   map[string]chan struct{}
 	errs     []error
 	reg      *prometheus.Registry
-	closers  []func()
+	// gwRegs holds each running gateway's own registry (a restart replaces it:
+	// the same names register again). The admin /metrics gathers them beside
+	// reg, each series labelled gateway=<id>.
+	gwRegs  map[string]*prometheus.Registry
+	closers []func()
 }
 
 // Up starts every component and returns once all are serving and every gateway
@@ -122,7 +130,7 @@ func Up(ctx context.Context, cfg Config) (*Stack, error) {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	s := &Stack{Keys: cfg.Keys, cfg: cfg, log: cfg.Logger, cancel: cancel, reg: admin.NewRegistry(),
-		gwCancel: map[string]context.CancelFunc{}, gwDone: map[string]chan struct{}{}}
+		gwCancel: map[string]context.CancelFunc{}, gwDone: map[string]chan struct{}{}, gwRegs: map[string]*prometheus.Registry{}}
 	if err := s.start(ctx, runCtx); err != nil {
 		s.Close()
 		return nil, err
@@ -208,7 +216,7 @@ func (s *Stack) start(ctx, runCtx context.Context) error {
 	if s.Control, err = s.serveHTTP(runCtx, "control", admin.API(ctl.Handler(), ctl.Health)); err != nil {
 		return err
 	}
-	if s.Admin, err = s.serveHTTP(runCtx, "admin", admin.Handler(s.reg, nil)); err != nil {
+	if s.Admin, err = s.serveHTTP(runCtx, "admin", s.adminHandler()); err != nil {
 		return err
 	}
 	// gateways
@@ -218,6 +226,50 @@ func (s *Stack) start(ctx, runCtx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// adminHandler is admin.Handler for the whole process: its /metrics gathers the
+// shared registry (state, msg, router, ipconf, control, Go and process) and every
+// running gateway's registry, whose series carry the label gateway=<id>, as
+// Prometheus would label separate gateway processes by target.
+func (s *Stack) adminHandler() http.Handler {
+	mux := admin.DebugHandler()
+	g := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		s.mu.Lock()
+		gs := prometheus.Gatherers{s.reg}
+		for id, reg := range s.gwRegs {
+			gs = append(gs, labelled{reg, id})
+		}
+		s.mu.Unlock()
+		return gs.Gather()
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	mux.Handle("GET /healthz", admin.Health(nil))
+	return mux
+}
+
+// labelled gathers a gateway's registry and adds gateway=<id> to every series
+// that lacks a gateway label (the reactor's and the links' series; node's and
+// cluster's carry it already).
+type labelled struct {
+	reg *prometheus.Registry
+	id  string
+}
+
+// Gather implements prometheus.Gatherer.
+func (l labelled) Gather() ([]*dto.MetricFamily, error) {
+	mfs, err := l.reg.Gather()
+	name := "gateway"
+	for _, mf := range mfs {
+		for _, m := range mf.Metric {
+			if slices.ContainsFunc(m.Label, func(lp *dto.LabelPair) bool { return lp.GetName() == name }) {
+				continue // the gateway's own metrics label themselves
+			}
+			m.Label = append(m.Label, &dto.LabelPair{Name: &name, Value: &l.id})
+			slices.SortFunc(m.Label, func(a, b *dto.LabelPair) int { return strings.Compare(a.GetName(), b.GetName()) })
+		}
+	}
+	return mfs, err
 }
 
 // serveHTTP serves h on a new listener until the stack stops; it returns the base URL.
@@ -244,6 +296,7 @@ func (s *Stack) StartGateway(ctx context.Context, id string) (Gateway, error) {
 	if err != nil {
 		return Gateway{}, err
 	}
+	reg := prometheus.NewRegistry()
 	rc := reactor.Config{Addr: s.any(), ShutdownTimeout: 2 * time.Second}
 	if cfg.Gateway != nil {
 		cfg.Gateway(len(s.Gateways), &rc)
@@ -252,7 +305,7 @@ func (s *Stack) StartGateway(ctx context.Context, id string) (Gateway, error) {
 		Node: node.Config{Reactor: rc, Heartbeat: cfg.Heartbeat, Signer: signer, Rates: cfg.Rates},
 		ID:   id, StateAddr: s.State, MsgAddr: s.Msg, LinkAddr: s.any(), Secret: cfg.Keys.Cluster,
 		LeaseTTL: cfg.LeaseTTL,
-		Registry: prometheus.NewRegistry(), // per gateway: restarts re-register the same names
+		Registry: reg, // per gateway: restarts re-register the same names
 		Logger:   log,
 	})
 	if err != nil {
@@ -275,7 +328,7 @@ func (s *Stack) StartGateway(ctx context.Context, id string) (Gateway, error) {
 	}
 	g := Gateway{ID: id, Addr: gw.Node().Reactor().Addr().String(), Link: gw.LinkAddr()}
 	s.mu.Lock()
-	s.gwCancel[id], s.gwDone[id] = cancel, done
+	s.gwCancel[id], s.gwDone[id], s.gwRegs[id] = cancel, done, reg
 	replaced := false
 	for i := range s.Gateways {
 		if s.Gateways[i].ID == id {
@@ -295,6 +348,7 @@ func (s *Stack) StopGateway(id string) error {
 	cancel, done := s.gwCancel[id], s.gwDone[id]
 	delete(s.gwCancel, id)
 	delete(s.gwDone, id)
+	delete(s.gwRegs, id)
 	s.mu.Unlock()
 	if cancel == nil {
 		return fmt.Errorf("stack: no running gateway %q", id)
