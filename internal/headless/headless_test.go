@@ -1,0 +1,97 @@
+package headless
+
+import (
+	"bytes"
+	"image"
+	"image/color"
+	"image/png"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// writeFiles writes name → content into a new directory and returns it.
+func writeFiles(t *testing.T, files map[string][]byte) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// onePixelPNG is a valid 1×1 PNG.
+func onePixelPNG(t *testing.T) []byte {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, 1, 1))
+	img.Set(0, 0, color.Black)
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// The probe is injected right after <head>, before the page's own scripts.
+func TestInjectPutsProbeFirstInHead(t *testing.T) {
+	cases := []struct{ name, page string }{
+		{"head", `<!DOCTYPE html><html><head><script>x()</script></head><body></body></html>`},
+		{"head with attributes", `<html><HEAD lang="en"><script>x()</script></HEAD></html>`},
+		{"no head", `<script>x()</script>`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			out := string(inject([]byte(c.page)))
+			p, s := strings.Index(out, probePath), strings.Index(out, "x()")
+			if p < 0 || s < 0 || p > s {
+				t.Fatalf("probe not before the page's script:\n%s", out)
+			}
+			if strings.Count(out, "x()") != 1 || len(out) != len(c.page)+len(probe) {
+				t.Fatalf("page altered beyond the probe:\n%s", out)
+			}
+		})
+	}
+}
+
+// Each kind of fault a page can have is reported, and a clean page reports none:
+// the checker can fail.
+func TestOpenReportsEachFault(t *testing.T) {
+	pngData := onePixelPNG(t)
+	cases := []struct {
+		name string
+		body string
+		want string // substring of one problem; "" means no problems
+	}{
+		{"clean", `<img src="ok.png">`, ""},
+		{"missing image", `<img src="ok.png"><img src="missing.png">`, "missing.png"},
+		{"undecodable image", `<img src="bad.png">`, "bad.png"},
+		{"uncaught exception", `<script>throw new Error("boom-uncaught")</script>`, "boom-uncaught"},
+		{"console.error", `<script>console.error("boom-console")</script>`, "boom-console"},
+		{"unhandled rejection", `<script>Promise.reject("boom-rejected")</script>`, "boom-rejected"},
+	}
+	files := map[string][]byte{"ok.png": pngData, "bad.png": []byte("not a png")}
+	for _, c := range cases {
+		files[c.name+".html"] = []byte(`<!DOCTYPE html><html><head><meta charset="utf-8"><title>t</title></head><body>` + c.body + `</body></html>`)
+	}
+	dir := writeFiles(t, files)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			res := Open(t, dir, c.name+".html", 20*time.Second)
+			probs := res.Problems()
+			if c.want == "" {
+				if len(probs) != 0 || len(res.Images) != 1 {
+					t.Fatalf("clean page: problems %q, images %+v", probs, res.Images)
+				}
+				return
+			}
+			if !slices.ContainsFunc(probs, func(p string) bool { return strings.Contains(p, c.want) }) {
+				t.Fatalf("no problem mentions %q; got %q", c.want, probs)
+			}
+		})
+	}
+}
