@@ -61,6 +61,7 @@ func TestInjectPutsProbeFirstInHead(t *testing.T) {
 // Each kind of fault a page can have is reported, and a clean page reports none:
 // the checker can fail.
 func TestOpenReportsEachFault(t *testing.T) {
+	Binary(t) // one skip (or failure) for the test, not one per case
 	pngData := onePixelPNG(t)
 	cases := []struct {
 		name string
