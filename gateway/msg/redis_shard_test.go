@@ -239,7 +239,7 @@ func TestRedisReplicatedSurvivesSentinelFailover(t *testing.T) {
 	}
 
 	restarted := time.Now()
-	d.Primary.Restart(t) // empty; the sentinels make it the new primary's replica
+	d.Primary.RestartAsReplicaOf(t, d.Replica.Addr) // it lost its data: back only as the new primary's replica
 	next := msg.Message{From: 1, To: 1, ClientMsgID: 10_000}
 	again := appendUntilStored(t, s, &next, 60*time.Second)
 	t.Logf("replicated appends failed for %v after the kill; %v after the old primary was restarted as a replica",

@@ -96,6 +96,26 @@ func (s *Server) Restart(t testing.TB) {
 	waitPing(t, s.Addr)
 }
 
+// RestartAsReplicaOf kills the server and starts it again on the same port as a
+// replica of primary, and waits until it is in sync. A primary that lost its data
+// (no persistence here) must come back this way after a failover, never as an
+// empty primary: until the sentinels reconfigured it, clients could write to it,
+// and what it took would be lost when it is made a replica.
+func (s *Server) RestartAsReplicaOf(t testing.TB, primary string) {
+	t.Helper()
+	host, port, err := net.SplitHostPort(primary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := append(append([]string(nil), s.cmd.Args...), "--replicaof", host, port)
+	s.stop()
+	s.cmd = launch(t, args[0], args[1:])
+	waitPing(t, s.Addr)
+	if err := redisnode.WaitReplicating(context.Background(), s.Addr, "", 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // Sentinel is a primary and its replica watched by three sentinels (quorum 2) under
 // the master name Master: Sentinel's smallest deployment that survives the loss of
 // the primary.
