@@ -52,7 +52,7 @@ func runUp(args []string, stdout, stderr io.Writer) int {
 	w("Floodgate is up (one process, loopback).\n\n")
 	w("  ipconf    %s/v1/gateways?uid=1\n", st.Ipconf)
 	w("  control   %s/v1/alerts   %s/v1/recommendation   POST %s/v1/drain (admin token)\n", st.Control, st.Control, st.Control)
-	w("  metrics   %s/metrics   (admin: also pprof, /debug/memstats)\n", st.Admin)
+	w("  metrics   %s/metrics   (every role's series, each gateway's labelled gateway=<id>; admin: also pprof, /debug/memstats)\n", st.Admin)
 	w("  state     %s   msg %s   router %s   (internal links)\n", st.State, st.Msg, st.Router)
 	for _, g := range st.Gateways {
 		w("  %-8s  %s   (link %s)\n", g.ID, g.Addr, g.Link)
