@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -44,23 +43,8 @@ func runCollect(args []string, stdout, stderr io.Writer) int {
 // parseInputs parses flags anywhere among one or more positional arguments, like
 // parseArgs; a usage error stops with exit code 1.
 func parseInputs(fs *flag.FlagSet, args []string, stderr io.Writer, what string) (pos []string, stop bool, code int) {
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: floodgate %s [flags] %s\n", fs.Name(), what)
-		fs.PrintDefaults()
-	}
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, true, 0
-			}
-			return nil, true, 1
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			break
-		}
-		pos, args = append(pos, args[0]), args[1:]
+	if pos, stop, code = parseInterleaved(fs, args, stderr, what); stop {
+		return nil, stop, code
 	}
 	if len(pos) == 0 {
 		fmt.Fprintf(stderr, "%s: want %s\n", fs.Name(), what)

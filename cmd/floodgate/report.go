@@ -45,9 +45,25 @@ func runReport(args []string, stdout, stderr io.Writer) int {
 // these commands 2 means a failed gate or a regression, and a typo must not read
 // as one.
 func parseArgs(fs *flag.FlagSet, args []string, stderr io.Writer, names ...string) (pos []string, stop bool, code int) {
+	what := strings.Join(names, " ")
+	if pos, stop, code = parseInterleaved(fs, args, stderr, what); stop {
+		return nil, stop, code
+	}
+	if len(pos) != len(names) {
+		fmt.Fprintf(stderr, "%s: want %s, got %d argument(s)\n", fs.Name(), what, len(pos))
+		fs.Usage()
+		return nil, true, 1
+	}
+	return pos, false, 0
+}
+
+// parseInterleaved parses fs's flags wherever they stand among the positional
+// arguments, which it returns in order; what names the positional arguments in the
+// usage line. -h stops with exit code 0, a bad flag with 1.
+func parseInterleaved(fs *flag.FlagSet, args []string, stderr io.Writer, what string) (pos []string, stop bool, code int) {
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: floodgate %s [flags] %s\n", fs.Name(), strings.Join(names, " "))
+		fmt.Fprintf(stderr, "usage: floodgate %s [flags] %s\n", fs.Name(), what)
 		fs.PrintDefaults()
 	}
 	for {
@@ -59,14 +75,8 @@ func parseArgs(fs *flag.FlagSet, args []string, stderr io.Writer, names ...strin
 		}
 		args = fs.Args()
 		if len(args) == 0 {
-			break
+			return pos, false, 0
 		}
 		pos, args = append(pos, args[0]), args[1:]
 	}
-	if len(pos) != len(names) {
-		fmt.Fprintf(stderr, "%s: want %s, got %d argument(s)\n", fs.Name(), strings.Join(names, " "), len(pos))
-		fs.Usage()
-		return nil, true, 1
-	}
-	return pos, false, 0
 }
