@@ -56,6 +56,11 @@ type Config struct {
 	Signer *proto.Signer
 	// Backend is the rest of the stack. Required unless Echo.
 	Backend Backend
+	// WSAddr is the WebSocket port's listen address (ip:port; port 0 picks one):
+	// the same client protocol in WebSocket binary messages (PROTOCOL.md §2.1).
+	// Empty: no WebSocket port. It shares the Reactor settings but runs its own
+	// reactor, whose Framer cuts WebSocket frames.
+	WSAddr string
 	// Echo answers every frame with itself, without parsing it: a pure reactor
 	// benchmark mode.
 	Echo bool
@@ -69,6 +74,7 @@ type Node struct {
 	cfg      Config
 	log      *slog.Logger
 	r        *reactor.Reactor
+	ws       *reactor.Reactor // the WebSocket port's, or nil
 	sessions *sessions
 	nextID   atomic.Uint64
 	loginMu  [loginLocks]sync.Mutex
@@ -167,6 +173,14 @@ func (n *Node) Run(ctx context.Context) error { return n.r.Run(ctx) }
 
 // Reactor returns the node's connection engine.
 func (n *Node) Reactor() *reactor.Reactor { return n.r }
+
+// WSAddr returns the WebSocket port's bound address, "" when the node has none.
+func (n *Node) WSAddr() string {
+	if n.ws == nil {
+		return ""
+	}
+	return n.ws.Addr().String()
+}
 
 // Sessions returns the number of logged-in sessions.
 func (n *Node) Sessions() int { return n.sessions.len() }
