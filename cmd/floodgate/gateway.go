@@ -24,6 +24,7 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 	var (
 		id           = fs.String("id", "gw-1", "gateway id, in metrics and logs")
 		listen       = fs.String("listen", defGateway, "client listen address (ip:port): the public port")
+		wsListen     = fs.String("ws-listen", "", "WebSocket listen address (ip:port): the same client protocol for browsers, and the chat page at /chat (empty: off)")
 		adminAddr    = fs.String("admin", defGatewayAdmin, "admin address for /metrics, /healthz, pprof and /debug/memstats: keep it private (empty: off)")
 		maxConns     = fs.Int("max-conns", 0, "connection limit (0: derived from RLIMIT_NOFILE)")
 		epollers     = fs.Int("epollers", 0, "epoll loops (0: GOMAXPROCS)")
@@ -75,7 +76,7 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg := node.Config{
-		ID: *id, Reactor: rc, Heartbeat: *heartbeat, MaxFrame: maxFrame.Int(), Echo: *echo, Logger: log,
+		ID: *id, Reactor: rc, WSAddr: *wsListen, Heartbeat: *heartbeat, MaxFrame: maxFrame.Int(), Echo: *echo, Logger: log,
 	}
 	// Keys before anything listens. An echo gateway (no login) needs none, a lone
 	// gateway only the token key to verify LOGIN tokens, one in the full stack
@@ -153,6 +154,9 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 			log.Error("gateway failed to start", "err", err)
 			return 1
 		}
+	}
+	if ws := n.WSAddr(); ws != "" {
+		log.Info("WebSocket port listening", "addr", ws)
 	}
 	// One machine-readable line on stdout for harnesses; everything else is logged.
 	fmt.Fprintf(stdout, "READY gateway %s %s\n", n.Reactor().Addr(), adminURL)

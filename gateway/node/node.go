@@ -18,6 +18,7 @@ import (
 	"github.com/floodgate/floodgate/gateway/proto"
 	"github.com/floodgate/floodgate/gateway/reactor"
 	"github.com/floodgate/floodgate/gateway/reactor/reactorprom"
+	"github.com/floodgate/floodgate/gateway/ws"
 	"github.com/floodgate/floodgate/internal/loglimit"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -61,6 +62,10 @@ type Config struct {
 	// Empty: no WebSocket port. It shares the Reactor settings but runs its own
 	// reactor, whose Framer cuts WebSocket frames.
 	WSAddr string
+	// Pages are the HTML pages the WebSocket port serves to a plain GET (no
+	// upgrade), by path — the browser chat client at /chat; any other plain GET
+	// is answered 404.
+	Pages map[string][]byte
 	// Echo answers every frame with itself, without parsing it: a pure reactor
 	// benchmark mode.
 	Echo bool
@@ -163,13 +168,65 @@ func New(cfg Config) (*Node, error) {
 		}
 		n.cfg.MaxWaiting = 16 * workers
 	}
-	reg.MustRegister(reactorprom.New(r, labels))
+	if cfg.WSAddr != "" {
+		if err := n.newWebSocketPort(rc); err != nil {
+			r.Discard()
+			return nil, err
+		}
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "floodgate_gateway_websocket_connections", ConstLabels: labels,
+			Help: "Connections held on the WebSocket port now (also counted in floodgate_reactor_connections).",
+		}, func() float64 { return float64(n.ws.Stats().Conns) }))
+	}
+	// One set of reactor series for both ports: their sum (Stats).
+	reg.MustRegister(reactorprom.NewFunc(n.Stats, labels))
 	return n, nil
+}
+
+// newWebSocketPort builds the WebSocket port's reactor: the client port's
+// settings, another address, a Framer that cuts the handshake and WebSocket frames,
+// and limits with room for the WebSocket framing. Before LOGIN a unit may be as
+// long as the opening handshake (ws.MaxRequest); the frame inside a binary message
+// is held to the pre-login limit by the handler.
+func (n *Node) newWebSocketPort(rc reactor.Config) error {
+	maxPayload := lengthField + n.cfg.MaxFrame
+	rc.Addr = n.cfg.WSAddr
+	rc.Framer = func(b []byte) (int, error) { return ws.CutStream(b, maxPayload) }
+	rc.Farewell = n.wsFarewell
+	if n.cfg.Echo {
+		rc.Handler = wsPort{n}
+	} else {
+		open := *n.open
+		open.MaxFrame = max(ws.MaxRequest, ws.MaxHeader+open.MaxFrame)
+		rc.OpenLimits, rc.Refused, rc.Handler = &open, n.wsRefused, wsPort{n}
+	}
+	r, err := reactor.New(rc)
+	if err != nil {
+		return fmt.Errorf("node: WebSocket port: %w", err)
+	}
+	n.ws = r
+	return nil
 }
 
 // Run serves until ctx ends, then closes every connection with KICK SHUTDOWN and
 // returns within the reactor's ShutdownTimeout.
-func (n *Node) Run(ctx context.Context) error { return n.r.Run(ctx) }
+// With a WebSocket port, both ports run until ctx ends or either fails.
+func (n *Node) Run(ctx context.Context) error {
+	if n.ws == nil {
+		return n.r.Run(ctx)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	wsErr := make(chan error, 1)
+	go func() {
+		err := n.ws.Run(ctx)
+		cancel()
+		wsErr <- err
+	}()
+	err := n.r.Run(ctx)
+	cancel()
+	return errors.Join(err, <-wsErr)
+}
 
 // Reactor returns the node's connection engine.
 func (n *Node) Reactor() *reactor.Reactor { return n.r }
@@ -185,8 +242,14 @@ func (n *Node) WSAddr() string {
 // Sessions returns the number of logged-in sessions.
 func (n *Node) Sessions() int { return n.sessions.len() }
 
-// Stats returns the reactor's counters.
-func (n *Node) Stats() reactor.Stats { return n.r.Stats() }
+// Stats returns the reactors' counters, both ports' summed.
+func (n *Node) Stats() reactor.Stats {
+	s := n.r.Stats()
+	if n.ws != nil {
+		s.Add(n.ws.Stats())
+	}
+	return s
+}
 
 // EachSession calls fn for every logged-in session.
 func (n *Node) EachSession(fn func(Session)) {
@@ -196,7 +259,11 @@ func (n *Node) EachSession(fn func(Session)) {
 // overloaded reports whether the workers are so far behind that a new login would
 // wait longer than a client does: more than MaxWaiting connections queued for them.
 func (n *Node) overloaded() bool {
-	return n.r.Stats().WorkerQueue > n.cfg.MaxWaiting
+	q := n.r.Stats().WorkerQueue
+	if n.ws != nil {
+		q = max(q, n.ws.Stats().WorkerQueue) // each port has its own workers
+	}
+	return q > n.cfg.MaxWaiting
 }
 
 // echo is the --echo handler: every frame goes straight back, inline.
@@ -224,7 +291,7 @@ func (n *Node) OnDeferred(c *reactor.Conn, frame []byte) { n.handle(c, frame, fa
 
 // OnClose implements reactor.Handler.
 func (n *Node) OnClose(c *reactor.Conn, r reactor.Reason, _ error) {
-	s, _ := c.Context().(*session)
+	s := sessionOf(c)
 	if s != nil && r == reactor.ReasonRate {
 		n.penalise(s.uid)
 	}
@@ -251,7 +318,7 @@ func (n *Node) handle(c *reactor.Conn, frame []byte, inline bool) reactor.Dispos
 		n.kickFor(c, err)
 		return reactor.Handled
 	}
-	s, _ := c.Context().(*session)
+	s := sessionOf(c)
 	if s != nil && !f.Type.KnownIn(s.version) { // SEND_TRACED or PUSH_TRACED on a version 2 connection
 		n.kick(c, proto.ReasonProtocol, proto.CodeUnknownType, 0, fmt.Sprintf("%v is not defined in protocol version %d", f.Type, s.version))
 		return reactor.Handled
@@ -268,7 +335,7 @@ func (n *Node) handle(c *reactor.Conn, frame []byte, inline bool) reactor.Dispos
 	case f.Type != proto.TypeLogin && s == nil:
 		n.kick(c, proto.ReasonProtocol, proto.CodeNotLoggedIn, 0, f.Type.String()+" before LOGIN")
 		return reactor.Handled
-	case s != nil && (f.Type == proto.TypePing || !inline || f.Type == proto.TypePushAck && n.acksAsync()) && s.sentBeforeLoginOK():
+	case s != nil && (f.Type == proto.TypePing || !inline || f.Type == proto.TypePushAck && n.acksAsync()) && sentBeforeLoginOK(c, s):
 		n.kick(c, proto.ReasonProtocol, proto.CodeNotLoggedIn, 0, f.Type.String()+" sent before LOGIN_OK")
 		return reactor.Handled
 	case f.Type == proto.TypePing:
@@ -421,7 +488,7 @@ func (n *Node) login(ctx context.Context, c *reactor.Conn, body []byte) {
 		n.kick(c, proto.ReasonBusy, proto.CodeBackendUnavailable, jitterMS(1000, 3000), "session directory unavailable")
 		return
 	}
-	c.SetContext(s)
+	bindSession(c, s)
 	old, ok := n.sessions.promote(s)
 	if !ok {
 		n.m.logins["replaced"].Inc()
@@ -557,13 +624,14 @@ func (n *Node) sync(ctx context.Context, c *reactor.Conn, s *session, body []byt
 	budget := min(syncBudget, c.OutputRoom()/2)
 	bp := n.scratch.Get().(*[]byte)
 	b := (*bp)[:0]
+	wsc := isWebSocket(c)
 	upTo, sent, replayed := m.AfterSeq, 0, 0
 	for i := range msgs {
 		p := pushOf(&msgs[i])
 		if replayed > 0 && sent+len(b)+p.Size() > budget {
 			break
 		}
-		b = p.Append(b)
+		b = p.Append(appendWSHeader(b, wsc, p.Size()))
 		upTo = p.Seq
 		replayed++
 		if len(b) >= syncFlush {
@@ -575,7 +643,7 @@ func (n *Node) sync(ctx context.Context, c *reactor.Conn, s *session, body []byt
 		}
 	}
 	end := proto.SyncEnd{UpTo: upTo, Head: w.Head, Oldest: w.Oldest, Epoch: w.Epoch}
-	b = end.Append(b)
+	b = end.Append(appendWSHeader(b, wsc, end.Size()))
 	c.Write(b) //nolint:errcheck // a failed write closes the connection itself
 	*bp = b
 	n.putScratch(bp)
@@ -643,16 +711,40 @@ func pushOf(m *msg.Message) proto.Push {
 	return proto.Push{Seq: m.Seq, Epoch: m.Epoch, MsgID: m.ID, From: m.From, ClientTS: m.ClientTS, Payload: m.Payload}
 }
 
-// write encodes one frame into a pooled buffer and writes it.
+// write encodes one frame into a pooled buffer and writes it — on the WebSocket
+// port in a binary message of its own, whose header goes into the headroom left
+// before the frame once its length is known. t counts the frame (0: not counted).
 func (n *Node) write(c *reactor.Conn, t proto.Type, encode func([]byte) []byte) error {
+	bp := n.scratch.Get().(*[]byte)
+	var b, out []byte
+	if isWebSocket(c) {
+		var head [wsHeadroom]byte
+		b = encode(append((*bp)[:0], head[:]...))
+		var hdr [wsHeadroom]byte
+		h := ws.AppendFrameHeader(hdr[:0], ws.OpBinary, len(b)-wsHeadroom)
+		out = b[wsHeadroom-len(h):]
+		copy(out, h)
+	} else {
+		b = encode((*bp)[:0])
+		out = b
+	}
+	err := c.Write(out)
+	*bp = b
+	n.putScratch(bp)
+	if err == nil && t != 0 {
+		n.m.framesOut[t].Inc()
+	}
+	return err
+}
+
+// writeRaw encodes bytes into a pooled buffer and writes them as they are: the
+// WebSocket port's own control frames.
+func (n *Node) writeRaw(c *reactor.Conn, encode func([]byte) []byte) error {
 	bp := n.scratch.Get().(*[]byte)
 	b := encode((*bp)[:0])
 	err := c.Write(b)
 	*bp = b
 	n.putScratch(bp)
-	if err == nil {
-		n.m.framesOut[t].Inc()
-	}
 	return err
 }
 
@@ -663,15 +755,26 @@ func (n *Node) putScratch(bp *[]byte) {
 	}
 }
 
-// kick sends KICK(reason, code) as the connection's last frame and closes it.
+// kick sends KICK(reason, code) as the connection's last frame and closes it (on
+// the WebSocket port, followed by the close frame wsCloseCode says).
 func (n *Node) kick(c *reactor.Conn, r proto.Reason, code proto.Code, retryMS uint32, text string) {
+	n.kickWS(c, r, code, retryMS, text, wsCloseCode(r, code))
+}
+
+// kickWS is kick with the WebSocket close status given.
+func (n *Node) kickWS(c *reactor.Conn, r proto.Reason, code proto.Code, retryMS uint32, text string, wsClose uint16) {
 	var uid uint64
-	if s, _ := c.Context().(*session); s != nil {
+	if s := sessionOf(c); s != nil {
 		uid = s.uid
 	}
 	n.kickLogged(r, code, uid, text)
 	n.m.kicks[r].Inc()
 	n.m.framesOut[proto.TypeKick].Inc()
+	if isWebSocket(c) {
+		k := proto.Kick{Reason: r, Code: code, RetryAfterMS: retryMS, Message: []byte(text)}
+		c.CloseWith(appendWSKick(nil, &k, wsClose))
+		return
+	}
 	c.CloseWith(proto.AppendKick(nil, r, code, retryMS, text))
 }
 
@@ -690,7 +793,7 @@ func (n *Node) refused(c *reactor.Conn, frame []byte) (counts bool) {
 	if err != nil || !f.Type.ClientToServer() {
 		return true // handled frames would have been kicked; a refused one is dropped
 	}
-	if s, _ := c.Context().(*session); s != nil && !f.Type.KnownIn(s.version) {
+	if s := sessionOf(c); s != nil && !f.Type.KnownIn(s.version) {
 		return true // undefined on this connection: as above
 	}
 	n.m.rateLimited[f.Type].Inc()
@@ -724,6 +827,16 @@ func (n *Node) kickFor(c *reactor.Conn, err error) {
 
 // farewell gives the reactor the KICK for the closes it decides on its own.
 func (n *Node) farewell(r reactor.Reason, err error) []byte {
+	k, ok := n.farewellKick(r, err)
+	if !ok {
+		return nil
+	}
+	return k.Append(nil)
+}
+
+// farewellKick is the KICK for a close the reactor decides on its own (ok false:
+// none), counted and logged.
+func (n *Node) farewellKick(r reactor.Reason, err error) (k proto.Kick, ok bool) {
 	var reason proto.Reason
 	var code proto.Code
 	var retry uint32
@@ -761,7 +874,7 @@ func (n *Node) farewell(r reactor.Reason, err error) []byte {
 	case reactor.ReasonShutdown:
 		reason, code, retry = proto.ReasonShutdown, proto.CodeShuttingDown, jitterMS(200, 2000)
 	default:
-		return nil
+		return k, false
 	}
 	if r != reactor.ReasonShutdown { // a shutdown kicks everyone, and says so once
 		n.kickLogged(reason, code, 0, text)
@@ -771,7 +884,7 @@ func (n *Node) farewell(r reactor.Reason, err error) []byte {
 		c.Inc()
 	}
 	n.m.framesOut[proto.TypeKick].Inc()
-	return proto.AppendKick(nil, reason, code, retry, text)
+	return proto.Kick{Reason: reason, Code: code, RetryAfterMS: retry, Message: []byte(text)}, true
 }
 
 // kickLogged logs a kick at info with its reason and code (and the user, when the

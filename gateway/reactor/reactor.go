@@ -316,6 +316,10 @@ func New(cfg Config) (*Reactor, error) {
 	return r, nil
 }
 
+// Discard releases the listeners and epoll descriptors of a reactor that was built
+// but will never Run: a later step of its owner's set-up failed. Only before Run.
+func (r *Reactor) Discard() { r.closeFDs() }
+
 // tuneSocket applies the per-connection socket options.
 func (r *Reactor) tuneSocket(fd int) {
 	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1) //nolint:errcheck

@@ -123,3 +123,36 @@ func (r *Reactor) Stats() Stats {
 	}
 	return s
 }
+
+// Add adds o's counters to s: the totals of several reactors (a gateway's ports).
+// MaxConns and WorkerQueue add up too; each reactor has its own limit and workers.
+func (s *Stats) Add(o Stats) {
+	s.Conns += o.Conns
+	s.MaxConns += o.MaxConns
+	s.Accepted += o.Accepted
+	s.Dialed += o.Dialed
+	s.RejectedBusy += o.RejectedBusy
+	s.RejectedAddr += o.RejectedAddr
+	s.AcceptErrors += o.AcceptErrors
+	s.Throttled += o.Throttled
+	for i := range s.Closed {
+		s.Closed[i] += o.Closed[i]
+	}
+	s.BytesIn += o.BytesIn
+	s.BytesOut += o.BytesOut
+	s.FramesIn += o.FramesIn
+	s.FramesRefused += o.FramesRefused
+	s.OutboundQueued += o.OutboundQueued
+	s.DeferredQueued += o.DeferredQueued
+	s.WorkerQueue += o.WorkerQueue
+	s.EpollWaits += o.EpollWaits
+	s.EpollEvents += o.EpollEvents
+	for i := range s.EpollBatch {
+		s.EpollBatch[i] += o.EpollBatch[i]
+	}
+	s.StaleEvents += o.StaleEvents
+	s.ReadRequeues += o.ReadRequeues
+	s.ReadPauses += o.ReadPauses
+	s.WriteQueued += o.WriteQueued
+	s.WriteArms += o.WriteArms
+}

@@ -16,6 +16,7 @@ const (
 	ClosePolicyViolation uint16 = 1008 // generic policy violation
 	CloseTooBig          uint16 = 1009 // a message over the decoder's MaxMessage
 	CloseInternalError   uint16 = 1011 // the server hit an unexpected condition
+	CloseTryAgainLater   uint16 = 1013 // the server is overloaded: reconnect later (IANA registry)
 )
 
 // Error is a violation found in a peer's frames. Code is the close status the
@@ -58,4 +59,5 @@ var (
 	ErrInvalidUTF8     = &Error{CloseInvalidPayload, "text message is not valid UTF-8"}
 	ErrInvalidReason   = &Error{CloseInvalidPayload, "close reason is not valid UTF-8"}
 	ErrMessageTooBig   = &Error{CloseTooBig, "message over the size limit"}
+	ErrNotOneFrame     = &Error{CloseProtocolError, "not exactly one whole frame"}
 )

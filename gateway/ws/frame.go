@@ -276,3 +276,35 @@ func unmask(p []byte, key [4]byte) {
 		p[i] ^= key[i&3]
 	}
 }
+
+// DecodeOne decodes b, exactly one whole client frame as CutStream cuts it, without
+// a Decoder: it unmasks the payload in place and returns the frame's opcode, FIN bit
+// and payload. It is for a frame handled outside its connection's Decoder — one a
+// rate limit refuses, which is dropped — so it checks the header only (no UTF-8, no
+// close code) and leaves fragmentation to the caller. The unmasking-once rule of
+// Decode holds here too.
+func DecodeOne(b []byte) (op Opcode, fin bool, payload []byte, err error) {
+	h, ok, err := parseHeader(b)
+	if err != nil {
+		return 0, false, nil, err
+	}
+	if !ok || uint64(len(b)-h.hlen) != h.length {
+		return 0, false, nil, ErrNotOneFrame
+	}
+	p := b[h.hlen:]
+	unmask(p, h.mask)
+	return h.op, h.fin, p, nil
+}
+
+// bitDecoded is RSV3, the reserved bit MarkDecoded uses.
+const bitDecoded = 0x10
+
+// MarkDecoded sets a reserved bit in the header of the frame at b, which Decode has
+// consumed (and unmasked), so that a later look at the same bytes — the copy a
+// reactor hands a worker after the handler deferred the frame — knows not to decode
+// it again. No frame a client sends can carry the mark: parseHeader, hence
+// CutStream and FrameSize, refuse reserved bits, so a marked frame was marked here.
+func MarkDecoded(b []byte) { b[0] |= bitDecoded }
+
+// Decoded reports whether MarkDecoded marked the frame at b.
+func Decoded(b []byte) bool { return len(b) > 0 && b[0]&bitDecoded != 0 }

@@ -206,6 +206,19 @@ func AppendReject(dst []byte, status int, reason string) []byte {
 	return append(dst, '\n')
 }
 
+// AppendUnavailable appends a 503 response refusing a connection the server cannot
+// take now, with a Retry-After of retryAfter seconds (at least 1), reason as a
+// plain-text body and "Connection: close".
+func AppendUnavailable(dst []byte, retryAfter int, reason string) []byte {
+	dst = append(dst, "HTTP/1.1 503 Service Unavailable\r\nRetry-After: "...)
+	dst = strconv.AppendInt(dst, int64(max(retryAfter, 1)), 10)
+	dst = append(dst, "\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: "...)
+	dst = strconv.AppendInt(dst, int64(len(reason)+1), 10)
+	dst = append(dst, "\r\n\r\n"...)
+	dst = append(dst, reason...)
+	return append(dst, '\n')
+}
+
 // statusText is the reason phrase of the statuses a handshake is refused with.
 func statusText(status int) string {
 	switch status {

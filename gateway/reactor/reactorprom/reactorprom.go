@@ -8,9 +8,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Collector is a prometheus.Collector over one reactor.
+// Collector is a prometheus.Collector over a reactor's counters.
 type Collector struct {
-	r     *reactor.Reactor
+	stats func() reactor.Stats
 	descs map[string]*prometheus.Desc
 }
 
@@ -46,8 +46,12 @@ var specs = []struct {
 
 // New returns a collector for r; labels are added to every metric (for example the
 // gateway id).
-func New(r *reactor.Reactor, labels prometheus.Labels) *Collector {
-	c := &Collector{r: r, descs: map[string]*prometheus.Desc{}}
+func New(r *reactor.Reactor, labels prometheus.Labels) *Collector { return NewFunc(r.Stats, labels) }
+
+// NewFunc returns a collector over the counters stats returns on each scrape: the
+// sum of several reactors that serve as one (a gateway's TCP and WebSocket ports).
+func NewFunc(stats func() reactor.Stats, labels prometheus.Labels) *Collector {
+	c := &Collector{stats: stats, descs: map[string]*prometheus.Desc{}}
 	for _, s := range specs {
 		c.descs[s.name] = prometheus.NewDesc(s.name, s.help, s.labels, labels)
 	}
@@ -63,7 +67,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
-	s := c.r.Stats()
+	s := c.stats()
 	gauge := func(name string, v float64, lv ...string) {
 		ch <- prometheus.MustNewConstMetric(c.descs[name], prometheus.GaugeValue, v, lv...)
 	}
