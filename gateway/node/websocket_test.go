@@ -417,3 +417,23 @@ func TestWebSocketEcho(t *testing.T) {
 		t.Fatalf("echo: got %v", f.Type)
 	}
 }
+
+// A connection refused at accept has not sent its handshake yet: it is answered
+// with an HTTP 503 and a retry hint, not a WebSocket frame.
+func TestWebSocketRefusedAtAcceptGets503(t *testing.T) {
+	g := startGateway(t, func(c *node.Config) { withWebSocket(c); c.Reactor.MaxConns = 1 })
+	g.dialWS(t) // holds the one connection
+	nc, err := net.DialTimeout("tcp", g.WSAddr(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	resp, err := io.ReadAll(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := string(resp); !strings.HasPrefix(s, "HTTP/1.1 503 ") || !strings.Contains(s, "\r\nRetry-After: ") {
+		t.Fatalf("refused connection got %q, want a 503 with Retry-After", s)
+	}
+}
