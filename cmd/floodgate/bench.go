@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/floodgate/floodgate/internal/exitcode"
 	"io"
 	"net/netip"
 	"os"
@@ -102,7 +103,7 @@ func runBenchClient(args []string, stdout, stderr io.Writer) int {
 		var err error
 		if cfg.Source, err = netip.ParseAddr(*src); err != nil {
 			fmt.Fprintln(stderr, "bench client: -src:", err)
-			return 2
+			return exitcode.Failure
 		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

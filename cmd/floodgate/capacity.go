@@ -4,6 +4,7 @@ import (
 	"encoding"
 	"flag"
 	"fmt"
+	"github.com/floodgate/floodgate/internal/exitcode"
 	"io"
 	"os"
 	"path/filepath"
@@ -47,19 +48,19 @@ func runCapacity(args []string, stdout, stderr io.Writer) int {
 	log, err := lf.logger(stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "capacity:", err)
-		return reports.ExitHarness
+		return exitcode.Failure
 	}
 	if users <= 0 || rate <= 0 || machine.cores <= 0 || machine.mem <= 0 {
 		fmt.Fprintln(stderr, "capacity: -users, -msg-rate and -machine are required")
 		fs.Usage()
-		return reports.ExitHarness
+		return exitcode.Failure
 	}
 	dir := pos[0]
 	t := reports.CapacityTarget{Users: int64(users), MsgRate: float64(rate), Cores: machine.cores, MemBytes: int64(machine.mem),
 		Headroom: float64(headroom), SLOUS: slo.D().Microseconds(), Nofile: *nofile, FDReserve: *reserve}
 	if _, err := reports.PlanCapacity(dir, t, log); err != nil {
 		fmt.Fprintln(stderr, "capacity:", err)
-		return reports.ExitHarness
+		return exitcode.Failure
 	}
 	// Regenerate the report so that it shows the plan, keeping its baseline.
 	var baseline string
@@ -68,12 +69,12 @@ func runCapacity(args []string, stdout, stderr io.Writer) int {
 	}
 	if _, err := reports.BuildWith(dir, reports.Options{Baseline: baseline, Logger: log}); err != nil {
 		fmt.Fprintln(stderr, "capacity: regenerating the report:", err)
-		return reports.ExitHarness
+		return exitcode.Failure
 	}
 	md, err := os.ReadFile(filepath.Join(dir, reports.FileCapacity))
 	if err != nil {
 		fmt.Fprintln(stderr, "capacity:", err)
-		return reports.ExitHarness
+		return exitcode.Failure
 	}
 	stdout.Write(md)
 	return 0

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/floodgate/floodgate/internal/exitcode"
 	"io"
 	"log/slog"
 	"os"
@@ -33,17 +34,17 @@ func runClient(args []string, stdout, stderr io.Writer) int {
 	}
 	if *uid == 0 || (*ipconf == "") == (*gateway == "") {
 		fmt.Fprintln(stderr, "client: -uid and one of -ipconf or -gateway are required")
-		return 2
+		return exitcode.Failure
 	}
 	held, err := kf.load(tokenKey)
 	if err != nil {
 		fmt.Fprintln(stderr, "client:", err)
-		return 2
+		return exitcode.Failure
 	}
 	signer, err := proto.NewSigner(held.token)
 	if err != nil {
 		fmt.Fprintln(stderr, "client:", err)
-		return 2
+		return exitcode.Failure
 	}
 	cfg := client.SessionConfig{
 		UID:    *uid,

@@ -3,9 +3,9 @@ package main
 import (
 	"flag"
 	"fmt"
+	"github.com/floodgate/floodgate/internal/exitcode"
 	"io"
 
-	"github.com/floodgate/floodgate/reports"
 	"github.com/floodgate/floodgate/runfolder"
 )
 
@@ -28,12 +28,12 @@ func runCollect(args []string, stdout, stderr io.Writer) int {
 	if *out == "" {
 		fmt.Fprintln(stderr, "collect: -out is required")
 		fs.Usage()
-		return reports.ExitHarness
+		return exitcode.Failure
 	}
 	info, err := runfolder.Collect(runfolder.CollectOptions{Inputs: inputs, Plan: *plan, Scenario: *sc, Name: *name, Out: *out})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
-		return reports.ExitHarness
+		return exitcode.Failure
 	}
 	fmt.Fprintf(stdout, "collected %d segments of %s (%d clients) → %s; next: floodgate report %s\n",
 		info.Agents, info.Scenario, info.Clients, *out, *out)

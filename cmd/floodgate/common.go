@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/floodgate/floodgate/internal/exitcode"
 	"io"
 	"log/slog"
 )
@@ -47,7 +48,7 @@ func parseLogged(fs *flag.FlagSet, args []string, stderr io.Writer) (log *slog.L
 	log, err := lf.logger(stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
-		return nil, true, 2
+		return nil, true, exitcode.Failure
 	}
 	return log, false, 0
 }
@@ -58,11 +59,11 @@ func parse(fs *flag.FlagSet, args []string, stderr io.Writer) (stop bool, code i
 		if errors.Is(err, flag.ErrHelp) {
 			return true, 0
 		}
-		return true, 2
+		return true, exitcode.Failure
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "%s: unexpected arguments %q\n", fs.Name(), fs.Args())
-		return true, 2
+		return true, exitcode.Failure
 	}
 	return false, 0
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"github.com/floodgate/floodgate/internal/exitcode"
 	"io"
 	"slices"
 	"strings"
@@ -46,18 +47,18 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 		i := slices.IndexFunc(stats, func(st reports.CompareStat) bool { return st.Name == strings.TrimSpace(name) })
 		if i < 0 {
 			fmt.Fprintf(stderr, "compare: -stats: unknown statistic %q (known: %s)\n", name, strings.Join(names, ", "))
-			return reports.ExitHarness
+			return exitcode.Failure
 		}
 		chosen = append(chosen, stats[i])
 	}
 	c, err := reports.Compare(pos[0], pos[1], chosen)
 	if err != nil {
 		fmt.Fprintln(stderr, "compare:", err)
-		return reports.ExitHarness
+		return exitcode.Failure
 	}
 	if err := c.WriteTable(stdout); err != nil {
 		fmt.Fprintln(stderr, "compare:", err)
-		return reports.ExitHarness
+		return exitcode.Failure
 	}
 	return c.ExitCode()
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/floodgate/floodgate/internal/exitcode"
 	"os"
 	"path/filepath"
 	"strings"
@@ -93,8 +94,8 @@ func TestCompare(t *testing.T) {
 func TestCompareUsage(t *testing.T) {
 	var out, errb bytes.Buffer
 	for _, args := range [][]string{{"compare", "only-one"}, {"compare", "-band", "nope=1%", "a", "b"}, {"compare", "/nonexistent/a", "/nonexistent/b"}} {
-		if code := dispatch(args, &out, &errb); code != reports.ExitHarness {
-			t.Fatalf("%v: exit %d, want %d (usage and unreadable inputs are not regressions)", args, code, reports.ExitHarness)
+		if code := dispatch(args, &out, &errb); code != exitcode.Failure {
+			t.Fatalf("%v: exit %d, want %d (usage and unreadable inputs are not regressions)", args, code, exitcode.Failure)
 		}
 	}
 }

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"flag"
-	"fmt"
 	"io"
 	"time"
 
@@ -13,10 +11,10 @@ import (
 )
 
 func runControl(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("control", flag.ContinueOnError)
+	r := newRole("control", defControlAdmin)
+	fs := r.fs
 	var (
 		listen         = fs.String("listen", defControl, "HTTP address of the control API (/v1/...) and /healthz: keep it private")
-		adminAddr      = fs.String("admin", defControlAdmin, "admin address for /metrics, /healthz, pprof and /debug/memstats: keep it private (empty: off)")
 		stateAddr      = fs.String("state", defState, "state service link address")
 		softFraction   = fs.Float64("soft-fraction", 0.9, "over_soft_limit when conns exceed this fraction of max_conns")
 		workerQueueMax = fs.Int("worker-queue-max", 1000, "congestion when a gateway's worker queue exceeds this")
@@ -39,41 +37,39 @@ func runControl(args []string, stdout, stderr io.Writer) int {
 	)
 	fs.Var(&outboundMax, "outbound-queued-max", "congestion when a gateway's queued outbound bytes exceed this")
 	kf := registerKeys(fs, clusterKey, adminToken)
-	log, done, code := parseLogged(fs, args, stderr)
-	if done {
-		return code
-	}
-	if *stateAddr == "" {
-		fmt.Fprintln(stderr, "control: -state is required")
-		return 2
-	}
-	held, err := kf.load(clusterKey, adminToken)
-	if err != nil {
-		fmt.Fprintln(stderr, "control:", err)
-		return 2
-	}
-	cfg := control.Config{
-		SoftFraction: *softFraction, OutboundQueuedMax: int64(outboundMax), WorkerQueueMax: *workerQueueMax,
-		ClearRatio: *clearRatio, HighWater: *highWater, LowWater: *lowWater, MinGateways: *minGateways,
-		Sustain: *sustain, RingSize: *ringSize, LinkSecret: held.cluster, AdminToken: held.admin, DrainTimeout: *drainTimeout,
-		DrainDefaults: gwlink.DrainRequest{Batch: *drainBatch, Interval: *drainInterval, RetryAfter: *drainRetry},
-		DrainBatchMax: *drainBatchMax, DrainIntervalMin: *drainIntMin, DrainRetryAfterMax: *drainRetryMax,
-		PollInterval: *poll, Logger: log,
-	}
-	reg := admin.NewRegistry()
-	cfg.Registerer = reg
-	store, closeStore, err := dialState("control", *stateAddr, held.cluster, reg, log) // in ipconf.go
-	if err != nil {
-		log.Error("control failed to start", "err", err)
-		return 1
-	}
-	defer closeStore()
-	svc, err := control.New(store, cfg)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 2
-	}
-	defer svc.Close()
-	return serveService(service{name: "control", addr: *listen, api: admin.API(svc.Handler(), svc.Health),
-		adminAddr: *adminAddr, admin: admin.Handler(reg, svc.Health), follow: svc.Run, wait: *shutdownWait}, stdout, log)
+	return r.main(args, stdout, stderr, func(e env) (serving, error) {
+		if *stateAddr == "" {
+			return serving{}, usagef("-state is required")
+		}
+		held, err := kf.load(clusterKey, adminToken)
+		if err != nil {
+			return serving{}, usageError{err}
+		}
+		cfg := control.Config{
+			SoftFraction: *softFraction, OutboundQueuedMax: int64(outboundMax), WorkerQueueMax: *workerQueueMax,
+			ClearRatio: *clearRatio, HighWater: *highWater, LowWater: *lowWater, MinGateways: *minGateways,
+			Sustain: *sustain, RingSize: *ringSize, LinkSecret: held.cluster, AdminToken: held.admin, DrainTimeout: *drainTimeout,
+			DrainDefaults: gwlink.DrainRequest{Batch: *drainBatch, Interval: *drainInterval, RetryAfter: *drainRetry},
+			DrainBatchMax: *drainBatchMax, DrainIntervalMin: *drainIntMin, DrainRetryAfterMax: *drainRetryMax,
+			PollInterval: *poll, Registerer: e.reg, Logger: e.log,
+		}
+		store, closeStore, err := dialState("control", *stateAddr, held.cluster, e.reg, e.log) // in ipconf.go
+		if err != nil {
+			return serving{}, err
+		}
+		svc, err := control.New(store, cfg)
+		if err != nil {
+			closeStore()
+			return serving{}, usageError{err}
+		}
+		sv, err := serveHTTP(e, *listen, admin.API(svc.Handler(), svc.Health), *shutdownWait, svc.Run)
+		if err != nil {
+			svc.Close()
+			closeStore()
+			return serving{}, err
+		}
+		sv.health = svc.Health
+		sv.close = func() { svc.Close(); closeStore() }
+		return sv, nil
+	})
 }

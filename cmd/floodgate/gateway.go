@@ -1,16 +1,9 @@
 package main
 
 import (
-	"context"
-	"flag"
-	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
-	"github.com/floodgate/floodgate/gateway/admin"
 	"github.com/floodgate/floodgate/gateway/cluster"
 	"github.com/floodgate/floodgate/gateway/msg"
 	"github.com/floodgate/floodgate/gateway/node"
@@ -20,12 +13,12 @@ import (
 )
 
 func runGateway(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
+	r := newRole("gateway", defGatewayAdmin)
+	fs := r.fs
 	var (
 		id           = fs.String("id", "gw-1", "gateway id, in metrics and logs")
 		listen       = fs.String("listen", defGateway, "client listen address (ip:port): the public port")
 		wsListen     = fs.String("ws-listen", "", "WebSocket listen address (ip:port): the same client protocol for browsers, and the chat page at /chat (empty: off)")
-		adminAddr    = fs.String("admin", defGatewayAdmin, "admin address for /metrics, /healthz, pprof and /debug/memstats: keep it private (empty: off)")
 		maxConns     = fs.Int("max-conns", 0, "connection limit (0: derived from RLIMIT_NOFILE)")
 		epollers     = fs.Int("epollers", 0, "epoll loops (0: GOMAXPROCS)")
 		listeners    = fs.Int("accept-loops", 0, "accept loops, one SO_REUSEPORT listener each (0: GOMAXPROCS)")
@@ -56,113 +49,74 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 	kf := registerKeys(fs, tokenKey, clusterKey)
 	var lim limitFlags
 	lim.register(fs)
-	log, done, code := parseLogged(fs, args, stderr)
-	if done {
-		return code
-	}
-	rc := reactor.Config{
-		Addr: *listen, MaxConns: *maxConns, Epollers: *epollers, Listeners: *listeners, Workers: *workers,
-		AcceptRate: *acceptRate, IdleTimeout: *idle, ShutdownTimeout: *shutdownWait,
-		WriteHighWater: highWater.Int(), WriteHardCap: hardCap.Int(),
-		SocketSendBuffer: sndbuf.Int(), SocketRecvBuffer: rcvbuf.Int(),
-	}
-	switch *readiness {
-	case "dynamic":
-		rc.WriteReadiness = reactor.WriteDynamic
-	case "always":
-		rc.WriteReadiness = reactor.WriteAlways
-	default:
-		fmt.Fprintf(stderr, "gateway: -write-readiness %q: want dynamic or always\n", *readiness)
-		return 2
-	}
-	cfg := node.Config{
-		ID: *id, Reactor: rc, WSAddr: *wsListen, Heartbeat: *heartbeat, MaxFrame: maxFrame.Int(), Echo: *echo, Logger: log,
-	}
-	// Keys before anything listens. An echo gateway (no login) needs none, a lone
-	// gateway only the token key to verify LOGIN tokens, one in the full stack
-	// also the cluster key for its links.
-	alone := *stateAddr == "" && *msgAddr == ""
-	if !alone && (*stateAddr == "" || *msgAddr == "") {
-		fmt.Fprintln(stderr, "gateway: -state and -msg go together")
-		return 2
-	}
-	var held heldKeys
-	if !*echo {
-		need := []keyKind{tokenKey, clusterKey}
-		if alone {
-			need = need[:1]
+	return r.main(args, stdout, stderr, func(e env) (serving, error) {
+		rc := reactor.Config{
+			Addr: *listen, MaxConns: *maxConns, Epollers: *epollers, Listeners: *listeners, Workers: *workers,
+			AcceptRate: *acceptRate, IdleTimeout: *idle, ShutdownTimeout: *shutdownWait,
+			WriteHighWater: highWater.Int(), WriteHardCap: hardCap.Int(),
+			SocketSendBuffer: sndbuf.Int(), SocketRecvBuffer: rcvbuf.Int(),
 		}
-		var err error
-		if held, err = kf.load(need...); err != nil {
-			fmt.Fprintln(stderr, "gateway:", err)
-			return 2
+		switch *readiness {
+		case "dynamic":
+			rc.WriteReadiness = reactor.WriteDynamic
+		case "always":
+			rc.WriteReadiness = reactor.WriteAlways
+		default:
+			return serving{}, usagef("-write-readiness %q: want dynamic or always", *readiness)
 		}
-		if cfg.Signer, err = proto.NewSigner(held.token); err != nil {
-			fmt.Fprintln(stderr, "gateway:", err)
-			return 2
+		cfg := node.Config{
+			ID: *id, Reactor: rc, WSAddr: *wsListen, Heartbeat: *heartbeat, MaxFrame: maxFrame.Int(), Echo: *echo,
+			Registry: e.reg, Logger: e.log,
 		}
-	}
-	lim.apply(&cfg)
-	reg := admin.NewRegistry()
-	// The admin server comes first so the gateway table can carry its real address.
-	adminURL := "-"
-	if *adminAddr != "" {
-		srv, err := admin.Start(*adminAddr, admin.Handler(reg, nil), log)
-		if err != nil {
-			log.Error("gateway failed to start", "err", err)
-			return 1
+		// Keys before anything listens. An echo gateway (no login) needs none, a lone
+		// gateway only the token key to verify LOGIN tokens, one in the full stack
+		// also the cluster key for its links.
+		alone := *stateAddr == "" && *msgAddr == ""
+		if !alone && (*stateAddr == "" || *msgAddr == "") {
+			return serving{}, usagef("-state and -msg go together")
 		}
-		defer srv.Close(time.Second)
-		adminURL = srv.Addr()
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	var n *node.Node
-	run := func(ctx context.Context) error { return n.Run(ctx) }
-	if !*echo {
-		if alone {
-			cfg.Backend = node.NewLocal(msg.NewMemory(*inbox))
-		} else {
+		var held heldKeys
+		if !*echo {
+			need := []keyKind{tokenKey, clusterKey}
+			if alone {
+				need = need[:1]
+			}
+			var err error
+			if held, err = kf.load(need...); err != nil {
+				return serving{}, usageError{err}
+			}
+			if cfg.Signer, err = proto.NewSigner(held.token); err != nil {
+				return serving{}, usageError{err}
+			}
+		}
+		lim.apply(&cfg)
+		var sv serving
+		var n *node.Node
+		switch {
+		case *echo || alone:
+			if !*echo {
+				cfg.Backend = node.NewLocal(msg.NewMemory(*inbox))
+			}
+			var err error
+			if n, err = node.New(cfg); err != nil {
+				return serving{}, err
+			}
+			sv.run = n.Run
+		default:
 			gw, err := cluster.NewGateway(cluster.GatewayConfig{Node: cfg, ID: *id, StateAddr: *stateAddr, MsgAddr: *msgAddr,
-				LinkAddr: *linkAddr, AdminAddr: adminURL, Secret: held.cluster, LeaseTTL: *leaseTTL, IsolateOver: *isolateOver,
-				Registry: reg, Logger: log})
+				LinkAddr: *linkAddr, AdminAddr: e.adminURL, Secret: held.cluster, LeaseTTL: *leaseTTL, IsolateOver: *isolateOver,
+				Registry: e.reg, Logger: e.log})
 			if err != nil {
-				log.Error("gateway failed to start", "err", err)
-				return 1
+				return serving{}, err
 			}
-			n = gw.Node()
 			// Hold the lease (and serve the link) before taking clients: a LOGIN must
-			// be able to register. READY is printed once it is held.
-			errc := make(chan error, 1)
-			go func() { errc <- gw.Run(ctx) }()
-			run = func(context.Context) error { return <-errc }
-			select {
-			case <-gw.Ready():
-			case err := <-errc:
-				if err != nil {
-					log.Error("gateway stopped with an error", "err", err)
-					return 1
-				}
-				return 0
-			}
+			// be able to register. READY waits for it.
+			n, sv.run, sv.ready = gw.Node(), gw.Run, gw.Ready()
 		}
-	}
-	if n == nil {
-		cfg.Registry = reg
-		var err error
-		if n, err = node.New(cfg); err != nil {
-			log.Error("gateway failed to start", "err", err)
-			return 1
+		if ws := n.WSAddr(); ws != "" {
+			e.log.Info("WebSocket port listening", "addr", ws)
 		}
-	}
-	if ws := n.WSAddr(); ws != "" {
-		log.Info("WebSocket port listening", "addr", ws)
-	}
-	// One machine-readable line on stdout for harnesses; everything else is logged.
-	fmt.Fprintf(stdout, "READY gateway %s %s\n", n.Reactor().Addr(), adminURL)
-	if err := run(ctx); err != nil {
-		log.Error("gateway stopped with an error", "err", err)
-		return 1
-	}
-	return 0
+		sv.addr = n.Reactor().Addr().String()
+		return sv, nil
+	})
 }

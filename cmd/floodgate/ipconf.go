@@ -2,14 +2,11 @@ package main
 
 import (
 	"context"
-	"flag"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/floodgate/floodgate/gateway/admin"
@@ -19,10 +16,10 @@ import (
 )
 
 func runIpconf(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("ipconf", flag.ContinueOnError)
+	r := newRole("ipconf", defIpconfAdmin)
+	fs := r.fs
 	var (
 		listen       = fs.String("listen", defIpconf, "public HTTP address: GET /v1/gateways and /healthz, nothing else")
-		adminAddr    = fs.String("admin", defIpconfAdmin, "admin address for /metrics, /healthz, pprof and /debug/memstats: keep it private (empty: off)")
 		stateAddr    = fs.String("state", defState, "state service link address")
 		topK         = fs.Int("top-k", 3, "best gateways shuffled by weighted random choice at the head of each answer")
 		freeze       = fs.Duration("freeze", 30*time.Second, "how long gateways lost in a mass loss (over half the fleet at once) stay advertised")
@@ -37,40 +34,37 @@ func runIpconf(args []string, stdout, stderr io.Writer) int {
 		shutdownWait = fs.Duration("shutdown-timeout", 5*time.Second, "bound on finishing in-flight requests at SIGTERM")
 	)
 	kf := registerKeys(fs, clusterKey)
-	log, done, code := parseLogged(fs, args, stderr)
-	if done {
-		return code
-	}
-	if *stateAddr == "" {
-		fmt.Fprintln(stderr, "ipconf: -state is required")
-		return 2
-	}
-	held, err := kf.load(clusterKey)
-	if err != nil {
-		fmt.Fprintln(stderr, "ipconf:", err)
-		return 2
-	}
-	reg := admin.NewRegistry()
-	svc, err := ipconf.New(ipconf.Config{
-		TopK: *topK, FreezeFor: *freeze, Window: *window, AcceptRateFull: *acceptFull, CPUFull: *cpuFull,
-		Heartbeat: *heartbeat, Backoff: ipconf.Backoff{Base: *backoffBase, Max: *backoffMax, Jitter: *backoffJit},
-		PollInterval: *poll, Registerer: reg, Logger: log,
+	return r.main(args, stdout, stderr, func(e env) (serving, error) {
+		if *stateAddr == "" {
+			return serving{}, usagef("-state is required")
+		}
+		held, err := kf.load(clusterKey)
+		if err != nil {
+			return serving{}, usageError{err}
+		}
+		svc, err := ipconf.New(ipconf.Config{
+			TopK: *topK, FreezeFor: *freeze, Window: *window, AcceptRateFull: *acceptFull, CPUFull: *cpuFull,
+			Heartbeat: *heartbeat, Backoff: ipconf.Backoff{Base: *backoffBase, Max: *backoffMax, Jitter: *backoffJit},
+			PollInterval: *poll, Registerer: e.reg, Logger: e.log,
+		})
+		if err != nil {
+			return serving{}, usageError{err}
+		}
+		store, closeStore, err := dialState("ipconf", *stateAddr, held.cluster, e.reg, e.log)
+		if err != nil {
+			return serving{}, err
+		}
+		// The public listener serves the gateway list only; metrics and the debug
+		// endpoints (pprof, the GC-forcing memstats) live on the private admin one.
+		sv, err := serveHTTP(e, *listen, admin.API(svc.Handler(), svc.Health), *shutdownWait,
+			func(ctx context.Context) error { return svc.Run(ctx, store) })
+		if err != nil {
+			closeStore()
+			return serving{}, err
+		}
+		sv.health, sv.close = svc.Health, closeStore
+		return sv, nil
 	})
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 2
-	}
-	store, closeStore, err := dialState("ipconf", *stateAddr, held.cluster, reg, log)
-	if err != nil {
-		log.Error("ipconf failed to start", "err", err)
-		return 1
-	}
-	defer closeStore()
-	// The public listener serves the gateway list only; metrics and the debug
-	// endpoints (pprof, the GC-forcing memstats) live on the private admin one.
-	return serveService(service{name: "ipconf", addr: *listen, api: admin.API(svc.Handler(), svc.Health),
-		adminAddr: *adminAddr, admin: admin.Handler(reg, svc.Health),
-		follow: func(ctx context.Context) error { return svc.Run(ctx, store) }, wait: *shutdownWait}, stdout, log)
 }
 
 // dialState connects to the state service at addr as name, authenticating with
@@ -88,61 +82,20 @@ func dialState(name, addr string, secret []byte, reg prometheus.Registerer, log 
 	return c, c.Close, nil
 }
 
-// service is a process that follows the state table and serves an HTTP API:
-// ipconf or control.
-type service struct {
-	name      string
-	addr      string       // the API listener's address
-	api       http.Handler // what it serves: the API and /healthz, no debug endpoints
-	adminAddr string       // the admin listener's address (empty: none)
-	admin     http.Handler // what that serves: metrics, health, pprof
-	follow    func(context.Context) error
-	wait      time.Duration // bound on finishing in-flight requests at the signal
-}
-
-// serveService runs svc: it serves the API and admin handlers on their own
-// listeners, runs follow until SIGINT or SIGTERM, prints
-// "READY <name> <api-addr> <admin-addr or ->" on stdout once listening, and at
-// the signal drains both HTTP servers within wait and waits for follow to return.
-func serveService(svc service, stdout io.Writer, log *slog.Logger) int {
-	srv, err := admin.Start(svc.addr, svc.api, log)
+// serveHTTP starts an HTTP API on addr and returns the serving that runs follow
+// until ctx ends, then drains the API server within wait: ipconf and control, which
+// follow the state table and answer over HTTP.
+func serveHTTP(e env, addr string, api http.Handler, wait time.Duration, follow func(context.Context) error) (serving, error) {
+	srv, err := admin.Start(addr, api, e.log)
 	if err != nil {
-		log.Error(svc.name+" failed to start", "err", err)
-		return 1
+		return serving{}, err
 	}
-	adminURL := "-"
-	var adm *admin.Server
-	if svc.adminAddr != "" {
-		if adm, err = admin.Start(svc.adminAddr, svc.admin, log); err != nil {
-			srv.Close(svc.wait)
-			log.Error(svc.name+" failed to start", "err", err)
-			return 1
+	run := func(ctx context.Context) error {
+		err := follow(ctx)
+		if cerr := srv.Close(wait); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("HTTP server: %w", cerr))
 		}
-		adminURL = adm.Addr()
+		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	followed := make(chan error, 1)
-	go func() { followed <- svc.follow(ctx) }()
-	// One machine-readable line on stdout for harnesses; everything else is logged.
-	fmt.Fprintf(stdout, "READY %s %s %s\n", svc.name, srv.Addr(), adminURL)
-	<-ctx.Done()
-	name := svc.name
-	log.Info(name + " stopping")
-	code := 0
-	if err := srv.Close(svc.wait); err != nil {
-		log.Error(name+" HTTP server stopped with an error", "err", err)
-		code = 1
-	}
-	if adm != nil {
-		if err := adm.Close(svc.wait); err != nil {
-			log.Error(name+" admin server stopped with an error", "err", err)
-			code = 1
-		}
-	}
-	if err := <-followed; err != nil {
-		log.Error(name+" stopped with an error", "err", err)
-		code = 1
-	}
-	return code
+	return serving{addr: srv.Addr(), run: run}, nil
 }

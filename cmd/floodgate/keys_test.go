@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"github.com/floodgate/floodgate/internal/exitcode"
 	"os"
 	"path/filepath"
 	"strings"
@@ -96,8 +97,8 @@ func TestEachRoleRefusesToStartWithoutItsKeys(t *testing.T) {
 				t.Setenv(k, v)
 			}
 			var out, errb bytes.Buffer
-			if code := dispatch(tc.args, &out, &errb); code != 2 || !strings.Contains(errb.String(), tc.want) {
-				t.Fatalf("exit %d, stderr %q; want 2 and %q", code, errb.String(), tc.want)
+			if code := dispatch(tc.args, &out, &errb); code != exitcode.Failure || !strings.Contains(errb.String(), tc.want) {
+				t.Fatalf("exit %d, stderr %q; want 1 and %q", code, errb.String(), tc.want)
 			}
 			if out.Len() != 0 {
 				t.Fatalf("it printed %q on stdout (a READY line?)", out.String())

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/floodgate/floodgate/internal/exitcode"
 	"io"
 	"os"
 	"os/signal"
@@ -52,29 +53,29 @@ func runLoadgen(args []string, stdout, stderr io.Writer) int {
 	seg, err := segmentOf(*segment, os.Getenv)
 	if err != nil {
 		fmt.Fprintln(stderr, "loadgen:", err)
-		return 2
+		return exitcode.Failure
 	}
 	start, err := parseStartAt(*startAt)
 	if err != nil {
 		fmt.Fprintln(stderr, "loadgen:", err)
-		return 2
+		return exitcode.Failure
 	}
 	if !start.IsZero() && *waitStart {
 		fmt.Fprintln(stderr, "loadgen: -start-at and -wait-start exclude each other")
-		return 2
+		return exitcode.Failure
 	}
 	var plan loadgen.Plan
 	if *planFile != "" {
 		if plan, err = loadgen.ReadPlan(*planFile); err != nil {
 			fmt.Fprintln(stderr, "loadgen:", err)
-			return 2
+			return exitcode.Failure
 		}
 		if plan.Secret == "" {
 			// A plan shared through a ConfigMap leaves the token key to a Secret.
 			held, err := kf.load(tokenKey)
 			if err != nil {
 				fmt.Fprintln(stderr, "loadgen: the plan has no secret:", err)
-				return 2
+				return exitcode.Failure
 			}
 			plan.Secret = string(held.token)
 		}
@@ -83,13 +84,13 @@ func runLoadgen(args []string, stdout, stderr io.Writer) int {
 		}
 		if err := plan.Validate(); err != nil {
 			fmt.Fprintln(stderr, "loadgen:", err)
-			return 2
+			return exitcode.Failure
 		}
 	} else {
 		held, err := kf.load(tokenKey)
 		if err != nil {
 			fmt.Fprintln(stderr, "loadgen:", err)
-			return 2
+			return exitcode.Failure
 		}
 		base := uint64(*uidBase)
 		if *uidBase < 0 {
@@ -111,7 +112,7 @@ func runLoadgen(args []string, stdout, stderr io.Writer) int {
 		}
 		if err := plan.Validate(); err != nil {
 			fmt.Fprintln(stderr, "loadgen:", err)
-			return 2
+			return exitcode.Failure
 		}
 	}
 	agentName := *name
@@ -132,7 +133,7 @@ func runLoadgen(args []string, stdout, stderr io.Writer) int {
 	disp, err := loadgen.NewDisplay(stderr, *progress, n)
 	if err != nil {
 		fmt.Fprintln(stderr, "loadgen:", err)
-		return 2
+		return exitcode.Failure
 	}
 	if *progress == "json" { // a controlling process reads progress on stdout
 		disp, _ = loadgen.NewDisplay(stdout, "json", n)

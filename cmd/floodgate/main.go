@@ -4,6 +4,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/floodgate/floodgate/internal/exitcode"
 	"io"
 	"os"
 	"strings"
@@ -46,7 +47,7 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		usage(stderr)
 		if len(args) == 0 {
-			return 2
+			return exitcode.Failure
 		}
 		return 0
 	}
@@ -57,7 +58,7 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "floodgate: unknown command %q\n\n", args[0])
 	usage(stderr)
-	return 2
+	return exitcode.Failure
 }
 
 func usage(w io.Writer) {

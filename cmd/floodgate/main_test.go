@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"github.com/floodgate/floodgate/internal/exitcode"
 	"io"
 	"net/http"
 	"os"
@@ -21,11 +22,11 @@ import (
 
 func TestUsageAndUnknownCommand(t *testing.T) {
 	var out, errb bytes.Buffer
-	if code := dispatch([]string{"nope"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), `unknown command "nope"`) {
+	if code := dispatch([]string{"nope"}, &out, &errb); code != exitcode.Failure || !strings.Contains(errb.String(), `unknown command "nope"`) {
 		t.Fatalf("code %d, stderr %q", code, errb.String())
 	}
 	errb.Reset()
-	if code := dispatch([]string{"token", "-uid", "0"}, &out, &errb); code != 2 {
+	if code := dispatch([]string{"token", "-uid", "0"}, &out, &errb); code != exitcode.Failure {
 		t.Fatalf("token -uid 0: code %d", code)
 	}
 }

@@ -2,27 +2,22 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
-	"github.com/floodgate/floodgate/gateway/admin"
 	"github.com/floodgate/floodgate/gateway/msg"
 	"github.com/floodgate/floodgate/internal/redisconn"
 )
 
 func runMsg(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("msg", flag.ContinueOnError)
+	r := newRole("msg", defMsgAdmin)
+	fs := r.fs
 	var (
-		id        = fs.String("id", "msg-1", "this process's name, in logs and to the router")
-		listen    = fs.String("listen", defMsg, "link address gateways call (ip:port): keep it private")
-		adminAddr = fs.String("admin", defMsgAdmin, "admin address for /metrics, /healthz, pprof and /debug/memstats: keep it private (empty: off)")
-		backend   = fs.String("backend", "memory", "message store and what it can lose: memory (everything, at exit), "+
+		id      = fs.String("id", "msg-1", "this process's name, in logs and to the router")
+		listen  = fs.String("listen", defMsg, "link address gateways call (ip:port): keep it private")
+		backend = fs.String("backend", "memory", "message store and what it can lose: memory (everything, at exit), "+
 			"redis (acknowledged once the Redis primary holds it: up to ~1s of messages when the primary's host crashes with appendfsync everysec, "+
 			"and what was not yet replicated on a Sentinel or Cluster failover) or "+
 			"redis-replicated (acknowledged only once a replica holds it too: WAIT 1 -replica-timeout; nothing acknowledged is lost on a failover, "+
@@ -42,93 +37,60 @@ func runMsg(args []string, stdout, stderr io.Writer) int {
 	)
 	redisCfg := redisconn.Register(fs)
 	kf := registerKeys(fs, clusterKey)
-	log, done, code := parseLogged(fs, args, stderr)
-	if done {
-		return code
-	}
-	if *inbox <= 0 || *inboxBytes <= 0 || *retention <= 0 {
-		fmt.Fprintf(stderr, "msg: -inbox %d, -inbox-bytes %d, -retention %v: want positive values\n", *inbox, *inboxBytes, *retention)
-		return 2
-	}
-	if *dedupe <= 0 || *resendMin <= 0 || *resendMax < *resendMin || *reconnect <= 0 {
-		fmt.Fprintf(stderr, "msg: -dedupe-window %v, -resend-min %v, -resend-max %v, -router-reconnect-max %v: want positive durations, resend-max >= resend-min\n",
-			*dedupe, *resendMin, *resendMax, *reconnect)
-		return 2
-	}
-	switch *backend {
-	case backendMemory, backendRedis, backendRedisReplicated:
-	default:
-		fmt.Fprintf(stderr, "msg: -backend %q: want memory, redis or redis-replicated\n", *backend)
-		return 2
-	}
-	if *replicaTimeout <= 0 || *replicaTimeout > time.Second {
-		// WAIT blocks the connection that long, and the Redis client's read timeout is 2s.
-		fmt.Fprintf(stderr, "msg: -replica-timeout %v: want a positive duration of at most 1s\n", *replicaTimeout)
-		return 2
-	}
-	if *backend != backendMemory {
-		if err := msg.CheckRedisPrefix(*redisPrefix); err != nil {
-			fmt.Fprintln(stderr, "msg: -redis-prefix:", err)
-			return 2
+	return r.main(args, stdout, stderr, func(e env) (serving, error) {
+		if *inbox <= 0 || *inboxBytes <= 0 || *retention <= 0 {
+			return serving{}, usagef("-inbox %d, -inbox-bytes %d, -retention %v: want positive values", *inbox, *inboxBytes, *retention)
 		}
-		if err := redisCfg.Validate(); err != nil {
-			fmt.Fprintln(stderr, "msg:", err)
-			return 2
+		if *dedupe <= 0 || *resendMin <= 0 || *resendMax < *resendMin || *reconnect <= 0 {
+			return serving{}, usagef("-dedupe-window %v, -resend-min %v, -resend-max %v, -router-reconnect-max %v: want positive durations, resend-max >= resend-min",
+				*dedupe, *resendMin, *resendMax, *reconnect)
 		}
-	}
-	held, err := kf.load(clusterKey)
-	if err != nil {
-		fmt.Fprintln(stderr, "msg:", err)
-		return 2
-	}
-	secret := held.cluster
-	log = log.With("id", *id)
-
-	opts := []msg.StoreOption{msg.WithDedupeWindow(*dedupe), msg.WithQuotaBytes(*inboxBytes), msg.WithRetention(*retention)}
-	if *backend == backendRedisReplicated {
-		opts = append(opts, msg.WithReplicas(1, *replicaTimeout))
-	}
-	store, health, closeStore, err := openMsgStore(*backend, redisCfg, *redisPrefix, *inbox, log, opts...)
-	if err != nil {
-		log.Error("msg failed to start", "err", err)
-		return 1
-	}
-	defer closeStore()
-	// The memory store answers in microseconds: its calls are served on each
-	// connection's reader. Redis is a round trip away: side by side.
-	storeWorkers := 0
-	if *backend != "memory" {
-		storeWorkers = *workers
-	}
-	reg := admin.NewRegistry()
-	srv, err := msg.NewServer(msg.ServerConfig{Addr: *listen, Secret: secret, Store: store, Router: *router, Name: *id,
-		Delivery: msg.DeliveryConfig{ResendMin: *resendMin, ResendMax: *resendMax, ReconnectMax: *reconnect},
-		Logger:   log, Registry: reg, Workers: storeWorkers})
-	if err != nil {
-		log.Error("msg failed to start", "err", err)
-		return 1
-	}
-	adminURL := "-"
-	if *adminAddr != "" {
-		as, err := admin.Start(*adminAddr, admin.Handler(reg, health), log)
+		switch *backend {
+		case backendMemory, backendRedis, backendRedisReplicated:
+		default:
+			return serving{}, usagef("-backend %q: want memory, redis or redis-replicated", *backend)
+		}
+		if *replicaTimeout <= 0 || *replicaTimeout > time.Second {
+			// WAIT blocks the connection that long, and the Redis client's read timeout is 2s.
+			return serving{}, usagef("-replica-timeout %v: want a positive duration of at most 1s", *replicaTimeout)
+		}
+		if *backend != backendMemory {
+			if err := msg.CheckRedisPrefix(*redisPrefix); err != nil {
+				return serving{}, usagef("-redis-prefix: %w", err)
+			}
+			if err := redisCfg.Validate(); err != nil {
+				return serving{}, usageError{err}
+			}
+		}
+		held, err := kf.load(clusterKey)
 		if err != nil {
-			log.Error("msg failed to start", "err", err)
-			return 1
+			return serving{}, usageError{err}
 		}
-		defer as.Close(time.Second)
-		adminURL = as.Addr()
-	}
-	log.Info("msg store", "backend", *backend, "redis", redisDesc(*backend, redisCfg), "inbox", *inbox, "inbox_bytes", *inboxBytes, "retention", *retention, "router", *router)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	// One machine-readable line on stdout for harnesses; everything else is logged.
-	fmt.Fprintf(stdout, "READY msg %s %s\n", srv.Addr(), adminURL)
-	if err := srv.Serve(ctx); err != nil {
-		log.Error("msg stopped with an error", "err", err)
-		return 1
-	}
-	log.Info("msg stopped")
-	return 0
+		log := e.log.With("id", *id)
+		opts := []msg.StoreOption{msg.WithDedupeWindow(*dedupe), msg.WithQuotaBytes(*inboxBytes), msg.WithRetention(*retention)}
+		if *backend == backendRedisReplicated {
+			opts = append(opts, msg.WithReplicas(1, *replicaTimeout))
+		}
+		store, health, closeStore, err := openMsgStore(*backend, redisCfg, *redisPrefix, *inbox, log, opts...)
+		if err != nil {
+			return serving{}, err
+		}
+		// The memory store answers in microseconds: its calls are served on each
+		// connection's reader. Redis is a round trip away: side by side.
+		storeWorkers := 0
+		if *backend != backendMemory {
+			storeWorkers = *workers
+		}
+		srv, err := msg.NewServer(msg.ServerConfig{Addr: *listen, Secret: held.cluster, Store: store, Router: *router, Name: *id,
+			Delivery: msg.DeliveryConfig{ResendMin: *resendMin, ResendMax: *resendMax, ReconnectMax: *reconnect},
+			Logger:   log, Registry: e.reg, Workers: storeWorkers})
+		if err != nil {
+			closeStore()
+			return serving{}, err
+		}
+		log.Info("msg store", "backend", *backend, "redis", redisDesc(*backend, redisCfg), "inbox", *inbox, "inbox_bytes", *inboxBytes, "retention", *retention, "router", *router)
+		return serving{addr: srv.Addr(), health: health, run: srv.Serve, close: closeStore}, nil
+	})
 }
 
 // The -backend values.

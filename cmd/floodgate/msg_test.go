@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"github.com/floodgate/floodgate/internal/exitcode"
 	"io"
 	"net/http"
 	"os"
@@ -38,8 +39,8 @@ func TestMsgCommandRejectsBadFlags(t *testing.T) {
 		{"stray"},
 	} {
 		var out, errb bytes.Buffer
-		if code := dispatch(append([]string{"msg"}, args...), &out, &errb); code != 2 {
-			t.Errorf("msg %q: exit %d, want 2 (stderr %q)", args, code, errb.String())
+		if code := dispatch(append([]string{"msg"}, args...), &out, &errb); code != exitcode.Failure {
+			t.Errorf("msg %q: exit %d, want 1 (stderr %q)", args, code, errb.String())
 		}
 	}
 }

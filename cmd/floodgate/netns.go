@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/floodgate/floodgate/internal/exitcode"
 	"io"
 	"os"
 	"os/signal"
@@ -18,7 +19,7 @@ import (
 func runNetns(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, "usage: floodgate netns up|down|clean|preflight [flags]")
-		return 2
+		return exitcode.Failure
 	}
 	verb, args := args[0], args[1:]
 	fs := flag.NewFlagSet("netns "+verb, flag.ContinueOnError)
@@ -48,7 +49,7 @@ func runNetns(args []string, stdout, stderr io.Writer) int {
 		}
 		if verb == "down" && *run == "" {
 			fmt.Fprintln(stderr, "netns down: -run is required (netns clean removes every run's leftovers)")
-			return 2
+			return exitcode.Failure
 		}
 		removed, err := netns.Clean(context.Background(), *run)
 		for _, r := range removed {
@@ -88,5 +89,5 @@ func runNetns(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	fmt.Fprintf(stderr, "floodgate netns: unknown verb %q (want up, down, clean or preflight)\n", verb)
-	return 2
+	return exitcode.Failure
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/floodgate/floodgate/internal/exitcode"
 	"io"
 	"strings"
 
@@ -27,12 +28,12 @@ func runReport(args []string, stdout, stderr io.Writer) int {
 	log, err := lf.logger(stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "report:", err)
-		return reports.ExitHarness
+		return exitcode.Failure
 	}
 	sum, err := reports.BuildWith(pos[0], reports.Options{Baseline: *baseline, NoPlots: *noPlots, Logger: log})
 	if err != nil {
 		fmt.Fprintln(stderr, "report:", err)
-		return reports.ExitHarness
+		return exitcode.Failure
 	}
 	fmt.Fprintln(stdout, reports.VerdictLine(sum, pos[0]))
 	fmt.Fprint(stdout, reports.FiguresText(sum))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/floodgate/floodgate/internal/exitcode"
 	"os"
 	"path/filepath"
 	"strings"
@@ -95,7 +96,7 @@ func TestReportExitCodes(t *testing.T) {
 		})
 	}
 	var out, errb bytes.Buffer
-	if code := dispatch([]string{"report", t.TempDir()}, &out, &errb); code != reports.ExitHarness {
+	if code := dispatch([]string{"report", t.TempDir()}, &out, &errb); code != exitcode.Failure {
 		t.Fatalf("an empty folder: exit %d, want 1", code)
 	}
 }
@@ -117,7 +118,7 @@ func TestCapacityFlags(t *testing.T) {
 		}
 	}
 	var out, errb bytes.Buffer
-	if code := dispatch([]string{"capacity", t.TempDir(), "-users", "100M"}, &out, &errb); code != reports.ExitHarness {
+	if code := dispatch([]string{"capacity", t.TempDir(), "-users", "100M"}, &out, &errb); code != exitcode.Failure {
 		t.Fatalf("missing flags: exit %d", code)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"github.com/floodgate/floodgate/internal/exitcode"
 	"testing"
 )
 
@@ -15,8 +16,8 @@ func TestRouterCommandRejectsBadFlags(t *testing.T) {
 		{"stray"},
 	} {
 		var out, errb bytes.Buffer
-		if code := dispatch(append([]string{"router"}, args...), &out, &errb); code != 2 {
-			t.Errorf("router %q: exit %d, want 2 (stderr %q)", args, code, errb.String())
+		if code := dispatch(append([]string{"router"}, args...), &out, &errb); code != exitcode.Failure {
+			t.Errorf("router %q: exit %d, want 1 (stderr %q)", args, code, errb.String())
 		}
 	}
 }

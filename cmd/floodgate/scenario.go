@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/floodgate/floodgate/internal/exitcode"
 	"io"
 	"os"
 	"os/signal"
@@ -17,19 +18,11 @@ import (
 	"github.com/floodgate/floodgate/sim/live"
 )
 
-// Exit codes of a scenario run (the contract README.md states: reports.Exit*).
-const (
-	exitPass    = 0
-	exitHarness = 1
-	exitFail    = 2
-	exitInvalid = 3
-)
-
 // runScenario is `floodgate scenario check|run FILE`.
 func runScenario(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, "usage: floodgate scenario check FILE... | run FILE [-out DIR] [-mode netns|loopback] [-profile PHASE]")
-		return 2
+		return exitcode.Failure
 	}
 	switch args[0] {
 	case "check":
@@ -38,14 +31,14 @@ func runScenario(args []string, stdout, stderr io.Writer) int {
 		return scenarioRun(args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "floodgate scenario: unknown verb %q (want check or run)\n", args[0])
-	return 2
+	return exitcode.Failure
 }
 
 // scenarioCheck validates scenario files without running them.
 func scenarioCheck(files []string, stdout, stderr io.Writer) int {
 	if len(files) == 0 {
 		fmt.Fprintln(stderr, "usage: floodgate scenario check FILE...")
-		return 2
+		return exitcode.Failure
 	}
 	code := 0
 	for _, f := range files {
@@ -73,7 +66,7 @@ func scenarioCheck(files []string, stdout, stderr io.Writer) int {
 func scenarioRun(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, "usage: floodgate scenario run FILE [flags]")
-		return 2
+		return exitcode.Failure
 	}
 	file, args := args[0], args[1:]
 	fs := flag.NewFlagSet("scenario run", flag.ContinueOnError)
@@ -89,14 +82,14 @@ func scenarioRun(args []string, stdout, stderr io.Writer) int {
 	s, err := scenario.Load(file)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
-		return exitHarness
+		return exitcode.Failure
 	}
 	var prof *sim.Profile
 	if *profPhase != "" {
 		prof = &sim.Profile{Phase: *profPhase, Seconds: *profSecs}
 		if err := prof.Check(s); err != nil {
 			fmt.Fprintln(stderr, "scenario:", err)
-			return exitHarness
+			return exitcode.Failure
 		}
 	}
 	dir := *out
@@ -105,7 +98,7 @@ func scenarioRun(args []string, stdout, stderr io.Writer) int {
 		dir = filepath.Join(base, time.Now().UTC().Format("20060102T150405Z"))
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			fmt.Fprintln(stderr, "scenario:", err)
-			return exitHarness
+			return exitcode.Failure
 		}
 		latest := filepath.Join(base, "latest")
 		os.Remove(latest)
@@ -114,7 +107,7 @@ func scenarioRun(args []string, stdout, stderr io.Writer) int {
 	bin, err := os.Executable()
 	if err != nil {
 		fmt.Fprintln(stderr, "scenario:", err)
-		return exitHarness
+		return exitcode.Failure
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

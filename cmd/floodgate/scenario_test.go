@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"github.com/floodgate/floodgate/internal/exitcode"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,7 +50,7 @@ func TestScenarioRunProfileNamesAPhase(t *testing.T) {
 	os.WriteFile(file, []byte(strings.Replace(netFaultScenario, "MODE", "auto", 1)), 0o644)
 	var out, errOut bytes.Buffer
 	code := scenarioRun([]string{file, "-profile", "cutt", "-out", t.TempDir()}, &out, &errOut)
-	if code != exitHarness || !strings.Contains(errOut.String(), `no phase "cutt" (it has [cut])`) {
+	if code != exitcode.Failure || !strings.Contains(errOut.String(), `no phase "cutt" (it has [cut])`) {
 		t.Fatalf("exit %d; output:\n%s%s", code, out.String(), errOut.String())
 	}
 }

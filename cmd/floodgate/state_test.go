@@ -34,14 +34,14 @@ func TestStateCommandRejectsBadFlags(t *testing.T) {
 		args []string
 		code int
 	}{
-		{[]string{"-backend", "disk"}, 2},
-		{[]string{"stray"}, 2},
-		{[]string{"-log-level", "loud"}, 2},
+		{[]string{"-backend", "disk"}, 1},
+		{[]string{"stray"}, 1},
+		{[]string{"-log-level", "loud"}, 1},
 		{[]string{"-backend", "redis", "-redis-addr", "127.0.0.1:1", "-admin", ""}, 1}, // nothing listens there
-		{[]string{"-backend", "redis", "-redis-mode", "ring"}, 2},
-		{[]string{"-backend", "redis", "-redis-addr", "127.0.0.1:1,127.0.0.1:2"}, 2}, // single mode: one primary
-		{[]string{"-backend", "redis", "-redis-mode", "sentinel", "-redis-master", ""}, 2},
-		{[]string{"-backend", "redis", "-redis-prefix", "{fg}:"}, 2}, // would defeat the store's hash tags
+		{[]string{"-backend", "redis", "-redis-mode", "ring"}, 1},
+		{[]string{"-backend", "redis", "-redis-addr", "127.0.0.1:1,127.0.0.1:2"}, 1}, // single mode: one primary
+		{[]string{"-backend", "redis", "-redis-mode", "sentinel", "-redis-master", ""}, 1},
+		{[]string{"-backend", "redis", "-redis-prefix", "{fg}:"}, 1}, // would defeat the store's hash tags
 	} {
 		var out, errb bytes.Buffer
 		if code := dispatch(append([]string{"state"}, tc.args...), &out, &errb); code != tc.code {

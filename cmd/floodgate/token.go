@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"github.com/floodgate/floodgate/internal/exitcode"
 	"io"
 	"time"
 
@@ -19,17 +20,17 @@ func runToken(args []string, stdout, stderr io.Writer) int {
 	}
 	if *uid == 0 {
 		fmt.Fprintln(stderr, "token: -uid is required and must be > 0")
-		return 2
+		return exitcode.Failure
 	}
 	held, err := kf.load(tokenKey)
 	if err != nil {
 		fmt.Fprintln(stderr, "token:", err)
-		return 2
+		return exitcode.Failure
 	}
 	signer, err := proto.NewSigner(held.token)
 	if err != nil {
 		fmt.Fprintln(stderr, "token:", err)
-		return 2
+		return exitcode.Failure
 	}
 	fmt.Fprintf(stdout, "%s\n", signer.Mint(*uid, time.Now().Add(*ttl)))
 	return 0

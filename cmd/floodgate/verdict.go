@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/floodgate/floodgate/internal/exitcode"
 	"io"
 	"log/slog"
 
@@ -15,7 +16,7 @@ func verdict(dir string, _ *runfolder.RunInfo, _ error, stdout, stderr io.Writer
 	sum, err := reports.BuildWith(dir, reports.Options{Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		fmt.Fprintf(stderr, "report: %v\n", err)
-		return exitHarness
+		return exitcode.Failure
 	}
 	fmt.Fprintln(stdout, reports.VerdictLine(sum, dir))
 	fmt.Fprint(stdout, reports.FiguresText(sum))
