@@ -369,3 +369,24 @@ func FuzzWSFramer(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCheckWSResponse: any response header block is judged without a panic, and one
+// that passes is a 101 carrying the accept value for the key.
+func FuzzCheckWSResponse(f *testing.F) {
+	key := "dGhlIHNhbXBsZSBub25jZQ=="
+	valid := ws.AppendResponse(nil, &ws.Upgrade{Key: key}, "floodgate")
+	f.Add(valid)
+	f.Add(ws.AppendResponse(nil, &ws.Upgrade{Key: key}, ""))
+	f.Add(ws.AppendReject(nil, 503, "full"))
+	f.Add([]byte("HTTP/1.1 101 X\r\n\r\n"))
+	f.Add([]byte("\r\n\r\n"))
+	f.Fuzz(func(t *testing.T, resp []byte) {
+		if checkWSResponse(resp, key) != nil {
+			return
+		}
+		if !bytes.HasPrefix(resp, []byte("HTTP/1.1")) || !bytes.Contains(resp, []byte(" 101 ")) ||
+			!bytes.Contains(resp, ws.AppendAccept(nil, key)) {
+			t.Fatalf("accepted %q", resp)
+		}
+	})
+}
