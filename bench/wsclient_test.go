@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/floodgate/floodgate/gateway/node"
+	"github.com/floodgate/floodgate/gateway/reactor"
 	"github.com/floodgate/floodgate/gateway/ws"
 )
 
@@ -184,6 +186,53 @@ func TestWSClientEstablishesOnlyUpgradedConnections(t *testing.T) {
 				t.Errorf("the server saw %d distinct handshakes, want %d", len(keys), conns)
 			}
 		})
+	}
+}
+
+// TestWSClientAgainstGatewayWebSocketPort runs the WebSocket load client against
+// Floodgate's echo gateway's own WebSocket port, in process: every connection
+// upgrades, and the gateway holds every one of them.
+func TestWSClientAgainstGatewayWebSocketPort(t *testing.T) {
+	const conns = 40
+	n, err := node.New(node.Config{Echo: true, WSAddr: "127.0.0.1:0", Logger: quiet(), Reactor: reactor.Config{
+		Addr: "127.0.0.1:0", Epollers: 2, Listeners: 1, ShutdownTimeout: 2 * time.Second,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("gateway: %v", err)
+		}
+	})
+	addr, err := netip.ParseAddrPort(n.WSAddr())
+	if err != nil {
+		t.Fatalf("WebSocket port %q: %v", n.WSAddr(), err)
+	}
+	cl := startWSClient(t, addr, conns)
+	res, err := cl.Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Established != conns || res.Failed != 0 || res.Pending != 0 || res.Lost != 0 {
+		t.Fatalf("connect: %+v", res)
+	}
+	// Poll the gateway until it counts every connection (both ports summed; nothing
+	// dials the TCP port).
+	deadline := time.Now().Add(10 * time.Second)
+	var open int64
+	for time.Now().Before(deadline) {
+		if open = n.Stats().Conns; open == conns {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if open != conns {
+		t.Errorf("the gateway holds %d connections, want %d", open, conns)
 	}
 }
 
