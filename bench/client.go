@@ -14,6 +14,7 @@ import (
 
 	"github.com/floodgate/floodgate/gateway/proto"
 	"github.com/floodgate/floodgate/gateway/reactor"
+	"github.com/floodgate/floodgate/gateway/ws"
 )
 
 // A load message is a protocol frame (u32 length | u8 type | body) whose body starts
@@ -61,6 +62,11 @@ type ClientConfig struct {
 	// DrainTimeout bounds how long Echo waits, after its window, for the messages
 	// still in flight; default 5 s.
 	DrainTimeout time.Duration
+	// WebSocket makes every connection a WebSocket client (PROTOCOL.md §2.1): it
+	// counts as established once its opening handshake has been answered with a
+	// valid 101, not at the TCP connect. Such a client only holds connections: Echo
+	// refuses to run.
+	WebSocket bool
 	// Logger receives the reactor's logs; default slog.Default().
 	Logger *slog.Logger
 }
@@ -109,7 +115,14 @@ type Client struct {
 }
 
 // dialState is a connection's handler context. Epoller-only.
-type dialState struct{ opened bool }
+type dialState struct {
+	// opened: counted as established (TCP: connected; WebSocket: upgraded).
+	opened bool
+	// wsKey is the Sec-WebSocket-Key of a handshake in progress, "" otherwise.
+	wsKey string
+	// failure is why the client closed a connection before opening it.
+	failure error
+}
 
 // NewClient builds a client and its reactor; nothing is dialled before Connect.
 func NewClient(cfg ClientConfig) (*Client, error) {
@@ -122,9 +135,13 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		window:     make(chan struct{}, cfg.DialWindow),
 		allSettled: make(chan struct{}),
 	}
+	framer := func(b []byte) (int, error) { return proto.FrameSize(b, proto.DefaultMaxFrame) }
+	if cfg.WebSocket {
+		framer = wsFramer
+	}
 	r, err := reactor.New(reactor.Config{
 		Handler:          clientHandler{c},
-		Framer:           func(b []byte) (int, error) { return proto.FrameSize(b, proto.DefaultMaxFrame) },
+		Framer:           framer,
 		Epollers:         1,
 		Workers:          1, // nothing is deferred
 		MaxConns:         cfg.Conns,
@@ -308,6 +325,9 @@ func (c *Client) Echo(ctx context.Context, spec EchoSpec) (EchoResult, error) {
 	if spec.Measure <= 0 || spec.Warmup < 0 {
 		return EchoResult{}, fmt.Errorf("bench client: bad window: warmup %v, measure %v", spec.Warmup, spec.Measure)
 	}
+	if c.cfg.WebSocket {
+		return EchoResult{}, errors.New("bench client: a WebSocket client only holds idle connections")
+	}
 	if !c.inRun.CompareAndSwap(false, true) {
 		return EchoResult{}, errors.New("bench client: an echo run is already in progress")
 	}
@@ -378,16 +398,43 @@ func (c *Client) Echo(ctx context.Context, spec EchoSpec) (EchoResult, error) {
 // epoller goroutine.
 type clientHandler struct{ c *Client }
 
-// OnOpen implements reactor.Handler.
+// OnOpen implements reactor.Handler: a TCP connection is established; a WebSocket
+// one sends its opening handshake.
 func (h clientHandler) OnOpen(conn *reactor.Conn) {
-	conn.Context().(*dialState).opened = true
+	st := conn.Context().(*dialState)
+	if h.c.cfg.WebSocket {
+		st.wsKey = newWSKey()
+		if err := conn.Write(wsRequest(conn.RemoteAddr(), st.wsKey)); err != nil {
+			h.fail(conn, st, fmt.Errorf("websocket: sending the handshake: %w", err))
+		}
+		return
+	}
+	h.established(st)
+}
+
+// established counts a connection as open and lets the next dial start.
+func (h clientHandler) established(st *dialState) {
+	st.opened = true
 	h.c.opened.Add(1)
 	<-h.c.window
 	h.c.settle()
 }
 
-// OnFrame implements reactor.Handler: it measures an echo and sends the next message.
+// fail closes a connection that did not open; OnClose counts it with err.
+func (h clientHandler) fail(conn *reactor.Conn, st *dialState, err error) {
+	if st.failure == nil {
+		st.failure = err
+	}
+	conn.Close()
+}
+
+// OnFrame implements reactor.Handler: it measures an echo and sends the next message,
+// or, on a WebSocket connection, handles the handshake response or a server frame.
 func (h clientHandler) OnFrame(conn *reactor.Conn, f []byte) reactor.Disposition {
+	if h.c.cfg.WebSocket {
+		h.onWSFrame(conn, conn.Context().(*dialState), f)
+		return reactor.Handled
+	}
 	run := h.c.run.Load()
 	if run == nil || len(f) < MinMsgBytes {
 		return reactor.Handled
@@ -421,13 +468,48 @@ func (h clientHandler) OnFrame(conn *reactor.Conn, f []byte) reactor.Disposition
 // OnDeferred implements reactor.Handler; the client defers nothing.
 func (clientHandler) OnDeferred(*reactor.Conn, []byte) {}
 
+// onWSFrame handles one unit of a WebSocket connection's input (cut by wsFramer):
+// before the upgrade the handshake response, after it a server frame. The server
+// sends no data messages to an idle client; a ping is answered with a pong, a close
+// with a close, after which the connection ends.
+func (h clientHandler) onWSFrame(conn *reactor.Conn, st *dialState, f []byte) {
+	if !st.opened {
+		if err := checkWSResponse(f, st.wsKey); err != nil {
+			h.fail(conn, st, err)
+			return
+		}
+		st.wsKey = ""
+		h.established(st)
+		return
+	}
+	hdr, ok, err := parseWSFrame(f)
+	if !ok || err != nil { // wsFramer cut a whole valid frame; a response here is a violation
+		conn.Close()
+		return
+	}
+	switch hdr.op {
+	case ws.OpPing:
+		if err := conn.Write(appendWSClientFrame(nil, ws.OpPong, newWSMask(), f[hdr.hlen:])); err != nil {
+			conn.Close()
+		}
+	case ws.OpClose:
+		// Echo the status code, if any, as RFC 6455 §5.5.1 asks, then close.
+		code := f[hdr.hlen:][:min(2, int(hdr.length))]
+		conn.CloseWith(appendWSClientFrame(nil, ws.OpClose, newWSMask(), code))
+	}
+}
+
 // OnClose implements reactor.Handler.
 func (h clientHandler) OnClose(conn *reactor.Conn, _ reactor.Reason, err error) {
-	if conn.Context().(*dialState).opened {
+	st := conn.Context().(*dialState)
+	if st.opened {
 		h.c.lost.Add(1)
 		return
 	}
 	<-h.c.window
+	if st.failure != nil {
+		err = st.failure
+	}
 	if err == nil {
 		err = errors.New("closed before opening")
 	}

@@ -2,7 +2,9 @@
 // gateway and three comparison echo servers (netstd, gnet v2, nbio; see bench/peers)
 // side by side on one machine under the same load, and writes
 // reports/out/bench/reactor.json (a contract: fields may be added, never renamed) and
-// reactor.md.
+// reactor.md. A fifth server, floodgate-ws, is the same echo gateway reached over its
+// WebSocket port (-ws-listen, gateway/proto/PROTOCOL.md §2.1), so that the memory of
+// an idle WebSocket connection sits beside that of an idle raw TCP one.
 //
 // # Tests
 //
@@ -12,6 +14,12 @@
 //     address. Per server process the harness reads VmRSS (/proc/PID/status, once it
 //     stops changing) and the live Go heap (GET /debug/memstats, which collects first),
 //     empty and loaded; rss_bytes_per_conn is Σ(loaded−empty)/N, likewise the heap.
+//     floodgate-ws is measured the same way; its clients send the opening handshake
+//     (a fixed request, a random Sec-WebSocket-Key) and a connection counts in N once
+//     the 101 has arrived. reactor.md shows its row beside floodgate's, with the
+//     ratio, and the goal "within 2× of raw TCP". floodgate-ws runs this test only:
+//     its load client holds connections and sends nothing, and the harness logs that
+//     it skips the others.
 //   - echo: closed loop, one message in flight per connection, for a fixed warm-up and
 //     measurement window. msg_bytes is the whole frame on the wire, its 5-byte header
 //     included. RTT goes to an HdrHistogram per client process; the harness merges

@@ -19,8 +19,29 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Servers returns the servers the harness knows.
-func Servers() []string { return []string{"floodgate", "netstd", "gnet", "nbio"} }
+// Servers returns the servers the harness knows. floodgate-ws is Floodgate's echo
+// gateway reached over its WebSocket port (-ws-listen) instead of raw TCP.
+func Servers() []string { return []string{"floodgate", wsServer, "netstd", "gnet", "nbio"} }
+
+// wsServer is the server name of Floodgate's gateway over its WebSocket port.
+const wsServer = "floodgate-ws"
+
+// isFloodgate reports whether server is Floodgate's gateway (over TCP or WebSocket)
+// rather than a comparison peer.
+func isFloodgate(server string) bool { return server == "floodgate" || server == wsServer }
+
+// runsTest reports whether the harness runs server in test: floodgate-ws, whose load
+// client only opens WebSocket connections and holds them, runs the idle test only;
+// the pipelined test is Floodgate's over TCP alone.
+func runsTest(server, test string) bool {
+	switch {
+	case server == wsServer:
+		return test == "idle"
+	case test == "pipelined":
+		return server == "floodgate"
+	}
+	return true
+}
 
 // Tests returns the tests the harness knows, in the order it runs them.
 func Tests() []string { return []string{"idle", "echo", "pipelined"} }
@@ -30,7 +51,7 @@ type Config struct {
 	Out       string   // output directory: reactor.json, reactor.md, logs/
 	Floodgate string   // the floodgate binary (servers and load clients)
 	Peer      string   // the bench/peers binary (netstd, gnet, nbio)
-	Servers   []string // subset of floodgate, netstd, gnet, nbio
+	Servers   []string // subset of floodgate, floodgate-ws, netstd, gnet, nbio
 	Tests     []string // subset of idle, echo, pipelined
 
 	IdleConns []int // idle: connection counts
@@ -113,7 +134,7 @@ func (c *Config) validate() error {
 	if c.Floodgate == "" {
 		errs = append(errs, errors.New("no floodgate binary"))
 	}
-	needPeer := slices.ContainsFunc(c.Servers, func(s string) bool { return s != "floodgate" }) &&
+	needPeer := slices.ContainsFunc(c.Servers, func(s string) bool { return !isFloodgate(s) }) &&
 		slices.ContainsFunc(c.Tests, func(t string) bool { return t != "pipelined" })
 	for _, bin := range []struct {
 		path string
@@ -191,6 +212,11 @@ func (h *harness) runTests(ctx context.Context) error {
 	for _, test := range Tests() {
 		if !slices.Contains(h.cfg.Tests, test) {
 			continue
+		}
+		for _, s := range h.cfg.Servers {
+			if s == wsServer && !runsTest(s, test) {
+				h.log.Info("bench: floodgate-ws is measured in the idle test only (its load client holds WebSocket connections, it sends no messages); skipping it", "test", test)
+			}
 		}
 		rounds := h.cfg.Rounds
 		if test == "idle" {
@@ -295,12 +321,17 @@ func (h *harness) cases(test string) []benchCase {
 	case "idle":
 		for _, n := range cfg.IdleConns {
 			for _, s := range cfg.Servers {
-				out = append(out, benchCase{spec: serverSpec{name: s, variant: defaultVariant(s)}, conns: n})
+				if runsTest(s, test) {
+					out = append(out, benchCase{spec: serverSpec{name: s, variant: defaultVariant(s)}, conns: n})
+				}
 			}
 		}
 	case "echo":
 		for _, n := range cfg.EchoConns {
 			for _, s := range cfg.Servers {
+				if !runsTest(s, test) {
+					continue
+				}
 				for _, v := range variants(s) {
 					out = append(out, benchCase{spec: serverSpec{name: s, variant: v}, conns: n, sizes: cfg.Sizes, depth: 1})
 				}
@@ -349,17 +380,21 @@ func summary(r Result) string {
 
 // serverSpec is a server process configuration.
 type serverSpec struct {
-	name    string // floodgate, netstd, gnet, nbio
+	name    string // floodgate, floodgate-ws, netstd, gnet, nbio
 	variant string // Floodgate's -write-readiness; empty for the peers
 	sndbuf  int    // Floodgate's -sndbuf; 0: kernel autotuning
 }
 
 func (s serverSpec) label() string { return label(Result{Server: s.name, Variant: s.variant}) }
 
-// variants returns a server's variants: Floodgate's two EPOLLOUT strategies.
+// variants returns a server's variants: Floodgate's two EPOLLOUT strategies (over
+// WebSocket the default one only: it runs the idle test alone, where no write queues).
 func variants(server string) []string {
-	if server == "floodgate" {
+	switch server {
+	case "floodgate":
 		return []string{"dynamic", "always"}
+	case wsServer:
+		return []string{"dynamic"}
 	}
 	return []string{""}
 }
@@ -369,21 +404,30 @@ func defaultVariant(server string) string { return variants(server)[0] }
 // server is a running server process.
 type server struct {
 	*child
-	addr  netip.AddrPort
+	addr  netip.AddrPort // where the load connects: floodgate-ws's WebSocket port
 	admin string
 }
 
 // startServer starts one server process and waits for its READY line. Floodgate gets
 // 2 epollers and gnet/nbio 2 loops; idle timers stay on (as in production) but far
-// beyond the run.
+// beyond the run. floodgate-ws is the same gateway with a WebSocket port as well, on
+// a free port the harness picks (as for the peers), and the load goes there.
 func (h *harness) startServer(ctx context.Context, spec serverSpec, name string) (*server, error) {
 	var argv []string
 	admin := "127.0.0.1:0"
-	if spec.name == "floodgate" {
+	var wsAddr string
+	if isFloodgate(spec.name) {
 		argv = []string{h.cfg.Floodgate, "gateway", "-echo", "-listen", "127.0.0.1:0", "-admin", admin,
 			"-epollers", "2", "-write-readiness", spec.variant, "-idle-timeout", "1h"}
 		if spec.sndbuf > 0 {
 			argv = append(argv, "-sndbuf", strconv.Itoa(spec.sndbuf))
+		}
+		if spec.name == wsServer {
+			var err error
+			if wsAddr, err = freePort(); err != nil {
+				return nil, err
+			}
+			argv = append(argv, "-ws-listen", wsAddr)
 		}
 	} else {
 		// The peers do not report their admin address: give them a free one.
@@ -406,12 +450,15 @@ func (h *harness) startServer(ctx context.Context, spec serverSpec, name string)
 		return nil, err
 	}
 	s := &server{child: c, admin: admin}
-	if s.addr, err = netip.ParseAddrPort(f[2]); err == nil && spec.name == "floodgate" {
+	if s.addr, err = netip.ParseAddrPort(f[2]); err == nil && isFloodgate(spec.name) {
 		if len(f) < 4 {
 			err = fmt.Errorf("%s: no admin address in %q", name, f)
 		} else {
 			s.admin = f[3]
 		}
+	}
+	if err == nil && wsAddr != "" {
+		s.addr, err = netip.ParseAddrPort(wsAddr)
 	}
 	if err != nil {
 		h.procs.stopAll([]*child{c}, 0)
@@ -445,8 +492,9 @@ func (h *harness) stopServers(ss []*server) {
 
 // startClients starts client processes that together open conns connections,
 // spread evenly over targets, each from its own source address, and waits for their
-// connect reports. rcvbuf sets the clients' SO_RCVBUF (0: autotuning).
-func (h *harness) startClients(ctx context.Context, k, conns int, targets []netip.AddrPort, prefix string, rcvbuf int) ([]*child, []ConnectResult, error) {
+// connect reports. rcvbuf sets the clients' SO_RCVBUF (0: autotuning); websocket makes
+// them WebSocket clients, whose connections count once upgraded.
+func (h *harness) startClients(ctx context.Context, k, conns int, targets []netip.AddrPort, prefix string, rcvbuf int, websocket bool) ([]*child, []ConnectResult, error) {
 	var cs []*child
 	first := 0 // the global index of this client's first connection
 	for i, n := range split(conns, k) {
@@ -459,9 +507,13 @@ func (h *harness) startClients(ctx context.Context, k, conns int, targets []neti
 		for j, t := range rotated {
 			addrs[j] = t.String()
 		}
-		c, err := h.procs.start(ctx, fmt.Sprintf("%s-client%d", prefix, i+1), true, h.cfg.Floodgate, "bench", "client",
+		argv := []string{h.cfg.Floodgate, "bench", "client",
 			"-targets", strings.Join(addrs, ","), "-src", h.ips.take().String(), "-conns", strconv.Itoa(n),
-			"-connect-timeout", (connectTimeout - 10*time.Second).String(), "-rcvbuf", strconv.Itoa(rcvbuf))
+			"-connect-timeout", (connectTimeout - 10*time.Second).String(), "-rcvbuf", strconv.Itoa(rcvbuf)}
+		if websocket {
+			argv = append(argv, "-ws")
+		}
+		c, err := h.procs.start(ctx, fmt.Sprintf("%s-client%d", prefix, i+1), true, argv...)
 		if err != nil {
 			h.procs.stopAll(cs, 0)
 			return nil, nil, err
@@ -517,7 +569,7 @@ func (h *harness) idle(ctx context.Context, spec serverSpec, conns int) (Result,
 		return row, err
 	}
 	t0 := time.Now()
-	clients, results, err := h.startClients(ctx, ceilDiv(conns, h.cfg.PerProcess), conns, targets, prefix, 0)
+	clients, results, err := h.startClients(ctx, ceilDiv(conns, h.cfg.PerProcess), conns, targets, prefix, 0, spec.name == wsServer)
 	if err != nil {
 		return row, err
 	}
@@ -633,7 +685,7 @@ func (h *harness) echo(ctx context.Context, test string, c benchCase) ([]Result,
 	}
 	defer h.stopServers(servers)
 	srv := servers[0]
-	clients, results, err := h.startClients(ctx, min(h.cfg.EchoClients, conns), conns, []netip.AddrPort{srv.addr}, prefix, c.rcvbuf)
+	clients, results, err := h.startClients(ctx, min(h.cfg.EchoClients, conns), conns, []netip.AddrPort{srv.addr}, prefix, c.rcvbuf, spec.name == wsServer)
 	if err != nil {
 		return nil, err
 	}
@@ -801,6 +853,11 @@ func newMeta(ctx context.Context, cfg Config, seed uint64) Meta {
 			"server_user_us_per_msg is the server's own code; server_sys_us_per_msg is syscalls and the kernel's loopback TCP stack," +
 				" which the server cannot avoid but can call less often.",
 		},
+	}
+	if slices.Contains(cfg.Servers, wsServer) {
+		m.Caveats = append(m.Caveats, "floodgate-ws is the same echo gateway reached over its WebSocket port (-ws-listen): its"+
+			" connections count once the opening handshake's 101 has arrived, and its idle figures are taken exactly as the"+
+			" TCP row's (Σ(loaded − empty) ÷ established). Its load client only holds connections, so it runs the idle test alone.")
 	}
 	var u unix.Utsname
 	if unix.Uname(&u) == nil {

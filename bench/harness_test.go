@@ -47,7 +47,7 @@ func TestSourceIPs(t *testing.T) {
 
 func TestCases(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.Servers = []string{"gnet", "floodgate"}
+	cfg.Servers = []string{"gnet", "floodgate", wsServer}
 	h := &harness{cfg: cfg}
 	var got []string
 	for _, test := range Tests() {
@@ -56,7 +56,8 @@ func TestCases(t *testing.T) {
 		}
 	}
 	want := []string{
-		"idle gnet v2 50,000", "idle floodgate (dynamic) 50,000", "idle gnet v2 100,000", "idle floodgate (dynamic) 100,000",
+		"idle gnet v2 50,000", "idle floodgate (dynamic) 50,000", "idle floodgate-ws (dynamic) 50,000",
+		"idle gnet v2 100,000", "idle floodgate (dynamic) 100,000", "idle floodgate-ws (dynamic) 100,000",
 		"echo gnet v2 1,000", "echo floodgate (dynamic) 1,000", "echo floodgate (always) 1,000",
 		"echo gnet v2 10,000", "echo floodgate (dynamic) 10,000", "echo floodgate (always) 10,000",
 		"pipelined floodgate (dynamic) 50", "pipelined floodgate (always) 50",
@@ -73,6 +74,10 @@ func TestConfigValidate(t *testing.T) {
 	cfg.Servers = []string{"floodgate"} // no peer needed
 	if err := cfg.validate(); err != nil {
 		t.Errorf("floodgate only: %v", err)
+	}
+	cfg.Servers = []string{"floodgate", wsServer}
+	if err := cfg.validate(); err != nil {
+		t.Errorf("floodgate over TCP and WebSocket: %v", err)
 	}
 	cfg.Servers = []string{"floodgate", "nope"}
 	cfg.Sizes = []int{8}

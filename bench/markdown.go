@@ -13,6 +13,9 @@ const (
 	goalIdleRSSPerConn = 256 // bytes of RSS per idle connection
 	goalEchoConns      = 10_000
 	goalEchoVsGnet     = 1.1 // Floodgate's echo msgs/s over gnet v2's
+	// goalWSVsTCP bounds the RSS of an idle WebSocket connection over that of an
+	// idle raw TCP one, both on Floodgate's gateway ("within 2× of raw TCP").
+	goalWSVsTCP = 2.0
 )
 
 // goal is one stated target and how the run did against it. A goal whose figure is
@@ -61,7 +64,56 @@ func (r *Report) goals() []goal {
 	if len(sizes) == 0 {
 		out = append(out, goal{fmt.Sprintf("Floodgate echo msgs/s ≥ %.1f× gnet v2 at %dk connections", goalEchoVsGnet, goalEchoConns/1000), "not measured", false})
 	}
+	return append(out, r.wsGoals()...)
+}
+
+// wsGoals evaluates the WebSocket bar at every connection count with a floodgate-ws
+// idle row: its RSS per idle connection within goalWSVsTCP× Floodgate's over raw TCP.
+func (r *Report) wsGoals() []goal {
+	name := func(conns int) string {
+		return fmt.Sprintf("Floodgate over WebSocket ≤ %.0f× raw TCP in RSS per idle connection at %s", goalWSVsTCP, count(float64(conns)))
+	}
+	var conns []int
+	for _, row := range r.Results {
+		if row.Server == wsServer && row.Test == "idle" && !slices.Contains(conns, row.Conns) {
+			conns = append(conns, row.Conns)
+		}
+	}
+	if len(conns) == 0 {
+		return []goal{{name(goalIdleConns), "not measured", false}}
+	}
+	slices.Sort(conns)
+	var out []goal
+	for _, n := range conns {
+		wsRow, tcpRow, ok := r.wsAndTCP(n)
+		switch {
+		case !ok:
+			out = append(out, goal{name(n), "not measured", false})
+		case tcpRow.RSSBytesPerConn <= 0:
+			out = append(out, goal{name(n), fmt.Sprintf("no ratio: raw TCP measured %.0f B", tcpRow.RSSBytesPerConn), false})
+		default:
+			ratio := wsRow.RSSBytesPerConn / tcpRow.RSSBytesPerConn
+			out = append(out, goal{name(n), fmt.Sprintf("%.2f× (%.0f B vs %.0f B)", ratio, wsRow.RSSBytesPerConn, tcpRow.RSSBytesPerConn),
+				ratio <= goalWSVsTCP})
+		}
+	}
 	return out
+}
+
+// wsAndTCP returns the error-free idle rows of floodgate-ws and of floodgate at conns.
+func (r *Report) wsAndTCP(conns int) (wsRow, tcpRow Result, ok bool) {
+	wsRow, wok := r.find(wsServer, "", "idle", conns, 0)
+	tcpRow, tok := r.find("floodgate", "", "idle", conns, 0)
+	return wsRow, tcpRow, wok && tok
+}
+
+// vsTCP is the note beside a floodgate-ws idle figure: its ratio to the raw TCP
+// row's, "" when there is none to compare with.
+func vsTCP(ws, tcp float64) string {
+	if tcp <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%.2f× TCP)", ws/tcp)
 }
 
 // find returns the error-free row for server (and variant, when not empty), test,
@@ -131,7 +183,7 @@ func (r *Report) Markdown() string {
 			}
 		}
 		slices.SortStableFunc(out, func(a, b Result) int {
-			return cmp.Or(cmp.Compare(a.Conns, b.Conns), cmp.Compare(msgBytes(a), msgBytes(b)))
+			return cmp.Or(cmp.Compare(a.Conns, b.Conns), cmp.Compare(msgBytes(a), msgBytes(b)), cmp.Compare(tableRank(a), tableRank(b)))
 		})
 		return out
 	}
@@ -141,7 +193,9 @@ func (r *Report) Markdown() string {
 			" (at most %d connections each: one process holds fewer than 20k sockets here), and so does the load."+
 			" Per connection = Σ(loaded − empty) over the server's processes ÷ connections established. RSS is VmRSS once it"+
 			" stopped moving; heap is Go's heap_alloc right after a forced GC. One run each (memory barely varies);"+
-			" ⚠ marks a time to establish measured while other work kept the machine busy.\n\n", m.PerProcessConns)
+			" ⚠ marks a time to establish measured while other work kept the machine busy."+
+			" floodgate-ws is the same gateway over its WebSocket port, its connections counted once upgraded, its figures"+
+			" taken the same way; beside them, their ratio to the raw TCP row's.\n\n", m.PerProcessConns)
 		b.WriteString("| conns | server | RSS B/conn | heap B/conn | processes | established | time to establish | RSS empty → loaded |\n")
 		b.WriteString("|---:|---|---:|---:|---:|---:|---:|---|\n")
 		for _, row := range idle {
@@ -158,8 +212,12 @@ func (r *Report) Markdown() string {
 			if f.EstablishOtherCores > quietCores {
 				busy = fmt.Sprintf(" ⚠ %.1f other cores", f.EstablishOtherCores)
 			}
-			fmt.Fprintf(&b, "| %s | %s | %.0f | %.0f | %d | %s | %.1f s%s | %s → %s%s |\n",
-				count(float64(row.Conns)), label(row), f.RSSBytesPerConn, f.HeapBytesPerConn, f.Processes,
+			rssNote, heapNote := "", ""
+			if _, tcp, ok := r.wsAndTCP(row.Conns); ok && row.Server == wsServer {
+				rssNote, heapNote = vsTCP(f.RSSBytesPerConn, tcp.RSSBytesPerConn), vsTCP(f.HeapBytesPerConn, tcp.HeapBytesPerConn)
+			}
+			fmt.Fprintf(&b, "| %s | %s | %.0f%s | %.0f%s | %d | %s | %.1f s%s | %s → %s%s |\n",
+				count(float64(row.Conns)), label(row), f.RSSBytesPerConn, rssNote, f.HeapBytesPerConn, heapNote, f.Processes,
 				count(float64(f.Established)), f.EstablishSeconds, busy, mib(f.RSSEmptyBytes), mib(f.RSSLoadedBytes), settled)
 		}
 	}
@@ -282,6 +340,18 @@ func floodgateEcho(rows []Result) []Result {
 		}
 	}
 	return out
+}
+
+// tableRank orders a table's rows of equal connections and size: Floodgate over TCP,
+// then over WebSocket right beside it, then the rest in run order.
+func tableRank(r Result) int {
+	switch r.Server {
+	case "floodgate":
+		return 0
+	case wsServer:
+		return 1
+	}
+	return 2
 }
 
 func msgBytes(r Result) int {

@@ -55,7 +55,7 @@ type Meta struct {
 // Result is one row: a server (and variant) under one test. A row whose Error is set
 // may lack its figures: a zero would read as a measurement.
 type Result struct {
-	Server  string `json:"server"`            // floodgate, netstd, gnet or nbio
+	Server  string `json:"server"`            // floodgate, floodgate-ws, netstd, gnet or nbio
 	Variant string `json:"variant,omitempty"` // floodgate's -write-readiness
 	Test    string `json:"test"`              // idle, echo or pipelined
 	Conns   int    `json:"conns"`

@@ -226,6 +226,8 @@ func sampleReport() *Report {
 			idle("floodgate", 50_000, 240),
 			func() Result { r := idle("nbio", 50_000, 1100); r.EstablishOtherCores = 0.9; return r }(),
 			{Server: "gnet", Test: "idle", Conns: 50_000, Error: "gnet1 exited early"},
+			// After the other idle rows in run order, yet shown beside floodgate's row.
+			func() Result { r := idle(wsServer, 50_000, 312); r.Variant = "dynamic"; return r }(),
 			echo("floodgate", "dynamic", 10_000, 64, 230_000),
 			echo("floodgate", "always", 10_000, 64, 215_000),
 			echo("gnet", "", 10_000, 64, 200_000),

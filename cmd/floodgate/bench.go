@@ -90,6 +90,7 @@ func runBenchClient(args []string, stdout, stderr io.Writer) int {
 		window  = fs.Int("dial-window", 0, "connects in flight at once (0: default)")
 		timeout = fs.Duration("connect-timeout", 0, "bound on establishing every connection (0: default)")
 		rcvbuf  = units.Size(0)
+		wsConns = fs.Bool("ws", false, "WebSocket connections: each sends the opening handshake and counts once upgraded (idle only)")
 	)
 	fs.Var(targets, "targets", "servers, ip:port, comma-separated; connections go round-robin")
 	fs.Var(&rcvbuf, "rcvbuf", "SO_RCVBUF per connection (0: kernel autotuning)")
@@ -98,7 +99,7 @@ func runBenchClient(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	cfg := bench.ClientConfig{Targets: targets.v, Conns: *conns, DialWindow: *window, ConnectTimeout: *timeout,
-		RecvBuffer: rcvbuf.Int(), Logger: log}
+		RecvBuffer: rcvbuf.Int(), WebSocket: *wsConns, Logger: log}
 	if *src != "" {
 		var err error
 		if cfg.Source, err = netip.ParseAddr(*src); err != nil {
