@@ -1,20 +1,15 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"io"
+	"github.com/floodgate/floodgate/internal/poll"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"os"
-	"os/exec"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,55 +19,10 @@ import (
 	"github.com/floodgate/floodgate/internal/testbin"
 )
 
-// proc is one floodgate process of a test stack.
-type proc struct {
-	cmd   *exec.Cmd
-	ready []string      // the fields of its READY line
-	done  chan struct{} // closed when it has exited
-}
-
-// startProc runs `floodgate args...`, waits for its READY line, and stops it at the
-// end of the test (SIGTERM, then SIGKILL).
-func startProc(t *testing.T, args ...string) *proc {
+// startProc starts the role args[0] with the test keys it needs (testbin.Start).
+func startProc(t *testing.T, args ...string) *testbin.Proc {
 	t.Helper()
-	cmd := exec.Command(testbin.Floodgate(t), args...)
-	cmd.Env = append(os.Environ(), testKeyEnv(args[0])...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	var stderr lockedBuffer
-	cmd.Stderr = &stderr
-	out, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{cmd: cmd, done: make(chan struct{})}
-	lines := make(chan string, 1)
-	go func() {
-		r := bufio.NewReader(out)
-		line, _ := r.ReadString('\n')
-		lines <- line
-		io.Copy(io.Discard, r)
-		cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(5 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-p.done
-		}
-	})
-	select {
-	case line := <-lines:
-		p.ready = strings.Fields(line)
-		if len(p.ready) < 3 || p.ready[0] != "READY" {
-			t.Fatalf("%s: no READY line (got %q); stderr:\n%s", args[0], line, stderr.String())
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatalf("%s: not ready after 20s; stderr:\n%s", args[0], stderr.String())
-	}
-	return p
+	return testbin.Start(t, testKeyEnv(args[0]), args...)
 }
 
 // A gateway is SIGKILLed under traffic: its users reconnect through ipconf to the
@@ -85,28 +35,21 @@ func TestGatewaySIGKILLUnderTrafficLosesNothing(t *testing.T) {
 	}
 	lo := "127.0.0.1:0"
 	st := startProc(t, "state", "-listen", lo, "-admin", "")
-	router := startProc(t, "router", "-listen", lo, "-admin", "", "-state", st.ready[2])
-	msgs := startProc(t, "msg", "-listen", lo, "-admin", "", "-router", router.ready[2])
-	ipconf := startProc(t, "ipconf", "-listen", lo, "-admin", "", "-state", st.ready[2], "-poll", "100ms")
-	control := startProc(t, "control", "-listen", lo, "-admin", "", "-state", st.ready[2], "-poll", "100ms")
-	var gws []*proc
+	router := startProc(t, "router", "-listen", lo, "-admin", "", "-state", st.Ready[2])
+	msgs := startProc(t, "msg", "-listen", lo, "-admin", "", "-router", router.Ready[2])
+	ipconf := startProc(t, "ipconf", "-listen", lo, "-admin", "", "-state", st.Ready[2], "-poll", "100ms")
+	control := startProc(t, "control", "-listen", lo, "-admin", "", "-state", st.Ready[2], "-poll", "100ms")
+	var gws []*testbin.Proc
 	for _, id := range []string{"gw-1", "gw-2"} {
 		gws = append(gws, startProc(t, "gateway", "-id", id, "-listen", lo, "-admin", "", "-link", lo,
-			"-state", st.ready[2], "-msg", msgs.ready[2], "-lease-ttl", "1s", "-shutdown-timeout", "1s"))
+			"-state", st.Ready[2], "-msg", msgs.Ready[2], "-lease-ttl", "1s", "-shutdown-timeout", "1s"))
 	}
-	ipURL, ctlURL := "http://"+ipconf.ready[2], "http://"+control.ready[2]
+	ipURL, ctlURL := "http://"+ipconf.Ready[2], "http://"+control.Ready[2]
 	// Wait until ipconf advertises both gateways, so users spread over them.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	poll.Until(t, 10*time.Second, "ipconf advertises both gateways", func() (bool, string) {
 		gl, err := client.Discover(context.Background(), nil, ipURL, 1)
-		if err == nil && len(gl.Gateways) == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ipconf never advertised both gateways: %+v %v", gl, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err == nil && len(gl.Gateways) == 2, fmt.Sprintf("%+v %v", gl, err)
+	})
 
 	signer, _ := proto.NewSigner([]byte(testTokenKey))
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -144,14 +87,14 @@ func TestGatewaySIGKILLUnderTrafficLosesNothing(t *testing.T) {
 		}
 		wcancel()
 		us[uid].mu.Lock()
-		onGw1[uid] = us[uid].addrs[0] == gws[0].ready[2]
+		onGw1[uid] = us[uid].addrs[0] == gws[0].Ready[2]
 		us[uid].mu.Unlock()
 	}
 	if len(onGw1) == 0 {
 		t.Fatal("no user on gw-1")
 	}
 	// A stranded session: logged in on gw-1, it will never reconnect.
-	stranded, err := client.Dial(gws[0].ready[2], 2*time.Second)
+	stranded, err := client.Dial(gws[0].Ready[2], 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +102,7 @@ func TestGatewaySIGKILLUnderTrafficLosesNothing(t *testing.T) {
 	if _, err := stranded.Login(999, signer.Mint(999, time.Now().Add(time.Hour))); err != nil {
 		t.Fatal(err)
 	}
-	sc, _ := state.Dial(state.ClientConfig{Addr: st.ready[2], Secret: []byte(testClusterKey), Logger: slog.New(slog.DiscardHandler)})
+	sc, _ := state.Dial(state.ClientConfig{Addr: st.Ready[2], Secret: []byte(testClusterKey), Logger: slog.New(slog.DiscardHandler)})
 	defer sc.Close()
 	sc.WaitConnected(ctx)
 	if s, ok, _ := sc.Lookup(ctx, 999); !ok || s.Gateway != "gw-1" {
@@ -194,8 +137,7 @@ func TestGatewaySIGKILLUnderTrafficLosesNothing(t *testing.T) {
 	}
 	<-killAt
 	killed := time.Now()
-	syscall.Kill(-gws[0].cmd.Process.Pid, syscall.SIGKILL)
-	<-gws[0].done
+	gws[0].Kill()
 	wg.Wait()
 
 	// The lease lapses: the stranded session is invalid at once, and control says so.
@@ -245,7 +187,7 @@ func TestGatewaySIGKILLUnderTrafficLosesNothing(t *testing.T) {
 			}
 		}
 		if onGw1[uid] {
-			if last := u.addrs[len(u.addrs)-1]; last != gws[1].ready[2] {
+			if last := u.addrs[len(u.addrs)-1]; last != gws[1].Ready[2] {
 				t.Errorf("uid %d was on gw-1 and is now at %s, not gw-2", uid, last)
 			}
 			moved++

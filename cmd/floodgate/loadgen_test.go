@@ -96,7 +96,7 @@ func TestLoadgenSegmentsConfiguredByTheEnvironmentAreCollected(t *testing.T) {
 	planPath := filepath.Join(dir, "plan.json")
 	plan := fmt.Sprintf(`{"seed": 1, "gateways": [%q], "secret": "", "users": 200, "uid_base": 9000, "connect_rate": 2000,
 		"traffic": {"rate": 200, "pattern": "pairs", "payload_bytes": 64}, "behaviour": {}, "deadline": "10s",
-		"phases": [{"name": "steady", "duration": "2s"}]}`, gw.ready[2])
+		"phases": [{"name": "steady", "duration": "2s"}]}`, gw.Ready[2])
 	if err := os.WriteFile(planPath, []byte(plan), 0o644); err != nil {
 		t.Fatal(err)
 	}

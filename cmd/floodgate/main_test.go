@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"github.com/floodgate/floodgate/internal/exitcode"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -47,34 +45,15 @@ func TestTokenVerifiesUnderTheTokenKey(t *testing.T) {
 // the file-limit log line, and SIGTERM → KICK SHUTDOWN → exit 0 within the bound.
 func TestGatewayCommandServesAndStopsOnSIGTERM(t *testing.T) {
 	bin := testbin.Floodgate(t)
-	cmd := exec.Command(bin, "gateway", "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-shutdown-timeout", "2s")
-	cmd.Env = append(os.Environ(), "FLOODGATE_TOKEN_KEY="+testTokenKey) // a lone gateway holds the token key only
-	var stderr lockedBuffer
-	cmd.Stderr = &stderr
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	env := []string{"FLOODGATE_TOKEN_KEY=" + testTokenKey} // a lone gateway holds the token key only
+	gw := testbin.Start(t, env, "gateway", "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-shutdown-timeout", "2s")
+	if len(gw.Ready) != 4 || gw.Ready[1] != "gateway" {
+		t.Fatalf("READY line %q", gw.Ready)
 	}
-	defer cmd.Process.Kill()
-	ready := make(chan []string, 1)
-	go func() {
-		line, _ := bufio.NewReader(stdout).ReadString('\n')
-		ready <- strings.Fields(line)
-		io.Copy(io.Discard, stdout)
-	}()
-	var f []string
-	select {
-	case f = <-ready:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("no READY line; stderr:\n%s", stderr.String())
-	}
-	if len(f) != 4 || f[0] != "READY" || f[1] != "gateway" {
-		t.Fatalf("READY line %q", f)
-	}
-	addr, adminAddr := f[2], f[3]
+	addr, adminAddr := gw.Addr(), gw.Admin()
 
 	tokCmd := exec.Command(bin, "token", "-uid", "5", "-ttl", "1m")
-	tokCmd.Env = cmd.Env
+	tokCmd.Env = append(os.Environ(), env...)
 	tok, err := tokCmd.Output()
 	if err != nil {
 		t.Fatal(err)
@@ -100,12 +79,12 @@ func TestGatewayCommandServesAndStopsOnSIGTERM(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
-	if !strings.Contains(stderr.String(), "nofile_hard=") {
-		t.Errorf("the effective RLIMIT_NOFILE is not logged:\n%s", stderr.String())
+	if !strings.Contains(gw.Stderr(), "nofile_hard=") {
+		t.Errorf("the effective RLIMIT_NOFILE is not logged:\n%s", gw.Stderr())
 	}
 
 	start := time.Now()
-	cmd.Process.Signal(syscall.SIGTERM)
+	gw.Signal(syscall.SIGTERM)
 	var kick *client.KickError
 	for {
 		fr, err := c.Next()
@@ -120,32 +99,6 @@ func TestGatewayCommandServesAndStopsOnSIGTERM(t *testing.T) {
 		t.Fatalf("kick %v, want SHUTDOWN", kick)
 	}
 	c.Close()
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("exit: %v\n%s", err, stderr.String())
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("gateway did not exit within 5s of SIGTERM")
-	}
+	gw.Stop(t)
 	t.Logf("SIGTERM to exit: %v", time.Since(start))
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -1,16 +1,13 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"github.com/floodgate/floodgate/internal/exitcode"
+	"github.com/floodgate/floodgate/internal/poll"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -47,68 +44,25 @@ func TestMsgCommandRejectsBadFlags(t *testing.T) {
 
 // msgProcess is a running `floodgate msg`.
 type msgProcess struct {
-	cmd             *exec.Cmd
-	stderr          *lockedBuffer
+	*testbin.Proc
 	link, adminAddr string
 }
 
 func startMsg(t *testing.T, args ...string) *msgProcess {
 	t.Helper()
-	cmd := exec.Command(testbin.Floodgate(t), append([]string{"msg", "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0"}, args...)...)
-	cmd.Env = append(os.Environ(), "FLOODGATE_CLUSTER_KEY="+testClusterKey)
-	p := &msgProcess{cmd: cmd, stderr: &lockedBuffer{}}
-	cmd.Stderr = p.stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
+	p := testbin.Start(t, []string{"FLOODGATE_CLUSTER_KEY=" + testClusterKey},
+		append([]string{"msg", "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0"}, args...)...)
+	if len(p.Ready) != 4 || p.Ready[1] != "msg" {
+		t.Fatalf("READY line %q; stderr:\n%s", p.Ready, p.Stderr())
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	ready := make(chan []string, 1)
-	go func() {
-		line, _ := bufio.NewReader(stdout).ReadString('\n')
-		ready <- strings.Fields(line)
-		io.Copy(io.Discard, stdout)
-	}()
-	select {
-	case f := <-ready:
-		if len(f) != 4 || f[0] != "READY" || f[1] != "msg" {
-			t.Fatalf("READY line %q; stderr:\n%s", f, p.stderr.String())
-		}
-		p.link, p.adminAddr = f[2], f[3]
-	case <-time.After(10 * time.Second):
-		t.Fatalf("no READY line; stderr:\n%s", p.stderr.String())
-	}
-	return p
-}
-
-// stop sends SIGTERM and expects a clean exit within 5s.
-func (p *msgProcess) stop(t *testing.T) {
-	t.Helper()
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- p.cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("exit: %v\n%s", err, p.stderr.String())
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatalf("msg did not exit within 5s of SIGTERM\n%s", p.stderr.String())
-	}
+	return &msgProcess{Proc: p, link: p.Addr(), adminAddr: p.Admin()}
 }
 
 // waitMetric polls /metrics until it holds line, failing the test after within.
 func (p *msgProcess) waitMetric(t *testing.T, line string, within time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !strings.Contains(p.get(t, "/metrics"), line) {
-		if time.Now().After(deadline) {
-			t.Fatalf("/metrics never held %q within %v; stderr:\n%s", line, within, p.stderr.String())
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !poll.Wait(within, func() bool { return strings.Contains(p.get(t, "/metrics"), line) }) {
+		t.Fatalf("/metrics never held %q within %v; stderr:\n%s", line, within, p.Stderr())
 	}
 }
 
@@ -197,7 +151,7 @@ func TestMsgCommandServesStoresAndRoutes(t *testing.T) {
 					t.Fatalf("the router's peer is %q, want msg-1", name)
 				}
 			case <-time.After(5 * time.Second):
-				t.Fatalf("msg never connected to the router; stderr:\n%s", p.stderr.String())
+				t.Fatalf("msg never connected to the router; stderr:\n%s", p.Stderr())
 			}
 			// The router sees the peer before msg sees its side of the link up; until
 			// msg does, stored messages are not routed (they stay stored).
@@ -214,7 +168,7 @@ func TestMsgCommandServesStoresAndRoutes(t *testing.T) {
 					t.Fatalf("routed %+v, %v", got, err)
 				}
 			case <-time.After(5 * time.Second):
-				t.Fatalf("the router got nothing; stderr:\n%s", p.stderr.String())
+				t.Fatalf("the router got nothing; stderr:\n%s", p.Stderr())
 			}
 			w, err := mc.Window(ctx, 2)
 			if err != nil || w.Head != 1 {
@@ -231,7 +185,7 @@ func TestMsgCommandServesStoresAndRoutes(t *testing.T) {
 				t.Errorf("/healthz: %q", h)
 			}
 			mc.Close()
-			p.stop(t)
+			p.Stop(t)
 			if c.redis == nil {
 				return
 			}
@@ -240,7 +194,7 @@ func TestMsgCommandServesStoresAndRoutes(t *testing.T) {
 			if err != nil || w2 != w {
 				t.Fatalf("after a restart: window %+v, %v; want %+v", w2, err, w)
 			}
-			p2.stop(t)
+			p2.Stop(t)
 		})
 	}
 }

@@ -1,15 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -76,7 +72,7 @@ func TestStateCommandServesAndStopsOnSIGTERM(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := []string{"state", "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0"}
-			env := append(os.Environ(), "FLOODGATE_CLUSTER_KEY="+testClusterKey)
+			env := []string{"FLOODGATE_CLUSTER_KEY=" + testClusterKey}
 			if tc.redis == nil {
 				args = append(args, "-backend", "memory")
 			} else {
@@ -84,34 +80,8 @@ func TestStateCommandServesAndStopsOnSIGTERM(t *testing.T) {
 				args = append(append(args, "-backend", "redis", "-redis-prefix", "e2e:"), a...)
 				env = append(env, e...)
 			}
-			cmd := exec.Command(testbin.Floodgate(t), args...)
-			cmd.Env = env
-			var stderr lockedBuffer
-			cmd.Stderr = &stderr
-			stdout, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-			ready := make(chan []string, 1)
-			go func() {
-				line, _ := bufio.NewReader(stdout).ReadString('\n')
-				ready <- strings.Fields(line)
-				io.Copy(io.Discard, stdout)
-			}()
-			var f []string
-			select {
-			case f = <-ready:
-			case <-time.After(10 * time.Second):
-				t.Fatalf("no READY line; stderr:\n%s", stderr.String())
-			}
-			if len(f) != 4 || f[0] != "READY" || f[1] != "state" {
-				t.Fatalf("READY line %q; stderr:\n%s", f, stderr.String())
-			}
-			linkAddr, adminAddr := f[2], f[3]
+			p := testbin.Start(t, env, args...)
+			linkAddr, adminAddr := p.Addr(), p.Admin()
 
 			c, err := state.Dial(state.ClientConfig{Addr: linkAddr, Secret: []byte(testClusterKey)})
 			if err != nil {
@@ -147,17 +117,7 @@ func TestStateCommandServesAndStopsOnSIGTERM(t *testing.T) {
 				t.Errorf("/healthz: %q", h)
 			}
 
-			cmd.Process.Signal(syscall.SIGTERM)
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Fatalf("exit: %v\n%s", err, stderr.String())
-				}
-			case <-time.After(5 * time.Second):
-				t.Fatalf("state did not exit within 5s of SIGTERM\n%s", stderr.String())
-			}
+			p.Stop(t)
 		})
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/floodgate/floodgate/internal/testbin"
 	"io"
 	"net/http"
 	"strings"
@@ -38,38 +39,38 @@ func TestPublicAndAPIListenersServeNoAdminEndpoints(t *testing.T) {
 	}
 	lo := "127.0.0.1:0"
 	st := startProc(t, "state", "-listen", lo, "-admin", "")
-	ipconf := startProc(t, "ipconf", "-listen", lo, "-admin", lo, "-state", st.ready[2], "-poll", "100ms")
-	control := startProc(t, "control", "-listen", lo, "-admin", lo, "-state", st.ready[2], "-poll", "100ms")
-	for _, p := range []*proc{ipconf, control} {
-		if len(p.ready) != 4 {
-			t.Fatalf("READY line %q: want READY <role> <api> <admin>", p.ready)
+	ipconf := startProc(t, "ipconf", "-listen", lo, "-admin", lo, "-state", st.Ready[2], "-poll", "100ms")
+	control := startProc(t, "control", "-listen", lo, "-admin", lo, "-state", st.Ready[2], "-poll", "100ms")
+	for _, p := range []*testbin.Proc{ipconf, control} {
+		if len(p.Ready) != 4 {
+			t.Fatalf("READY line %q: want READY <role> <api> <admin>", p.Ready)
 		}
 	}
 	get := func(url string) int { return httpStatus(t, http.MethodGet, url, nil, "") }
-	for _, p := range []*proc{ipconf, control} {
-		api, adm := "http://"+p.ready[2], "http://"+p.ready[3]
+	for _, p := range []*testbin.Proc{ipconf, control} {
+		api, adm := "http://"+p.Ready[2], "http://"+p.Ready[3]
 		for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap", "/debug/pprof/profile?seconds=1", "/debug/memstats", "/metrics"} {
 			if code := get(api + path); code != http.StatusNotFound {
-				t.Errorf("%s API listener: GET %s = %d, want 404", p.ready[1], path, code)
+				t.Errorf("%s API listener: GET %s = %d, want 404", p.Ready[1], path, code)
 			}
 		}
 		for _, path := range []string{"/debug/pprof/", "/debug/memstats", "/metrics"} {
 			if code := get(adm + path); code != http.StatusOK {
-				t.Errorf("%s admin listener: GET %s = %d, want 200", p.ready[1], path, code)
+				t.Errorf("%s admin listener: GET %s = %d, want 200", p.Ready[1], path, code)
 			}
 		}
 		for _, base := range []string{api, adm} { // 503 while it has no gateway to advertise
 			if code := get(base + "/healthz"); code != http.StatusOK && code != http.StatusServiceUnavailable {
-				t.Errorf("%s: GET %s/healthz = %d, want it served", p.ready[1], base, code)
+				t.Errorf("%s: GET %s/healthz = %d, want it served", p.Ready[1], base, code)
 			}
 		}
 	}
 	// No gateway is up: 503 with the backoff hints, but served.
-	if code := get("http://" + ipconf.ready[2] + "/v1/gateways?uid=1"); code != http.StatusServiceUnavailable {
+	if code := get("http://" + ipconf.Ready[2] + "/v1/gateways?uid=1"); code != http.StatusServiceUnavailable {
 		t.Errorf("ipconf GET /v1/gateways = %d, want 503 (no gateways yet)", code)
 	}
 
-	drain := "http://" + control.ready[2] + "/v1/drain"
+	drain := "http://" + control.Ready[2] + "/v1/drain"
 	body := `{"gateway":"gw-1"}`
 	for _, tc := range []struct {
 		name   string
