@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -156,6 +157,13 @@ func TestPlanValidation(t *testing.T) {
 		"no phases":     func(p *Plan) { p.Phases = nil },
 		"zero duration": func(p *Plan) { p.Phases[0].Duration = 0 },
 		"group size":    func(p *Plan) { p.Traffic.Pattern = "groups" },
+		"ws share > 1":  func(p *Plan) { p.WebSocketShare, p.WSGateways = 1.5, []string{"127.0.0.1:2"} },
+		"ws share < 0":  func(p *Plan) { p.WebSocketShare = -0.1 },
+		"ws share NaN":  func(p *Plan) { p.WebSocketShare = math.NaN() },
+		"ws list short": func(p *Plan) { p.WSGateways = []string{"127.0.0.1:2", ""} },
+		"ws share, no ws address": func(p *Plan) {
+			p.WebSocketShare, p.WSGateways = 0.3, []string{""}
+		},
 	} {
 		p := good()
 		mut(&p)
