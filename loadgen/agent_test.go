@@ -20,6 +20,12 @@ const testSecret = "loadgen-test-secret-0123"
 
 func startGateway(t *testing.T, mutate func(*node.Config)) string {
 	t.Helper()
+	return startGatewayWith(t, mutate, nil)
+}
+
+// startGatewayWith is startGateway with a look at the node before it runs.
+func startGatewayWith(t *testing.T, mutate func(*node.Config), inspect func(*node.Node)) string {
+	t.Helper()
 	signer, _ := proto.NewSigner([]byte(testSecret))
 	cfg := node.Config{
 		ID: "gw", Reactor: reactor.Config{Addr: "127.0.0.1:0", ShutdownTimeout: time.Second},
@@ -31,6 +37,9 @@ func startGateway(t *testing.T, mutate func(*node.Config)) string {
 	n, err := node.New(cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if inspect != nil {
+		inspect(n)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

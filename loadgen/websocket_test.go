@@ -8,6 +8,7 @@ import (
 	"net"
 	"testing"
 
+	"github.com/floodgate/floodgate/gateway/node"
 	"github.com/floodgate/floodgate/gateway/proto"
 	"github.com/floodgate/floodgate/gateway/ws"
 )
@@ -224,5 +225,24 @@ func TestWebSocketUsersAreFixedByIndex(t *testing.T) {
 	}
 	if (&Plan{Users: 10}).WebSocketUser(3) {
 		t.Fatal("a plan without a WebSocket share has a WebSocket user")
+	}
+}
+
+// Against a real gateway node (its WebSocket port, the server side of the ws
+// codec), mixed users deliver every message both ways between the transports.
+func TestWebSocketUsersOnANodeGateway(t *testing.T) {
+	var wsAddr string
+	addr := startGatewayWith(t, func(c *node.Config) { c.WSAddr = "127.0.0.1:0" }, func(n *node.Node) { wsAddr = n.WSAddr() })
+	if wsAddr == "" {
+		t.Fatal("the node has no WebSocket port")
+	}
+	plan := fakePlan([]string{addr}, 40, 400, 2)
+	plan.WSGateways = []string{wsAddr}
+	plan.WebSocketShare = 0.3
+	res := runAgent(t, newAgent(t, plan))
+	assertEveryMessageDelivered(t, res.Messages)
+	if res.Established != 40 || res.WebSocketUsers != 12 || res.WebSocketConns != 12 || res.ProtocolErrors != 0 {
+		t.Fatalf("established %d, websocket users %d, upgraded %d, protocol errors %d; want 40, 12, 12, 0",
+			res.Established, res.WebSocketUsers, res.WebSocketConns, res.ProtocolErrors)
 	}
 }
