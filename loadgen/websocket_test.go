@@ -229,20 +229,30 @@ func TestWebSocketUsersAreFixedByIndex(t *testing.T) {
 }
 
 // Against a real gateway node (its WebSocket port, the server side of the ws
-// codec), mixed users deliver every message both ways between the transports.
+// codec), mixed users deliver every message both ways between the transports,
+// and relogins (a second WebSocket connection for a WebSocket user) replace their
+// sessions as on TCP.
 func TestWebSocketUsersOnANodeGateway(t *testing.T) {
 	var wsAddr string
 	addr := startGatewayWith(t, func(c *node.Config) { c.WSAddr = "127.0.0.1:0" }, func(n *node.Node) { wsAddr = n.WSAddr() })
 	if wsAddr == "" {
 		t.Fatal("the node has no WebSocket port")
 	}
-	plan := fakePlan([]string{addr}, 40, 400, 2)
+	plan := fakePlan([]string{addr}, 40, 400, 3)
 	plan.WSGateways = []string{wsAddr}
 	plan.WebSocketShare = 0.3
+	plan.Behaviour.ReloginPerSec = 20
 	res := runAgent(t, newAgent(t, plan))
-	assertEveryMessageDelivered(t, res.Messages)
-	if res.Established != 40 || res.WebSocketUsers != 12 || res.WebSocketConns != 12 || res.ProtocolErrors != 0 {
-		t.Fatalf("established %d, websocket users %d, upgraded %d, protocol errors %d; want 40, 12, 12, 0",
-			res.Established, res.WebSocketUsers, res.WebSocketConns, res.ProtocolErrors)
+	c := res.Messages
+	assertEveryMessageDelivered(t, c)
+	if res.Established != 40 || res.WebSocketUsers != 12 || res.ProtocolErrors != 0 || res.WebSocketRefused != 0 {
+		t.Fatalf("established %d, websocket users %d, protocol errors %d, refused %d; want 40, 12, 0, 0",
+			res.Established, res.WebSocketUsers, res.ProtocolErrors, res.WebSocketRefused)
+	}
+	// About 60 relogins among 40 users of which 12 are on WebSocket: some of them
+	// are WebSocket users' (all none would have a chance of 0.7^60).
+	if c.Relogins < 20 || c.ReplaceLate != 0 || c.ReplacedUnexpected != 0 || res.WebSocketConns <= 12 {
+		t.Fatalf("relogins %d, late %d, unexpected %d, upgraded connections %d (want more than the 12 first ones)",
+			c.Relogins, c.ReplaceLate, c.ReplacedUnexpected, res.WebSocketConns)
 	}
 }
