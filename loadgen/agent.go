@@ -27,6 +27,14 @@
 // agent also measures itself: generator lag (actual − intended send) and a hiccup
 // meter (how late the scheduler wakes; it wakes at least every 50 ms), so an
 // overloaded generator can mark a run invalid.
+//
+// # Transports
+//
+// Users connect over TCP, or — a share of them fixed by their index
+// (Plan.WebSocketShare) — over the gateway's WebSocket port, one frame of the
+// client protocol per masked binary message (PROTOCOL.md §2.1). The WebSocket
+// layer is a handler of its own in front of the same user code (websocket.go),
+// so both transports are driven and measured alike.
 package loadgen
 
 import (
