@@ -27,6 +27,14 @@
 // agent also measures itself: generator lag (actual − intended send) and a hiccup
 // meter (how late the scheduler wakes; it wakes at least every 50 ms), so an
 // overloaded generator can mark a run invalid.
+//
+// # Transports
+//
+// Users connect over TCP, or — a share of them fixed by their index
+// (Plan.WebSocketShare) — over the gateway's WebSocket port, one frame of the
+// client protocol per masked binary message (PROTOCOL.md §2.1). The WebSocket
+// layer is a handler of its own in front of the same user code (websocket.go),
+// so both transports are driven and measured alike.
 package loadgen
 
 import (
@@ -48,6 +56,7 @@ import (
 	"github.com/floodgate/floodgate/gateway/client"
 	"github.com/floodgate/floodgate/gateway/proto"
 	"github.com/floodgate/floodgate/gateway/reactor"
+	"github.com/floodgate/floodgate/gateway/ws"
 	"golang.org/x/sys/unix"
 )
 
@@ -85,8 +94,11 @@ type Agent struct {
 	log    *slog.Logger
 	signer *proto.Signer
 	r      *reactor.Reactor
-	epoch  time.Time // agent clock zero
-	mono0  int64     // CLOCK_MONOTONIC at epoch
+	// wr holds the WebSocket users' connections (websocket.go); nil when the
+	// plan has none.
+	wr    *reactor.Reactor
+	epoch time.Time // agent clock zero
+	mono0 int64     // CLOCK_MONOTONIC at epoch
 
 	mu              sync.Mutex
 	users           []*user
@@ -105,6 +117,12 @@ type Agent struct {
 	wbuf, payload   []byte
 	binds           []netip.Addr
 	gateways        []string
+	wsGateways      []string // the WebSocket address of each of gateways, "" for none
+	wsbuf           []byte   // a WebSocket frame or handshake being written
+	masks           ws.MaskSource
+	wsUsers         int    // users that connect over WebSocket
+	wsConns         uint64 // WebSocket connections whose handshake succeeded
+	wsRefused       uint64 // WebSocket handshakes the server refused or answered wrongly
 	backoffBase     int64
 	backoffMax      int64
 	heartbeat       int64
@@ -157,6 +175,7 @@ func New(opts Options) (*Agent, error) {
 		rng:   rand.New(rand.NewPCG(uint64(p.Seed), uint64(opts.Segment.Index)+1)),
 		kicks: map[string]uint64{}, errorCodes: map[string]uint64{}, backoffBase: int64(500 * time.Millisecond), backoffMax: int64(10 * time.Second),
 		heartbeat: int64(p.Heartbeat), pongTimeout: int64(p.PongTimeout), gateways: p.Gateways,
+		wsGateways: wsList(p.Gateways, p.WSGateways), masks: ws.NewMaskSource(),
 		gwPush: newGatewayPush(p.Phases),
 		trace:  newTraceSampler(*p.Traffic.Trace, p.Seed, opts.Segment.Index),
 	}
@@ -191,6 +210,16 @@ func New(opts Options) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	if a.wsUsers > 0 {
+		a.wr, err = reactor.New(reactor.Config{
+			Handler: wsHandler{a}, Framer: func(b []byte) (int, error) { return ws.CutClientStream(b, wsMaxMessage) },
+			Epollers: 1, Workers: 1, WriteHardCap: 64 << 20, WriteHighWater: 32 << 20,
+			Linger: 200 * time.Millisecond, ShutdownTimeout: 2 * time.Second, Logger: a.log.With("transport", "websocket"),
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
 	hostile := 0
 	if len(p.Hostile) > 0 {
 		a.hostile = newHostileFleet(&a.plan, opts.Segment, signer, a.dialHostile)
@@ -211,7 +240,11 @@ func (a *Agent) setupUsers() {
 	order := a.rng.Perm(n) // a seeded shuffle: behaviour does not follow uid order
 	idle := int(math.Round(a.plan.Behaviour.IdleFraction * float64(n)))
 	for i := range a.users {
-		a.users[i] = &user{uid: first + uint64(i), idx: int32(i), senderPos: -1, gw: -1}
+		ws := a.plan.WebSocketUser(int(first-a.plan.UIDBase-1) + i)
+		a.users[i] = &user{uid: first + uint64(i), idx: int32(i), senderPos: -1, gw: -1, ws: ws}
+		if ws {
+			a.wsUsers++
+		}
 	}
 	for _, i := range order[:idle] {
 		a.users[i].idle = true
@@ -322,6 +355,11 @@ func (a *Agent) Run(ctx context.Context) (*Result, error) {
 	rdone := make(chan error, 1)
 	go func() { rdone <- a.r.Run(rctx) }()
 	defer func() { stopReactor(); <-rdone }()
+	if a.wr != nil {
+		wdone := make(chan error, 1)
+		go func() { wdone <- a.wr.Run(rctx) }()
+		defer func() { stopReactor(); <-wdone }()
+	}
 	if a.plan.Ipconf != "" {
 		if err := a.discover(ctx); err != nil {
 			return nil, err
@@ -356,11 +394,12 @@ func (a *Agent) discover(ctx context.Context) error {
 		return fmt.Errorf("ipconf: %w", err)
 	}
 	addrs := make([]string, len(gl.Gateways))
+	wsAddrs := make([]string, len(gl.Gateways))
 	for i, g := range gl.Gateways {
-		addrs[i] = g.Addr
+		addrs[i], wsAddrs[i] = g.Addr, g.WS
 	}
 	a.mu.Lock()
-	a.gateways = addrs
+	a.gateways, a.wsGateways = addrs, wsAddrs
 	for _, g := range gl.Gateways {
 		a.gwPush.learn(g.Addr, g.ID)
 	}
@@ -436,13 +475,13 @@ func (a *Agent) dial(u *user, now int64) {
 		i = (i + 1) % max(k, 2)
 	}
 	u.avoid = int16(i + 1)
-	addr := a.gateways[i]
-	ap, err := netip.ParseAddrPort(addr)
-	if err != nil {
-		a.connectFailures++
-		u.retryAt = now + int64(time.Second)
-		return
+	if u.ws {
+		if i = a.wsIndex(i); i < 0 {
+			u.tried, u.retryAt = true, now+int64(time.Second) // no gateway of the list has a WebSocket port yet
+			return
+		}
 	}
+	addr := a.gateways[i]
 	var local netip.Addr
 	if len(a.binds) > 0 {
 		local = a.binds[int(u.idx)%len(a.binds)]
@@ -451,7 +490,7 @@ func (a *Agent) dial(u *user, now int64) {
 	u.addr, u.gw = addr, int16(a.gwPush.of(addr))
 	u.tried = true
 	u.state = uConnecting
-	c, err := a.r.Dial(ap, local, u)
+	c, err := a.dialUser(u, i, local)
 	if err != nil {
 		a.connectFailures++
 		u.state = uOffline
@@ -463,4 +502,13 @@ func (a *Agent) dial(u *user, now int64) {
 		return
 	}
 	u.conn = c
+}
+
+// wsList is the WebSocket address list of a fixed gateway list: ws itself, or
+// when it is empty, no WebSocket port anywhere.
+func wsList(gateways, ws []string) []string {
+	if len(ws) == len(gateways) {
+		return ws
+	}
+	return make([]string, len(gateways))
 }

@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -19,6 +20,12 @@ const testSecret = "loadgen-test-secret-0123"
 
 func startGateway(t *testing.T, mutate func(*node.Config)) string {
 	t.Helper()
+	return startGatewayWith(t, mutate, nil)
+}
+
+// startGatewayWith is startGateway with a look at the node before it runs.
+func startGatewayWith(t *testing.T, mutate func(*node.Config), inspect func(*node.Node)) string {
+	t.Helper()
 	signer, _ := proto.NewSigner([]byte(testSecret))
 	cfg := node.Config{
 		ID: "gw", Reactor: reactor.Config{Addr: "127.0.0.1:0", ShutdownTimeout: time.Second},
@@ -30,6 +37,9 @@ func startGateway(t *testing.T, mutate func(*node.Config)) string {
 	n, err := node.New(cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if inspect != nil {
+		inspect(n)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -156,6 +166,13 @@ func TestPlanValidation(t *testing.T) {
 		"no phases":     func(p *Plan) { p.Phases = nil },
 		"zero duration": func(p *Plan) { p.Phases[0].Duration = 0 },
 		"group size":    func(p *Plan) { p.Traffic.Pattern = "groups" },
+		"ws share > 1":  func(p *Plan) { p.WebSocketShare, p.WSGateways = 1.5, []string{"127.0.0.1:2"} },
+		"ws share < 0":  func(p *Plan) { p.WebSocketShare = -0.1 },
+		"ws share NaN":  func(p *Plan) { p.WebSocketShare = math.NaN() },
+		"ws list short": func(p *Plan) { p.WSGateways = []string{"127.0.0.1:2", ""} },
+		"ws share, no ws address": func(p *Plan) {
+			p.WebSocketShare, p.WSGateways = 0.3, []string{""}
+		},
 	} {
 		p := good()
 		mut(&p)

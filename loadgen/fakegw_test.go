@@ -19,6 +19,8 @@ import (
 type fakeGateway struct {
 	t  *testing.T
 	ln net.Listener
+	// wsln is the WebSocket port (listenWS), nil when the gateway has none.
+	wsln net.Listener
 
 	// onSend decides what happens to the n-th SEND (n from 1) of identity id from
 	// uid from; nil: store once per identity and acknowledge.
@@ -42,6 +44,11 @@ type fakeGateway struct {
 	hold     bool   // store without pushing (as if the router were down)
 	mute     bool   // read everything, answer nothing (a gateway gone silent)
 	nstored  int    // messages stored, over every incarnation
+	// logins counts LOGINs by transport (true: WebSocket); wsFrames the frame
+	// types that came in WebSocket messages, wsPushes the PUSHes sent in them.
+	logins   map[bool]int
+	wsFrames map[proto.Type]int
+	wsPushes int
 	closed   bool
 	wg       sync.WaitGroup
 }
@@ -67,7 +74,8 @@ func newFakeGateway(t *testing.T, configure func(*fakeGateway)) *fakeGateway {
 		t.Fatal(err)
 	}
 	g := &fakeGateway{t: t, ln: ln, sessions: map[uint64]*fakeConn{}, inbox: map[uint64][]proto.Push{},
-		seen: map[[2]uint64]int{}, payload: map[[2]uint64][]byte{}, stored: map[[2]uint64]uint64{}, epoch: fakeEpoch}
+		seen: map[[2]uint64]int{}, payload: map[[2]uint64][]byte{}, stored: map[[2]uint64]uint64{}, epoch: fakeEpoch,
+		logins: map[bool]int{}, wsFrames: map[proto.Type]int{}}
 	if configure != nil {
 		configure(g)
 	}
@@ -87,6 +95,9 @@ func (g *fakeGateway) close() {
 	}
 	g.mu.Unlock()
 	g.ln.Close()
+	if g.wsln != nil {
+		g.wsln.Close()
+	}
 	g.wg.Wait()
 }
 
@@ -110,11 +121,17 @@ type fakeConn struct {
 	wmu sync.Mutex
 	uid uint64
 	v3  bool // logged in with proto.VersionTrace (guarded by the gateway's mu)
+	ws  bool // a WebSocket connection: each frame goes out in one binary message
 }
 
+// write sends b, whole frames of the client protocol, as they are on TCP or one
+// binary message each on WebSocket.
 func (c *fakeConn) write(b []byte) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.ws {
+		b = wrapFrames(c.g, b)
+	}
 	c.nc.Write(b) //nolint:errcheck // a closed connection: the client is gone
 }
 
@@ -173,6 +190,7 @@ func (c *fakeConn) handle(f proto.Frame) bool {
 		g.mu.Lock()
 		c.uid = m.UID
 		c.v3 = m.Version == proto.VersionTrace
+		g.logins[c.ws]++
 		epoch := g.epoch
 		if old := g.sessions[m.UID]; old != nil && !g.noKick {
 			old.write(proto.AppendKick(nil, proto.ReasonReplaced, proto.CodeSessionReplaced, 0, ""))

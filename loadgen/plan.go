@@ -43,6 +43,15 @@ type Plan struct {
 	// fixed list used instead when Ipconf is empty.
 	Ipconf   string   `json:"ipconf,omitempty"`
 	Gateways []string `json:"gateways,omitempty"`
+	// WSGateways are the WebSocket addresses of Gateways, index by index ("" for a
+	// gateway without one); with Ipconf, ipconf's ws fields are used instead.
+	WSGateways []string `json:"ws_gateways,omitempty"`
+	// WebSocketShare is the fraction of users, 0..1, that connect to their
+	// gateway's WebSocket port (PROTOCOL.md §2.1) instead of its TCP port: which
+	// ones is fixed by the user's index in the plan (WebSocketUser), so reruns and
+	// any split into segments pick the same users. A WebSocket user whose gateway
+	// has no WebSocket port takes the next gateway of the list that has one.
+	WebSocketShare float64 `json:"websocket_share,omitempty"`
 	// Secret is the cluster secret: the agent mints its users' login tokens.
 	Secret string `json:"secret"`
 	// Users is the number of users in the whole plan; their uids are
@@ -175,6 +184,15 @@ func (p *Plan) Validate() error {
 	if p.Users <= 0 {
 		bad("plan: users must be > 0")
 	}
+	if !(p.WebSocketShare >= 0 && p.WebSocketShare <= 1) {
+		bad("plan: websocket_share must be a fraction in [0, 1], got %v", p.WebSocketShare)
+	}
+	if len(p.WSGateways) > 0 && len(p.WSGateways) != len(p.Gateways) {
+		bad("plan: ws_gateways has %d entries for %d gateways: want one per gateway (\"\" for none)", len(p.WSGateways), len(p.Gateways))
+	}
+	if p.WebSocketShare > 0 && p.Ipconf == "" && !slices.ContainsFunc(p.WSGateways, func(a string) bool { return a != "" }) {
+		bad("plan: websocket_share needs ipconf or a WebSocket address in ws_gateways")
+	}
 	if p.ConnectRate < 0 || p.Traffic.Rate < 0 {
 		bad("plan: rates must be >= 0")
 	}
@@ -286,4 +304,13 @@ func (s Segment) shareUsers(p *Plan, users int) int {
 func (s Segment) share(p *Plan, rate float64) float64 {
 	_, n := s.users(p)
 	return rate * float64(n) / float64(p.Users)
+}
+
+// WebSocketUser reports whether the user at index i of the plan (uid UIDBase+1+i)
+// connects over WebSocket: the users are spread evenly, user i being one exactly
+// when ⌊(i+1)·share⌋ > ⌊i·share⌋, so the first n users hold ⌊n·share⌋ of them
+// whatever the segments.
+func (p *Plan) WebSocketUser(i int) bool {
+	s := p.WebSocketShare
+	return s > 0 && math.Floor(float64(i+1)*s) > math.Floor(float64(i)*s)
 }

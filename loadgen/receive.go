@@ -53,7 +53,7 @@ func (a *Agent) maybeSync(u *user, now int64) {
 	}
 	s := u.w.Sync(0)
 	a.wbuf = s.Append(a.wbuf[:0])
-	u.conn.Write(a.wbuf)
+	a.write(u, u.conn, a.wbuf)
 }
 
 // rxSyncEnd takes a SYNC_END, prompted or not (a gateway tells a client its
@@ -110,7 +110,7 @@ func (a *Agent) ack(u *user, every uint64) {
 		return
 	}
 	a.wbuf = m.Append(a.wbuf[:0])
-	u.conn.Write(a.wbuf)
+	a.write(u, u.conn, a.wbuf)
 }
 
 // rxSweep is the receive rule's periodic work: a gap open for gapWait (or a

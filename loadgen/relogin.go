@@ -47,16 +47,18 @@ func (a *Agent) startRelogin(u *user, now int64) bool {
 	if u.state != uActive || u.conn == nil || u.rl != nil || u.slow || len(a.gateways) == 0 {
 		return false
 	}
-	addr := a.otherGateway(u.addr)
-	ap, err := netip.ParseAddrPort(addr)
-	if err != nil {
-		return false
+	i := a.otherGateway(u.addr)
+	if u.ws {
+		if i = a.wsIndex(i); i < 0 {
+			return false
+		}
 	}
+	addr := a.gateways[i]
 	var local netip.Addr
 	if len(a.binds) > 0 {
 		local = a.binds[int(u.idx)%len(a.binds)]
 	}
-	c, err := a.r.Dial(ap, local, u)
+	c, err := a.dialUser(u, i, local)
 	if err != nil {
 		return false
 	}
@@ -65,15 +67,15 @@ func (a *Agent) startRelogin(u *user, now int64) bool {
 	return true
 }
 
-// otherGateway picks a gateway of the list at random, other than cur when there
-// is another.
-func (a *Agent) otherGateway(cur string) string {
+// otherGateway picks the index of a gateway of the list at random, other than cur
+// when there is another.
+func (a *Agent) otherGateway(cur string) int {
 	n := len(a.gateways)
 	i := a.rng.IntN(n)
 	if a.gateways[i] == cur && n > 1 {
 		i = (i + 1 + a.rng.IntN(n-1)) % n
 	}
-	return a.gateways[i]
+	return i
 }
 
 // onReloginOK makes the new connection the user's: the old one (if it still

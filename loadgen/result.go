@@ -58,6 +58,14 @@ type Result struct {
 	Reconnects      uint64    `json:"reconnects"`
 	Disconnects     uint64    `json:"disconnects"`
 	ConnectFailures uint64    `json:"connect_failures"`
+	// WebSocketUsers are the users that connected over WebSocket
+	// (Plan.WebSocketShare), the others over TCP; WebSocketConns the WebSocket
+	// connections whose handshake succeeded (each then logged in like a TCP
+	// connection); WebSocketRefused the handshakes the gateway refused or
+	// answered wrongly (each also a connect failure).
+	WebSocketUsers   int    `json:"websocket_users,omitempty"`
+	WebSocketConns   uint64 `json:"websocket_conns,omitempty"`
+	WebSocketRefused uint64 `json:"websocket_refused,omitempty"`
 	// SilentCloses are connections the agent gave up because the gateway went
 	// silent (Plan.PongTimeout, or the announced idle timeout).
 	SilentCloses   uint64                 `json:"silent_closes"`
@@ -117,6 +125,7 @@ func (a *Agent) finish(st *runState, started time.Time, interrupted bool) (*Resu
 		Started: started, Ended: time.Now(), Interrupted: interrupted,
 		Established: a.established, PeakActive: a.peakActive, Reconnects: a.reconnects,
 		Disconnects: a.disconnects, ConnectFailures: a.connectFailures, SilentCloses: a.silentCloses, Kicks: a.kicks,
+		WebSocketUsers: a.wsUsers, WebSocketConns: a.wsConns, WebSocketRefused: a.wsRefused,
 		Messages: c, Latency: map[string]Percentiles{}, Clamped: a.meters.clamped,
 		ProtocolErrors: a.protoErrors, ServerErrors: a.serverErrors, Errors: a.errorCodes,
 		Recovery: recoveryOf(a.recovery, a.epoch),
@@ -138,6 +147,10 @@ func (r *Result) WriteTable(w io.Writer) {
 		r.Agent, r.Users, r.Established, r.Reconnects, r.ConnectFailures)
 	fmt.Fprintf(w, "messages: sent %d, acked %d, delivered %d, lost %d, failed %d, late %d, duplicates %d, phantom %d, misdelivered %d, retried %d, redelivered %d, out of order %d, evicted %d, skipped %d\n",
 		m.Sent, m.Acked, m.Delivered, m.Lost, m.Failed, m.Late, m.Duplicates, m.Phantom, m.Misdelivered, m.Retried, m.Redelivered, m.OutOfOrder, m.Evicted, m.Skipped)
+	if r.WebSocketUsers > 0 {
+		fmt.Fprintf(w, "websocket: %d of %d users, %d connections upgraded, %d handshakes refused\n",
+			r.WebSocketUsers, r.Users, r.WebSocketConns, r.WebSocketRefused)
+	}
 	if m.Relogins > 0 || m.ReplacedUnexpected > 0 {
 		fmt.Fprintf(w, "relogins %d, replace late %d, replaced unexpectedly %d\n", m.Relogins, m.ReplaceLate, m.ReplacedUnexpected)
 	}

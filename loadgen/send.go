@@ -38,7 +38,7 @@ func (a *Agent) writeSend(from *user, k uint64, intended int64, to *user) {
 		a.wbuf = m.Append(a.wbuf[:0])
 	}
 	from.unanswered = append(from.unanswered, k)
-	from.conn.Write(a.wbuf) //nolint:errcheck // see above
+	a.write(from, from.conn, a.wbuf)
 }
 
 // retry writes message k again with the same client message id if the client

@@ -230,7 +230,7 @@ func (a *Agent) visitUser(u *user, now int64) {
 		if now >= u.nextPing && u.heartbeat > 0 {
 			p := proto.Ping{TS: a.toMono(now)}
 			a.wbuf = p.Append(a.wbuf[:0])
-			u.conn.Write(a.wbuf)
+			a.write(u, u.conn, a.wbuf)
 			u.nextPing += u.heartbeat // on schedule: a batched PING is late, never the next one
 			if u.nextPing <= now {
 				u.nextPing = now + u.heartbeat

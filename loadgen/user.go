@@ -35,6 +35,7 @@ type user struct {
 	state uint8
 	slow  bool // reads slowly (or not at all)
 	idle  bool // holds a connection, neither sends nor receives
+	ws    bool // connects over WebSocket (Plan.WebSocketUser), every connection of it
 	// w is the user's receive window (dedupe, order, gaps, SYNC and ack pacing);
 	// retired the store incarnation it last retired (0: none).
 	w       client.Window[struct{}]
@@ -117,6 +118,12 @@ func (a *Agent) OnOpen(c *reactor.Conn) {
 	u := c.Context().(*user)
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.opened(c, u)
+}
+
+// opened logs u in on c, a connection that is ready for the client protocol (a
+// TCP connection, or a WebSocket one past its handshake). Caller holds the lock.
+func (a *Agent) opened(c *reactor.Conn, u *user) {
 	switch u.roleOf(c) {
 	case roleCurrent:
 		u.state = uLoggingIn
@@ -126,7 +133,7 @@ func (a *Agent) OnOpen(c *reactor.Conn) {
 	}
 	login := proto.Login{Version: a.trace.version(), UID: u.uid, Token: a.signer.Mint(u.uid, time.Now().Add(24*time.Hour))}
 	a.wbuf = login.Append(a.wbuf[:0])
-	c.Write(a.wbuf)
+	a.write(u, c, a.wbuf)
 }
 
 // OnDeferred implements reactor.Handler (everything is handled inline).
@@ -137,15 +144,22 @@ func (a *Agent) OnFrame(c *reactor.Conn, frame []byte) reactor.Disposition {
 	u := c.Context().(*user)
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.onFrame(c, u, frame)
+	return reactor.Handled
+}
+
+// onFrame takes one frame of the client protocol that came to u on c, over TCP
+// or in a WebSocket message. Caller holds the lock.
+func (a *Agent) onFrame(c *reactor.Conn, u *user, frame []byte) {
 	role := u.roleOf(c)
 	if role == roleNone {
-		return reactor.Handled
+		return
 	}
 	f, err := proto.ParseFrame(frame)
 	if err != nil {
 		a.protoErrors++
 		c.Close()
-		return reactor.Handled
+		return
 	}
 	now := a.now()
 	if role == roleCurrent {
@@ -203,7 +217,6 @@ func (a *Agent) OnFrame(c *reactor.Conn, frame []byte) reactor.Disposition {
 		}
 	}
 	a.touch(u, now)
-	return reactor.Handled
 }
 
 // onKick records a KICK. A KICK REPLACED is expected on a connection a relogin
@@ -234,6 +247,11 @@ func (a *Agent) OnClose(c *reactor.Conn, r reactor.Reason, err error) {
 	u := c.Context().(*user)
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.closed(c, u)
+}
+
+// closed takes the end of one of u's connections. Caller holds the lock.
+func (a *Agent) closed(c *reactor.Conn, u *user) {
 	now := a.now()
 	defer a.touch(u, now) // its reconnect, or the relogin's bounds
 	switch u.roleOf(c) {

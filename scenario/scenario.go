@@ -112,6 +112,10 @@ type Clients struct {
 	// Deadline: a message not delivered by then counts as lost (default 10s).
 	Deadline  units.Duration `yaml:"deadline"`
 	Reconnect Reconnect      `yaml:"reconnect"`
+	// WebSocketShare is the share of clients that connect to their gateway's
+	// WebSocket port instead of its TCP port (PROTOCOL.md §2.1); which ones is
+	// fixed by the client's index.
+	WebSocketShare units.Fraction `yaml:"websocket_share"`
 }
 
 // Reconnect is the backoff hint ipconf hands clients.

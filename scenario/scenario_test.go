@@ -60,6 +60,12 @@ func TestValidScenarioParses(t *testing.T) {
 	if !s.Gates[0].Holds(99_999) || s.Gates[0].Holds(100_000) || s.Gates[3].Value != 4096 {
 		t.Fatal("gate evaluation")
 	}
+	if s.Clients.WebSocketShare != 0 {
+		t.Fatalf("websocket_share unset parses as %v, want 0", s.Clients.WebSocketShare)
+	}
+	if ws, err := Parse("ok.yaml", []byte(strings.Replace(valid, "  count: 5k\n", "  count: 5k\n  websocket_share: 30%\n", 1))); err != nil || ws.Clients.WebSocketShare != 0.3 {
+		t.Fatalf("websocket_share 30%%: %v, err %v", ws.Clients.WebSocketShare, err)
+	}
 	if s.Clients.Deadline.D() != 10*time.Second || s.Validity.MinSamples != 1000 || s.Mode != "auto" {
 		t.Fatalf("defaults: %+v %+v", s.Clients, s.Validity)
 	}
@@ -92,6 +98,9 @@ func TestScenarioMistakesPointAtTheirLine(t *testing.T) {
 			"ok.yaml:15:12", "traffic.payload: size"},
 		{"bad fraction", func(s string) string { return strings.Replace(s, "fraction: 5%", "fraction: 150%", 1) },
 			"ok.yaml:17:20", "is not a fraction"},
+		{"bad websocket share", func(s string) string {
+			return strings.Replace(s, "  connect_rate: 2k/s\n", "  connect_rate: 2k/s\n  websocket_share: 130%\n", 1)
+		}, "ok.yaml:13:20", "clients.websocket_share: \"130%\" is not a fraction"},
 		{"missing required key", func(s string) string { return strings.Replace(s, "  agents: 2\n", "", 1) },
 			"ok.yaml:5:3", "topology.agents: required key missing"},
 		{"gateways out of range", func(s string) string { return strings.Replace(s, "gateways: 2", "gateways: 0", 1) },

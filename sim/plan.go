@@ -13,8 +13,10 @@ func planFor(s *scenario.Scenario, ipconf, secret string) loadgen.Plan {
 		Secret:      secret,
 		Users:       int(s.Clients.Count),
 		ConnectRate: float64(s.Clients.ConnectRate),
-		Heartbeat:   loadgen.Duration(s.Clients.Heartbeat),
-		PongTimeout: loadgen.Duration(s.Clients.PongTimeout),
+		// The gateways' WebSocket addresses come from ipconf's list (ws).
+		WebSocketShare: float64(s.Clients.WebSocketShare),
+		Heartbeat:      loadgen.Duration(s.Clients.Heartbeat),
+		PongTimeout:    loadgen.Duration(s.Clients.PongTimeout),
 		Traffic: loadgen.Traffic{
 			Rate: float64(s.Traffic.Rate), Pattern: s.Traffic.Pattern, ZipfS: s.Traffic.ZipfS,
 			GroupSize: s.Traffic.GroupSize, PayloadBytes: int(s.Traffic.Payload),

@@ -1,12 +1,15 @@
 package sim
 
 import (
+	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/floodgate/floodgate/loadgen"
+	"github.com/floodgate/floodgate/netns"
 	"github.com/floodgate/floodgate/scenario"
 )
 
@@ -100,5 +103,67 @@ func TestRedisPrefixesDifferPerService(t *testing.T) {
 	}
 	if other := redisPrefix("xyz789", "msg"); other == msg {
 		t.Fatalf("two runs share the prefix %q", msg)
+	}
+}
+
+// clients.websocket_share reaches the agents' plan, which validates with the
+// gateways' WebSocket addresses left to ipconf's list.
+func TestPlanCarriesWebSocketShare(t *testing.T) {
+	for _, tc := range []struct {
+		clients string
+		want    float64
+	}{
+		{"{count: 100, websocket_share: 30%}", 0.3},
+		{"{count: 100}", 0},
+	} {
+		s, err := scenario.Parse("ws.yaml", []byte(`name: ws
+topology: {gateways: 2, agents: 1}
+clients: `+tc.clients+`
+phases:
+  - {name: steady, duration: 5s}
+`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := planFor(s, "http://127.0.0.1:1", "0123456789abcdef")
+		if p.WebSocketShare != tc.want {
+			t.Fatalf("clients %s: plan websocket_share %v, want %v", tc.clients, p.WebSocketShare, tc.want)
+		}
+		if err := p.Validate(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Every gateway listens on a WebSocket port of its own host, apart from its
+// other ports.
+func TestGatewaysListenOnAWebSocketPort(t *testing.T) {
+	s, err := scenario.Parse("gw.yaml", []byte(`name: gw
+topology: {gateways: 2, agents: 1}
+clients: {count: 100}
+phases:
+  - {name: steady, duration: 5s}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := netns.Build(context.Background(), netns.Spec{Run: "wstest", Hosts: []string{"core", "gw-1", "gw-2"}, Mode: netns.ModeLoopback})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &runner{sc: s, net: n}
+	seen := map[string]bool{}
+	for i := 1; i <= 2; i++ {
+		sp := r.gatewaySpec(i)
+		k := slices.Index(sp.args, "-ws-listen")
+		if k < 0 || k+1 >= len(sp.args) {
+			t.Fatalf("gw-%d: no -ws-listen in %q", i, sp.args)
+		}
+		ws := sp.args[k+1]
+		want := hostPort(n.Host(fmt.Sprintf("gw-%d", i)), portGatewayWS)
+		if ws != want || seen[ws] || slices.Contains([]string{sp.addr, sp.admin}, ws) {
+			t.Fatalf("gw-%d: -ws-listen %q, want %q, distinct from %q and %q and every other gateway's", i, ws, want, sp.addr, sp.admin)
+		}
+		seen[ws] = true
 	}
 }

@@ -96,6 +96,7 @@ const (
 	portGateway      = 7000
 	portGatewayAdmin = 7001
 	portGatewayLink  = 7002
+	portGatewayWS    = 7003 // the WebSocket port (PROTOCOL.md §2.1), on every gateway
 	portIpconf       = 7100
 	portIpconfAdmin  = 7101
 	portState        = 7200

@@ -96,7 +96,7 @@ func (r *runner) gatewaySpec(i int) spec {
 	g := sc.Components.Gateway
 	args := []string{"gateway", "-id", h.Name, "-listen", hostPort(h, portGateway), "-admin", hostPort(h, portGatewayAdmin),
 		"-link", hostPort(h, portGatewayLink), "-state", hostPort(core, portState), "-msg", hostPort(core, portMsg),
-		"-log-level", "warn"}
+		"-ws-listen", hostPort(h, portGatewayWS), "-log-level", "warn"}
 	opt := func(flag string, set bool, v string) {
 		if set {
 			args = append(args, flag, v)

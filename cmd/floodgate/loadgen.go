@@ -35,6 +35,8 @@ func runLoadgen(args []string, stdout, stderr io.Writer) int {
 		startAt   = fs.String("start-at", os.Getenv(envStartAt), "connect, then start the traffic at this RFC3339 time, shared by every segment (default $"+envStartAt+"; empty: as soon as the users are connected); a time already past starts at once, with a warning")
 		ipconf    = fs.String("ipconf", "", "ipconf base URL (quick plan)")
 		gateways  = fs.String("gateways", "", "comma-separated gateway addresses (quick plan, instead of -ipconf)")
+		wsShare   = fs.Float64("websocket-share", 0, "share of users, 0 to 1, that connect to their gateway's WebSocket port (quick plan)")
+		wsGws     = fs.String("ws-gateways", "", "comma-separated WebSocket addresses of -gateways, one per gateway, empty for none (quick plan; with -ipconf its list names them)")
 		users     = fs.Int("users", 1000, "users (quick plan)")
 		rate      = fs.Float64("rate", 1000, "messages per second (quick plan)")
 		connRate  = fs.Float64("connect-rate", 5000, "connects per second (quick plan)")
@@ -107,6 +109,10 @@ func runLoadgen(args []string, stdout, stderr io.Writer) int {
 		if *gateways != "" {
 			plan.Gateways = strings.Split(*gateways, ",")
 		}
+		if *wsGws != "" {
+			plan.WSGateways = strings.Split(*wsGws, ",")
+		}
+		plan.WebSocketShare = *wsShare
 		if *bind != "" {
 			plan.Bind = strings.Split(*bind, ",")
 		}

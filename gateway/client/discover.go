@@ -29,6 +29,9 @@ type Gateway struct {
 	ID     string  `json:"id"`
 	Addr   string  `json:"addr"`   // host:port of the client protocol
 	Weight float64 `json:"weight"` // its share of new connections; the weights sum to 1
+	// WS is the gateway's WebSocket port (PROTOCOL.md §2.1), host:port; "" when it
+	// has none.
+	WS string `json:"ws,omitempty"`
 }
 
 // BackoffHint is ipconf's reconnect schedule, in milliseconds.
