@@ -168,7 +168,7 @@ func (m *Memory) Acquire(_ context.Context, g Gateway, ttl time.Duration) (uint6
 		m.garbage.Store(true) // the previous epoch's sessions are dead now
 	}
 	m.lastEpoch++
-	gw.info = Gateway{ID: g.ID, Addr: g.Addr, LinkAddr: g.LinkAddr, AdminAddr: g.AdminAddr}
+	gw.info = Gateway{ID: g.ID, Addr: g.Addr, LinkAddr: g.LinkAddr, AdminAddr: g.AdminAddr, WSAddr: g.WSAddr}
 	gw.lease.Store(&memLease{epoch: &memEpoch{n: m.lastEpoch}, expires: now.Add(ttl)})
 	return m.lastEpoch, nil
 }

@@ -227,7 +227,7 @@ func (r *Redis) Acquire(ctx context.Context, g Gateway, ttl time.Duration) (uint
 		return 0, fmt.Errorf("state: acquire: empty gateway id")
 	}
 	keys := []string{r.gwKey("epoch"), r.recordKey(g.ID), r.leaseKey(g.ID), r.gwKey("gws"), r.gwKey("garbage")}
-	s, err := r.run(ctx, r.scripts.acquire, keys, g.ID, g.Addr, g.LinkAddr, g.AdminAddr, ttl.Milliseconds(), r.retention).Text()
+	s, err := r.run(ctx, r.scripts.acquire, keys, g.ID, g.Addr, g.LinkAddr, g.AdminAddr, g.WSAddr, ttl.Milliseconds(), r.retention).Text()
 	if err != nil {
 		return 0, fmt.Errorf("state: acquire %q: %w", g.ID, err)
 	}
@@ -336,11 +336,11 @@ func (r *Redis) Gateways(ctx context.Context) ([]Gateway, error) {
 // parseGatewayRow decodes one row of luaGateways.
 func parseGatewayRow(row any, now time.Time) (Gateway, error) {
 	f, ok := row.([]any)
-	if !ok || len(f) != 9 {
+	if !ok || len(f) != 10 {
 		return Gateway{}, fmt.Errorf("bad gateway row %v", row)
 	}
 	str := func(i int) string { s, _ := f[i].(string); return s }
-	g := Gateway{ID: str(0), Addr: str(1), LinkAddr: str(2), AdminAddr: str(3), Draining: str(6) == "1"}
+	g := Gateway{ID: str(0), Addr: str(1), LinkAddr: str(2), AdminAddr: str(3), WSAddr: str(9), Draining: str(6) == "1"}
 	var err error
 	if g.Epoch, err = strconv.ParseUint(str(4), 10, 64); err != nil {
 		return Gateway{}, fmt.Errorf("gateway %q epoch: %w", g.ID, err)

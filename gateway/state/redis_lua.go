@@ -11,7 +11,7 @@ package state
 //
 //	P{gw}epoch                 string  last epoch issued, for every gateway
 //	P{gw}gws                   set     gateway ids
-//	P{gw}gw:<id>               hash    addr link admin epoch exp(ms) drain load(JSON)
+//	P{gw}gw:<id>               hash    addr link admin ws epoch exp(ms) drain load(JSON)
 //	                                   swept; expires `retention` after the lease
 //	P{gw}lease:<id>            string  the live epoch, with the lease's PX TTL: the
 //	                                   lease is live exactly while this key holds it
@@ -45,7 +45,7 @@ end
 `
 
 // KEYS: epoch, gw:<id>, lease:<id>, gws, garbage. ARGV: id, addr, link addr, admin
-// addr, ttl ms, retention ms → epoch.
+// addr, WebSocket addr ("" for none), ttl ms, retention ms → epoch.
 //
 // The epoch is the larger of the counter plus one and the server clock in µs, so
 // epochs keep increasing across a loss of data, whole (a restart without
@@ -53,7 +53,7 @@ end
 // writes), as long as fewer than one is issued per µs. The epoch it supersedes, if
 // not already queued, is queued as garbage.
 const luaAcquire = luaNow + `
-local id, ttl, keep = ARGV[1], tonumber(ARGV[5]), tonumber(ARGV[6])
+local id, ttl, keep = ARGV[1], tonumber(ARGV[6]), tonumber(ARGV[7])
 local t = redis.call('TIME')
 local n = tonumber(redis.call('GET', KEYS[1]) or '0') + 1
 local clock = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -63,7 +63,7 @@ redis.call('SET', KEYS[1], e)
 local old = redis.call('HMGET', KEYS[2], 'epoch', 'swept')
 if old[1] and old[1] ~= old[2] then redis.call('ZADD', KEYS[5], now_ms(), old[1] .. ':' .. id) end
 redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[2], 'addr', ARGV[2], 'link', ARGV[3], 'admin', ARGV[4], 'epoch', e,
+redis.call('HSET', KEYS[2], 'addr', ARGV[2], 'link', ARGV[3], 'admin', ARGV[4], 'ws', ARGV[5], 'epoch', e,
   'exp', string.format('%d', now_ms() + ttl), 'drain', '0', 'load', '', 'swept', '0')
 redis.call('PEXPIRE', KEYS[2], ttl + keep)
 redis.call('SADD', KEYS[4], id)
@@ -101,20 +101,21 @@ return 1
 `
 
 // KEYS: gws, then gw:<id>, lease:<id> per id. ARGV: the ids →
-// {{id, addr, link, admin, epoch, exp ms, drain, load, pttl}...} where pttl is the
-// lease's remaining ms, or -1 if it is not live. Ids whose record expired (after
-// the retention) are dropped from gws.
+// {{id, addr, link, admin, epoch, exp ms, drain, load, pttl, ws}...} where pttl is
+// the lease's remaining ms, or -1 if it is not live, and ws is nil for a record
+// written without one. Ids whose record expired (after the retention) are dropped
+// from gws.
 const luaGateways = `
 local out = {}
 for i, id in ipairs(ARGV) do
   local gk, lk = KEYS[2 * i], KEYS[2 * i + 1]
-  local f = redis.call('HMGET', gk, 'addr', 'link', 'admin', 'epoch', 'exp', 'drain', 'load')
+  local f = redis.call('HMGET', gk, 'addr', 'link', 'admin', 'epoch', 'exp', 'drain', 'load', 'ws')
   if not f[4] then
     redis.call('SREM', KEYS[1], id)
   else
     local pttl = -1
     if redis.call('GET', lk) == f[4] then pttl = redis.call('PTTL', lk) end
-    out[#out + 1] = {id, f[1], f[2], f[3], f[4], f[5], f[6], f[7], pttl}
+    out[#out + 1] = {id, f[1], f[2], f[3], f[4], f[5], f[6], f[7], pttl, f[8]}
   end
 end
 return out

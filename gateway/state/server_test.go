@@ -177,13 +177,13 @@ func TestWatchPushesLeaseEvents(t *testing.T) {
 	ch.await(t, "the initial table", prompt, func([]state.Gateway) bool { return true })
 
 	ctx := t.Context()
-	e, err := gw.Acquire(ctx, state.Gateway{ID: "gw-a", Addr: "10.0.0.1:7000"}, time.Minute)
+	e, err := gw.Acquire(ctx, state.Gateway{ID: "gw-a", Addr: "10.0.0.1:7000", WSAddr: "10.0.0.1:7080"}, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ch.await(t, "gw-a live", prompt, func(gws []state.Gateway) bool {
+	ch.await(t, "gw-a live with its addresses", prompt, func(gws []state.Gateway) bool {
 		g, ok := find(gws, "gw-a")
-		return ok && g.Live(time.Now()) && g.Epoch == e && g.Addr == "10.0.0.1:7000"
+		return ok && g.Live(time.Now()) && g.Epoch == e && g.Addr == "10.0.0.1:7000" && g.WSAddr == "10.0.0.1:7080"
 	})
 	if err := gw.SetDraining(ctx, "gw-a", true); err != nil {
 		t.Fatal(err)

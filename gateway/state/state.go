@@ -40,9 +40,10 @@ type Load struct {
 // Gateway is a gateway's registration and lease.
 type Gateway struct {
 	ID        string    `json:"id"`
-	Addr      string    `json:"addr"`       // client-facing address (ip:port)
-	LinkAddr  string    `json:"link_addr"`  // internal link address (router pushes, control commands)
-	AdminAddr string    `json:"admin_addr"` // admin HTTP address (/metrics)
+	Addr      string    `json:"addr"`              // client-facing address (ip:port)
+	LinkAddr  string    `json:"link_addr"`         // internal link address (router pushes, control commands)
+	AdminAddr string    `json:"admin_addr"`        // admin HTTP address (/metrics)
+	WSAddr    string    `json:"ws_addr,omitempty"` // WebSocket address (ip:port); "" when the gateway has no WebSocket port
 	Epoch     uint64    `json:"epoch"`
 	Expires   time.Time `json:"expires"` // lease expiry; the lease is live before it
 	Draining  bool      `json:"draining"`

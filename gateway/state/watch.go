@@ -97,15 +97,15 @@ func (w *watchTable) wasReleased(id string, epoch uint64) bool {
 // under which epoch, where, and whether draining. Loads are left out: they change
 // with every renewal and ride on the periodic refresh.
 type leaseKey struct {
-	id, addr, linkAddr, adminAddr string
-	epoch                         uint64
-	live, draining                bool
+	id, addr, linkAddr, adminAddr, wsAddr string
+	epoch                                 uint64
+	live, draining                        bool
 }
 
 func leaseKeys(gws []Gateway, now time.Time) []leaseKey {
 	out := make([]leaseKey, len(gws))
 	for i, g := range gws {
-		out[i] = leaseKey{id: g.ID, addr: g.Addr, linkAddr: g.LinkAddr, adminAddr: g.AdminAddr,
+		out[i] = leaseKey{id: g.ID, addr: g.Addr, linkAddr: g.LinkAddr, adminAddr: g.AdminAddr, wsAddr: g.WSAddr,
 			epoch: g.Epoch, live: g.Live(now), draining: g.Draining}
 	}
 	slices.SortFunc(out, func(a, b leaseKey) int { return cmp.Compare(a.id, b.id) })

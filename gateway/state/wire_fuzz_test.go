@@ -88,7 +88,7 @@ func sameGateways(a, b []Gateway) bool {
 func FuzzDecodeSnapshot(f *testing.F) {
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	f.Add(encodeSnapshot([]Gateway{
-		{ID: "live", Addr: "127.0.0.1:7000", LinkAddr: "127.0.0.1:7001", Epoch: 1, Expires: now.Add(3 * time.Second), Load: Load{Conns: 5, CPU: 0.5}},
+		{ID: "live", Addr: "127.0.0.1:7000", LinkAddr: "127.0.0.1:7001", WSAddr: "127.0.0.1:7080", Epoch: 1, Expires: now.Add(3 * time.Second), Load: Load{Conns: 5, CPU: 0.5}},
 		{ID: "dead", Epoch: 2, Expires: now.Add(-time.Second), Draining: true},
 	}, now))
 	f.Add(encodeSnapshot(nil, now))

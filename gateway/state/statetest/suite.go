@@ -46,6 +46,7 @@ func Run(t *testing.T, newStore func(t *testing.T) state.Store) {
 		{"ReregisterBatchMatchesReregister", testReregisterBatch},
 		{"SetDrainingRoundTrips", testSetDraining},
 		{"GatewaysReportLeasesAndLoad", testGatewaysReport},
+		{"WebSocketAddressRoundTrips", testWSAddrRoundTrips},
 		{"ProbeTellsInvalidFromMiss", testProbe},
 		{"ConcurrentUse", testConcurrent},
 	} {
@@ -415,14 +416,14 @@ func testSetDraining(t *testing.T, s state.Store) {
 func testGatewaysReport(t *testing.T, s state.Store) {
 	before := time.Now()
 	in := state.Gateway{ID: "gw-a", Addr: "10.0.0.1:7000", LinkAddr: "10.0.0.1:7002", AdminAddr: "10.0.0.1:7001",
-		Epoch: 999, Expires: before.Add(time.Hour), Draining: true, Load: state.Load{Conns: 9}} // ignored
+		WSAddr: "10.0.0.1:7080", Epoch: 999, Expires: before.Add(time.Hour), Draining: true, Load: state.Load{Conns: 9}} // ignored
 	e, err := s.Acquire(ctx(t), in, long)
 	if err != nil {
 		t.Fatal(err)
 	}
 	after := time.Now()
 	g := gateway(t, s, "gw-a")
-	want := state.Gateway{ID: in.ID, Addr: in.Addr, LinkAddr: in.LinkAddr, AdminAddr: in.AdminAddr, Epoch: e}
+	want := state.Gateway{ID: in.ID, Addr: in.Addr, LinkAddr: in.LinkAddr, AdminAddr: in.AdminAddr, WSAddr: in.WSAddr, Epoch: e}
 	checkExpiry(t, g, before, after, long)
 	g.Expires = time.Time{}
 	if g != want {
@@ -459,6 +460,30 @@ func testGatewaysReport(t *testing.T, s state.Store) {
 // and after. The slack covers the backend's clock resolution and the listing's
 // transit time (remote stores re-base expiry on the receiver's clock); the TTLs
 // checked differ by a minute.
+// testWSAddrRoundTrips checks that a gateway's WebSocket address is listed as
+// acquired, and that each Acquire replaces it: a gateway re-acquiring without one
+// (its WebSocket port turned off) is no longer listed with the old one.
+func testWSAddrRoundTrips(t *testing.T, s state.Store) {
+	for _, tc := range []struct {
+		name, ws string
+	}{
+		{"with", "127.0.0.1:7080"},
+		{"without", ""},
+		{"with again", "127.0.0.1:7081"},
+	} {
+		in := state.Gateway{ID: "gw-ws", Addr: "127.0.0.1:7000", LinkAddr: "127.0.0.1:7002",
+			AdminAddr: "127.0.0.1:7001", WSAddr: tc.ws}
+		e, err := s.Acquire(ctx(t), in, long)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		g := gateway(t, s, "gw-ws")
+		if g.Epoch != e || g.WSAddr != tc.ws || g.Addr != in.Addr || g.AdminAddr != in.AdminAddr {
+			t.Fatalf("%s: listed %+v, want epoch %d and WSAddr %q", tc.name, g, e, tc.ws)
+		}
+	}
+}
+
 func checkExpiry(t *testing.T, g state.Gateway, before, after time.Time, ttl time.Duration) {
 	t.Helper()
 	const slack = time.Second
