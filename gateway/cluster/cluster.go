@@ -101,7 +101,7 @@ type asyncAppender interface {
 }
 
 // Cluster is the backend. Create it, pass it to node.New as the Backend, then Run it
-// with the gateway's client address and wait for Ready before serving clients.
+// with the gateway's client addresses and wait for Ready before serving clients.
 type Cluster struct {
 	cfg   Config
 	log   *slog.Logger
@@ -193,10 +193,17 @@ func (c *Cluster) Ready() <-chan struct{} { return c.ready }
 // Attach implements node.Backend.
 func (c *Cluster) Attach(g node.Gateway) { c.gw = g }
 
-// Run holds the lease for a gateway whose clients connect to addr, serves the link
+// ClientAddrs is where a gateway's clients connect: what its lease advertises in
+// the gateway table, and so what ipconf hands out.
+type ClientAddrs struct {
+	Addr   string // the client port (ip:port)
+	WSAddr string // the WebSocket port (ip:port); "" when the gateway has none
+}
+
+// Run holds the lease for a gateway whose clients connect to addrs, serves the link
 // listener and sends unregistrations, until ctx ends; then it releases the lease, so
 // the gateway's sessions are invalid at once rather than after the TTL.
-func (c *Cluster) Run(ctx context.Context, addr string) error {
+func (c *Cluster) Run(ctx context.Context, addrs ClientAddrs) error {
 	if c.gw == nil {
 		return errors.New("cluster: Run before the node attached (pass the Cluster to node.New first)")
 	}
@@ -206,7 +213,8 @@ func (c *Cluster) Run(ctx context.Context, addr string) error {
 	for range 4 {
 		wg.Go(func() { c.unregisterLoop(ctx) })
 	}
-	c.leaseLoop(ctx, state.Gateway{ID: c.cfg.ID, Addr: addr, LinkAddr: c.LinkAddr(), AdminAddr: c.cfg.AdminAddr})
+	c.leaseLoop(ctx, state.Gateway{ID: c.cfg.ID, Addr: addrs.Addr, WSAddr: addrs.WSAddr,
+		LinkAddr: c.LinkAddr(), AdminAddr: c.cfg.AdminAddr})
 	wg.Wait()
 	return nil
 }

@@ -310,8 +310,48 @@ func runLeasedCluster(t *testing.T, ctx context.Context, cancel context.CancelFu
 	}
 	c.Attach(gw)
 	done := make(chan struct{})
-	go func() { c.Run(ctx, "127.0.0.1:7000"); close(done) }()
+	go func() { c.Run(ctx, ClientAddrs{Addr: "127.0.0.1:7000"}); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	<-c.Ready()
 	return c
+}
+
+// The lease advertises the addresses Run was given: the client port always, the
+// WebSocket port only for a gateway that has one.
+func TestLeaseAdvertisesTheClientAddresses(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		addrs ClientAddrs
+	}{
+		{"with a WebSocket port", ClientAddrs{Addr: "127.0.0.1:7000", WSAddr: "127.0.0.1:7080"}},
+		{"without one", ClientAddrs{Addr: "127.0.0.1:7000"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := state.NewMemory(state.MemoryConfig{})
+			c, err := New(Config{ID: "gw-1", LinkAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:7001",
+				Secret: []byte("cluster-test-secret-0123"), State: st, Msgs: msg.NewMemory(64),
+				Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Attach(newFakeGateway())
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { c.Run(ctx, tc.addrs); close(done) }()
+			t.Cleanup(func() { cancel(); <-done })
+			<-c.Ready()
+			gws, err := st.Gateways(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(gws) != 1 {
+				t.Fatalf("gateway table %+v, want gw-1 alone", gws)
+			}
+			g := gws[0]
+			if g.ID != "gw-1" || g.Addr != tc.addrs.Addr || g.WSAddr != tc.addrs.WSAddr ||
+				g.LinkAddr != c.LinkAddr() || g.AdminAddr != "127.0.0.1:7001" {
+				t.Fatalf("advertised %+v, want addresses %+v, link %s, admin 127.0.0.1:7001", g, tc.addrs, c.LinkAddr())
+			}
+		})
+	}
 }

@@ -78,7 +78,7 @@ func startFenced(t *testing.T, id string, shared state.Store) *fencedGateway {
 	c.Attach(gw)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { c.Run(ctx, "127.0.0.1:7000"); close(done) }()
+	go func() { c.Run(ctx, ClientAddrs{Addr: "127.0.0.1:7000"}); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	<-c.Ready()
 	return &fencedGateway{c: c, gw: gw, view: view}

@@ -128,7 +128,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 	defer g.closeLinks()
 	cctx, cstop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Go(func() { g.cl.Run(cctx, g.node.Reactor().Addr().String()) })
+	addrs := ClientAddrs{Addr: g.node.Reactor().Addr().String(), WSAddr: g.node.WSAddr()}
+	wg.Go(func() { g.cl.Run(cctx, addrs) })
 	defer func() { cstop(); wg.Wait() }()
 	select {
 	case <-g.cl.Ready():

@@ -71,7 +71,7 @@ func sendOnce(t *testing.T, store msg.Store, closed func() bool, sendTimeout, ho
 	c.Attach(newFakeGateway(node.Session{UID: 1, ID: 1}))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { c.Run(ctx, "127.0.0.1:7000"); close(done) }()
+	go func() { c.Run(ctx, ClientAddrs{Addr: "127.0.0.1:7000"}); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	<-c.Ready()
 	type result struct {
