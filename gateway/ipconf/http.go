@@ -22,8 +22,9 @@ type Response struct {
 // Gateway is one advertised gateway.
 type Gateway struct {
 	ID     string  `json:"id"`
-	Addr   string  `json:"addr"`   // client-facing ip:port
-	Weight float64 `json:"weight"` // share of new connections it should take; the weights sum to 1
+	Addr   string  `json:"addr"`         // client-facing ip:port
+	WS     string  `json:"ws,omitempty"` // client-facing ip:port of its WebSocket port; absent when it has none
+	Weight float64 `json:"weight"`       // share of new connections it should take; the weights sum to 1
 }
 
 // BackoffHint is Backoff in milliseconds.
@@ -67,7 +68,7 @@ func (s *Service) serveGateways(w http.ResponseWriter, r *http.Request) {
 		ordered := v.arrange(make([]entry, 0, len(v.entries)), s.cfg.TopK, s.cfg.Rand)
 		s.rngMu.Unlock()
 		for _, e := range ordered {
-			resp.Gateways = append(resp.Gateways, Gateway{ID: e.ID, Addr: e.Addr, Weight: e.Weight})
+			resp.Gateways = append(resp.Gateways, Gateway{ID: e.ID, Addr: e.Addr, WS: e.WS, Weight: e.Weight})
 		}
 	}
 	if len(resp.Gateways) == 0 {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/floodgate/floodgate/gateway/client"
+	"github.com/floodgate/floodgate/gateway/state"
 )
 
 func get(t *testing.T, url string, into any) (int, http.Header) {
@@ -98,6 +99,52 @@ func TestGatewaysEndpoint(t *testing.T) {
 	}
 	if got := gaugeValue(t, s.metrics.advertised); got != 4 {
 		t.Errorf("gateways gauge %v, want 4", got)
+	}
+}
+
+// A gateway with a WebSocket port is advertised with its address under "ws"; one
+// without has no "ws" key at all. Gateways still advertised during a freeze keep
+// theirs.
+func TestGatewaysEndpointAdvertisesWebSocketAddresses(t *testing.T) {
+	clk := newClock()
+	s := newService(t, clk)
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	table := fleet(clk, 100, 500)
+	table[0].WSAddr = "g0:7080"
+	wantWS := map[string]string{"g0": `"g0:7080"`, "g1": ""} // raw JSON; "" for no key
+
+	for _, tc := range []struct {
+		name   string
+		table  []state.Gateway
+		frozen bool
+	}{
+		{"live", table, false},
+		{"frozen after the fleet vanished", nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk.Advance(time.Second)
+			s.Update(tc.table)
+			var r struct {
+				Gateways []map[string]json.RawMessage `json:"gateways"`
+				Frozen   bool                         `json:"frozen"`
+			}
+			if code, _ := get(t, srv.URL+"/v1/gateways?uid=7", &r); code != http.StatusOK {
+				t.Fatalf("code %d", code)
+			}
+			if r.Frozen != tc.frozen || len(r.Gateways) != len(wantWS) {
+				t.Fatalf("frozen %v with gateways %s, want frozen %v and %d gateways", r.Frozen, r.Gateways, tc.frozen, len(wantWS))
+			}
+			for _, g := range r.Gateways {
+				var id string
+				if err := json.Unmarshal(g["id"], &id); err != nil {
+					t.Fatalf("gateway %s: id: %v", g, err)
+				}
+				if ws, ok := g["ws"]; string(ws) != wantWS[id] || ok != (wantWS[id] != "") {
+					t.Errorf("gateway %s: ws %s (present %v), want %q", id, ws, ok, wantWS[id])
+				}
+			}
+		})
 	}
 }
 

@@ -121,7 +121,7 @@ func (s *Service) scan(gws []state.Gateway, now time.Time) (live, draining map[s
 		}
 		sm.fold(g, now, s.cfg.Window)
 		if !g.Draining && g.Addr != "" {
-			cands = append(cands, entry{ID: g.ID, Addr: g.Addr, Score: s.cfg.score(sm)})
+			cands = append(cands, entry{ID: g.ID, Addr: g.Addr, WS: g.WSAddr, Score: s.cfg.score(sm)})
 		}
 	}
 	for id := range s.load {
@@ -138,7 +138,7 @@ func (s *Service) scan(gws []state.Gateway, now time.Time) (live, draining map[s
 func (s *Service) withVanished(cands []entry, live, draining map[string]bool) []entry {
 	for _, e := range s.good.entries {
 		if !live[e.ID] && !draining[e.ID] {
-			cands = append(cands, entry{ID: e.ID, Addr: e.Addr, Score: e.Score})
+			cands = append(cands, entry{ID: e.ID, Addr: e.Addr, WS: e.WS, Score: e.Score})
 		}
 	}
 	return cands

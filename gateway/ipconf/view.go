@@ -10,6 +10,7 @@ import (
 // entry is one advertised gateway.
 type entry struct {
 	ID, Addr string
+	WS       string  // the WebSocket address; "" when the gateway has none
 	Score    float64 // from Config.score
 	Weight   float64 // Score normalised over the view; the weights sum to 1
 }
