@@ -1,11 +1,14 @@
 package ipconf
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -145,6 +148,41 @@ func TestGatewaysEndpointAdvertisesWebSocketAddresses(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The example answer of PROTOCOL.md §10.1 decodes into a Response with no field
+// left over, its WebSocket addresses included, so the document and the code name
+// the same fields.
+func TestProtocolExampleIsAResponse(t *testing.T) {
+	doc, err := os.ReadFile("../proto/PROTOCOL.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := bytes.Cut(doc, []byte("### 10.1 "))
+	if !ok {
+		t.Fatal("PROTOCOL.md has no §10.1")
+	}
+	_, body, ok := bytes.Cut(sec, []byte("```json\n"))
+	if !ok {
+		t.Fatal("§10.1 has no json example")
+	}
+	body, _, ok = bytes.Cut(body, []byte("```"))
+	if !ok {
+		t.Fatal("§10.1's json example is not closed")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	var r Response
+	if err := dec.Decode(&r); err != nil {
+		t.Fatalf("§10.1 example: %v\n%s", err, body)
+	}
+	var ws []string
+	for _, g := range r.Gateways {
+		ws = append(ws, g.WS)
+	}
+	if want := []string{"10.0.0.3:7080", "10.0.0.1:7080", ""}; !slices.Equal(ws, want) {
+		t.Fatalf("§10.1 example's ws fields %q, want %q", ws, want)
 	}
 }
 
