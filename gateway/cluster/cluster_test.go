@@ -149,36 +149,47 @@ func TestLeaseLossReregistersNoticesAndKicksTheReplaced(t *testing.T) {
 	})
 }
 
-// serveStores serves a memory state store and a memory msg store on loopback and
-// returns clients of both: the gateway's production path (batched calls).
-func serveStores(t *testing.T) (*state.Client, *msg.Client) {
+// testSecret is the cluster secret of every test's services.
+var testSecret = []byte("cluster-test-secret-0123")
+
+// startStores serves st and a memory msg store on loopback until the test ends,
+// and returns their link addresses.
+func startStores(t *testing.T, st state.Store) (stateAddr, msgAddr string) {
 	t.Helper()
-	secret := []byte("cluster-test-secret-0123")
 	quiet := slog.New(slog.DiscardHandler)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait() })
-	ss, err := state.NewServer(state.ServerConfig{Addr: "127.0.0.1:0", Secret: secret, Store: state.NewMemory(state.MemoryConfig{}), Logger: quiet})
+	ss, err := state.NewServer(state.ServerConfig{Addr: "127.0.0.1:0", Secret: testSecret, Store: st, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
 	wg.Go(func() { ss.Serve(ctx) })
-	ms, err := msg.NewServer(msg.ServerConfig{Addr: "127.0.0.1:0", Secret: secret, Store: msg.NewMemory(64), Logger: quiet})
+	ms, err := msg.NewServer(msg.ServerConfig{Addr: "127.0.0.1:0", Secret: testSecret, Store: msg.NewMemory(64), Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
 	wg.Go(func() { ms.Serve(ctx) })
-	sc, err := state.Dial(state.ClientConfig{Addr: ss.Addr(), Secret: secret, Name: "gw-1", Logger: quiet})
+	return ss.Addr(), ms.Addr()
+}
+
+// serveStores serves a memory state store and a memory msg store on loopback and
+// returns clients of both: the gateway's production path (batched calls).
+func serveStores(t *testing.T) (*state.Client, *msg.Client) {
+	t.Helper()
+	quiet := slog.New(slog.DiscardHandler)
+	stateAddr, msgAddr := startStores(t, state.NewMemory(state.MemoryConfig{}))
+	sc, err := state.Dial(state.ClientConfig{Addr: stateAddr, Secret: testSecret, Name: "gw-1", Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(sc.Close)
-	mc, err := msg.Dial(msg.ClientConfig{Addr: ms.Addr(), Secret: secret, Name: "gw-1", Logger: quiet})
+	mc, err := msg.Dial(msg.ClientConfig{Addr: msgAddr, Secret: testSecret, Name: "gw-1", Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(mc.Close)
-	wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
+	wctx, wcancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer wcancel()
 	if err := errors.Join(sc.WaitConnected(wctx), mc.WaitConnected(wctx)); err != nil {
 		t.Fatal(err)
