@@ -476,6 +476,29 @@ func TestRedisLookupReclaimsDeadSessions(t *testing.T) {
 	}
 }
 
+// A gateway record written before records had a WebSocket address (by an older
+// gateway during a rolling upgrade) is listed, live, without one.
+func TestRedisListsARecordWithoutAWebSocketField(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := t.Context()
+	rdb := redisClient(t, srv)
+	r := newRedis(t, rdb, state.RedisConfig{Prefix: "old:"})
+	e, err := r.Acquire(ctx, state.Gateway{ID: "gw-a", Addr: "127.0.0.1:7000", WSAddr: "127.0.0.1:7080"}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := rdb.HDel(ctx, "old:{gw}gw:gw-a", "ws").Result(); err != nil || n != 1 {
+		t.Fatalf("removing the record's ws field: %d removed, %v", n, err)
+	}
+	gws, err := r.Gateways(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gws) != 1 || gws[0].Epoch != e || !gws[0].Live(time.Now()) || gws[0].Addr != "127.0.0.1:7000" || gws[0].WSAddr != "" {
+		t.Fatalf("listed %+v, want gw-a live under epoch %d at 127.0.0.1:7000 without a WebSocket address", gws, e)
+	}
+}
+
 // Two prefixes on one server are two independent stores.
 func TestRedisPrefixesIsolate(t *testing.T) {
 	srv := redistest.Start(t)
