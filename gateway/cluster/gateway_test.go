@@ -20,6 +20,7 @@ func TestGatewayAdvertisesItsNodesAddresses(t *testing.T) {
 		wsAddr string // node.Config.WSAddr
 	}{
 		{"without a WebSocket port", ""},
+		{"with a WebSocket port", "127.0.0.1:0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := state.NewMemory(state.MemoryConfig{})
