@@ -34,7 +34,7 @@ func Dial(addr string, timeout time.Duration) (*Conn, error) {
 
 // New wraps an established connection.
 func New(nc net.Conn) *Conn {
-	return &Conn{nc: nc, r: bufio.NewReaderSize(nc, 64<<10), maxFrame: 1 << 24}
+	return &Conn{nc: nc, r: bufio.NewReaderSize(nc, 64<<10), maxFrame: clientMaxFrame}
 }
 
 // NetConn returns the underlying connection (for deadlines, CloseWrite, raw bytes).
@@ -58,6 +58,10 @@ func (c *Conn) write(encode func([]byte) []byte) error {
 // Buffered reports how many bytes have been read from the connection but not
 // yet returned by Next: 0 means the frames that arrived are all consumed.
 func (c *Conn) Buffered() int { return c.r.Buffered() }
+
+// clientMaxFrame is the largest frame the client reads: far above any max_frame a
+// server announces (PROTOCOL.md §2), a bound on what a broken server makes it hold.
+const clientMaxFrame = 1 << 24
 
 // Next reads the next frame. Its Body is valid until the next call to Next.
 func (c *Conn) Next() (proto.Frame, error) {
