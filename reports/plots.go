@@ -177,7 +177,7 @@ func (a *analysis) distributionPlot(tag string, base *baseline) *plot.Plot {
 			}
 		}
 	}
-	sloMS := float64(defaultSLOMS)
+	sloMS := a.pushSLO()
 	slo := sloLine(sloMS)
 	p.Add(slo)
 	p.Legend.Add(slo.Label, slo)
@@ -287,7 +287,7 @@ func (a *analysis) timelinePlot(tag string) *plot.Plot {
 		chart.AddLines(p, st.name, xs, ys[j], chart.Line(chart.Palette(j), 1.6))
 	}
 	a.timeBounds(p)
-	sloMS := float64(defaultSLOMS)
+	sloMS := a.pushSLO()
 	slo := sloLine(sloMS)
 	p.Add(slo)
 	p.Legend.Add(slo.Label, slo)
@@ -574,7 +574,7 @@ func (a *analysis) ratePlots() []*plot.Plot {
 // reconnectPlots are plot (e): reconnect and first-connect time histograms.
 func (a *analysis) reconnectPlots() []*plot.Plot {
 	var out []*plot.Plot
-	sloMS := float64(defaultSLOMS)
+	sloMS := a.pushSLO()
 	for _, tag := range []string{loadgen.TagReconnect, loadgen.TagConnect} {
 		h := a.latency(tag, a.whole)
 		title := tagTitle(tag)
