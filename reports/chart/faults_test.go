@@ -27,11 +27,7 @@ func drawFaults(t *testing.T, spans []Span) faultDrawing {
 	FaultShading{spans}.Plot(c, p)
 	var d faultDrawing
 	var cur color.Color
-	same := func(a, b color.Color) bool {
-		r1, g1, b1, a1 := a.RGBA()
-		r2, g2, b2, a2 := b.RGBA()
-		return r1 == r2 && g1 == g2 && b1 == b2 && a1 == a2
-	}
+	same := sameColor
 	for _, act := range rec.Actions {
 		switch x := act.(type) {
 		case *recorder.SetColor:

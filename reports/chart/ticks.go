@@ -7,14 +7,20 @@ import (
 	"gonum.org/v1/plot"
 )
 
+// maxTicks bounds the ticks a linear ticker returns. A plot needs a few dozen;
+// the bound keeps a range far from zero, where adding a step no longer moves
+// the value (1e16 + 0.2 == 1e16), from looping forever.
+const maxTicks = 1000
+
 // LogMsTicks marks a log axis of milliseconds at every decade, labelled as
 // durations ("100 ms", "1 s"), with 2× and 5× ticks that are labelled too when
-// the axis spans less than three decades.
+// the axis spans less than three decades. An axis that is not a finite,
+// positive, increasing range has no ticks.
 type LogMsTicks struct{}
 
 // Ticks implements plot.Ticker.
 func (LogMsTicks) Ticks(lo, hi float64) []plot.Tick {
-	if lo <= 0 || hi <= lo {
+	if lo <= 0 || hi <= lo || math.IsInf(hi, 0) {
 		return nil
 	}
 	dense := math.Log10(hi/lo) < 3
@@ -34,8 +40,8 @@ func (LogMsTicks) Ticks(lo, hi float64) []plot.Tick {
 }
 
 // NiceTicks marks a linear axis at a round step (1, 2 or 5 × 10ⁿ) giving at
-// most ten labels, printed without spurious decimals, with four unlabelled
-// ticks between labels.
+// most ten steps (eleven labels), printed without spurious decimals, with four
+// unlabelled ticks between labels.
 type NiceTicks struct{}
 
 // Ticks implements plot.Ticker.
@@ -53,7 +59,7 @@ func (NiceTicks) Ticks(lo, hi float64) []plot.Tick {
 	}
 	var ts []plot.Tick
 	minor := step / 5
-	for v := math.Ceil(lo/minor) * minor; v <= hi+minor/1e6; v += minor {
+	for v, n := math.Ceil(lo/minor)*minor, 0; v <= hi+minor/1e6 && n < maxTicks; v, n = v+minor, n+1 {
 		t := plot.Tick{Value: v}
 		if r := math.Round(v / step); math.Abs(v/step-r) < 1e-6 {
 			t.Label = TickNumber(r * step)
@@ -101,8 +107,8 @@ func groupThousands(n int64) string {
 }
 
 // TimeTicks marks a time axis in whole seconds at a round step (1, 2, 5, 10,
-// 15, 30 s, 1, 2, 5, 10 min …) giving at most a dozen labels, with unlabelled
-// ticks between.
+// 15, 30 s, 1, 2, 5, 10 min … 4 h) giving at most a dozen steps where that step
+// allows, with unlabelled ticks between.
 type TimeTicks struct{}
 
 // Ticks implements plot.Ticker.
@@ -123,7 +129,7 @@ func (TimeTicks) Ticks(lo, hi float64) []plot.Tick {
 		minor = step / 3
 	}
 	var ts []plot.Tick
-	for v := math.Ceil(lo/minor) * minor; v <= hi; v += minor {
+	for v, n := math.Ceil(lo/minor)*minor, 0; v <= hi && n < maxTicks; v, n = v+minor, n+1 {
 		t := plot.Tick{Value: v}
 		if r := math.Round(v / step); math.Abs(v/step-r) < 1e-9 {
 			t.Label = strconv.FormatFloat(r*step, 'f', -1, 64)
@@ -134,13 +140,13 @@ func (TimeTicks) Ticks(lo, hi float64) []plot.Tick {
 }
 
 // PercentileTicks marks an axis of x = 1/(1−p) at 0%, 50%, 90%, 99%, … up to
-// hi, with unlabelled 2× and 5× ticks between the nines.
+// hi (and short of infinity), with unlabelled 2× and 5× ticks between the nines.
 type PercentileTicks struct{}
 
 // Ticks implements plot.Ticker.
 func (PercentileTicks) Ticks(lo, hi float64) []plot.Tick {
 	ts := []plot.Tick{{Value: 1, Label: "0%"}, {Value: 2, Label: "50%"}, {Value: 5}}
-	for x, nines := 10.0, 1; x <= hi*1.0001; x, nines = x*10, nines+1 {
+	for x, nines := 10.0, 1; x <= hi*1.0001 && !math.IsInf(x, 0); x, nines = x*10, nines+1 {
 		label := strconv.FormatFloat(100-100/x, 'f', max(nines-2, 0), 64) + "%"
 		ts = append(ts, plot.Tick{Value: x, Label: label})
 		for _, m := range []float64{2, 5} {
