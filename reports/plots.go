@@ -501,13 +501,15 @@ func (a *analysis) connectionPlots() []*plot.Plot {
 	return []*plot.Plot{top, bottom}
 }
 
-// offered returns the plan's offered send rate as a step line over the phases.
+// offered returns the plan's offered send rate as a step line over the phases
+// that ran: a phase's own rate, else the plan's (as loadgen schedules it: a
+// phase's rate applies to that phase only).
 func (a *analysis) offered() (xs, ys []float64) {
 	if a.r.plan == nil {
 		return nil, nil
 	}
-	rate := a.r.plan.Traffic.Rate
 	for _, w := range a.r.info.Phases {
+		rate := a.r.plan.Traffic.Rate
 		for _, ph := range a.r.plan.Phases {
 			if ph.Name == w.Name && ph.Rate != nil {
 				rate = *ph.Rate
