@@ -7,6 +7,8 @@ import (
 	"time"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/floodgate/floodgate/loadgen"
+	"gonum.org/v1/plot"
 )
 
 // nan is a gap in a per-second series.
@@ -213,5 +215,56 @@ func TestOfferedRateStepsOverThePhases(t *testing.T) {
 	r.plan = nil
 	if xs, ys := analyse(r).offered(); xs != nil || ys != nil {
 		t.Fatalf("without a plan: %v %v", xs, ys)
+	}
+}
+
+// Every SLI tag and trace hop has its own title for humans; an unknown tag is
+// shown as it is.
+func TestTagTitlesAreDistinctAndReadable(t *testing.T) {
+	t.Parallel()
+	tags := slices.Clone(loadgen.Tags)
+	for _, h := range traceHops() {
+		if !slices.Contains(tags, h.tag) {
+			tags = append(tags, h.tag)
+		}
+	}
+	seen := map[string]string{}
+	for _, tag := range tags {
+		title := tagTitle(tag)
+		if title == tag || title == "" {
+			t.Errorf("tag %q has no title", tag)
+		}
+		if other, dup := seen[title]; dup {
+			t.Errorf("tags %q and %q share the title %q", other, tag, title)
+		}
+		seen[title] = tag
+	}
+	if got := tagTitle("made_up"); got != "made_up" {
+		t.Errorf("an unknown tag's title %q", got)
+	}
+}
+
+// A run with no gateway metrics, agent progress or process samples says so on
+// the plots that would show them, rather than drawing empty axes.
+func TestPlotsWithoutSamplesSaySo(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fxPhase{name: "steady", secs: 5})
+	r, err := loadRun(f.write(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := analyse(r)
+	for name, tc := range map[string]struct {
+		panels []*plot.Plot
+		says   string
+	}{
+		"connections": {a.connectionPlots(), "no gateway metrics or agent progress recorded"},
+		"send rate":   {a.ratePlots()[:1], "no agent progress recorded"},
+		"resources":   {a.resourcePlots(), "no process samples recorded"},
+		"reconnects":  {a.reconnectPlots()[:1], "no reconnects in this run"},
+	} {
+		if !slices.Contains(drawnTexts(tc.panels[0]), tc.says) {
+			t.Errorf("%s: the plot does not say %q: %q", name, tc.says, drawnTexts(tc.panels[0]))
+		}
 	}
 }
