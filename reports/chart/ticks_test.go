@@ -19,48 +19,29 @@ func labels(ts []plot.Tick) []string {
 	return out
 }
 
-func TestTickMSPrintsTheShortestExactDuration(t *testing.T) {
+// Tick labels print the shortest exact text: durations in the largest unit
+// that keeps them at or above one, round numbers with thousands separators or
+// an M or G suffix, and nothing for rounding noise around zero.
+func TestTickLabels(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
-		ms   float64
-		want string
+	tests := []struct {
+		got, want string
 	}{
-		{0.5, "500 µs"}, {0.02, "20 µs"}, {0.001, "1 µs"}, {1, "1 ms"}, {20, "20 ms"}, {250, "250 ms"},
-		{999, "999 ms"}, {1000, "1 s"}, {1500, "1.5 s"}, {20_000, "20 s"},
-	} {
-		if got := TickMS(tc.ms); got != tc.want {
-			t.Errorf("TickMS(%g) = %q, want %q", tc.ms, got, tc.want)
-		}
-	}
-}
+		{TickMS(0.5), "500 µs"}, {TickMS(0.02), "20 µs"}, {TickMS(0.001), "1 µs"}, {TickMS(1), "1 ms"}, {TickMS(20), "20 ms"},
+		{TickMS(250), "250 ms"}, {TickMS(999), "999 ms"}, {TickMS(1000), "1 s"}, {TickMS(1500), "1.5 s"}, {TickMS(20_000), "20 s"},
 
-func TestTickNumberPrintsRoundValues(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		v    float64
-		want string
-	}{
-		{0, "0"}, {1e-13, "0"}, {-1e-13, "0"}, {5, "5"}, {2500, "2,500"}, {-2500, "-2,500"}, {999_999, "999,999"},
-		{0.25, "0.25"}, {0.1 + 0.2, "0.3"}, {-0.5, "-0.5"}, {1e6, "1M"}, {3e6, "3M"}, {2.5e6, "2.5M"},
-		{-4e6, "-4M"}, {1.5e9, "1.5G"}, {2e9, "2G"},
-	} {
-		if got := TickNumber(tc.v); got != tc.want {
-			t.Errorf("TickNumber(%g) = %q, want %q", tc.v, got, tc.want)
-		}
-	}
-}
+		{TickNumber(0), "0"}, {TickNumber(1e-13), "0"}, {TickNumber(-1e-13), "0"}, {TickNumber(5), "5"}, {TickNumber(2500), "2,500"},
+		{TickNumber(-2500), "-2,500"}, {TickNumber(999_999), "999,999"}, {TickNumber(0.25), "0.25"}, {TickNumber(0.1 + 0.2), "0.3"},
+		{TickNumber(-0.5), "-0.5"}, {TickNumber(1e6), "1M"}, {TickNumber(3e6), "3M"}, {TickNumber(2.5e6), "2.5M"},
+		{TickNumber(-4e6), "-4M"}, {TickNumber(1.5e9), "1.5G"}, {TickNumber(2e9), "2G"},
 
-func TestGroupThousandsCommasEveryThreeDigits(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		n    int64
-		want string
-	}{
-		{0, "0"}, {7, "7"}, {999, "999"}, {1000, "1,000"}, {12_345, "12,345"}, {123_456, "123,456"},
-		{1_234_567, "1,234,567"}, {-1, "-1"}, {-1000, "-1,000"}, {-123_456_789, "-123,456,789"},
-	} {
-		if got := groupThousands(tc.n); got != tc.want {
-			t.Errorf("groupThousands(%d) = %q, want %q", tc.n, got, tc.want)
+		{groupThousands(0), "0"}, {groupThousands(7), "7"}, {groupThousands(999), "999"}, {groupThousands(1000), "1,000"},
+		{groupThousands(12_345), "12,345"}, {groupThousands(123_456), "123,456"}, {groupThousands(1_234_567), "1,234,567"},
+		{groupThousands(-1), "-1"}, {groupThousands(-1000), "-1,000"}, {groupThousands(-123_456_789), "-123,456,789"},
+	}
+	for i, tc := range tests {
+		if tc.got != tc.want {
+			t.Errorf("label %d: %q, want %q", i, tc.got, tc.want)
 		}
 	}
 }
