@@ -111,7 +111,7 @@ func PlanCapacity(runDir string, t CapacityTarget, log *slog.Logger) (*CapacityP
 		return nil, fmt.Errorf("capacity: headroom %v: want a share in [0, 1)", t.Headroom)
 	}
 	if t.SLOUS == 0 {
-		t.SLOUS = sloMS * 1000
+		t.SLOUS = defaultSLOMS * 1000
 	}
 	r, err := loadRun(runDir, log)
 	if err != nil {

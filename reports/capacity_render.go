@@ -5,6 +5,7 @@ import (
 	"math"
 	"strings"
 
+	"github.com/floodgate/floodgate/reports/chart"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
@@ -75,8 +76,8 @@ func renderMarkdownSections(d document) string {
 // capacityPlot plots each step's p99 against its delivered rate.
 func capacityPlot(p *CapacityPlan) *plot.Plot {
 	slo := float64(p.Target.SLOUS) / 1000
-	pl := newPlot("Push p99 against delivered load, per step", "delivered messages per second", "push p99 (log scale)")
-	pl.Y.Scale, pl.Y.Tick.Marker = plot.LogScale{}, logMsTicks{}
+	pl := chart.New("Push p99 against delivered load, per step", "delivered messages per second", "push p99 (log scale)")
+	pl.Y.Scale, pl.Y.Tick.Marker = plot.LogScale{}, chart.LogMsTicks{}
 	var pts plotter.XYs
 	var labels []string
 	for _, st := range p.Steps {
@@ -87,27 +88,27 @@ func capacityPlot(p *CapacityPlan) *plot.Plot {
 		labels = append(labels, fmt.Sprintf("%s (%s conns)", st.Phase, fmtCount(math.Round(st.Connections))))
 	}
 	if len(pts) == 0 {
-		return emptyPlot("Push p99 against delivered load, per step", "delivered messages per second", "push p99 (ms)", "no push samples in any step")
+		return chart.Empty("Push p99 against delivered load, per step", "delivered messages per second", "push p99 (ms)", "no push samples in any step")
 	}
 	l, _ := plotter.NewLine(pts)
-	l.LineStyle = lineStyle(palette(0), 2)
+	l.LineStyle = chart.Line(chart.Palette(0), 2)
 	sc, _ := plotter.NewScatter(pts)
-	sc.GlyphStyle = draw.GlyphStyle{Color: palette(0), Radius: 4, Shape: draw.CircleGlyph{}}
+	sc.GlyphStyle = draw.GlyphStyle{Color: chart.Palette(0), Radius: 4, Shape: draw.CircleGlyph{}}
 	pl.Add(l, sc)
 	pl.Legend.Add("p99 per step", l, sc)
 	if lb, err := plotter.NewLabels(plotter.XYLabels{XYs: pts, Labels: labels}); err == nil {
 		for i := range lb.TextStyle {
-			lb.TextStyle[i].Font = sans(10)
+			lb.TextStyle[i].Font = chart.Sans(10)
 		}
 		lb.Offset = vg.Point{X: 6, Y: 4}
 		pl.Add(lb)
 	}
 	s := sloLine(slo)
 	pl.Add(s)
-	pl.Legend.Add("SLO "+fmtMS(slo), s)
+	pl.Legend.Add(s.Label, s)
 	if p.MaxRateMeetingSLO != nil {
-		v := vline{x: *p.MaxRateMeetingSLO, label: fmt.Sprintf("highest rate meeting the SLO: %s msg/s", fmtCount(math.Round(*p.MaxRateMeetingSLO))),
-			style: lineStyle(palette(1), 2)}
+		v := chart.VLine{X: *p.MaxRateMeetingSLO, Label: fmt.Sprintf("highest rate meeting the SLO: %s msg/s", fmtCount(math.Round(*p.MaxRateMeetingSLO))),
+			Style: chart.Line(chart.Palette(1), 2)}
 		pl.Add(v)
 		pl.Legend.Add("highest rate meeting the SLO", v)
 	}
@@ -116,31 +117,4 @@ func capacityPlot(p *CapacityPlan) *plot.Plot {
 	pl.Y.Max = max(pl.Y.Max, slo*1.5)
 	pl.Y.Min = min(pl.Y.Min/1.5, slo/10)
 	return pl
-}
-
-// vline is a labelled vertical reference line.
-type vline struct {
-	x     float64
-	label string
-	style draw.LineStyle
-}
-
-// Plot implements plot.Plotter.
-func (v vline) Plot(c draw.Canvas, p *plot.Plot) {
-	trX, _ := p.Transforms(&c)
-	x := trX(v.x)
-	if !c.ContainsX(x) {
-		return
-	}
-	c.StrokeLine2(v.style, x, c.Min.Y, x, c.Max.Y)
-	sty := draw.TextStyle{Color: v.style.Color, Font: sans(11), Handler: p.TextHandler, XAlign: draw.XLeft, YAlign: draw.YBottom}
-	pt := vg.Point{X: x + 4, Y: c.Min.Y + 20}
-	labelBox(c, pt, sty.Width(v.label), sty.Height(v.label), true)
-	c.FillText(sty, pt, v.label)
-}
-
-// Thumbnail implements plot.Thumbnailer.
-func (v vline) Thumbnail(c *draw.Canvas) {
-	x := c.Center().X
-	c.StrokeLine2(v.style, x, c.Min.Y, x, c.Max.Y)
 }

@@ -1,15 +1,10 @@
 package reports
 
 import (
-	"image/color"
 	"testing"
 
 	"github.com/floodgate/floodgate/loadgen"
 	"github.com/floodgate/floodgate/runfolder"
-	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/vg"
-	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/recorder"
 )
 
 // Every fault with an end is a window from its start to its end (network faults
@@ -62,7 +57,7 @@ func TestFaultWindowsAndMarkers(t *testing.T) {
 	}
 	for i, c := range cases {
 		w, sp := c.want, spans[i]
-		if sp.label != w.label || sp.window != w.window || sp.from != w.from || sp.to != w.to {
+		if sp.Label != w.label || sp.Window != w.window || sp.From != w.from || sp.To != w.to {
 			t.Errorf("%s: span %+v, want from %g to %g window %v label %q", c.ev.Action, sp, w.from, w.to, w.window, w.label)
 		}
 		d := sums[i].DurationMS
@@ -97,90 +92,5 @@ func TestNetworkFaultHealsAtItsEnd(t *testing.T) {
 	got := analyse(r).faultSummaries()[0].HealToLastDeliveryMS
 	if got == nil || *got < 749 || *got > 751 {
 		t.Fatalf("heal to last delivery %v, want 750 ms", got)
-	}
-}
-
-// faultDrawing is what faultShading drew on a canvas whose x is one point per
-// second: each shaded stretch's x extent and each fault line's x.
-type faultDrawing struct {
-	shaded [][2]vg.Length
-	lines  []vg.Length
-}
-
-// drawFaults draws spans on a 100 × 50 pt canvas over x from 0 to 100 s.
-func drawFaults(t *testing.T, spans []span) faultDrawing {
-	t.Helper()
-	rec := &recorder.Canvas{}
-	c := draw.NewCanvas(rec, 100, 50)
-	p := plot.New()
-	p.X.Min, p.X.Max, p.Y.Min, p.Y.Max = 0, 100, 0, 1
-	faultShading{spans}.Plot(c, p)
-	var d faultDrawing
-	var cur color.Color
-	same := func(a, b color.Color) bool {
-		r1, g1, b1, a1 := a.RGBA()
-		r2, g2, b2, a2 := b.RGBA()
-		return r1 == r2 && g1 == g2 && b1 == b2 && a1 == a2
-	}
-	for _, act := range rec.Actions {
-		switch x := act.(type) {
-		case *recorder.SetColor:
-			cur = x.Color
-		case *recorder.Fill:
-			if !same(cur, colFault()) {
-				continue // a label's background
-			}
-			lo, hi := vg.Length(1e9), vg.Length(-1e9)
-			for _, pc := range x.Path {
-				if pc.Type == vg.MoveComp || pc.Type == vg.LineComp {
-					lo, hi = min(lo, pc.Pos.X), max(hi, pc.Pos.X)
-				}
-			}
-			d.shaded = append(d.shaded, [2]vg.Length{lo, hi})
-		case *recorder.Stroke:
-			if !same(cur, colFaultEdge()) {
-				continue
-			}
-			d.lines = append(d.lines, x.Path[0].Pos.X)
-		}
-	}
-	return d
-}
-
-// A window is shaded between its start and its end — at least minWindowWidth,
-// so a short one stays a window — and an instant is a line at its time.
-func TestFaultShadingDrawsWindowsAndMarkers(t *testing.T) {
-	t.Parallel()
-	near := func(a, b vg.Length) bool { return a-b < 0.01 && b-a < 0.01 }
-	tests := []struct {
-		name   string
-		spans  []span
-		shaded [][2]vg.Length
-		lines  []vg.Length
-	}{
-		{"a window", []span{{from: 20, to: 45, label: "partition gw-2", window: true}}, [][2]vg.Length{{20, 45}}, nil},
-		{"an instant", []span{{from: 60, to: 60, label: "blackhole gw-3"}}, nil, []vg.Length{60}},
-		{"a window too short to see", []span{{from: 30, to: 30.5, label: "loss gw-1", window: true}}, [][2]vg.Length{{30, 30 + minWindowWidth}}, nil},
-		{"both", []span{{from: 10, to: 15, label: "pause msg", window: true}, {from: 70, to: 70, label: "kill gw-1"}},
-			[][2]vg.Length{{10, 15}}, []vg.Length{70}},
-		{"a window past the end is cut at the edge", []span{{from: 90, to: 130, label: "bandwidth gw-4", window: true}}, [][2]vg.Length{{90, 100}}, nil},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			d := drawFaults(t, tc.spans)
-			if len(d.shaded) != len(tc.shaded) || len(d.lines) != len(tc.lines) {
-				t.Fatalf("shaded %v and lines %v, want %v and %v", d.shaded, d.lines, tc.shaded, tc.lines)
-			}
-			for i, w := range tc.shaded {
-				if !near(d.shaded[i][0], w[0]) || !near(d.shaded[i][1], w[1]) {
-					t.Fatalf("shaded %v, want %v", d.shaded, tc.shaded)
-				}
-			}
-			for i, w := range tc.lines {
-				if !near(d.lines[i], w) {
-					t.Fatalf("lines %v, want %v", d.lines, tc.lines)
-				}
-			}
-		})
 	}
 }

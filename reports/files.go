@@ -5,7 +5,8 @@
 // so `floodgate report RUN_DIR` can regenerate it all after a format change without
 // a rerun.
 //
-// Data flows one way: scenario → sim (orchestration, raw facts) → reports.
+// Data flows one way: scenario → sim (orchestration, raw facts) → reports. The
+// charts are drawn by package reports/chart, which knows nothing of runs.
 package reports
 
 // Files this package derives from a run folder (runfolder names the raw ones).

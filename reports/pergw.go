@@ -191,7 +191,7 @@ func matrixCell(l Latency) string {
 // (its tail did). ok is false when neither holds or fewer than two gateways had
 // samples in the phase: a difference that small is noise, not an outage.
 func worstGatewayLine(gs []GatewayPushSummary, i int) (string, bool) {
-	slo := int64(sloMS * 1000)
+	slo := int64(defaultSLOMS * 1000)
 	for _, by := range []struct {
 		name string
 		stat func(Latency) int64

@@ -10,13 +10,10 @@ import (
 	"time"
 
 	"github.com/floodgate/floodgate/loadgen"
+	"github.com/floodgate/floodgate/reports/chart"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/vg"
 )
-
-// sloMS is the push latency SLO every latency plot shows.
-const sloMS = 100
 
 // plotFile is one PNG written beside the report.
 type plotFile struct {
@@ -49,6 +46,15 @@ func tagTitle(tag string) string {
 		}
 	}
 	return tag
+}
+
+// savePNG draws panels stacked into one PNG (chart.PNG) at path.
+func savePNG(path string, panels ...*plot.Plot) error {
+	b, err := chart.PNG(panels...)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return writeFile(path, b)
 }
 
 // writePlots draws every plot into the run folder. The plots are independent
@@ -130,13 +136,13 @@ func percentileCurve(h hist) (xs, ys []float64) {
 
 // distributionPlot is plot (a): one SLI's percentile distribution.
 func (a *analysis) distributionPlot(tag string, base *baseline) *plot.Plot {
-	p := newPlot(fmt.Sprintf("%s — percentile distribution", tagTitle(tag)),
+	p := chart.New(fmt.Sprintf("%s — percentile distribution", tagTitle(tag)),
 		"percentile (x = 1/(1−p), log scale)", "latency (log scale)")
 	p.X.Scale, p.Y.Scale = plot.LogScale{}, plot.LogScale{}
-	p.X.Tick.Marker, p.Y.Tick.Marker = percentileTicks{}, logMsTicks{}
+	p.X.Tick.Marker, p.Y.Tick.Marker = chart.PercentileTicks{}, chart.LogMsTicks{}
 	whole := a.latency(tag, a.whole)
 	xs, ys := percentileCurve(whole)
-	addLines(p, fmt.Sprintf("whole run (%s samples)", fmtCount(float64(whole.count()))), xs, ys, lineStyle(palette(0), 2.5))
+	chart.AddLines(p, fmt.Sprintf("whole run (%s samples)", fmtCount(float64(whole.count()))), xs, ys, chart.Line(chart.Palette(0), 2.5))
 	if len(a.phases) > 1 {
 		for i, sc := range a.phases {
 			h := a.latency(tag, sc)
@@ -144,15 +150,14 @@ func (a *analysis) distributionPlot(tag string, base *baseline) *plot.Plot {
 				continue
 			}
 			xs, ys := percentileCurve(h)
-			addLines(p, "phase "+sc.phase, xs, ys, lineStyle(palette(i+1), 1.3))
+			chart.AddLines(p, "phase "+sc.phase, xs, ys, chart.Line(chart.Palette(i+1), 1.3))
 		}
 	}
 	if base != nil {
-		sty := lineStyle(colBaseline(), 2)
-		sty.Dashes = []vg.Length{6, 3}
+		sty := chart.Dashed(chart.BaselineColor(), 2, 6, 3)
 		if bh, ok := base.hists[tag]; ok && bh.count() > 0 {
 			xs, ys := percentileCurve(bh)
-			addLines(p, base.label, xs, ys, sty)
+			chart.AddLines(p, base.label, xs, ys, sty)
 		} else if base.sum != nil {
 			if l, ok := base.sum.LatencyUS[tag]; ok && l.Count > 0 {
 				pts := plotter.XYs{}
@@ -165,16 +170,17 @@ func (a *analysis) distributionPlot(tag string, base *baseline) *plot.Plot {
 					}
 				}
 				if sc, err := plotter.NewScatter(pts); err == nil {
-					sc.GlyphStyle.Color, sc.GlyphStyle.Radius = colBaseline(), 4
+					sc.GlyphStyle.Color, sc.GlyphStyle.Radius = chart.BaselineColor(), 4
 					p.Add(sc)
 					p.Legend.Add(base.label+" (its summary's percentiles)", sc)
 				}
 			}
 		}
 	}
+	sloMS := a.pushSLO()
 	slo := sloLine(sloMS)
 	p.Add(slo)
-	p.Legend.Add("SLO "+fmtMS(sloMS), slo)
+	p.Legend.Add(slo.Label, slo)
 	p.X.Min = 1
 	p.X.Max = max(p.X.Max, 100)
 	p.Y.Max = max(p.Y.Max, sloMS*1.5)
@@ -186,9 +192,9 @@ func (a *analysis) distributionPlot(tag string, base *baseline) *plot.Plot {
 // an end (a pause until SIGCONT, a network fault until its heal, a restart until
 // the process served again) and for a kill until the process came back (if it
 // did); any other fault is an instant.
-func (a *analysis) faultSpans() []span {
+func (a *analysis) faultSpans() []chart.Span {
 	tl := a.s.tl
-	var out []span
+	var out []chart.Span
 	for _, f := range a.r.info.Faults {
 		end := f.End
 		if end.IsZero() && f.Action == "kill" {
@@ -206,9 +212,9 @@ func (a *analysis) faultSpans() []span {
 		if f.Error != "" {
 			label += " (not applied)"
 		}
-		sp := span{from: tl.rel(f.At), to: tl.rel(f.At), label: label}
+		sp := chart.Span{From: tl.rel(f.At), To: tl.rel(f.At), Label: label}
 		if end.After(f.At) && f.Error == "" {
-			sp.to, sp.window = tl.rel(end), true
+			sp.To, sp.Window = tl.rel(end), true
 		}
 		out = append(out, sp)
 	}
@@ -216,32 +222,32 @@ func (a *analysis) faultSpans() []span {
 }
 
 // phaseSpans returns the phases' windows.
-func (a *analysis) phaseSpans() []span {
-	var out []span
+func (a *analysis) phaseSpans() []chart.Span {
+	var out []chart.Span
 	for _, ph := range a.r.info.Phases {
-		out = append(out, span{from: a.s.tl.rel(ph.Start), to: a.s.tl.rel(ph.End), label: ph.Name})
+		out = append(out, chart.Span{From: a.s.tl.rel(ph.Start), To: a.s.tl.rel(ph.End), Label: ph.Name})
 	}
 	return out
 }
 
 // decorate adds the phase marks and fault shading to a time plot.
 func (a *analysis) decorate(p *plot.Plot) {
-	p.Add(phaseMarks{a.phaseSpans()})
+	p.Add(chart.PhaseMarks{Spans: a.phaseSpans()})
 	spans := a.faultSpans()
 	if len(spans) == 0 {
 		return
 	}
-	fs := faultShading{spans}
+	fs := chart.FaultShading{Spans: spans}
 	p.Add(fs)
 	var windows, instants bool
 	for _, s := range spans {
-		windows, instants = windows || s.window, instants || !s.window
+		windows, instants = windows || s.Window, instants || !s.Window
 	}
 	if windows {
 		p.Legend.Add("fault window", fs)
 	}
 	if instants {
-		p.Legend.Add("fault", faultMarkThumb{})
+		p.Legend.Add("fault", chart.FaultMarkThumb{})
 	}
 }
 
@@ -250,8 +256,8 @@ const timeAxis = "time since traffic start (s)"
 
 // timelinePlot is plot (b): percentiles per interval over time.
 func (a *analysis) timelinePlot(tag string) *plot.Plot {
-	p := newPlot(tagTitle(tag)+" — per interval", timeAxis, "latency (log scale)")
-	p.Y.Scale, p.Y.Tick.Marker = plot.LogScale{}, logMsTicks{}
+	p := chart.New(tagTitle(tag)+" — per interval", timeAxis, "latency (log scale)")
+	p.Y.Scale, p.Y.Tick.Marker = plot.LogScale{}, chart.LogMsTicks{}
 	bins := a.s.bins[tag]
 	xs := make([]float64, len(bins))
 	stats := []struct {
@@ -278,12 +284,13 @@ func (a *analysis) timelinePlot(tag string) *plot.Plot {
 	}
 	a.decorate(p)
 	for j, st := range stats {
-		addLines(p, st.name, xs, ys[j], lineStyle(palette(j), 1.6))
+		chart.AddLines(p, st.name, xs, ys[j], chart.Line(chart.Palette(j), 1.6))
 	}
 	a.timeBounds(p)
+	sloMS := a.pushSLO()
 	slo := sloLine(sloMS)
 	p.Add(slo)
-	p.Legend.Add("SLO "+fmtMS(sloMS), slo)
+	p.Legend.Add(slo.Label, slo)
 	p.Y.Max = max(p.Y.Max, sloMS*1.5)
 	p.Y.Min = min(p.Y.Min/1.5, sloMS/2)
 	return p
@@ -442,7 +449,7 @@ func (a *analysis) gatewaySeries(sel selector) map[string][]tpoint {
 
 // timeBounds sets a time plot's x range to the run's, with round ticks.
 func (a *analysis) timeBounds(p *plot.Plot) {
-	p.X.Tick.Marker = timeTicks{}
+	p.X.Tick.Marker = chart.TimeTicks{}
 	info := a.r.info
 	if !info.TrafficStart.IsZero() {
 		p.X.Min = min(p.X.Min, 0)
@@ -460,48 +467,49 @@ func (a *analysis) connectionPlots() []*plot.Plot {
 		active[p.Agent] = append(active[p.Agent], tpoint{a.s.tl.rel(p.T), float64(p.Active)})
 	}
 	lo, hi, ok := secondsRange(conns, active)
-	top := newPlot("Connections over time", timeAxis, "connections")
+	top := chart.New("Connections over time", timeAxis, "connections")
 	if !ok {
-		return []*plot.Plot{emptyPlot("Connections over time", timeAxis, "connections", "no gateway metrics or agent progress recorded")}
+		return []*plot.Plot{chart.Empty("Connections over time", timeAxis, "connections", "no gateway metrics or agent progress recorded")}
 	}
 	a.decorate(top)
 	xs, ys := perSecond(conns, a.relExits(), lo, hi, 2)
-	addLines(top, "all gateways (scraped)", xs, ys, lineStyle(palette(0), 2.5))
+	chart.AddLines(top, "all gateways (scraped)", xs, ys, chart.Line(chart.Palette(0), 2.5))
 	xs, ys = perSecond(active, nil, lo, hi, 2)
-	dash := lineStyle(palette(1), 2)
-	dash.Dashes = []vg.Length{6, 3}
-	addLines(top, "clients logged in (agents)", xs, ys, dash)
+	dash := chart.Dashed(chart.Palette(1), 2, 6, 3)
+	chart.AddLines(top, "clients logged in (agents)", xs, ys, dash)
 	names := sortedKeys(conns)
 	if len(names) <= 12 {
 		for i, name := range names {
 			xs, ys := perSecond(map[string][]tpoint{name: conns[name]}, a.relExits(), lo, hi, 2)
-			addLines(top, name, xs, ys, lineStyle(palette(i+2), 1.2))
+			chart.AddLines(top, name, xs, ys, chart.Line(chart.Palette(i+2), 1.2))
 		}
 	}
 	a.timeBounds(top)
 	top.Y.Min = 0
 	top.Y.Max = max(top.Y.Max, 1)
 
-	bottom := newPlot("Connects and disconnects per second (gateways)", timeAxis, "per second")
+	bottom := chart.New("Connects and disconnects per second (gateways)", timeAxis, "per second")
 	a.decorate(bottom)
 	rs := a.relRestarts()
 	xs, ys = rates(a.gatewaySeries(selector{name: metricAccepted}), rs, lo, hi)
-	addLines(bottom, "accepted / s", xs, ys, lineStyle(palette(1), 1.6))
+	chart.AddLines(bottom, "accepted / s", xs, ys, chart.Line(chart.Palette(1), 1.6))
 	xs, ys = rates(a.gatewaySeries(selector{name: metricClosed}), rs, lo, hi)
-	addLines(bottom, "closed / s", xs, ys, lineStyle(palette(4), 1.6))
+	chart.AddLines(bottom, "closed / s", xs, ys, chart.Line(chart.Palette(4), 1.6))
 	a.timeBounds(bottom)
 	bottom.Y.Min = 0
 	bottom.Y.Max = max(bottom.Y.Max, 1)
 	return []*plot.Plot{top, bottom}
 }
 
-// offered returns the plan's offered send rate as a step line over the phases.
+// offered returns the plan's offered send rate as a step line over the phases
+// that ran: a phase's own rate, else the plan's (as loadgen schedules it: a
+// phase's rate applies to that phase only).
 func (a *analysis) offered() (xs, ys []float64) {
 	if a.r.plan == nil {
 		return nil, nil
 	}
-	rate := a.r.plan.Traffic.Rate
 	for _, w := range a.r.info.Phases {
+		rate := a.r.plan.Traffic.Rate
 		for _, ph := range a.r.plan.Phases {
 			if ph.Name == w.Name && ph.Rate != nil {
 				rate = *ph.Rate
@@ -521,27 +529,25 @@ func (a *analysis) ratePlots() []*plot.Plot {
 		sent[p.Agent] = append(sent[p.Agent], tpoint{x, float64(p.Counts.Sent)})
 		got[p.Agent] = append(got[p.Agent], tpoint{x, float64(p.Counts.Delivered)})
 	}
-	top := newPlot("Send rate: offered against achieved", timeAxis, "messages per second")
+	top := chart.New("Send rate: offered against achieved", timeAxis, "messages per second")
 	a.decorate(top)
 	if xs, ys := a.offered(); len(xs) > 0 {
-		sty := lineStyle(colSLO(), 2)
-		sty.Dashes = []vg.Length{8, 4}
-		addLines(top, "offered (plan)", xs, ys, sty)
+		chart.AddLines(top, "offered (plan)", xs, ys, chart.SLOStyle())
 	}
 	if lo, hi, ok := secondsRange(sent); ok {
 		xs, ys := rates(sent, nil, lo, hi)
-		addLines(top, "sent (agents)", xs, ys, lineStyle(palette(0), 2))
+		chart.AddLines(top, "sent (agents)", xs, ys, chart.Line(chart.Palette(0), 2))
 		xs, ys = rates(got, nil, lo, hi)
-		addLines(top, "delivered (agents)", xs, ys, lineStyle(palette(1), 1.4))
+		chart.AddLines(top, "delivered (agents)", xs, ys, chart.Line(chart.Palette(1), 1.4))
 	} else {
-		top.Add(note{"no agent progress recorded"})
+		top.Add(chart.Note{Text: "no agent progress recorded"})
 	}
 	a.timeBounds(top)
 	top.Y.Min = 0
 	top.Y.Max = max(top.Y.Max, 1)
 
-	bottom := newPlot("Generator lag (actual − intended send time)", timeAxis, "lag (log scale)")
-	bottom.Y.Scale, bottom.Y.Tick.Marker = plot.LogScale{}, logMsTicks{}
+	bottom := chart.New("Generator lag (actual − intended send time)", timeAxis, "lag (log scale)")
+	bottom.Y.Scale, bottom.Y.Tick.Marker = plot.LogScale{}, chart.LogMsTicks{}
 	bins := a.s.bins[loadgen.TagLag]
 	xs := make([]float64, len(bins))
 	p999, mx := make([]float64, len(bins)), make([]float64, len(bins))
@@ -552,13 +558,12 @@ func (a *analysis) ratePlots() []*plot.Plot {
 		}
 	}
 	a.decorate(bottom)
-	addLines(bottom, "lag p99.9", xs, p999, lineStyle(palette(0), 1.8))
-	addLines(bottom, "lag max", xs, mx, lineStyle(palette(2), 1.2))
+	chart.AddLines(bottom, "lag p99.9", xs, p999, chart.Line(chart.Palette(0), 1.8))
+	chart.AddLines(bottom, "lag max", xs, mx, chart.Line(chart.Palette(2), 1.2))
 	bound := float64(a.r.scenario.Validity.MaxLag.D()) / float64(time.Millisecond)
-	b := sloLine(bound)
-	b.label = "validity bound (p99.9) " + fmtMS(bound)
+	b := chart.HLine{Y: bound, Label: "validity bound (p99.9) " + fmtMS(bound), Style: chart.SLOStyle()}
 	bottom.Add(b)
-	bottom.Legend.Add(b.label, b)
+	bottom.Legend.Add(b.Label, b)
 	a.timeBounds(bottom)
 	bottom.Y.Min = min(bottom.Y.Min, 0.01)
 	if math.IsInf(bottom.Y.Min, 0) || bottom.Y.Min <= 0 {
@@ -571,6 +576,7 @@ func (a *analysis) ratePlots() []*plot.Plot {
 // reconnectPlots are plot (e): reconnect and first-connect time histograms.
 func (a *analysis) reconnectPlots() []*plot.Plot {
 	var out []*plot.Plot
+	sloMS := a.pushSLO()
 	for _, tag := range []string{loadgen.TagReconnect, loadgen.TagConnect} {
 		h := a.latency(tag, a.whole)
 		title := tagTitle(tag)
@@ -579,19 +585,19 @@ func (a *analysis) reconnectPlots() []*plot.Plot {
 			if tag == loadgen.TagReconnect {
 				why = "no reconnects in this run"
 			}
-			out = append(out, emptyPlot(title, "time (log scale)", "clients", why))
+			out = append(out, chart.Empty(title, "time (log scale)", "clients", why))
 			continue
 		}
 		l := h.latency()
-		p := newPlot(fmt.Sprintf("%s — %s samples, p50 %s, p99 %s, max %s", title, fmtCount(float64(l.Count)),
+		p := chart.New(fmt.Sprintf("%s — %s samples, p50 %s, p99 %s, max %s", title, fmtCount(float64(l.Count)),
 			fmtUS(float64(l.P50)), fmtUS(float64(l.P99)), fmtUS(float64(l.Max))), "time (log scale)", "clients")
-		p.X.Scale, p.X.Tick.Marker = plot.LogScale{}, logMsTicks{}
-		hg := &plotter.Histogram{Bins: logBins(h, 10), FillColor: palette(0), LineStyle: lineStyle(palette(8), 0.5)}
+		p.X.Scale, p.X.Tick.Marker = plot.LogScale{}, chart.LogMsTicks{}
+		hg := &plotter.Histogram{Bins: logBins(h, 10), FillColor: chart.Palette(0), LineStyle: chart.Line(chart.Palette(8), 0.5)}
 		p.Add(hg)
 		p.Legend.Add("clients per bin (10 bins a decade)", hg)
-		slo := vline{x: sloMS, label: "SLO " + fmtMS(sloMS), style: sloLine(sloMS).style}
+		slo := chart.VLine{X: sloMS, Label: "SLO " + fmtMS(sloMS), Style: chart.SLOStyle()}
 		p.Add(slo)
-		p.Legend.Add("SLO "+fmtMS(sloMS)+" (push latency's, for scale)", slo)
+		p.Legend.Add(slo.Label+" (push latency's, for scale)", slo)
 		p.X.Min, p.X.Max = min(p.X.Min, sloMS/2), max(p.X.Max, sloMS*2)
 		p.Y.Min = 0
 		out = append(out, p)
@@ -632,7 +638,7 @@ func (a *analysis) resourcePlots() []*plot.Plot {
 	}
 	lo, hi, ok := secondsRange(rss)
 	if !ok {
-		return []*plot.Plot{emptyPlot("Resident memory per process", timeAxis, "RSS (MiB)", "no process samples recorded")}
+		return []*plot.Plot{chart.Empty("Resident memory per process", timeAxis, "RSS (MiB)", "no process samples recorded")}
 	}
 	groups := map[string][]string{} // line name → processes
 	for name := range rss {
@@ -645,8 +651,8 @@ func (a *analysis) resourcePlots() []*plot.Plot {
 		}
 		groups[g] = append(groups[g], name)
 	}
-	top := newPlot("Resident memory per process", timeAxis, "RSS (MiB)")
-	bottom := newPlot("CPU per process", timeAxis, "CPU (cores)")
+	top := chart.New("Resident memory per process", timeAxis, "RSS (MiB)")
+	bottom := chart.New("CPU per process", timeAxis, "CPU (cores)")
 	a.decorate(top)
 	a.decorate(bottom)
 	rs := a.relRestarts()
@@ -656,9 +662,9 @@ func (a *analysis) resourcePlots() []*plot.Plot {
 			sub[name], subCPU[name] = rss[name], cpu[name]
 		}
 		xs, ys := perSecond(sub, a.relExits(), lo, hi, 2)
-		addLines(top, g, xs, ys, lineStyle(palette(i), 1.6))
+		chart.AddLines(top, g, xs, ys, chart.Line(chart.Palette(i), 1.6))
 		xs, ys = rates(subCPU, rs, lo, hi)
-		addLines(bottom, g, xs, ys, lineStyle(palette(i), 1.6))
+		chart.AddLines(bottom, g, xs, ys, chart.Line(chart.Palette(i), 1.6))
 	}
 	for _, p := range []*plot.Plot{top, bottom} {
 		a.timeBounds(p)
