@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/xml"
 	"fmt"
+	"github.com/floodgate/floodgate/internal/exitcode"
 	"image/png"
 	"math/rand/v2"
 	"os"
@@ -132,7 +133,7 @@ func TestWorstWindowGate(t *testing.T) {
 	if g := gate(t, s, "worst 10s push p99 < 1s", ""); !g.Pass {
 		t.Fatalf("%+v", g)
 	}
-	if s.Verdict != VerdictFail || s.ExitCode != ExitFail {
+	if s.Verdict != VerdictFail || s.ExitCode != exitcode.GateFailed {
 		t.Fatalf("verdict %s exit %d", s.Verdict, s.ExitCode)
 	}
 }
@@ -213,7 +214,7 @@ func TestInvalidRuns(t *testing.T) {
 			tc.adjust(f)
 			f.steadySystem(1000)
 			s := build(t, f)
-			if s.Verdict != VerdictInvalid || s.ExitCode != ExitInvalid || !strings.Contains(strings.Join(s.InvalidReasons, "\n"), tc.reason) {
+			if s.Verdict != VerdictInvalid || s.ExitCode != exitcode.Invalid || !strings.Contains(strings.Join(s.InvalidReasons, "\n"), tc.reason) {
 				t.Fatalf("verdict %s exit %d reasons %q", s.Verdict, s.ExitCode, s.InvalidReasons)
 			}
 		})

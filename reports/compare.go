@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/floodgate/floodgate/internal/exitcode"
 	"io"
 	"io/fs"
 	"math"
@@ -152,13 +153,13 @@ func (c *Comparison) Regressed() bool {
 func (c *Comparison) ExitCode() int {
 	switch {
 	case c.NewVerdict == VerdictError || c.BaseVerdict == VerdictError || c.BaseVerdict == VerdictInvalid:
-		return ExitHarness
+		return exitcode.Failure
 	case c.NewVerdict == VerdictInvalid:
-		return ExitInvalid
+		return exitcode.Invalid
 	case c.Regressed():
-		return ExitFail
+		return exitcode.GateFailed
 	}
-	return ExitPass
+	return exitcode.OK
 }
 
 // Compare compares NEW against BASE (each a summary.json or a run folder holding
@@ -294,10 +295,10 @@ func (c *Comparison) WriteTable(w io.Writer) error {
 		return err
 	}
 	switch c.ExitCode() {
-	case ExitHarness:
+	case exitcode.Failure:
 		_, err := fmt.Fprintf(w, "NOT COMPARABLE: BASE verdict %q, NEW verdict %q: a baseline must be a valid run, and NEW must have run\n", c.BaseVerdict, c.NewVerdict)
 		return err
-	case ExitInvalid:
+	case exitcode.Invalid:
 		_, err := fmt.Fprintf(w, "INVALID: %s is an invalid run: its numbers cannot be compared\n", c.New)
 		return err
 	}

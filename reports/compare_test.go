@@ -1,6 +1,7 @@
 package reports
 
 import (
+	"github.com/floodgate/floodgate/internal/exitcode"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -128,15 +129,15 @@ func TestCompareExitCodes(t *testing.T) {
 		code      int
 		last      string
 	}{
-		{"within the band", summaryTree(VerdictPass, 10_000), summaryTree(VerdictPass, 11_000), ExitPass, "within bands: "},
-		{"a regression", summaryTree(VerdictPass, 10_000), summaryTree(VerdictPass, 13_000), ExitFail, "REGRESSION: "},
-		{"better is fine", summaryTree(VerdictPass, 10_000), summaryTree(VerdictPass, 4000), ExitPass, "within bands: "},
-		{"a failed run is compared", summaryTree(VerdictPass, 10_000), summaryTree(VerdictFail, 10_000), ExitPass, "within bands: "},
-		{"an invalid NEW", summaryTree(VerdictPass, 10_000), summaryTree(VerdictInvalid, 10_000), ExitInvalid, "INVALID: "},
-		{"an invalid baseline", summaryTree(VerdictInvalid, 10_000), summaryTree(VerdictPass, 10_000), ExitHarness, "NOT COMPARABLE: "},
-		{"a baseline whose harness failed", summaryTree(VerdictError, 10_000), summaryTree(VerdictPass, 10_000), ExitHarness, "NOT COMPARABLE: "},
-		{"NEW's harness failed", summaryTree(VerdictPass, 10_000), summaryTree(VerdictError, 13_000), ExitHarness, "NOT COMPARABLE: "},
-		{"a statistic missing from NEW", summaryTree(VerdictPass, 10_000), map[string]any{"verdict": VerdictPass}, ExitFail, "REGRESSION: "},
+		{"within the band", summaryTree(VerdictPass, 10_000), summaryTree(VerdictPass, 11_000), exitcode.OK, "within bands: "},
+		{"a regression", summaryTree(VerdictPass, 10_000), summaryTree(VerdictPass, 13_000), exitcode.GateFailed, "REGRESSION: "},
+		{"better is fine", summaryTree(VerdictPass, 10_000), summaryTree(VerdictPass, 4000), exitcode.OK, "within bands: "},
+		{"a failed run is compared", summaryTree(VerdictPass, 10_000), summaryTree(VerdictFail, 10_000), exitcode.OK, "within bands: "},
+		{"an invalid NEW", summaryTree(VerdictPass, 10_000), summaryTree(VerdictInvalid, 10_000), exitcode.Invalid, "INVALID: "},
+		{"an invalid baseline", summaryTree(VerdictInvalid, 10_000), summaryTree(VerdictPass, 10_000), exitcode.Failure, "NOT COMPARABLE: "},
+		{"a baseline whose harness failed", summaryTree(VerdictError, 10_000), summaryTree(VerdictPass, 10_000), exitcode.Failure, "NOT COMPARABLE: "},
+		{"NEW's harness failed", summaryTree(VerdictPass, 10_000), summaryTree(VerdictError, 13_000), exitcode.Failure, "NOT COMPARABLE: "},
+		{"a statistic missing from NEW", summaryTree(VerdictPass, 10_000), map[string]any{"verdict": VerdictPass}, exitcode.GateFailed, "REGRESSION: "},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -147,7 +148,7 @@ func TestCompareExitCodes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if c.ExitCode() != tc.code || c.Regressed() != (tc.code == ExitFail) && tc.code != ExitHarness {
+			if c.ExitCode() != tc.code || c.Regressed() != (tc.code == exitcode.GateFailed) && tc.code != exitcode.Failure {
 				t.Fatalf("exit %d regressed %v, want %d (rows %+v)", c.ExitCode(), c.Regressed(), tc.code, c.Rows)
 			}
 			var out strings.Builder
@@ -247,7 +248,7 @@ func TestDefaultStatsFindTheirValuesInASummary(t *testing.T) {
 			t.Errorf("%s (%s): %s (%s), want %s", r.Stat.Name, r.Stat.Path, r.Verdict, r.Note, want)
 		}
 	}
-	if c.ExitCode() != ExitPass || c.NewVerdict != VerdictPass || c.BaseVerdict != VerdictPass {
+	if c.ExitCode() != exitcode.OK || c.NewVerdict != VerdictPass || c.BaseVerdict != VerdictPass {
 		t.Fatalf("exit %d, verdicts %q %q", c.ExitCode(), c.BaseVerdict, c.NewVerdict)
 	}
 }

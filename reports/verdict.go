@@ -2,6 +2,7 @@ package reports
 
 import (
 	"fmt"
+	"github.com/floodgate/floodgate/internal/exitcode"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,26 +18,18 @@ const (
 	VerdictError   = "error"   // the harness itself failed (RunInfo.HarnessError in run.json)
 )
 
-// Exit codes of a run: the contract CI reads (README.md, "Quick start").
-const (
-	ExitPass    = 0
-	ExitHarness = 1
-	ExitFail    = 2
-	ExitInvalid = 3
-)
-
 // ExitCode maps a verdict to the process exit status; an unknown verdict is a
 // harness error.
 func ExitCode(verdict string) int {
 	switch verdict {
 	case VerdictPass:
-		return ExitPass
+		return exitcode.OK
 	case VerdictFail:
-		return ExitFail
+		return exitcode.GateFailed
 	case VerdictInvalid:
-		return ExitInvalid
+		return exitcode.Invalid
 	}
-	return ExitHarness
+	return exitcode.Failure
 }
 
 // invalidReasons lists why a run's measurements cannot be trusted: what the

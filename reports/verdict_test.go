@@ -2,6 +2,7 @@ package reports
 
 import (
 	"encoding/json"
+	"github.com/floodgate/floodgate/internal/exitcode"
 	"os"
 	"path/filepath"
 	"slices"
@@ -54,7 +55,7 @@ func TestGateExactlyAtItsLimit(t *testing.T) {
 			t.Errorf("%s: pass %v value %v, want pass %v at %g", c.gate, g.Pass, deref(g.Value), c.pass, c.want)
 		}
 	}
-	if s.Verdict != VerdictFail || s.ExitCode != ExitFail {
+	if s.Verdict != VerdictFail || s.ExitCode != exitcode.GateFailed {
 		t.Fatalf("verdict %s exit %d, want fail 2", s.Verdict, s.ExitCode)
 	}
 }
@@ -87,7 +88,7 @@ func TestPhaseGateOnAPhaseWithoutSamplesFails(t *testing.T) {
 	if g := gate(t, s, "push p99 < 100ms", "quiet"); !strings.Contains(g.Note, "no push samples") {
 		t.Errorf("the note %q does not say there were no push samples", g.Note)
 	}
-	if s.Verdict != VerdictFail || s.ExitCode != ExitFail || len(s.InvalidReasons) > 0 {
+	if s.Verdict != VerdictFail || s.ExitCode != exitcode.GateFailed || len(s.InvalidReasons) > 0 {
 		t.Fatalf("verdict %s exit %d invalid %q, want fail 2", s.Verdict, s.ExitCode, s.InvalidReasons)
 	}
 }
@@ -120,7 +121,7 @@ func TestPhaseGateOnAPhaseThatNeverRanFails(t *testing.T) {
 			t.Errorf("%s: %+v", name, g)
 		}
 	}
-	if s.Verdict != VerdictFail || s.ExitCode != ExitFail {
+	if s.Verdict != VerdictFail || s.ExitCode != exitcode.GateFailed {
 		t.Fatalf("verdict %s exit %d, want fail 2", s.Verdict, s.ExitCode)
 	}
 }
@@ -166,7 +167,7 @@ func TestGatesOnMissingMetricsSayWhatWasMissing(t *testing.T) {
 	if g := gate(t, s, "push p99 < 100ms", ""); !g.Pass {
 		t.Fatalf("the measured gate: %+v", g)
 	}
-	if s.Verdict != VerdictFail || s.ExitCode != ExitFail {
+	if s.Verdict != VerdictFail || s.ExitCode != exitcode.GateFailed {
 		t.Fatalf("verdict %s exit %d, want fail 2", s.Verdict, s.ExitCode)
 	}
 }
@@ -185,20 +186,20 @@ func TestInvalidRunReasons(t *testing.T) {
 	}{
 		{"a fatal preflight check failed", func(f *fixture) {
 			f.info.Preflight = []netns.Check{{Name: "nofile", Value: "1024", OK: false, Fatal: true}, {Name: "somaxconn", Value: "4096", OK: true, Fatal: true}}
-		}, VerdictInvalid, ExitInvalid, []string{"preflight check nofile failed (1024)"}},
+		}, VerdictInvalid, exitcode.Invalid, []string{"preflight check nofile failed (1024)"}},
 		{"an advisory check failed", func(f *fixture) {
 			f.info.Preflight = []netns.Check{{Name: "governor", Value: "powersave", OK: false}}
-		}, VerdictPass, ExitPass, nil},
-		{"interrupted", func(f *fixture) { f.info.Interrupted = true }, VerdictInvalid, ExitInvalid,
+		}, VerdictPass, exitcode.OK, nil},
+		{"interrupted", func(f *fixture) { f.info.Interrupted = true }, VerdictInvalid, exitcode.Invalid,
 			[]string{"the run was interrupted before its phases ended"}},
 		{"the runner's reasons, each once", func(f *fixture) {
 			f.info.Invalid = []string{"conntrack table full", "the run was interrupted before its phases ended"}
 			f.info.Interrupted = true
-		}, VerdictInvalid, ExitInvalid, []string{"conntrack table full", "the run was interrupted before its phases ended"}},
+		}, VerdictInvalid, exitcode.Invalid, []string{"conntrack table full", "the run was interrupted before its phases ended"}},
 		{"a harness error beats invalid", func(f *fixture) {
 			f.info.HarnessError = "agent-1 never reported READY"
 			f.info.Interrupted = true
-		}, VerdictError, ExitHarness, []string{"the run was interrupted before its phases ended"}},
+		}, VerdictError, exitcode.Failure, []string{"the run was interrupted before its phases ended"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -262,7 +263,7 @@ func TestLossTextSplitsSlowReadersAndCountsAnomalies(t *testing.T) {
 // report is.
 func TestVerdictLineSaysEverythingCIPrints(t *testing.T) {
 	t.Parallel()
-	s := &Summary{Scenario: "smoke", Verdict: VerdictInvalid, ExitCode: ExitInvalid,
+	s := &Summary{Scenario: "smoke", Verdict: VerdictInvalid, ExitCode: exitcode.Invalid,
 		Gates:          []GateResult{{Pass: true}, {Pass: false}, {Pass: true}},
 		PushLatencyUS:  Latency{Count: 12_345, P99: 1500},
 		Messages:       Messages{Sent: 5000, Lost: 2},
@@ -274,7 +275,7 @@ func TestVerdictLineSaysEverythingCIPrints(t *testing.T) {
 			t.Errorf("verdict line %q does not say %q", line, want)
 		}
 	}
-	s.InvalidReasons, s.Verdict, s.ExitCode = nil, VerdictPass, ExitPass
+	s.InvalidReasons, s.Verdict, s.ExitCode = nil, VerdictPass, exitcode.OK
 	if line := VerdictLine(s, "d"); strings.Contains(line, "invalid") || !strings.HasPrefix(line, "smoke: PASS (exit 0)") {
 		t.Errorf("a valid run's line %q", line)
 	}
