@@ -164,6 +164,9 @@ func (a *analysis) summarise() *Summary {
 			s.Generator.Clamped += res.Clamped
 			s.Connections.Disconnects += res.Disconnects
 			s.Connections.ConnectFailures += res.ConnectFailures
+			s.Connections.WebSocketUsers += res.WebSocketUsers
+			s.Connections.WebSocketConns += res.WebSocketConns
+			s.Connections.WebSocketRefused += res.WebSocketRefused
 			for k, v := range res.Kicks {
 				s.Connections.Kicks[k] += v
 			}

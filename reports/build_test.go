@@ -560,3 +560,42 @@ func TestFractionalBaseTime(t *testing.T) {
 		t.Fatalf("%+v %+v", lg, ivs)
 	}
 }
+
+// The agents' WebSocket counts add up into summary.json and the connection table;
+// a run without WebSocket clients shows neither.
+func TestWebSocketClientsAreSummedAndShown(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		ws   func(a int) (int, uint64, uint64)
+		want string // "" : no row
+	}{
+		{"mixed", func(a int) (int, uint64, uint64) { return 150, 160 + uint64(a), uint64(a) },
+			"| WebSocket clients (upgraded connections, refused handshakes) | 300 of 1,000 (321, 1) |"},
+		{"tcp only", nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, fxPhase{name: "steady", secs: 3})
+			f.webSocket = tc.ws
+			f.steadySystem(1000)
+			s := build(t, f)
+			c := s.Connections
+			md, err := os.ReadFile(filepath.Join(f.dir, FileReport))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.want == "" {
+				if c.WebSocketUsers != 0 || strings.Contains(string(md), "WebSocket clients") {
+					t.Fatalf("a TCP-only run shows WebSocket figures: %+v", c)
+				}
+				return
+			}
+			if c.WebSocketUsers != 300 || c.WebSocketConns != 321 || c.WebSocketRefused != 1 {
+				t.Fatalf("summary connections %+v, want 300 users, 321 upgraded, 1 refused", c)
+			}
+			if !strings.Contains(string(md), tc.want) {
+				t.Fatalf("report.md lacks %q", tc.want)
+			}
+		})
+	}
+}

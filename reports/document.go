@@ -312,6 +312,11 @@ func connectionSection(in reportInput) section {
 		{"failed connection attempts", fmtCount(float64(c.ConnectFailures))},
 		{"kicks received", cmp.Or(strings.Join(kicks, ", "), "none")},
 	}
+	if c.WebSocketUsers > 0 {
+		rows = append(rows, []string{"WebSocket clients (upgraded connections, refused handshakes)",
+			fmt.Sprintf("%s of %s (%s, %s)", fmtCount(float64(c.WebSocketUsers)), fmtCount(float64(c.Target)),
+				fmtCount(float64(c.WebSocketConns)), fmtCount(float64(c.WebSocketRefused)))})
+	}
 	if c.Relogins > 0 || c.ReplacedUnexpected > 0 {
 		rows = append(rows,
 			[]string{"relogins (second login on another gateway)", fmtCount(float64(c.Relogins))},

@@ -60,6 +60,9 @@ type fixture struct {
 	// pushByGateway returns agent a's push latency per gateway and phase (nil:
 	// none, as agents wrote before they recorded it).
 	pushByGateway func(a int) []loadgen.GatewayPush
+	// webSocket returns how many of agent a's users spoke WebSocket, their
+	// upgraded connections and refused handshakes (nil: none).
+	webSocket func(a int) (users int, conns, refused uint64)
 	// extraTags are tags besides loadgen.Tags the agents log (trace hops).
 	extraTags []string
 
@@ -295,6 +298,9 @@ func (f *fixture) writeAgent(a int) {
 	}
 	if f.pushByGateway != nil {
 		res.PushByGateway = f.pushByGateway(a)
+	}
+	if f.webSocket != nil {
+		res.WebSocketUsers, res.WebSocketConns, res.WebSocketRefused = f.webSocket(a)
 	}
 	writeJSONFile(t, filepath.Join(f.dir, runfolder.DirHlog, fmt.Sprintf("agent-%d.json", a)), res)
 }

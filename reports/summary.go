@@ -101,6 +101,13 @@ type Connections struct {
 	Disconnects     uint64            `json:"disconnects"`
 	ConnectFailures uint64            `json:"connect_failures"`
 	Kicks           map[string]uint64 `json:"kicks"` // KICK frames received, by reason
+	// WebSocketUsers are the clients that spoke over the gateways' WebSocket port
+	// (clients.websocket_share), the rest over TCP; WebSocketConns their upgraded
+	// connections, WebSocketRefused the handshakes the gateways refused. All 0 in a
+	// run without WebSocket clients.
+	WebSocketUsers   int    `json:"websocket_users,omitempty"`
+	WebSocketConns   uint64 `json:"websocket_conns,omitempty"`
+	WebSocketRefused uint64 `json:"websocket_refused,omitempty"`
 	// EstablishS is how long the initial population took to log in, from the
 	// agents' start (their connect rate included); EstablishedInitially how many did.
 	EstablishS           float64 `json:"establish_s"`
