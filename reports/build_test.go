@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/xml"
 	"fmt"
-	"github.com/floodgate/floodgate/internal/exitcode"
 	"image/png"
 	"math/rand/v2"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/floodgate/floodgate/internal/exitcode"
 	"github.com/floodgate/floodgate/loadgen"
 	"github.com/floodgate/floodgate/runfolder"
 )

@@ -1,13 +1,14 @@
 package reports
 
 import (
-	"github.com/floodgate/floodgate/internal/exitcode"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/floodgate/floodgate/internal/exitcode"
 )
 
 func TestParseBand(t *testing.T) {

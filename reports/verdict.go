@@ -2,11 +2,11 @@ package reports
 
 import (
 	"fmt"
-	"github.com/floodgate/floodgate/internal/exitcode"
 	"path/filepath"
 	"slices"
 	"strings"
 
+	"github.com/floodgate/floodgate/internal/exitcode"
 	"github.com/floodgate/floodgate/loadgen"
 )
 

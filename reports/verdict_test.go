@@ -2,13 +2,13 @@ package reports
 
 import (
 	"encoding/json"
-	"github.com/floodgate/floodgate/internal/exitcode"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/floodgate/floodgate/internal/exitcode"
 	"github.com/floodgate/floodgate/loadgen"
 	"github.com/floodgate/floodgate/netns"
 	"github.com/floodgate/floodgate/runfolder"

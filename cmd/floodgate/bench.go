@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/floodgate/floodgate/internal/exitcode"
 	"io"
 	"net/netip"
 	"os"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/floodgate/floodgate/bench"
+	"github.com/floodgate/floodgate/internal/exitcode"
 	"github.com/floodgate/floodgate/internal/units"
 )
 

@@ -4,7 +4,6 @@ import (
 	"encoding"
 	"flag"
 	"fmt"
-	"github.com/floodgate/floodgate/internal/exitcode"
 	"io"
 	"os"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/floodgate/floodgate/internal/exitcode"
 	"github.com/floodgate/floodgate/internal/units"
 	"github.com/floodgate/floodgate/reports"
 )

@@ -4,9 +4,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/floodgate/floodgate/internal/exitcode"
 	"io"
 	"log/slog"
+
+	"github.com/floodgate/floodgate/internal/exitcode"
 )
 
 // logFlags are the logging flags every long-running role takes.

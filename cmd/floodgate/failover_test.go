@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"github.com/floodgate/floodgate/internal/poll"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -16,6 +15,7 @@ import (
 	"github.com/floodgate/floodgate/gateway/client"
 	"github.com/floodgate/floodgate/gateway/proto"
 	"github.com/floodgate/floodgate/gateway/state"
+	"github.com/floodgate/floodgate/internal/poll"
 	"github.com/floodgate/floodgate/internal/testbin"
 )
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"github.com/floodgate/floodgate/internal/exitcode"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/floodgate/floodgate/gateway/proto"
+	"github.com/floodgate/floodgate/internal/exitcode"
 )
 
 // The tests' keys: three different ones, each at least keys.MinLen bytes.

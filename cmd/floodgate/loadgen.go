@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"github.com/floodgate/floodgate/internal/exitcode"
 	"io"
 	"os"
 	"os/signal"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/floodgate/floodgate/gateway/admin"
+	"github.com/floodgate/floodgate/internal/exitcode"
 	"github.com/floodgate/floodgate/loadgen"
 	"github.com/floodgate/floodgate/runfolder"
 )

@@ -4,10 +4,11 @@ package main
 
 import (
 	"fmt"
-	"github.com/floodgate/floodgate/internal/exitcode"
 	"io"
 	"os"
 	"strings"
+
+	"github.com/floodgate/floodgate/internal/exitcode"
 )
 
 // command is one subcommand. run gets the arguments after the subcommand's name and

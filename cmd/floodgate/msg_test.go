@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"github.com/floodgate/floodgate/internal/exitcode"
-	"github.com/floodgate/floodgate/internal/poll"
 	"io"
 	"net/http"
 	"strings"
@@ -13,6 +11,8 @@ import (
 
 	"github.com/floodgate/floodgate/gateway/link"
 	"github.com/floodgate/floodgate/gateway/msg"
+	"github.com/floodgate/floodgate/internal/exitcode"
+	"github.com/floodgate/floodgate/internal/poll"
 	"github.com/floodgate/floodgate/internal/redistest"
 	"github.com/floodgate/floodgate/internal/testbin"
 )

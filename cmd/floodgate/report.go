@@ -4,10 +4,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/floodgate/floodgate/internal/exitcode"
 	"io"
 	"strings"
 
+	"github.com/floodgate/floodgate/internal/exitcode"
 	"github.com/floodgate/floodgate/reports"
 )
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"github.com/floodgate/floodgate/internal/exitcode"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/floodgate/floodgate/internal/exitcode"
 	"github.com/floodgate/floodgate/loadgen"
 	"github.com/floodgate/floodgate/reports"
 	"github.com/floodgate/floodgate/runfolder"

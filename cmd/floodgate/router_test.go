@@ -2,8 +2,9 @@ package main
 
 import (
 	"bytes"
-	"github.com/floodgate/floodgate/internal/exitcode"
 	"testing"
+
+	"github.com/floodgate/floodgate/internal/exitcode"
 )
 
 func TestRouterCommandRejectsBadFlags(t *testing.T) {

@@ -2,11 +2,12 @@ package main
 
 import (
 	"bytes"
-	"github.com/floodgate/floodgate/internal/exitcode"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/floodgate/floodgate/internal/exitcode"
 )
 
 const netFaultScenario = `name: nf

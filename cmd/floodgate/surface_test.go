@@ -1,11 +1,12 @@
 package main
 
 import (
-	"github.com/floodgate/floodgate/internal/testbin"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/floodgate/floodgate/internal/testbin"
 )
 
 // httpStatus answers method url with the given headers and body and returns

@@ -3,11 +3,11 @@ package main
 import (
 	"flag"
 	"fmt"
-	"github.com/floodgate/floodgate/internal/exitcode"
 	"io"
 	"time"
 
 	"github.com/floodgate/floodgate/gateway/proto"
+	"github.com/floodgate/floodgate/internal/exitcode"
 )
 
 func runToken(args []string, stdout, stderr io.Writer) int {

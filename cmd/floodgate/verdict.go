@@ -2,10 +2,10 @@ package main
 
 import (
 	"fmt"
-	"github.com/floodgate/floodgate/internal/exitcode"
 	"io"
 	"log/slog"
 
+	"github.com/floodgate/floodgate/internal/exitcode"
 	"github.com/floodgate/floodgate/reports"
 	"github.com/floodgate/floodgate/runfolder"
 )
