@@ -28,6 +28,7 @@ func runClient(args []string, stdout, stderr io.Writer) int {
 	ipconf := fs.String("ipconf", "", "ipconf base URL (or -gateway)")
 	gateway := fs.String("gateway", "", "a gateway address, instead of asking ipconf")
 	uid := fs.Uint64("uid", 0, "the user to log in as (required)")
+	webSocket := fs.Bool("ws", false, "connect over the gateways' WebSocket ports (ipconf's ws addresses; with -gateway, a WebSocket address)")
 	kf := registerKeys(fs, tokenKey)
 	if stop, code := parse(fs, args, stderr); stop {
 		return code
@@ -49,7 +50,7 @@ func runClient(args []string, stdout, stderr io.Writer) int {
 	cfg := client.SessionConfig{
 		UID:    *uid,
 		Token:  func() []byte { return signer.Mint(*uid, time.Now().Add(time.Hour)) },
-		Ipconf: *ipconf,
+		Ipconf: *ipconf, WebSocket: *webSocket,
 		OnMessage: func(p proto.Push) {
 			fmt.Fprintf(stdout, "[seq %d] from %d: %s\n", p.Seq, p.From, p.Payload)
 		},

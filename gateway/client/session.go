@@ -44,6 +44,10 @@ type SessionConfig struct {
 	// connection. Or set Gateways for a fixed list.
 	Ipconf   string
 	Gateways []string
+	// WebSocket connects to the gateways' WebSocket ports (PROTOCOL.md §2.1):
+	// ipconf's ws addresses, in its order, skipping gateways without one (with
+	// Gateways: they are WebSocket addresses).
+	WebSocket bool
 	// OnMessage receives each message once per (epoch, seq), in seq order within
 	// an incarnation (see Window; a message of an incarnation older than the one
 	// before the current is stale and delivered as it comes). It runs on the
@@ -441,9 +445,17 @@ func (s *Session) addrs(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]string, len(gl.Gateways))
-	for i, g := range gl.Gateways {
-		out[i] = g.Addr
+	out := make([]string, 0, len(gl.Gateways))
+	for _, g := range gl.Gateways {
+		switch {
+		case !s.cfg.WebSocket:
+			out = append(out, g.Addr)
+		case g.WS != "":
+			out = append(out, g.WS)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("ipconf lists no gateway with a WebSocket port")
 	}
 	return out, nil
 }
@@ -458,7 +470,11 @@ func (s *Session) connectAndServe(ctx context.Context) (active time.Duration, er
 	var c *Conn
 	var ok proto.LoginOK
 	for _, a := range addrs {
-		if c, err = Dial(a, 2*time.Second); err != nil {
+		dial := Dial
+		if s.cfg.WebSocket {
+			dial = DialWebSocket
+		}
+		if c, err = dial(a, 2*time.Second); err != nil {
 			continue
 		}
 		if ok, err = c.Login(s.cfg.UID, s.cfg.Token()); err != nil {

@@ -47,7 +47,10 @@ type Config struct {
 	// Gateway tweaks each gateway's reactor configuration (Addr is set by the stack).
 	Gateway func(i int, rc *reactor.Config)
 	// Rates are the gateways' client rate limits; nil: node.DefaultRates().
-	Rates  *node.Rates
+	Rates *node.Rates
+	// Pages are what the gateways' WebSocket ports serve to a plain GET
+	// (node.Config.Pages): the chat page.
+	Pages  map[string][]byte
 	Logger *slog.Logger
 }
 
@@ -72,9 +75,10 @@ type Addrs struct {
 	Gateways           []Gateway
 }
 
-// Gateway is one gateway's addresses.
+// Gateway is one gateway's addresses: its client port, its WebSocket port (which
+// also serves the browser chat page at /chat) and its link.
 type Gateway struct {
-	ID, Addr, Link string
+	ID, Addr, WS, Link string
 }
 
 // Stack is a running stack.
@@ -302,7 +306,7 @@ func (s *Stack) StartGateway(ctx context.Context, id string) (Gateway, error) {
 		cfg.Gateway(len(s.Gateways), &rc)
 	}
 	gw, err := cluster.NewGateway(cluster.GatewayConfig{
-		Node: node.Config{Reactor: rc, Heartbeat: cfg.Heartbeat, Signer: signer, Rates: cfg.Rates},
+		Node: node.Config{Reactor: rc, WSAddr: s.any(), Pages: cfg.Pages, Heartbeat: cfg.Heartbeat, Signer: signer, Rates: cfg.Rates},
 		ID:   id, StateAddr: s.State, MsgAddr: s.Msg, LinkAddr: s.any(), Secret: cfg.Keys.Cluster,
 		LeaseTTL: cfg.LeaseTTL,
 		Registry: reg, // per gateway: restarts re-register the same names
@@ -326,7 +330,7 @@ func (s *Stack) StartGateway(ctx context.Context, id string) (Gateway, error) {
 		<-done
 		return Gateway{}, ctx.Err()
 	}
-	g := Gateway{ID: id, Addr: gw.Node().Reactor().Addr().String(), Link: gw.LinkAddr()}
+	g := Gateway{ID: id, Addr: gw.Node().Reactor().Addr().String(), WS: gw.Node().WSAddr(), Link: gw.LinkAddr()}
 	s.mu.Lock()
 	s.gwCancel[id], s.gwDone[id], s.gwRegs[id] = cancel, done, reg
 	replaced := false

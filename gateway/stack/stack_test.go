@@ -109,8 +109,16 @@ func (r *received) checkInOrderOnce(t *testing.T, n int) {
 
 func session(ctx context.Context, t *testing.T, uid uint64, gateways []string, ipconf string, on func(proto.Push)) *client.Session {
 	t.Helper()
-	s := client.NewSession(client.SessionConfig{UID: uid, Token: func() []byte { return token(uid) },
-		Gateways: gateways, Ipconf: ipconf, OnMessage: on, Logger: slog.New(slog.DiscardHandler)})
+	return startSession(ctx, t, client.SessionConfig{UID: uid, Gateways: gateways, Ipconf: ipconf, OnMessage: on})
+}
+
+// startSession runs a session with cfg (its token and logger filled in) and waits
+// until it has logged in.
+func startSession(ctx context.Context, t *testing.T, cfg client.SessionConfig) *client.Session {
+	t.Helper()
+	uid := cfg.UID
+	cfg.Token, cfg.Logger = func() []byte { return token(uid) }, slog.New(slog.DiscardHandler)
+	s := client.NewSession(cfg)
 	go s.Run(ctx)
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -162,6 +170,31 @@ func TestUsersOnTwoGatewaysExchange10000Messages(t *testing.T) {
 	all := append(slices.Clone(ra.lat), rb.lat...)
 	t.Logf("end-to-end latency over %d messages (SEND → stored → routed → PUSH, two gateways): p50 %v, p99 %v, max %v",
 		len(all), percentile(all, 50), percentile(all, 99), percentile(all, 100))
+}
+
+// A user on a gateway's WebSocket port, found through ipconf's ws addresses, and a
+// user on raw TCP exchange 1,000 messages each way: every seq once, in order.
+func TestWebSocketAndTCPUsersExchangeThroughTheStack(t *testing.T) {
+	st := up(t, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const n = 1000
+	ra, rb := newReceived(), newReceived()
+	var onGateway string
+	a := startSession(ctx, t, client.SessionConfig{UID: 1, Ipconf: st.Ipconf, WebSocket: true, OnMessage: ra.on,
+		OnConnect: func(addr string) { onGateway = addr }})
+	b := session(ctx, t, 2, []string{st.Gateways[1].Addr}, "", rb.on)
+	if !slices.ContainsFunc(st.Gateways, func(g Gateway) bool { return g.WS == onGateway }) {
+		t.Fatalf("the WebSocket session logged in at %q, not at a gateway's WebSocket port %+v", onGateway, st.Gateways)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { sendAll(ctx, t, a, 2, n) })
+	wg.Go(func() { sendAll(ctx, t, b, 1, n) })
+	wg.Wait()
+	ra.wait(t, n, 30*time.Second)
+	rb.wait(t, n, 30*time.Second)
+	ra.checkInOrderOnce(t, n)
+	rb.checkInOrderOnce(t, n)
 }
 
 // An offline recipient gets everything on LOGIN + SYNC.
