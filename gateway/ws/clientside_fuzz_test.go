@@ -22,7 +22,7 @@ func FuzzClientDecoder(f *testing.F) {
 		}
 		orig := append([]byte(nil), raw...)
 		whole := ClientDecoder{MaxMessage: limit}
-		want, wantN, wantErr := decodeAllServer(&whole, raw)
+		want, wantN, wantErr := decodeAll(&whole, raw)
 		if wantN > len(raw) {
 			t.Fatalf("consumed %d of %d", wantN, len(raw))
 		}
@@ -38,22 +38,7 @@ func FuzzClientDecoder(f *testing.F) {
 		if split < 0 || split > len(raw) {
 			return
 		}
-		d := ClientDecoder{MaxMessage: limit}
-		buf := append([]byte(nil), raw[:split]...)
-		got, off, err := decodeAllServer(&d, buf)
-		if err == nil {
-			buf = append(buf[off:], raw[split:]...)
-			var rest []Message
-			var n int
-			rest, n, err = decodeAllServer(&d, buf)
-			got, off = append(got, rest...), off+n
-		}
-		if (err == nil) != (wantErr == nil) || off != wantN {
-			t.Fatalf("split %d: consumed %d err %v; whole: consumed %d err %v", split, off, err, wantN, wantErr)
-		}
-		if err == nil {
-			assertSameMessages(t, got, want)
-		}
+		assertSplitDecodesAsWhole(t, &ClientDecoder{MaxMessage: limit}, raw, split, want, wantN, wantErr)
 	})
 }
 
