@@ -43,10 +43,16 @@ func echoServer(t *testing.T) netip.AddrPort {
 // startClient runs a client against addr until the test ends.
 func startClient(t *testing.T, addr netip.AddrPort, conns int) *Client {
 	t.Helper()
-	cl, err := NewClient(ClientConfig{
+	return runClient(t, ClientConfig{
 		Targets: []netip.AddrPort{addr}, Source: netip.MustParseAddr("127.0.0.3"), Conns: conns,
 		DialWindow: 8, ConnectTimeout: 20 * time.Second, Logger: quiet(),
 	})
+}
+
+// runClient builds a client from cfg and runs it until the test ends.
+func runClient(t *testing.T, cfg ClientConfig) *Client {
+	t.Helper()
+	cl, err := NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

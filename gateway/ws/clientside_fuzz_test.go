@@ -43,7 +43,8 @@ func FuzzClientDecoder(f *testing.F) {
 }
 
 // FuzzParseResponse: any bytes as a handshake response never panic, an accepted
-// one is a whole block CutClientStream cuts the same, and a refusal consumes nothing.
+// one is a 101 carrying the key's accept value, with a subprotocol only if offered,
+// in a whole block CutClientStream cuts the same, and a refusal consumes nothing.
 func FuzzParseResponse(f *testing.F) {
 	f.Add([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + rfcAccept + "\r\n\r\n"))
 	f.Add([]byte("HTTP/1.1 101 Switching Protocols\r\nupgrade: WebSocket\r\nconnection: keep-alive, upgrade\r\nsec-websocket-accept: " + rfcAccept + "\r\nSec-WebSocket-Protocol: floodgate\r\n\r\n"))
@@ -60,6 +61,9 @@ func FuzzParseResponse(f *testing.F) {
 			t.Fatalf("error %v with n = %d", err, n)
 		}
 		if err == nil && n > 0 {
+			if !bytes.Contains(b[:n], []byte(" 101")) || !bytes.Contains(b[:n], AppendAccept(nil, key.String())) {
+				t.Fatalf("accepted %q: no 101, or not the accept value of the key", b[:n])
+			}
 			if resp.Protocol != "" && resp.Protocol != "floodgate" {
 				t.Fatalf("accepted protocol %q, not offered", resp.Protocol)
 			}
