@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/floodgate/floodgate/gateway/node"
-	"github.com/floodgate/floodgate/gateway/reactor"
 	"github.com/floodgate/floodgate/gateway/ws"
 )
 
@@ -180,27 +178,13 @@ func TestWSClientEstablishesOnlyUpgradedConnections(t *testing.T) {
 // upgrades, and the gateway holds every one of them.
 func TestWSClientAgainstGatewayWebSocketPort(t *testing.T) {
 	const conns = 40
-	n, err := node.New(node.Config{Echo: true, WSAddr: "127.0.0.1:0", Logger: quiet(), Reactor: reactor.Config{
-		Addr: "127.0.0.1:0", Epollers: 2, Listeners: 1, ShutdownTimeout: 2 * time.Second,
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("gateway: %v", err)
-		}
-	})
+	n := startEchoGateway(t, "127.0.0.1:0")
 	addr, err := netip.ParseAddrPort(n.WSAddr())
 	if err != nil {
 		t.Fatalf("WebSocket port %q: %v", n.WSAddr(), err)
 	}
 	cl := startWSClient(t, addr, conns)
-	res, err := cl.Connect(ctx)
+	res, err := cl.Connect(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
