@@ -1,7 +1,6 @@
 package ws
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
@@ -66,6 +65,10 @@ func AppendRequest(dst []byte, host, path string, key Key, protocols ...string) 
 // MaxResponse is the largest response header block ParseResponse accepts.
 const MaxResponse = MaxRequest
 
+// errResponseTooLong refuses a response header block that has not ended within
+// MaxResponse bytes.
+var errResponseTooLong = &HandshakeError{0, "response header block over " + strconv.Itoa(MaxResponse) + " bytes"}
+
 // Response is a server's valid answer to the opening handshake.
 type Response struct {
 	// Protocol is the subprotocol the server selected, "" for none.
@@ -81,15 +84,10 @@ type Response struct {
 // the server's status code (0 when the status line itself is malformed or the
 // block runs past MaxResponse). Bytes after n are the server's first frames.
 func ParseResponse(buf []byte, key Key, offered ...string) (resp Response, n int, err error) {
-	end := bytes.Index(buf[:min(len(buf), MaxResponse)], []byte("\r\n\r\n"))
-	if end < 0 {
-		if len(buf) >= MaxResponse {
-			return resp, 0, &HandshakeError{0, "response header block over " + strconv.Itoa(MaxResponse) + " bytes"}
-		}
-		return resp, 0, nil
+	if n, err = headerBlockSize(buf, MaxResponse, errResponseTooLong); n == 0 {
+		return resp, 0, err
 	}
-	n = end + 4
-	lines := strings.Split(string(buf[:end]), "\r\n")
+	lines := strings.Split(string(buf[:n-4]), "\r\n")
 	version, rest, ok := strings.Cut(lines[0], " ")
 	code, _, _ := strings.Cut(rest, " ")
 	status, cerr := strconv.Atoi(code)
@@ -248,14 +246,7 @@ func ServerFrameSize(b []byte, maxPayload int) (int, error) {
 // byte has RSV1 set, which ServerFrameSize refuses.
 func CutClientStream(b []byte, maxPayload int) (int, error) {
 	if len(b) > 0 && b[0] == 'H' {
-		end := bytes.Index(b[:min(len(b), MaxResponse)], []byte("\r\n\r\n"))
-		if end >= 0 {
-			return end + 4, nil
-		}
-		if len(b) >= MaxResponse {
-			return 0, &HandshakeError{0, "response header block over " + strconv.Itoa(MaxResponse) + " bytes"}
-		}
-		return 0, nil
+		return headerBlockSize(b, MaxResponse, errResponseTooLong)
 	}
 	return ServerFrameSize(b, maxPayload)
 }
