@@ -107,7 +107,8 @@ type Client struct {
 	allSettled chan struct{}   // closed when settled reaches Conns
 	opened     atomic.Int64
 	failed     atomic.Int64
-	lost       atomic.Int64 // connections that closed after opening
+	lost       atomic.Int64  // connections that closed after opening
+	masks      ws.MaskSource // WebSocket frame mask keys. Epoller-only.
 	firstErr   atomic.Pointer[string]
 
 	run   atomic.Pointer[echoRun] // the Echo in progress, if any
@@ -118,8 +119,8 @@ type Client struct {
 type dialState struct {
 	// opened: counted as established (TCP: connected; WebSocket: upgraded).
 	opened bool
-	// wsKey is the Sec-WebSocket-Key of a handshake in progress, "" otherwise.
-	wsKey string
+	// ws is a WebSocket connection's state, nil on a TCP one.
+	ws *wsState
 	// failure is why the client closed a connection before opening it.
 	failure error
 }
@@ -134,6 +135,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		epoch:      time.Now(),
 		window:     make(chan struct{}, cfg.DialWindow),
 		allSettled: make(chan struct{}),
+		masks:      ws.NewMaskSource(),
 	}
 	framer := func(b []byte) (int, error) { return proto.FrameSize(b, proto.DefaultMaxFrame) }
 	if cfg.WebSocket {
@@ -403,10 +405,7 @@ type clientHandler struct{ c *Client }
 func (h clientHandler) OnOpen(conn *reactor.Conn) {
 	st := conn.Context().(*dialState)
 	if h.c.cfg.WebSocket {
-		st.wsKey = newWSKey()
-		if err := conn.Write(wsRequest(conn.RemoteAddr(), st.wsKey)); err != nil {
-			h.fail(conn, st, fmt.Errorf("websocket: sending the handshake: %w", err))
-		}
+		h.sendWSHandshake(conn, st)
 		return
 	}
 	h.established(st)
@@ -467,37 +466,6 @@ func (h clientHandler) OnFrame(conn *reactor.Conn, f []byte) reactor.Disposition
 
 // OnDeferred implements reactor.Handler; the client defers nothing.
 func (clientHandler) OnDeferred(*reactor.Conn, []byte) {}
-
-// onWSFrame handles one unit of a WebSocket connection's input (cut by wsFramer):
-// before the upgrade the handshake response, after it a server frame. The server
-// sends no data messages to an idle client; a ping is answered with a pong, a close
-// with a close, after which the connection ends.
-func (h clientHandler) onWSFrame(conn *reactor.Conn, st *dialState, f []byte) {
-	if !st.opened {
-		if err := checkWSResponse(f, st.wsKey); err != nil {
-			h.fail(conn, st, err)
-			return
-		}
-		st.wsKey = ""
-		h.established(st)
-		return
-	}
-	hdr, ok, err := parseWSFrame(f)
-	if !ok || err != nil { // wsFramer cut a whole valid frame; a response here is a violation
-		conn.Close()
-		return
-	}
-	switch hdr.op {
-	case ws.OpPing:
-		if err := conn.Write(appendWSClientFrame(nil, ws.OpPong, newWSMask(), f[hdr.hlen:])); err != nil {
-			conn.Close()
-		}
-	case ws.OpClose:
-		// Echo the status code, if any, as RFC 6455 §5.5.1 asks, then close.
-		code := f[hdr.hlen:][:min(2, int(hdr.length))]
-		conn.CloseWith(appendWSClientFrame(nil, ws.OpClose, newWSMask(), code))
-	}
-}
 
 // OnClose implements reactor.Handler.
 func (h clientHandler) OnClose(conn *reactor.Conn, _ reactor.Reason, err error) {

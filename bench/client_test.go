@@ -22,7 +22,14 @@ func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 // echoServer runs Floodgate's echo gateway in process until the test ends.
 func echoServer(t *testing.T) netip.AddrPort {
 	t.Helper()
-	n, err := node.New(node.Config{Echo: true, Logger: quiet(), Reactor: reactor.Config{
+	return startEchoGateway(t, "").Reactor().Addr()
+}
+
+// startEchoGateway runs Floodgate's echo gateway in process until the test ends,
+// with a WebSocket port on wsAddr unless it is "".
+func startEchoGateway(t *testing.T, wsAddr string) *node.Node {
+	t.Helper()
+	n, err := node.New(node.Config{Echo: true, WSAddr: wsAddr, Logger: quiet(), Reactor: reactor.Config{
 		Addr: "127.0.0.1:0", Epollers: 2, Listeners: 1, ShutdownTimeout: 2 * time.Second,
 	}})
 	if err != nil {
@@ -34,19 +41,25 @@ func echoServer(t *testing.T) netip.AddrPort {
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
-			t.Errorf("echo server: %v", err)
+			t.Errorf("echo gateway: %v", err)
 		}
 	})
-	return n.Reactor().Addr()
+	return n
 }
 
 // startClient runs a client against addr until the test ends.
 func startClient(t *testing.T, addr netip.AddrPort, conns int) *Client {
 	t.Helper()
-	cl, err := NewClient(ClientConfig{
+	return runClient(t, ClientConfig{
 		Targets: []netip.AddrPort{addr}, Source: netip.MustParseAddr("127.0.0.3"), Conns: conns,
 		DialWindow: 8, ConnectTimeout: 20 * time.Second, Logger: quiet(),
 	})
+}
+
+// runClient builds a client from cfg and runs it until the test ends.
+func runClient(t *testing.T, cfg ClientConfig) *Client {
+	t.Helper()
+	cl, err := NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,11 +17,12 @@ import (
 	"github.com/floodgate/floodgate/gateway/msg"
 	"github.com/floodgate/floodgate/gateway/node"
 	"github.com/floodgate/floodgate/gateway/proto"
+	"github.com/floodgate/floodgate/gateway/ws"
 )
 
-// wsNetConn is a hand-written WebSocket client under the client package: each Write
-// goes out as one masked binary message, and Read returns the payloads of the
-// server's binary messages in order. It asserts what PROTOCOL.md §2.1 promises of
+// wsNetConn is a WebSocket client under the client package: each Write goes out as
+// one masked binary message (the codec's ws.AppendClientFrame), and Read returns the
+// payloads of the server's binary messages in order, read by hand. It asserts what PROTOCOL.md §2.1 promises of
 // the server: unmasked, unfragmented binary messages that each hold exactly one
 // whole frame. A close frame ends the stream (io.EOF) and is kept in closeCode.
 type wsNetConn struct {
@@ -92,30 +93,22 @@ func (g *gateway) loginWS(t *testing.T, uid uint64) (*client.Conn, *wsNetConn, p
 	return c, w, ok
 }
 
-// appendMasked appends one masked client frame.
-func appendMasked(dst []byte, fin bool, op byte, payload []byte) []byte {
-	b0 := op
-	if fin {
-		b0 |= 0x80
-	}
-	switch n := len(payload); {
-	case n <= 125:
-		dst = append(dst, b0, 0x80|byte(n))
-	case n <= 0xFFFF:
-		dst = append(dst, b0, 0x80|126, byte(n>>8), byte(n))
-	default:
-		dst = binary.BigEndian.AppendUint64(append(dst, b0, 0x80|127), uint64(n))
-	}
-	key := [4]byte{0x12, 0x34, 0x56, 0x78}
-	dst = append(dst, key[:]...)
-	for i, c := range payload {
-		dst = append(dst, c^key[i%4])
-	}
+// appendMasked appends one masked client frame, FIN set, with a fixed mask key.
+func appendMasked(dst []byte, op ws.Opcode, payload []byte) []byte {
+	return ws.AppendClientFrame(dst, op, payload, [4]byte{0x12, 0x34, 0x56, 0x78})
+}
+
+// appendMaskedFragment is appendMasked for a frame that does not end its message:
+// FIN clear.
+func appendMaskedFragment(dst []byte, op ws.Opcode, payload []byte) []byte {
+	start := len(dst)
+	dst = appendMasked(dst, op, payload)
+	dst[start] &^= 0x80
 	return dst
 }
 
 func (w *wsNetConn) Write(b []byte) (int, error) {
-	if _, err := w.Conn.Write(appendMasked(nil, true, 0x2, b)); err != nil {
+	if _, err := w.Conn.Write(appendMasked(nil, ws.OpBinary, b)); err != nil {
 		return 0, err
 	}
 	return len(b), nil
@@ -252,7 +245,7 @@ func TestWebSocketPipelinedSendsAreEachHandledOnce(t *testing.T) {
 	var batch []byte
 	for i := 1; i <= 200; i++ {
 		s := proto.Send{ClientMsgID: uint64(i), To: 2, Payload: []byte("x")}
-		batch = appendMasked(batch, true, 0x2, s.Append(nil))
+		batch = appendMasked(batch, ws.OpBinary, s.Append(nil))
 	}
 	w.writeRaw(batch)
 	for i := 1; i <= 200; i++ {
@@ -273,10 +266,10 @@ func TestWebSocketFragmentedLoginWithInterleavedPing(t *testing.T) {
 	frame := login.Append(nil)
 	third := len(frame) / 3
 	var raw []byte
-	raw = appendMasked(raw, false, 0x2, frame[:third])
-	raw = appendMasked(raw, true, 0x9, []byte("are you there"))
-	raw = appendMasked(raw, false, 0x0, frame[third:2*third])
-	raw = appendMasked(raw, true, 0x0, frame[2*third:])
+	raw = appendMaskedFragment(raw, ws.OpBinary, frame[:third])
+	raw = appendMasked(raw, ws.OpPing, []byte("are you there"))
+	raw = appendMaskedFragment(raw, ws.OpContinuation, frame[third:2*third])
+	raw = appendMasked(raw, ws.OpContinuation, frame[2*third:])
 	w.writeRaw(raw)
 	f := next(t, c)
 	var ok proto.LoginOK
@@ -300,15 +293,15 @@ func TestWebSocketEndings(t *testing.T) {
 		closeCode uint16
 	}{
 		{"text message", func(t *testing.T, c *client.Conn, w *wsNetConn) {
-			w.writeRaw(appendMasked(nil, true, 0x1, []byte("hello")))
+			w.writeRaw(appendMasked(nil, ws.OpText, []byte("hello")))
 		}, proto.CodeMalformed, 1003},
 		{"two frames in one message", func(t *testing.T, c *client.Conn, w *wsNetConn) {
 			p := (&proto.Ping{TS: 1}).Append(nil)
-			w.writeRaw(appendMasked(nil, true, 0x2, append(p, p...)))
+			w.writeRaw(appendMasked(nil, ws.OpBinary, append(p, p...)))
 		}, proto.CodeMalformed, 1008},
 		{"frame over the pre-login limit", func(t *testing.T, c *client.Conn, w *wsNetConn) {
 			l := proto.Login{Version: proto.Version, UID: 9, Token: bytes.Repeat([]byte{'t'}, 1500)}
-			w.writeRaw(appendMasked(nil, true, 0x2, l.Append(nil)))
+			w.writeRaw(appendMasked(nil, ws.OpBinary, l.Append(nil)))
 		}, proto.CodeFrameTooLarge, 1009},
 		{"logged in elsewhere", func(t *testing.T, c *client.Conn, w *wsNetConn) {
 			if _, err := c.Login(7, g.signer.Mint(7, time.Now().Add(time.Hour))); err != nil {
@@ -320,7 +313,7 @@ func TestWebSocketEndings(t *testing.T) {
 			w.writeRaw([]byte{0x82, 0x01, 0x00})
 		}, 0, 1002},
 		{"client close", func(t *testing.T, c *client.Conn, w *wsNetConn) {
-			w.writeRaw(appendMasked(nil, true, 0x8, []byte{0x03, 0xE8}))
+			w.writeRaw(appendMasked(nil, ws.OpClose, []byte{0x03, 0xE8}))
 		}, 0, 1000},
 	}
 	for _, tt := range tests {

@@ -1,13 +1,11 @@
 package ws
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 )
 
 // The client side of the codec: what a WebSocket client (the load generator)
@@ -67,6 +65,10 @@ func AppendRequest(dst []byte, host, path string, key Key, protocols ...string) 
 // MaxResponse is the largest response header block ParseResponse accepts.
 const MaxResponse = MaxRequest
 
+// errResponseTooLong refuses a response header block that has not ended within
+// MaxResponse bytes.
+var errResponseTooLong = &HandshakeError{0, "response header block over " + strconv.Itoa(MaxResponse) + " bytes"}
+
 // Response is a server's valid answer to the opening handshake.
 type Response struct {
 	// Protocol is the subprotocol the server selected, "" for none.
@@ -82,15 +84,10 @@ type Response struct {
 // the server's status code (0 when the status line itself is malformed or the
 // block runs past MaxResponse). Bytes after n are the server's first frames.
 func ParseResponse(buf []byte, key Key, offered ...string) (resp Response, n int, err error) {
-	end := bytes.Index(buf[:min(len(buf), MaxResponse)], []byte("\r\n\r\n"))
-	if end < 0 {
-		if len(buf) >= MaxResponse {
-			return resp, 0, &HandshakeError{0, "response header block over " + strconv.Itoa(MaxResponse) + " bytes"}
-		}
-		return resp, 0, nil
+	if n, err = headerBlockSize(buf, MaxResponse, errResponseTooLong); n == 0 {
+		return resp, 0, err
 	}
-	n = end + 4
-	lines := strings.Split(string(buf[:end]), "\r\n")
+	lines := strings.Split(string(buf[:n-4]), "\r\n")
 	version, rest, ok := strings.Cut(lines[0], " ")
 	code, _, _ := strings.Cut(rest, " ")
 	status, cerr := strconv.Atoi(code)
@@ -223,54 +220,8 @@ var (
 )
 
 // parseServerHeader is parseHeader for a server's frames: the same checks, except
-// that the mask bit must be clear and there is no mask key.
-func parseServerHeader(b []byte) (h header, ok bool, err error) {
-	if len(b) < 2 {
-		return h, false, nil
-	}
-	b0, b1 := b[0], b[1]
-	if b0&bitsRSV != 0 {
-		return h, false, ErrReservedBits
-	}
-	h.fin = b0&bitFIN != 0
-	h.op = Opcode(b0 & 0x0F)
-	switch h.op {
-	case OpContinuation, OpText, OpBinary:
-	case OpClose, OpPing, OpPong:
-		if !h.fin {
-			return h, false, ErrControlFragment
-		}
-		if b1&0x7F > MaxControlPayload {
-			return h, false, ErrControlTooLong
-		}
-	default:
-		return h, false, ErrUnknownOpcode
-	}
-	if b1&bitMask != 0 {
-		return h, false, ErrMasked
-	}
-	h.hlen = 2
-	switch l7 := b1 & 0x7F; l7 {
-	case 126:
-		h.hlen = 4
-		if len(b) < h.hlen {
-			return h, false, nil
-		}
-		h.length = uint64(binary.BigEndian.Uint16(b[2:4]))
-	case 127:
-		h.hlen = 10
-		if len(b) < h.hlen {
-			return h, false, nil
-		}
-		h.length = binary.BigEndian.Uint64(b[2:10])
-		if h.length>>63 != 0 {
-			return h, false, ErrLengthMSB
-		}
-	default:
-		h.length = uint64(l7)
-	}
-	return h, true, nil
-}
+// that the mask bit must be clear (ErrMasked) and there is no mask key.
+func parseServerHeader(b []byte) (h header, ok bool, err error) { return parseFrameHeader(b, false) }
 
 // ServerFrameSize is FrameSize for the frames a server sends (unmasked).
 func ServerFrameSize(b []byte, maxPayload int) (int, error) {
@@ -295,14 +246,7 @@ func ServerFrameSize(b []byte, maxPayload int) (int, error) {
 // byte has RSV1 set, which ServerFrameSize refuses.
 func CutClientStream(b []byte, maxPayload int) (int, error) {
 	if len(b) > 0 && b[0] == 'H' {
-		end := bytes.Index(b[:min(len(b), MaxResponse)], []byte("\r\n\r\n"))
-		if end >= 0 {
-			return end + 4, nil
-		}
-		if len(b) >= MaxResponse {
-			return 0, &HandshakeError{0, "response header block over " + strconv.Itoa(MaxResponse) + " bytes"}
-		}
-		return 0, nil
+		return headerBlockSize(b, MaxResponse, errResponseTooLong)
 	}
 	return ServerFrameSize(b, maxPayload)
 }
@@ -323,13 +267,11 @@ type ClientDecoder struct {
 	// 0: unlimited.
 	MaxMessage int
 
-	frag    bool
-	fragOp  Opcode
-	pending []byte
+	asm assembler // the message in progress
 }
 
 // Fragmented reports whether the decoder holds the fragments of a message.
-func (d *ClientDecoder) Fragmented() bool { return d.frag }
+func (d *ClientDecoder) Fragmented() bool { return d.asm.frag }
 
 // Decode parses the server frame at the start of b. It returns n == 0 and a nil
 // error while b holds less than one whole frame; otherwise it consumes exactly
@@ -339,55 +281,5 @@ func (d *ClientDecoder) Fragmented() bool { return d.frag }
 // non-nil error is an *Error carrying the close code to send; the connection is
 // then failed.
 func (d *ClientDecoder) Decode(b []byte) (m Message, n int, err error) {
-	h, ok, err := parseServerHeader(b)
-	if err != nil || !ok {
-		return m, 0, err
-	}
-	if h.op == OpContinuation && !d.frag {
-		return m, 0, ErrUnexpectedCont
-	}
-	if (h.op == OpText || h.op == OpBinary) && d.frag {
-		return m, 0, ErrExpectedCont
-	}
-	if lim := d.MaxMessage; lim > 0 && !h.op.IsControl() {
-		held := uint64(0)
-		if h.op == OpContinuation {
-			held = uint64(len(d.pending))
-		}
-		if h.length > uint64(lim) || held+h.length > uint64(lim) {
-			return m, 0, ErrMessageTooBig
-		}
-	}
-	if h.length > uint64(len(b)-h.hlen) {
-		return m, 0, nil
-	}
-	n = h.hlen + int(h.length)
-	p := b[h.hlen:n]
-	switch h.op {
-	case OpPing, OpPong:
-		return Message{Op: h.op, Payload: p}, n, nil
-	case OpClose:
-		m, err = parseClose(p)
-		return m, n, err
-	case OpText, OpBinary:
-		if h.fin {
-			if h.op == OpText && !utf8.Valid(p) {
-				return m, n, ErrInvalidUTF8
-			}
-			return Message{Op: h.op, Payload: p}, n, nil
-		}
-		d.frag, d.fragOp = true, h.op
-		d.pending = append(d.pending[:0], p...)
-		return m, n, nil
-	}
-	d.pending = append(d.pending, p...)
-	if !h.fin {
-		return m, n, nil
-	}
-	m = Message{Op: d.fragOp, Payload: d.pending}
-	d.frag, d.fragOp, d.pending = false, 0, nil
-	if m.Op == OpText && !utf8.Valid(m.Payload) {
-		return Message{}, n, ErrInvalidUTF8
-	}
-	return m, n, nil
+	return d.asm.decode(b, false, d.MaxMessage)
 }

@@ -22,7 +22,7 @@ func FuzzClientDecoder(f *testing.F) {
 		}
 		orig := append([]byte(nil), raw...)
 		whole := ClientDecoder{MaxMessage: limit}
-		want, wantN, wantErr := decodeAllServer(&whole, raw)
+		want, wantN, wantErr := decodeAll(&whole, raw)
 		if wantN > len(raw) {
 			t.Fatalf("consumed %d of %d", wantN, len(raw))
 		}
@@ -38,27 +38,13 @@ func FuzzClientDecoder(f *testing.F) {
 		if split < 0 || split > len(raw) {
 			return
 		}
-		d := ClientDecoder{MaxMessage: limit}
-		buf := append([]byte(nil), raw[:split]...)
-		got, off, err := decodeAllServer(&d, buf)
-		if err == nil {
-			buf = append(buf[off:], raw[split:]...)
-			var rest []Message
-			var n int
-			rest, n, err = decodeAllServer(&d, buf)
-			got, off = append(got, rest...), off+n
-		}
-		if (err == nil) != (wantErr == nil) || off != wantN {
-			t.Fatalf("split %d: consumed %d err %v; whole: consumed %d err %v", split, off, err, wantN, wantErr)
-		}
-		if err == nil {
-			assertSameMessages(t, got, want)
-		}
+		assertSplitDecodesAsWhole(t, &ClientDecoder{MaxMessage: limit}, raw, split, want, wantN, wantErr)
 	})
 }
 
 // FuzzParseResponse: any bytes as a handshake response never panic, an accepted
-// one is a whole block CutClientStream cuts the same, and a refusal consumes nothing.
+// one is a 101 carrying the key's accept value, with a subprotocol only if offered,
+// in a whole block CutClientStream cuts the same, and a refusal consumes nothing.
 func FuzzParseResponse(f *testing.F) {
 	f.Add([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + rfcAccept + "\r\n\r\n"))
 	f.Add([]byte("HTTP/1.1 101 Switching Protocols\r\nupgrade: WebSocket\r\nconnection: keep-alive, upgrade\r\nsec-websocket-accept: " + rfcAccept + "\r\nSec-WebSocket-Protocol: floodgate\r\n\r\n"))
@@ -75,6 +61,9 @@ func FuzzParseResponse(f *testing.F) {
 			t.Fatalf("error %v with n = %d", err, n)
 		}
 		if err == nil && n > 0 {
+			if !bytes.Contains(b[:n], []byte(" 101")) || !bytes.Contains(b[:n], AppendAccept(nil, key.String())) {
+				t.Fatalf("accepted %q: no 101, or not the accept value of the key", b[:n])
+			}
 			if resp.Protocol != "" && resp.Protocol != "floodgate" {
 				t.Fatalf("accepted protocol %q, not offered", resp.Protocol)
 			}

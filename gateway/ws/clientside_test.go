@@ -95,28 +95,53 @@ func TestParseResponseRefusesBadAnswers(t *testing.T) {
 		return []byte(s + "\r\n")
 	}
 	for _, tc := range []struct {
-		name   string
-		raw    []byte
-		status int
+		name    string
+		raw     []byte
+		offered []string
+		status  int
 	}{
-		{"server full", AppendReject(nil, 503, "gateway full"), 503},
-		{"version refused", AppendReject(nil, 426, "version"), 426},
-		{"malformed status line", build("HTTP/1.1 1o1 Switching Protocols", nil), 0},
-		{"HTTP/1.0", build("HTTP/1.0 101 Switching Protocols", nil), 0},
-		{"wrong accept", build("HTTP/1.1 101 Switching Protocols", map[string]string{"Sec-WebSocket-Accept": "AAAAAAAAAAAAAAAAAAAAAAAAAAA="}), 101},
-		{"no accept", build("HTTP/1.1 101 Switching Protocols", map[string]string{"Sec-WebSocket-Accept": "-"}), 101},
-		{"no upgrade", build("HTTP/1.1 101 Switching Protocols", map[string]string{"Upgrade": "-"}), 101},
-		{"upgrade to another protocol", build("HTTP/1.1 101 Switching Protocols", map[string]string{"Upgrade": "h2c"}), 101},
-		{"no connection token", build("HTTP/1.1 101 Switching Protocols", map[string]string{"Connection": "keep-alive"}), 101},
-		{"subprotocol not offered", build("HTTP/1.1 101 Switching Protocols", map[string]string{"Sec-WebSocket-Protocol": "floodgate"}), 101},
-		{"extension not offered", build("HTTP/1.1 101 Switching Protocols", map[string]string{"Sec-WebSocket-Extensions": "permessage-deflate"}), 101},
-		{"block too long", []byte("HTTP/1.1 101 Switching Protocols\r\nX: " + strings.Repeat("x", MaxResponse)), 0},
+		{"server full", AppendReject(nil, 503, "gateway full"), nil, 503},
+		{"version refused", AppendReject(nil, 426, "version"), nil, 426},
+		{"malformed status line", build("HTTP/1.1 1o1 Switching Protocols", nil), nil, 0},
+		{"HTTP/1.0", build("HTTP/1.0 101 Switching Protocols", nil), nil, 0},
+		{"wrong accept", build("HTTP/1.1 101 Switching Protocols", map[string]string{"Sec-WebSocket-Accept": "AAAAAAAAAAAAAAAAAAAAAAAAAAA="}), nil, 101},
+		{"no accept", build("HTTP/1.1 101 Switching Protocols", map[string]string{"Sec-WebSocket-Accept": "-"}), nil, 101},
+		{"no upgrade", build("HTTP/1.1 101 Switching Protocols", map[string]string{"Upgrade": "-"}), nil, 101},
+		{"upgrade to another protocol", build("HTTP/1.1 101 Switching Protocols", map[string]string{"Upgrade": "h2c"}), nil, 101},
+		{"no connection token", build("HTTP/1.1 101 Switching Protocols", map[string]string{"Connection": "keep-alive"}), nil, 101},
+		{"subprotocol not offered", build("HTTP/1.1 101 Switching Protocols", map[string]string{"Sec-WebSocket-Protocol": "floodgate"}), nil, 101},
+		{"extension not offered", build("HTTP/1.1 101 Switching Protocols", map[string]string{"Sec-WebSocket-Extensions": "permessage-deflate"}), nil, 101},
+		{"subprotocol other than the one offered", build("HTTP/1.1 101 Switching Protocols", map[string]string{"Sec-WebSocket-Protocol": "chat"}), []string{"floodgate"}, 101},
+		{"malformed header line", bytes.Replace(build("HTTP/1.1 101 Switching Protocols", nil), []byte("\r\n\r\n"), []byte("\r\nno colon here\r\n\r\n"), 1), nil, 101},
+		{"200", []byte("HTTP/1.1 200 OK\r\n\r\n"), nil, 200},
+		{"block too long", []byte("HTTP/1.1 101 Switching Protocols\r\nX: " + strings.Repeat("x", MaxResponse)), nil, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, n, err := ParseResponse(tc.raw, key)
+			_, n, err := ParseResponse(tc.raw, key, tc.offered...)
 			var he *HandshakeError
 			if !errors.As(err, &he) || he.Status != tc.status || n != 0 {
 				t.Fatalf("n=%d err=%v, want a HandshakeError with status %d", n, err, tc.status)
+			}
+		})
+	}
+}
+
+// TestParseResponseReadsHeadersAsHTTPDoes: names in any case, a value with or
+// without the space after the colon, the upgrade token in a list, any reason phrase.
+func TestParseResponseReadsHeadersAsHTTPDoes(t *testing.T) {
+	key := keyFromString(t, rfcKey)
+	for _, tc := range []struct {
+		name, raw, protocol string
+	}{
+		{"odd case, token list, no space, subprotocol", "HTTP/1.1 101 OK\r\nupgrade: WebSocket\r\nCONNECTION: keep-alive, upgrade\r\n" +
+			"sec-websocket-accept:" + rfcAccept + "\r\nSec-WebSocket-Protocol: floodgate\r\n\r\n", "floodgate"},
+		{"no subprotocol chosen", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+			"Sec-WebSocket-Accept: " + rfcAccept + "\r\n\r\n", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, n, err := ParseResponse([]byte(tc.raw), key, "floodgate")
+			if err != nil || n != len(tc.raw) || resp.Protocol != tc.protocol {
+				t.Fatalf("n=%d of %d, protocol %q, err %v; want all of it, protocol %q", n, len(tc.raw), resp.Protocol, err, tc.protocol)
 			}
 		})
 	}
@@ -195,24 +220,6 @@ func serverFragment(op Opcode, fin bool, payload string) []byte {
 	return f
 }
 
-func decodeAllServer(d *ClientDecoder, b []byte) (msgs []Message, consumed int, err error) {
-	for consumed < len(b) {
-		m, n, err := d.Decode(b[consumed:])
-		if err != nil {
-			return msgs, consumed, err
-		}
-		if n == 0 {
-			return msgs, consumed, nil
-		}
-		consumed += n
-		if m.Op != OpContinuation {
-			m.Payload = append([]byte(nil), m.Payload...)
-			msgs = append(msgs, m)
-		}
-	}
-	return msgs, consumed, nil
-}
-
 func TestClientDecoderReadsServerFrames(t *testing.T) {
 	big := strings.Repeat("b", 70000)
 	wire := serverStream(
@@ -232,17 +239,11 @@ func TestClientDecoderReadsServerFrames(t *testing.T) {
 	// carry buffer delivers it.
 	for split := 0; split <= len(wire); split += 1 + split/3 {
 		var d ClientDecoder
-		buf := append([]byte(nil), wire[:split]...)
-		got, off, err := decodeAllServer(&d, buf)
-		if err != nil {
-			t.Fatalf("split %d: %v", split, err)
+		got, n, err := decodeInTwo(&d, wire, split)
+		if err != nil || n != len(wire) || d.Fragmented() {
+			t.Fatalf("split %d: consumed %d of %d, err %v", split, n, len(wire), err)
 		}
-		buf = append(buf[off:], wire[split:]...)
-		rest, n, err := decodeAllServer(&d, buf)
-		if err != nil || n != len(buf) || d.Fragmented() {
-			t.Fatalf("split %d: consumed %d of %d, err %v", split, n, len(buf), err)
-		}
-		assertSameMessages(t, append(got, rest...), want)
+		assertSameMessages(t, got, want)
 	}
 }
 
@@ -269,7 +270,7 @@ func TestClientDecoderRefusesViolations(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := ClientDecoder{MaxMessage: tc.lim}
-			_, _, err := decodeAllServer(&d, tc.raw)
+			_, _, err := decodeAll(&d, tc.raw)
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("err %v, want %v", err, tc.want)
 			}

@@ -46,7 +46,13 @@ type header struct {
 // the header is incomplete, and an *Error for a header no client may send: reserved
 // bits, an unknown opcode, no mask, a 64-bit length with its top bit set, a control
 // frame that is fragmented or longer than 125 bytes.
-func parseHeader(b []byte) (h header, ok bool, err error) {
+func parseHeader(b []byte) (h header, ok bool, err error) { return parseFrameHeader(b, true) }
+
+// parseFrameHeader parses the frame header at b for either direction: masked says
+// whether the mask bit must be set (a client's frame, whose header ends in the mask
+// key) or clear (a server's). A mask bit that is not as masked says is ErrUnmasked
+// or ErrMasked; the other checks are parseHeader's.
+func parseFrameHeader(b []byte, masked bool) (h header, ok bool, err error) {
 	if len(b) < 2 {
 		return h, false, nil
 	}
@@ -68,20 +74,23 @@ func parseHeader(b []byte) (h header, ok bool, err error) {
 	default:
 		return h, false, ErrUnknownOpcode
 	}
-	if b1&bitMask == 0 {
+	switch {
+	case masked && b1&bitMask == 0:
 		return h, false, ErrUnmasked
+	case !masked && b1&bitMask != 0:
+		return h, false, ErrMasked
 	}
-	h.hlen = 6
+	h.hlen = 2
 	switch l7 := b1 & 0x7F; l7 {
 	case 126:
-		h.hlen = 8
+		h.hlen = 4
 		if len(b) < h.hlen {
 			return h, false, nil
 		}
 		h.length = uint64(binary.BigEndian.Uint16(b[2:4]))
 	case 127:
-		h.hlen = 14
-		if len(b) < 10 {
+		h.hlen = 10
+		if len(b) < h.hlen {
 			return h, false, nil
 		}
 		h.length = binary.BigEndian.Uint64(b[2:10])
@@ -91,10 +100,13 @@ func parseHeader(b []byte) (h header, ok bool, err error) {
 	default:
 		h.length = uint64(l7)
 	}
-	if len(b) < h.hlen {
-		return h, false, nil
+	if masked {
+		h.hlen += 4
+		if len(b) < h.hlen {
+			return h, false, nil
+		}
+		copy(h.mask[:], b[h.hlen-4:h.hlen])
 	}
-	copy(h.mask[:], b[h.hlen-4:h.hlen])
 	return h, true, nil
 }
 
@@ -149,14 +161,12 @@ type Decoder struct {
 	// the frame header, before any payload is kept.
 	MaxMessage int
 
-	frag    bool   // inside a fragmented message
-	fragOp  Opcode // its opcode, OpText or OpBinary
-	pending []byte // its payload so far
+	asm assembler // the message in progress
 }
 
 // Fragmented reports whether the Decoder is inside a fragmented message (has kept
 // fragments and waits for the rest).
-func (d *Decoder) Fragmented() bool { return d.frag }
+func (d *Decoder) Fragmented() bool { return d.asm.frag }
 
 // Decode parses the frame at the start of b.
 //
@@ -172,60 +182,7 @@ func (d *Decoder) Fragmented() bool { return d.frag }
 // then be failed: the Decoder's state, and n, mean nothing after it (a header error
 // consumes nothing; a bad payload — close code, UTF-8 — is found after consuming).
 func (d *Decoder) Decode(b []byte) (m Message, n int, err error) {
-	h, ok, err := parseHeader(b)
-	if err != nil || !ok {
-		return m, 0, err
-	}
-	if h.op == OpContinuation && !d.frag {
-		return m, 0, ErrUnexpectedCont
-	}
-	if (h.op == OpText || h.op == OpBinary) && d.frag {
-		return m, 0, ErrExpectedCont
-	}
-	if lim := d.MaxMessage; lim > 0 && !h.op.IsControl() {
-		held := uint64(0)
-		if h.op == OpContinuation {
-			held = uint64(len(d.pending))
-		}
-		if h.length > uint64(lim) || held+h.length > uint64(lim) {
-			return m, 0, ErrMessageTooBig
-		}
-	}
-	if h.length > uint64(len(b)-h.hlen) {
-		return m, 0, nil // incomplete: nothing consumed, nothing unmasked
-	}
-	n = h.hlen + int(h.length)
-	p := b[h.hlen:n]
-	unmask(p, h.mask)
-
-	switch h.op {
-	case OpPing, OpPong:
-		return Message{Op: h.op, Payload: p}, n, nil
-	case OpClose:
-		m, err = parseClose(p)
-		return m, n, err
-	case OpText, OpBinary:
-		if h.fin {
-			if h.op == OpText && !utf8.Valid(p) {
-				return m, n, ErrInvalidUTF8
-			}
-			return Message{Op: h.op, Payload: p}, n, nil
-		}
-		d.frag, d.fragOp = true, h.op
-		d.pending = append(d.pending[:0], p...)
-		return m, n, nil
-	}
-	// OpContinuation of a fragmented message.
-	d.pending = append(d.pending, p...)
-	if !h.fin {
-		return m, n, nil
-	}
-	m = Message{Op: d.fragOp, Payload: d.pending}
-	d.frag, d.fragOp, d.pending = false, 0, nil
-	if m.Op == OpText && !utf8.Valid(m.Payload) {
-		return Message{}, n, ErrInvalidUTF8
-	}
-	return m, n, nil
+	return d.asm.decode(b, true, d.MaxMessage)
 }
 
 // parseClose validates the body of a close frame (RFC 6455 §5.5.1, §7.4).

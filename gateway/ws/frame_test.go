@@ -58,9 +58,14 @@ func stream(frames ...clientFrame) []byte {
 	return b
 }
 
+// frameDecoder is the Decode method Decoder and ClientDecoder share.
+type frameDecoder interface {
+	Decode(b []byte) (Message, int, error)
+}
+
 // decodeAll feeds all of b to d and returns the messages (fragments left out) with
 // their payloads copied, stopping at the first error.
-func decodeAll(d *Decoder, b []byte) (msgs []Message, consumed int, err error) {
+func decodeAll(d frameDecoder, b []byte) (msgs []Message, consumed int, err error) {
 	for i := 0; i <= len(b); i++ { // each round consumes at least one byte or stops
 		m, n, err := d.Decode(b[consumed:])
 		if err != nil {
@@ -76,6 +81,35 @@ func decodeAll(d *Decoder, b []byte) (msgs []Message, consumed int, err error) {
 		}
 	}
 	return msgs, consumed, nil
+}
+
+// decodeInTwo feeds a copy of raw to d in two reads cut at split, as a reactor's
+// carry buffer delivers them: decodeAll on the first part, then on its unconsumed
+// tail with the rest appended. It returns the messages of both and the bytes
+// consumed, stopping at the first error.
+func decodeInTwo(d frameDecoder, raw []byte, split int) (msgs []Message, consumed int, err error) {
+	buf := append([]byte(nil), raw[:split]...)
+	msgs, consumed, err = decodeAll(d, buf)
+	if err != nil {
+		return msgs, consumed, err
+	}
+	buf = append(buf[consumed:], raw[split:]...)
+	rest, n, err := decodeAll(d, buf)
+	return append(msgs, rest...), consumed + n, err
+}
+
+// assertSplitDecodesAsWhole asserts that raw, fed to the fresh decoder d in two
+// reads cut at split, is consumed as far as decoding it whole went (wantN), fails
+// or not as that did (wantErr), and yields the same messages (want). It returns
+// the messages.
+func assertSplitDecodesAsWhole(t *testing.T, d frameDecoder, raw []byte, split int, want []Message, wantN int, wantErr error) []Message {
+	t.Helper()
+	got, off, err := decodeInTwo(d, raw, split)
+	if (err == nil) != (wantErr == nil) || off != wantN {
+		t.Fatalf("split %d: consumed %d err %v; whole: consumed %d err %v", split, off, err, wantN, wantErr)
+	}
+	assertSameMessages(t, got, want)
+	return got
 }
 
 func TestAppendFrameMatchesRFCUnmaskedHello(t *testing.T) {

@@ -1,7 +1,5 @@
 package ws
 
-import "bytes"
-
 // CutStream finds the next unit of a WebSocket connection's input at b: the opening
 // handshake while b starts with "GET ", otherwise one client frame (FrameSize with
 // maxPayload). It returns the unit's full size once it is known — possibly more than
@@ -16,14 +14,7 @@ import "bytes"
 // frames only after it — is the per-connection state the handler keeps.
 func CutStream(b []byte, maxPayload int) (int, error) {
 	if len(b) > 0 && b[0] == 'G' {
-		end := bytes.Index(b[:min(len(b), MaxRequest)], []byte("\r\n\r\n"))
-		if end >= 0 {
-			return end + 4, nil
-		}
-		if len(b) >= MaxRequest {
-			return 0, errHeaderTooLong
-		}
-		return 0, nil
+		return headerBlockSize(b, MaxRequest, errHeaderTooLong)
 	}
 	return FrameSize(b, maxPayload)
 }

@@ -35,20 +35,7 @@ func FuzzDecoder(f *testing.F) {
 		if split < 0 || split > len(raw) {
 			return
 		}
-		d := Decoder{MaxMessage: limit}
-		buf := append([]byte(nil), raw[:split]...)
-		got, off, err := decodeAll(&d, buf)
-		if err == nil {
-			buf = append(buf[off:], raw[split:]...)
-			var rest []Message
-			var n int
-			rest, n, err = decodeAll(&d, buf)
-			got, off = append(got, rest...), off+n
-		}
-		if (err == nil) != (wantErr == nil) || off != wantN {
-			t.Fatalf("split %d: consumed %d err %v; whole: consumed %d err %v", split, off, err, wantN, wantErr)
-		}
-		assertSameMessages(t, got, want)
+		got := assertSplitDecodesAsWhole(t, &Decoder{MaxMessage: limit}, raw, split, want, wantN, wantErr)
 		for _, m := range got {
 			if m.Op == OpText && !utf8.Valid(m.Payload) {
 				t.Fatal("invalid UTF-8 text accepted")

@@ -53,6 +53,20 @@ func badRequest(reason string) error { return &HandshakeError{400, reason} }
 // errHeaderTooLong refuses a header block that has not ended within MaxRequest bytes.
 var errHeaderTooLong = &HandshakeError{431, "request header block over " + strconv.Itoa(MaxRequest) + " bytes"}
 
+// headerBlockSize returns the size of the HTTP header block at the start of b, its
+// blank line included, once that line has come within limit bytes; 0 and a nil
+// error while it has not and b is shorter than limit; 0 and tooLong once b holds
+// limit bytes without it.
+func headerBlockSize(b []byte, limit int, tooLong error) (int, error) {
+	if end := bytes.Index(b[:min(len(b), limit)], []byte("\r\n\r\n")); end >= 0 {
+		return end + 4, nil
+	}
+	if len(b) >= limit {
+		return 0, tooLong
+	}
+	return 0, nil
+}
+
 // ParseUpgrade parses the client's opening handshake at the start of buf. It returns
 // n == 0 and a nil error while the header block is not complete (the caller reads
 // more and calls again with everything so far); a *HandshakeError for a request that
@@ -60,15 +74,10 @@ var errHeaderTooLong = &HandshakeError{431, "request header block over " + strco
 // request and n, the bytes of the header block including its blank line. Bytes after
 // n belong to the frame stream. The strings of req are copies: buf may be reused.
 func ParseUpgrade(buf []byte) (req Upgrade, n int, err error) {
-	end := bytes.Index(buf[:min(len(buf), MaxRequest)], []byte("\r\n\r\n"))
-	if end < 0 {
-		if len(buf) >= MaxRequest {
-			return req, 0, errHeaderTooLong
-		}
-		return req, 0, nil
+	if n, err = headerBlockSize(buf, MaxRequest, errHeaderTooLong); n == 0 {
+		return req, 0, err
 	}
-	n = end + 4
-	lines := strings.Split(string(buf[:end]), "\r\n")
+	lines := strings.Split(string(buf[:n-4]), "\r\n")
 	method, rest, ok1 := strings.Cut(lines[0], " ")
 	target, version, ok2 := strings.Cut(rest, " ")
 	if !ok1 || !ok2 || target == "" || strings.Contains(version, " ") {
