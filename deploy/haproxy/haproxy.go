@@ -26,13 +26,20 @@ type Config struct {
 	Bind     string   // address clients connect to with TLS (host:port)
 	Cert     string   // PEM file: certificate chain, then the private key
 	Gateways []string // the gateways' client addresses
-	MaxConn  int      // HAProxy's maxconn (default 20000)
+	// WSBind, if set, is where browsers connect with wss://, relayed to
+	// WSGateways, the gateways' WebSocket addresses.
+	WSBind     string
+	WSGateways []string
+	MaxConn    int // HAProxy's maxconn (default 20000)
 }
 
 // Render writes the HAProxy configuration for cfg.
 func Render(w io.Writer, cfg Config) error {
 	if cfg.Bind == "" || cfg.Cert == "" || len(cfg.Gateways) == 0 {
 		return errors.New("haproxy: a bind address, a certificate and at least one gateway are needed")
+	}
+	if cfg.WSBind != "" && len(cfg.WSGateways) == 0 {
+		return errors.New("haproxy: a wss bind address needs the gateways' WebSocket addresses")
 	}
 	if cfg.MaxConn <= 0 {
 		cfg.MaxConn = 20000

@@ -25,6 +25,7 @@ import (
 	"github.com/floodgate/floodgate/gateway/node"
 	"github.com/floodgate/floodgate/gateway/proto"
 	"github.com/floodgate/floodgate/gateway/stack"
+	"github.com/floodgate/floodgate/internal/testnet"
 )
 
 func TestRenderListsEveryGatewayAndRefusesWhatItCannotUse(t *testing.T) {
@@ -38,7 +39,22 @@ func TestRenderListsEveryGatewayAndRefusesWhatItCannotUse(t *testing.T) {
 			t.Errorf("config lacks %q:\n%s", line, b.String())
 		}
 	}
-	for _, bad := range []Config{{Cert: "c", Gateways: []string{"a:1"}}, {Bind: "b:1", Gateways: []string{"a:1"}}, {Bind: "b:1", Cert: "c"}} {
+	if strings.Contains(b.String(), "floodgate_wss") {
+		t.Errorf("a config without WSBind has a wss frontend:\n%s", b.String())
+	}
+	b.Reset()
+	if err := Render(&b, Config{Bind: "0.0.0.0:443", Cert: "/etc/floodgate/tls.pem", Gateways: []string{"10.0.0.1:7000"},
+		WSBind: "0.0.0.0:8443", WSGateways: []string{"10.0.0.1:7003", "10.0.0.2:7003"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{"bind 0.0.0.0:8443 ssl crt /etc/floodgate/tls.pem", "server ws-1 10.0.0.1:7003 check",
+		"server ws-2 10.0.0.2:7003 check"} {
+		if !strings.Contains(b.String(), line) {
+			t.Errorf("config lacks %q:\n%s", line, b.String())
+		}
+	}
+	for _, bad := range []Config{{Cert: "c", Gateways: []string{"a:1"}}, {Bind: "b:1", Gateways: []string{"a:1"}}, {Bind: "b:1", Cert: "c"},
+		{Bind: "b:1", Cert: "c", Gateways: []string{"a:1"}, WSBind: "b:2"}} {
 		if err := Render(&b, bad); err == nil {
 			t.Errorf("Render(%+v) accepted", bad)
 		}
@@ -95,16 +111,6 @@ func selfSigned(t *testing.T) (string, *x509.CertPool) {
 	return path, pool
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // The shipped configuration, run by a real HAProxy in front of a real stack: two
 // clients log in over TLS, one sends to the other, the PUSH arrives; a client
 // speaking the protocol without TLS to the TLS port gets nowhere.
@@ -118,13 +124,13 @@ func TestClientsSpeakTheProtocolOverTLSThroughHAProxy(t *testing.T) {
 	}
 	defer s.Close()
 	certPath, pool := selfSigned(t)
-	bind := freeAddr(t)
-	var gws []string
+	bind, wsBind := testnet.FreeAddr(t), testnet.FreeAddr(t)
+	var gws, wsGws []string
 	for _, g := range s.Gateways {
-		gws = append(gws, g.Addr)
+		gws, wsGws = append(gws, g.Addr), append(wsGws, g.WS)
 	}
 	var cfg bytes.Buffer
-	if err := Render(&cfg, Config{Bind: bind, Cert: certPath, Gateways: gws, MaxConn: 1000}); err != nil {
+	if err := Render(&cfg, Config{Bind: bind, Cert: certPath, Gateways: gws, WSBind: wsBind, WSGateways: wsGws, MaxConn: 1000}); err != nil {
 		t.Fatal(err)
 	}
 	cfgPath := filepath.Join(t.TempDir(), "haproxy.cfg")
@@ -147,18 +153,31 @@ func TestClientsSpeakTheProtocolOverTLSThroughHAProxy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dialTLS := func(uid uint64) (*client.Conn, error) {
+	// dialTLS logs uid in over TLS to addr: the client protocol as it is, or (ws)
+	// inside WebSocket, which makes it wss://.
+	dialTLS := func(uid uint64, addr string, ws bool) (*client.Conn, error) {
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			nc, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", bind,
+			var c *client.Conn
+			nc, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr,
 				&tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12})
 			if err == nil {
-				c := client.New(nc)
 				nc.SetDeadline(time.Now().Add(10 * time.Second))
+				c = client.New(nc)
+				if ws {
+					var wc net.Conn
+					if wc, err = client.WebSocket(nc, addr, "/"); err == nil {
+						c = client.New(wc)
+					}
+				}
+			}
+			if err == nil {
 				if _, err = c.Login(uid, signer.Mint(uid, time.Now().Add(time.Hour))); err == nil {
 					return c, nil
 				}
-				c.Close()
+			}
+			if nc != nil {
+				nc.Close()
 			}
 			if time.Now().After(deadline) {
 				return nil, err
@@ -166,14 +185,14 @@ func TestClientsSpeakTheProtocolOverTLSThroughHAProxy(t *testing.T) {
 			time.Sleep(50 * time.Millisecond) // HAProxy is still binding, or its health checks have not passed yet
 		}
 	}
-	alice, err := dialTLS(1)
+	alice, err := dialTLS(1, bind, false)
 	if err != nil {
 		t.Fatalf("login over TLS: %v\nhaproxy: %s", err, hpLog.String())
 	}
 	defer alice.Close()
-	bob, err := dialTLS(2)
+	bob, err := dialTLS(2, wsBind, true)
 	if err != nil {
-		t.Fatalf("login over TLS: %v", err)
+		t.Fatalf("login over wss: %v\nhaproxy: %s", err, hpLog.String())
 	}
 	defer bob.Close()
 	if err := alice.Send(1, 2, 0, []byte("over TLS")); err != nil {

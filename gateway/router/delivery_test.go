@@ -6,7 +6,6 @@ package router
 
 import (
 	"context"
-	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	"github.com/floodgate/floodgate/gateway/msg"
 	"github.com/floodgate/floodgate/gateway/state"
 	"github.com/floodgate/floodgate/internal/redistest"
+	"github.com/floodgate/floodgate/internal/testnet"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
@@ -108,18 +108,6 @@ func dialMsg(t *testing.T, addr string) *msg.Client {
 		t.Fatal(err)
 	}
 	return c
-}
-
-// freeAddr returns a loopback address nobody listens on (for a router started
-// later).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // appendOne stores one message to `to` and returns its id.
@@ -345,7 +333,7 @@ func TestMsgRestartOnRedisDeliversUnsettled(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: redistest.Start(t).Addr})
 	t.Cleanup(func() { rdb.Close() })
 	g := newRig(t, 1, 2, 3, 4, 5)
-	routerAddr := freeAddr(t) // the router is down
+	routerAddr := testnet.FreeAddr(t) // the router is down
 	first, _, stopFirst := startMsg(t, newRedisStore(t, rdb, "restart:"), routerAddr)
 	c := dialMsg(t, first.Addr())
 	var ids []uint64

@@ -6,7 +6,6 @@ package redistest
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"os/exec"
 	"syscall"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/floodgate/floodgate/internal/redisnode"
+	"github.com/floodgate/floodgate/internal/testnet"
 )
 
 // Server is a running redis-server.
@@ -34,9 +34,9 @@ func Start(t testing.TB) *Server {
 func startServer(t testing.TB, s redisnode.Server) *Server {
 	t.Helper()
 	bin := redisBinary(t)
-	s.Bind, s.Port, s.Dir = "127.0.0.1", freePort(t), t.TempDir()
+	s.Bind, s.Port, s.Dir = "127.0.0.1", testnet.FreePort(t), t.TempDir()
 	if s.Cluster {
-		s.BusPort = freePort(t)
+		s.BusPort = testnet.FreePort(t)
 	}
 	srv := &Server{Addr: s.Addr()}
 	srv.cmd = launch(t, bin, s.Args())
@@ -139,7 +139,7 @@ func StartSentinel(t testing.TB) *Sentinel {
 	}
 	bin := redisBinary(t)
 	for range 3 {
-		s := redisnode.Sentinel{Bind: "127.0.0.1", Port: freePort(t), Dir: t.TempDir(), Master: d.Master, Primary: d.Primary.Addr}
+		s := redisnode.Sentinel{Bind: "127.0.0.1", Port: testnet.FreePort(t), Dir: t.TempDir(), Master: d.Master, Primary: d.Primary.Addr}
 		args, err := s.WriteConfig()
 		if err != nil {
 			t.Fatal(err)
@@ -208,13 +208,3 @@ func StartCluster(t testing.TB, shards, replicasPerShard int) *Cluster {
 
 // Server returns the node at addr.
 func (c *Cluster) Server(addr string) *Server { return c.servers[addr] }
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(fmt.Errorf("free port: %w", err))
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
