@@ -104,6 +104,8 @@ func TestEachCheckRefusesItsValueWithItsMessage(t *testing.T) {
 			want: `ok.yaml:26:9: phases[1].faults[0].drain: "gw-3": expected a gateway, gw-1 to gw-2`},
 		{name: "a drain of a process", edits: []string{"{at: 10s, kill: gw-2}", "{at: 10s, drain: msg}"},
 			want: `ok.yaml:26:9: phases[1].faults[0].drain: "msg": expected a gateway, gw-1 to gw-2`},
+		{name: "a negative scale_out", edits: []string{"{at: 10s, kill: gw-2}", "{at: 10s, scale_out: -1}"},
+			want: "ok.yaml:26:9: phases[1].faults[0].scale_out: must be positive"},
 		{name: "a connect flood without a rate", edits: []string{"{at: 10s, kill: gw-2}", "{at: 10s, connect_flood: 1k}"},
 			want: "ok.yaml:26:9: phases[1].faults[0].flood_rate: a connect flood needs a rate, like 5k/s"},
 		{name: "a flood rate on a kill", edits: []string{"{at: 10s, kill: gw-2}", "{at: 10s, kill: gw-2, flood_rate: 1k/s}"},

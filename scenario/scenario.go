@@ -229,7 +229,7 @@ func (f *Fault) Action() string {
 		return "restart"
 	case f.Drain != "":
 		return "drain"
-	case f.ScaleOut > 0:
+	case f.ScaleOut != 0: // a negative one too, for the checks to refuse
 		return "scale_out"
 	case f.ReconnectStorm:
 		return "reconnect_storm"
