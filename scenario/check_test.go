@@ -193,6 +193,7 @@ func TestErrorNamesFileLineAndKey(t *testing.T) {
 		{Error{File: "a.yaml", Pos: Pos{3, 5}, Path: "clients.count", Msg: "must be at least 1"}, "a.yaml:3:5: clients.count: must be at least 1"},
 		{Error{File: "a.yaml", Pos: Pos{3, 5}, Msg: "odd"}, "a.yaml:3:5: odd"},
 		{Error{File: "a.yaml", Msg: "empty file"}, "a.yaml: empty file"},
+		{Error{File: "a.yaml", Pos: Pos{Line: 7}, Msg: "not valid YAML: x"}, "a.yaml:7: not valid YAML: x"},
 		{Error{File: "a.yaml", Path: "name", Msg: "bad"}, "a.yaml: name: bad"},
 	}
 	for _, tc := range tests {
