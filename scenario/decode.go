@@ -27,8 +27,11 @@ type Error struct {
 
 func (e *Error) Error() string {
 	where := e.File
-	if e.Pos.Line > 0 {
+	switch {
+	case e.Pos.Line > 0 && e.Pos.Col > 0:
 		where = fmt.Sprintf("%s:%d:%d", e.File, e.Pos.Line, e.Pos.Col)
+	case e.Pos.Line > 0: // a YAML syntax error knows its line only
+		where = fmt.Sprintf("%s:%d", e.File, e.Pos.Line)
 	}
 	if e.Path != "" {
 		return fmt.Sprintf("%s: %s: %s", where, e.Path, e.Msg)
@@ -98,7 +101,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, want string
 	}
 	if v.CanAddr() && v.Addr().Type().Implements(unmarshalText) {
 		if n.Kind != yaml.ScalarNode {
-			d.errorf(n, path, "expected %s, got %s", want, kindName(n))
+			d.errorf(n, path, "expected %s, got %s", orDefault(want, "a single value"), kindName(n))
 			return
 		}
 		if err := v.Addr().Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(n.Value)); err != nil {

@@ -111,7 +111,7 @@ func (h *Hostile) Total() int64 {
 }
 
 // check finds the impossible hostile settings.
-func (h *Hostile) check(bad func(at Pos, path, f string, a ...any)) {
+func (h *Hostile) check(bad badFunc) {
 	var shares float64
 	given := 0
 	for _, n := range h.named() {

@@ -92,7 +92,7 @@ func sidesOverlap(a, b string) bool {
 
 // checkNetwork checks a network fault f at path fp; gateways and agents bound
 // the host names; mode is the scenario's.
-func (f *Fault) checkNetwork(fp string, gateways, agents int, redis []string, mode string, bad func(Pos, string, string, ...any)) {
+func (f *Fault) checkNetwork(fp string, gateways, agents int, redis []string, mode string, bad badFunc) {
 	if mode == "loopback" {
 		bad(f.At, fp+"."+f.Action(), "a network fault needs netns mode (root): the scenario's mode is loopback; use mode: netns or auto")
 	}

@@ -94,7 +94,7 @@ func (t *Topology) redisDefaults() {
 	}
 }
 
-func (t Topology) checkRedis(bad func(Pos, string, string, ...any)) {
+func (t Topology) checkRedis(bad badFunc) {
 	r := t.Redis
 	switch r.Mode {
 	case RedisSingle:

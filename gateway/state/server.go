@@ -214,139 +214,27 @@ func (s *Server) handle(ctx context.Context, req *link.Request) ([]byte, error) 
 	return resp, nil
 }
 
+// dispatch routes a request to its method's handler.
 func (s *Server) dispatch(ctx context.Context, req *link.Request) ([]byte, error) {
 	switch req.Method {
 	case MethodRegister:
-		ses, err := decodeSession(req.Body)
-		if err != nil {
-			return nil, fmt.Errorf("%w: register: %v", errBadRequest, err)
-		}
-		prev, err := s.store.Register(ctx, ses)
-		s.m.registrations[result(err, "ok")].Inc()
-		if err != nil {
-			return nil, err
-		}
-		if prev.UID == 0 {
-			return nil, nil
-		}
-		var flags byte
-		if s.kickReplaced(prev, ses) {
-			flags |= RegisterKickSent
-		}
-		return appendSession(append(make([]byte, 0, 1+sessionHeader+len(prev.Gateway)), flags), prev), nil
+		return s.register(ctx, req.Body)
 	case MethodReregister:
-		ses, err := decodeSession(req.Body)
-		if err != nil {
-			return nil, fmt.Errorf("%w: reregister: %v", errBadRequest, err)
-		}
-		err = s.store.Reregister(ctx, ses)
-		s.m.reregistrations[result(err, "ok")].Inc()
-		return nil, err
+		return s.reregister(ctx, req.Body)
 	case MethodReregisterBatch:
-		ss, err := decodeReregisterBatch(req.Body)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", errBadRequest, err)
-		}
-		var errs []error
-		if b, ok := s.store.(BatchReregisterer); ok {
-			if errs, err = b.ReregisterBatch(ctx, ss); err != nil {
-				return nil, err
-			}
-		} else {
-			errs = make([]error, len(ss))
-			for i, ses := range ss {
-				errs[i] = s.store.Reregister(ctx, ses)
-			}
-		}
-		resp := make([]byte, len(ss))
-		for i, err := range errs {
-			s.m.reregistrations[result(err, "ok")].Inc()
-			switch {
-			case errors.Is(err, ErrReplaced):
-				resp[i] = ReregisterReplaced
-			case errors.Is(err, ErrLeaseLost):
-				resp[i] = ReregisterLeaseLost
-			case err != nil:
-				return nil, err
-			}
-		}
-		return resp, nil
+		return s.reregisterBatch(ctx, req.Body)
 	case MethodUnregister:
-		ses, err := decodeSession(req.Body)
-		if err != nil {
-			return nil, fmt.Errorf("%w: unregister: %v", errBadRequest, err)
-		}
-		deleted, err := s.store.Unregister(ctx, ses)
-		switch {
-		case err != nil:
-			s.m.unregisters["error"].Inc()
-			return nil, err
-		case deleted:
-			s.m.unregisters["deleted"].Inc()
-			return []byte{1}, nil
-		}
-		s.m.unregisters["stale"].Inc()
-		return []byte{0}, nil
+		return s.unregister(ctx, req.Body)
 	case MethodLookup:
-		if len(req.Body) != 8 {
-			return nil, fmt.Errorf("%w: lookup body of %d bytes, want 8", errBadRequest, len(req.Body))
-		}
-		ses, st, err := s.probe(ctx, binary.BigEndian.Uint64(req.Body))
-		if err != nil {
-			s.m.lookups["error"].Inc()
-			return nil, err
-		}
-		s.m.lookups[st.String()].Inc()
-		return appendLookup(make([]byte, 0, 1+16+len(ses.Gateway)), ses, st), nil
+		return s.lookup(ctx, req.Body)
 	case MethodAcquire:
-		var r acquireRequest
-		if err := decodeJSON(req.Body, &r); err != nil {
-			return nil, err
-		}
-		if err := checkTTL(r.TTL); err != nil {
-			return nil, fmt.Errorf("%w: %v", errBadRequest, err)
-		}
-		epoch, err := s.store.Acquire(ctx, r.Gateway, r.TTL)
-		if err != nil {
-			return nil, err
-		}
-		s.m.acquires.Inc()
-		s.w.wake()
-		return binary.BigEndian.AppendUint64(nil, epoch), nil
+		return s.acquire(ctx, req.Body)
 	case MethodRenew:
-		var r renewRequest
-		if err := decodeJSON(req.Body, &r); err != nil {
-			return nil, err
-		}
-		if err := checkTTL(r.TTL); err != nil {
-			return nil, fmt.Errorf("%w: %v", errBadRequest, err)
-		}
-		err := s.store.Renew(ctx, r.ID, r.Epoch, r.Load, r.TTL)
-		s.m.renewals[result(err, "ok")].Inc()
-		return nil, err
+		return s.renew(ctx, req.Body)
 	case MethodRelease:
-		var r releaseRequest
-		if err := decodeJSON(req.Body, &r); err != nil {
-			return nil, err
-		}
-		s.w.releasing(r.ID, r.Epoch, true) // before the store: the poller must not see a lapse
-		if err := s.store.Release(ctx, r.ID, r.Epoch); err != nil {
-			s.w.releasing(r.ID, r.Epoch, false)
-			return nil, err
-		}
-		s.m.releases.Inc()
-		s.w.wake()
-		return nil, nil
+		return s.release(ctx, req.Body)
 	case MethodSetDraining:
-		var r drainingRequest
-		if err := decodeJSON(req.Body, &r); err != nil {
-			return nil, err
-		}
-		if err := s.store.SetDraining(ctx, r.ID, r.Draining); err != nil {
-			return nil, err
-		}
-		s.w.wake()
-		return nil, nil
+		return s.setDraining(ctx, req.Body)
 	case MethodGateways:
 		gws, err := s.store.Gateways(ctx)
 		if err != nil {
@@ -358,6 +246,171 @@ func (s *Server) dispatch(ctx context.Context, req *link.Request) ([]byte, error
 		return nil, nil
 	}
 	return nil, fmt.Errorf("%w: unknown method %d", errBadRequest, req.Method)
+}
+
+// register stores a login's session; the answer is empty when it replaced none,
+// else a flags byte (RegisterKickSent: the replaced session's gateway was told to
+// kick it) and the replaced session.
+func (s *Server) register(ctx context.Context, body []byte) ([]byte, error) {
+	ses, err := decodeSession(body)
+	if err != nil {
+		return nil, fmt.Errorf("%w: register: %v", errBadRequest, err)
+	}
+	prev, err := s.store.Register(ctx, ses)
+	s.m.registrations[result(err, "ok")].Inc()
+	if err != nil {
+		return nil, err
+	}
+	if prev.UID == 0 {
+		return nil, nil
+	}
+	var flags byte
+	if s.kickReplaced(prev, ses) {
+		flags |= RegisterKickSent
+	}
+	return appendSession(append(make([]byte, 0, 1+sessionHeader+len(prev.Gateway)), flags), prev), nil
+}
+
+// reregister confirms one session a gateway still holds.
+func (s *Server) reregister(ctx context.Context, body []byte) ([]byte, error) {
+	ses, err := decodeSession(body)
+	if err != nil {
+		return nil, fmt.Errorf("%w: reregister: %v", errBadRequest, err)
+	}
+	err = s.store.Reregister(ctx, ses)
+	s.m.reregistrations[result(err, "ok")].Inc()
+	return nil, err
+}
+
+// reregisterBatch confirms a batch of sessions, in one call to the store when it
+// can take a batch; the answer is a status byte per session (0, or
+// ReregisterReplaced, ReregisterLeaseLost). Any other error fails the batch.
+func (s *Server) reregisterBatch(ctx context.Context, body []byte) ([]byte, error) {
+	ss, err := decodeReregisterBatch(body)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errBadRequest, err)
+	}
+	var errs []error
+	if b, ok := s.store.(BatchReregisterer); ok {
+		if errs, err = b.ReregisterBatch(ctx, ss); err != nil {
+			return nil, err
+		}
+	} else {
+		errs = make([]error, len(ss))
+		for i, ses := range ss {
+			errs[i] = s.store.Reregister(ctx, ses)
+		}
+	}
+	resp := make([]byte, len(ss))
+	for i, err := range errs {
+		s.m.reregistrations[result(err, "ok")].Inc()
+		switch {
+		case errors.Is(err, ErrReplaced):
+			resp[i] = ReregisterReplaced
+		case errors.Is(err, ErrLeaseLost):
+			resp[i] = ReregisterLeaseLost
+		case err != nil:
+			return nil, err
+		}
+	}
+	return resp, nil
+}
+
+// unregister deletes a session if it is still the stored one; the answer is 1
+// if it was deleted, 0 if it was stale.
+func (s *Server) unregister(ctx context.Context, body []byte) ([]byte, error) {
+	ses, err := decodeSession(body)
+	if err != nil {
+		return nil, fmt.Errorf("%w: unregister: %v", errBadRequest, err)
+	}
+	deleted, err := s.store.Unregister(ctx, ses)
+	switch {
+	case err != nil:
+		s.m.unregisters["error"].Inc()
+		return nil, err
+	case deleted:
+		s.m.unregisters["deleted"].Inc()
+		return []byte{1}, nil
+	}
+	s.m.unregisters["stale"].Inc()
+	return []byte{0}, nil
+}
+
+// lookup answers a user's stored session and its status: a hit, a miss, or
+// invalid (it died with its gateway's lease).
+func (s *Server) lookup(ctx context.Context, body []byte) ([]byte, error) {
+	if len(body) != 8 {
+		return nil, fmt.Errorf("%w: lookup body of %d bytes, want 8", errBadRequest, len(body))
+	}
+	ses, st, err := s.probe(ctx, binary.BigEndian.Uint64(body))
+	if err != nil {
+		s.m.lookups["error"].Inc()
+		return nil, err
+	}
+	s.m.lookups[st.String()].Inc()
+	return appendLookup(make([]byte, 0, 1+16+len(ses.Gateway)), ses, st), nil
+}
+
+// acquire grants a gateway a lease; the answer is its epoch.
+func (s *Server) acquire(ctx context.Context, body []byte) ([]byte, error) {
+	var r acquireRequest
+	if err := decodeJSON(body, &r); err != nil {
+		return nil, err
+	}
+	if err := checkTTL(r.TTL); err != nil {
+		return nil, fmt.Errorf("%w: %v", errBadRequest, err)
+	}
+	epoch, err := s.store.Acquire(ctx, r.Gateway, r.TTL)
+	if err != nil {
+		return nil, err
+	}
+	s.m.acquires.Inc()
+	s.w.wake()
+	return binary.BigEndian.AppendUint64(nil, epoch), nil
+}
+
+// renew extends a lease and records the gateway's load.
+func (s *Server) renew(ctx context.Context, body []byte) ([]byte, error) {
+	var r renewRequest
+	if err := decodeJSON(body, &r); err != nil {
+		return nil, err
+	}
+	if err := checkTTL(r.TTL); err != nil {
+		return nil, fmt.Errorf("%w: %v", errBadRequest, err)
+	}
+	err := s.store.Renew(ctx, r.ID, r.Epoch, r.Load, r.TTL)
+	s.m.renewals[result(err, "ok")].Inc()
+	return nil, err
+}
+
+// release ends a lease. The watchers are told it is a release before the store
+// is: the poller must not see the lease's end as a lapse.
+func (s *Server) release(ctx context.Context, body []byte) ([]byte, error) {
+	var r releaseRequest
+	if err := decodeJSON(body, &r); err != nil {
+		return nil, err
+	}
+	s.w.releasing(r.ID, r.Epoch, true)
+	if err := s.store.Release(ctx, r.ID, r.Epoch); err != nil {
+		s.w.releasing(r.ID, r.Epoch, false)
+		return nil, err
+	}
+	s.m.releases.Inc()
+	s.w.wake()
+	return nil, nil
+}
+
+// setDraining marks a gateway draining (or not).
+func (s *Server) setDraining(ctx context.Context, body []byte) ([]byte, error) {
+	var r drainingRequest
+	if err := decodeJSON(body, &r); err != nil {
+		return nil, err
+	}
+	if err := s.store.SetDraining(ctx, r.ID, r.Draining); err != nil {
+		return nil, err
+	}
+	s.w.wake()
+	return nil, nil
 }
 
 // kickReplaced tells the gateway holding prev, which the login cur replaced, to
