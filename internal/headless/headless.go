@@ -4,6 +4,11 @@
 // DevTools client: the test server it starts injects a probe script into every
 // HTML page it serves, and the probe posts its findings back to that server when
 // the page's load event fires.
+//
+// A page that keeps working after load (one that talks to a server, say) sets
+// window.headlessDone to a Promise while it loads; the probe then reports once
+// that promise settles: its resolved value becomes Result.Value, a rejection one
+// of Result.Errors.
 package headless
 
 import (
@@ -37,6 +42,9 @@ type Result struct {
 	// and resources (images, scripts, styles) that failed to load, in order.
 	Errors []string `json:"errors"`
 	Images []Image  `json:"images"`
+	// Value is what window.headlessDone resolved to, as String(value); empty
+	// when the page set no promise or it rejected.
+	Value string `json:"value"`
 }
 
 // Broken returns the sources of the images that did not render.
@@ -69,8 +77,13 @@ const probePath = "/__headless_probe"
 // rejections of promises that settled during load have been dispatched
 // (Chromium queues unhandledrejection as a task). It is sent with a synchronous XHR, so it has
 // reached the server before the browser can exit.
+//
+// window.headlessDone is an accessor the probe defines: the moment the page
+// assigns a thenable, the probe attaches its handlers, so a promise that rejects
+// early is a handled rejection (reported once, as a rejection of headlessDone,
+// not also as an unhandled one). The report then waits for it to settle.
 const probe = `<script>(function(){
-var errs=[];
+var errs=[],done=null,settled=false,value='';
 window.addEventListener('error',function(e){
  var t=e.target;
  if(t&&t!==window&&t.tagName){errs.push('resource failed to load: <'+t.tagName.toLowerCase()+'> '+(t.currentSrc||t.src||t.href||''));return;}
@@ -79,12 +92,24 @@ window.addEventListener('error',function(e){
 window.addEventListener('unhandledrejection',function(e){errs.push('unhandled rejection: '+String(e.reason));});
 var ce=console.error;
 console.error=function(){errs.push('console.error: '+Array.prototype.map.call(arguments,String).join(' '));return ce.apply(console,arguments);};
-window.addEventListener('load',function(){setTimeout(report,0);});
+var waiters=[];
+function settle(){settled=true;waiters.forEach(function(f){f();});waiters=[];}
+Object.defineProperty(window,'headlessDone',{configurable:true,get:function(){return done;},set:function(p){
+ done=p;settled=false;
+ if(!p||typeof p.then!=='function'){errs.push('window.headlessDone is not a Promise: '+String(p));settle();return;}
+ p.then(function(v){if(done===p){value=String(v);settle();}},function(r){if(done===p){errs.push('headlessDone rejected: '+String(r));settle();}});
+}});
+window.addEventListener('load',function(){setTimeout(function(){
+ if(done===null||settled){report();return;}
+ waiters.push(report);
+},0);});
+var sent=false;
 function report(){
+ if(sent)return;sent=true;
  var imgs=Array.prototype.map.call(document.images,function(i){return {src:i.getAttribute('src')||'',loaded:i.complete&&i.naturalWidth>0};});
  var x=new XMLHttpRequest();x.open('POST','` + probePath + `',false);
  x.setRequestHeader('Content-Type','application/json');
- x.send(JSON.stringify({errors:errs,images:imgs}));
+ x.send(JSON.stringify({errors:errs,images:imgs,value:value}));
 }
 })();</script>`
 
@@ -123,9 +148,11 @@ func Binary(t testing.TB) string {
 }
 
 // Open serves dir on a loopback test server, opens page (a path under dir, such
-// as "index.html") in headless Chromium and returns what the probe found. It
-// fails the test if the browser does not report within timeout; the browser is
-// killed when Open returns.
+// as "index.html", optionally with a query) in headless Chromium and returns what
+// the probe found: after the load event, or once window.headlessDone settled if
+// the page set it. It fails the test if the browser does not report within
+// timeout (a headlessDone that never settles included); the browser and every
+// process it started are killed when Open returns.
 func Open(t testing.TB, dir, page string, timeout time.Duration) Result {
 	t.Helper()
 	bin := Binary(t)
@@ -160,10 +187,14 @@ func Open(t testing.TB, dir, page string, timeout time.Duration) Result {
 
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	// Real time, and no exit of its own: the browser stays on the page until the
+	// probe has reported and Open kills it. --virtual-time-budget would run the
+	// page's timers ahead of its WebSocket traffic (an open socket does not hold
+	// virtual time back, a pending fetch does), and --dump-dom would exit once
+	// that budget is spent, before a page waiting on a server has finished.
 	cmd := exec.CommandContext(ctx, bin, "--headless=new", "--no-sandbox", "--disable-gpu",
 		"--disable-dev-shm-usage", "--no-first-run", "--no-default-browser-check",
-		"--user-data-dir="+t.TempDir(), "--virtual-time-budget=10000", "--dump-dom",
-		srv.URL+"/"+strings.TrimPrefix(page, "/"))
+		"--user-data-dir="+t.TempDir(), srv.URL+"/"+strings.TrimPrefix(page, "/"))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	// Kill the whole group: chromium's renderers and helpers with it.
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
@@ -189,7 +220,7 @@ func Open(t testing.TB, dir, page string, timeout time.Duration) Result {
 		}
 		t.Fatalf("chromium exited (%v) before the page reported; stderr:\n%s", err, tail(stderr.String(), 2000))
 	case <-ctx.Done():
-		t.Fatalf("page did not report within %v", timeout)
+		t.Fatalf("page did not report within %v (not loaded, or window.headlessDone still pending)", timeout)
 	}
 	return Result{}
 }

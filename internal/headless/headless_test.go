@@ -2,6 +2,7 @@ package headless
 
 import (
 	"bytes"
+	"fmt"
 	"image"
 	"image/color"
 	"image/png"
@@ -94,5 +95,70 @@ func TestOpenReportsEachFault(t *testing.T) {
 				t.Fatalf("no problem mentions %q; got %q", c.want, probs)
 			}
 		})
+	}
+}
+
+// A page that sets window.headlessDone is reported once the promise settles: its
+// value in Result.Value, a rejection (early or late) as exactly one error, and
+// the errors it logs while the probe waits are kept.
+func TestOpenWaitsForHeadlessDone(t *testing.T) {
+	Binary(t)
+	cases := []struct {
+		name      string
+		script    string
+		wantValue string
+		wantErrs  []string // each a substring of one error, in order; nil means none
+	}{
+		{"resolves after a timer",
+			`window.headlessDone=new Promise(function(ok){setTimeout(function(){ok("v-timer")},300)});`,
+			"v-timer", nil},
+		{"resolves to a non-string",
+			`window.headlessDone=new Promise(function(ok){setTimeout(function(){ok(42)},50)});`,
+			"42", nil},
+		{"rejects after a timer",
+			`window.headlessDone=new Promise(function(_,no){setTimeout(function(){no(new Error("boom-late"))},300)});`,
+			"", []string{"headlessDone rejected: Error: boom-late"}},
+		{"rejects while loading",
+			`window.headlessDone=Promise.reject("boom-early");`,
+			"", []string{"headlessDone rejected: boom-early"}},
+		{"logs while it waits",
+			`window.headlessDone=new Promise(function(ok){setTimeout(function(){console.error("boom-waiting");ok("after")},300)});`,
+			"after", []string{"console.error: boom-waiting"}},
+		{"not a promise",
+			`window.headlessDone=5;`,
+			"", []string{"window.headlessDone is not a Promise: 5"}},
+	}
+	files := map[string][]byte{}
+	for i, c := range cases {
+		files[fmt.Sprintf("p%d.html", i)] = []byte(`<!DOCTYPE html><html><head><meta charset="utf-8"><title>t</title></head><body><script>` + c.script + `</script></body></html>`)
+	}
+	dir := writeFiles(t, files)
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			res := Open(t, dir, fmt.Sprintf("p%d.html", i), 20*time.Second)
+			if res.Value != c.wantValue {
+				t.Errorf("Value = %q, want %q", res.Value, c.wantValue)
+			}
+			if len(res.Errors) != len(c.wantErrs) {
+				t.Fatalf("errors %q, want one each matching %q", res.Errors, c.wantErrs)
+			}
+			for j, w := range c.wantErrs {
+				if !strings.Contains(res.Errors[j], w) {
+					t.Errorf("error %d = %q, want it to contain %q", j, res.Errors[j], w)
+				}
+			}
+		})
+	}
+}
+
+// A page without headlessDone still reports at load, with an empty Value: Open
+// does not wait for the page's later timers.
+func TestOpenWithoutHeadlessDoneReportsAtLoad(t *testing.T) {
+	Binary(t)
+	dir := writeFiles(t, map[string][]byte{"late.html": []byte(`<!DOCTYPE html><html><head><title>t</title></head><body>` +
+		`<script>setTimeout(function(){console.error("boom-after-report")},60000)</script></body></html>`)})
+	res := Open(t, dir, "late.html", 20*time.Second)
+	if len(res.Problems()) != 0 || res.Value != "" {
+		t.Fatalf("problems %q, value %q; want none", res.Problems(), res.Value)
 	}
 }
