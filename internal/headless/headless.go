@@ -203,8 +203,11 @@ func Open(t testing.TB, dir, page string, timeout time.Duration) Result {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("chromium: %v", err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	// exited is closed once chromium has been reaped, waitErr set before: both the
+	// select below and the deferred wait receive from it.
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	defer func() {
 		cancel()
 		<-exited
@@ -212,13 +215,13 @@ func Open(t testing.TB, dir, page string, timeout time.Duration) Result {
 	select {
 	case res := <-results:
 		return res
-	case err := <-exited:
+	case <-exited:
 		select { // the report may have arrived just before the exit
 		case res := <-results:
 			return res
 		default:
 		}
-		t.Fatalf("chromium exited (%v) before the page reported; stderr:\n%s", err, tail(stderr.String(), 2000))
+		t.Fatalf("chromium exited (%v) before the page reported; stderr:\n%s", waitErr, tail(stderr.String(), 2000))
 	case <-ctx.Done():
 		t.Fatalf("page did not report within %v (not loaded, or window.headlessDone still pending)", timeout)
 	}

@@ -8,6 +8,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -160,5 +161,40 @@ func TestOpenWithoutHeadlessDoneReportsAtLoad(t *testing.T) {
 	res := Open(t, dir, "late.html", 20*time.Second)
 	if len(res.Problems()) != 0 || res.Value != "" {
 		t.Fatalf("problems %q, value %q; want none", res.Problems(), res.Value)
+	}
+}
+
+// fatalRecorder is a testing.TB whose Fatalf records the message and ends only
+// the calling goroutine, so that a test can watch Open fail.
+type fatalRecorder struct {
+	testing.TB
+	msg string
+}
+
+func (r *fatalRecorder) Fatalf(format string, args ...any) {
+	r.msg = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+// A browser that exits before the page reported (here the page closes its own
+// window while headlessDone is pending) fails Open promptly, naming the exit,
+// instead of leaving it waiting.
+func TestOpenFailsWhenChromiumExitsFirst(t *testing.T) {
+	Binary(t)
+	dir := writeFiles(t, map[string][]byte{"close.html": []byte(`<!DOCTYPE html><html><head><title>t</title></head><body>` +
+		`<script>window.headlessDone=new Promise(function(){});setTimeout(function(){window.close()},100)</script></body></html>`)})
+	rec := &fatalRecorder{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Open(rec, dir, "close.html", 20*time.Second)
+	}()
+	select {
+	case <-done:
+	case <-time.After(40 * time.Second):
+		t.Fatal("Open did not return within 40s of a 20s timeout")
+	}
+	if !strings.Contains(rec.msg, "chromium exited") {
+		t.Fatalf("Open failed with %q, want it to report chromium's exit", rec.msg)
 	}
 }
