@@ -128,6 +128,8 @@ type fakeConn struct {
 	in     []byte
 	dec    ws.Decoder
 	queued []proto.Frame
+	pings  int  // heartbeat PINGs answered
+	closed bool // the page sent its close frame
 }
 
 func (c *fakeConn) read(s *script) {
@@ -182,16 +184,10 @@ func (c *fakeConn) kick(s *script, r proto.Reason, code proto.Code, retryMS uint
 	c.c.Close()
 }
 
-// expect returns the first frame of type t not taken yet, reading until one
-// comes; other frames stay queued for later expects.
-func (c *fakeConn) expect(s *script, t proto.Type) proto.Frame {
+// step handles the next message from the page, reading as needed: a PING is
+// answered, another frame queued, a close frame noted.
+func (c *fakeConn) step(s *script) {
 	for {
-		for i, f := range c.queued {
-			if f.Type == t {
-				c.queued = append(c.queued[:i], c.queued[i+1:]...)
-				return f
-			}
-		}
 		m, n, err := c.dec.Decode(c.in)
 		if err != nil {
 			s.Fatalf("websocket: %v", err)
@@ -214,14 +210,52 @@ func (c *fakeConn) expect(s *script, t proto.Type) proto.Frame {
 					s.Fatalf("PING: %v", err)
 				}
 				c.write(s, (&proto.Pong{TS: p.TS}).Append(nil))
-				continue
+				c.pings++
+				return
 			}
 			c.queued = append(c.queued, f)
 		case ws.OpClose:
-			s.Fatalf("the page closed the connection (code %d) while the script waited for %v", m.Code, t)
+			c.closed = true
+			c.raw(s, ws.AppendClose(nil, m.Code, "")) // echo it, and close (RFC 6455 §5.5.1)
+			c.c.Close()
 		case ws.OpText:
 			s.Fatalf("the page sent a text message %q", payload)
 		}
+		return
+	}
+}
+
+// expect returns the first frame of type t not taken yet, reading until one
+// comes; other frames stay queued for later expects.
+func (c *fakeConn) expect(s *script, t proto.Type) proto.Frame {
+	for {
+		for i, f := range c.queued {
+			if f.Type == t {
+				c.queued = append(c.queued[:i], c.queued[i+1:]...)
+				return f
+			}
+		}
+		if c.closed {
+			s.Fatalf("the page closed the connection while the script waited for %v", t)
+		}
+		c.step(s)
+	}
+}
+
+// expectClose reads until the page's close frame, queueing the frames before it.
+func (c *fakeConn) expectClose(s *script) {
+	for !c.closed {
+		c.step(s)
+	}
+}
+
+// expectPings reads until the page has sent n heartbeat PINGs on c.
+func (c *fakeConn) expectPings(s *script, n int) {
+	for c.pings < n {
+		if c.closed {
+			s.Fatalf("the page closed the connection after %d PINGs, want %d", c.pings, n)
+		}
+		c.step(s)
 	}
 }
 

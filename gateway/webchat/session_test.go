@@ -152,3 +152,101 @@ func TestPageSessionAgainstScriptedGateway(t *testing.T) {
 		t.Errorf("the page opened %d connections, want 2 (none after REPLACED)", n)
 	}
 }
+
+// watchHarness only watches: it resolves window.headlessDone, once the page
+// gives up for good, to the texts it received.
+const watchHarness = `<script>
+(function(){
+var st = document.getElementById('status'), list = document.getElementById('messages');
+window.headlessDone = new Promise(function(ok){
+  var obs = new MutationObserver(function(){
+    if (!/disconnected for good/.test(st.textContent)) { return; }
+    obs.disconnect();
+    ok(JSON.stringify(Array.prototype.map.call(list.querySelectorAll('li.in'), function(li){ return li.children[1].textContent; })));
+  });
+  obs.observe(document.body, {subtree: true, childList: true, characterData: true});
+});
+})();
+</script>`
+
+// Heartbeats, the client's idle timeout and incarnations, against a scripted
+// gateway: PINGs every heartbeat_ms; a LOGIN_OK of a newer epoch resets the
+// page (SYNC from 0 of the new epoch, no ack of the old one), a late PUSH of the
+// retired epoch above its contiguous is delivered and a duplicate of it is not;
+// a connection silent for idle_timeout_ms is closed and replaced.
+func TestPageHeartbeatIdleAndIncarnations(t *testing.T) {
+	headless.Binary(t)
+	g := startFakeGateway(t)
+	const e1, e2 = uint64(1767225000000000), uint64(1767225000000777)
+	push := func(seq, epoch uint64, text string) []byte {
+		return (&proto.Push{Seq: seq, Epoch: epoch, MsgID: seq, From: 7, ClientTS: 1, Payload: []byte(text)}).Append(nil)
+	}
+	loginOK := func(epoch, last uint64, hbMS, idleMS uint32) []byte {
+		return (&proto.LoginOK{Session: 1, Epoch: epoch, LastSeq: last, Oldest: 1, HeartbeatMS: hbMS, IdleTimeoutMS: idleMS,
+			MaxFrame: 65536, MaxPayload: 65495}).Append(nil)
+	}
+	expectSync := func(s *script, c *fakeConn, after, epoch uint64) {
+		var y proto.Sync
+		if err := y.Decode(c.expect(s, proto.TypeSync).Body); err != nil || y.AfterSeq != after || y.Epoch != epoch {
+			s.Fatalf("SYNC %+v (%v), want after %d of epoch %d", y, err, after, epoch)
+		}
+	}
+	login := func(s *script, c *fakeConn) {
+		var l proto.Login
+		if err := l.Decode(c.expect(s, proto.TypeLogin).Body); err != nil || l.UID != 42 {
+			s.Fatalf("LOGIN %+v (%v)", l, err)
+		}
+	}
+	sc := runScript(func(s *script) {
+		c := g.next(s)
+		login(s, c)
+		c.write(s, loginOK(e1, 1, 100, 60000))
+		expectSync(s, c, 0, e1)
+		c.write(s, push(1, e1, "e1-1"), (&proto.SyncEnd{UpTo: 1, Head: 1, Oldest: 1, Epoch: e1}).Append(nil))
+		c.expectAckUpTo(s, 1, e1)
+		c.expectPings(s, 3)
+		c.kick(s, proto.ReasonShutdown, proto.CodeShuttingDown, 0, 1001)
+
+		c = g.next(s)
+		login(s, c)
+		c.write(s, loginOK(e2, 0, 60000, 500))
+		expectSync(s, c, 0, e2)
+		c.write(s, push(2, e1, "e1-2-late"), push(2, e1, "e1-2-late"), push(1, e1, "e1-1"), push(1, e2, "e2-1"))
+		c.expectAckUpTo(s, 1, e2)
+		c.expectClose(s) // silent for idle_timeout_ms: the page gives up on the connection
+		for _, f := range c.queued {
+			if f.Type == proto.TypePushAck {
+				var a proto.PushAck
+				if a.Decode(f.Body); a.Epoch != e2 {
+					s.Fatalf("PUSH_ACK %+v of the retired epoch", a)
+				}
+			}
+		}
+
+		c = g.next(s)
+		login(s, c)
+		c.write(s, loginOK(e2, 1, 60000, 60000))
+		c.expectAckUpTo(s, 1, e2)
+		expectSync(s, c, 1, e2)
+		c.kick(s, proto.ReasonReplaced, proto.CodeSessionReplaced, 0, 1000)
+	})
+	defer func() {
+		for _, f := range sc.failures(ioTimeout) {
+			t.Error("gateway script: " + f)
+		}
+	}()
+	res := openWithHarness(t, watchHarness, "uid=42&token=tok-42&ws=ws://"+g.ln.Addr().String()+"/")
+	if probs := res.Problems(); len(probs) != 0 {
+		t.Errorf("page problems: %q", probs)
+	}
+	var in []string
+	if err := json.Unmarshal([]byte(res.Value), &in); err != nil {
+		t.Fatalf("page value %q: %v", res.Value, err)
+	}
+	if want := []string{"e1-1", "e1-2-late", "e2-1"}; !slices.Equal(in, want) {
+		t.Errorf("page shows received %q, want %q", in, want)
+	}
+	if n := g.accepted(); n != 3 {
+		t.Errorf("the page opened %d connections, want 3", n)
+	}
+}
