@@ -9,6 +9,7 @@ import (
 	"github.com/floodgate/floodgate/gateway/node"
 	"github.com/floodgate/floodgate/gateway/proto"
 	"github.com/floodgate/floodgate/gateway/reactor"
+	"github.com/floodgate/floodgate/gateway/webchat"
 	"github.com/floodgate/floodgate/internal/units"
 )
 
@@ -65,8 +66,8 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 			return serving{}, usagef("-write-readiness %q: want dynamic or always", *readiness)
 		}
 		cfg := node.Config{
-			ID: *id, Reactor: rc, WSAddr: *wsListen, Heartbeat: *heartbeat, MaxFrame: maxFrame.Int(), Echo: *echo,
-			Registry: e.reg, Logger: e.log,
+			ID: *id, Reactor: rc, WSAddr: *wsListen, Pages: map[string][]byte{"/chat": webchat.Page()},
+			Heartbeat: *heartbeat, MaxFrame: maxFrame.Int(), Echo: *echo, Registry: e.reg, Logger: e.log,
 		}
 		// Keys before anything listens. An echo gateway (no login) needs none, a lone
 		// gateway only the token key to verify LOGIN tokens, one in the full stack

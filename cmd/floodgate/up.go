@@ -12,6 +12,7 @@ import (
 
 	"github.com/floodgate/floodgate/gateway/proto"
 	"github.com/floodgate/floodgate/gateway/stack"
+	"github.com/floodgate/floodgate/gateway/webchat"
 	"github.com/floodgate/floodgate/internal/keys"
 )
 
@@ -41,7 +42,8 @@ func runUp(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	st, err := stack.Up(sctx, stack.Config{Host: *host, Keys: ks, Gateways: *gateways, Logger: log})
+	st, err := stack.Up(sctx, stack.Config{Host: *host, Keys: ks, Gateways: *gateways, Logger: log,
+		Pages: map[string][]byte{"/chat": webchat.Page()}})
 	cancel()
 	if err != nil {
 		fmt.Fprintln(stderr, "up:", err)
@@ -55,7 +57,7 @@ func runUp(args []string, stdout, stderr io.Writer) int {
 	w("  metrics   %s/metrics   (every role's series, each gateway's labelled gateway=<id>; admin: also pprof, /debug/memstats)\n", st.Admin)
 	w("  state     %s   msg %s   router %s   (internal links)\n", st.State, st.Msg, st.Router)
 	for _, g := range st.Gateways {
-		w("  %-8s  %s   (link %s)\n", g.ID, g.Addr, g.Link)
+		w("  %-8s  %s   WebSocket %s   (link %s)\n", g.ID, g.Addr, g.WS, g.Link)
 	}
 	if generated[tokenKey] || generated[adminToken] {
 		w("\nKeys generated for this run; export them for the commands below (SECURITY.md):\n")
@@ -70,6 +72,10 @@ func runUp(args []string, stdout, stderr io.Writer) int {
 	w("  floodgate client -ipconf %s -uid 1\n", st.Ipconf)
 	w("  floodgate client -ipconf %s -uid 2\n", st.Ipconf)
 	w("then type \"2 hello\" in the first to send uid 2 a message.\n")
+	w("Or in a browser, one tab per user (the chat page on a gateway's WebSocket port; tokens valid 24 h):\n")
+	for _, uid := range []uint64{1, 2} {
+		w("  http://%s/chat?uid=%d&token=%s\n", st.Gateways[0].WS, uid, signer.Mint(uid, time.Now().Add(24*time.Hour)))
+	}
 	w("Tokens for other clients: floodgate token -uid N   (e.g. uid 1: %s)\n", signer.Mint(1, time.Now().Add(24*time.Hour)))
 	w("Load: floodgate loadgen -ipconf %s -users 2000 -rate 2000 -duration 30s\n", st.Ipconf)
 	w("Drain gw-1: curl -H \"Authorization: Bearer $%s\" -H 'Content-Type: application/json' -d '{\"gateway\":\"gw-1\"}' %s/v1/drain\n",

@@ -1,8 +1,11 @@
 package webchat
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -37,6 +40,7 @@ func startLiveGateway(t *testing.T) *liveGateway {
 		ID:        "gw-webchat",
 		Reactor:   reactor.Config{Addr: "127.0.0.1:0", ShutdownTimeout: 2 * time.Second},
 		WSAddr:    "127.0.0.1:0",
+		Pages:     map[string][]byte{"/chat": Page()},
 		Heartbeat: 10 * time.Second,
 		Signer:    signer,
 		Backend:   node.NewLocal(msg.NewMemory(1024)),
@@ -70,14 +74,27 @@ func (g *liveGateway) token(uid uint64) string {
 	return string(g.signer.Mint(uid, time.Now().Add(time.Hour)))
 }
 
-// Two users log in from the page, in headless Chromium, to a real gateway's
-// WebSocket port, and exchange a message each way: the page's self-test
-// resolves to what each side received, and nothing goes wrong on the page.
+// Two users log in from the page — as the gateway's WebSocket port serves it at
+// /chat — in headless Chromium, to that gateway, and exchange a message each way:
+// the page's self-test resolves to what each side received, and nothing goes
+// wrong on the page. (The page runs from the probe's server, which injects the
+// probe, so its WebSocket address comes as ws=.)
 func TestTwoUsersChatThroughTheGateway(t *testing.T) {
 	headless.Binary(t)
 	g := startLiveGateway(t)
+	resp, err := http.Get("http://" + g.n.WSAddr() + "/chat?uid=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || !bytes.Equal(served, Page()) ||
+		!strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("GET /chat on the WebSocket port: %s %q, %d bytes (%v); want the page", resp.Status,
+			resp.Header.Get("Content-Type"), len(served), err)
+	}
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "chat.html"), Page(), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "chat.html"), served, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	q := url.Values{"selftest": {"1"}, "a": {"101"}, "ta": {g.token(101)}, "b": {"202"}, "tb": {g.token(202)},
