@@ -1,8 +1,11 @@
-// Package ws is a server-side RFC 6455 (WebSocket) codec made to be driven by an
-// event loop such as the gateway's reactor: no goroutine per connection, no net
-// package, no io.Reader. It works on byte slices the caller owns and keeps, per
-// connection, only a Decoder (a few words, plus the fragments of a message while
-// one is being assembled).
+// Package ws is an RFC 6455 (WebSocket) codec made to be driven by an event loop
+// such as the gateway's reactor: no goroutine per connection, no net package, no
+// io.Reader. It works on byte slices the caller owns and keeps, per connection,
+// only a Decoder (a few words, plus the fragments of a message while one is being
+// assembled). The server side (ParseUpgrade, Decoder, CutStream, AppendFrame) is
+// described below; the client side (AppendRequest, ParseResponse,
+// AppendClientFrame, ClientDecoder, CutClientStream) mirrors it for the load
+// agents, the benchmark client and the Go client library.
 //
 // # What is supported
 //
