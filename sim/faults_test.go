@@ -1,0 +1,289 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/floodgate/floodgate/internal/poll"
+	"github.com/floodgate/floodgate/netns"
+	"github.com/floodgate/floodgate/runfolder"
+)
+
+// timedFaults has a pause that heals, a kill in the first phase and a kill in
+// the second, whose offset counts from that phase's start.
+const timedFaults = `name: timed
+topology: {gateways: 1, agents: 1}
+clients: {count: 10}
+phases:
+  - name: one
+    duration: 10s
+    faults:
+      - {at: 2s, pause: gw-1, for: 3s}
+      - {at: 6s, kill: state}
+  - name: two
+    duration: 10s
+    faults:
+      - {at: 1s, kill: router}
+`
+
+// Each fault fires at its phase's start plus its offset — not a moment before —
+// the pause heals when its for: is over, and each is recorded in order with the
+// time it struck and the time it healed.
+func TestFaultsFireAtTheirOffsetsAndHealWhenTold(t *testing.T) {
+	clk := newFakeClock()
+	r := newTestRunner(t, timedFaults, clk)
+	gw := startSleeper(t, r, "gw-1", "gateway")
+	state := startSleeper(t, r, "state", "state")
+	router := startSleeper(t, r, "router", "router")
+	start := clk.Now()
+	done := r.scheduleFaults(context.Background(), start)
+	clk.waitPending(t, 3)
+
+	ms := time.Millisecond
+	for _, step := range []struct {
+		name    string
+		at      time.Duration // from the traffic's start
+		faults  int           // recorded by then
+		pending int           // timers still armed: faults to come, the pause's heal
+		paused  bool          // gw-1 is stopped
+		gone    *proc         // a process the step kills
+	}{
+		{"just before the pause", 2000*ms - 1, 0, 3, false, nil},
+		{"the pause", 2 * time.Second, 1, 3, true, nil},
+		{"just before the pause heals", 5000*ms - 1, 1, 3, true, nil},
+		{"the pause heals", 5 * time.Second, 1, 2, false, nil},
+		{"the kill in phase one", 6 * time.Second, 2, 1, false, state},
+		{"just before phase two's offset", 11000*ms - 1, 2, 1, false, nil},
+		{"the kill in phase two, 1s into it", 11 * time.Second, 3, 0, false, router},
+	} {
+		clk.AdvanceTo(start.Add(step.at))
+		if got := clk.pending(); got > step.pending {
+			t.Fatalf("%s: %d timers armed, want %d", step.name, got, step.pending)
+		}
+		waitFaults(t, r, step.faults)
+		if got := clk.pending(); got != step.pending {
+			t.Fatalf("%s: %d timers armed, want %d", step.name, got, step.pending)
+		}
+		poll.Until(t, settle, step.name+": gw-1 paused or running as told", func() (bool, string) {
+			st := procState(gw.cmd.Process.Pid)
+			return (st == "T") == step.paused, "state " + st
+		})
+		if step.gone != nil {
+			poll.True(t, settle, step.name+": "+step.gone.name+" exits", func() bool { return !step.gone.alive() })
+		}
+	}
+	select {
+	case <-done:
+	case <-time.After(settle):
+		t.Fatal("the schedule did not end after its last fault")
+	}
+	want := []runfolder.FaultEvent{
+		{Phase: "one", Action: "pause", Target: "gw-1", At: start.Add(2 * time.Second), End: start.Add(5 * time.Second)},
+		{Phase: "one", Action: "kill", Target: "state", At: start.Add(6 * time.Second)},
+		{Phase: "two", Action: "kill", Target: "router", At: start.Add(11 * time.Second)},
+	}
+	assertFaultEvents(t, r.faultEvents(), want)
+	for _, p := range []*proc{state, router} {
+		if cause := r.info.Processes[p.info].ExitCause; cause != "fault" {
+			t.Errorf("%s's exit recorded as %q, want fault", p.name, cause)
+		}
+	}
+	if !gw.alive() {
+		t.Error("the paused gateway died")
+	}
+}
+
+// assertFaultEvents compares recorded fault events with want, field by field.
+func assertFaultEvents(t *testing.T, got, want []runfolder.FaultEvent) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%d fault events %+v, want %d", len(got), got, len(want))
+	}
+	for i := range want {
+		g, w := got[i], want[i]
+		if g.Phase != w.Phase || g.Action != w.Action || g.Target != w.Target || !g.At.Equal(w.At) || !g.End.Equal(w.End) ||
+			g.Error != w.Error || g.Detail != w.Detail {
+			t.Errorf("fault %d:\n got %+v\nwant %+v", i, g, w)
+		}
+	}
+}
+
+// A run that stops before its faults are due applies none of them, and the
+// schedule ends at once.
+func TestFaultsNotDueWhenTheRunStopsAreNotApplied(t *testing.T) {
+	clk := newFakeClock()
+	r := newTestRunner(t, timedFaults, clk)
+	state := startSleeper(t, r, "state", "state")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := r.scheduleFaults(ctx, clk.Now())
+	clk.waitPending(t, 3)
+	clk.AdvanceTo(clk.Now().Add(time.Second))
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(settle):
+		t.Fatal("the schedule did not end with its run")
+	}
+	if got := r.faultEvents(); len(got) != 0 {
+		t.Fatalf("faults applied after the run stopped: %+v", got)
+	}
+	if !state.alive() {
+		t.Fatal("a fault that was not due killed state")
+	}
+}
+
+// A fault that cannot be applied is recorded all the same, at its time, with
+// why it failed — never silently dropped. Only a restart carries an End then:
+// the time its attempt ended.
+func TestAFaultThatCannotApplyIsRecordedWithItsError(t *testing.T) {
+	for _, tc := range []struct {
+		name, fault string
+		target      string // the event's target
+		wantErr     string
+		end         bool // End is the fault's time
+	}{
+		{"a kill of a process not running", "{at: 1s, kill: gw-1}", "gw-1", "gw-1 is not running", false},
+		{"a pause of a process not running", "{at: 1s, pause: state, for: 1s}", "state", "state is not running", false},
+		{"a restart that cannot start", "{at: 1s, restart: gw-1}", "gw-1", "start gw-1", true},
+		{"a scale-out that cannot start", "{at: 1s, scale_out: 1}", "", "start gw-2", false},
+		{"a drain control does not answer", "{at: 1s, drain: gw-1}", "gw-1", "connect: connection refused", false},
+		{"a flood with no traffic left", "{at: 1s, connect_flood: 100, flood_rate: 10/s}", "", "no time left for a flood", false},
+		{"a network fault in loopback mode", "{at: 1s, loss: gw-1, rate: 1%}", "gw-1", netns.ErrNeedsNetns.Error(), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := newFakeClock()
+			r := newTestRunner(t, fmt.Sprintf(`name: broken
+topology: {gateways: 1, agents: 1}
+clients: {count: 10}
+phases:
+  - name: only
+    duration: 10s
+    faults:
+      - %s
+`, tc.fault), clk)
+			r.mu.Lock()
+			r.gateways = 1
+			r.mu.Unlock()
+			f := r.sc.Phases[0].Faults[0]
+			r.apply(context.Background(), "only", f)
+			got := r.faultEvents()
+			if len(got) != 1 {
+				t.Fatalf("%d events recorded: %+v", len(got), got)
+			}
+			ev := got[0]
+			if ev.Phase != "only" || ev.Action != f.Action() || ev.Target != tc.target || !ev.At.Equal(clk.Now()) {
+				t.Errorf("event %+v: want phase only, action %s, target %q, at %v", ev, f.Action(), tc.target, clk.Now())
+			}
+			if want := map[bool]time.Time{true: clk.Now()}[tc.end]; !ev.End.Equal(want) {
+				t.Errorf("End %v, want %v", ev.End, want)
+			}
+			if !strings.Contains(ev.Error, tc.wantErr) {
+				t.Errorf("error %q, want it to say %q", ev.Error, tc.wantErr)
+			}
+		})
+	}
+}
+
+// fakeNetFault is a network fault whose heal counts its calls and returns err.
+func fakeNetFault(ev int, hosts []string, black bool, err error) (*netFault, *atomic.Int32) {
+	var heals atomic.Int32
+	return &netFault{ev: ev, hosts: hosts, black: black, heal: func() error { heals.Add(1); return err }}, &heals
+}
+
+// A network fault in force is healed once: after its for:, or at the end of the
+// run when it has none (or the run ends first), or at once when it was applied
+// as the run ended. Its event's End is the heal's time; a failed heal says so.
+func TestNetworkFaultsHealOnceWhenTold(t *testing.T) {
+	healErr := errors.New("nft: table gone")
+	for _, tc := range []struct {
+		name       string
+		lasts      time.Duration // the fault's for: (0: until the end)
+		runEnded   bool          // applied after the run's end healed everything
+		advance    time.Duration // the clock moves on by this before the run ends
+		err        error         // the heal's
+		healedAt   time.Duration // End, from the fault's time
+		wantDetail string
+	}{
+		{name: "healed after its for", lasts: 3 * time.Second, advance: 3 * time.Second, healedAt: 3 * time.Second},
+		{name: "the run ends before its for", lasts: 10 * time.Second, advance: 4 * time.Second, healedAt: 4 * time.Second},
+		{name: "until the end of the run", advance: 7 * time.Second, healedAt: 7 * time.Second},
+		{name: "applied as the run ended", runEnded: true, lasts: 3 * time.Second, healedAt: 0},
+		{name: "a heal that fails", lasts: time.Second, advance: time.Second, err: healErr, healedAt: time.Second,
+			wantDetail: "loss; heal failed: nft: table gone"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := newFakeClock()
+			r := newTestRunner(t, timedFaults, clk)
+			at := clk.Now()
+			r.info.Faults = []runfolder.FaultEvent{{Action: "loss", Target: "gw-1", At: at, Detail: "loss"}}
+			nt, heals := fakeNetFault(0, []string{"gw-1"}, false, tc.err)
+			if tc.runEnded {
+				r.healAllNet()
+			}
+			r.mu.Lock()
+			healNow := r.trackNet(nt, tc.lasts)
+			r.mu.Unlock()
+			if (healNow != nil) != tc.runEnded {
+				t.Fatalf("trackNet asked for a heal at once: %v, want %v", healNow != nil, tc.runEnded)
+			}
+			if healNow != nil {
+				r.healNet(healNow)
+			}
+			clk.AdvanceTo(at.Add(tc.advance))
+			r.healAllNet()
+			clk.AdvanceTo(at.Add(time.Minute)) // a timer still armed must not heal it twice
+			if n := heals.Load(); n != 1 {
+				t.Fatalf("healed %d times, want once", n)
+			}
+			ev := r.faultEvents()[0]
+			if want := at.Add(tc.healedAt); !ev.End.Equal(want) {
+				t.Errorf("End %v after the fault, want %v", ev.End.Sub(at), tc.healedAt)
+			}
+			if tc.wantDetail != "" && ev.Detail != tc.wantDetail {
+				t.Errorf("detail %q, want %q", ev.Detail, tc.wantDetail)
+			}
+		})
+	}
+}
+
+// A blackholed host is not scraped while any blackhole on it is in force.
+func TestBlackholedHostsAreNotScrapedUntilHealed(t *testing.T) {
+	clk := newFakeClock()
+	r := newTestRunner(t, timedFaults, clk)
+	at := clk.Now()
+	r.info.Faults = []runfolder.FaultEvent{{Action: "blackhole", At: at}, {Action: "blackhole", At: at}, {Action: "loss", At: at}}
+	first, _ := fakeNetFault(0, []string{"gw-1"}, true, nil)
+	second, _ := fakeNetFault(1, []string{"gw-1", "core"}, true, nil)
+	loss, _ := fakeNetFault(2, []string{"cl-0"}, false, nil)
+	r.mu.Lock()
+	r.trackNet(first, time.Second)
+	r.trackNet(second, 2*time.Second)
+	r.trackNet(loss, 0)
+	r.mu.Unlock()
+	for _, step := range []struct {
+		at      time.Duration
+		blocked []string // hosts not scraped
+		open    []string
+	}{
+		{0, []string{"gw-1", "core"}, []string{"cl-0", "gw-2"}},
+		{time.Second, []string{"gw-1", "core"}, []string{"cl-0"}},
+		{2 * time.Second, nil, []string{"gw-1", "core", "cl-0"}},
+	} {
+		clk.AdvanceTo(at.Add(step.at))
+		for _, h := range step.blocked {
+			if r.scrapeable(h) {
+				t.Errorf("at %v: %s is scraped while blackholed", step.at, h)
+			}
+		}
+		for _, h := range step.open {
+			if !r.scrapeable(h) {
+				t.Errorf("at %v: %s is not scraped", step.at, h)
+			}
+		}
+	}
+}
