@@ -251,6 +251,7 @@ func (r *runner) flood(ctx context.Context, f scenario.Fault, phase string) erro
 	zero := 0.0
 	plan.Phases = []loadgen.Phase{{Name: phase + "-flood", Duration: loadgen.Duration(rest), Rate: &zero}}
 	path := r.dir + "/../.flood-" + r.net.Run + ".json"
+	r.noteSecretFile(path)
 	if err := writeJSON(path, plan); err != nil {
 		return err
 	}

@@ -90,6 +90,7 @@ type runner struct {
 
 	redis       redisLayout // the Redis deployment, when a backend uses Redis
 	redisScrape redisScraper
+	secretFiles []string // plans holding the token key, outside the run folder: removed at teardown
 }
 
 // Ports every host uses (hosts have their own addresses, so these never collide).
@@ -279,13 +280,19 @@ func hostsFor(sc *scenario.Scenario) []string {
 }
 
 // teardown ends what run started: it heals the network faults, stops every
-// process, closes the Redis scrapes, removes Redis's scratch folder and tears
-// the hosts down.
+// process, closes the Redis scrapes, removes Redis's scratch folder and the
+// plans that hold the run's token key, and tears the hosts down.
 func (r *runner) teardown() {
 	r.healAllNet() // first: a process stopping may still talk to a peer
 	r.stopAll(5 * time.Second)
 	r.redisScrape.close()
 	os.RemoveAll(r.redisDir())
+	r.mu.Lock()
+	secrets := r.secretFiles
+	r.mu.Unlock()
+	for _, f := range secrets {
+		os.Remove(f)
+	}
 	if err := r.net.Teardown(); err != nil {
 		r.log.Error("teardown", "err", err)
 	}

@@ -133,6 +133,14 @@ func (r *runner) startGateway(ctx context.Context, i int) (*proc, error) {
 	return p, nil
 }
 
+// noteSecretFile records a file holding the run's keys, outside the run folder,
+// for teardown to remove.
+func (r *runner) noteSecretFile(path string) {
+	r.mu.Lock()
+	r.secretFiles = append(r.secretFiles, path)
+	r.mu.Unlock()
+}
+
 func (r *runner) setLive(p *proc) {
 	r.mu.Lock()
 	r.byName[p.name] = p
@@ -187,6 +195,7 @@ func (r *runner) startAgents(ctx context.Context) ([]*proc, error) {
 	// The agents read the real token key (they mint their users' tokens) from a
 	// file outside the run folder.
 	secretPlan := filepath.Join(os.TempDir(), "floodgate-plan-"+r.net.Run+".json")
+	r.noteSecretFile(secretPlan)
 	if err := writeJSON(secretPlan, plan); err != nil {
 		return nil, err
 	}
@@ -211,11 +220,7 @@ func (r *runner) startAgents(ctx context.Context) ([]*proc, error) {
 		agents = append(agents, p)
 		go r.readAgent(p)
 	}
-	go func() {
-		<-ctx.Done()
-		os.Remove(secretPlan)
-	}()
-	time.AfterFunc(30*time.Second, func() { os.Remove(secretPlan) }) // read by then
+	time.AfterFunc(30*time.Second, func() { os.Remove(secretPlan) }) // read by then; teardown removes it otherwise
 	return agents, nil
 }
 
