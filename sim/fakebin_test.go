@@ -81,6 +81,13 @@ func fakeFloodgate(behaviour string, args []string) int {
 			}
 			json.NewEncoder(w).Encode(list)
 		}))
+	case "control":
+		ln, err := net.Listen("tcp", flagValue(args, "-listen"))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		go http.Serve(ln, http.HandlerFunc(fakeDrain))
 	case "gateway":
 		if behaviour == fakeGatewayNotReady {
 			fmt.Println("STARTING")
@@ -91,6 +98,23 @@ func fakeFloodgate(behaviour string, args []string) int {
 	fmt.Printf("READY %s %s\n", role, flagValue(args, "-listen"))
 	<-stop
 	return 0
+}
+
+// fakeDrain plays control's drain endpoint: it refuses a request without the
+// run's admin token and answers with the request's body.
+func fakeDrain(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost || r.URL.Path != "/v1/drain" {
+		http.NotFound(w, r)
+		return
+	}
+	if r.Header.Get("Authorization") != "Bearer "+os.Getenv("FLOODGATE_ADMIN_TOKEN") {
+		w.WriteHeader(http.StatusUnauthorized)
+		json.NewEncoder(w).Encode(map[string]string{"error": "no admin token"})
+		return
+	}
+	var body map[string]any
+	json.NewDecoder(r.Body).Decode(&body)
+	json.NewEncoder(w).Encode(body)
 }
 
 // fakeAgent plays a load agent: it reports its segment's users connected, waits

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -284,6 +285,121 @@ func TestBlackholedHostsAreNotScrapedUntilHealed(t *testing.T) {
 			if !r.scrapeable(h) {
 				t.Errorf("at %v: %s is not scraped", step.at, h)
 			}
+		}
+	}
+}
+
+// stackFaults has one of each fault that acts on the stack's processes.
+const stackFaults = `name: stack
+topology: {gateways: 2, agents: 1}
+clients: {count: 10}
+phases:
+  - name: only
+    duration: 1m
+    faults:
+      - {at: 1s, restart: state}
+      - {at: 2s, kill: gw-1}
+      - {at: 3s, restart: gw-1}
+      - {at: 4s, drain: gw-2, batch: 10, interval: 1s}
+      - {at: 5s, reconnect_storm: true}
+      - {at: 6s, scale_out: 2}
+      - {at: 7s, drain: gw-1}
+`
+
+// pids maps the live processes of the given names to their pids (0: none).
+func (r *runner) pids(names ...string) map[string]int {
+	m := map[string]int{}
+	for _, n := range names {
+		if p := r.live(n); p != nil && p.alive() {
+			m[n] = p.cmd.Process.Pid
+		}
+	}
+	return m
+}
+
+// The faults that act on processes do what they say on a running stack (the
+// fake floodgate): a restart replaces the process, a kill ends it, a drain
+// reaches control with the run's admin token, a storm replaces every gateway,
+// a scale-out starts the next ones; each is recorded as applied.
+func TestStackFaultsActOnTheStack(t *testing.T) {
+	bin, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(fakeEnv, fakeOK)
+	clk := newFakeClock()
+	r := newTestRunner(t, stackFaults, clk)
+	r.opts.Binary = bin
+	ctx := context.Background()
+	if err := r.startStack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	gateways := []string{"gw-1", "gw-2", "gw-3", "gw-4"}
+	watched := append([]string{"state", "router", "control"}, gateways...)
+	for i, step := range []struct {
+		name     string
+		before   func()
+		replaced []string // live under a new pid afterwards
+		kept     []string // live under the same pid
+		gone     []string // not running afterwards
+		target   string
+		detail   string
+		wantErr  string
+		healed   bool // End is the fault's time
+		gateways int  // started so far, afterwards
+	}{
+		{name: "restart a core service", replaced: []string{"state"}, kept: []string{"router", "gw-1"}, target: "state", healed: true, gateways: 2},
+		{name: "kill a gateway", gone: []string{"gw-1"}, kept: []string{"gw-2", "state"}, target: "gw-1", gateways: 2},
+		{name: "restart the killed gateway", kept: []string{"gw-2"}, target: "gw-1", healed: true, gateways: 2},
+		{name: "drain a gateway", kept: []string{"gw-1", "gw-2"}, target: "gw-2", detail: "map[batch:10 gateway:gw-2 interval:1s]", gateways: 2},
+		{name: "a reconnect storm", replaced: []string{"gw-1", "gw-2"}, kept: []string{"state", "control"}, detail: "2 gateways restarted",
+			healed: true, gateways: 2},
+		{name: "scale out by two", kept: []string{"gw-1", "gw-2"}, target: "gw-3,gw-4", gateways: 4},
+		{name: "a drain without the admin token", before: func() { r.keyset.admin = "not the run's" }, target: "gw-1",
+			detail: "map[error:no admin token]", wantErr: "401 Unauthorized: no admin token", gateways: 4},
+	} {
+		if step.before != nil {
+			step.before()
+		}
+		before := r.pids(watched...)
+		clk.AdvanceTo(clk.Now().Add(time.Second))
+		r.apply(ctx, "only", r.sc.Phases[0].Faults[i])
+		after := r.pids(watched...)
+		ev := r.faultEvents()[i]
+		if ev.Target != step.target && step.target != "" || !strings.Contains(ev.Error, step.wantErr) || (step.wantErr == "") != (ev.Error == "") {
+			t.Errorf("%s: event %+v, want target %q, error %q", step.name, ev, step.target, step.wantErr)
+		}
+		if step.detail != "" && ev.Detail != step.detail {
+			t.Errorf("%s: detail %q, want %q", step.name, ev.Detail, step.detail)
+		}
+		if want := map[bool]time.Time{true: clk.Now()}[step.healed]; !ev.At.Equal(clk.Now()) || !ev.End.Equal(want) {
+			t.Errorf("%s: at %v, end %v; want at %v, end %v", step.name, ev.At, ev.End, clk.Now(), want)
+		}
+		for _, n := range step.replaced {
+			if after[n] == 0 || after[n] == before[n] {
+				t.Errorf("%s: %s was pid %d, now %d; want a new process", step.name, n, before[n], after[n])
+			}
+		}
+		for _, n := range step.kept {
+			if after[n] == 0 || after[n] != before[n] {
+				t.Errorf("%s: %s was pid %d, now %d; want it untouched", step.name, n, before[n], after[n])
+			}
+		}
+		for _, n := range step.gone {
+			if after[n] != 0 {
+				t.Errorf("%s: %s still runs", step.name, n)
+			}
+		}
+		r.mu.Lock()
+		started := r.gateways
+		r.mu.Unlock()
+		if started != step.gateways {
+			t.Errorf("%s: %d gateways started, want %d", step.name, started, step.gateways)
+		}
+	}
+	for _, n := range gateways {
+		if r.live(n) == nil || !r.live(n).alive() {
+			t.Errorf("%s does not run at the end", n)
 		}
 	}
 }
