@@ -43,6 +43,21 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// useFakeFloodgate makes the runner's processes started in this test the fake
+// floodgate behaving as behaviour, and returns the binary to start. A
+// race-enabled fake would sleep a second at every exit (the race detector's
+// atexit_sleep_ms): it is told not to.
+func useFakeFloodgate(t *testing.T, behaviour string) string {
+	t.Helper()
+	bin, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(fakeEnv, behaviour)
+	t.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
+	return bin
+}
+
 // flagValue is the value after flag in args ("" if absent).
 func flagValue(args []string, flag string) string {
 	if i := slices.Index(args, flag); i >= 0 && i+1 < len(args) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -322,11 +321,7 @@ func (r *runner) pids(names ...string) map[string]int {
 // reaches control with the run's admin token, a storm replaces every gateway,
 // a scale-out starts the next ones; each is recorded as applied.
 func TestStackFaultsActOnTheStack(t *testing.T) {
-	bin, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv(fakeEnv, fakeOK)
+	bin := useFakeFloodgate(t, fakeOK)
 	clk := newFakeClock()
 	r := newTestRunner(t, stackFaults, clk)
 	r.opts.Binary = bin

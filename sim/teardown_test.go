@@ -32,11 +32,7 @@ phases:
 // cancel. It returns the run's info and error, and the progress reports.
 func runFake(t *testing.T, behaviour string, onProgress func(Progress, context.CancelFunc)) (*runfolder.RunInfo, error, []Progress, string) {
 	t.Helper()
-	bin, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv(fakeEnv, behaviour)
+	bin := useFakeFloodgate(t, behaviour)
 	dir := filepath.Join(t.TempDir(), "run")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
