@@ -2,14 +2,17 @@ package sim
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/floodgate/floodgate/internal/poll"
+	"github.com/floodgate/floodgate/loadgen"
 	"github.com/floodgate/floodgate/netns"
 	"github.com/floodgate/floodgate/runfolder"
 )
@@ -396,5 +399,55 @@ func TestStackFaultsActOnTheStack(t *testing.T) {
 		if r.live(n) == nil || !r.live(n).alive() {
 			t.Errorf("%s does not run at the end", n)
 		}
+	}
+}
+
+// A connect flood starts one more agent on the flood host, with users beyond
+// the plan's connecting at the flood rate and sending nothing until the
+// traffic's end; its plan (which holds the token key) goes at teardown.
+func TestAConnectFloodStartsAnAgentBeyondThePlan(t *testing.T) {
+	bin := useFakeFloodgate(t, fakeAgentHangs)
+	r := newTestRunner(t, withTopology("flood", "{gateways: 1, agents: 2}", "traffic: {rate: 50/s}\n"), newFakeClock())
+	r.opts.Binary = bin
+	r.info.TrafficEnd = time.Now().Add(time.Minute)
+	f := mustParse(t, `name: f
+topology: {gateways: 1, agents: 1}
+clients: {count: 10}
+phases:
+  - {name: p, duration: 10s, faults: [{at: 1s, connect_flood: 300, flood_rate: 50/s}]}
+`).Phases[0].Faults[0]
+	if err := r.flood(context.Background(), f, "surge"); err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Lock()
+	p := r.procs[len(r.procs)-1] // the flood agent is not a live process of a name: no fault targets it
+	r.mu.Unlock()
+	if p.name != "agent-flood" || p.host.Name != "cl-flood" || flagValue(p.args, "-bind") != r.net.Host("cl-flood").Addr.String() {
+		t.Fatalf("flood agent %s on %s with %q", p.name, p.host.Name, p.args)
+	}
+	path := flagValue(p.args, "-plan")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var plan loadgen.Plan
+	if err := json.Unmarshal(b, &plan); err != nil {
+		t.Fatal(err)
+	}
+	if plan.Users != 300 || plan.UIDBase != 100+1_000_000 || plan.ConnectRate != 50 || plan.Traffic.Rate != 0 || plan.Secret != r.keyset.token ||
+		plan.Behaviour != (loadgen.Behaviour{}) {
+		t.Errorf("flood plan: %d users from uid %d at %v/s, traffic %v/s, behaviour %+v", plan.Users, plan.UIDBase, plan.ConnectRate,
+			plan.Traffic.Rate, plan.Behaviour)
+	}
+	if len(plan.Phases) != 1 || plan.Phases[0].Name != "surge-flood" || *plan.Phases[0].Rate != 0 ||
+		plan.Phases[0].Duration.D() <= 50*time.Second || plan.Phases[0].Duration.D() > time.Minute {
+		t.Errorf("flood phases %+v: want one, surge-flood, silent, until the traffic's end", plan.Phases)
+	}
+	r.teardown()
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the flood plan outlived the run: %v", err)
+	}
+	if p.alive() {
+		t.Error("the flood agent outlived the run")
 	}
 }
