@@ -29,8 +29,9 @@ phases:
 
 // runFake runs fakeRun in loopback mode with the fake floodgate behaving as
 // behaviour; onProgress (if set) sees each progress report with the run's
-// cancel. It returns the run's info and error, and the progress reports.
-func runFake(t *testing.T, behaviour string, onProgress func(Progress, context.CancelFunc)) (*runfolder.RunInfo, error, []Progress, string) {
+// cancel. It returns the run's info, the progress reports, the run folder and
+// the run's error.
+func runFake(t *testing.T, behaviour string, onProgress func(Progress, context.CancelFunc)) (*runfolder.RunInfo, []Progress, string, error) {
 	t.Helper()
 	bin := useFakeFloodgate(t, behaviour)
 	dir := filepath.Join(t.TempDir(), "run")
@@ -49,7 +50,7 @@ func runFake(t *testing.T, behaviour string, onProgress func(Progress, context.C
 		}})
 	mu.Lock()
 	defer mu.Unlock()
-	return info, err, reports, dir
+	return info, reports, dir, err
 }
 
 // assertTornDown checks that a run stopped every process it started (each
@@ -119,7 +120,7 @@ func TestEveryRunEndStopsWhatTheRunStarted(t *testing.T) {
 			causes: map[string]string{"agent-0": "stopped", "gw-1": "stopped", "msg": "stopped"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			info, err, _, dir := runFake(t, tc.behaviour, func(p Progress, cancel context.CancelFunc) {
+			info, _, dir, err := runFake(t, tc.behaviour, func(p Progress, cancel context.CancelFunc) {
 				if tc.cancelAt != "" && p.Phase == tc.cancelAt {
 					cancel()
 				}
@@ -156,7 +157,7 @@ func TestEveryRunEndStopsWhatTheRunStarted(t *testing.T) {
 // peak of connected clients, shares one redacted plan, and gives each agent its
 // own segment of it.
 func TestARunReportsProgressAndSplitsThePlan(t *testing.T) {
-	info, err, reports, dir := runFake(t, fakeOK, nil)
+	info, reports, dir, err := runFake(t, fakeOK, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
