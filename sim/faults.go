@@ -281,30 +281,37 @@ func (r *runner) autoscale(ctx context.Context, start, end time.Time) {
 			if now.After(end) {
 				return
 			}
-			var rec struct {
-				Action string `json:"action"`
-				Target int    `json:"target"`
-				Reason string `json:"reason"`
-			}
-			if err := getJSON(ctx, r.controlURL()+"/v1/recommendation", &rec); err != nil || rec.Action != "scale_out" {
-				continue
-			}
-			r.mu.Lock()
-			have := r.gateways
-			r.mu.Unlock()
-			want := min(rec.Target, r.sc.Autoscale.Max)
-			for i := have + 1; i <= want; i++ {
-				if _, err := r.startGateway(ctx, i); err != nil {
-					r.log.Warn("autoscale: starting a gateway failed", "gateway", i, "err", err)
-					break
-				}
-			}
-			if want > have {
-				r.mu.Lock()
-				r.info.Events = append(r.info.Events, runfolder.RunEvent{At: time.Now(), Kind: "autoscale",
-					Detail: fmt.Sprintf("control recommended %d gateways (%s); started gw-%d…gw-%d", rec.Target, rec.Reason, have+1, want)})
-				r.mu.Unlock()
-			}
+			r.followRecommendation(ctx)
 		}
+	}
+}
+
+// followRecommendation asks control for its recommendation and, for a
+// scale-out, starts gateways up to its target, within the scenario's maximum,
+// and records that it did.
+func (r *runner) followRecommendation(ctx context.Context) {
+	var rec struct {
+		Action string `json:"action"`
+		Target int    `json:"target"`
+		Reason string `json:"reason"`
+	}
+	if err := getJSON(ctx, r.controlURL()+"/v1/recommendation", &rec); err != nil || rec.Action != "scale_out" {
+		return
+	}
+	r.mu.Lock()
+	have := r.gateways
+	r.mu.Unlock()
+	want := min(rec.Target, r.sc.Autoscale.Max)
+	for i := have + 1; i <= want; i++ {
+		if _, err := r.startGateway(ctx, i); err != nil {
+			r.log.Warn("autoscale: starting a gateway failed", "gateway", i, "err", err)
+			break
+		}
+	}
+	if want > have {
+		r.mu.Lock()
+		r.info.Events = append(r.info.Events, runfolder.RunEvent{At: time.Now(), Kind: "autoscale",
+			Detail: fmt.Sprintf("control recommended %d gateways (%s); started gw-%d…gw-%d", rec.Target, rec.Reason, have+1, want)})
+		r.mu.Unlock()
 	}
 }

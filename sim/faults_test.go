@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -449,5 +452,64 @@ phases:
 	}
 	if p.alive() {
 		t.Error("the flood agent outlived the run")
+	}
+}
+
+// The autoscaler starts the gateways control's scale-out recommendation asks
+// for, never past the scenario's maximum, and records that it did; any other
+// answer, or none, starts nothing.
+func TestAutoscaleFollowsControlsScaleOut(t *testing.T) {
+	bin := useFakeFloodgate(t, fakeOK)
+	for _, tc := range []struct {
+		name    string
+		status  int
+		answer  string
+		started int // gateways running afterwards (one before)
+		event   string
+	}{
+		{"a scale-out", http.StatusOK, `{"action":"scale_out","target":3,"reason":"load 90%"}`, 3,
+			"control recommended 3 gateways (load 90%); started gw-2…gw-3"},
+		{"a scale-out past the maximum", http.StatusOK, `{"action":"scale_out","target":9,"reason":"load"}`, 4,
+			"control recommended 9 gateways (load); started gw-2…gw-4"},
+		{"a scale-out to what runs", http.StatusOK, `{"action":"scale_out","target":1,"reason":"load"}`, 1, ""},
+		{"no action", http.StatusOK, `{"action":"none"}`, 1, ""},
+		{"control fails", http.StatusInternalServerError, `{"action":"scale_out","target":3}`, 1, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newTestRunner(t, withTopology("autoscale", "{gateways: 1, agents: 1}", "autoscale: {max: 4}\n"), newFakeClock())
+			r.opts.Binary = bin
+			ln, err := net.Listen("tcp", hostPort(r.net.Host("core"), portControl))
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+				if req.URL.Path != "/v1/recommendation" {
+					http.NotFound(w, req)
+					return
+				}
+				w.WriteHeader(tc.status)
+				w.Write([]byte(tc.answer))
+			})}
+			go srv.Serve(ln)
+			defer srv.Close()
+			if _, err := r.startGateway(context.Background(), 1); err != nil {
+				t.Fatal(err)
+			}
+			r.followRecommendation(context.Background())
+			r.mu.Lock()
+			started, events := r.gateways, slices.Clone(r.info.Events)
+			r.mu.Unlock()
+			if started != tc.started {
+				t.Errorf("%d gateways started, want %d", started, tc.started)
+			}
+			for i := 1; i <= started; i++ {
+				if p := r.live(fmt.Sprintf("gw-%d", i)); p == nil || !p.alive() {
+					t.Errorf("gw-%d does not run", i)
+				}
+			}
+			if tc.event == "" && len(events) > 0 || tc.event != "" && (len(events) != 1 || events[0].Kind != "autoscale" || events[0].Detail != tc.event) {
+				t.Errorf("events %+v, want %q", events, tc.event)
+			}
+		})
 	}
 }
