@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -24,7 +26,9 @@ func (r *runner) collect(ctx context.Context) {
 	open := func(name string) (*os.File, *bufio.Writer) {
 		f, err := os.OpenFile(filepath.Join(r.dir, name), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 		if err != nil {
-			return nil, bufio.NewWriter(nil)
+			// Writing on would panic; the run goes on without this file.
+			r.log.Warn("collect: the samples cannot be written", "file", name, "err", err)
+			return nil, bufio.NewWriter(io.Discard)
 		}
 		return f, bufio.NewWriter(f)
 	}
@@ -183,24 +187,48 @@ func procStats(pid int) (rss int64, cpuSecs float64, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	for _, line := range strings.Split(string(status), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
-			rss = kb << 10
-		}
-	}
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, 0, err
 	}
+	if rss, cpuSecs, err = parseProcStats(status, stat); err != nil {
+		return 0, 0, fmt.Errorf("/proc/%d: %w", pid, err)
+	}
+	return rss, cpuSecs, nil
+}
+
+// parseProcStats reads the resident memory from a /proc/<pid>/status page (0
+// when it has no VmRSS line, as a kernel thread's) and the CPU time from a
+// /proc/<pid>/stat line. A truncated page is an error.
+func parseProcStats(status, stat []byte) (rss int64, cpuSecs float64, err error) {
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			f := strings.Fields(v)
+			if len(f) == 0 {
+				return 0, 0, fmt.Errorf("status: VmRSS without a value")
+			}
+			kb, err := strconv.ParseInt(f[0], 10, 64)
+			if err != nil {
+				return 0, 0, fmt.Errorf("status: VmRSS: %w", err)
+			}
+			rss = kb << 10
+		}
+	}
 	// Fields after the command name, which is in parentheses and may hold spaces.
 	s := string(stat)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	if len(f) < 13 {
-		return 0, 0, fmt.Errorf("short /proc/%d/stat", pid)
+	end := strings.LastIndexByte(s, ')')
+	if end < 0 || end+2 > len(s) {
+		return 0, 0, fmt.Errorf("stat: no fields after the command name")
 	}
-	ut, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
+	f := strings.Fields(s[end+2:])
+	if len(f) < 13 {
+		return 0, 0, fmt.Errorf("stat: %d fields after the command name, want at least 13", len(f))
+	}
+	ut, err1 := strconv.ParseFloat(f[11], 64)
+	st, err2 := strconv.ParseFloat(f[12], 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, 0, fmt.Errorf("stat: CPU times: %w", err)
+	}
 	return rss, (ut + st) / clockTicks, nil
 }
 

@@ -15,7 +15,8 @@ import (
 	"github.com/floodgate/floodgate/scenario"
 )
 
-// scheduleFaults arms every fault at its time from start; the returned channel
+// scheduleFaults arms every fault at its time from start: a fault's offset
+// counts from its phase's start, the phases laid end to end. The returned channel
 // closes once all have been applied (or the run stopped).
 func (r *runner) scheduleFaults(ctx context.Context, start time.Time) <-chan struct{} {
 	done := make(chan struct{})
@@ -26,7 +27,7 @@ func (r *runner) scheduleFaults(ctx context.Context, start time.Time) <-chan str
 			when := at.Add(f.Offset.D())
 			wg.Go(func() {
 				select {
-				case <-time.After(time.Until(when)):
+				case <-r.clock.After(when.Sub(r.clock.Now())):
 					r.apply(ctx, ph.Name, f)
 				case <-ctx.Done():
 				}
@@ -40,59 +41,45 @@ func (r *runner) scheduleFaults(ctx context.Context, start time.Time) <-chan str
 
 // apply injects one fault and records it.
 func (r *runner) apply(ctx context.Context, phase string, f scenario.Fault) {
-	ev := runfolder.FaultEvent{Phase: phase, Action: f.Action(), Target: f.Target(), At: time.Now()}
-	var err error
-	var nf *netns.Fault // a network fault in force, healed after f.For or at the end
+	ev := runfolder.FaultEvent{Phase: phase, Action: f.Action(), Target: f.Target(), At: r.clock.Now()}
+	nf, err := r.inject(ctx, phase, f, &ev)
+	if err != nil {
+		ev.Error = err.Error()
+		r.log.Warn("fault could not be applied", "action", ev.Action, "target", ev.Target, "err", err)
+	} else {
+		r.log.Info("fault", "phase", phase, "action", ev.Action, "target", ev.Target)
+	}
+	r.mu.Lock()
+	r.info.Faults = append(r.info.Faults, ev)
+	var healNow *netFault
+	if nf != nil {
+		healNow = r.trackNet(newNetFault(nf, len(r.info.Faults)-1, f), f.For.D())
+	}
+	r.mu.Unlock()
+	if healNow != nil { // applied as the run ended
+		r.healNet(healNow)
+	}
+}
+
+// inject applies f, filling in ev what the action tells: its End (its heal, when
+// the action ends by itself), Detail and, for a scale-out, the gateways started.
+// nf is a network fault now in force, for apply to track.
+func (r *runner) inject(ctx context.Context, phase string, f scenario.Fault, ev *runfolder.FaultEvent) (nf *netns.Fault, err error) {
 	switch f.Action() {
 	case "kill":
 		ev.End, ev.Detail, err = r.killFault(ctx, f.Kill)
 	case "pause":
-		name, rerr := r.resolveRedis(ctx, f.Pause) // redis-primary: the primary now
-		if rerr != nil {
-			err = rerr
-			break
-		}
-		p := r.live(name)
-		if p == nil || !p.alive() {
-			err = fmt.Errorf("%s is not running", name)
-			break
-		}
-		if name != f.Pause {
-			ev.Detail = name + " paused"
-		}
-		p.signal(syscall.SIGSTOP)
-		ev.End = ev.At.Add(f.For.D())
-		time.AfterFunc(f.For.D(), func() { p.signal(syscall.SIGCONT) })
+		ev.End, ev.Detail, err = r.pause(ctx, f.Pause, f.For.D(), ev.At)
 	case "restart":
 		err = r.restart(ctx, f.Restart)
-		ev.End = time.Now() // serving again: the heal
+		ev.End = r.clock.Now() // serving again: the heal
 	case "drain":
-		body := map[string]any{"gateway": f.Drain}
-		if f.Batch > 0 {
-			body["batch"] = f.Batch
-		}
-		if f.Interval > 0 {
-			body["interval"] = f.Interval.String()
-		}
-		var out map[string]any
-		out, err = r.postControl(ctx, "/v1/drain", body)
-		ev.Detail = fmt.Sprintf("%v", out)
+		ev.Detail, err = r.drain(ctx, f)
 	case "scale_out":
-		var names []string
-		for range f.ScaleOut {
-			r.mu.Lock()
-			next := r.gateways + 1
-			r.mu.Unlock()
-			if _, e := r.startGateway(ctx, next); e != nil {
-				err = e
-				break
-			}
-			names = append(names, fmt.Sprintf("gw-%d", next))
-		}
-		ev.Target = strings.Join(names, ",")
+		ev.Target, err = r.scaleOut(ctx, f.ScaleOut)
 	case "reconnect_storm":
 		err = r.storm(ctx)
-		ev.End = time.Now() // every gateway serving again: the heal
+		ev.End = r.clock.Now() // every gateway serving again: the heal
 		r.mu.Lock()
 		ev.Detail = fmt.Sprintf("%d gateways restarted", r.gateways)
 		r.mu.Unlock()
@@ -104,22 +91,57 @@ func (r *runner) apply(ctx context.Context, phase string, f scenario.Fault) {
 			ev.Detail += "; until the end of the run"
 		}
 	}
+	return nf, err
+}
+
+// pause SIGSTOPs a process (redis-primary: the primary now) and SIGCONTs it
+// after d, from at; end is then, and detail names the server a redis-primary
+// pause stopped.
+func (r *runner) pause(ctx context.Context, target string, d time.Duration, at time.Time) (end time.Time, detail string, err error) {
+	name, err := r.resolveRedis(ctx, target)
 	if err != nil {
-		ev.Error = err.Error()
-		r.log.Warn("fault could not be applied", "action", ev.Action, "target", ev.Target, "err", err)
-	} else {
-		r.log.Info("fault", "phase", phase, "action", ev.Action, "target", ev.Target)
+		return time.Time{}, "", err
 	}
-	r.mu.Lock()
-	r.info.Faults = append(r.info.Faults, ev)
-	var healNow *netFault
-	if nf != nil {
-		healNow = r.trackNet(nf, len(r.info.Faults)-1, f)
+	p := r.live(name)
+	if p == nil || !p.alive() {
+		return time.Time{}, "", fmt.Errorf("%s is not running", name)
 	}
-	r.mu.Unlock()
-	if healNow != nil { // applied as the run ended
-		r.healNet(healNow)
+	if name != target {
+		detail = name + " paused"
 	}
+	p.signal(syscall.SIGSTOP)
+	r.clock.AfterFunc(d, func() { p.signal(syscall.SIGCONT) })
+	return at.Add(d), detail, nil
+}
+
+// drain asks control to drain a gateway, in batches at an interval when the
+// fault sets them; detail is control's answer.
+func (r *runner) drain(ctx context.Context, f scenario.Fault) (detail string, err error) {
+	body := map[string]any{"gateway": f.Drain}
+	if f.Batch > 0 {
+		body["batch"] = f.Batch
+	}
+	if f.Interval > 0 {
+		body["interval"] = f.Interval.String()
+	}
+	out, err := r.postControl(ctx, "/v1/drain", body)
+	return fmt.Sprintf("%v", out), err
+}
+
+// scaleOut starts n more gateways, stopping at the first that fails; started
+// names those that did start (gw-a,gw-b).
+func (r *runner) scaleOut(ctx context.Context, n int) (started string, err error) {
+	var names []string
+	for range n {
+		r.mu.Lock()
+		next := r.gateways + 1
+		r.mu.Unlock()
+		if _, err = r.startGateway(ctx, next); err != nil {
+			break
+		}
+		names = append(names, fmt.Sprintf("gw-%d", next))
+	}
+	return strings.Join(names, ","), err
 }
 
 // storm kills every gateway at once and starts them all again at once, so that
@@ -229,6 +251,7 @@ func (r *runner) flood(ctx context.Context, f scenario.Fault, phase string) erro
 	zero := 0.0
 	plan.Phases = []loadgen.Phase{{Name: phase + "-flood", Duration: loadgen.Duration(rest), Rate: &zero}}
 	path := r.dir + "/../.flood-" + r.net.Run + ".json"
+	r.noteSecretFile(path)
 	if err := writeJSON(path, plan); err != nil {
 		return err
 	}
@@ -258,30 +281,37 @@ func (r *runner) autoscale(ctx context.Context, start, end time.Time) {
 			if now.After(end) {
 				return
 			}
-			var rec struct {
-				Action string `json:"action"`
-				Target int    `json:"target"`
-				Reason string `json:"reason"`
-			}
-			if err := getJSON(ctx, r.controlURL()+"/v1/recommendation", &rec); err != nil || rec.Action != "scale_out" {
-				continue
-			}
-			r.mu.Lock()
-			have := r.gateways
-			r.mu.Unlock()
-			want := min(rec.Target, r.sc.Autoscale.Max)
-			for i := have + 1; i <= want; i++ {
-				if _, err := r.startGateway(ctx, i); err != nil {
-					r.log.Warn("autoscale: starting a gateway failed", "gateway", i, "err", err)
-					break
-				}
-			}
-			if want > have {
-				r.mu.Lock()
-				r.info.Events = append(r.info.Events, runfolder.RunEvent{At: time.Now(), Kind: "autoscale",
-					Detail: fmt.Sprintf("control recommended %d gateways (%s); started gw-%d…gw-%d", rec.Target, rec.Reason, have+1, want)})
-				r.mu.Unlock()
-			}
+			r.followRecommendation(ctx)
 		}
+	}
+}
+
+// followRecommendation asks control for its recommendation and, for a
+// scale-out, starts gateways up to its target, within the scenario's maximum,
+// and records that it did.
+func (r *runner) followRecommendation(ctx context.Context) {
+	var rec struct {
+		Action string `json:"action"`
+		Target int    `json:"target"`
+		Reason string `json:"reason"`
+	}
+	if err := getJSON(ctx, r.controlURL()+"/v1/recommendation", &rec); err != nil || rec.Action != "scale_out" {
+		return
+	}
+	r.mu.Lock()
+	have := r.gateways
+	r.mu.Unlock()
+	want := min(rec.Target, r.sc.Autoscale.Max)
+	for i := have + 1; i <= want; i++ {
+		if _, err := r.startGateway(ctx, i); err != nil {
+			r.log.Warn("autoscale: starting a gateway failed", "gateway", i, "err", err)
+			break
+		}
+	}
+	if want > have {
+		r.mu.Lock()
+		r.info.Events = append(r.info.Events, runfolder.RunEvent{At: time.Now(), Kind: "autoscale",
+			Detail: fmt.Sprintf("control recommended %d gateways (%s); started gw-%d…gw-%d", rec.Target, rec.Reason, have+1, want)})
+		r.mu.Unlock()
 	}
 }

@@ -13,11 +13,16 @@ import (
 
 // netFault is a network fault in force and the event that records it.
 type netFault struct {
-	f     *netns.Fault
-	ev    int // index in RunInfo.Faults: its End is set at the heal
+	heal  func() error // removes the fault's rules (netns.Fault.Heal)
+	ev    int          // index in RunInfo.Faults: its End is set at the heal
 	hosts []string
 	black bool // a blackhole: the harness stops scraping its host
 	once  sync.Once
+}
+
+// newNetFault tracks nf, applied for f and recorded as RunInfo.Faults[ev].
+func newNetFault(nf *netns.Fault, ev int, f scenario.Fault) *netFault {
+	return &netFault{heal: nf.Heal, ev: ev, hosts: nf.Hosts, black: f.Action() == "blackhole"}
 }
 
 // applyNet applies a network fault (partition, loss, bandwidth, blackhole) and
@@ -68,12 +73,10 @@ func (r *runner) side(name string) []string {
 	return []string{name}
 }
 
-// trackNet records a network fault in force whose event is RunInfo.Faults[ev],
-// and heals it after f.For (or at the end of the run). Called with r.mu held; if
-// the run is already ending it returns the fault for the caller to heal at once
-// (after unlocking).
-func (r *runner) trackNet(nf *netns.Fault, ev int, f scenario.Fault) (healNow *netFault) {
-	nt := &netFault{f: nf, ev: ev, hosts: nf.Hosts, black: f.Action() == "blackhole"}
+// trackNet records a network fault in force, and heals it after d (d = 0: at the
+// end of the run). Called with r.mu held; if the run is already ending it returns
+// the fault for the caller to heal at once (after unlocking).
+func (r *runner) trackNet(nt *netFault, d time.Duration) (healNow *netFault) {
 	if nt.black {
 		for _, h := range nt.hosts {
 			r.silenced[h]++
@@ -83,8 +86,8 @@ func (r *runner) trackNet(nf *netns.Fault, ev int, f scenario.Fault) (healNow *n
 		return nt
 	}
 	r.netFaults = append(r.netFaults, nt)
-	if f.For > 0 {
-		time.AfterFunc(f.For.D(), func() { r.healNet(nt) })
+	if d > 0 {
+		r.clock.AfterFunc(d, func() { r.healNet(nt) })
 	}
 	return nil
 }
@@ -92,11 +95,11 @@ func (r *runner) trackNet(nf *netns.Fault, ev int, f scenario.Fault) (healNow *n
 // healNet removes a network fault once and records the heal as its event's End.
 func (r *runner) healNet(nt *netFault) {
 	nt.once.Do(func() {
-		err := nt.f.Heal()
+		err := nt.heal()
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		ev := &r.info.Faults[nt.ev]
-		ev.End = time.Now()
+		ev.End = r.clock.Now()
 		if nt.black {
 			for _, h := range nt.hosts {
 				r.silenced[h]--

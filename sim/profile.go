@@ -89,7 +89,7 @@ func (r *runner) profile(ctx context.Context) <-chan struct{} {
 			return
 		}
 		select {
-		case <-time.After(time.Until(from)):
+		case <-r.clock.After(from.Sub(r.clock.Now())):
 		case <-ctx.Done():
 			return
 		}

@@ -1,10 +1,17 @@
 package sim
 
 import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/floodgate/floodgate/runfolder"
 	"github.com/floodgate/floodgate/scenario"
 )
 
@@ -45,5 +52,90 @@ func TestProfileNamesAPhase(t *testing.T) {
 	}
 	if err := (Profile{Phase: "stedy"}).Check(s); err == nil || !strings.Contains(err.Error(), `no phase "stedy" (it has [steady])`) {
 		t.Fatalf("a missing phase: %v", err)
+	}
+}
+
+// At the middle of the requested phase every live process with an admin
+// listener is profiled at once, Redis aside; each profile is recorded in start
+// order, as a file or with why it could not be taken.
+func TestProfileTakesEveryTargetAtTheWindow(t *testing.T) {
+	var asked atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
+		if r.URL.Path != "/debug/pprof/profile" || r.URL.Query().Get("seconds") != "2" {
+			http.Error(w, "wrong request "+r.URL.String(), http.StatusBadRequest)
+			return
+		}
+		w.Write([]byte("pprof bytes"))
+	}))
+	defer srv.Close()
+	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "profiling disabled", http.StatusServiceUnavailable)
+	}))
+	defer broken.Close()
+	clk := newFakeClock()
+	r := newTestRunner(t, timedFaults, clk)
+	admin := strings.TrimPrefix(srv.URL, "http://")
+	for _, s := range []spec{
+		{name: "state", role: "state", admin: admin},
+		{name: "gw-1", role: "gateway", admin: strings.TrimPrefix(broken.URL, "http://")},
+		{name: "redis", role: "redis", admin: admin},
+		{name: "router", role: "router"},
+		{name: "agent-0", role: "agent", admin: admin},
+	} {
+		s.host, s.bin, s.args = r.net.Host("core"), "sleep", []string{"60"}
+		if _, err := r.start(context.Background(), s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := clk.Now()
+	r.info.Phases = []runfolder.PhaseWindow{{Name: "one", Start: start, End: start.Add(10 * time.Second)},
+		{Name: "two", Start: start.Add(10 * time.Second), End: start.Add(20 * time.Second)}}
+	r.opts.Profile = &Profile{Phase: "two", Seconds: 2 * time.Second}
+	done := r.profile(context.Background())
+	clk.waitPending(t, 1)
+	clk.AdvanceTo(start.Add(14*time.Second - 1))
+	if asked.Load() != 0 || clk.pending() != 1 {
+		t.Fatal("profiling started before the window")
+	}
+	clk.AdvanceTo(start.Add(14 * time.Second)) // the middle 2 s of 10 s from 10 s
+	select {
+	case <-done:
+	case <-time.After(settle):
+		t.Fatal("the profiles were not taken")
+	}
+	var got []string
+	for _, pf := range r.info.Profiles {
+		got = append(got, pf.Process)
+		if pf.Phase != "two" || (pf.Process == "gw-1") != (pf.Error != "") {
+			t.Errorf("profile %+v", pf)
+		}
+		if pf.Error == "" {
+			if b, err := os.ReadFile(filepath.Join(r.dir, pf.File)); err != nil || string(b) != "pprof bytes" || pf.Seconds != 2 {
+				t.Errorf("%s: file %q holds %q (%v), %v s", pf.Process, pf.File, b, err, pf.Seconds)
+			}
+		} else if !strings.Contains(pf.Error, "503 Service Unavailable: profiling disabled") {
+			t.Errorf("%s: error %q does not say why", pf.Process, pf.Error)
+		}
+	}
+	if strings.Join(got, ",") != "state,gw-1,agent-0" {
+		t.Fatalf("profiled %v, want state,gw-1,agent-0 in start order", got)
+	}
+}
+
+// A phase shorter than a second is not profiled, and run.json says so.
+func TestAPhaseTooShortIsNotProfiled(t *testing.T) {
+	clk := newFakeClock()
+	r := newTestRunner(t, timedFaults, clk)
+	start := clk.Now()
+	r.info.Phases = []runfolder.PhaseWindow{{Name: "blip", Start: start, End: start.Add(900 * time.Millisecond)}}
+	r.opts.Profile = &Profile{Phase: "blip"}
+	select {
+	case <-r.profile(context.Background()):
+	case <-time.After(settle):
+		t.Fatal("profile did not end")
+	}
+	if len(r.info.Profiles) != 1 || !strings.Contains(r.info.Profiles[0].Error, "shorter than a second") {
+		t.Fatalf("profiles %+v", r.info.Profiles)
 	}
 }

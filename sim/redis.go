@@ -346,6 +346,12 @@ func (s *redisScraper) scrape(ctx context.Context, addr string) (map[string]floa
 	if err != nil {
 		return nil, err
 	}
+	return parseRedisInfo(info), nil
+}
+
+// parseRedisInfo reads a server's INFO answer into the runner's Redis series;
+// lines it does not know are skipped.
+func parseRedisInfo(info string) map[string]float64 {
 	m := map[string]float64{metricRedisKeys: 0}
 	for _, line := range strings.Split(info, "\n") {
 		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
@@ -370,5 +376,5 @@ func (s *redisScraper) scrape(ctx context.Context, addr string) (map[string]floa
 			}
 		}
 	}
-	return m, nil
+	return m
 }

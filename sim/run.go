@@ -71,6 +71,7 @@ type runner struct {
 	log    *slog.Logger
 	net    *netns.Net
 	keyset runKeys // generated for this run; each process gets only what it needs
+	clock  clock   // when the traffic starts and the faults fire and heal
 
 	mu       sync.Mutex
 	info     runfolder.RunInfo
@@ -89,6 +90,7 @@ type runner struct {
 
 	redis       redisLayout // the Redis deployment, when a backend uses Redis
 	redisScrape redisScraper
+	secretFiles []string // plans holding the token key, outside the run folder: removed at teardown
 }
 
 // Ports every host uses (hosts have their own addresses, so these never collide).
@@ -114,12 +116,7 @@ const (
 // Run executes a scenario. The returned info is what run.json holds; the verdict
 // is reports' business (reports.Build on the folder).
 func Run(ctx context.Context, opts Options) (*runfolder.RunInfo, error) {
-	sc := opts.Scenario
-	r := &runner{opts: opts, sc: sc, dir: opts.Dir, log: opts.Logger, byName: map[string]*proc{}, silenced: map[string]int{},
-		snaps: map[string]loadgen.Snapshot{}, http: &http.Client{Timeout: 5 * time.Second, Transport: plainTransport()}}
-	if r.log == nil {
-		r.log = slog.Default()
-	}
+	r := newRunner(opts, realClock{})
 	if err := prepareDir(r.dir, r.log); err != nil {
 		return nil, err
 	}
@@ -141,6 +138,17 @@ func Run(ctx context.Context, opts Options) (*runfolder.RunInfo, error) {
 	return &r.info, err
 }
 
+// newRunner is a runner for opts that reads the time from clk.
+func newRunner(opts Options, clk clock) *runner {
+	r := &runner{opts: opts, sc: opts.Scenario, dir: opts.Dir, log: opts.Logger, clock: clk, byName: map[string]*proc{},
+		silenced: map[string]int{}, snaps: map[string]loadgen.Snapshot{},
+		http: &http.Client{Timeout: 5 * time.Second, Transport: plainTransport()}}
+	if r.log == nil {
+		r.log = slog.Default()
+	}
+	return r
+}
+
 // describe fills the run's metadata.
 func (r *runner) describe() {
 	sc := r.sc
@@ -160,18 +168,79 @@ func (r *runner) describe() {
 	}
 }
 
+// run is one run from preflight to teardown: it builds the hosts, starts the
+// stack and the agents, releases the traffic and waits for the agents to end.
+// Whatever it started is stopped and torn down before it returns, whether it
+// ends normally, on a harness error or with ctx.
 func (r *runner) run(ctx context.Context) error {
 	sc := r.sc
-	mode := netns.Mode(r.opts.Mode)
-	if mode == "" && sc.Mode != "auto" {
-		mode = netns.Mode(sc.Mode)
+	mode := resolveMode(netns.Mode(r.opts.Mode), sc.Mode, netns.CanNetns)
+	if !r.preflight(mode) {
+		return nil // invalid, not a harness error
+	}
+	r.keyset = newRunKeys()
+	r.hosts = hostsFor(sc)
+	id := runID()
+	r.info.HostsRun = id
+	n, err := netns.Build(ctx, netns.Spec{Run: id, Hosts: r.hosts, Mode: mode, Logger: r.log})
+	if err != nil {
+		return fmt.Errorf("test hosts: %w", err)
+	}
+	r.net = n
+	defer r.teardown()
+	r.coreAddr = n.Host("core").Addr.String()
+	if r.redis, err = r.redisLayout(); err != nil {
+		return err
+	}
+	if err := r.startStack(ctx); err != nil {
+		return err
+	}
+	collectCtx, stopCollect := context.WithCancel(context.Background())
+	var collectors sync.WaitGroup
+	collectors.Go(func() { r.collect(collectCtx) })
+	defer func() { stopCollect(); collectors.Wait() }()
+
+	agents, err := r.connectAgents(ctx)
+	if err != nil {
+		return err
+	}
+	start := r.release(agents)
+	faultsDone := r.scheduleFaults(ctx, start)
+	var profiled <-chan struct{} = closed()
+	if r.opts.Profile != nil {
+		profiled = r.profile(ctx)
+	}
+	if sc.Autoscale != nil {
+		go r.autoscale(ctx, start, r.info.TrafficEnd)
+	}
+	if err := r.awaitAgents(ctx, agents); err != nil {
+		return err
+	}
+	<-faultsDone
+	<-profiled
+	return r.agentsSucceeded(agents)
+}
+
+// resolveMode is the run's mode: the option's, else the scenario's unless it
+// says auto, else namespaces when canNetns allows them and loopback otherwise.
+func resolveMode(opt netns.Mode, scenarioMode string, canNetns func() error) netns.Mode {
+	mode := opt
+	if mode == "" && scenarioMode != "auto" {
+		mode = netns.Mode(scenarioMode)
 	}
 	if mode == "" {
 		mode = netns.ModeNetns
-		if netns.CanNetns() != nil {
+		if canNetns() != nil {
 			mode = netns.ModeLoopback
 		}
 	}
+	return mode
+}
+
+// preflight checks the machine for the run in mode and records the findings;
+// false means the run is invalid (each failed check is in Invalid).
+func (r *runner) preflight(mode netns.Mode) bool {
+	sc := r.sc
 	perAgent := (int(sc.Clients.Count) + sc.Topology.Agents - 1) / sc.Topology.Agents
 	perGateway := int(sc.Components.Gateway.MaxConns)
 	r.info.Preflight = netns.Preflight(mode, int(sc.Clients.Count), max(perAgent, perGateway))
@@ -179,14 +248,17 @@ func (r *runner) run(ctx context.Context) error {
 		r.info.Preflight = append(r.info.Preflight, netns.FaultCheck(mode))
 	}
 	r.info.Mode = mode
-	if failed := netns.Failed(r.info.Preflight); len(failed) > 0 {
-		for _, c := range failed {
-			r.info.Invalid = append(r.info.Invalid, fmt.Sprintf("preflight: %s = %s: %s", c.Name, c.Value, c.Advice))
-		}
-		return nil // invalid, not a harness error
+	failed := netns.Failed(r.info.Preflight)
+	for _, c := range failed {
+		r.info.Invalid = append(r.info.Invalid, fmt.Sprintf("preflight: %s = %s: %s", c.Name, c.Value, c.Advice))
 	}
+	return len(failed) == 0
+}
 
-	r.keyset = newRunKeys()
+// hostsFor names the run's hosts: core, one per gateway the run may ever start
+// (the topology's, those scale-out faults add, up to the autoscaler's maximum),
+// one per agent, the flood agent's, and the Redis hosts.
+func hostsFor(sc *scenario.Scenario) []string {
 	hosts := []string{"core"}
 	maxGw := sc.Topology.Gateways
 	for _, ph := range sc.Phases {
@@ -204,84 +276,102 @@ func (r *runner) run(ctx context.Context) error {
 		hosts = append(hosts, fmt.Sprintf("cl-%d", i))
 	}
 	hosts = append(hosts, "cl-flood")
-	hosts = append(hosts, sc.Topology.RedisHosts()...)
-	r.hosts = hosts
-	id := runID()
-	r.info.HostsRun = id
-	n, err := netns.Build(ctx, netns.Spec{Run: id, Hosts: hosts, Mode: mode, Logger: r.log})
-	if err != nil {
-		return fmt.Errorf("test hosts: %w", err)
-	}
-	r.net = n
-	defer func() {
-		r.healAllNet() // first: a process stopping may still talk to a peer
-		r.stopAll(5 * time.Second)
-		r.redisScrape.close()
-		os.RemoveAll(r.redisDir())
-		if err := n.Teardown(); err != nil {
-			r.log.Error("teardown", "err", err)
-		}
-	}()
-	r.coreAddr = n.Host("core").Addr.String()
-	if r.redis, err = r.redisLayout(); err != nil {
-		return err
-	}
+	return append(hosts, sc.Topology.RedisHosts()...)
+}
 
+// teardown ends what run started: it heals the network faults, stops every
+// process, closes the Redis scrapes, removes Redis's scratch folder and the
+// plans that hold the run's token key, and tears the hosts down.
+func (r *runner) teardown() {
+	r.healAllNet() // first: a process stopping may still talk to a peer
+	r.stopAll(5 * time.Second)
+	r.redisScrape.close()
+	os.RemoveAll(r.redisDir())
+	r.mu.Lock()
+	secrets := r.secretFiles
+	r.mu.Unlock()
+	for _, f := range secrets {
+		os.Remove(f)
+	}
+	if err := r.net.Teardown(); err != nil {
+		r.log.Error("teardown", "err", err)
+	}
+}
+
+// startStack starts the core services and the topology's gateways and waits
+// until ipconf advertises them all.
+func (r *runner) startStack(ctx context.Context) error {
 	if err := r.startCore(ctx); err != nil {
 		return err
 	}
-	for i := 1; i <= sc.Topology.Gateways; i++ {
+	for i := 1; i <= r.sc.Topology.Gateways; i++ {
 		if _, err := r.startGateway(ctx, i); err != nil {
 			return err
 		}
 	}
-	if err := r.waitAdvertised(ctx, sc.Topology.Gateways); err != nil {
-		return err
-	}
-	collectCtx, stopCollect := context.WithCancel(context.Background())
-	var collectors sync.WaitGroup
-	collectors.Go(func() { r.collect(collectCtx) })
-	defer func() { stopCollect(); collectors.Wait() }()
+	return r.waitAdvertised(ctx, r.sc.Topology.Gateways)
+}
 
+// connectAgents starts the agents and waits until their users are connected,
+// recording the connect window.
+func (r *runner) connectAgents(ctx context.Context) ([]*proc, error) {
 	connectStart := time.Now()
 	agents, err := r.startAgents(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	established, err := r.waitEstablished(ctx, agents)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	r.mu.Lock()
 	r.info.Connecting = runfolder.ConnectWindow{Start: connectStart, End: time.Now(), Established: established}
 	r.mu.Unlock()
-	start := time.Now().Add(2 * time.Second)
+	return agents, nil
+}
+
+// releaseDelay is how far ahead of now the traffic's start is set: time for
+// every agent to read its start line.
+const releaseDelay = 2 * time.Second
+
+// release sets the traffic's start and the phases' windows, tells every agent
+// the start, and returns it.
+func (r *runner) release(agents []*proc) time.Time {
+	start := r.clock.Now().Add(releaseDelay)
 	r.mu.Lock()
 	r.info.TrafficStart = start
-	at := start
-	for _, ph := range sc.Phases {
-		r.info.Phases = append(r.info.Phases, runfolder.PhaseWindow{Name: ph.Name, Start: at, End: at.Add(ph.Duration.D())})
-		at = at.Add(ph.Duration.D())
-	}
-	r.info.TrafficEnd = at
+	r.info.Phases = phaseWindows(start, r.sc.Phases)
+	r.info.TrafficEnd = start.Add(r.sc.Duration())
 	r.mu.Unlock()
 	line, _ := json.Marshal(map[string]time.Time{"start": start})
 	for _, a := range agents {
 		fmt.Fprintf(a.stdin, "%s\n", line)
 	}
-	r.log.Info("traffic starts", "at", start.Format(time.RFC3339Nano), "phases", len(sc.Phases), "duration", sc.Duration())
+	r.log.Info("traffic starts", "at", start.Format(time.RFC3339Nano), "phases", len(r.sc.Phases), "duration", r.sc.Duration())
+	return start
+}
 
-	faultsDone := r.scheduleFaults(ctx, start)
-	var profiled <-chan struct{} = closed()
-	if r.opts.Profile != nil {
-		profiled = r.profile(ctx)
+// phaseWindows lays the phases end to end from start.
+func phaseWindows(start time.Time, phases []scenario.Phase) []runfolder.PhaseWindow {
+	var ws []runfolder.PhaseWindow
+	at := start
+	for _, ph := range phases {
+		ws = append(ws, runfolder.PhaseWindow{Name: ph.Name, Start: at, End: at.Add(ph.Duration.D())})
+		at = at.Add(ph.Duration.D())
 	}
-	if sc.Autoscale != nil {
-		go r.autoscale(ctx, start, r.info.TrafficEnd)
-	}
-	// The agents end by themselves once the last phase is over and the last
-	// messages have reached their deadline.
-	wait := time.Until(r.info.TrafficEnd) + sc.Clients.Deadline.D() + 2*time.Minute
+	return ws
+}
+
+// agentGrace is how long after the traffic's end (and the messages' deadline)
+// the runner waits for the agents before it calls the run failed.
+const agentGrace = 2 * time.Minute
+
+// awaitAgents waits for every agent to exit. The agents end by themselves once
+// the last phase is over and the last messages have reached their deadline.
+func (r *runner) awaitAgents(ctx context.Context, agents []*proc) error {
+	r.mu.Lock()
+	wait := time.Until(r.info.TrafficEnd) + r.sc.Clients.Deadline.D() + agentGrace
+	r.mu.Unlock()
 	finished := time.After(wait)
 	for _, a := range agents {
 		select {
@@ -292,8 +382,12 @@ func (r *runner) run(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
-	<-faultsDone
-	<-profiled
+	return nil
+}
+
+// agentsSucceeded returns an error naming the first agent that exited with a
+// non-zero code.
+func (r *runner) agentsSucceeded(agents []*proc) error {
 	for _, a := range agents {
 		r.mu.Lock()
 		cause := r.info.Processes[a.info].ExitCause

@@ -133,6 +133,14 @@ func (r *runner) startGateway(ctx context.Context, i int) (*proc, error) {
 	return p, nil
 }
 
+// noteSecretFile records a file holding the run's keys, outside the run folder,
+// for teardown to remove.
+func (r *runner) noteSecretFile(path string) {
+	r.mu.Lock()
+	r.secretFiles = append(r.secretFiles, path)
+	r.mu.Unlock()
+}
+
 func (r *runner) setLive(p *proc) {
 	r.mu.Lock()
 	r.byName[p.name] = p
@@ -187,6 +195,7 @@ func (r *runner) startAgents(ctx context.Context) ([]*proc, error) {
 	// The agents read the real token key (they mint their users' tokens) from a
 	// file outside the run folder.
 	secretPlan := filepath.Join(os.TempDir(), "floodgate-plan-"+r.net.Run+".json")
+	r.noteSecretFile(secretPlan)
 	if err := writeJSON(secretPlan, plan); err != nil {
 		return nil, err
 	}
@@ -211,11 +220,7 @@ func (r *runner) startAgents(ctx context.Context) ([]*proc, error) {
 		agents = append(agents, p)
 		go r.readAgent(p)
 	}
-	go func() {
-		<-ctx.Done()
-		os.Remove(secretPlan)
-	}()
-	time.AfterFunc(30*time.Second, func() { os.Remove(secretPlan) }) // read by then
+	time.AfterFunc(30*time.Second, func() { os.Remove(secretPlan) }) // read by then; teardown removes it otherwise
 	return agents, nil
 }
 
@@ -249,6 +254,10 @@ func (r *runner) readAgent(p *proc) {
 	}
 }
 
+// connectStall is how long the connecting may go without a client more before
+// the traffic starts anyway.
+const connectStall = 20 * time.Second
+
 // waitEstablished waits until every agent has connected its users (or its connect
 // phase has clearly stalled), so that traffic starts on a settled population. It
 // returns how many are logged in.
@@ -258,8 +267,8 @@ func (r *runner) waitEstablished(ctx context.Context, agents []*proc) (int64, er
 	if rate := float64(sc.Clients.ConnectRate); rate > 0 {
 		budget += time.Duration(float64(sc.Clients.Count) / rate * float64(time.Second) * 2)
 	}
-	deadline := time.Now().Add(budget)
-	lastGain, lastActive := time.Now(), int64(-1)
+	deadline := r.clock.Now().Add(budget)
+	lastGain, lastActive := r.clock.Now(), int64(-1)
 	for {
 		var active int64
 		r.mu.Lock()
@@ -268,7 +277,7 @@ func (r *runner) waitEstablished(ctx context.Context, agents []*proc) (int64, er
 		}
 		r.mu.Unlock()
 		if active > lastActive {
-			lastActive, lastGain = active, time.Now()
+			lastActive, lastGain = active, r.clock.Now()
 		}
 		r.noteProgress()
 		if active >= sc.InitialClients() {
@@ -280,10 +289,10 @@ func (r *runner) waitEstablished(ctx context.Context, agents []*proc) (int64, er
 				return active, fmt.Errorf("agent %s exited while connecting; see logs/%s.log", a.name, a.name)
 			}
 		}
-		if time.Now().After(deadline) || time.Since(lastGain) > 20*time.Second {
+		if now := r.clock.Now(); now.After(deadline) || now.Sub(lastGain) > connectStall {
 			r.log.Warn("starting traffic before every client connected", "established", active, "clients", sc.Clients.Count)
 			r.mu.Lock()
-			r.info.Events = append(r.info.Events, runfolder.RunEvent{At: time.Now(), Kind: "harness",
+			r.info.Events = append(r.info.Events, runfolder.RunEvent{At: r.clock.Now(), Kind: "harness",
 				Detail: fmt.Sprintf("traffic started with %d of %d clients established (connecting stalled or took over %v)", active, sc.InitialClients(), budget)})
 			r.mu.Unlock()
 			return active, nil
@@ -291,7 +300,7 @@ func (r *runner) waitEstablished(ctx context.Context, agents []*proc) (int64, er
 		select {
 		case <-ctx.Done():
 			return active, ctx.Err()
-		case <-time.After(200 * time.Millisecond):
+		case <-r.clock.After(200 * time.Millisecond):
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -95,5 +96,81 @@ func TestServeStopsWithItsContext(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Serve did not return after its context ended")
+	}
+}
+
+// Every figure of a progress report reaches the sample, and the sample's time is
+// when it arrived.
+func TestUpdateKeepsEveryFigure(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		p    sim.Progress
+		want Sample
+	}{
+		{"zero", sim.Progress{}, Sample{}},
+		{"every field", sim.Progress{Phase: "p", Clients: 1, Active: 2, Sent: 3, Delivered: 4, Lost: 5, Failed: 6, Reconnects: 7,
+			Duplicates: 8, Phantom: 9, Misdelivered: 10},
+			Sample{Phase: "p", Clients: 1, Active: 2, Sent: 3, Delivered: 4, Lost: 5, Failed: 6, Reconnects: 7, Duplicates: 8,
+				Phantom: 9, Misdelivered: 10}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := New("x")
+			before := time.Now()
+			s.Update(tc.p)
+			got := s.last()
+			if got.T.Before(before) || got.T.After(time.Now()) {
+				t.Errorf("sample time %v, not when it arrived", got.T)
+			}
+			got.T = time.Time{}
+			if got != tc.want {
+				t.Fatalf("sample %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+// Before the first report the view serves no samples, zero figures and an
+// empty phase; it serves only reads.
+func TestServesNothingBeforeTheFirstReport(t *testing.T) {
+	s := New("idle")
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	body, _ := get(t, srv.URL+"/progress.json")
+	var got struct {
+		Scenario string   `json:"scenario"`
+		Samples  []Sample `json:"samples"`
+	}
+	if err := json.Unmarshal([]byte(body), &got); err != nil || got.Scenario != "idle" || len(got.Samples) != 0 {
+		t.Fatalf("progress.json %q: %+v, %v", body, got, err)
+	}
+	metrics, _ := get(t, srv.URL+"/metrics")
+	for _, line := range []string{"floodgate_run_sent_total 0", "floodgate_run_active 0", `floodgate_run_phase{phase="",scenario="idle"} 1`} {
+		if !strings.Contains(metrics, line+"\n") {
+			t.Errorf("/metrics lacks %q", line)
+		}
+	}
+	for _, path := range []string{"/", "/progress.json"} {
+		res, err := http.Post(srv.URL+path, "text/plain", strings.NewReader("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusMethodNotAllowed {
+			t.Errorf("POST %s: %d, want 405", path, res.StatusCode)
+		}
+	}
+}
+
+// An address the view cannot listen on is an error, before anything is ready.
+func TestServeSaysWhenItCannotListen(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ready := false
+	err = New("x").Serve(context.Background(), ln.Addr().String(), func(string) { ready = true })
+	if err == nil || !strings.HasPrefix(err.Error(), "live view: ") || ready {
+		t.Fatalf("Serve on a taken address: %v (ready called: %v)", err, ready)
 	}
 }
