@@ -488,7 +488,7 @@ func (n *Node) login(ctx context.Context, c *reactor.Conn, body []byte) {
 		n.kick(c, proto.ReasonBusy, proto.CodeBackendUnavailable, jitterMS(1000, 3000), "session directory unavailable")
 		return
 	}
-	bindSession(c, s)
+	n.bindSession(c, s)
 	old, ok := n.sessions.promote(s)
 	if !ok {
 		n.m.logins["replaced"].Inc()
@@ -849,7 +849,9 @@ func (n *Node) farewellKick(r reactor.Reason, err error) (k proto.Kick, ok bool)
 			code = proto.CodeTruncated
 		case errors.Is(err, reactor.ErrFrameTooLarge):
 			code = proto.CodeFrameTooLarge
-			text = fmt.Sprintf("frame over %d bytes before login", n.cfg.PreLoginMaxFrame)
+			if err == reactor.ErrFrameTooLarge { // the reactor's own: the pre-login limit
+				text = fmt.Sprintf("frame over %d bytes before login", n.cfg.PreLoginMaxFrame)
+			}
 		}
 		if code == 0 {
 			code = proto.CodeMalformed

@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync/atomic"
 
@@ -60,9 +61,12 @@ func sessionOf(c *reactor.Conn) *session {
 	return nil
 }
 
-// bindSession makes s the connection's session.
-func bindSession(c *reactor.Conn, s *session) {
+// bindSession makes s the connection's session; a WebSocket connection's messages
+// may be max_frame long from now on. It runs in one of the connection's own
+// callbacks (the LOGIN's), so it may touch the Decoder.
+func (n *Node) bindSession(c *reactor.Conn, s *session) {
 	if w, ok := c.Context().(*wsConn); ok {
+		w.dec.MaxMessage = lengthField + n.cfg.MaxFrame
 		w.s.Store(s)
 		return
 	}
@@ -78,9 +82,16 @@ func isWebSocket(c *reactor.Conn) bool {
 // wsPort is the WebSocket port's reactor.Handler.
 type wsPort struct{ n *Node }
 
-// OnOpen implements reactor.Handler.
+// OnOpen implements reactor.Handler. Until its LOGIN succeeds a connection's
+// messages are held to the pre-login frame limit, fragments included, as a TCP
+// connection's frames are: an unauthenticated peer makes the gateway keep a few
+// KiB at most (bindSession raises the limit to max_frame).
 func (p wsPort) OnOpen(c *reactor.Conn) {
-	c.SetContext(&wsConn{dec: ws.Decoder{MaxMessage: lengthField + p.n.cfg.MaxFrame}})
+	limit := p.n.cfg.PreLoginMaxFrame
+	if p.n.cfg.Echo {
+		limit = p.n.cfg.MaxFrame
+	}
+	c.SetContext(&wsConn{dec: ws.Decoder{MaxMessage: lengthField + limit}})
 }
 
 // OnFrame implements reactor.Handler. A unit is decoded here exactly once (Decode
@@ -141,6 +152,11 @@ func (p wsPort) take(c *reactor.Conn, w *wsConn, unit []byte) (inner []byte, ok 
 		return nil, false
 	}
 	m, _, err := w.dec.Decode(unit)
+	if errors.Is(err, ws.ErrMessageTooBig) { // as on TCP: the frame inside is over the limit
+		n.kickWS(c, proto.ReasonProtocol, proto.CodeFrameTooLarge, 0,
+			"message over "+strconv.Itoa(w.dec.MaxMessage)+" bytes", ws.CloseTooBig)
+		return nil, false
+	}
 	if err != nil {
 		reason := ""
 		if we := (*ws.Error)(nil); errors.As(err, &we) {
@@ -274,6 +290,10 @@ func (n *Node) wsFarewell(r reactor.Reason, err error) []byte {
 	switch {
 	case errors.As(err, &he):
 		return ws.AppendReject(nil, he.Status, he.Reason)
+	case errors.Is(err, ws.ErrMessageTooBig):
+		// A frame header announcing more than max_frame: the KICK a TCP client
+		// gets for the same (farewellKick counts and logs it).
+		err = fmt.Errorf("%w: a message over %d bytes", reactor.ErrFrameTooLarge, lengthField+n.cfg.MaxFrame)
 	case errors.As(err, &we):
 		return ws.AppendClose(nil, we.Code, we.Reason)
 	}

@@ -303,6 +303,16 @@ func TestWebSocketEndings(t *testing.T) {
 			l := proto.Login{Version: proto.Version, UID: 9, Token: bytes.Repeat([]byte{'t'}, 1500)}
 			w.writeRaw(appendMasked(nil, ws.OpBinary, l.Append(nil)))
 		}, proto.CodeFrameTooLarge, 1009},
+		{"fragments over the pre-login limit", func(t *testing.T, c *client.Conn, w *wsNetConn) {
+			part := bytes.Repeat([]byte{'x'}, 600) // each fragment small, together over 1 KiB
+			w.writeRaw(appendMaskedFragment(appendMaskedFragment(nil, ws.OpBinary, part), ws.OpContinuation, part))
+		}, proto.CodeFrameTooLarge, 1009},
+		{"frame header over max_frame after login", func(t *testing.T, c *client.Conn, w *wsNetConn) {
+			if _, err := c.Login(8, g.signer.Mint(8, time.Now().Add(time.Hour))); err != nil {
+				t.Fatal(err)
+			}
+			w.writeRaw([]byte{0x82, 0x80 | 127, 0, 0, 0, 0, 0, 0x10, 0, 0, 1, 2, 3, 4}) // announces 1 MiB
+		}, proto.CodeFrameTooLarge, 1009},
 		{"logged in elsewhere", func(t *testing.T, c *client.Conn, w *wsNetConn) {
 			if _, err := c.Login(7, g.signer.Mint(7, time.Now().Add(time.Hour))); err != nil {
 				t.Fatal(err)
