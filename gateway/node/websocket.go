@@ -22,6 +22,10 @@ import (
 // wsSubprotocol is the subprotocol the server selects when a client offers it.
 const wsSubprotocol = "floodgate"
 
+// wsMaxPreLoginControls is how many pings and pongs a connection may send before
+// its LOGIN succeeds; one more closes it with 1008 (a browser sends none).
+const wsMaxPreLoginControls = 16
+
 // wsHeadroom is the room write leaves before a frame for the header of the binary
 // message that carries it: the longest unmasked header, 2 bytes and an 8-byte length.
 const wsHeadroom = 10
@@ -38,6 +42,10 @@ type wsConn struct {
 	// order read: the position sentBeforeLoginOK compares with the reads counted at
 	// LOGIN_OK, as the TCP path compares its frame count.
 	units uint32
+	// controls counts the pings and pongs before LOGIN succeeds: the rate limits
+	// apply from then on, so before it wsMaxPreLoginControls bounds what a peer
+	// that never logs in makes the gateway answer.
+	controls uint32
 	// deferred is the message behind the one frame OnFrame decoded, marked
 	// (ws.MarkDecoded) and deferred: a fragmented message's assembled payload, or
 	// nil for a message that came in that one frame, which is then the last
@@ -164,6 +172,12 @@ func (p wsPort) take(c *reactor.Conn, w *wsConn, unit []byte) (inner []byte, ok 
 		}
 		c.CloseWith(ws.AppendClose(nil, ws.CloseCode(err), reason))
 		return nil, false
+	}
+	if (m.Op == ws.OpPing || m.Op == ws.OpPong) && w.s.Load() == nil && !n.cfg.Echo {
+		if w.controls++; w.controls > wsMaxPreLoginControls {
+			c.CloseWith(ws.AppendClose(nil, ws.ClosePolicyViolation, "too many control frames before login"))
+			return nil, false
+		}
 	}
 	switch m.Op {
 	case ws.OpContinuation, ws.OpPong: // a fragment (kept by the Decoder), or a pong nobody asked for

@@ -319,6 +319,13 @@ func TestWebSocketEndings(t *testing.T) {
 			}
 			g.login(t, 7)
 		}, proto.CodeSessionReplaced, 1000},
+		{"ping flood before login", func(t *testing.T, c *client.Conn, w *wsNetConn) {
+			var pings []byte
+			for range 17 {
+				pings = appendMasked(pings, ws.OpPing, []byte("p"))
+			}
+			w.writeRaw(pings)
+		}, 0, 1008},
 		{"unmasked frame", func(t *testing.T, c *client.Conn, w *wsNetConn) {
 			w.writeRaw([]byte{0x82, 0x01, 0x00})
 		}, 0, 1002},
