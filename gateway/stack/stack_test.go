@@ -143,6 +143,20 @@ func sendAll(ctx context.Context, t *testing.T, s *client.Session, to uint64, n 
 	}
 }
 
+// exchangeOnceInOrder has a (uid 1) and b (uid 2) send each other n messages at
+// once and checks that each side's app got all n, once each and in order.
+func exchangeOnceInOrder(ctx context.Context, t *testing.T, a, b *client.Session, ra, rb *received, n int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	wg.Go(func() { sendAll(ctx, t, a, 2, n) })
+	wg.Go(func() { sendAll(ctx, t, b, 1, n) })
+	wg.Wait()
+	ra.wait(t, n, 30*time.Second)
+	rb.wait(t, n, 30*time.Second)
+	ra.checkInOrderOnce(t, n)
+	rb.checkInOrderOnce(t, n)
+}
+
 func percentile(d []time.Duration, p float64) time.Duration {
 	s := slices.Clone(d)
 	slices.Sort(s)
@@ -159,14 +173,7 @@ func TestUsersOnTwoGatewaysExchange10000Messages(t *testing.T) {
 	ra, rb := newReceived(), newReceived()
 	a := session(ctx, t, 1, []string{st.Gateways[0].Addr}, "", ra.on)
 	b := session(ctx, t, 2, []string{st.Gateways[1].Addr}, "", rb.on)
-	var wg sync.WaitGroup
-	wg.Go(func() { sendAll(ctx, t, a, 2, n) })
-	wg.Go(func() { sendAll(ctx, t, b, 1, n) })
-	wg.Wait()
-	ra.wait(t, n, 30*time.Second)
-	rb.wait(t, n, 30*time.Second)
-	ra.checkInOrderOnce(t, n)
-	rb.checkInOrderOnce(t, n)
+	exchangeOnceInOrder(ctx, t, a, b, ra, rb, n)
 	all := append(slices.Clone(ra.lat), rb.lat...)
 	t.Logf("end-to-end latency over %d messages (SEND → stored → routed → PUSH, two gateways): p50 %v, p99 %v, max %v",
 		len(all), percentile(all, 50), percentile(all, 99), percentile(all, 100))
@@ -187,14 +194,7 @@ func TestWebSocketAndTCPUsersExchangeThroughTheStack(t *testing.T) {
 	if !slices.ContainsFunc(st.Gateways, func(g Gateway) bool { return g.WS == onGateway }) {
 		t.Fatalf("the WebSocket session logged in at %q, not at a gateway's WebSocket port %+v", onGateway, st.Gateways)
 	}
-	var wg sync.WaitGroup
-	wg.Go(func() { sendAll(ctx, t, a, 2, n) })
-	wg.Go(func() { sendAll(ctx, t, b, 1, n) })
-	wg.Wait()
-	ra.wait(t, n, 30*time.Second)
-	rb.wait(t, n, 30*time.Second)
-	ra.checkInOrderOnce(t, n)
-	rb.checkInOrderOnce(t, n)
+	exchangeOnceInOrder(ctx, t, a, b, ra, rb, n)
 }
 
 // An offline recipient gets everything on LOGIN + SYNC.
