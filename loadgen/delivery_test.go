@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/floodgate/floodgate/internal/poll"
 )
 
 // fakePlan is a small plan against the given gateways: users × rate for secs.
@@ -134,7 +136,7 @@ func TestAgentCountsWhatTheStoreGotWrong(t *testing.T) {
 		payload  []byte
 		from, to uint64
 	}
-	waitFor(t, 20*time.Second, "a stored message to an online user", func() bool {
+	poll.True(t, 20*time.Second, "a stored message to an online user", func() bool {
 		p, to, ok := g.storedMessage()
 		m.payload, m.from, m.to = p.Payload, p.From, to
 		return ok && g.online() == 10
@@ -173,7 +175,7 @@ func TestUnexpectedReplaceIsCountedAndTheUserReconnects(t *testing.T) {
 		res, _ := a.Run(context.Background())
 		done <- res
 	}()
-	waitFor(t, 20*time.Second, "every user online", func() bool { return g.online() == 8 })
+	poll.True(t, 20*time.Second, "every user online", func() bool { return g.online() == 8 })
 	kicked := g.kickAll()
 	var res *Result
 	select {
@@ -259,10 +261,10 @@ func TestStoreRestartShowsAsLossNeverAsDuplicates(t *testing.T) {
 		}
 		done <- res
 	}()
-	waitFor(t, 20*time.Second, "100 messages stored", func() bool { return g.storedCount() >= 100 })
+	poll.True(t, 20*time.Second, "100 messages stored", func() bool { return g.storedCount() >= 100 })
 	g.setHold(true) // stored, not pushed: pending when the store restarts
 	held := g.storedCount()
-	waitFor(t, 10*time.Second, "30 messages held", func() bool { return g.storedCount() >= held+30 })
+	poll.True(t, 10*time.Second, "30 messages held", func() bool { return g.storedCount() >= held+30 })
 	g.restartStore()
 	g.setHold(false)
 	var res *Result
@@ -290,7 +292,7 @@ func TestUsersLeaveASilentGateway(t *testing.T) {
 		res, _ := a.Run(context.Background())
 		done <- res
 	}()
-	waitFor(t, 20*time.Second, "every user online", func() bool { return g.online() == 8 })
+	poll.True(t, 20*time.Second, "every user online", func() bool { return g.online() == 8 })
 	g.mu.Lock()
 	g.mute = true
 	g.mu.Unlock()
