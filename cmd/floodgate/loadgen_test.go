@@ -5,10 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -152,5 +155,74 @@ func TestLoadgenSegmentsConfiguredByTheEnvironmentAreCollected(t *testing.T) {
 	}
 	if info.Agents != 2 || !info.TrafficStart.Equal(start) {
 		t.Fatalf("run.json: %d agents, traffic from %v; want 2 from %v", info.Agents, info.TrafficStart, start)
+	}
+}
+
+// The agent's plan is the plan file's, its secret taken from the token key when
+// it has none and its source addresses from -bind when given; without a file it
+// is the quick plan of the flags, the comma lists split.
+func TestAgentPlanFromAFileOrTheQuickFlags(t *testing.T) {
+	clearKeyEnv(t)
+	t.Setenv("FLOODGATE_TOKEN_KEY", testTokenKey)
+	dir := t.TempDir()
+	planFile := filepath.Join(dir, "plan.json")
+	const planText = `{"seed": 4, "gateways": ["127.0.0.1:7"], "secret": "", "users": 10, "uid_base": 100, "connect_rate": 0,
+		"traffic": {"rate": 5, "pattern": "pairs", "payload_bytes": 64}, "behaviour": {},
+		"phases": [{"name": "p", "duration": "1s"}], "bind": ["127.0.0.9"]}`
+	if err := os.WriteFile(planFile, []byte(planText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		check   func(t *testing.T, p loadgen.Plan)
+		wantErr bool
+	}{
+		{"plan file, secret from the key", []string{"-plan", planFile}, func(t *testing.T, p loadgen.Plan) {
+			if p.Secret != testTokenKey || p.Seed != 4 || p.UIDBase != 100 || !reflect.DeepEqual(p.Bind, []string{"127.0.0.9"}) {
+				t.Fatalf("plan %+v", p)
+			}
+		}, false},
+		{"plan file, bind overridden", []string{"-plan", planFile, "-bind", "127.0.0.2,127.0.0.3"}, func(t *testing.T, p loadgen.Plan) {
+			if !reflect.DeepEqual(p.Bind, []string{"127.0.0.2", "127.0.0.3"}) {
+				t.Fatalf("bind %v", p.Bind)
+			}
+		}, false},
+		{"quick plan", []string{"-gateways", "127.0.0.1:1,127.0.0.1:2", "-ws-gateways", ",127.0.0.1:3", "-websocket-share", "0.5",
+			"-users", "40", "-rate", "30", "-duration", "3s", "-uid-base", "77"}, func(t *testing.T, p loadgen.Plan) {
+			if !reflect.DeepEqual(p.Gateways, []string{"127.0.0.1:1", "127.0.0.1:2"}) || !reflect.DeepEqual(p.WSGateways, []string{"", "127.0.0.1:3"}) ||
+				p.WebSocketShare != 0.5 || p.Users != 40 || p.Traffic.Rate != 30 || p.UIDBase != 77 || p.Bind != nil ||
+				len(p.Phases) != 1 || p.Phases[0].Duration.D() != 3*time.Second || p.Secret != testTokenKey {
+				t.Fatalf("plan %+v", p)
+			}
+		}, false},
+		{"quick plan, fresh uids", []string{"-gateways", "127.0.0.1:1"}, func(t *testing.T, p loadgen.Plan) {
+			if p.UIDBase == 0 || p.Users != 1000 {
+				t.Fatalf("uid base %d for %d users: want a fresh range of the defaults", p.UIDBase, p.Users)
+			}
+		}, false},
+		{"quick plan without a gateway", nil, nil, true},
+		{"missing plan file", []string{"-plan", filepath.Join(dir, "none.json")}, nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
+			planPath, bind := fs.String("plan", "", ""), fs.String("bind", "", "")
+			quick := registerQuickPlan(fs)
+			kf := registerKeys(fs, tokenKey)
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			p, err := agentPlan(*planPath, quick, splitList(*bind), kf, slog.New(slog.DiscardHandler))
+			if tc.wantErr {
+				if err == nil {
+					t.Fatalf("plan %+v, want an error", p)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, p)
+		})
 	}
 }
