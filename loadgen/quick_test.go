@@ -22,7 +22,7 @@ func TestQuickPlanIsTheOnePhasePlanItsNumbersTell(t *testing.T) {
 		WebSocketShare: 0.25, Secret: testSecret, Users: 500, UIDBase: 9000, ConnectRate: 800, Bind: []string{"127.0.0.2"},
 		Traffic:  Traffic{Rate: 1200, Pattern: "pairs", PayloadBytes: 100, Trace: &trace},
 		Deadline: Duration(10 * time.Second), Interval: Duration(time.Second),
-		Phases:   []Phase{{Name: QuickPhase, Duration: Duration(7 * time.Second)}}}
+		Phases: []Phase{{Name: QuickPhase, Duration: Duration(7 * time.Second)}}}
 	got, err := good().Plan(now)
 	if err != nil {
 		t.Fatal(err)
