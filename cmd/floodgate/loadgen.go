@@ -14,11 +14,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/floodgate/floodgate/gateway/admin"
 	"github.com/floodgate/floodgate/internal/exitcode"
+	"github.com/floodgate/floodgate/internal/progress"
 	"github.com/floodgate/floodgate/loadgen"
 	"github.com/floodgate/floodgate/runfolder"
 )
@@ -171,17 +173,11 @@ func splitList(s string) []string {
 	return strings.Split(s, ",")
 }
 
-// agentProgress sets opts.Progress: the display mode asks for (JSON lines on
-// stdout, for a controlling process; else on stderr) and, with an output
-// directory, the progress log beside the agent's other files, where it also
-// writes the plan run. The returned func closes the log.
-func agentProgress(opts *loadgen.Options, mode string, stdout, stderr io.Writer) (loadgen.Display, func(), error) {
-	n := opts.Plan.Users / opts.Segment.Count
-	w := stderr
-	if mode == "json" { // a controlling process reads progress on stdout
-		w = stdout
-	}
-	disp, err := loadgen.NewDisplay(w, mode, n)
+// agentProgress sets opts.Progress: the display mode asks for and, with an
+// output directory, the progress log beside the agent's other files, where it
+// also writes the plan run. The returned func closes the log.
+func agentProgress(opts *loadgen.Options, mode string, stdout, stderr io.Writer) (agentDisplay, func(), error) {
+	disp, err := newAgentDisplay(mode, opts.Plan.Users/opts.Segment.Count, stdout, stderr)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -202,6 +198,61 @@ func agentProgress(opts *loadgen.Options, mode string, stdout, stderr io.Writer)
 	opts.Progress = func(s loadgen.Snapshot) { disp.Update(s); pl.write(s) }
 	return disp, pl.close, nil
 }
+
+// agentDisplay shows an agent's progress snapshots.
+type agentDisplay interface {
+	Update(s loadgen.Snapshot)
+	Close()
+}
+
+// newAgentDisplay returns the display of -progress: "json" writes a JSON line a
+// snapshot on stdout, for a controlling process (the scenario runner reads
+// them); "auto", "bars" and "plain" show users connected and messages
+// delivered on stderr (internal/progress).
+func newAgentDisplay(mode string, users int, stdout, stderr io.Writer) (agentDisplay, error) {
+	if mode == "json" {
+		return &jsonProgress{enc: json.NewEncoder(stdout)}, nil
+	}
+	d, err := progress.New(stderr, mode, progress.Options{Label: "connected ", Total: int64(users), Messages: true})
+	if err != nil { // progress knows its own modes; this flag has one more
+		return nil, fmt.Errorf("progress %q: want auto, bars, plain or json", mode)
+	}
+	return agentBars{d}, nil
+}
+
+// agentBars is an agent's display on internal/progress.
+type agentBars struct{ d *progress.Display }
+
+func (b agentBars) Update(s loadgen.Snapshot) { b.d.Update(snapshotState(s)) }
+func (b agentBars) Close()                    { b.d.Close() }
+
+// snapshotState is what the display shows of an agent's snapshot.
+func snapshotState(s loadgen.Snapshot) progress.State {
+	c := s.Counts
+	return progress.State{
+		Connected: int64(s.Active), Sent: int64(c.Sent), Delivered: int64(c.Delivered),
+		Status: fmt.Sprintf("phase %s  lost %d  failed %d  in flight %d  reconnects %d", s.Phase, c.Lost, c.Failed, s.InFlight, s.Reconnects),
+		Line: fmt.Sprintf("%-10s connected %d/%d  sent %d  delivered %d  lost %d  failed %d  in flight %d  reconnects %d",
+			s.Phase, s.Active, s.Users, c.Sent, c.Delivered, c.Lost, c.Failed, s.InFlight, s.Reconnects),
+	}
+}
+
+// jsonProgress writes each snapshot as a "progress" event, one JSON line.
+type jsonProgress struct {
+	mu  sync.Mutex
+	enc *json.Encoder
+}
+
+func (j *jsonProgress) Update(s loadgen.Snapshot) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.enc.Encode(struct {
+		Event string `json:"event"`
+		loadgen.Snapshot
+	}{"progress", s})
+}
+
+func (j *jsonProgress) Close() {}
 
 // startSignal is the agent's Start channel: the start command read on stdin
 // (-wait-start; EOF stops the agent), or the fixed start time (-start-at, at

@@ -20,6 +20,7 @@ import (
 	"github.com/floodgate/floodgate/internal/testbin"
 	"github.com/floodgate/floodgate/loadgen"
 	"github.com/floodgate/floodgate/runfolder"
+	"github.com/floodgate/floodgate/sim"
 )
 
 // The segment comes from the flag, else $FLOODGATE_SEGMENT, else an Indexed Job's
@@ -223,6 +224,85 @@ func TestAgentPlanFromAFileOrTheQuickFlags(t *testing.T) {
 				t.Fatal(err)
 			}
 			tc.check(t, p)
+		})
+	}
+}
+
+// -progress json writes each snapshot as a "progress" event on stdout, the line
+// the scenario runner reads; the other modes show the snapshot's counts on
+// stderr; an unknown mode is refused, naming json too.
+func TestAgentDisplayModes(t *testing.T) {
+	snap := loadgen.Snapshot{Agent: "agent-3", Phase: "steady", Users: 50, Active: 48, Reconnects: 2, InFlight: 7,
+		Counts: loadgen.Counts{Sent: 900, Delivered: 880, Lost: 3, Failed: 1}}
+	for _, tc := range []struct {
+		mode                 string
+		wantStdout, wantErrw []string
+		wantErr              bool
+	}{
+		{mode: "json", wantStdout: []string{`{"event":"progress","agent":"agent-3","phase":"steady"`, `"sent":900`}},
+		{mode: "plain", wantErrw: []string{"steady     connected 48/50  sent 900  delivered 880  lost 3  failed 1  in flight 7  reconnects 2"}},
+		{mode: "auto", wantErrw: []string{"connected 48/50"}},
+		{mode: "fancy", wantErr: true},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			d, err := newAgentDisplay(tc.mode, 50, &stdout, &stderr)
+			if tc.wantErr {
+				if err == nil || !strings.Contains(err.Error(), "json") {
+					t.Fatalf("error %v, want one naming every mode", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			d.Update(snap)
+			d.Close()
+			for _, w := range tc.wantStdout {
+				if !strings.Contains(stdout.String(), w) {
+					t.Errorf("stdout %q lacks %q", stdout.String(), w)
+				}
+			}
+			for _, w := range tc.wantErrw {
+				if !strings.Contains(stderr.String(), w) {
+					t.Errorf("stderr %q lacks %q", stderr.String(), w)
+				}
+			}
+			if len(tc.wantStdout) == 0 && stdout.Len() > 0 || len(tc.wantErrw) == 0 && stderr.Len() > 0 {
+				t.Errorf("wrote to the other stream: stdout %q, stderr %q", stdout.String(), stderr.String())
+			}
+		})
+	}
+}
+
+// A scenario run's line shows the established clients and the counts, and the
+// counts that must stay 0 once one is not; none before the first phase.
+func TestRunDisplayState(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		p          sim.Progress
+		line, miss string
+	}{
+		{"before the traffic", sim.Progress{Clients: 10, Active: 4}, "", ""},
+		{"clean", sim.Progress{Phase: "steady", Clients: 10, Active: 9, Sent: 5, Delivered: 4, Reconnects: 1},
+			"steady       established 9/10  sent 5  delivered 4  lost 0  failed 0  reconnects 1", "duplicates"},
+		{"something wrong", sim.Progress{Phase: "fault", Clients: 10, Active: 9, Duplicates: 1, Phantom: 2},
+			"reconnects 0  duplicates 1  phantom 2  misdelivered 0", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := progressState(tc.p)
+			if s.Connected != tc.p.Active || !strings.Contains(s.Line, tc.line) {
+				t.Fatalf("state %+v, want line %q", s, tc.line)
+			}
+			if tc.line == "" && s.Line != "" {
+				t.Fatalf("a line %q before the first phase", s.Line)
+			}
+			if tc.miss != "" && strings.Contains(s.Line+s.Status, tc.miss) {
+				t.Fatalf("state %+v mentions %s", s, tc.miss)
+			}
+			if !strings.Contains(s.Status, fmt.Sprintf("sent %d  delivered %d", tc.p.Sent, tc.p.Delivered)) {
+				t.Fatalf("status %q lacks the counts", s.Status)
+			}
 		})
 	}
 }
