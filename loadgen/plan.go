@@ -9,30 +9,13 @@ import (
 	"os"
 	"slices"
 	"time"
+
+	"github.com/floodgate/floodgate/internal/units"
 )
 
-// Duration is a time.Duration that reads and writes JSON as "250ms", "5m".
-type Duration time.Duration
-
-// MarshalJSON implements json.Marshaler.
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("duration: want a string like \"250ms\": %w", err)
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return err
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// D returns the time.Duration.
-func (d Duration) D() time.Duration { return time.Duration(d) }
+// Duration is a plan's duration: units.Duration, written in JSON as "250ms",
+// "5m" (a non-negative Go duration string).
+type Duration = units.Duration
 
 // Plan is what an agent does: who its users are, how they connect and behave, and
 // the traffic phases. One plan describes a whole load; Segment carves it into slices
