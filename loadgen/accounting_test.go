@@ -11,17 +11,14 @@ import (
 
 // accountingAgent is an agent fit for its receive path, without a network: three
 // logged-in users (uids 101, 102, 103; the third a slow reader) whose windows are
-// in incarnation 7, meters without a log, a deadline of 1 s. Its clock is
-// CLOCK_MONOTONIC itself (mono0 0).
+// in incarnation 7, meters without a log (traceAgent's), a deadline of 1 s. Its
+// clock is CLOCK_MONOTONIC itself (mono0 0).
 func accountingAgent(t *testing.T) *Agent {
 	t.Helper()
-	epoch := time.Unix(1_767_225_600, 0)
-	m, err := newMeters(nil, epoch, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := Plan{Deadline: Duration(time.Second), Phases: []Phase{{Name: "p", Duration: Duration(time.Minute)}}}
-	a := &Agent{plan: p, meters: m, ledger: newLedger(0, testBase), gwPush: newGatewayPush(p.Phases), epoch: epoch}
+	a := traceAgent(t)
+	a.mono0 = 0
+	a.plan = Plan{Deadline: Duration(time.Second), Phases: []Phase{{Name: "p", Duration: Duration(time.Minute)}}}
+	a.ledger, a.gwPush = newLedger(0, testBase), newGatewayPush(a.plan.Phases)
 	for i := range 3 {
 		u := &user{uid: 101 + uint64(i), idx: int32(i), senderPos: -1, gw: -1, slow: i == 2}
 		a.users = append(a.users, u)
