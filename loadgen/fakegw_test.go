@@ -60,15 +60,15 @@ type fakeGateway struct {
 }
 
 // stallSpec is a stall of the whole gateway: it starts at the after-th SEND
-// received (counted from 1 over every connection) and lasts for. A silent stall
-// reads nothing more on any connection and answers nothing until it ends (the
-// SEND that started it included), as a process paused by a long GC or a
-// swapped-out host; a refusing one answers every SEND with ERROR UNAVAILABLE
+// received (counted from 1 over every connection) and ends lasts later. A
+// silent stall reads nothing more on any connection and answers nothing until
+// it ends (the SEND that started it included), as a process paused by a long
+// GC or a swapped-out host; a refusing one answers every SEND with ERROR UNAVAILABLE
 // and stores nothing meanwhile, as an overloaded store shedding load. Either way
 // no message sent during the stall is stored, let alone pushed, before it ends.
 type stallSpec struct {
 	after  int
-	for_   time.Duration
+	lasts  time.Duration
 	refuse bool
 }
 
@@ -103,7 +103,7 @@ func (g *fakeGateway) countSend() {
 	}
 	end := make(chan struct{})
 	g.stallEnd = end
-	time.AfterFunc(g.stall.for_, func() { close(end) })
+	time.AfterFunc(g.stall.lasts, func() { close(end) })
 }
 
 // sendAction is a fake gateway's answer to one SEND.

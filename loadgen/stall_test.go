@@ -51,8 +51,8 @@ func TestAStalledGatewayRaisesPushLatencyByTheStall(t *testing.T) {
 		name  string
 		stall stallSpec
 	}{
-		{"silent stall", stallSpec{after: stallAt, for_: stallFor}},
-		{"refusing stall", stallSpec{after: stallAt, for_: stallFor, refuse: true}},
+		{"silent stall", stallSpec{after: stallAt, lasts: stallFor}},
+		{"refusing stall", stallSpec{after: stallAt, lasts: stallFor, refuse: true}},
 		{"no stall", stallSpec{}},
 	}
 	for _, tc := range tests {
