@@ -1,13 +1,11 @@
 package loadgen
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -88,9 +86,7 @@ func TestSegmentsResultsMergeIntoTheWholeRun(t *testing.T) {
 
 	dir := t.TempDir()
 	start := make(chan time.Time, 2)
-	results := make([]*Result, 2)
-	errs := make([]error, 2)
-	var wg sync.WaitGroup
+	var waits [2]func() *Result
 	for i := range 2 {
 		p := plan
 		p.UIDBase = 1000 // not the whole run's users: the gateway still holds their messages
@@ -98,22 +94,19 @@ func TestSegmentsResultsMergeIntoTheWholeRun(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			results[i], errs[i] = a.Run(ctx)
-		})
+		waits[i] = startAgent(t, a)
 	}
 	at := time.Now().Add(500 * time.Millisecond)
 	start <- at
 	start <- at
-	wg.Wait()
-	var sum Counts
-	users := 0
-	for i, r := range results {
-		if errs[i] != nil || r == nil || r.Interrupted {
-			t.Fatalf("segment %d: %v (result %v)", i, errs[i], r)
-		}
+	var (
+		results [2]*Result
+		sum     Counts
+		users   int
+	)
+	for i, wait := range waits {
+		r := wait()
+		results[i] = r
 		assertEveryMessageDelivered(t, r.Messages)
 		if !r.Started.Equal(at) {
 			t.Errorf("segment %d started its traffic at %v, not the shared %v", i, r.Started, at)
