@@ -129,26 +129,6 @@ func TestAgentAccountsForEveryMessage(t *testing.T) {
 	}
 }
 
-// Two segments of one plan split its users and its rate.
-func TestSegmentsSplitThePlan(t *testing.T) {
-	p := Plan{Users: 10, Traffic: Traffic{Rate: 100}}
-	var total int
-	for i := range 3 {
-		s := Segment{i, 3}
-		first, n := s.users(&p)
-		if first != uint64(1+total) {
-			t.Fatalf("segment %d starts at %d, want %d", i, first, 1+total)
-		}
-		total += n
-	}
-	if total != 10 {
-		t.Fatalf("segments hold %d users, want 10", total)
-	}
-	if r := (Segment{0, 2}).share(&p, 100); r != 50 {
-		t.Fatalf("share %v", r)
-	}
-}
-
 func TestPlanValidation(t *testing.T) {
 	good := func() Plan {
 		return Plan{Gateways: []string{"127.0.0.1:1"}, Secret: testSecret, Users: 1, Phases: []Phase{{Name: "p", Duration: Duration(time.Second)}}}

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/floodgate/floodgate/internal/poll"
 )
 
 // fakePlan is a small plan against the given gateways: users × rate for secs.
@@ -21,16 +23,46 @@ func fakePlan(gateways []string, users int, rate float64, secs int) Plan {
 // runAgent runs an agent on plan to its end (bounded) and returns its result.
 func runAgent(t *testing.T, a *Agent) *Result {
 	t.Helper()
+	return startAgent(t, a)()
+}
+
+// runOutcome is what an agent's Run returned.
+type runOutcome struct {
+	res *Result
+	err error
+}
+
+// startAgent runs a in the background for 60 s at most; the returned func waits
+// for its result, failing the test on an error or if the agent was cut short.
+// The test's cleanup stops and waits for an agent it never waited for.
+func startAgent(t *testing.T, a *Agent) func() *Result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	res, err := a.Run(ctx)
-	if err != nil {
-		t.Fatal(err)
+	done := make(chan runOutcome, 1)
+	go func() {
+		res, err := a.Run(ctx)
+		done <- runOutcome{res, err}
+	}()
+	var out *runOutcome
+	outcome := func() runOutcome {
+		if out == nil {
+			o := <-done
+			out = &o
+		}
+		return *out
 	}
-	if res.Interrupted {
-		t.Fatal("the agent did not finish within 60 s")
+	t.Cleanup(func() { cancel(); outcome() })
+	return func() *Result {
+		t.Helper()
+		o := outcome()
+		if o.err != nil {
+			t.Fatal(o.err)
+		}
+		if o.res == nil || o.res.Interrupted {
+			t.Fatal("the agent did not finish within 60 s")
+		}
+		return o.res
 	}
-	return res
 }
 
 func newAgent(t *testing.T, plan Plan) *Agent {
@@ -122,19 +154,12 @@ func TestAgentCountsWhatTheStoreGotWrong(t *testing.T) {
 	g := newFakeGateway(t, nil)
 	plan := fakePlan([]string{g.addr()}, 10, 50, 3)
 	a := newAgent(t, plan)
-	done := make(chan *Result, 1)
-	go func() {
-		res, err := a.Run(context.Background())
-		if err != nil {
-			t.Error(err)
-		}
-		done <- res
-	}()
+	wait := startAgent(t, a)
 	var m struct {
 		payload  []byte
 		from, to uint64
 	}
-	waitFor(t, 20*time.Second, "a stored message to an online user", func() bool {
+	poll.True(t, 20*time.Second, "a stored message to an online user", func() bool {
 		p, to, ok := g.storedMessage()
 		m.payload, m.from, m.to = p.Payload, p.From, to
 		return ok && g.online() == 10
@@ -146,12 +171,7 @@ func TestAgentCountsWhatTheStoreGotWrong(t *testing.T) {
 	g.inject(other, m.from, m.payload)     // to someone else: misdelivered
 	g.inject(m.to, m.from, foreign)        // an id this agent never used: phantom
 	g.inject(m.to, m.from%10+1, m.payload) // attributed to another sender: phantom
-	var res *Result
-	select {
-	case res = <-done:
-	case <-time.After(60 * time.Second):
-		t.Fatal("the agent did not finish")
-	}
+	res := wait()
 	c := res.Messages
 	t.Logf("messages %+v", c)
 	if c.Duplicates != 1 || c.Misdelivered != 1 || c.Phantom != 2 {
@@ -168,22 +188,10 @@ func TestUnexpectedReplaceIsCountedAndTheUserReconnects(t *testing.T) {
 	g := newFakeGateway(t, nil)
 	plan := fakePlan([]string{g.addr()}, 8, 20, 3)
 	a := newAgent(t, plan)
-	done := make(chan *Result, 1)
-	go func() {
-		res, _ := a.Run(context.Background())
-		done <- res
-	}()
-	waitFor(t, 20*time.Second, "every user online", func() bool { return g.online() == 8 })
+	wait := startAgent(t, a)
+	poll.True(t, 20*time.Second, "every user online", func() bool { return g.online() == 8 })
 	kicked := g.kickAll()
-	var res *Result
-	select {
-	case res = <-done:
-	case <-time.After(60 * time.Second):
-		t.Fatal("the agent did not finish")
-	}
-	if res == nil {
-		t.Fatal("no result")
-	}
+	res := wait()
 	c := res.Messages
 	if c.ReplacedUnexpected != uint64(kicked) || res.Reconnects < uint64(kicked) || c.Lost+c.Failed != 0 {
 		t.Fatalf("kicked %d: replaced unexpectedly %d, reconnects %d; %+v", kicked, c.ReplacedUnexpected, res.Reconnects, c)
@@ -251,26 +259,14 @@ func TestStoreRestartShowsAsLossNeverAsDuplicates(t *testing.T) {
 	plan := fakePlan([]string{g.addr()}, 10, 100, 4)
 	plan.Deadline = Duration(2 * time.Second)
 	a := newAgent(t, plan)
-	done := make(chan *Result, 1)
-	go func() {
-		res, err := a.Run(context.Background())
-		if err != nil {
-			t.Error(err)
-		}
-		done <- res
-	}()
-	waitFor(t, 20*time.Second, "100 messages stored", func() bool { return g.storedCount() >= 100 })
+	wait := startAgent(t, a)
+	poll.True(t, 20*time.Second, "100 messages stored", func() bool { return g.storedCount() >= 100 })
 	g.setHold(true) // stored, not pushed: pending when the store restarts
 	held := g.storedCount()
-	waitFor(t, 10*time.Second, "30 messages held", func() bool { return g.storedCount() >= held+30 })
+	poll.True(t, 10*time.Second, "30 messages held", func() bool { return g.storedCount() >= held+30 })
 	g.restartStore()
 	g.setHold(false)
-	var res *Result
-	select {
-	case res = <-done:
-	case <-time.After(60 * time.Second):
-		t.Fatal("the agent did not finish")
-	}
+	res := wait()
 	c := res.Messages
 	t.Logf("messages %+v", c)
 	if c.Duplicates+c.Phantom+c.Misdelivered != 0 || c.Lost < 30 || c.Delivered+c.Lost+c.Failed != c.Sent || c.Delivered < c.Sent/2 {
@@ -285,22 +281,13 @@ func TestUsersLeaveASilentGateway(t *testing.T) {
 	plan := fakePlan([]string{g.addr()}, 8, 0, 4)
 	plan.Heartbeat, plan.PongTimeout = Duration(100*time.Millisecond), Duration(300*time.Millisecond)
 	a := newAgent(t, plan)
-	done := make(chan *Result, 1)
-	go func() {
-		res, _ := a.Run(context.Background())
-		done <- res
-	}()
-	waitFor(t, 20*time.Second, "every user online", func() bool { return g.online() == 8 })
+	wait := startAgent(t, a)
+	poll.True(t, 20*time.Second, "every user online", func() bool { return g.online() == 8 })
 	g.mu.Lock()
 	g.mute = true
 	g.mu.Unlock()
-	var res *Result
-	select {
-	case res = <-done:
-	case <-time.After(60 * time.Second):
-		t.Fatal("the agent did not finish")
-	}
-	if res == nil || res.SilentCloses < 8 {
+	res := wait()
+	if res.SilentCloses < 8 {
 		t.Fatalf("result %+v: want every one of the 8 users to have left the silent gateway", res)
 	}
 	if res.SilentCloses > res.Disconnects {

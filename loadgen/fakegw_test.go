@@ -30,6 +30,8 @@ type fakeGateway struct {
 	// traced counts the SEND_TRACED frames received; their messages go to a
 	// version 3 recipient as PUSH_TRACED stamped at receipt (guarded by mu).
 	traced int
+	// stall, if its after is set, stalls the gateway once (see stallSpec).
+	stall stallSpec
 
 	mu       sync.Mutex
 	sessions map[uint64]*fakeConn    // uid → its live session
@@ -51,6 +53,57 @@ type fakeGateway struct {
 	wsPushes int
 	closed   bool
 	wg       sync.WaitGroup
+	// sends counts the SEND frames received; stallEnd is closed when the stall
+	// ends (nil before it starts).
+	sends    int
+	stallEnd chan struct{}
+}
+
+// stallSpec is a stall of the whole gateway: it starts at the after-th SEND
+// received (counted from 1 over every connection) and ends lasts later. A
+// silent stall reads nothing more on any connection and answers nothing until
+// it ends (the SEND that started it included), as a process paused by a long
+// GC or a swapped-out host; a refusing one answers every SEND with ERROR UNAVAILABLE
+// and stores nothing meanwhile, as an overloaded store shedding load. Either way
+// no message sent during the stall is stored, let alone pushed, before it ends.
+type stallSpec struct {
+	after  int
+	lasts  time.Duration
+	refuse bool
+}
+
+// stalled reports whether the gateway is in its stall now, and returns the
+// channel closed at the stall's end.
+func (g *fakeGateway) stalled() (bool, <-chan struct{}) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.stallingLocked(), g.stallEnd
+}
+
+// stallingLocked is stalled under g.mu.
+func (g *fakeGateway) stallingLocked() bool {
+	if g.stallEnd == nil {
+		return false
+	}
+	select {
+	case <-g.stallEnd:
+		return false
+	default:
+		return true
+	}
+}
+
+// countSend counts a SEND and starts the stall at the one it is set for.
+func (g *fakeGateway) countSend() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.sends++
+	if g.stall.after == 0 || g.sends != g.stall.after {
+		return
+	}
+	end := make(chan struct{})
+	g.stallEnd = end
+	time.AfterFunc(g.stall.lasts, func() { close(end) })
 }
 
 // sendAction is a fake gateway's answer to one SEND.
@@ -181,6 +234,12 @@ func (c *fakeConn) handle(f proto.Frame) bool {
 	if muted {
 		return true
 	}
+	if f.Type == proto.TypeSend || f.Type == proto.TypeSendTraced {
+		g.countSend()
+	}
+	if stalled, end := g.stalled(); stalled && !g.stall.refuse {
+		<-end // a silent stall: this connection reads nothing until it ends
+	}
 	switch f.Type {
 	case proto.TypeLogin:
 		var m proto.Login
@@ -254,7 +313,10 @@ func (c *fakeConn) send(m *proto.Send, traced bool) bool {
 		g.retries++
 	}
 	act := sendStore
-	if g.onSend != nil {
+	switch {
+	case g.stall.refuse && g.stallingLocked():
+		act = sendUnavailable
+	case g.onSend != nil:
 		act = g.onSend(c.uid, m.ClientMsgID, n)
 	}
 	var push *proto.Push
@@ -385,16 +447,4 @@ func (g *fakeGateway) online() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return len(g.sessions)
-}
-
-// waitFor polls cond until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/floodgate/floodgate/gateway/proto"
+	"github.com/floodgate/floodgate/internal/poll"
 )
 
 // hostileServer is a one-connection fake gateway for the hostile behaviours: its
@@ -137,7 +138,7 @@ func runHostileClass(t *testing.T, class string, bound time.Duration, addr strin
 	case <-ctx.Done():
 		t.Fatal("the fake gateway was not served within 20s")
 	}
-	waitFor(t, 10*time.Second, "the connection's end recorded", func() bool {
+	poll.True(t, 10*time.Second, "the connection's end recorded", func() bool {
 		c := f.classes[0]
 		c.mu.Lock()
 		defer c.mu.Unlock()

@@ -9,30 +9,13 @@ import (
 	"os"
 	"slices"
 	"time"
+
+	"github.com/floodgate/floodgate/internal/units"
 )
 
-// Duration is a time.Duration that reads and writes JSON as "250ms", "5m".
-type Duration time.Duration
-
-// MarshalJSON implements json.Marshaler.
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("duration: want a string like \"250ms\": %w", err)
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return err
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// D returns the time.Duration.
-func (d Duration) D() time.Duration { return time.Duration(d) }
+// Duration is a plan's duration: units.Duration, written in JSON as "250ms",
+// "5m" (a non-negative Go duration string).
+type Duration = units.Duration
 
 // Plan is what an agent does: who its users are, how they connect and behave, and
 // the traffic phases. One plan describes a whole load; Segment carves it into slices
@@ -171,30 +154,60 @@ func ReadPlan(path string) (Plan, error) {
 // intended send time, sender).
 const MinPayload = 24
 
-// Validate checks the plan and fills defaults.
+// Validate checks the plan and fills defaults. Every problem is reported, not
+// just the first.
 func (p *Plan) Validate() error {
-	var errs []error
-	bad := func(f string, a ...any) { errs = append(errs, fmt.Errorf(f, a...)) }
+	var bad problems
+	p.validateTarget(&bad)
+	p.validateTraffic(&bad)
+	p.validateBehaviour(&bad)
+	if p.Deadline == 0 {
+		p.Deadline = Duration(10 * time.Second)
+	}
+	if p.Interval == 0 {
+		p.Interval = Duration(time.Second)
+	}
+	if len(p.Phases) == 0 {
+		bad.add("plan: at least one phase is required")
+	}
+	p.validateHostile(&bad)
+	p.validatePhases(&bad)
+	return errors.Join(bad...)
+}
+
+// problems collects a plan's validation errors.
+type problems []error
+
+// add records one problem.
+func (ps *problems) add(format string, a ...any) { *ps = append(*ps, fmt.Errorf(format, a...)) }
+
+// validateTarget checks what the users connect to and as whom.
+func (p *Plan) validateTarget(bad *problems) {
 	if p.Ipconf == "" && len(p.Gateways) == 0 {
-		bad("plan: ipconf or gateways is required")
+		bad.add("plan: ipconf or gateways is required")
 	}
 	if len(p.Secret) < 16 {
-		bad("plan: secret must be at least 16 bytes")
+		bad.add("plan: secret must be at least 16 bytes")
 	}
 	if p.Users <= 0 {
-		bad("plan: users must be > 0")
+		bad.add("plan: users must be > 0")
 	}
 	if !(p.WebSocketShare >= 0 && p.WebSocketShare <= 1) {
-		bad("plan: websocket_share must be a fraction in [0, 1], got %v", p.WebSocketShare)
+		bad.add("plan: websocket_share must be a fraction in [0, 1], got %v", p.WebSocketShare)
 	}
 	if len(p.WSGateways) > 0 && len(p.WSGateways) != len(p.Gateways) {
-		bad("plan: ws_gateways has %d entries for %d gateways: want one per gateway (\"\" for none)", len(p.WSGateways), len(p.Gateways))
+		bad.add("plan: ws_gateways has %d entries for %d gateways: want one per gateway (\"\" for none)", len(p.WSGateways), len(p.Gateways))
 	}
 	if p.WebSocketShare > 0 && p.Ipconf == "" && !slices.ContainsFunc(p.WSGateways, func(a string) bool { return a != "" }) {
-		bad("plan: websocket_share needs ipconf or a WebSocket address in ws_gateways")
+		bad.add("plan: websocket_share needs ipconf or a WebSocket address in ws_gateways")
 	}
+}
+
+// validateTraffic checks the rates and the message load, and fills the
+// pattern's, the payload's and the trace fraction's defaults.
+func (p *Plan) validateTraffic(bad *problems) {
 	if p.ConnectRate < 0 || p.Traffic.Rate < 0 {
-		bad("plan: rates must be >= 0")
+		bad.add("plan: rates must be >= 0")
 	}
 	switch p.Traffic.Pattern {
 	case "", "pairs":
@@ -204,71 +217,75 @@ func (p *Plan) Validate() error {
 			p.Traffic.ZipfS = 1.1
 		}
 		if p.Traffic.ZipfS <= 1 {
-			bad("plan: zipf_s must be > 1")
+			bad.add("plan: zipf_s must be > 1")
 		}
 	case "groups":
 		if p.Traffic.GroupSize < 2 {
-			bad("plan: group_size must be >= 2 for the groups pattern")
+			bad.add("plan: group_size must be >= 2 for the groups pattern")
 		}
 	default:
-		bad("plan: pattern %q: want pairs, zipf or groups", p.Traffic.Pattern)
+		bad.add("plan: pattern %q: want pairs, zipf or groups", p.Traffic.Pattern)
 	}
 	if p.Traffic.PayloadBytes == 0 {
 		p.Traffic.PayloadBytes = 64
 	}
 	if p.Traffic.PayloadBytes < MinPayload {
-		bad("plan: payload_bytes must be >= %d", MinPayload)
+		bad.add("plan: payload_bytes must be >= %d", MinPayload)
 	}
 	if p.Traffic.Trace == nil {
 		f := DefaultTraceFraction
 		p.Traffic.Trace = &f
 	}
 	if f := *p.Traffic.Trace; !(f >= 0 && f <= 1) {
-		bad("plan: trace must be a fraction in [0, 1], got %v", f)
+		bad.add("plan: trace must be a fraction in [0, 1], got %v", f)
 	}
+}
+
+// validateBehaviour checks the plan-wide behaviours.
+func (p *Plan) validateBehaviour(bad *problems) {
 	b := p.Behaviour
 	if b.SlowFraction < 0 || b.SlowFraction > 1 || b.IdleFraction < 0 || b.IdleFraction > 1 || b.SlowFraction+b.IdleFraction > 1 {
-		bad("plan: slow and idle fractions must be in [0, 1] and add up to at most 1")
+		bad.add("plan: slow and idle fractions must be in [0, 1] and add up to at most 1")
 	}
 	if b.ChurnPerSec < 0 || b.SlowBytesPerSec < 0 || b.ReloginPerSec < 0 {
-		bad("plan: churn, relogin and slow rates must be >= 0")
+		bad.add("plan: churn, relogin and slow rates must be >= 0")
 	}
-	if p.Deadline == 0 {
-		p.Deadline = Duration(10 * time.Second)
-	}
-	if p.Interval == 0 {
-		p.Interval = Duration(time.Second)
-	}
-	if len(p.Phases) == 0 {
-		bad("plan: at least one phase is required")
-	}
+}
+
+// validateHostile checks the hostile classes: known, each once, with a bound.
+func (p *Plan) validateHostile(bad *problems) {
 	seen := map[string]bool{}
 	for i, h := range p.Hostile {
 		switch {
 		case !slices.Contains(HostileClassNames(), h.Class):
-			bad("plan: hostile %d: class %q: want one of %v", i, h.Class, HostileClassNames())
+			bad.add("plan: hostile %d: class %q: want one of %v", i, h.Class, HostileClassNames())
 		case seen[h.Class]:
-			bad("plan: hostile %d: class %q given twice", i, h.Class)
+			bad.add("plan: hostile %d: class %q given twice", i, h.Class)
 		}
 		seen[h.Class] = true
 		if h.Conns < 0 || h.Bound <= 0 {
-			bad("plan: hostile %d (%s): conns must be >= 0 and bound > 0", i, h.Class)
+			bad.add("plan: hostile %d (%s): conns must be >= 0 and bound > 0", i, h.Class)
 		}
 	}
+}
+
+// validatePhases checks each phase: a duration, and its overrides within the
+// plan's bounds.
+func (p *Plan) validatePhases(bad *problems) {
+	idle := p.Behaviour.IdleFraction
 	for i, ph := range p.Phases {
 		if ph.Duration <= 0 {
-			bad("plan: phase %d (%q): duration must be > 0", i, ph.Name)
+			bad.add("plan: phase %d (%q): duration must be > 0", i, ph.Name)
 		}
 		if ph.Users != nil && (*ph.Users < 0 || *ph.Users > p.Users) {
-			bad("plan: phase %d (%q): users must be within 0..%d", i, ph.Name, p.Users)
+			bad.add("plan: phase %d (%q): users must be within 0..%d", i, ph.Name, p.Users)
 		}
 		if (ph.Rate != nil && *ph.Rate < 0) || (ph.ChurnPerSec != nil && *ph.ChurnPerSec < 0) ||
 			(ph.ReloginPerSec != nil && *ph.ReloginPerSec < 0) ||
-			(ph.SlowFraction != nil && (*ph.SlowFraction < 0 || *ph.SlowFraction+b.IdleFraction > 1)) {
-			bad("plan: phase %d (%q): bad rate, churn, relogin or slow fraction", i, ph.Name)
+			(ph.SlowFraction != nil && (*ph.SlowFraction < 0 || *ph.SlowFraction+idle > 1)) {
+			bad.add("plan: phase %d (%q): bad rate, churn, relogin or slow fraction", i, ph.Name)
 		}
 	}
-	return errors.Join(errs...)
 }
 
 // Segment is slice Index of Count of a plan (0 <= Index < Count).

@@ -57,21 +57,11 @@ type runState struct {
 // gap fills, acks, slow reading: timers.go), end messages at their deadline, and
 // rotate the interval histograms. Its own lateness is the hiccup meter.
 func (a *Agent) schedule(ctx context.Context) (*Result, error) {
-	seg, plan := a.opts.Segment, &a.plan
-	st := runState{t0: -1, phase: -1, startWait: a.opts.Start != nil, target: len(a.users)}
-	if u := plan.Phases[0].Users; u != nil {
-		st.target = seg.shareUsers(plan, *u) // a stepped run starts with the first step's users
-		a.mu.Lock()
-		a.recvTarget = st.target
-		a.limitRecipients(st.target)
-		a.mu.Unlock()
-	}
-	connectRate := seg.share(plan, plan.ConnectRate)
+	st := a.newRunState()
+	connectRate := a.opts.Segment.share(&a.plan, a.plan.ConnectRate)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	planned := int64(-1) // the time the timer was set for (agent clock); -1: the first wake
-	deadline := int64(plan.Deadline)
-	interval := int64(plan.Interval)
 	var start time.Time
 	for {
 		select {
@@ -80,64 +70,28 @@ func (a *Agent) schedule(ctx context.Context) (*Result, error) {
 		case <-timer.C:
 		}
 		now := a.now()
-		if st.startWait {
-			select {
-			case start = <-a.opts.Start:
-				st.startWait = false
-				at := now + int64(time.Until(start))
-				a.mu.Lock()
-				a.beginTraffic(&st, max(at, now))
-				a.mu.Unlock()
-			default:
-			}
+		if at, ok := a.startReleased(&st, now); ok {
+			start = at
 		}
 		a.mu.Lock()
 		if late := now - planned; planned >= 0 && late > 0 {
 			a.meters.record(TagHiccup, late/1000)
 		}
-		// First connections, paced.
-		for st.nextConnect < st.target && (connectRate == 0 || st.connectAt <= float64(now)) {
-			u := a.users[st.nextConnect]
-			a.dial(u, now)
-			a.touch(u, now)
-			st.nextConnect++
-			if connectRate > 0 {
-				st.connectAt = math.Max(st.connectAt, float64(now)-float64(time.Second)/connectRate) + float64(time.Second)/connectRate
-			}
-		}
+		a.connectDue(&st, now, connectRate)
 		if st.t0 < 0 && !st.startWait && a.settled(&st, now) {
 			start = time.Now()
 			a.beginTraffic(&st, now)
 		}
-		if st.t0 >= 0 && now >= st.t0 {
-			a.traffic(&st, now)
-			if a.hostile != nil && !st.hostileStarted && st.phase >= 0 && st.phase < len(plan.Phases) {
-				st.hostileStarted = true
-				a.hostile.start(ctx) // with the first phase; its slots take no lock of ours but to dial
-			}
-			if a.hostile != nil && st.phase >= len(plan.Phases) {
-				a.hostile.stopOpening()
-			}
-		}
-		a.flushRetries(now)
-		a.runUserTimers(now)
-		a.ledger.expire(a.toMono(now), deadline, a.onEnded)
-		if now-st.lastRotate >= interval {
-			a.meters.rotate(time.Now())
-			st.lastRotate = now
-		}
-		// Done once every message has ended and its acknowledgement is in (or the
-		// deadline says it is not coming).
-		c := a.ledger.c
-		done := st.t0 >= 0 && now >= st.tEnd && a.ledger.inFlight() == 0 &&
-			(c.Acked+c.Failed >= c.Sent || now >= st.tEnd+deadline)
+		a.advance(ctx, &st, now)
+		a.chores(&st, now)
+		done := a.drained(&st, now)
 		report := a.opts.Progress != nil && now-st.lastReport >= int64(time.Second)
 		var snap Snapshot
 		if report {
 			st.lastReport = now
 			snap = a.snapshot(&st)
 		}
-		planned = a.nextWake(&st, now, connectRate, interval)
+		planned = a.nextWake(&st, now, connectRate, int64(a.plan.Interval))
 		a.mu.Unlock()
 
 		if report {
@@ -148,6 +102,95 @@ func (a *Agent) schedule(ctx context.Context) (*Result, error) {
 		}
 		timer.Reset(time.Duration(planned - a.now()))
 	}
+}
+
+// newRunState is the scheduler's state before its first wake; a stepped run
+// starts with its first step's users, and messages go to them alone.
+func (a *Agent) newRunState() runState {
+	st := runState{t0: -1, phase: -1, startWait: a.opts.Start != nil, target: len(a.users)}
+	if u := a.plan.Phases[0].Users; u != nil {
+		st.target = a.opts.Segment.shareUsers(&a.plan, *u)
+		a.mu.Lock()
+		a.recvTarget = st.target
+		a.limitRecipients(st.target)
+		a.mu.Unlock()
+	}
+	return st
+}
+
+// startReleased takes the shared start time once Options.Start gives it: the
+// traffic begins then (at now if it is past). It returns the start and true on
+// the wake that took it.
+func (a *Agent) startReleased(st *runState, now int64) (time.Time, bool) {
+	if !st.startWait {
+		return time.Time{}, false
+	}
+	select {
+	case start := <-a.opts.Start:
+		st.startWait = false
+		at := now + int64(time.Until(start))
+		a.mu.Lock()
+		a.beginTraffic(st, max(at, now))
+		a.mu.Unlock()
+		return start, true
+	default:
+		return time.Time{}, false
+	}
+}
+
+// connectDue dials the users whose first connect's turn has come, paced at
+// connectRate (0: all at once).
+func (a *Agent) connectDue(st *runState, now int64, connectRate float64) {
+	for st.nextConnect < st.target && (connectRate == 0 || st.connectAt <= float64(now)) {
+		u := a.users[st.nextConnect]
+		a.dial(u, now)
+		a.touch(u, now)
+		st.nextConnect++
+		if connectRate > 0 {
+			st.connectAt = math.Max(st.connectAt, float64(now)-float64(time.Second)/connectRate) + float64(time.Second)/connectRate
+		}
+	}
+}
+
+// advance runs the traffic once it has begun, and starts the hostile
+// connections with the first phase and stops their opening after the last.
+func (a *Agent) advance(ctx context.Context, st *runState, now int64) {
+	if st.t0 < 0 || now < st.t0 {
+		return
+	}
+	a.traffic(st, now)
+	if a.hostile == nil {
+		return
+	}
+	phases := len(a.plan.Phases)
+	if !st.hostileStarted && st.phase >= 0 && st.phase < phases {
+		st.hostileStarted = true
+		a.hostile.start(ctx) // its slots take no lock of ours but to dial
+	}
+	if st.phase >= phases {
+		a.hostile.stopOpening()
+	}
+}
+
+// chores are every wake's rounds: refused SENDs whose backoff passed, the users
+// with something due, the messages whose deadline passed, and the interval's end.
+func (a *Agent) chores(st *runState, now int64) {
+	a.flushRetries(now)
+	a.runUserTimers(now)
+	a.ledger.expire(a.toMono(now), int64(a.plan.Deadline), a.onEnded)
+	if now-st.lastRotate >= int64(a.plan.Interval) {
+		a.meters.rotate(time.Now())
+		st.lastRotate = now
+	}
+}
+
+// drained reports whether the run is over: the phases are past, every message
+// has ended, and every acknowledgement is in (or the deadline says it is not
+// coming).
+func (a *Agent) drained(st *runState, now int64) bool {
+	c := a.ledger.c
+	return st.t0 >= 0 && now >= st.tEnd && a.ledger.inFlight() == 0 &&
+		(c.Acked+c.Failed >= c.Sent || now >= st.tEnd+int64(a.plan.Deadline))
 }
 
 // nextWake is when the scheduler must run next: the next send's intended time,

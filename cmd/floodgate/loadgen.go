@@ -4,25 +4,29 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/floodgate/floodgate/gateway/admin"
 	"github.com/floodgate/floodgate/internal/exitcode"
+	"github.com/floodgate/floodgate/internal/progress"
 	"github.com/floodgate/floodgate/loadgen"
 	"github.com/floodgate/floodgate/runfolder"
 )
 
 // runLoadgen is `floodgate loadgen`: one agent. The plan comes from -plan, or from
-// flags for a quick single-phase run.
+// flags for a quick single-phase run (loadgen.QuickPlan).
 func runLoadgen(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	var (
@@ -33,160 +37,62 @@ func runLoadgen(args []string, stdout, stderr io.Writer) int {
 		progress  = fs.String("progress", "auto", "progress display: auto, bars, plain or json")
 		waitStart = fs.Bool("wait-start", false, `connect, then wait for {"start":"<RFC3339 time>"} on stdin before traffic`)
 		startAt   = fs.String("start-at", os.Getenv(envStartAt), "connect, then start the traffic at this RFC3339 time, shared by every segment (default $"+envStartAt+"; empty: as soon as the users are connected); a time already past starts at once, with a warning")
-		ipconf    = fs.String("ipconf", "", "ipconf base URL (quick plan)")
-		gateways  = fs.String("gateways", "", "comma-separated gateway addresses (quick plan, instead of -ipconf)")
-		wsShare   = fs.Float64("websocket-share", 0, "share of users, 0 to 1, that connect to their gateway's WebSocket port (quick plan)")
-		wsGws     = fs.String("ws-gateways", "", "comma-separated WebSocket addresses of -gateways, one per gateway, empty for none (quick plan; with -ipconf its list names them)")
-		users     = fs.Int("users", 1000, "users (quick plan)")
-		rate      = fs.Float64("rate", 1000, "messages per second (quick plan)")
-		connRate  = fs.Float64("connect-rate", 5000, "connects per second (quick plan)")
-		duration  = fs.Duration("duration", 30*time.Second, "traffic duration (quick plan)")
-		payload   = fs.Int("payload", 64, "payload bytes (quick plan)")
 		bind      = fs.String("bind", "", "comma-separated source addresses (overrides the plan's)")
-		seed      = fs.Int64("seed", 1, "seed (quick plan)")
-		uidBase   = fs.Int64("uid-base", -1, "the users are uid-base+1 … uid-base+users (quick plan); -1: a fresh range each run, so that messages an earlier run against the same stack left unacknowledged do not reach this run's users (they would count as phantom)")
 		adminAddr = fs.String("admin", "", "serve pprof and /debug/memstats here (empty: off)")
 	)
+	quick := registerQuickPlan(fs)
 	kf := registerKeys(fs, tokenKey)
 	log, done, code := parseLogged(fs, args, stderr)
 	if done {
 		return code
 	}
-	seg, err := segmentOf(*segment, os.Getenv)
-	if err != nil {
+	fail := func(err error) int {
 		fmt.Fprintln(stderr, "loadgen:", err)
 		return exitcode.Failure
+	}
+	seg, err := segmentOf(*segment, os.Getenv)
+	if err != nil {
+		return fail(err)
 	}
 	start, err := parseStartAt(*startAt)
 	if err != nil {
-		fmt.Fprintln(stderr, "loadgen:", err)
-		return exitcode.Failure
+		return fail(err)
 	}
 	if !start.IsZero() && *waitStart {
-		fmt.Fprintln(stderr, "loadgen: -start-at and -wait-start exclude each other")
-		return exitcode.Failure
+		return fail(errors.New("-start-at and -wait-start exclude each other"))
 	}
-	var plan loadgen.Plan
-	if *planFile != "" {
-		if plan, err = loadgen.ReadPlan(*planFile); err != nil {
-			fmt.Fprintln(stderr, "loadgen:", err)
-			return exitcode.Failure
-		}
-		if plan.Secret == "" {
-			// A plan shared through a ConfigMap leaves the token key to a Secret.
-			held, err := kf.load(tokenKey)
-			if err != nil {
-				fmt.Fprintln(stderr, "loadgen: the plan has no secret:", err)
-				return exitcode.Failure
-			}
-			plan.Secret = string(held.token)
-		}
-		if *bind != "" {
-			plan.Bind = strings.Split(*bind, ",")
-		}
-		if err := plan.Validate(); err != nil {
-			fmt.Fprintln(stderr, "loadgen:", err)
-			return exitcode.Failure
-		}
-	} else {
-		held, err := kf.load(tokenKey)
-		if err != nil {
-			fmt.Fprintln(stderr, "loadgen:", err)
-			return exitcode.Failure
-		}
-		base := uint64(*uidBase)
-		if *uidBase < 0 {
-			// A fresh range of a billion uids, from the clock: two runs a second
-			// apart never share users.
-			base = uint64(time.Now().Unix()%(1<<31)) * 1_000_000_000
-			log.Info("quick plan users", "uid_base", base)
-		}
-		plan = loadgen.Plan{
-			Seed: *seed, Ipconf: *ipconf, Secret: string(held.token), Users: *users, UIDBase: base, ConnectRate: *connRate,
-			Traffic: loadgen.Traffic{Rate: *rate, Pattern: "pairs", PayloadBytes: *payload},
-			Phases:  []loadgen.Phase{{Name: "steady", Duration: loadgen.Duration(*duration)}},
-		}
-		if *gateways != "" {
-			plan.Gateways = strings.Split(*gateways, ",")
-		}
-		if *wsGws != "" {
-			plan.WSGateways = strings.Split(*wsGws, ",")
-		}
-		plan.WebSocketShare = *wsShare
-		if *bind != "" {
-			plan.Bind = strings.Split(*bind, ",")
-		}
-		if err := plan.Validate(); err != nil {
-			fmt.Fprintln(stderr, "loadgen:", err)
-			return exitcode.Failure
-		}
+	plan, err := agentPlan(*planFile, quick, splitList(*bind), kf, log)
+	if err != nil {
+		return fail(err)
 	}
 	agentName := *name
 	if agentName == "" {
 		agentName = fmt.Sprintf("agent-%d", seg.Index)
 	}
-	if *out != "" {
-		if err := os.MkdirAll(*out, 0o755); err != nil {
-			fmt.Fprintln(stderr, "loadgen:", err)
-			return 1
-		}
-		if err := writeRunPlan(filepath.Join(*out, agentName+loadgen.SuffixPlan), plan); err != nil {
-			fmt.Fprintln(stderr, "loadgen:", err)
-			return 1
-		}
-	}
-	n := plan.Users / seg.Count
-	disp, err := loadgen.NewDisplay(stderr, *progress, n)
+	opts := loadgen.Options{Plan: plan, Segment: seg, Name: agentName, OutDir: *out, Logger: log}
+	disp, closeProgress, err := agentProgress(&opts, *progress, stdout, stderr)
 	if err != nil {
-		fmt.Fprintln(stderr, "loadgen:", err)
-		return exitcode.Failure
+		return fail(err)
 	}
-	if *progress == "json" { // a controlling process reads progress on stdout
-		disp, _ = loadgen.NewDisplay(stdout, "json", n)
-	}
-	opts := loadgen.Options{Plan: plan, Segment: seg, Name: agentName, OutDir: *out, Progress: disp.Update, Logger: log}
-	if *out != "" {
-		pl, err := openProgressLog(filepath.Join(*out, agentName+loadgen.SuffixProgress))
-		if err != nil {
-			fmt.Fprintln(stderr, "loadgen:", err)
-			return 1
-		}
-		defer pl.close()
-		opts.Progress = func(s loadgen.Snapshot) { disp.Update(s); pl.write(s) }
-	}
+	defer closeProgress()
 	if *adminAddr != "" {
 		srv, err := admin.Start(*adminAddr, admin.DebugHandler(), log)
 		if err != nil {
-			fmt.Fprintln(stderr, "loadgen:", err)
-			return 1
+			return fail(err)
 		}
 		defer srv.Close(time.Second)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	switch {
-	case *waitStart:
-		start := make(chan time.Time, 1)
-		opts.Start = start
-		go readStart(os.Stdin, start, stop, log.Warn)
-	case !start.IsZero():
-		if late := time.Since(start); late > 0 {
-			log.Warn("the start time is already past: the traffic starts as soon as the agent runs", "start_at", start.Format(time.RFC3339Nano), "late", late)
-		}
-		at := make(chan time.Time, 1)
-		at <- start
-		opts.Start = at
-	}
+	opts.Start = startSignal(*waitStart, start, stop, log)
 	a, err := loadgen.New(opts)
 	if err != nil {
-		fmt.Fprintln(stderr, "loadgen:", err)
-		return 1
+		return fail(err)
 	}
 	res, err := a.Run(ctx)
 	disp.Close()
 	if err != nil {
-		fmt.Fprintln(stderr, "loadgen:", err)
-		return 1
+		return fail(err)
 	}
 	if *progress == "json" {
 		json.NewEncoder(stdout).Encode(struct {
@@ -196,7 +102,176 @@ func runLoadgen(args []string, stdout, stderr io.Writer) int {
 	} else {
 		res.WriteTable(stdout)
 	}
-	return 0
+	return exitcode.OK
+}
+
+// quickFlags are the flags of a quick plan (loadgen.QuickPlan), used without -plan.
+type quickFlags struct {
+	q                    loadgen.QuickPlan
+	gateways, wsGateways *string
+}
+
+// registerQuickPlan adds the quick plan's flags to fs.
+func registerQuickPlan(fs *flag.FlagSet) *quickFlags {
+	f := &quickFlags{}
+	q := &f.q
+	fs.StringVar(&q.Ipconf, "ipconf", "", "ipconf base URL (quick plan)")
+	f.gateways = fs.String("gateways", "", "comma-separated gateway addresses (quick plan, instead of -ipconf)")
+	fs.Float64Var(&q.WebSocketShare, "websocket-share", 0, "share of users, 0 to 1, that connect to their gateway's WebSocket port (quick plan)")
+	f.wsGateways = fs.String("ws-gateways", "", "comma-separated WebSocket addresses of -gateways, one per gateway, empty for none (quick plan; with -ipconf its list names them)")
+	fs.IntVar(&q.Users, "users", 1000, "users (quick plan)")
+	fs.Float64Var(&q.Rate, "rate", 1000, "messages per second (quick plan)")
+	fs.Float64Var(&q.ConnectRate, "connect-rate", 5000, "connects per second (quick plan)")
+	fs.DurationVar(&q.Duration, "duration", 30*time.Second, "traffic duration (quick plan)")
+	fs.IntVar(&q.PayloadBytes, "payload", 64, "payload bytes (quick plan)")
+	fs.Int64Var(&q.Seed, "seed", 1, "seed (quick plan)")
+	fs.Int64Var(&q.UIDBase, "uid-base", -1, "the users are uid-base+1 … uid-base+users (quick plan); -1: a fresh range each run, so that messages an earlier run against the same stack left unacknowledged do not reach this run's users (they would count as phantom)")
+	return f
+}
+
+// agentPlan is the plan the agent runs: the plan file's (its secret, if it has
+// none, from the token key file: a plan shared through a ConfigMap leaves the
+// key to a Secret), else the quick plan's; bind, if given, overrides its source
+// addresses.
+func agentPlan(planFile string, quick *quickFlags, bind []string, kf *keyFlags, log *slog.Logger) (loadgen.Plan, error) {
+	if planFile == "" {
+		held, err := kf.load(tokenKey)
+		if err != nil {
+			return loadgen.Plan{}, err
+		}
+		q := quick.q
+		q.Secret, q.Bind = string(held.token), bind
+		q.Gateways, q.WSGateways = splitList(*quick.gateways), splitList(*quick.wsGateways)
+		plan, err := q.Plan(time.Now())
+		if err == nil && q.UIDBase < 0 {
+			log.Info("quick plan users", "uid_base", plan.UIDBase)
+		}
+		return plan, err
+	}
+	plan, err := loadgen.ReadPlan(planFile)
+	if err != nil {
+		return plan, err
+	}
+	if plan.Secret == "" {
+		held, err := kf.load(tokenKey)
+		if err != nil {
+			return plan, fmt.Errorf("the plan has no secret: %w", err)
+		}
+		plan.Secret = string(held.token)
+	}
+	if bind != nil {
+		plan.Bind = bind
+	}
+	return plan, plan.Validate()
+}
+
+// splitList splits a comma-separated flag value; empty is nil.
+func splitList(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
+
+// agentProgress sets opts.Progress: the display mode asks for and, with an
+// output directory, the progress log beside the agent's other files, where it
+// also writes the plan run. The returned func closes the log.
+func agentProgress(opts *loadgen.Options, mode string, stdout, stderr io.Writer) (agentDisplay, func(), error) {
+	disp, err := newAgentDisplay(mode, opts.Plan.Users/opts.Segment.Count, stdout, stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts.Progress = disp.Update
+	if opts.OutDir == "" {
+		return disp, func() {}, nil
+	}
+	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
+		return nil, nil, err
+	}
+	if err := writeRunPlan(filepath.Join(opts.OutDir, opts.Name+loadgen.SuffixPlan), opts.Plan); err != nil {
+		return nil, nil, err
+	}
+	pl, err := openProgressLog(filepath.Join(opts.OutDir, opts.Name+loadgen.SuffixProgress))
+	if err != nil {
+		return nil, nil, err
+	}
+	opts.Progress = func(s loadgen.Snapshot) { disp.Update(s); pl.write(s) }
+	return disp, pl.close, nil
+}
+
+// agentDisplay shows an agent's progress snapshots.
+type agentDisplay interface {
+	Update(s loadgen.Snapshot)
+	Close()
+}
+
+// newAgentDisplay returns the display of -progress: "json" writes a JSON line a
+// snapshot on stdout, for a controlling process (the scenario runner reads
+// them); "auto", "bars" and "plain" show users connected and messages
+// delivered on stderr (internal/progress).
+func newAgentDisplay(mode string, users int, stdout, stderr io.Writer) (agentDisplay, error) {
+	if mode == "json" {
+		return &jsonProgress{enc: json.NewEncoder(stdout)}, nil
+	}
+	d, err := progress.New(stderr, mode, progress.Options{Label: "connected ", Total: int64(users), Messages: true})
+	if err != nil { // progress knows its own modes; this flag has one more
+		return nil, fmt.Errorf("progress %q: want auto, bars, plain or json", mode)
+	}
+	return agentBars{d}, nil
+}
+
+// agentBars is an agent's display on internal/progress.
+type agentBars struct{ d *progress.Display }
+
+func (b agentBars) Update(s loadgen.Snapshot) { b.d.Update(snapshotState(s)) }
+func (b agentBars) Close()                    { b.d.Close() }
+
+// snapshotState is what the display shows of an agent's snapshot.
+func snapshotState(s loadgen.Snapshot) progress.State {
+	c := s.Counts
+	return progress.State{
+		Connected: int64(s.Active), Sent: int64(c.Sent), Delivered: int64(c.Delivered),
+		Status: fmt.Sprintf("phase %s  lost %d  failed %d  in flight %d  reconnects %d", s.Phase, c.Lost, c.Failed, s.InFlight, s.Reconnects),
+		Line: fmt.Sprintf("%-10s connected %d/%d  sent %d  delivered %d  lost %d  failed %d  in flight %d  reconnects %d",
+			s.Phase, s.Active, s.Users, c.Sent, c.Delivered, c.Lost, c.Failed, s.InFlight, s.Reconnects),
+	}
+}
+
+// jsonProgress writes each snapshot as a "progress" event, one JSON line.
+type jsonProgress struct {
+	mu  sync.Mutex
+	enc *json.Encoder
+}
+
+func (j *jsonProgress) Update(s loadgen.Snapshot) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.enc.Encode(struct {
+		Event string `json:"event"`
+		loadgen.Snapshot
+	}{"progress", s})
+}
+
+func (j *jsonProgress) Close() {}
+
+// startSignal is the agent's Start channel: the start command read on stdin
+// (-wait-start; EOF stops the agent), or the fixed start time (-start-at, at
+// once with a warning if already past), or nil: as soon as the users are in.
+func startSignal(waitStart bool, start time.Time, stop func(), log *slog.Logger) <-chan time.Time {
+	switch {
+	case waitStart:
+		ch := make(chan time.Time, 1)
+		go readStart(os.Stdin, ch, stop, log.Warn)
+		return ch
+	case !start.IsZero():
+		if late := time.Since(start); late > 0 {
+			log.Warn("the start time is already past: the traffic starts as soon as the agent runs", "start_at", start.Format(time.RFC3339Nano), "late", late)
+		}
+		ch := make(chan time.Time, 1)
+		ch <- start
+		return ch
+	}
+	return nil
 }
 
 // readStart waits for the start command on r; EOF (the controller went away) stops

@@ -1,6 +1,7 @@
 package units
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 )
@@ -55,6 +56,25 @@ func TestUnitsParse(t *testing.T) {
 		got, err := tc.parse(tc.in)
 		if (err != nil) != tc.err || (!tc.err && got != tc.want) {
 			t.Errorf("%s %q = %v, %v; want %v, error %v", tc.name, tc.in, got, err, tc.want, tc.err)
+		}
+	}
+}
+
+// A Duration is written as its String, in JSON too, and reads back equal.
+func TestDurationTextRoundTrips(t *testing.T) {
+	for _, d := range []Duration{0, 1, Duration(250 * time.Millisecond), Duration(90 * time.Second), Duration(26 * time.Hour)} {
+		b, err := json.Marshal(struct {
+			D Duration `json:"d"`
+		}{d})
+		if want := `{"d":"` + d.String() + `"}`; err != nil || string(b) != want {
+			t.Errorf("%v: %s, %v; want %s", d.D(), b, err, want)
+			continue
+		}
+		var back struct {
+			D Duration `json:"d"`
+		}
+		if err := json.Unmarshal(b, &back); err != nil || back.D != d {
+			t.Errorf("%s read back as %v, %v", b, back.D, err)
 		}
 	}
 }
