@@ -11,27 +11,13 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/floodgate/floodgate/internal/units"
 )
 
-// Duration is a time.Duration written in JSON as a Go duration string ("1s").
-type Duration time.Duration
-
-// UnmarshalJSON accepts a string time.ParseDuration understands.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return errors.New(`want a duration string such as "1s"`)
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("duration %q: %w", s, err)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalJSON writes d as a duration string.
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+// Duration is a time.Duration written in JSON as a Go duration string ("1s"):
+// units.Duration, the one such type.
+type Duration = units.Duration
 
 // DrainBody is the body of POST /v1/drain. Fields left out take Config.DrainDefaults.
 type DrainBody struct {
