@@ -151,126 +151,157 @@ func (r *Report) variants(server, test string) []string {
 // Markdown renders the report as reactor.md: the goals, then a table per test.
 func (r *Report) Markdown() string {
 	var b strings.Builder
+	r.writeHeader(&b)
+	r.writeGoals(&b)
+	r.writeIdle(&b, r.rows("idle"))
+	r.writeEcho(&b, r.rows("echo"))
+	writePipelined(&b, r.rows("pipelined"))
+	writeReactorCounters(&b, floodgateEcho(r.rows("echo")))
+	if len(r.Meta.Caveats) > 0 {
+		b.WriteString("\n## Caveats\n\n")
+		for _, c := range r.Meta.Caveats {
+			fmt.Fprintf(&b, "- %s\n", c)
+		}
+	}
+	return b.String()
+}
+
+// writeHeader writes the title and the run's circumstances.
+func (r *Report) writeHeader(b *strings.Builder) {
 	m := r.Meta
 	b.WriteString("# Reactor benchmark\n\n")
-	fmt.Fprintf(&b, "Run %s UTC, %.0f s", m.StartedUTC.UTC().Format("2006-01-02 15:04:05"), m.Seconds)
+	fmt.Fprintf(b, "Run %s UTC, %.0f s", m.StartedUTC.UTC().Format("2006-01-02 15:04:05"), m.Seconds)
 	if m.GitCommit != "" {
-		fmt.Fprintf(&b, ", commit `%.12s`", m.GitCommit)
+		fmt.Fprintf(b, ", commit `%.12s`", m.GitCommit)
 	}
-	fmt.Fprintf(&b, "; Linux %s, %d CPUs, %s.", m.Kernel, m.CPUs, m.GoVersion)
+	fmt.Fprintf(b, "; Linux %s, %d CPUs, %s.", m.Kernel, m.CPUs, m.GoVersion)
 	if m.QuietWaitSeconds >= 1 {
-		fmt.Fprintf(&b, " Cases waited %.0f s in all for the machine to be quiet.", m.QuietWaitSeconds)
+		fmt.Fprintf(b, " Cases waited %.0f s in all for the machine to be quiet.", m.QuietWaitSeconds)
 	}
 	if m.Interrupted {
 		b.WriteString(" **Interrupted: the tables are incomplete.**")
 	}
 	b.WriteString(" Every server runs on this one machine, one at a time, under the same load client" +
 		" (Floodgate's reactor in client mode); figures come from `reactor.json`.\n\n")
+}
 
+// writeGoals writes the goals table.
+func (r *Report) writeGoals(b *strings.Builder) {
 	b.WriteString("## Goals\n\n| goal | measured | met |\n|---|---|---|\n")
 	for _, g := range r.goals() {
 		met := "**no**"
 		if g.Met {
 			met = "yes"
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s |\n", g.Name, g.Measured, met)
+		fmt.Fprintf(b, "| %s | %s | %s |\n", g.Name, g.Measured, met)
 	}
+}
 
-	rows := func(test string) []Result {
-		var out []Result
-		for _, row := range r.Results {
-			if row.Test == test {
-				out = append(out, row)
-			}
-		}
-		slices.SortStableFunc(out, func(a, b Result) int {
-			return cmp.Or(cmp.Compare(a.Conns, b.Conns), cmp.Compare(msgBytes(a), msgBytes(b)), cmp.Compare(tableRank(a), tableRank(b)))
-		})
-		return out
-	}
-
-	if idle := rows("idle"); len(idle) > 0 {
-		fmt.Fprintf(&b, "\n## Idle connections\n\nConnections that never send. Each server runs as several processes"+
-			" (at most %d connections each: one process holds fewer than 20k sockets here), and so does the load."+
-			" Per connection = Σ(loaded − empty) over the server's processes ÷ connections established. RSS is VmRSS once it"+
-			" stopped moving; heap is Go's heap_alloc right after a forced GC. One run each (memory barely varies);"+
-			" ⚠ marks a time to establish measured while other work kept the machine busy."+
-			" floodgate-ws is the same gateway over its WebSocket port, its connections counted once upgraded, its figures"+
-			" taken the same way; beside them, their ratio to the raw TCP row's.\n\n", m.PerProcessConns)
-		b.WriteString("| conns | server | RSS B/conn | heap B/conn | processes | established | time to establish | RSS empty → loaded |\n")
-		b.WriteString("|---:|---|---:|---:|---:|---:|---:|---|\n")
-		for _, row := range idle {
-			if row.IdleFigures == nil {
-				fmt.Fprintf(&b, "| %s | %s | – | – | – | – | – | error: %s |\n", count(float64(row.Conns)), label(row), oneLine(row.Error))
-				continue
-			}
-			f := row.IdleFigures
-			settled := ""
-			if !f.RSSSettled {
-				settled = " (still moving)"
-			}
-			busy := ""
-			if f.EstablishOtherCores > quietCores {
-				busy = fmt.Sprintf(" ⚠ %.1f other cores", f.EstablishOtherCores)
-			}
-			rssNote, heapNote := "", ""
-			if _, tcp, ok := r.wsAndTCP(row.Conns); ok && row.Server == wsServer {
-				rssNote, heapNote = vsTCP(f.RSSBytesPerConn, tcp.RSSBytesPerConn), vsTCP(f.HeapBytesPerConn, tcp.HeapBytesPerConn)
-			}
-			fmt.Fprintf(&b, "| %s | %s | %.0f%s | %.0f%s | %d | %s | %.1f s%s | %s → %s%s |\n",
-				count(float64(row.Conns)), label(row), f.RSSBytesPerConn, rssNote, f.HeapBytesPerConn, heapNote, f.Processes,
-				count(float64(f.Established)), f.EstablishSeconds, busy, mib(f.RSSEmptyBytes), mib(f.RSSLoadedBytes), settled)
+// rows returns the results of test, by connections, message size and server.
+func (r *Report) rows(test string) []Result {
+	var out []Result
+	for _, row := range r.Results {
+		if row.Test == test {
+			out = append(out, row)
 		}
 	}
+	slices.SortStableFunc(out, func(a, b Result) int {
+		return cmp.Or(cmp.Compare(a.Conns, b.Conns), cmp.Compare(msgBytes(a), msgBytes(b)), cmp.Compare(tableRank(a), tableRank(b)))
+	})
+	return out
+}
 
-	if echo := rows("echo"); len(echo) > 0 {
-		fmt.Fprintf(&b, "\n## Echo\n\nClosed loop: each connection keeps one message in flight and sends the next on its echo."+
-			" %s s warm-up, then %s s measured; each row is the median of %d rounds (by msgs/s; the range shows all"+
-			" rounds), the rounds cycling through every server. msg B is the whole frame on the wire, its 5-byte header included."+
-			" RTTs from one HdrHistogram per client process, merged. Server CPU is utime+stime over the window:"+
-			" µs/msg is not diluted by the load client sharing the cores; cores = CPU seconds per second; other cores is"+
-			" what the machine spent on anything else (other processes, kernel work charged to none): near zero, the"+
-			" server and its load had the machine to themselves (⚠: not so).\n\n",
-			trimFloat(m.WarmupSeconds), trimFloat(m.MeasureSeconds), m.Rounds)
-		b.WriteString("| conns | msg B | server | msgs/s | range | p50 µs | p99 µs | p99.9 µs | server CPU µs/msg (user / sys) | server cores | client cores | other cores |\n")
-		b.WriteString("|---:|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|\n")
-		for _, row := range echo {
-			echoRow(&b, row, false)
-		}
+// writeIdle writes the idle connections' table.
+func (r *Report) writeIdle(b *strings.Builder, idle []Result) {
+	if len(idle) == 0 {
+		return
 	}
+	m := r.Meta
+	fmt.Fprintf(b, "\n## Idle connections\n\nConnections that never send. Each server runs as several processes"+
+		" (at most %d connections each: one process holds fewer than 20k sockets here), and so does the load."+
+		" Per connection = Σ(loaded − empty) over the server's processes ÷ connections established. RSS is VmRSS once it"+
+		" stopped moving; heap is Go's heap_alloc right after a forced GC. One run each (memory barely varies);"+
+		" ⚠ marks a time to establish measured while other work kept the machine busy."+
+		" floodgate-ws is the same gateway over its WebSocket port, its connections counted once upgraded, its figures"+
+		" taken the same way; beside them, their ratio to the raw TCP row's.\n\n", m.PerProcessConns)
+	b.WriteString("| conns | server | RSS B/conn | heap B/conn | processes | established | time to establish | RSS empty → loaded |\n")
+	b.WriteString("|---:|---|---:|---:|---:|---:|---:|---|\n")
+	for _, row := range idle {
+		if row.IdleFigures == nil {
+			fmt.Fprintf(b, "| %s | %s | – | – | – | – | – | error: %s |\n", count(float64(row.Conns)), label(row), oneLine(row.Error))
+			continue
+		}
+		f := row.IdleFigures
+		settled := ""
+		if !f.RSSSettled {
+			settled = " (still moving)"
+		}
+		busy := ""
+		if f.EstablishOtherCores > quietCores {
+			busy = fmt.Sprintf(" ⚠ %.1f other cores", f.EstablishOtherCores)
+		}
+		rssNote, heapNote := "", ""
+		if _, tcp, ok := r.wsAndTCP(row.Conns); ok && row.Server == wsServer {
+			rssNote, heapNote = vsTCP(f.RSSBytesPerConn, tcp.RSSBytesPerConn), vsTCP(f.HeapBytesPerConn, tcp.HeapBytesPerConn)
+		}
+		fmt.Fprintf(b, "| %s | %s | %.0f%s | %.0f%s | %d | %s | %.1f s%s | %s → %s%s |\n",
+			count(float64(row.Conns)), label(row), f.RSSBytesPerConn, rssNote, f.HeapBytesPerConn, heapNote, f.Processes,
+			count(float64(f.Established)), f.EstablishSeconds, busy, mib(f.RSSEmptyBytes), mib(f.RSSLoadedBytes), settled)
+	}
+}
 
-	if pipe := rows("pipelined"); len(pipe) > 0 {
-		b.WriteString("\n## Pipelined echo: Floodgate's EPOLLOUT strategies under backpressure\n\n" +
-			"Plain echo almost never fills a socket, so its writes never queue and the two strategies barely differ there." +
-			" Here a few connections keep many messages in flight through small socket buffers (the server's SO_SNDBUF," +
-			" the clients' SO_RCVBUF), so the server's writes hit EAGAIN and queue (\"queued mid-run\": its outbound queues" +
-			" when the window opened):" +
-			" `dynamic` arms EPOLLOUT with epoll_ctl while output is queued, `always` registers it once and ignores it when idle." +
-			" The reactor's counters are per echoed message, over the window.\n\n")
-		b.WriteString("| conns | depth | msg B | socket buffers | server | msgs/s | range | p50 µs | p99 µs | server CPU µs/msg | epoll waits/msg | events/msg | read pauses | queued mid-run |\n")
-		b.WriteString("|---:|---:|---:|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|\n")
-		for _, row := range pipe {
-			echoRow(&b, row, true)
-		}
+// writeEcho writes the echo table.
+func (r *Report) writeEcho(b *strings.Builder, echo []Result) {
+	if len(echo) == 0 {
+		return
 	}
+	m := r.Meta
+	fmt.Fprintf(b, "\n## Echo\n\nClosed loop: each connection keeps one message in flight and sends the next on its echo."+
+		" %s s warm-up, then %s s measured; each row is the median of %d rounds (by msgs/s; the range shows all"+
+		" rounds), the rounds cycling through every server. msg B is the whole frame on the wire, its 5-byte header included."+
+		" RTTs from one HdrHistogram per client process, merged. Server CPU is utime+stime over the window:"+
+		" µs/msg is not diluted by the load client sharing the cores; cores = CPU seconds per second; other cores is"+
+		" what the machine spent on anything else (other processes, kernel work charged to none): near zero, the"+
+		" server and its load had the machine to themselves (⚠: not so).\n\n",
+		trimFloat(m.WarmupSeconds), trimFloat(m.MeasureSeconds), m.Rounds)
+	b.WriteString("| conns | msg B | server | msgs/s | range | p50 µs | p99 µs | p99.9 µs | server CPU µs/msg (user / sys) | server cores | client cores | other cores |\n")
+	b.WriteString("|---:|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, row := range echo {
+		echoRow(b, row, false)
+	}
+}
 
-	if fg := floodgateEcho(rows("echo")); len(fg) > 0 {
-		b.WriteString("\nFloodgate's reactor counters in the echo runs, per echoed message:\n\n")
-		b.WriteString("| conns | msg B | variant | epoll waits/msg | events/msg | read pauses | queued mid-run |\n|---:|---:|---|---:|---:|---:|---:|\n")
-		for _, row := range fg {
-			rc, n := row.Reactor, max(row.Reactor.FramesIn, 1)
-			fmt.Fprintf(&b, "| %s | %d | %s | %.3f | %.3f | %.0f | %s |\n", count(float64(row.Conns)), row.MsgBytes, row.Variant,
-				rc.EpollWaits/n, rc.EpollEvents/n, rc.ReadPauses, humanBytes(rc.OutboundQueued))
-		}
+// writePipelined writes the pipelined echo table.
+func writePipelined(b *strings.Builder, pipe []Result) {
+	if len(pipe) == 0 {
+		return
 	}
+	b.WriteString("\n## Pipelined echo: Floodgate's EPOLLOUT strategies under backpressure\n\n" +
+		"Plain echo almost never fills a socket, so its writes never queue and the two strategies barely differ there." +
+		" Here a few connections keep many messages in flight through small socket buffers (the server's SO_SNDBUF," +
+		" the clients' SO_RCVBUF), so the server's writes hit EAGAIN and queue (\"queued mid-run\": its outbound queues" +
+		" when the window opened):" +
+		" `dynamic` arms EPOLLOUT with epoll_ctl while output is queued, `always` registers it once and ignores it when idle." +
+		" The reactor's counters are per echoed message, over the window.\n\n")
+	b.WriteString("| conns | depth | msg B | socket buffers | server | msgs/s | range | p50 µs | p99 µs | server CPU µs/msg | epoll waits/msg | events/msg | read pauses | queued mid-run |\n")
+	b.WriteString("|---:|---:|---:|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, row := range pipe {
+		echoRow(b, row, true)
+	}
+}
 
-	if len(m.Caveats) > 0 {
-		b.WriteString("\n## Caveats\n\n")
-		for _, c := range m.Caveats {
-			fmt.Fprintf(&b, "- %s\n", c)
-		}
+// writeReactorCounters writes Floodgate's reactor counters in the echo runs.
+func writeReactorCounters(b *strings.Builder, fg []Result) {
+	if len(fg) == 0 {
+		return
 	}
-	return b.String()
+	b.WriteString("\nFloodgate's reactor counters in the echo runs, per echoed message:\n\n")
+	b.WriteString("| conns | msg B | variant | epoll waits/msg | events/msg | read pauses | queued mid-run |\n|---:|---:|---|---:|---:|---:|---:|\n")
+	for _, row := range fg {
+		rc, n := row.Reactor, max(row.Reactor.FramesIn, 1)
+		fmt.Fprintf(b, "| %s | %d | %s | %.3f | %.3f | %.0f | %s |\n", count(float64(row.Conns)), row.MsgBytes, row.Variant,
+			rc.EpollWaits/n, rc.EpollEvents/n, rc.ReadPauses, humanBytes(rc.OutboundQueued))
+	}
 }
 
 // echoRow writes one echo or pipelined table row.
