@@ -413,32 +413,7 @@ func (r *Redis) storeSessions(ctx context.Context, ss []Session, onlySame bool) 
 		pending[i] = i
 	}
 	for range casAttempts {
-		byBucket := map[int][]int{}
-		var order []int
-		for _, i := range pending {
-			b := shardtag.Bucket(ss[i].UID)
-			if byBucket[b] == nil {
-				order = append(order, b)
-			}
-			byBucket[b] = append(byBucket[b], i)
-		}
-		calls := make([]scriptCall, 0, len(order))
-		for _, b := range order {
-			keys := []string{r.idxKey(b, g, e)}
-			args := []any{g, e, only}
-			for _, i := range byBucket[b] {
-				p := prev[i]
-				keys = append(keys, r.sessKey(ss[i].UID))
-				if p.UID == 0 {
-					keys = append(keys, keys[0])
-					args = append(args, u64(ss[i].UID), u64(ss[i].Conn), "", "", "")
-				} else {
-					keys = append(keys, r.idxKey(b, p.Gateway, u64(p.Epoch)))
-					args = append(args, u64(ss[i].UID), u64(ss[i].Conn), p.Gateway, u64(p.Conn), u64(p.Epoch))
-				}
-			}
-			calls = append(calls, scriptCall{r.scripts.store, keys, args})
-		}
+		order, byBucket, calls := r.storeCalls(ss, prev, pending, only)
 		cmds, err := r.runScripts(ctx, calls)
 		if err != nil {
 			return nil, nil, err
@@ -477,6 +452,39 @@ func (r *Redis) storeSessions(ctx context.Context, ss []Session, onlySame bool) 
 		pending = againAt
 	}
 	return nil, nil, fmt.Errorf("store: sessions changed under %d attempts", casAttempts)
+}
+
+// storeCalls groups the pending sessions (indexes into ss) by bucket, in order of
+// first appearance, and builds one store script call per bucket: each session
+// written by compare-and-set on prev, the session read for it.
+func (r *Redis) storeCalls(ss, prev []Session, pending []int, only string) (order []int, byBucket map[int][]int, calls []scriptCall) {
+	g, e := ss[0].Gateway, u64(ss[0].Epoch)
+	byBucket = map[int][]int{}
+	for _, i := range pending {
+		b := shardtag.Bucket(ss[i].UID)
+		if byBucket[b] == nil {
+			order = append(order, b)
+		}
+		byBucket[b] = append(byBucket[b], i)
+	}
+	calls = make([]scriptCall, 0, len(order))
+	for _, b := range order {
+		keys := []string{r.idxKey(b, g, e)}
+		args := []any{g, e, only}
+		for _, i := range byBucket[b] {
+			p := prev[i]
+			keys = append(keys, r.sessKey(ss[i].UID))
+			if p.UID == 0 {
+				keys = append(keys, keys[0])
+				args = append(args, u64(ss[i].UID), u64(ss[i].Conn), "", "", "")
+			} else {
+				keys = append(keys, r.idxKey(b, p.Gateway, u64(p.Epoch)))
+				args = append(args, u64(ss[i].UID), u64(ss[i].Conn), p.Gateway, u64(p.Conn), u64(p.Epoch))
+			}
+		}
+		calls = append(calls, scriptCall{r.scripts.store, keys, args})
+	}
+	return order, byBucket, calls
 }
 
 // readSessions reads the stored sessions of ss's users into into (UID 0 where none)
