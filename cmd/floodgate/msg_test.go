@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -66,18 +64,10 @@ func (p *msgProcess) waitMetric(t *testing.T, line string, within time.Duration)
 	}
 }
 
+// get returns the body of GET path on the admin listener, failing t unless 200.
 func (p *msgProcess) get(t *testing.T, path string) string {
 	t.Helper()
-	resp, err := http.Get("http://" + p.adminAddr + path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s: %s", path, resp.Status, body)
-	}
-	return string(body)
+	return httpGetOK(t, "http://"+p.adminAddr+path)
 }
 
 // routerStub is a link server recording the RouteMethod notifications it gets;

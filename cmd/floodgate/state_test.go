@@ -105,7 +105,7 @@ func TestStateCommandServesAndStopsOnSIGTERM(t *testing.T) {
 				t.Fatalf("lookup: %+v %v %v", got, ok, err)
 			}
 
-			metrics := stateHTTPGet(t, "http://"+adminAddr+"/metrics")
+			metrics := httpGetOK(t, "http://"+adminAddr+"/metrics")
 			for _, w := range []string{`floodgate_state_registrations_total{result="ok"} 1`,
 				`floodgate_state_lookups_total{result="hit"} 1`, "floodgate_state_sessions 1",
 				"floodgate_state_lease_acquires_total 1"} {
@@ -113,7 +113,7 @@ func TestStateCommandServesAndStopsOnSIGTERM(t *testing.T) {
 					t.Errorf("/metrics lacks %q", w)
 				}
 			}
-			if h := stateHTTPGet(t, "http://"+adminAddr+"/healthz"); strings.TrimSpace(h) != "ok" {
+			if h := httpGetOK(t, "http://"+adminAddr+"/healthz"); strings.TrimSpace(h) != "ok" {
 				t.Errorf("/healthz: %q", h)
 			}
 
@@ -122,7 +122,8 @@ func TestStateCommandServesAndStopsOnSIGTERM(t *testing.T) {
 	}
 }
 
-func stateHTTPGet(t *testing.T, url string) string {
+// httpGetOK returns the body of GET url, failing t unless the answer is 200.
+func httpGetOK(t *testing.T, url string) string {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
