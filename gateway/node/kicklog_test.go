@@ -1,39 +1,20 @@
 package node_test
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/floodgate/floodgate/gateway/node"
 	"github.com/floodgate/floodgate/gateway/proto"
+	"github.com/floodgate/floodgate/internal/syncbuf"
 )
-
-// syncBuffer is a bytes.Buffer safe for the gateway's goroutines to log into.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // A kick is logged at info with its reason, code and user. Kicks after it within a
 // second are held back (loglimit's test covers the limiter), so two kicks log one
 // or, on a machine slow enough to part them by a second, two lines.
 func TestKicksAreLoggedAtInfoWithTheirReasonOneASecond(t *testing.T) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	g := startGateway(t, func(c *node.Config) {
 		c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	})

@@ -7,11 +7,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/floodgate/floodgate/internal/poll"
+	"github.com/floodgate/floodgate/internal/syncbuf"
 	"github.com/vbauerster/mpb/v8"
 )
 
@@ -71,24 +71,6 @@ func TestPlainDisplayPrintsALineAtMostEveryPeriod(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a buffer the bars' goroutine writes while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // Bars show the connections made of the total under the label, and the status
 // (after the delivered-of-sent bar, when asked for); closing draws the
 // connections bar complete.
@@ -102,7 +84,7 @@ func TestBarsShowConnectionsAndStatus(t *testing.T) {
 		{"messages bar", true, []string{"established", "4 / 10", "delivered", "7 / 9", "phase steady"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var out lockedBuffer
+			var out syncbuf.Buffer
 			d, err := newDisplay(&out, Bars, Options{Label: "established ", Total: 10, Messages: tc.messages}, mpb.WithAutoRefresh())
 			if err != nil {
 				t.Fatal(err)

@@ -2,15 +2,15 @@ package testbin
 
 import (
 	"bufio"
-	"bytes"
 	"io"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/floodgate/floodgate/internal/syncbuf"
 )
 
 // ReadyWithin bounds how long Start waits for a role's READY line.
@@ -24,7 +24,7 @@ type Proc struct {
 	// Ready is its READY line's fields: READY <role> <addr> <admin addr or ->.
 	Ready  []string
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *syncbuf.Buffer
 	done   chan struct{} // closed once it has exited; then err holds Wait's result
 	err    error
 }
@@ -39,7 +39,7 @@ func Start(t testing.TB, env []string, args ...string) *Proc {
 	cmd := exec.Command(Floodgate(t), args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	p := &Proc{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &Proc{cmd: cmd, stderr: &syncbuf.Buffer{}, done: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -116,21 +116,3 @@ func (p *Proc) Stop(t testing.TB) {
 func (p *Proc) Signal(sig syscall.Signal) { p.cmd.Process.Signal(sig) }
 
 func (p *Proc) signal(sig syscall.Signal) { syscall.Kill(-p.cmd.Process.Pid, sig) }
-
-// syncBuffer is a bytes.Buffer safe for the process's writer and the test's reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
