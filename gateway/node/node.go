@@ -426,45 +426,8 @@ func (n *Node) ping(c *reactor.Conn, body []byte) {
 const loginLocks = 256
 
 func (n *Node) login(ctx context.Context, c *reactor.Conn, body []byte) {
-	var m proto.Login
-	if err := m.Decode(body); err != nil {
-		n.m.logins["malformed"].Inc()
-		n.kickFor(c, err)
-		return
-	}
-	if m.UID == 0 {
-		n.m.logins["malformed"].Inc()
-		n.kick(c, proto.ReasonProtocol, proto.CodeMalformed, 0, "uid 0 is not a user")
-		return
-	}
-	if err := n.cfg.Signer.Verify(m.Token, m.UID, time.Now()); err != nil {
-		switch proto.CodeOf(err) {
-		case proto.CodeTokenExpired:
-			n.m.logins["expired"].Inc()
-		case proto.CodeUIDMismatch:
-			n.m.logins["uid_mismatch"].Inc()
-		default:
-			n.m.logins["bad_token"].Inc()
-		}
-		n.kickFor(c, err)
-		return
-	}
-	if wait := n.penalty.remaining(m.UID, n.clock()); wait > 0 {
-		n.m.logins["penalized"].Inc()
-		n.m.limitCloses[proto.CodeRateExceeded].Inc()
-		n.kick(c, proto.ReasonPolicy, proto.CodeRateExceeded, uint32(wait/time.Millisecond)+jitterMS(0, 1000),
-			"rate limits exceeded; retry later")
-		return
-	}
-	// Authenticated: frames may be max_frame long, and the logged-in rates count
-	// from here.
-	c.Admit(n.admitted)
-	if n.draining.Load() {
-		n.kick(c, proto.ReasonDrain, proto.CodeDraining, jitterMS(500, 2000), "gateway draining; reconnect elsewhere")
-		return
-	}
-	if n.isolated.Load() {
-		n.kick(c, proto.ReasonDrain, proto.CodeIsolated, jitterMS(500, 2000), "gateway cut off from the cluster; reconnect elsewhere")
+	m, ok := n.admitLogin(c, body)
+	if !ok {
 		return
 	}
 	s := &session{uid: m.UID, id: n.nextID.Add(1), c: c, version: m.Version}
@@ -512,6 +475,53 @@ func (n *Node) login(ctx context.Context, c *reactor.Conn, body []byte) {
 		MaxPayload:    uint32(proto.MaxPayload(n.cfg.MaxFrame)),
 	}
 	n.write(c, proto.TypeLoginOK, func(b []byte) []byte { return ok2.Append(b) })
+}
+
+// admitLogin judges a LOGIN before the session directory hears of it: decoded,
+// a user, its token valid, the user not in the penalty box, the gateway taking
+// logins. ok false: the connection was kicked with the reason. Authenticated, the
+// connection gets the logged-in limits (frames may be max_frame long, the rates
+// count from here).
+func (n *Node) admitLogin(c *reactor.Conn, body []byte) (m proto.Login, ok bool) {
+	if err := m.Decode(body); err != nil {
+		n.m.logins["malformed"].Inc()
+		n.kickFor(c, err)
+		return m, false
+	}
+	if m.UID == 0 {
+		n.m.logins["malformed"].Inc()
+		n.kick(c, proto.ReasonProtocol, proto.CodeMalformed, 0, "uid 0 is not a user")
+		return m, false
+	}
+	if err := n.cfg.Signer.Verify(m.Token, m.UID, time.Now()); err != nil {
+		switch proto.CodeOf(err) {
+		case proto.CodeTokenExpired:
+			n.m.logins["expired"].Inc()
+		case proto.CodeUIDMismatch:
+			n.m.logins["uid_mismatch"].Inc()
+		default:
+			n.m.logins["bad_token"].Inc()
+		}
+		n.kickFor(c, err)
+		return m, false
+	}
+	if wait := n.penalty.remaining(m.UID, n.clock()); wait > 0 {
+		n.m.logins["penalized"].Inc()
+		n.m.limitCloses[proto.CodeRateExceeded].Inc()
+		n.kick(c, proto.ReasonPolicy, proto.CodeRateExceeded, uint32(wait/time.Millisecond)+jitterMS(0, 1000),
+			"rate limits exceeded; retry later")
+		return m, false
+	}
+	c.Admit(n.admitted)
+	if n.draining.Load() {
+		n.kick(c, proto.ReasonDrain, proto.CodeDraining, jitterMS(500, 2000), "gateway draining; reconnect elsewhere")
+		return m, false
+	}
+	if n.isolated.Load() {
+		n.kick(c, proto.ReasonDrain, proto.CodeIsolated, jitterMS(500, 2000), "gateway cut off from the cluster; reconnect elsewhere")
+		return m, false
+	}
+	return m, true
 }
 
 // MaxUnansweredSends is how many SENDs one connection may have waiting for their
