@@ -36,7 +36,15 @@ type Proc struct {
 // SIGKILL if it has not exited within StopWithin.
 func Start(t testing.TB, env []string, args ...string) *Proc {
 	t.Helper()
-	cmd := exec.Command(Floodgate(t), args...)
+	return StartProgram(t, Floodgate(t), env, args...)
+}
+
+// StartProgram is Start for another program that prints a READY line of the same
+// shape (READY <name> <addr> ...): a benchmark peer, or the test binary itself run
+// as a child process.
+func StartProgram(t testing.TB, bin string, env []string, args ...string) *Proc {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	p := &Proc{cmd: cmd, stderr: &syncbuf.Buffer{}, done: make(chan struct{})}

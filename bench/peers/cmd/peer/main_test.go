@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -11,14 +10,12 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/floodgate/floodgate/gateway/admin"
+	"github.com/floodgate/floodgate/internal/testbin"
 )
 
 // childEnv makes the test binary act as the peer command (see TestMain), so
@@ -71,63 +68,15 @@ func TestBadFlags(t *testing.T) {
 
 // startPeer runs the peer command with args, waits for its READY line and
 // returns the echo address. At cleanup it sends SIGTERM and requires a clean
-// exit within 2 s; the process is killed if anything goes wrong.
+// exit; the process is killed if anything goes wrong.
 func startPeer(t *testing.T, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), childEnv+"=1")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
+	p := testbin.StartProgram(t, os.Args[0], []string{childEnv + "=1"}, args...)
+	t.Cleanup(func() { p.Stop(t) })
+	if p.Ready[1] != args[1] {
+		t.Fatalf("readiness line %q: want server %s", p.Ready, args[1])
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	lines := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			default:
-				t.Errorf("extra stdout line %q", sc.Text())
-			}
-		}
-		close(lines)
-		exited <- cmd.Wait() // after stdout is drained, as Wait requires
-	}()
-	t.Cleanup(func() {
-		defer cmd.Process.Kill() // no-op once the process has exited
-		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			t.Errorf("SIGTERM: %v", err)
-		}
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Errorf("peer exited with %v; stderr:\n%s", err, &stderr)
-			}
-		case <-time.After(2 * time.Second):
-			t.Errorf("peer still running 2 s after SIGTERM")
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
-
-	select {
-	case line := <-lines:
-		server := args[1]
-		addr, ok := strings.CutPrefix(line, "READY "+server+" ")
-		if !ok {
-			t.Fatalf("readiness line %q", line)
-		}
-		return addr
-	case <-time.After(10 * time.Second):
-		t.Fatalf("no READY line after 10 s; stderr:\n%s", &stderr)
-	}
-	return ""
+	return p.Addr()
 }
 
 // echoClient sends small, 1 KiB and 64 KiB messages and checks that each
