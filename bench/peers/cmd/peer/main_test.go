@@ -16,6 +16,7 @@ import (
 
 	"github.com/floodgate/floodgate/gateway/admin"
 	"github.com/floodgate/floodgate/internal/testbin"
+	"github.com/floodgate/floodgate/internal/testnet"
 )
 
 // childEnv makes the test binary act as the peer command (see TestMain), so
@@ -34,7 +35,7 @@ func TestEcho(t *testing.T) {
 	for _, server := range []string{"netstd", "gnet", "nbio"} {
 		t.Run(server, func(t *testing.T) {
 			t.Parallel()
-			admin := freeAddr(t)
+			admin := testnet.FreeAddr(t)
 			addr := startPeer(t, "-server", server, "-addr", "127.0.0.1:0", "-admin", admin, "-loops", "2")
 
 			var wg sync.WaitGroup
@@ -135,16 +136,4 @@ func checkAdmin(t *testing.T, addr string) {
 	if m.Goroutines == 0 || m.HeapInuse == 0 {
 		t.Errorf("implausible memstats %+v", m)
 	}
-}
-
-// freeAddr returns a loopback address that was free a moment ago, for the
-// admin listener, whose bound address the peer does not report.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
