@@ -18,6 +18,7 @@ import (
 	"github.com/floodgate/floodgate/gateway/node"
 	"github.com/floodgate/floodgate/gateway/proto"
 	"github.com/floodgate/floodgate/gateway/ws"
+	"github.com/floodgate/floodgate/internal/poll"
 )
 
 // wsNetConn is a WebSocket client under the client package: each Write goes out as
@@ -445,5 +446,17 @@ func TestWebSocketRefusedAtAcceptGets503(t *testing.T) {
 	}
 	if s := string(resp); !strings.HasPrefix(s, "HTTP/1.1 503 ") || !strings.Contains(s, "\r\nRetry-After: ") {
 		t.Fatalf("refused connection got %q, want a 503 with Retry-After", s)
+	}
+}
+
+// The two ports share the process's file limit: the node reports one connection
+// limit, not their sum (control and ipconf judge a gateway's load by it).
+func TestWebSocketPortDoesNotDoubleTheConnectionLimit(t *testing.T) {
+	g := startGateway(t, func(c *node.Config) { withWebSocket(c); c.Reactor.MaxConns = 100 })
+	g.dialWS(t)
+	g.login(t, 3)
+	poll.True(t, 5*time.Second, "both connections counted", func() bool { return g.Stats().Conns == 2 })
+	if s := g.Stats(); s.MaxConns != 100 {
+		t.Fatalf("MaxConns = %d with a WebSocket port, want 100", s.MaxConns)
 	}
 }

@@ -124,11 +124,15 @@ func (r *Reactor) Stats() Stats {
 	return s
 }
 
-// Add adds o's counters to s: the totals of several reactors (a gateway's ports).
-// MaxConns and WorkerQueue add up too; each reactor has its own limit and workers.
+// Add adds o's counters to s: the totals of several reactors in one process (a
+// gateway's ports). WorkerQueue adds up (each reactor has its own workers);
+// MaxConns is the larger of the two, not their sum: the reactors share the
+// process's file limit, from which each derives its own, so the process holds no
+// more connections than one limit. (Summed, a gateway with an idle WebSocket port
+// looked half as full as it was, and control never recommended scaling out.)
 func (s *Stats) Add(o Stats) {
 	s.Conns += o.Conns
-	s.MaxConns += o.MaxConns
+	s.MaxConns = max(s.MaxConns, o.MaxConns)
 	s.Accepted += o.Accepted
 	s.Dialed += o.Dialed
 	s.RejectedBusy += o.RejectedBusy
