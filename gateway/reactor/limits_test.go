@@ -358,3 +358,30 @@ func BenchmarkChargeFrame(b *testing.B) {
 		c.admitFrame(lim, 100, int64(i)*int64(10*time.Millisecond))
 	}
 }
+
+// A large frame being assembled in its own buffer is refused and its refusal
+// closes the connection, whose peer has already sent everything and its FIN: the
+// close runs to the teardown inside the delivery, which returns the frame's
+// buffer. The reader must not return it a second time (it did: a nil pointer
+// panic that took a gateway down under the hostile scenario's flooders).
+func TestRefusalThatEndsTheConnectionDuringALargeFrame(t *testing.T) {
+	lim := &Limits{Bytes: PerSecond(1, 1000), MaxRefusals: 1, RefusalWindow: time.Minute}
+	log := newCloseLog()
+	h := &funcHandler{
+		open:  func(c *Conn) { c.Admit(lim) },
+		frame: func(c *Conn, f []byte) Disposition { return Handled },
+		close: log.onClose,
+	}
+	r := startReactor(t, Config{Handler: h, Refused: func(*Conn, []byte) bool { return true }})
+	for range 3 {
+		c := dial(t, r)
+		big := frame(make([]byte, 200_000)) // larger than the read buffer: assembled in its own
+		c.Conn.Write(append(append([]byte(nil), big...), big...))
+		c.Conn.(*net.TCPConn).CloseWrite()
+		if got := log.next(t, 10*time.Second); got != ReasonRate {
+			t.Fatalf("closed with %v, want rate", got)
+		}
+	}
+	waitFor(t, 5*time.Second, "every connection torn down", func() bool { return r.Stats().Conns == 0 })
+	log.check(t)
+}

@@ -364,8 +364,12 @@ func (l *loop) read(c *Conn) {
 			}
 			c.framesRead.Add(1)
 			ok := l.deliver(c, b)
-			l.r.bufs.put(c.in)
-			c.in, c.inWant = nil, 0
+			// deliver may have closed the connection and, its peer's FIN already
+			// read, torn it down — which returned c.in. Return it only if not.
+			if c.in != nil {
+				l.r.bufs.put(c.in)
+				c.in, c.inWant = nil, 0
+			}
 			if !ok {
 				return
 			}
