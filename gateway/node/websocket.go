@@ -233,7 +233,7 @@ func (n *Node) upgrade(c *reactor.Conn, w *wsConn, unit []byte) {
 		protocol = wsSubprotocol
 	}
 	w.upgraded = true
-	c.Write(ws.AppendResponse(nil, &req, protocol)) //nolint:errcheck // a failed write closes the connection itself
+	n.writeRaw(c, func(b []byte) []byte { return ws.AppendResponse(b, &req, protocol) }) //nolint:errcheck // a failed write closes the connection itself
 }
 
 // plainGET recognises a GET that asks for no upgrade (it has no Upgrade header):

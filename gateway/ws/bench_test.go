@@ -44,3 +44,18 @@ func BenchmarkAppendFrame64(b *testing.B) {
 		dst = AppendFrame(dst[:0], OpBinary, payload)
 	}
 }
+
+// BenchmarkParseUpgrade parses a browser's opening handshake: one per WebSocket
+// connection, so what it allocates is what a connection storm leaves to the GC.
+func BenchmarkParseUpgrade(b *testing.B) {
+	req := []byte("GET /chat HTTP/1.1\r\nHost: 198.18.0.10:7003\r\nConnection: Upgrade\r\nPragma: no-cache\r\n" +
+		"Cache-Control: no-cache\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0\r\nUpgrade: websocket\r\n" +
+		"Origin: http://198.18.0.10:7003\r\nSec-WebSocket-Version: 13\r\nAccept-Encoding: gzip, deflate\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: floodgate\r\n\r\n")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := ParseUpgrade(req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
