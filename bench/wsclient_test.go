@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/floodgate/floodgate/gateway/ws"
+	"github.com/floodgate/floodgate/internal/poll"
 )
 
 // wsAnswer is how the fake WebSocket server answers one valid upgrade request: the
@@ -193,17 +195,10 @@ func TestWSClientAgainstGatewayWebSocketPort(t *testing.T) {
 	}
 	// Poll the gateway until it counts every connection (both ports summed; nothing
 	// dials the TCP port).
-	deadline := time.Now().Add(10 * time.Second)
-	var open int64
-	for time.Now().Before(deadline) {
-		if open = n.Stats().Conns; open == conns {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if open != conns {
-		t.Errorf("the gateway holds %d connections, want %d", open, conns)
-	}
+	poll.Until(t, 10*time.Second, "the gateway holds every connection", func() (bool, string) {
+		open := n.Stats().Conns
+		return open == conns, fmt.Sprintf("%d of %d", open, conns)
+	})
 }
 
 // TestWSClientAnswersPingAndClose: after the upgrade the server pings and then
@@ -258,13 +253,9 @@ func TestWSClientAnswersPingAndClose(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the server's read loop never ended")
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for cl.lost.Load() != 1 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if cl.lost.Load() != 1 {
-		t.Errorf("lost = %d after the server's close, want 1", cl.lost.Load())
-	}
+	poll.Until(t, 10*time.Second, "the connection counted lost after the server's close", func() (bool, string) {
+		return cl.lost.Load() == 1, fmt.Sprintf("lost = %d", cl.lost.Load())
+	})
 }
 
 // TestWSClientRefusesEcho: a WebSocket client only holds connections.

@@ -197,18 +197,6 @@ func (fc *fakeConn) ackList() []proto.PushAck {
 // close ends the connection from the server's side, without a KICK.
 func (fc *fakeConn) close() { fc.c.Close() }
 
-// eventually polls cond until it holds, failing the test after testWait.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(testWait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, testWait)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // received collects what OnMessage was handed.
 type received struct {
 	mu   sync.Mutex

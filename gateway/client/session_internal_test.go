@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/floodgate/floodgate/gateway/proto"
+	"github.com/floodgate/floodgate/internal/poll"
 )
 
 const (
@@ -29,7 +30,7 @@ func TestSessionFollowsANewIncarnationMidConnection(t *testing.T) {
 		t.Fatalf("first SYNC %+v", m)
 	}
 	fc.write(append(pushes(epoch1, 1, 3), (&proto.SyncEnd{UpTo: 3, Head: 3, Oldest: 1, Epoch: epoch1}).Append(nil))...)
-	eventually(t, "ack of seq 3 in the first incarnation", func() bool {
+	poll.True(t, testWait, "ack of seq 3 in the first incarnation", func() bool {
 		return slices.Contains(fc.ackList(), proto.PushAck{Seq: 3, Epoch: epoch1})
 	})
 	switched := len(fc.ackList())
@@ -41,7 +42,7 @@ func TestSessionFollowsANewIncarnationMidConnection(t *testing.T) {
 		t.Fatalf("SYNC after the switch %+v, want after_seq 0 of epoch %d", m, uint64(epoch2))
 	}
 	fc.write(append(pushes(epoch2, 1, 2), (&proto.SyncEnd{UpTo: 2, Head: 2, Oldest: 1, Epoch: epoch2}).Append(nil))...)
-	eventually(t, "ack of seq 2 in the new incarnation", func() bool {
+	poll.True(t, testWait, "ack of seq 2 in the new incarnation", func() bool {
 		return slices.Contains(fc.ackList(), proto.PushAck{Seq: 2, Epoch: epoch2})
 	})
 
@@ -95,7 +96,7 @@ func TestSessionUnpromptedSyncEndFetchesWhatWasMissed(t *testing.T) {
 			fc.login(proto.LoginOK{Epoch: epoch1, LastSeq: 5, Oldest: 1})
 			fc.expectSync()
 			fc.write(append(pushes(epoch1, 1, 5), (&proto.SyncEnd{UpTo: 5, Head: 5, Oldest: 1, Epoch: epoch1}).Append(nil))...)
-			eventually(t, "the first 5 delivered", func() bool { return r.count() == 5 })
+			poll.True(t, testWait, "the first 5 delivered", func() bool { return r.count() == 5 })
 
 			fc.write(tt.end.Append(nil))
 			m := fc.expectSync()
@@ -108,7 +109,7 @@ func TestSessionUnpromptedSyncEndFetchesWhatWasMissed(t *testing.T) {
 				t.Fatal(err)
 			}
 			fc.write(append(tt.replay, (&proto.SyncEnd{UpTo: lp.Seq, Head: tt.end.Head, Oldest: tt.end.Oldest, Epoch: tt.end.Epoch}).Append(nil))...)
-			eventually(t, "the missed messages delivered", func() bool { return r.count() == 5+len(tt.want) })
+			poll.True(t, testWait, "the missed messages delivered", func() bool { return r.count() == 5+len(tt.want) })
 			if got := r.keys()[5:]; !slices.Equal(got, tt.want) {
 				t.Fatalf("delivered %v, want %v", got, tt.want)
 			}
@@ -219,7 +220,7 @@ func TestSessionLeavesAtMost256SendsUnanswered(t *testing.T) {
 	for range maxUnanswered {
 		ids = append(ids, fc.expectSend().ClientMsgID)
 	}
-	eventually(t, "every send queued", func() bool {
+	poll.True(t, testWait, "every send queued", func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		return len(s.sends) == total
@@ -271,7 +272,7 @@ func TestSessionPausesItsQueueAfterRateLimited(t *testing.T) {
 	for _, id := range ids[1:] {
 		fc.write((&proto.SendAck{ClientMsgID: id, MsgID: id}).Append(nil))
 	}
-	eventually(t, "every answer taken", func() bool {
+	poll.True(t, testWait, "every answer taken", func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		return len(s.sends) == total-maxUnanswered+1
@@ -319,7 +320,7 @@ func TestSessionKicks(t *testing.T) {
 			if !tt.returns {
 				fc2 := g.accept()
 				fc2.loginAndSync(epoch1)
-				eventually(t, "logged in again", func() bool { return s.Stats().Logins == 2 })
+				poll.True(t, testWait, "logged in again", func() bool { return s.Stats().Logins == 2 })
 				return
 			}
 			select {
@@ -349,14 +350,14 @@ func TestSessionBatchesAcks(t *testing.T) {
 	fc.login(proto.LoginOK{Epoch: epoch1, LastSeq: 256, Oldest: 1})
 	fc.expectSync()
 	fc.write(append(pushes(epoch1, 1, 256), (&proto.SyncEnd{UpTo: 256, Head: 256, Oldest: 1, Epoch: epoch1}).Append(nil))...)
-	eventually(t, "ack of the whole replay", func() bool {
+	poll.True(t, testWait, "ack of the whole replay", func() bool {
 		return slices.Contains(fc.ackList(), proto.PushAck{Seq: 256, Epoch: epoch1})
 	})
 	if n := len(fc.ackList()); n > 256/ackEvery+8 {
 		t.Fatalf("%d acks for 256 messages", n)
 	}
 	// OnMessage runs after the frame's acks are written (outside the lock).
-	eventually(t, "all 256 delivered", func() bool { return r.count() == 256 })
+	poll.True(t, testWait, "all 256 delivered", func() bool { return r.count() == 256 })
 }
 
 // A SYNC answered with ERROR UNAVAILABLE is asked again after GapWait.
@@ -372,7 +373,7 @@ func TestSessionRetriesARefusedSync(t *testing.T) {
 		t.Fatalf("SYNC again %+v", m)
 	}
 	fc.write(append(pushes(epoch1, 1, 2), (&proto.SyncEnd{UpTo: 2, Head: 2, Oldest: 1, Epoch: epoch1}).Append(nil))...)
-	eventually(t, "both delivered", func() bool { return r.count() == 2 })
+	poll.True(t, testWait, "both delivered", func() bool { return r.count() == 2 })
 }
 
 // A gateway that goes silent — it stops answering, with no FIN or RST, as a host

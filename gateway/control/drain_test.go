@@ -14,6 +14,7 @@ import (
 	"github.com/floodgate/floodgate/gateway/gwlink"
 	"github.com/floodgate/floodgate/gateway/link"
 	"github.com/floodgate/floodgate/gateway/state"
+	"github.com/floodgate/floodgate/internal/poll"
 )
 
 // fakeGateway is a real link server that answers gwlink.MethodDrain as a gateway
@@ -120,7 +121,7 @@ func TestDrainOverTheLink(t *testing.T) {
 	// The drained gateway exits: no alert, and its link client is closed.
 	clk.Advance(5 * time.Second)
 	s.Update([]state.Gateway{gw(clk, "g2", 100)})
-	eventually(t, "the link to the gone gateway to close", func() bool { return len(fg.srv.Peers()) == 0 })
+	poll.True(t, 5*time.Second, "the link to the gone gateway to close", func() bool { return len(fg.srv.Peers()) == 0 })
 	if events, _, _ := s.Alerts(0); len(events) != 0 {
 		t.Fatalf("alerts after a drained gateway left: %v", briefs(events))
 	}

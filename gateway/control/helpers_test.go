@@ -132,15 +132,3 @@ func briefs(events []Event) []brief {
 
 func raised(k Kind, gw string) brief   { return brief{k, gw, false} }
 func resolved(k Kind, gw string) brief { return brief{k, gw, true} }
-
-// eventually polls cond every few milliseconds until it holds or 5s pass.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}

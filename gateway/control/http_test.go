@@ -12,6 +12,7 @@ import (
 
 	"github.com/floodgate/floodgate/gateway/gwlink"
 	"github.com/floodgate/floodgate/gateway/state"
+	"github.com/floodgate/floodgate/internal/poll"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -119,12 +120,12 @@ func TestRunPollsTheStore(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	eventually(t, "a failed read to be counted", func() bool { return testutil.ToFloat64(s.metrics.sourceErrors) > 0 })
+	poll.True(t, 5*time.Second, "a failed read to be counted", func() bool { return testutil.ToFloat64(s.metrics.sourceErrors) > 0 })
 
 	store.mu.Lock()
 	store.gws, store.gatewaysErr = even(clk, 2, 0, 1000), nil
 	store.mu.Unlock()
-	eventually(t, "the table to be applied", func() bool { return s.Recommendation().Gateways == 2 })
+	poll.True(t, 5*time.Second, "the table to be applied", func() bool { return s.Recommendation().Gateways == 2 })
 	if err := s.Health(); err != nil {
 		t.Fatal(err)
 	}

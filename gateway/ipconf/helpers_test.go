@@ -97,18 +97,6 @@ func (f *fakeSource) set(gws []state.Gateway, err error) {
 	f.mu.Unlock()
 }
 
-// eventually polls cond every few milliseconds until it holds or 5s pass.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // gaugeValue reads a single-series collector.
 func gaugeValue(t *testing.T, c prometheus.Collector) float64 {
 	t.Helper()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/floodgate/floodgate/gateway/client"
 	"github.com/floodgate/floodgate/gateway/state"
+	"github.com/floodgate/floodgate/internal/poll"
 )
 
 func get(t *testing.T, url string, into any) (int, http.Header) {
@@ -198,12 +199,12 @@ func TestRunPollsTheSourceAndHealthTracksIt(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx, src) }()
 
-	eventually(t, "a failed read to be counted", func() bool { return gaugeValue(t, s.metrics.sourceErrors) > 0 })
+	poll.True(t, 5*time.Second, "a failed read to be counted", func() bool { return gaugeValue(t, s.metrics.sourceErrors) > 0 })
 	if s.current.Load() != nil {
 		t.Fatal("a failed read produced a list")
 	}
 	src.set(fleet(clk, 10, 20), nil)
-	eventually(t, "the table to be applied", func() bool { return len(ids(s)) == 2 })
+	poll.True(t, 5*time.Second, "the table to be applied", func() bool { return len(ids(s)) == 2 })
 	if err := s.Health(); err != nil {
 		t.Fatalf("unhealthy after an update: %v", err)
 	}

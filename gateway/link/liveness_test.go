@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/floodgate/floodgate/internal/poll"
 )
 
 // silencer forwards TCP connections to a target and can go silent: while silent it
@@ -140,7 +142,7 @@ func TestSilentLinkIsClosedByBothEndsAndRedialled(t *testing.T) {
 	if s := c.Silent(); s < dead-2*every { // measured to within a ping period
 		t.Fatalf("Silent() = %v after the link was closed for %v of silence", s, dead)
 	}
-	waitFor(t, "the server to drop the silent peer", func() bool { return len(srv.Peers()) == 0 })
+	poll.True(t, 5*time.Second, "the server to drop the silent peer", func() bool { return len(srv.Peers()) == 0 })
 
 	px.setSilent(false)
 	waitUp(t, c)
@@ -182,7 +184,7 @@ func TestNotifyNeverBlocksOnAPeerThatTakesNoData(t *testing.T) {
 	px := newSilencer(t, srv.Addr())
 	c := dialClient(t, px.addr())
 	waitUp(t, c)
-	waitFor(t, "the peer to be known", func() bool { return len(srv.Peers()) == 1 })
+	poll.True(t, 5*time.Second, "the peer to be known", func() bool { return len(srv.Peers()) == 1 })
 	p := srv.Peers()[0]
 	px.setSilent(true)
 	body := make([]byte, 4<<10)

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/floodgate/floodgate/internal/poll"
 	"github.com/floodgate/floodgate/internal/promtest"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -127,18 +128,6 @@ func listenLoopback(t *testing.T) net.Listener {
 	return ln
 }
 
-// waitFor polls cond every millisecond until it holds or 5s have passed.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func TestAcceptBackoffDoublesFrom5msTo1s(t *testing.T) {
 	var got []time.Duration
 	b := time.Duration(0)
@@ -218,7 +207,7 @@ func TestServeSurvivesAcceptErrors(t *testing.T) {
 func TestServeStopsDuringBackoff(t *testing.T) {
 	ln := &flakyListener{Listener: listenLoopback(t), forever: acceptErr(syscall.EMFILE)}
 	s, cancel, done := serveOn(t, ln)
-	waitFor(t, "a back-off of 160ms or more", func() bool { return s.Stats().AcceptErrors >= 6 })
+	poll.True(t, 5*time.Second, "a back-off of 160ms or more", func() bool { return s.Stats().AcceptErrors >= 6 })
 	start := time.Now()
 	cancel()
 	select {
@@ -307,7 +296,7 @@ func TestHandshakesOverTheCapAreClosedAtOnce(t *testing.T) {
 	for _, nc := range stalled {
 		nc.Close()
 	}
-	waitFor(t, "the stalled handshakes to end", func() bool { return s.Stats().Handshaking == 0 })
+	poll.True(t, 5*time.Second, "the stalled handshakes to end", func() bool { return s.Stats().Handshaking == 0 })
 	c := dialClient(t, s.Addr())
 	waitUp(t, c)
 	if _, err := c.Call(context.Background(), 1, nil); err != nil {
@@ -388,7 +377,7 @@ func TestStalledHandshakeEndsAtTheDeadline(t *testing.T) {
 			if d := time.Since(start); d < ttl-20*time.Millisecond || d > ttl+time.Second {
 				t.Fatalf("closed after %v, deadline %v", d, ttl)
 			}
-			waitFor(t, "the handshake slot to be released", func() bool {
+			poll.True(t, 5*time.Second, "the handshake slot to be released", func() bool {
 				st := s.Stats()
 				return st.Handshaking == 0 && st.RefusedAuth == 1
 			})
@@ -430,7 +419,7 @@ func TestPeersOverTheCapAreRefused(t *testing.T) {
 	waitUp(t, a)
 	waitUp(t, b)
 	third := dialClient(t, s.Addr())
-	waitFor(t, "the third peer to be refused", func() bool { return s.Stats().RefusedPeers >= 1 })
+	poll.True(t, 5*time.Second, "the third peer to be refused", func() bool { return s.Stats().RefusedPeers >= 1 })
 	if n := len(s.Peers()); n != 2 {
 		t.Fatalf("%d peers connected, cap 2", n)
 	}
@@ -588,11 +577,11 @@ func TestServerMetricsShareARegistry(t *testing.T) {
 	lnA := &flakyListener{Listener: listenLoopback(t), errs: []error{acceptErr(syscall.EMFILE), acceptErr(syscall.EMFILE)}}
 	a, _, _ := serveOn(t, lnA, func(c *ServerConfig) { c.Registry, c.Service = reg, "state" })
 	b, _, _ := serveOn(t, listenLoopback(t), func(c *ServerConfig) { c.Registry, c.Service = reg, "router" })
-	waitFor(t, "two accept errors", func() bool { return a.Stats().AcceptErrors == 2 })
+	poll.True(t, 5*time.Second, "two accept errors", func() bool { return a.Stats().AcceptErrors == 2 })
 	if _, ok := stalledConn(t, b.Addr()); !ok {
 		t.Fatal("no hello")
 	}
-	waitFor(t, "a handshake under way", func() bool { return b.Stats().Handshaking == 1 })
+	poll.True(t, 5*time.Second, "a handshake under way", func() bool { return b.Stats().Handshaking == 1 })
 	for _, tc := range []struct {
 		name   string
 		labels []string

@@ -216,19 +216,6 @@ func (c *client) expectFarewellThenEOF(want string, d time.Duration) {
 	}
 }
 
-// waitFor polls cond until it holds or d passes. It waits on an observable state (a
-// counter the reactor exposes), not for a guessed amount of time.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // closeLog records OnClose calls and checks each connection closes exactly once and
 // receives nothing after.
 type closeLog struct {

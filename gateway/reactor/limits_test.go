@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/floodgate/floodgate/internal/poll"
 )
 
 // GCRA arithmetic: a burst passes at once, then one unit per interval; a refused
@@ -195,7 +197,7 @@ func TestNothingIsHandledAfterAClose(t *testing.T) {
 		c.Conn.Write(b)
 		c.expectFarewellThenEOF("local", 5*time.Second)
 	}
-	waitFor(t, 5*time.Second, "both connections torn down", func() bool { return r.Stats().Conns == 0 })
+	poll.True(t, 5*time.Second, "both connections torn down", func() bool { return r.Stats().Conns == 0 })
 	mu.Lock()
 	defer mu.Unlock()
 	if len(handled) != 1 || handled[0] != "kick" {
@@ -240,7 +242,7 @@ func TestRateLimitsRefuseThenClose(t *testing.T) {
 	c2 := dial(t, r)
 	c2.send(make([]byte, 90)) // 94 bytes: passes
 	c2.send(make([]byte, 10)) // 14 more: refused
-	waitFor(t, 5*time.Second, "the second frame refused", func() bool { return refused.Load() == 5 })
+	poll.True(t, 5*time.Second, "the second frame refused", func() bool { return refused.Load() == 5 })
 	if handled.Load() != 6 {
 		t.Fatalf("handled %d, want 6", handled.Load())
 	}
@@ -252,9 +254,9 @@ func TestRateLimitsRefuseThenClose(t *testing.T) {
 		b = append(b, frame([]byte("d"))...)
 	}
 	c3.Conn.Write(b)
-	waitFor(t, 5*time.Second, "19 uncounted refusals", func() bool { return refused.Load() == 5+19 })
+	poll.True(t, 5*time.Second, "19 uncounted refusals", func() bool { return refused.Load() == 5+19 })
 	c3.send([]byte("e")) // counts: the second counted refusal would close; this is the first
-	waitFor(t, 5*time.Second, "the counted refusal", func() bool { return refused.Load() == 5+20 })
+	poll.True(t, 5*time.Second, "the counted refusal", func() bool { return refused.Load() == 5+20 })
 	if s := r.Stats(); s.Conns != 2 || handled.Load() != 7 {
 		t.Fatalf("%d connections open, %d handled; want 2 (c2 and c3) and 7", s.Conns, handled.Load())
 	}
@@ -315,7 +317,7 @@ func TestConnectionsPerAddressAreCapped(t *testing.T) {
 		t.Fatalf("rejected %d, accepted %d; want 1 and 2", s.RejectedAddr, s.Accepted)
 	}
 	a.Close()
-	waitFor(t, 5*time.Second, "the closed connection to be torn down", func() bool { return r.Stats().Conns == 1 })
+	poll.True(t, 5*time.Second, "the closed connection to be torn down", func() bool { return r.Stats().Conns == 1 })
 	again := dial(t, r)
 	again.send([]byte("back"))
 	if p := again.mustRecv(5 * time.Second); string(p) != "back" {
@@ -382,6 +384,6 @@ func TestRefusalThatEndsTheConnectionDuringALargeFrame(t *testing.T) {
 			t.Fatalf("closed with %v, want rate", got)
 		}
 	}
-	waitFor(t, 5*time.Second, "every connection torn down", func() bool { return r.Stats().Conns == 0 })
+	poll.True(t, 5*time.Second, "every connection torn down", func() bool { return r.Stats().Conns == 0 })
 	log.check(t)
 }

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/floodgate/floodgate/internal/poll"
 )
 
 var readinessModes = []struct {
@@ -143,7 +145,7 @@ func TestFramesSplitAtEveryByteBoundary(t *testing.T) {
 		if _, err := c.Write(stream[:k]); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 5*time.Second, fmt.Sprintf("split %d: server to read the first part", k), func() bool {
+		poll.True(t, 5*time.Second, fmt.Sprintf("split %d: server to read the first part", k), func() bool {
 			return r.Stats().BytesIn >= before+uint64(k)
 		})
 		if _, err := c.Write(stream[k:]); err != nil {
@@ -207,7 +209,7 @@ func TestFloodingConnectionDoesNotStarveAnother(t *testing.T) {
 			}
 		}
 	})
-	waitFor(t, 5*time.Second, "the flood to get going", func() bool { return flooded.Load() > 4<<20 })
+	poll.True(t, 5*time.Second, "the flood to get going", func() bool { return flooded.Load() > 4<<20 })
 
 	pinger := dial(t, r)
 	var worst time.Duration
@@ -344,7 +346,7 @@ func TestOversizedWriteIsNeverTorn(t *testing.T) {
 	}
 	c.expectFarewellThenEOF("slow", 10*time.Second)
 	c.Close() // our FIN ends the server's linger
-	waitFor(t, 5*time.Second, "the slow close to be counted", func() bool { s := r.Stats(); return s.ClosedBy(ReasonSlow) == 1 })
+	poll.True(t, 5*time.Second, "the slow close to be counted", func() bool { s := r.Stats(); return s.ClosedBy(ReasonSlow) == 1 })
 }
 
 // A peer that never reads past a slow kick is reset when the linger runs out with
@@ -361,7 +363,7 @@ func TestLingerExpiryWithQueuedOutputResets(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("not kicked")
 	}
-	waitFor(t, 5*time.Second, "the linger to end the connection", func() bool { s := r.Stats(); return s.ClosedBy(ReasonSlow) == 1 })
+	poll.True(t, 5*time.Second, "the linger to end the connection", func() bool { s := r.Stats(); return s.ClosedBy(ReasonSlow) == 1 })
 	// Read everything that arrived: it must end in a reset, never a clean EOF
 	// (which would pass a torn frame off as the end of the stream).
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -391,7 +393,7 @@ func TestConnectionLimitRejectsWithBusy(t *testing.T) {
 		c.mustRecv(5 * time.Second)
 	}
 	admitted[0].Close()
-	waitFor(t, 5*time.Second, "the closed connection to leave", func() bool { return r.Stats().Conns == 2 })
+	poll.True(t, 5*time.Second, "the closed connection to leave", func() bool { return r.Stats().Conns == 2 })
 	again := dial(t, r)
 	again.send([]byte("in"))
 	if got := string(again.mustRecv(5 * time.Second)); got != "in" {
@@ -635,7 +637,7 @@ func TestConcurrentWriteAndCloseAreSafe(t *testing.T) {
 		}
 		c.Close() // idempotent
 	}
-	waitFor(t, 5*time.Second, "connections to drain", func() bool { return r.Stats().Conns == 0 })
+	poll.True(t, 5*time.Second, "connections to drain", func() bool { return r.Stats().Conns == 0 })
 	if s := r.Stats(); s.OutboundQueued != 0 {
 		t.Errorf("OutboundQueued = %d after every connection closed", s.OutboundQueued)
 	}
@@ -744,7 +746,7 @@ func TestPauseAndResumeReading(t *testing.T) {
 		t.Fatalf("%d frames read while paused", n)
 	}
 	c.ResumeReading()
-	waitFor(t, 5*time.Second, "the frames that waited to be read", func() bool { return got.Load() == 100 })
+	poll.True(t, 5*time.Second, "the frames that waited to be read", func() bool { return got.Load() == 100 })
 }
 
 // Connections that close with frames still waiting for a busy worker pool keep their
@@ -784,13 +786,13 @@ func TestFullWorkQueueNeverBlocksTheEpoller(t *testing.T) {
 		c.Write(frame([]byte("work")))
 		c.Close()
 		if i%maxConns == maxConns-1 { // stay under the connection limit
-			waitFor(t, 5*time.Second, "the churned connections to close", func() bool { return r.Stats().Conns == 0 })
+			poll.True(t, 5*time.Second, "the churned connections to close", func() bool { return r.Stats().Conns == 0 })
 		}
 	}
-	waitFor(t, 5*time.Second, "the churned connections to close", func() bool { return r.Stats().Conns == 0 })
+	poll.True(t, 5*time.Second, "the churned connections to close", func() bool { return r.Stats().Conns == 0 })
 	churn := int64(r.Stats().Accepted)
 	var queued int64
-	waitFor(t, 10*time.Second, "more connections queued for the workers than the queue holds", func() bool {
+	poll.True(t, 10*time.Second, "more connections queued for the workers than the queue holds", func() bool {
 		queued = int64(r.Stats().WorkerQueue)
 		return queued > capacity+100
 	})
@@ -801,7 +803,7 @@ func TestFullWorkQueueNeverBlocksTheEpoller(t *testing.T) {
 		t.Fatalf("got %q", p)
 	}
 	close(release)
-	waitFor(t, 20*time.Second, "every deferred frame and OnClose", func() bool {
+	poll.True(t, 20*time.Second, "every deferred frame and OnClose", func() bool {
 		return handled.Load() >= queued && closed.Load() == churn // every churned connection (the live one is open)
 	})
 }
