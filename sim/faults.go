@@ -261,7 +261,7 @@ func (r *runner) flood(ctx context.Context, f scenario.Fault, phase string) erro
 	if err != nil {
 		return err
 	}
-	go r.readAgent(p)
+	r.readers.Go(func() { r.readAgent(p) })
 	return nil
 }
 

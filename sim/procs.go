@@ -34,12 +34,15 @@ type spec struct {
 // proc is one running process.
 type proc struct {
 	spec
-	cmd     *exec.Cmd
-	info    int // index in the runner's RunInfo.Processes
-	ready   []string
-	exited  chan struct{}
-	stdin   io.WriteCloser
-	lines   chan string // its stdout after the READY line (agents' JSON)
+	cmd    *exec.Cmd
+	info   int // index in the runner's RunInfo.Processes
+	ready  []string
+	exited chan struct{}
+	stdin  io.WriteCloser
+	lines  chan string // its stdout after the READY line (agents' JSON)
+	// outDone is closed once its stdout is read to the end: watch waits for it
+	// before Wait, which closes the pipe (os/exec) and would cut the last lines.
+	outDone chan struct{}
 	mu      sync.Mutex
 	expects string // why an exit is expected: "fault" or "stopped"; "" means unexpected
 }
@@ -85,7 +88,7 @@ func (r *runner) start(ctx context.Context, s spec) (*proc, error) {
 		logf.Close()
 		return nil, err
 	}
-	p := &proc{spec: s, cmd: cmd, exited: make(chan struct{}), lines: make(chan string, 64)}
+	p := &proc{spec: s, cmd: cmd, exited: make(chan struct{}), lines: make(chan string, 64), outDone: make(chan struct{})}
 	if s.role == "agent" {
 		if p.stdin, err = cmd.StdinPipe(); err != nil {
 			logf.Close()
@@ -114,12 +117,17 @@ func (r *runner) start(ctx context.Context, s spec) (*proc, error) {
 				ready <- strings.Fields(sc.Text())
 				continue
 			}
-			select {
+			if s.role == "agent" {
+				p.lines <- sc.Text() // readAgent drains an agent's lines to the end
+				continue
+			}
+			select { // nobody reads other roles' lines: never block their output
 			case p.lines <- sc.Text():
-			case <-p.exited:
+			default:
 			}
 		}
 		close(p.lines)
+		close(p.outDone)
 	}()
 	go r.watch(p, logf)
 	if !s.ready {
@@ -144,6 +152,7 @@ func (r *runner) start(ctx context.Context, s spec) (*proc, error) {
 // watch waits for p to exit and records how: an exit nobody asked for is
 // reported as unexpected, never hidden.
 func (r *runner) watch(p *proc, logf *os.File) {
+	<-p.outDone // all of its output read (the process has exited or closed stdout)
 	err := p.cmd.Wait()
 	r.net.Forget(p.cmd)
 	logf.Close()

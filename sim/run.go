@@ -82,6 +82,7 @@ type runner struct {
 	hosts    []string
 	coreAddr string
 	snaps    map[string]loadgen.Snapshot // each agent's latest progress
+	readers  sync.WaitGroup              // readAgent goroutines: the run ends once they have written every line
 	http     *http.Client
 
 	netFaults []*netFault    // network faults in force
@@ -279,12 +280,25 @@ func hostsFor(sc *scenario.Scenario) []string {
 	return append(hosts, sc.Topology.RedisHosts()...)
 }
 
+// waitReaders waits, at most d, for the agents' progress readers to write their
+// last lines (their processes have exited, so their output is ending).
+func (r *runner) waitReaders(d time.Duration) {
+	done := make(chan struct{})
+	go func() { r.readers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+		r.log.Warn("agents' progress still being read at teardown; progress.jsonl may lack their last lines")
+	}
+}
+
 // teardown ends what run started: it heals the network faults, stops every
 // process, closes the Redis scrapes, removes Redis's scratch folder and the
 // plans that hold the run's token key, and tears the hosts down.
 func (r *runner) teardown() {
 	r.healAllNet() // first: a process stopping may still talk to a peer
 	r.stopAll(5 * time.Second)
+	r.waitReaders(5 * time.Second)
 	r.redisScrape.close()
 	os.RemoveAll(r.redisDir())
 	r.mu.Lock()

@@ -218,7 +218,7 @@ func (r *runner) startAgents(ctx context.Context) ([]*proc, error) {
 		}
 		r.setLive(p)
 		agents = append(agents, p)
-		go r.readAgent(p)
+		r.readers.Go(func() { r.readAgent(p) })
 	}
 	time.AfterFunc(30*time.Second, func() { os.Remove(secretPlan) }) // read by then; teardown removes it otherwise
 	return agents, nil
