@@ -8,12 +8,14 @@ import (
 	"context"
 	"net"
 	"os/exec"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/floodgate/floodgate/internal/redisnode"
 	"github.com/floodgate/floodgate/internal/testnet"
+	"github.com/redis/go-redis/v9"
 )
 
 // Server is a running redis-server.
@@ -87,11 +89,16 @@ func (s *Server) stop() {
 func (s *Server) Kill() { s.stop() }
 
 // Restart kills the server and starts it again on the same port (data is lost: no
-// persistence), for tests of reconnection.
+// persistence), for tests of reconnection. A replica comes back as one, in sync
+// before Restart returns (see rejoin).
 func (s *Server) Restart(t testing.TB) {
 	t.Helper()
 	args := s.cmd.Args
 	s.stop()
+	if slices.Contains(args, "--replicaof") {
+		s.rejoin(t, args)
+		return
+	}
 	s.cmd = launch(t, args[0], args[1:])
 	waitPing(t, s.Addr)
 }
@@ -109,10 +116,28 @@ func (s *Server) RestartAsReplicaOf(t testing.TB, primary string) {
 	}
 	args := append(append([]string(nil), s.cmd.Args...), "--replicaof", host, port)
 	s.stop()
+	s.rejoin(t, args)
+}
+
+// rejoin starts a replica that holds no data yet and returns once it is in sync
+// and may be promoted. Until then its replica-priority is 0: a sentinel never
+// picks it. Without that, a failover in the window — one the sentinels start by
+// mistake on a loaded machine, right after a switch-master, is enough — promotes
+// the empty node (the only replica, and one whose link never went down), and the
+// primary that held every acknowledged message is made its replica and emptied.
+func (s *Server) rejoin(t testing.TB, args []string) {
+	t.Helper()
+	args = append(slices.Clip(args), "--replica-priority", "0")
 	s.cmd = launch(t, args[0], args[1:])
 	waitPing(t, s.Addr)
-	if err := redisnode.WaitReplicating(context.Background(), s.Addr, "", 30*time.Second); err != nil {
+	ctx := context.Background()
+	if err := redisnode.WaitReplicating(ctx, s.Addr, "", 30*time.Second); err != nil {
 		t.Fatal(err)
+	}
+	c := redis.NewClient(&redis.Options{Addr: s.Addr})
+	defer c.Close()
+	if err := c.ConfigSet(ctx, "replica-priority", "100").Err(); err != nil {
+		t.Fatalf("redis-server on %s: %v", s.Addr, err)
 	}
 }
 
